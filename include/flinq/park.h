@@ -1,0 +1,219 @@
+/*
+ * flinq/park.h: a parking spot where threads sleep until something changes
+ * (an event count over a mutex and a condition variable).
+ *
+ * Concurrency contract
+ *   Any number of threads may call any function concurrently, except
+ *   flq_park_init / flq_park_destroy, which run alone.
+ *
+ * Protocol (a waiter and a notifier that share some condition C):
+ *     waiter                             notifier
+ *     key = flq_park_prepare(p)          make C true
+ *     if C: flq_park_cancel(p)           flq_park_notify(p, all)
+ *     else: flq_park_wait(p, key, t)
+ *   prepare counts the waiter in and snapshots the epoch; notify bumps the
+ *   epoch and signals only when a waiter is counted. A seq_cst fence on each
+ *   side (Dekker's pattern) guarantees that either the waiter's re-check sees
+ *   C, or the notifier sees the waiter counted; and a notify after prepare
+ *   changes the epoch, so wait returns at once. No wake-up is lost, and a
+ *   notifier pays one fence and one load when nobody waits: the mutex and
+ *   condition variable are touched only when someone does.
+ *
+ * Waits are timed in nanoseconds against a monotonic clock; a negative
+ * timeout waits without limit. wait may return early (spuriously); callers
+ * re-check their condition in a loop, as with any condition variable.
+ *
+ * Backends: POSIX threads (CLOCK_MONOTONIC where pthread_condattr_setclock
+ * exists, a relative wait on macOS) and Win32 SRW locks with condition
+ * variables. Pure C, no Python.h.
+ */
+#ifndef FLINQ_PARK_H
+#define FLINQ_PARK_H
+
+#include <stdint.h>
+
+#include "atomic.h"
+
+#if defined(_WIN32)
+#  include <windows.h>
+typedef SRWLOCK flq__mutex;
+typedef CONDITION_VARIABLE flq__cond;
+#else
+#  include <errno.h>
+#  include <pthread.h>
+#  include <time.h>
+typedef pthread_mutex_t flq__mutex;
+typedef pthread_cond_t flq__cond;
+#endif
+
+typedef struct flq_park {
+    uint32_t waiters; /* threads between prepare and the end of wait/cancel */
+    uint32_t epoch;   /* bumped by every notify that found waiters */
+    flq__mutex mutex;
+    flq__cond cond;
+} flq_park;
+
+/* Monotonic time in nanoseconds, for deadlines. */
+static inline int64_t flq_now_ns(void)
+{
+#if defined(_WIN32)
+    static LARGE_INTEGER freq;
+    LARGE_INTEGER now;
+    if (freq.QuadPart == 0)
+        QueryPerformanceFrequency(&freq);
+    QueryPerformanceCounter(&now);
+    return (int64_t)((double)now.QuadPart * 1e9 / (double)freq.QuadPart);
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+#endif
+}
+
+/* Returns 0, or -1 when the system refused to create the primitives. */
+static inline int flq_park_init(flq_park *p)
+{
+    p->waiters = 0;
+    p->epoch = 0;
+#if defined(_WIN32)
+    InitializeSRWLock(&p->mutex);
+    InitializeConditionVariable(&p->cond);
+    return 0;
+#else
+    if (pthread_mutex_init(&p->mutex, NULL) != 0)
+        return -1;
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0) {
+        pthread_mutex_destroy(&p->mutex);
+        return -1;
+    }
+#  if !defined(__APPLE__)
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+#  endif
+    int rc = pthread_cond_init(&p->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    if (rc != 0) {
+        pthread_mutex_destroy(&p->mutex);
+        return -1;
+    }
+    return 0;
+#endif
+}
+
+static inline void flq_park_destroy(flq_park *p)
+{
+#if !defined(_WIN32)
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->mutex);
+#else
+    (void)p;
+#endif
+}
+
+/* Waiter, step 1: count in and return the epoch to wait on. */
+FLQ_INLINE uint32_t flq_park_prepare(flq_park *p)
+{
+    flq_fetch_add_u32_relaxed(&p->waiters, 1);
+    /* seq_cst: the count above is visible before the caller re-checks its
+     * condition (pairs with the fence in flq_park_notify). */
+    flq_fence_seq_cst();
+    return flq_load_u32_acquire(&p->epoch);
+}
+
+/* Waiter, step 2a: the condition turned true after prepare; count out. */
+FLQ_INLINE void flq_park_cancel(flq_park *p)
+{
+    flq_fetch_sub_u32_relaxed(&p->waiters, 1);
+}
+
+/* Waiter, step 2b: sleep until the epoch moves past key, timeout_ns passes
+ * (negative: no limit) or a spurious wake-up; then count out. Returns 0 when
+ * woken by a notify, 1 otherwise. Call without any lock a notifier needs. */
+static inline int flq_park_wait(flq_park *p, uint32_t key, int64_t timeout_ns)
+{
+    int notified;
+#if defined(_WIN32)
+    DWORD ms = timeout_ns < 0 ? INFINITE : (DWORD)((timeout_ns + 999999) / 1000000);
+    AcquireSRWLockExclusive(&p->mutex);
+    if (flq_load_u32_relaxed(&p->epoch) == key)
+        SleepConditionVariableSRW(&p->cond, &p->mutex, ms, 0);
+    notified = flq_load_u32_relaxed(&p->epoch) != key;
+    ReleaseSRWLockExclusive(&p->mutex);
+#else
+    pthread_mutex_lock(&p->mutex);
+    if (flq_load_u32_relaxed(&p->epoch) == key) {
+        if (timeout_ns < 0) {
+            pthread_cond_wait(&p->cond, &p->mutex);
+        } else {
+            struct timespec ts;
+#  if defined(__APPLE__)
+            ts.tv_sec = (time_t)(timeout_ns / 1000000000);
+            ts.tv_nsec = (long)(timeout_ns % 1000000000);
+            pthread_cond_timedwait_relative_np(&p->cond, &p->mutex, &ts);
+#  else
+            int64_t deadline = flq_now_ns() + timeout_ns;
+            ts.tv_sec = (time_t)(deadline / 1000000000);
+            ts.tv_nsec = (long)(deadline % 1000000000);
+            pthread_cond_timedwait(&p->cond, &p->mutex, &ts);
+#  endif
+        }
+    }
+    notified = flq_load_u32_relaxed(&p->epoch) != key;
+    pthread_mutex_unlock(&p->mutex);
+#endif
+    flq_fetch_sub_u32_relaxed(&p->waiters, 1);
+    return notified ? 0 : 1;
+}
+
+/* Wake under p's mutex; the caller has seen a waiter counted. */
+static inline void flq_park__wake(flq_park *p, int all)
+{
+#if defined(_WIN32)
+    AcquireSRWLockExclusive(&p->mutex);
+    flq_store_u32_release(&p->epoch, flq_load_u32_relaxed(&p->epoch) + 1);
+    if (all)
+        WakeAllConditionVariable(&p->cond);
+    else
+        WakeConditionVariable(&p->cond);
+    ReleaseSRWLockExclusive(&p->mutex);
+#else
+    pthread_mutex_lock(&p->mutex);
+    /* release: a waiter that reads the new epoch in prepare also sees the
+     * condition change made before this notify. */
+    flq_store_u32_release(&p->epoch, flq_load_u32_relaxed(&p->epoch) + 1);
+    if (all)
+        pthread_cond_broadcast(&p->cond);
+    else
+        pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->mutex);
+#endif
+}
+
+/* Notifier: after making the condition true, wake one waiter (all = 0) or
+ * every waiter (all = 1). Costs a fence and a load when nobody waits. */
+FLQ_INLINE void flq_park_notify(flq_park *p, int all)
+{
+    /* seq_cst: the caller's condition change is visible before we read the
+     * waiter count (pairs with the fence in flq_park_prepare). */
+    flq_fence_seq_cst();
+    if (flq_load_u32_relaxed(&p->waiters) != 0)
+        flq_park__wake(p, all);
+}
+
+/* Notifier, for callers that hold a lock which every waiter also holds from
+ * its flq_park_prepare through its re-check of the condition (flinq's
+ * Python layer: the GIL). That lock already orders the condition change and
+ * the waiter count, so no fence is needed: a load when nobody waits. */
+FLQ_INLINE void flq_park_notify_locked(flq_park *p, int all)
+{
+    if (flq_load_u32_relaxed(&p->waiters) != 0)
+        flq_park__wake(p, all);
+}
+
+/* Whether any thread is between prepare and the end of its wait. */
+FLQ_INLINE int flq_park_has_waiters(flq_park *p)
+{
+    return flq_load_u32_relaxed(&p->waiters) != 0;
+}
+
+#endif /* FLINQ_PARK_H */

@@ -1,0 +1,50 @@
+"""Build the flinq C extension.
+
+Environment switches for development builds:
+  FLINQ_DEBUG=1     -O0 -g, C asserts on, Cython line tracing off.
+  FLINQ_SANITIZE=address,undefined (or thread)
+                    compile and link the extension with those sanitizers
+                    (run Python with the matching runtime in LD_PRELOAD).
+"""
+
+import os
+import sys
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+debug = os.environ.get("FLINQ_DEBUG", "") not in ("", "0")
+sanitize = os.environ.get("FLINQ_SANITIZE", "")
+
+if sys.platform == "win32":
+    compile_args = ["/O2", "/W4", "/std:c11", "/experimental:c11atomics"]
+    link_args: list[str] = []
+    macros = []
+else:
+    compile_args = ["-std=c11", "-Wall", "-Wextra", "-fno-strict-aliasing"]
+    compile_args += ["-O0", "-g"] if debug else ["-O3"]
+    link_args = []
+    macros = [] if debug else [("NDEBUG", "1")]
+    if sanitize:
+        flag = f"-fsanitize={sanitize}"
+        compile_args += [flag, "-fno-omit-frame-pointer", "-g"]
+        link_args += [flag]
+
+extensions = [
+    Extension(
+        "flinq._core",
+        ["src/flinq/_core.pyx"],
+        include_dirs=["include"],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={"language_level": 3, "embedsignature": True},
+        annotate=False,
+    ),
+)

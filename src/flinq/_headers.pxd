@@ -1,0 +1,51 @@
+# Cython declarations of flinq's C headers (include/flinq/*.h).
+# Every function here is pure C and safe to call without the GIL; the
+# concurrency contract of each structure is stated in its header.
+
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+
+
+cdef extern from "flinq/chain.h" nogil:
+    ctypedef struct flq_chain:
+        pass
+    int flq_chain_init(flq_chain *c)
+    void flq_chain_destroy(flq_chain *c)
+    int flq_chain_push(flq_chain *c, void *item)
+    size_t flq_chain_push_many(flq_chain *c, void **items, size_t n)
+    int flq_chain_pop(flq_chain *c, void **out)
+    size_t flq_chain_pop_many(flq_chain *c, void **out, size_t max)
+    void flq_chain_reclaim(flq_chain *c)
+
+
+# Not nogil: the heap is always used with the GIL held, and its *_by
+# comparisons may call back into Python.
+cdef extern from "flinq/heap.h":
+    ctypedef struct flq_heap_entry:
+        int64_t priority
+        uint64_t seq
+        void *item
+    ctypedef struct flq_heap:
+        flq_heap_entry *entries
+        size_t size
+    ctypedef int (*flq_heap_less_fn)(const flq_heap_entry *a, const flq_heap_entry *b, void *ctx) noexcept
+    void flq_heap_init(flq_heap *h)
+    void flq_heap_destroy(flq_heap *h)
+    int flq_heap_reserve(flq_heap *h, size_t extra)
+    int flq_heap_push(flq_heap *h, const flq_heap_entry *entry)
+    int flq_heap_pop(flq_heap *h, flq_heap_entry *out)
+    int flq_heap_push_by(flq_heap *h, const flq_heap_entry *entry, flq_heap_less_fn less, void *ctx)
+    int flq_heap_pop_by(flq_heap *h, flq_heap_entry *out, flq_heap_less_fn less, void *ctx)
+
+
+cdef extern from "flinq/park.h" nogil:
+    ctypedef struct flq_park:
+        pass
+    int64_t flq_now_ns()
+    int flq_park_init(flq_park *p)
+    void flq_park_destroy(flq_park *p)
+    uint32_t flq_park_prepare(flq_park *p)
+    void flq_park_cancel(flq_park *p)
+    int flq_park_wait(flq_park *p, uint32_t key, int64_t timeout_ns)
+    void flq_park_notify(flq_park *p, int all)
+    void flq_park_notify_locked(flq_park *p, int all)
+    int flq_park_has_waiters(flq_park *p)
