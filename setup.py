@@ -19,7 +19,7 @@ sanitize = os.environ.get("FLINQ_SANITIZE", "")
 if sys.platform == "win32":
     compile_args = ["/O2", "/W4", "/std:c11", "/experimental:c11atomics"]
     link_args: list[str] = []
-    macros = []
+    macros: list[tuple[str, str]] = []
 else:
     compile_args = ["-std=c11", "-Wall", "-Wextra", "-fno-strict-aliasing"]
     compile_args += ["-O0", "-g"] if debug else ["-O3"]
@@ -29,6 +29,14 @@ else:
         flag = f"-fsanitize={sanitize}"
         compile_args += [flag, "-fno-omit-frame-pointer", "-g"]
         link_args += [flag]
+
+# flinq's C structures allocate through the Python allocator, so that
+# tracemalloc accounts for a queue's memory (include/flinq/alloc.h).
+macros += [
+    ("FLQ_MALLOC", "PyMem_RawMalloc"),
+    ("FLQ_REALLOC", "PyMem_RawRealloc"),
+    ("FLQ_FREE", "PyMem_RawFree"),
+]
 
 extensions = [
     Extension(

@@ -20,7 +20,8 @@
  *     flq_chain_reclaim. Callers with several producers serialize them.
  *   - ANY number of consumers, concurrently with each other and with the
  *     producer: flq_chain_pop, flq_chain_pop_many. Lock-free.
- *   - flq_chain_init / flq_chain_destroy: alone, with no other call running.
+ *   - flq_chain_init / flq_chain_destroy / flq_chain_visit: alone, with no
+ *     other call running.
  *
  * Reclamation
  *   A drained segment is unlinked by the consumer that moves head_seg past
@@ -40,8 +41,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
-
+#include "alloc.h"
 #include "atomic.h"
 #include "ring.h"
 
@@ -65,30 +65,10 @@ typedef struct flq_chain {
     uint32_t next_capacity;                      /* capacity of the next segment; producer only */
 } flq_chain;
 
-/* Cache-line aligned allocation: flq_ring's fields demand 64-byte alignment. */
-FLQ_INLINE void *flq__aligned_alloc(size_t size)
-{
-#if defined(_MSC_VER)
-    return _aligned_malloc(size, FLQ_CACHELINE);
-#else
-    void *p = NULL;
-    return posix_memalign(&p, FLQ_CACHELINE, size) == 0 ? p : NULL;
-#endif
-}
-
-FLQ_INLINE void flq__aligned_free(void *p)
-{
-#if defined(_MSC_VER)
-    _aligned_free(p);
-#else
-    free(p);
-#endif
-}
-
 static inline flq_segment *flq__segment_new(uint32_t capacity)
 {
     size_t header = (sizeof(flq_segment) + FLQ_CACHELINE - 1) & ~(size_t)(FLQ_CACHELINE - 1);
-    flq_segment *seg = (flq_segment *)flq__aligned_alloc(header + (size_t)capacity * sizeof(void *));
+    flq_segment *seg = (flq_segment *)flq_aligned_alloc(header + (size_t)capacity * sizeof(void *), FLQ_CACHELINE);
     if (seg == NULL)
         return NULL;
     flq_ring_init(&seg->ring, (void **)((char *)seg + header), capacity);
@@ -117,10 +97,24 @@ static inline void flq_chain_destroy(flq_chain *c)
     flq_segment *seg = c->oldest;
     while (seg != NULL) {
         flq_segment *next = seg->next;
-        flq__aligned_free(seg);
+        flq_aligned_free(seg);
         seg = next;
     }
     c->head_seg = c->tail_seg = c->oldest = NULL;
+}
+
+/* Call fn(item, arg) on every queued item, oldest first; stop at and return
+ * the first non-zero result. */
+static inline int flq_chain_visit(const flq_chain *c, int (*fn)(void *item, void *arg), void *arg)
+{
+    for (const flq_segment *seg = c->head_seg; seg != NULL; seg = seg->next) {
+        for (uint64_t i = seg->ring.head; i != seg->ring.tail; i++) {
+            int r = fn(seg->ring.slots[i & seg->ring.mask], arg);
+            if (r != 0)
+                return r;
+        }
+    }
+    return 0;
 }
 
 /* Producer: free segments that consumers have moved past, if none is still
@@ -136,7 +130,7 @@ FLQ_INLINE void flq_chain_reclaim(flq_chain *c)
         return;
     while (c->oldest != head) {
         flq_segment *next = c->oldest->next;
-        flq__aligned_free(c->oldest);
+        flq_aligned_free(c->oldest);
         c->oldest = next;
     }
 }

@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "atomic.h" /* FLQ_INLINE */
 
 typedef struct flq_heap_entry {
@@ -60,7 +61,7 @@ static inline void flq_heap_init(flq_heap *h)
 /* Frees the array; the items are the caller's to release first. */
 static inline void flq_heap_destroy(flq_heap *h)
 {
-    free(h->entries);
+    FLQ_FREE(h->entries);
     flq_heap_init(h);
 }
 
@@ -79,7 +80,7 @@ static inline int flq_heap_reserve(flq_heap *h, size_t extra)
     size_t capacity = h->capacity ? h->capacity : FLQ_HEAP_MIN_CAPACITY;
     while (capacity < needed)
         capacity *= 2;
-    flq_heap_entry *entries = (flq_heap_entry *)realloc(h->entries, capacity * sizeof(*entries));
+    flq_heap_entry *entries = (flq_heap_entry *)FLQ_REALLOC(h->entries, capacity * sizeof(*entries));
     if (entries == NULL)
         return -1;
     h->entries = entries;
@@ -92,7 +93,7 @@ static inline void flq_heap__maybe_shrink(flq_heap *h)
     if (h->capacity <= FLQ_HEAP_MIN_CAPACITY || h->size > h->capacity / 4)
         return;
     size_t capacity = h->capacity / 2;
-    flq_heap_entry *entries = (flq_heap_entry *)realloc(h->entries, capacity * sizeof(*entries));
+    flq_heap_entry *entries = (flq_heap_entry *)FLQ_REALLOC(h->entries, capacity * sizeof(*entries));
     if (entries != NULL) { /* keeping the larger array is harmless */
         h->entries = entries;
         h->capacity = capacity;

@@ -25,7 +25,7 @@ from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
 
 from flinq._headers cimport (
     flq_chain, flq_chain_destroy, flq_chain_init, flq_chain_pop, flq_chain_pop_many,
-    flq_chain_push, flq_chain_push_many,
+    flq_chain_push, flq_chain_push_many, flq_chain_visit,
     flq_heap, flq_heap_destroy, flq_heap_entry, flq_heap_init, flq_heap_less_fn, flq_heap_pop, flq_heap_pop_by,
     flq_heap_push, flq_heap_push_by, flq_heap_reserve,
     flq_now_ns, flq_park, flq_park_cancel, flq_park_destroy, flq_park_init, flq_park_notify_locked,
@@ -619,3 +619,78 @@ cdef class PriorityQueue(_HeapCore):
             self._put_many(items, 0, False, block, timeout)
         else:
             self._put_many(items, _priority_value(priority), True, block, timeout)
+
+
+# ---- garbage collection --------------------------------------------------------
+# Items live in C structures that Cython's generated tp_traverse/tp_clear do
+# not know about. These slots extend them, so that a queue caught in a
+# reference cycle (say, holding an object that refers to the queue) is
+# collected like the stdlib's queues.
+
+cdef extern from "Python.h":
+    ctypedef int (*visitproc)(PyObject *, void *) noexcept nogil
+    ctypedef int (*traverseproc)(PyObject *, visitproc, void *) noexcept
+    ctypedef int (*inquiry)(PyObject *) noexcept
+    ctypedef struct _TypeSlots "PyTypeObject":
+        traverseproc tp_traverse
+        inquiry tp_clear
+
+ctypedef struct _Visit:
+    visitproc visit
+    void *arg
+
+cdef traverseproc _core_traverse = (<_TypeSlots *><void *>_QueueCore).tp_traverse
+cdef inquiry _core_clear = (<_TypeSlots *><void *>_QueueCore).tp_clear
+
+
+cdef int _visit_item(void *item, void *ctx) noexcept nogil:
+    cdef _Visit *v = <_Visit *>ctx
+    return v.visit(<PyObject *>item, v.arg)
+
+
+cdef int _fifo_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
+    cdef int r = _core_traverse(o, visit, arg)
+    cdef _Visit v
+    if r:
+        return r
+    v.visit = visit
+    v.arg = arg
+    cdef _FifoCore q = <_FifoCore><object>o
+    return flq_chain_visit(&q._chain, _visit_item, &v) if q._chain_ready else 0
+
+
+cdef int _heap_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
+    cdef int r = _core_traverse(o, visit, arg)
+    cdef size_t i
+    if r:
+        return r
+    cdef _HeapCore q = <_HeapCore><object>o
+    for i in range(q._heap.size):
+        r = visit(<PyObject *>q._heap.entries[i].item, arg)
+        if r:
+            return r
+    return 0
+
+
+cdef int _queue_clear(PyObject *o) noexcept:
+    cdef _QueueCore q = <_QueueCore><object>o
+    # An error here (a failing comparison) is reported as unraisable by
+    # Cython; the remaining items then stay until the queue is freed.
+    if q._count:
+        dropped = q.get_many(q._count, block=False)
+        q._dequeued -= len(dropped)
+        q._discarded += len(dropped)
+        del dropped
+    return _core_clear(o)
+
+
+cdef _install_gc_slots():
+    for cls in (_FifoCore, Queue, SimpleQueue):
+        (<_TypeSlots *><void *>cls).tp_traverse = _fifo_traverse
+    for cls in (_HeapCore, LifoQueue, PriorityQueue):
+        (<_TypeSlots *><void *>cls).tp_traverse = _heap_traverse
+    for cls in (_FifoCore, Queue, SimpleQueue, _HeapCore, LifoQueue, PriorityQueue):
+        (<_TypeSlots *><void *>cls).tp_clear = _queue_clear
+
+
+_install_gc_slots()

@@ -15,6 +15,7 @@ cdef extern from "flinq/chain.h" nogil:
     int flq_chain_pop(flq_chain *c, void **out)
     size_t flq_chain_pop_many(flq_chain *c, void **out, size_t max)
     void flq_chain_reclaim(flq_chain *c)
+    int flq_chain_visit(const flq_chain *c, int (*fn)(void *item, void *arg) noexcept, void *arg)
 
 
 # Not nogil: the heap is always used with the GIL held, and its *_by
