@@ -32,7 +32,12 @@
  *   old segment must have incremented active before the head moved past that
  *   segment, so the producer sees it and waits for a later try. Retired
  *   segments are freed on the producer's next push (or reclaim call), so a
- *   burst's memory returns once consumers have drained it.
+ *   burst's memory returns once consumers have drained it. The cost of this
+ *   simple scheme: while consumers poll without pause, the producer may not
+ *   catch active at zero for a while and retired segments wait (seen in the
+ *   C stress test: about a thousand segments with four spinning consumers).
+ *   Under the Python layer's GIL no consumer is ever inside a pop when the
+ *   producer runs, so reclamation there is immediate.
  *
  * Pure C, no Python.h.
  */

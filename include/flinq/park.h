@@ -39,6 +39,11 @@
 typedef SRWLOCK flq__mutex;
 typedef CONDITION_VARIABLE flq__cond;
 #else
+/* pthread_condattr_setclock and clock_gettime are POSIX.1-2001: a strict
+ * -std=c11 build must define _POSIX_C_SOURCE (Python.h does). */
+#  if defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE < 200112L && !defined(__APPLE__)
+#    error "flinq/park.h needs _POSIX_C_SOURCE >= 200112L"
+#  endif
 #  include <errno.h>
 #  include <pthread.h>
 #  include <time.h>
@@ -151,7 +156,9 @@ static inline int flq_park_wait(flq_park *p, uint32_t key, int64_t timeout_ns)
             ts.tv_nsec = (long)(timeout_ns % 1000000000);
             pthread_cond_timedwait_relative_np(&p->cond, &p->mutex, &ts);
 #  else
-            int64_t deadline = flq_now_ns() + timeout_ns;
+            int64_t now = flq_now_ns();
+            /* Clamp instead of overflowing: ~292 years is "no limit" too. */
+            int64_t deadline = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
             ts.tv_sec = (time_t)(deadline / 1000000000);
             ts.tv_nsec = (long)(deadline % 1000000000);
             pthread_cond_timedwait(&p->cond, &p->mutex, &ts);

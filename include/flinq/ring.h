@@ -24,7 +24,9 @@
  * Memory-order argument
  *   - Producer: write the slot, then store tail with release, so a consumer
  *     that acquires tail sees the slot's contents.
- *   - Consumer: acquire tail, read the slot, then CAS head with acq_rel. The
+ *   - Consumer: acquire head (so the tail it loads next is no older than the
+ *     tail seen by the consumer that moved head there), acquire tail, read
+ *     the slot, then CAS head with acq_rel. The
  *     release half keeps the slot read before the head update: the new head
  *     is the producer's licence to overwrite that slot. A consumer whose CAS
  *     fails discards the value it read, which may already be stale.
@@ -117,7 +119,9 @@ FLQ_INLINE size_t flq_ring_push_many(flq_ring *r, void *const *items, size_t n)
 /* Consumer: take the oldest item into *out. Returns 1, or 0 when empty. */
 FLQ_INLINE int flq_ring_try_pop(flq_ring *r, void **out)
 {
-    uint64_t head = flq_load_u64_relaxed(&r->head);
+    /* acquire: pairs with the claiming CAS of the consumer that set this
+     * head, so the tail loaded next is at least the tail it saw. */
+    uint64_t head = flq_load_u64_acquire(&r->head);
     for (;;) {
         /* acquire: pairs with the producer's release, so slots below tail are written. */
         uint64_t tail = flq_load_u64_acquire(&r->tail);
@@ -137,7 +141,8 @@ FLQ_INLINE int flq_ring_try_pop(flq_ring *r, void **out)
  * Returns how many were taken (0 when empty). */
 FLQ_INLINE size_t flq_ring_pop_many(flq_ring *r, void **out, size_t max)
 {
-    uint64_t head = flq_load_u64_relaxed(&r->head);
+    /* acquire: as in flq_ring_try_pop, so tail - head cannot underflow. */
+    uint64_t head = flq_load_u64_acquire(&r->head);
     for (;;) {
         /* acquire: pairs with the producer's release, so slots below tail are written. */
         uint64_t tail = flq_load_u64_acquire(&r->tail);
