@@ -100,9 +100,11 @@ static inline void flq_heap__maybe_shrink(flq_heap *h)
     }
 }
 
-/* Insert a copy of *entry. Returns 0; -1 when less() failed or -2 when out
- * of memory, both with the heap unchanged. */
-FLQ_INLINE int flq_heap_push_by(flq_heap *h, const flq_heap_entry *entry, flq_heap_less_fn less, void *ctx)
+/* Insert a copy of *entry; when pos is not NULL, *pos receives the index it
+ * landed at (for flq_heap_undo_push). Returns 0; -1 when less() failed or -2
+ * when out of memory, both with the heap unchanged. */
+FLQ_INLINE int flq_heap_push_by_at(flq_heap *h, const flq_heap_entry *entry, flq_heap_less_fn less, void *ctx,
+                                   size_t *pos_out)
 {
     if (flq_heap_reserve(h, 1) != 0)
         return -2;
@@ -126,7 +128,35 @@ FLQ_INLINE int flq_heap_push_by(flq_heap *h, const flq_heap_entry *entry, flq_he
     }
     e[pos] = *entry;
     h->size++;
+    if (pos_out != NULL)
+        *pos_out = pos;
     return 0;
+}
+
+FLQ_INLINE int flq_heap_push_by(flq_heap *h, const flq_heap_entry *entry, flq_heap_less_fn less, void *ctx)
+{
+    return flq_heap_push_by_at(h, entry, less, ctx, NULL);
+}
+
+/* Take back the most recent push, whose entry landed at pos, restoring the
+ * heap exactly as it was before that push. Pushes are undone newest first
+ * (no pop may come between). Needs no comparison, so it cannot fail. */
+FLQ_INLINE void flq_heap_undo_push(flq_heap *h, size_t pos)
+{
+    flq_heap_entry *e = h->entries;
+    size_t leaf = h->size - 1; /* where that push started */
+    size_t path[FLQ_HEAP_MAX_DEPTH];
+    int depth = 0;
+    for (size_t i = leaf; i != pos; i = (i - 1) / 2)
+        path[depth++] = i;
+    /* The push shifted each path entry down one level; lift them back. */
+    size_t hole = pos;
+    while (depth > 0) {
+        size_t child = path[--depth];
+        e[hole] = e[child];
+        hole = child;
+    }
+    h->size = leaf;
 }
 
 /* Remove the first entry into *out. Returns 1; 0 when empty; -1 when less()

@@ -1,18 +1,24 @@
 # cython: language_level=3, embedsignature=True, binding=False, boundscheck=False, wraparound=False, cdivision=True
 """Queue types over flinq's C structures.
 
-One base type, _QueueCore, holds everything the queue kinds share: blocking
-with timeouts, task_done/join, shutdown, batches and counters. Each kind
-supplies only its storage through four cdef hooks (_store_push,
-_store_push_many, _store_pop_many, _store_len-free accounting is done here):
-  - FIFO (Queue, SimpleQueue): include/flinq/chain.h, a chain of SPMC rings;
-  - LIFO and priority (LifoQueue, PriorityQueue): include/flinq/heap.h.
+Two axes, kept apart:
+  - storage (where items live): _ChainStorage over include/flinq/chain.h for
+    FIFO, _HeapStorage over include/flinq/heap.h for priority and LIFO;
+  - behaviour (what callers see): _QueueCore holds everything the queue
+    kinds share (blocking with timeouts, batches, counters, shutdown,
+    task accounting), _TaskQueue adds the public methods of queue.Queue
+    that queue.SimpleQueue lacks (maxsize, full, task_done, join, shutdown).
+A queue owns one storage object and calls it through three cdef methods.
 
 Every method runs with the GIL held, except the sleep inside a blocking wait,
 which releases it. The GIL is therefore the serializer the C contracts ask
 of callers (one producer at a time on the ring, any caller on the heap), and
-the counters below are exact. This module does not declare free-threading
-support, so a free-threaded interpreter keeps the GIL on while it is loaded.
+the counters below are exact. One exception: the drop-in priority style
+calls Python's `<` in the middle of a heap operation, where the GIL can pass
+to another thread, so _HeapStorage serializes those operations itself.
+
+This module does not declare free-threading support, so a free-threaded
+interpreter keeps the GIL on while it is loaded.
 """
 
 cimport cython
@@ -21,13 +27,13 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
-from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from flinq._headers cimport (
     flq_chain, flq_chain_destroy, flq_chain_init, flq_chain_pop, flq_chain_pop_many,
     flq_chain_push, flq_chain_push_many, flq_chain_visit,
-    flq_heap, flq_heap_destroy, flq_heap_entry, flq_heap_init, flq_heap_less_fn, flq_heap_pop, flq_heap_pop_by,
-    flq_heap_push, flq_heap_push_by, flq_heap_reserve,
+    flq_heap, flq_heap_destroy, flq_heap_entry, flq_heap_init, flq_heap_pop, flq_heap_pop_by,
+    flq_heap_push, flq_heap_push_by_at, flq_heap_reserve, flq_heap_undo_push,
     flq_now_ns, flq_park, flq_park_cancel, flq_park_destroy, flq_park_init, flq_park_notify_locked,
     flq_park_prepare, flq_park_wait,
 )
@@ -58,6 +64,9 @@ cdef unsigned long _main_thread_ident = _threading.main_thread().ident
 
 # Items moved by one get_many call through a stack buffer before the heap is used.
 DEF STACK_BATCH = 128
+
+# Returned by _QueueCore._take_one when storage held nothing after all.
+cdef object _NOTHING = object()
 
 
 cdef inline int64_t _deadline(bint block, object timeout) except -2:
@@ -101,17 +110,299 @@ cdef int _sleep(flq_park *park, uint32_t key, int64_t deadline) except -1:
     return 0
 
 
+cdef int _init_park(flq_park *park) except -1:
+    if flq_park_init(park) != 0:
+        raise MemoryError("cannot create a wait primitive")
+    return 0
+
+
+# ---- storage ---------------------------------------------------------------------
+
+ctypedef int (*_item_visitor)(PyObject *item, void *arg) noexcept
+
+
+cdef class _Storage:
+    """Where a queue keeps its items; it holds one reference to each."""
+
+    cdef int push(self, object item, int64_t priority, bint keyed) except -1:
+        raise NotImplementedError
+
+    cdef Py_ssize_t push_many(self, PyObject **items, Py_ssize_t n,
+                              int64_t priority, bint keyed) except -1:
+        """Store items[0..n) (borrowed references) in order. Returns how many
+        were stored: n, or fewer only when memory ran out part way in storage
+        that cannot give items back. An exception means none were stored."""
+        raise NotImplementedError
+
+    cdef Py_ssize_t pop_many(self, PyObject **out, Py_ssize_t n) except -1:
+        """Move up to n items, first first, into out[] as owned references;
+        returns how many."""
+        raise NotImplementedError
+
+    cdef int visit(self, _item_visitor visitor, void *arg) noexcept:
+        """Call visitor on every stored item (for the cycle collector)."""
+        return 0
+
+
+ctypedef struct _ChainVisit:
+    _item_visitor visitor
+    void *arg
+
+
+cdef int _visit_chain_item(void *item, void *ctx) noexcept:
+    cdef _ChainVisit *v = <_ChainVisit *>ctx
+    return v.visitor(<PyObject *>item, v.arg)
+
+
+@cython.final
+cdef class _ChainStorage(_Storage):
+    """FIFO storage: a chain of lock-free SPMC rings (include/flinq/chain.h)."""
+
+    cdef flq_chain _chain
+    cdef bint _ready
+
+    def __cinit__(self):
+        if flq_chain_init(&self._chain) != 0:
+            raise MemoryError
+        self._ready = True
+
+    def __dealloc__(self):
+        cdef PyObject *item
+        if not self._ready:
+            return
+        while flq_chain_pop(&self._chain, <void **>&item):
+            Py_DECREF(<object>item)
+        flq_chain_destroy(&self._chain)
+
+    cdef int push(self, object item, int64_t priority, bint keyed) except -1:
+        if flq_chain_push(&self._chain, <void *>item) != 0:
+            raise MemoryError
+        Py_INCREF(item)
+        return 0
+
+    cdef Py_ssize_t push_many(self, PyObject **items, Py_ssize_t n,
+                              int64_t priority, bint keyed) except -1:
+        cdef Py_ssize_t stored = flq_chain_push_many(&self._chain, <void **>items, n)
+        cdef Py_ssize_t i
+        for i in range(stored):
+            Py_INCREF(<object>items[i])
+        return stored  # the chain cannot give back what it took
+
+    cdef Py_ssize_t pop_many(self, PyObject **out, Py_ssize_t n) except -1:
+        return flq_chain_pop_many(&self._chain, <void **>out, n)
+
+    cdef int visit(self, _item_visitor visitor, void *arg) noexcept:
+        cdef _ChainVisit v
+        v.visitor = visitor
+        v.arg = arg
+        return flq_chain_visit(&self._chain, _visit_chain_item, &v)
+
+
 cdef int _compare_items(const flq_heap_entry *a, const flq_heap_entry *b, void *ctx) noexcept:
     """heap.h comparison for the drop-in priority style: `a < b`, as heapq."""
     return _rich_compare_bool(<PyObject *>a.item, <PyObject *>b.item, Py_LT)
 
 
-cdef class _QueueCore:
-    """Behaviour shared by every flinq queue; storage comes from subclasses."""
+DEF STYLE_NONE = 0
+DEF STYLE_KEYED = 1
+DEF STYLE_COMPARED = 2
 
+
+cdef class _HeapStorage(_Storage):
+    """Ordered storage: a binary heap (include/flinq/heap.h).
+
+    Two styles: keyed entries order by (priority, arrival) in C; compared
+    entries order by the items' own `<`, like heapq. A heap holds one style,
+    fixed by its first successful push.
+    """
+
+    cdef flq_heap _heap
+    cdef uint64_t _seq                 # arrival number of the next entry
+    cdef int _style
+    cdef unsigned long _comparer       # thread inside a compared operation, or 0
+    cdef flq_park _compare_done        # other threads wait here for it
+    cdef bint _ready
+
+    def __cinit__(self):
+        flq_heap_init(&self._heap)
+        _init_park(&self._compare_done)
+        self._ready = True
+
+    def __dealloc__(self):
+        cdef size_t i
+        if not self._ready:
+            return
+        for i in range(self._heap.size):
+            Py_DECREF(<object>self._heap.entries[i].item)
+        flq_heap_destroy(&self._heap)
+        flq_park_destroy(&self._compare_done)
+
+    cdef int _check_style(self, bint keyed) except -1:
+        cdef int style = STYLE_KEYED if keyed else STYLE_COMPARED
+        if self._style != style and self._style != STYLE_NONE:
+            if keyed:
+                raise TypeError("this PriorityQueue orders items by comparing them; "
+                                "put(item, priority=n) cannot be mixed into it")
+            raise TypeError("this PriorityQueue orders items by priority=; "
+                            "put(item) without a priority cannot be mixed into it")
+        return 0
+
+    cdef int _begin_compare(self) except -1:
+        """Own the heap for a compared operation: `<` runs Python code, during
+        which another thread may take the GIL and must not touch the heap."""
+        cdef unsigned long me = PyThread_get_thread_ident()
+        cdef uint32_t key
+        while self._comparer:
+            if self._comparer == me:
+                raise RuntimeError("PriorityQueue used from inside one of its items' comparisons")
+            key = flq_park_prepare(&self._compare_done)
+            if self._comparer == 0:
+                flq_park_cancel(&self._compare_done)
+            else:
+                _sleep(&self._compare_done, key, -1)
+        self._comparer = me
+        return 0
+
+    cdef inline void _end_compare(self):
+        self._comparer = 0
+        flq_park_notify_locked(&self._compare_done, 1)
+
+    cdef int _push_keyed(self, object item, int64_t priority) except -1:
+        cdef flq_heap_entry entry
+        entry.priority = priority
+        entry.seq = self._seq
+        entry.item = <void *>item
+        if flq_heap_push(&self._heap, &entry) != 0:
+            raise MemoryError
+        Py_INCREF(item)
+        self._seq += 1
+        self._style = STYLE_KEYED
+        return 0
+
+    cdef int push(self, object item, int64_t priority, bint keyed) except -1:
+        self._check_style(keyed)
+        cdef PyObject *one = <PyObject *>item
+        if keyed:
+            return self._push_keyed(item, priority)
+        return self.push_many(&one, 1, 0, False)
+
+    cdef Py_ssize_t push_many(self, PyObject **items, Py_ssize_t n,
+                              int64_t priority, bint keyed) except -1:
+        cdef Py_ssize_t i
+        self._check_style(keyed)
+        if flq_heap_reserve(&self._heap, n) != 0:
+            raise MemoryError
+        if keyed:
+            for i in range(n):
+                self._push_keyed(<object>items[i], priority)
+            return n
+        return self._push_compared(items, n)
+
+    cdef Py_ssize_t _push_compared(self, PyObject **items, Py_ssize_t n) except -1:
+        """Push items[0..n) comparing with `<`; on a failed comparison, undo
+        the ones already pushed (newest first) and raise."""
+        cdef size_t one_position
+        cdef size_t *positions = &one_position
+        cdef flq_heap_entry entry
+        cdef Py_ssize_t i
+        cdef Py_ssize_t done = 0
+        cdef int rc = 0
+        if n > 1:
+            positions = <size_t *>PyMem_Malloc(n * sizeof(size_t))
+            if positions == NULL:
+                raise MemoryError
+        self._begin_compare()
+        try:
+            for i in range(n):
+                entry.priority = 0
+                entry.seq = self._seq + <uint64_t>i
+                entry.item = <void *>items[i]
+                rc = flq_heap_push_by_at(&self._heap, &entry, _compare_items, NULL, &positions[i])
+                if rc != 0:
+                    break
+                done += 1
+            if rc != 0:
+                for i in range(done - 1, -1, -1):
+                    flq_heap_undo_push(&self._heap, positions[i])
+                if rc == -2:
+                    raise MemoryError
+                return -1  # the comparison's exception is set
+            for i in range(n):
+                Py_INCREF(<object>items[i])
+            self._seq += <uint64_t>n
+            self._style = STYLE_COMPARED
+        finally:
+            self._end_compare()
+            if positions != &one_position:
+                PyMem_Free(positions)
+        return n
+
+    cdef Py_ssize_t pop_many(self, PyObject **out, Py_ssize_t n) except -1:
+        cdef flq_heap_entry entry
+        cdef Py_ssize_t i
+        cdef int rc
+        if self._style != STYLE_COMPARED:
+            for i in range(n):
+                if not flq_heap_pop(&self._heap, &entry):
+                    return i
+                out[i] = <PyObject *>entry.item
+            return n
+        self._begin_compare()
+        try:
+            for i in range(n):
+                rc = flq_heap_pop_by(&self._heap, &entry, _compare_items, NULL)
+                if rc == 0:
+                    return i
+                if rc < 0:
+                    if i == 0:
+                        return -1  # the comparison's exception is set
+                    # Return the items already taken (the heap is unchanged
+                    # past them); the same comparison fails again, and
+                    # raises, on the next call.
+                    PyErr_Clear()
+                    return i
+                out[i] = <PyObject *>entry.item
+        finally:
+            self._end_compare()
+        return n
+
+    cdef int visit(self, _item_visitor visitor, void *arg) noexcept:
+        cdef size_t i
+        cdef int r
+        for i in range(self._heap.size):
+            r = visitor(<PyObject *>self._heap.entries[i].item, arg)
+            if r:
+                return r
+        return 0
+
+
+@cython.final
+cdef class _LifoStorage(_HeapStorage):
+    """Newest first: a keyed heap ordered by the negated arrival number."""
+
+    cdef int push(self, object item, int64_t priority, bint keyed) except -1:
+        return self._push_keyed(item, -<int64_t>self._seq)
+
+    cdef Py_ssize_t push_many(self, PyObject **items, Py_ssize_t n,
+                              int64_t priority, bint keyed) except -1:
+        cdef Py_ssize_t i
+        if flq_heap_reserve(&self._heap, n) != 0:
+            raise MemoryError
+        for i in range(n):
+            self._push_keyed(<object>items[i], -<int64_t>self._seq)
+        return n
+
+
+# ---- behaviour ---------------------------------------------------------------------
+
+cdef class _QueueCore:
+    """Behaviour shared by every flinq queue; storage is a _Storage object."""
+
+    cdef _Storage _store
     cdef Py_ssize_t _limit          # maxsize as a capacity; 0 means unbounded
     cdef object _maxsize            # maxsize as the caller gave it
-    cdef Py_ssize_t _count          # items stored now
+    cdef Py_ssize_t _count          # items in storage now
+    cdef Py_ssize_t _pushing        # items being pushed now (counted against the limit)
     cdef Py_ssize_t _unfinished     # items put and not yet task_done()
     cdef Py_ssize_t _high_water
     cdef uint64_t _enqueued
@@ -125,17 +416,23 @@ cdef class _QueueCore:
     cdef object __weakref__
 
     def __cinit__(self, *args, **kwargs):
-        if flq_park_init(&self._not_empty) != 0:
-            raise MemoryError("cannot create a wait primitive")
-        if flq_park_init(&self._not_full) != 0:
+        _init_park(&self._not_empty)
+        try:
+            _init_park(&self._not_full)
+        except MemoryError:
             flq_park_destroy(&self._not_empty)
-            raise MemoryError("cannot create a wait primitive")
-        if flq_park_init(&self._all_done) != 0:
+            raise
+        try:
+            _init_park(&self._all_done)
+        except MemoryError:
             flq_park_destroy(&self._not_empty)
             flq_park_destroy(&self._not_full)
-            raise MemoryError("cannot create a wait primitive")
+            raise
         self._parks_ready = True
         self._maxsize = 0
+        if type(self) is _QueueCore or type(self) is _TaskQueue:
+            raise TypeError(f"{type(self).__name__} is a base class; use Queue, "
+                            "SimpleQueue, LifoQueue or PriorityQueue")
 
     def __dealloc__(self):
         if self._parks_ready:
@@ -149,21 +446,6 @@ cdef class _QueueCore:
         self._maxsize = maxsize
         self._limit = maxsize if 0 < maxsize < 2 ** 62 else 0
         return 0
-
-    # ---- storage hooks, supplied by subclasses --------------------------------
-
-    cdef int _store_push(self, object item, int64_t priority, bint keyed) except -1:
-        raise NotImplementedError
-
-    cdef Py_ssize_t _store_push_many(self, PyObject **items, Py_ssize_t n,
-                                     int64_t priority, bint keyed) except -1:
-        """Store items[0..n) (borrowed); returns how many were stored,
-        fewer than n only when memory ran out."""
-        raise NotImplementedError
-
-    cdef Py_ssize_t _store_pop_many(self, PyObject **out, Py_ssize_t n) except -1:
-        """Move up to n items, first first, into out[] as owned references."""
-        raise NotImplementedError
 
     # ---- the shared mechanism ------------------------------------------------
 
@@ -187,11 +469,11 @@ cdef class _QueueCore:
     cdef int _wait_for_room(self, Py_ssize_t n, bint block, object timeout) except -1:
         cdef int64_t deadline = _deadline(block, timeout)
         cdef uint32_t key
-        while self._count + n > self._limit:
+        while self._count + self._pushing + n > self._limit:
             if not block:
                 raise Full
             key = flq_park_prepare(&self._not_full)
-            if self._count + n <= self._limit or self._is_shutdown:
+            if self._count + self._pushing + n <= self._limit or self._is_shutdown:
                 flq_park_cancel(&self._not_full)
             elif _sleep(&self._not_full, key, deadline):
                 raise Full
@@ -200,32 +482,30 @@ cdef class _QueueCore:
         return 0
 
     @cython.final
-    cdef int _put(self, object item, int64_t priority, bint keyed,
-                  bint block, object timeout) except -1:
-        if self._is_shutdown:
-            raise ShutDown
-        if self._limit and self._count >= self._limit:
-            self._wait_for_room(1, block, timeout)
-        self._store_push(item, priority, keyed)
-        self._stored(1)
-        return 0
+    cdef inline Py_ssize_t _store_items(self, PyObject **items, Py_ssize_t n,
+                                        int64_t priority, bint keyed) except -1:
+        if n == 1:
+            self._store.push(<object>items[0], priority, keyed)
+            return 1
+        return self._store.push_many(items, n, priority, keyed)
 
     @cython.final
-    cdef int _put_many(self, object items, int64_t priority, bint keyed,
-                       bint block, object timeout) except -1:
-        cdef object batch = PySequence_Fast(items, "put_many() expects an iterable")
-        cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(batch)
+    cdef int _push(self, PyObject **items, Py_ssize_t n, int64_t priority, bint keyed) except -1:
+        """Hand items to storage and count them."""
         cdef Py_ssize_t stored
-        if self._is_shutdown:
-            raise ShutDown
-        if n == 0:
-            return 0
-        if self._limit:
-            if n > self._limit:
-                raise ValueError(f"put_many() of {n} items can never fit in maxsize={self._limit}")
-            if self._count + n > self._limit:
-                self._wait_for_room(n, block, timeout)
-        stored = self._store_push_many(PySequence_Fast_ITEMS(batch), n, priority, keyed)
+        if self._limit == 0:
+            stored = self._store_items(items, n, priority, keyed)
+        else:
+            # Hold the room against the limit while storage works: a
+            # compared push runs Python code, so other putters may run.
+            self._pushing += n
+            try:
+                stored = self._store_items(items, n, priority, keyed)
+            except BaseException:
+                self._pushing -= n
+                flq_park_notify_locked(&self._not_full, 1)  # the room held is free
+                raise
+            self._pushing -= n
         if stored:
             self._stored(stored)
         if stored < n:
@@ -233,10 +513,38 @@ cdef class _QueueCore:
         return 0
 
     @cython.final
+    cdef int _put(self, object item, int64_t priority, bint keyed,
+                  bint block, object timeout) except -1:
+        if self._is_shutdown:
+            raise ShutDown
+        if self._limit and (self._count + self._pushing >= self._limit or timeout is not None):
+            self._wait_for_room(1, block, timeout)  # also validates timeout
+        cdef PyObject *one = <PyObject *>item
+        return self._push(&one, 1, priority, keyed)
+
+    @cython.final
+    cdef int _put_many(self, object items, int64_t priority, bint keyed,
+                       bint block, object timeout) except -1:
+        cdef object batch = PySequence_Fast(items, "put_many() expects an iterable")
+        cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(batch)
+        if self._is_shutdown:
+            raise ShutDown
+        if n == 0:
+            return 0
+        if self._limit:
+            if n > self._limit:
+                raise ValueError(f"put_many() of {n} items can never fit in maxsize={self._limit}")
+            if self._count + self._pushing + n > self._limit or timeout is not None:
+                self._wait_for_room(n, block, timeout)  # also validates timeout
+        return self._push(PySequence_Fast_ITEMS(batch), n, priority, keyed)
+
+    @cython.final
     cdef inline object _take_one(self):
+        """The next item, or _NOTHING if storage turned out empty (a compared
+        pop of another thread took it while this one waited to compare)."""
         cdef PyObject *out
-        if self._store_pop_many(&out, 1) == 0:
-            raise RuntimeError("flinq internal error: the count and the storage disagree")
+        if self._store.pop_many(&out, 1) == 0:
+            return _NOTHING
         self._removed(1)
         item = <object>out
         Py_DECREF(item)   # the queue's reference, now owned by `item`
@@ -261,12 +569,60 @@ cdef class _QueueCore:
 
     @cython.final
     cdef object _get(self, bint block, object timeout):
-        if self._count:
-            return self._take_one()
-        self._wait_for_items(block, _deadline(block, timeout))
-        return self._take_one()
+        cdef int64_t deadline = _deadline(block, timeout)  # validates timeout
+        while True:
+            if self._count == 0:
+                self._wait_for_items(block, deadline)
+            item = self._take_one()
+            if item is not _NOTHING:
+                return item
 
-    # ---- public API --------------------------------------------------------------
+    @cython.final
+    cdef list _take_many(self, Py_ssize_t limit, bint block, int64_t deadline):
+        cdef Py_ssize_t n
+        cdef Py_ssize_t i
+        cdef PyObject *stack_buffer[STACK_BATCH]
+        cdef PyObject **buffer = stack_buffer
+        while True:
+            if self._count == 0:
+                self._wait_for_items(block, deadline)
+            n = min(limit, self._count)
+            if n > STACK_BATCH:
+                buffer = <PyObject **>PyMem_Malloc(n * sizeof(PyObject *))
+                if buffer == NULL:
+                    raise MemoryError
+            try:
+                n = self._store.pop_many(buffer, n)
+                if n == 0:
+                    continue
+                result = PyList_New(n)
+                for i in range(n):
+                    PyList_SET_ITEM(result, i, <object>buffer[i])  # steals the reference
+                self._removed(n)
+                return result
+            finally:
+                if buffer != stack_buffer:
+                    PyMem_Free(buffer)
+                    buffer = stack_buffer
+
+    @cython.final
+    cdef int _shutdown(self, bint immediate) except -1:
+        cdef Py_ssize_t n
+        self._is_shutdown = True
+        if immediate:
+            if self._count:
+                dropped = self._take_many(self._count, False, -1)
+                n = len(dropped)
+                self._dequeued -= n
+                self._discarded += n
+                self._unfinished = max(0, self._unfinished - n)
+                del dropped  # items' finalizers run with the queue consistent
+            flq_park_notify_locked(&self._all_done, 1)
+        flq_park_notify_locked(&self._not_empty, 1)
+        flq_park_notify_locked(&self._not_full, 1)
+        return 0
+
+    # ---- public API: what queue.SimpleQueue has, plus batches and stats ----------
 
     def put(self, item, block=True, timeout=None):
         """Put item into the queue, waiting for a free slot if the queue is
@@ -288,14 +644,14 @@ cdef class _QueueCore:
     def get(self, block=True, timeout=None):
         """Remove and return the next item, waiting if the queue is empty
         (block=False or a timeout: raise queue.Empty; shut down: ShutDown)."""
-        if self._count:
-            return self._take_one()
+        if self._count and timeout is None:
+            item = self._take_one()
+            if item is not _NOTHING:
+                return item
         return self._get(block, timeout)
 
     def get_nowait(self):
         """Remove and return the next item without blocking; raise queue.Empty."""
-        if self._count:
-            return self._take_one()
         return self._get(False, None)
 
     def get_many(self, max_items, block=True, timeout=None):
@@ -304,33 +660,11 @@ cdef class _QueueCore:
         Waits like get() until at least one item is there, then takes what is
         there up to max_items without waiting further.
         """
-        cdef Py_ssize_t limit
-        cdef Py_ssize_t n
-        cdef Py_ssize_t i
-        cdef PyObject *stack_buffer[STACK_BATCH]
-        cdef PyObject **buffer = stack_buffer
         if not isinstance(max_items, int):
             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
-        limit = min(max_items, 2 ** 62)
-        if self._count == 0:
-            self._wait_for_items(block, _deadline(block, timeout))
-        n = min(limit, self._count)
-        if n > STACK_BATCH:
-            buffer = <PyObject **>PyMem_Malloc(n * sizeof(PyObject *))
-            if buffer == NULL:
-                raise MemoryError
-        try:
-            n = self._store_pop_many(buffer, n)
-            result = PyList_New(n)
-            for i in range(n):
-                PyList_SET_ITEM(result, i, <object>buffer[i])  # steals the reference
-            self._removed(n)
-        finally:
-            if buffer != stack_buffer:
-                PyMem_Free(buffer)
-        return result
+        return self._take_many(min(max_items, 2 ** 62), block, _deadline(block, timeout))
 
     def qsize(self):
         """Number of items in the queue now."""
@@ -340,14 +674,51 @@ cdef class _QueueCore:
         """True if the queue holds no item now."""
         return self._count == 0
 
-    def full(self):
-        """True if the queue is bounded and holds maxsize items now."""
-        return self._limit != 0 and self._count >= self._limit
+    def stats(self):
+        """A snapshot of the queue's counters as a dict."""
+        return {
+            "depth": self._count,
+            "maxsize": self._maxsize,
+            "enqueued": self._enqueued,
+            "dequeued": self._dequeued,
+            "discarded": self._discarded,
+            "high_water": self._high_water,
+            "unfinished": self._unfinished,
+        }
+
+    __class_getitem__ = classmethod(GenericAlias)
+
+    def __reduce__(self):
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
+    def __repr__(self):
+        return f"<flinq.{type(self).__name__} depth={self._count} maxsize={self._maxsize}>"
+
+
+cdef class SimpleQueue(_QueueCore):
+    """An unbounded FIFO queue, drop-in for queue.SimpleQueue."""
+
+    def __cinit__(self, *args, **kwargs):
+        self._store = _ChainStorage()
+
+    def __init__(self):
+        pass
+
+
+cdef class _TaskQueue(_QueueCore):
+    """The methods queue.Queue has beyond queue.SimpleQueue."""
+
+    def __init__(self, maxsize=0):
+        self._set_maxsize(maxsize)
 
     @property
     def maxsize(self):
         """The bound given at construction; <= 0 means unbounded."""
         return self._maxsize
+
+    def full(self):
+        """True if the queue is bounded and holds maxsize items now."""
+        return self._limit != 0 and self._count + self._pushing >= self._limit
 
     def task_done(self):
         """Mark one item taken by get() as processed (for join())."""
@@ -372,212 +743,26 @@ cdef class _QueueCore:
         returns what is queued, then raises ShutDown. immediate=True also
         discards what is queued (counting it as done) and get() raises at
         once. Every blocked caller wakes up."""
-        cdef Py_ssize_t n
-        self._is_shutdown = True
-        if immediate and self._count:
-            dropped = self.get_many(self._count, block=False)
-            n = len(dropped)
-            self._dequeued -= n
-            self._discarded += n
-            self._unfinished = max(0, self._unfinished - n)
-            flq_park_notify_locked(&self._all_done, 1)
-            del dropped  # items' finalizers run after the queue is consistent
-        elif immediate:
-            flq_park_notify_locked(&self._all_done, 1)
-        flq_park_notify_locked(&self._not_empty, 1)
-        flq_park_notify_locked(&self._not_full, 1)
+        self._shutdown(immediate)
 
     @property
     def is_shutdown(self):
         """True once shutdown() has been called."""
         return self._is_shutdown
 
-    def stats(self):
-        """A snapshot of the queue's counters as a dict."""
-        return {
-            "depth": self._count,
-            "maxsize": self._maxsize,
-            "enqueued": self._enqueued,
-            "dequeued": self._dequeued,
-            "discarded": self._discarded,
-            "high_water": self._high_water,
-            "unfinished": self._unfinished,
-        }
 
-    __class_getitem__ = classmethod(GenericAlias)
-
-    def __reduce__(self):
-        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
-
-    def __repr__(self):
-        return f"<flinq.{type(self).__name__} depth={self._count} maxsize={self._maxsize}>"
-
-
-cdef class _FifoCore(_QueueCore):
-    """FIFO storage: a chain of lock-free SPMC rings (include/flinq/chain.h)."""
-
-    cdef flq_chain _chain
-    cdef bint _chain_ready
-
-    def __cinit__(self, *args, **kwargs):
-        if flq_chain_init(&self._chain) != 0:
-            raise MemoryError
-        self._chain_ready = True
-
-    def __dealloc__(self):
-        cdef PyObject *item
-        if not self._chain_ready:
-            return
-        while flq_chain_pop(&self._chain, <void **>&item):
-            Py_DECREF(<object>item)
-        flq_chain_destroy(&self._chain)
-
-    cdef int _store_push(self, object item, int64_t priority, bint keyed) except -1:
-        if flq_chain_push(&self._chain, <void *>item) != 0:
-            raise MemoryError
-        Py_INCREF(item)
-        return 0
-
-    cdef Py_ssize_t _store_push_many(self, PyObject **items, Py_ssize_t n,
-                                     int64_t priority, bint keyed) except -1:
-        cdef Py_ssize_t stored = flq_chain_push_many(&self._chain, <void **>items, n)
-        cdef Py_ssize_t i
-        for i in range(stored):
-            Py_INCREF(<object>items[i])
-        return stored
-
-    cdef Py_ssize_t _store_pop_many(self, PyObject **out, Py_ssize_t n) except -1:
-        return flq_chain_pop_many(&self._chain, <void **>out, n)
-
-
-cdef class _HeapCore(_QueueCore):
-    """Ordered storage: a binary heap (include/flinq/heap.h).
-
-    Two styles: keyed entries order by (priority, arrival) in C; compared
-    entries order by the items' own `<`, like heapq. A queue holds one style.
-    """
-
-    cdef flq_heap _heap
-    cdef uint64_t _seq       # arrival number of the next entry
-    cdef int _style          # 0: none yet, 1: keyed, 2: compared
-    cdef bint _comparing     # a Python comparison is running (re-entry guard)
-
-    def __cinit__(self, *args, **kwargs):
-        flq_heap_init(&self._heap)
-
-    def __dealloc__(self):
-        cdef Py_ssize_t i
-        for i in range(<Py_ssize_t>self._heap.size):
-            Py_DECREF(<object>self._heap.entries[i].item)
-        flq_heap_destroy(&self._heap)
-
-    cdef int _enter_style(self, bint keyed) except -1:
-        cdef int style = 1 if keyed else 2
-        if self._style != style and self._style != 0:
-            if keyed:
-                raise TypeError("this PriorityQueue orders items by comparing them; "
-                                "put(item, priority=n) cannot be mixed into it")
-            raise TypeError("this PriorityQueue orders items by priority=; "
-                            "put(item) without a priority cannot be mixed into it")
-        if self._comparing:
-            raise RuntimeError("PriorityQueue used from inside one of its items' comparisons")
-        return 0
-
-    cdef int _push_entry(self, object item, int64_t priority, bint keyed) except -1:
-        cdef flq_heap_entry entry
-        cdef int rc
-        entry.priority = priority
-        entry.seq = self._seq
-        entry.item = <void *>item
-        if keyed:
-            rc = flq_heap_push(&self._heap, &entry)
-        else:
-            self._comparing = True
-            rc = flq_heap_push_by(&self._heap, &entry, _compare_items, NULL)
-            self._comparing = False
-        if rc == -1:
-            return -1   # the comparison's exception is set
-        if rc == -2:
-            raise MemoryError
-        Py_INCREF(item)
-        self._seq += 1
-        self._style = 1 if keyed else 2
-        return 0
-
-    cdef int _store_push(self, object item, int64_t priority, bint keyed) except -1:
-        self._enter_style(keyed)
-        return self._push_entry(item, priority, keyed)
-
-    cdef Py_ssize_t _store_push_many(self, PyObject **items, Py_ssize_t n,
-                                     int64_t priority, bint keyed) except -1:
-        cdef Py_ssize_t i
-        self._enter_style(keyed)
-        if flq_heap_reserve(&self._heap, n) != 0:
-            raise MemoryError
-        for i in range(n):
-            self._push_entry(<object>items[i], priority, keyed)
-        return n
-
-    cdef Py_ssize_t _store_pop_many(self, PyObject **out, Py_ssize_t n) except -1:
-        cdef flq_heap_entry entry
-        cdef Py_ssize_t i
-        cdef int rc
-        if self._comparing:
-            raise RuntimeError("PriorityQueue used from inside one of its items' comparisons")
-        for i in range(n):
-            if self._style == 2:
-                self._comparing = True
-                rc = flq_heap_pop_by(&self._heap, &entry, _compare_items, NULL)
-                self._comparing = False
-                if rc == -1:
-                    if i == 0:
-                        return -1
-                    # Return the items already taken (the heap is unchanged
-                    # past them); the same comparison fails again, and
-                    # raises, on the next call.
-                    PyErr_Clear()
-                    return i
-            else:
-                rc = flq_heap_pop(&self._heap, &entry)
-            if rc == 0:
-                return i
-            out[i] = <PyObject *>entry.item
-        return n
-
-
-cdef class Queue(_FifoCore):
+cdef class Queue(_TaskQueue):
     """A FIFO queue, drop-in for queue.Queue. maxsize <= 0 means unbounded."""
 
-    def __init__(self, maxsize=0):
-        self._set_maxsize(maxsize)
+    def __cinit__(self, *args, **kwargs):
+        self._store = _ChainStorage()
 
 
-cdef class SimpleQueue(_FifoCore):
-    """An unbounded FIFO queue, drop-in for queue.SimpleQueue."""
-
-    def __init__(self):
-        pass
-
-
-cdef class LifoQueue(_HeapCore):
+cdef class LifoQueue(_TaskQueue):
     """A LIFO queue, drop-in for queue.LifoQueue. maxsize <= 0 means unbounded."""
 
-    def __init__(self, maxsize=0):
-        self._set_maxsize(maxsize)
-        self._style = 1
-
-    cdef int _store_push(self, object item, int64_t priority, bint keyed) except -1:
-        # Newest first: order by the negated arrival number.
-        return self._push_entry(item, -<int64_t>self._seq, True)
-
-    cdef Py_ssize_t _store_push_many(self, PyObject **items, Py_ssize_t n,
-                                     int64_t priority, bint keyed) except -1:
-        cdef Py_ssize_t i
-        if flq_heap_reserve(&self._heap, n) != 0:
-            raise MemoryError
-        for i in range(n):
-            self._push_entry(<object>items[i], -<int64_t>self._seq, True)
-        return n
+    def __cinit__(self, *args, **kwargs):
+        self._store = _LifoStorage()
 
 
 cdef inline int64_t _priority_value(object priority) except? -1:
@@ -588,7 +773,7 @@ cdef inline int64_t _priority_value(object priority) except? -1:
     return priority
 
 
-cdef class PriorityQueue(_HeapCore):
+cdef class PriorityQueue(_TaskQueue):
     """A priority queue, drop-in for queue.PriorityQueue: lowest first.
 
     put(item) compares items with `<`, as heapq does. put(item, priority=n)
@@ -597,8 +782,8 @@ cdef class PriorityQueue(_HeapCore):
     the two raises TypeError.
     """
 
-    def __init__(self, maxsize=0):
-        self._set_maxsize(maxsize)
+    def __cinit__(self, *args, **kwargs):
+        self._store = _HeapStorage()
 
     def put(self, item, block=True, timeout=None, *, priority=None):
         """Put item, ordered by priority if given, else by comparing items."""
@@ -612,9 +797,8 @@ cdef class PriorityQueue(_HeapCore):
         self.put(item, False, None, priority=priority)
 
     def put_many(self, items, block=True, timeout=None, *, priority=None):
-        """Put every item of items with the same priority (or compared), as
-        one batch; see Queue.put_many. In the compared style, a comparison
-        that raises leaves the items before the failing one queued."""
+        """Put every item of items with the same priority (or compared), in
+        order, as one batch: all or nothing; see Queue.put_many."""
         if priority is None:
             self._put_many(items, 0, False, block, timeout)
         else:
@@ -628,56 +812,33 @@ cdef class PriorityQueue(_HeapCore):
 # collected like the stdlib's queues.
 
 cdef extern from "Python.h":
-    ctypedef int (*visitproc)(PyObject *, void *) noexcept nogil
+    ctypedef int (*visitproc)(PyObject *, void *) noexcept
     ctypedef int (*traverseproc)(PyObject *, visitproc, void *) noexcept
     ctypedef int (*inquiry)(PyObject *) noexcept
     ctypedef struct _TypeSlots "PyTypeObject":
         traverseproc tp_traverse
         inquiry tp_clear
 
-ctypedef struct _Visit:
-    visitproc visit
-    void *arg
-
 cdef traverseproc _core_traverse = (<_TypeSlots *><void *>_QueueCore).tp_traverse
 cdef inquiry _core_clear = (<_TypeSlots *><void *>_QueueCore).tp_clear
 
 
-cdef int _visit_item(void *item, void *ctx) noexcept nogil:
-    cdef _Visit *v = <_Visit *>ctx
-    return v.visit(<PyObject *>item, v.arg)
-
-
-cdef int _fifo_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
+cdef int _queue_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
     cdef int r = _core_traverse(o, visit, arg)
-    cdef _Visit v
     if r:
         return r
-    v.visit = visit
-    v.arg = arg
-    cdef _FifoCore q = <_FifoCore><object>o
-    return flq_chain_visit(&q._chain, _visit_item, &v) if q._chain_ready else 0
-
-
-cdef int _heap_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
-    cdef int r = _core_traverse(o, visit, arg)
-    cdef size_t i
-    if r:
-        return r
-    cdef _HeapCore q = <_HeapCore><object>o
-    for i in range(q._heap.size):
-        r = visit(<PyObject *>q._heap.entries[i].item, arg)
-        if r:
-            return r
-    return 0
+    cdef _QueueCore q = <_QueueCore><object>o
+    if q._store is None:
+        return 0
+    return q._store.visit(<_item_visitor>visit, arg)
 
 
 cdef int _queue_clear(PyObject *o) noexcept:
     cdef _QueueCore q = <_QueueCore><object>o
     # An error here (a failing comparison) is reported as unraisable by
     # Cython; the remaining items then stay until the queue is freed.
-    if q._count:
-        dropped = q.get_many(q._count, block=False)
+    if q._count and q._store is not None:
+        dropped = q._take_many(q._count, False, -1)
         q._dequeued -= len(dropped)
         q._discarded += len(dropped)
         del dropped
@@ -685,11 +846,8 @@ cdef int _queue_clear(PyObject *o) noexcept:
 
 
 cdef _install_gc_slots():
-    for cls in (_FifoCore, Queue, SimpleQueue):
-        (<_TypeSlots *><void *>cls).tp_traverse = _fifo_traverse
-    for cls in (_HeapCore, LifoQueue, PriorityQueue):
-        (<_TypeSlots *><void *>cls).tp_traverse = _heap_traverse
-    for cls in (_FifoCore, Queue, SimpleQueue, _HeapCore, LifoQueue, PriorityQueue):
+    for cls in (_QueueCore, SimpleQueue, _TaskQueue, Queue, LifoQueue, PriorityQueue):
+        (<_TypeSlots *><void *>cls).tp_traverse = _queue_traverse
         (<_TypeSlots *><void *>cls).tp_clear = _queue_clear
 
 

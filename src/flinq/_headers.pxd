@@ -15,6 +15,10 @@ cdef extern from "flinq/chain.h" nogil:
     int flq_chain_pop(flq_chain *c, void **out)
     size_t flq_chain_pop_many(flq_chain *c, void **out, size_t max)
     void flq_chain_reclaim(flq_chain *c)
+
+
+# Not nogil: visiting runs the cycle collector's Python-level callbacks.
+cdef extern from "flinq/chain.h":
     int flq_chain_visit(const flq_chain *c, int (*fn)(void *item, void *arg) noexcept, void *arg)
 
 
@@ -35,6 +39,8 @@ cdef extern from "flinq/heap.h":
     int flq_heap_push(flq_heap *h, const flq_heap_entry *entry)
     int flq_heap_pop(flq_heap *h, flq_heap_entry *out)
     int flq_heap_push_by(flq_heap *h, const flq_heap_entry *entry, flq_heap_less_fn less, void *ctx)
+    int flq_heap_push_by_at(flq_heap *h, const flq_heap_entry *entry, flq_heap_less_fn less, void *ctx, size_t *pos)
+    void flq_heap_undo_push(flq_heap *h, size_t pos)
     int flq_heap_pop_by(flq_heap *h, flq_heap_entry *out, flq_heap_less_fn less, void *ctx)
 
 
