@@ -4,22 +4,46 @@ Drop-in for the stdlib's queue module: ``import flinq as queue`` works for code
 that uses Queue, SimpleQueue, LifoQueue, PriorityQueue and the stdlib's
 exceptions, which flinq raises as they are (``except queue.Empty`` keeps
 working).
+
+Durable named queues live in a Store: ``flinq.open(path).queue(name)``.
 """
 
 from queue import Empty, Full
 
 from flinq._compat import ShutDown
 from flinq._core import LifoQueue, PriorityQueue, Queue, SimpleQueue
+from flinq.durable import DurableQueue, Message
+from flinq.errors import (
+    StoreClosedError,
+    StoreCorruptError,
+    StoreError,
+    StoreForkedError,
+    StoreLockedError,
+    StoreVersionError,
+    StoreWriteError,
+)
+from flinq.store import Store, open
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DurableQueue",
     "Empty",
     "Full",
     "LifoQueue",
+    "Message",
     "PriorityQueue",
     "Queue",
     "ShutDown",
     "SimpleQueue",
+    "Store",
+    "StoreClosedError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreForkedError",
+    "StoreLockedError",
+    "StoreVersionError",
+    "StoreWriteError",
     "__version__",
+    "open",
 ]

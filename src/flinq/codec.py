@@ -1,0 +1,223 @@
+"""How durable messages are laid out in LMDB: keys, records, serializers.
+
+Keys sort in delivery order under LMDB's byte order:
+  FIFO queues     seq as 8 big-endian bytes;
+  priority queues (priority + 2**63) as 8 big-endian bytes, then seq.
+
+A record is a fixed header, the headers dict as JSON, then the body:
+  tag (1 byte)   how the body is stored: bytes, bytearray, str or serialized
+  attempts (4)   deliveries so far
+  enqueued_at (8, float, Unix time)
+  expires_at (8, float, Unix time; 0.0 for no TTL)
+  headers_len (4)
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import struct
+from typing import Any, Protocol
+
+__all__ = [
+    "RAW_TAGS",
+    "Record",
+    "Serializer",
+    "decode_body",
+    "decode_record",
+    "encode_plain",
+    "encode_record",
+    "fifo_key",
+    "key_priority",
+    "key_seq",
+    "priority_key",
+    "resolve_serializer",
+]
+
+_HEADER = struct.Struct(">BIddI")
+_SEQ = struct.Struct(">Q")
+_PRIORITY_SEQ = struct.Struct(">QQ")
+_PRIORITY_BIAS = 1 << 63
+
+TAG_BYTES = 0
+TAG_BYTEARRAY = 1
+TAG_STR = 2
+TAG_SERIALIZED = 3
+RAW_TAGS = (TAG_BYTES, TAG_BYTEARRAY, TAG_STR)
+
+
+class Serializer(Protocol):
+    """Anything with dumps(obj) -> bytes and loads(bytes) -> obj."""
+
+    def dumps(self, obj: Any) -> bytes: ...
+
+    def loads(self, data: bytes) -> Any: ...
+
+
+class _Pickle:
+    """pickle, highest protocol. Never load data from an untrusted writer."""
+
+    def dumps(self, obj: Any) -> bytes:
+        return pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+
+    def loads(self, data: bytes) -> Any:
+        return pickle.loads(data)
+
+
+class _Json:
+    """JSON text, UTF-8."""
+
+    def dumps(self, obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+    def loads(self, data: bytes) -> Any:
+        return json.loads(data)
+
+
+class _Raw:
+    """Refuses everything but bytes-like and str bodies (stored raw anyway)."""
+
+    def dumps(self, obj: Any) -> bytes:
+        raise TypeError(
+            f"the 'raw' serializer stores bytes, bytearray, memoryview and str only, "
+            f"not {type(obj).__name__}"
+        )
+
+    def loads(self, data: bytes) -> Any:
+        raise TypeError("the 'raw' serializer cannot decode a serialized body")
+
+
+_NAMED: dict[str, Serializer] = {"pickle": _Pickle(), "json": _Json(), "raw": _Raw()}
+
+
+def resolve_serializer(spec: str | Serializer) -> Serializer:
+    """The serializer named by spec, or spec itself if it has dumps/loads."""
+    if isinstance(spec, str):
+        try:
+            return _NAMED[spec]
+        except KeyError:
+            raise ValueError(
+                f"unknown serializer {spec!r}; use 'pickle', 'json', 'raw' "
+                "or an object with dumps() and loads()"
+            ) from None
+    if callable(getattr(spec, "dumps", None)) and callable(getattr(spec, "loads", None)):
+        return spec
+    raise TypeError("serializer must be 'pickle', 'json', 'raw' or have dumps() and loads()")
+
+
+fifo_key = _SEQ.pack  # fifo_key(seq) -> the key of message seq in a FIFO queue
+
+
+def priority_key(priority: int, seq: int) -> bytes:
+    """Key of message seq with priority in a priority queue."""
+    return _PRIORITY_SEQ.pack(priority + _PRIORITY_BIAS, seq)
+
+
+def key_seq(key: bytes) -> int:
+    """The sequence number inside a key of either kind."""
+    return int(_SEQ.unpack_from(key, len(key) - 8)[0])
+
+
+def key_priority(key: bytes) -> int:
+    """The priority inside a key (0 for a FIFO key)."""
+    if len(key) == 8:
+        return 0
+    return int(_SEQ.unpack_from(key)[0]) - _PRIORITY_BIAS
+
+
+def encode_body(body: Any, serializer: Serializer) -> tuple[int, bytes]:
+    """(tag, bytes) for body; TypeError if it cannot be serialized."""
+    kind = type(body)
+    if kind is bytes:
+        return TAG_BYTES, body
+    if kind is str:
+        return TAG_STR, body.encode("utf-8", "surrogatepass")
+    if kind is bytearray:
+        return TAG_BYTEARRAY, bytes(body)
+    if kind is memoryview:
+        return TAG_BYTES, body.tobytes()
+    try:
+        data = serializer.dumps(body)
+    except TypeError:
+        raise
+    except Exception as exc:  # pickle.PicklingError, ValueError from json, ...
+        raise TypeError(f"cannot serialize {kind.__name__}: {exc}") from exc
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"serializer.dumps() returned {type(data).__name__}, not bytes")
+    return TAG_SERIALIZED, bytes(data)
+
+
+def encode_record(
+    body: Any,
+    serializer: Serializer,
+    *,
+    attempts: int = 0,
+    enqueued_at: float,
+    expires_at: float = 0.0,
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """The stored form of one message."""
+    tag, data = encode_body(body, serializer)
+    head = b"" if not headers else json.dumps(headers, separators=(",", ":")).encode()
+    return _HEADER.pack(tag, attempts, enqueued_at, expires_at, len(head)) + head + data
+
+
+_pack_header = _HEADER.pack
+
+
+def encode_plain(body: Any, serializer: Serializer, enqueued_at: float) -> bytes:
+    """The stored form of a message with no headers and no TTL (the common case)."""
+    if type(body) is bytes:
+        return _pack_header(TAG_BYTES, 0, enqueued_at, 0.0, 0) + body
+    tag, data = encode_body(body, serializer)
+    return _pack_header(tag, 0, enqueued_at, 0.0, 0) + data
+
+
+class Record:
+    """A decoded record header; the body stays encoded until asked for."""
+
+    __slots__ = ("attempts", "body_offset", "enqueued_at", "expires_at", "headers", "tag")
+
+    def __init__(self, raw: bytes) -> None:
+        tag, attempts, enqueued_at, expires_at, head_len = _HEADER.unpack_from(raw)
+        self.tag: int = tag
+        self.attempts: int = attempts
+        self.enqueued_at: float = enqueued_at
+        self.expires_at: float = expires_at
+        start = _HEADER.size
+        self.headers: dict[str, str] | None = (
+            json.loads(raw[start : start + head_len]) if head_len else None
+        )
+        self.body_offset: int = start + head_len
+
+
+def decode_record(raw: bytes) -> Record:
+    """The header of a stored record."""
+    return Record(raw)
+
+
+def decode_body(raw: bytes, record: Record, serializer: Serializer) -> Any:
+    """The body of a stored record, as it was put."""
+    data = raw[record.body_offset :]
+    tag = record.tag
+    if tag == TAG_BYTES:
+        return data
+    if tag == TAG_STR:
+        return data.decode("utf-8", "surrogatepass")
+    if tag == TAG_BYTEARRAY:
+        return bytearray(data)
+    return serializer.loads(data)
+
+
+def with_attempts(raw: bytes, attempts: int) -> bytes:
+    """raw with its attempts field replaced."""
+    return raw[:1] + struct.pack(">I", attempts) + raw[5:]
+
+
+def fast_body(raw: bytes) -> tuple[int, int]:
+    """(tag, body offset) of a record, without decoding its headers."""
+    tag, _attempts, _enq, _exp, head_len = _HEADER.unpack_from(raw)
+    return tag, _HEADER.size + head_len
+
+
+HEADER_SIZE = _HEADER.size

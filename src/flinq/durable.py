@@ -1,0 +1,539 @@
+"""Durable queues and messages: the core queue API over a Store.
+
+A DurableQueue keeps its ready messages in an in-memory core (flinq.Queue,
+or flinq.PriorityQueue keyed by priority) as (key, record) pairs, and logs
+every change to its store's writer:
+  put       log the record (sync mode: wait for its commit), then hand it
+            to the core, so a consumer can only log its removal after it;
+  get       take from the core, log the removal (at most once);
+  reserve   take from the core, log the record with attempts + 1, and hold
+            the message in flight until ack (at least once);
+  ack       log the removal; nack puts it back, later or now, or moves it to
+            the dead-letter queue once max_attempts deliveries are spent.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from queue import Empty
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from flinq import _core
+from flinq.codec import (
+    HEADER_SIZE,
+    RAW_TAGS,
+    TAG_BYTEARRAY,
+    TAG_BYTES,
+    TAG_STR,
+    Record,
+    decode_body,
+    decode_record,
+    encode_plain,
+    encode_record,
+    fifo_key,
+    key_priority,
+    key_seq,
+    priority_key,
+    with_attempts,
+)
+from flinq.errors import StoreClosedError
+from flinq.store import OP_CLEAR, OP_DEL, OP_PUT, OP_SET
+
+if TYPE_CHECKING:
+    from flinq.store import Store
+
+__all__ = ["DurableQueue", "Message"]
+
+Entry = tuple[bytes, bytes]  # (key, record)
+
+_NO_EXPIRY = bytes(8)  # expires_at 0.0, as stored
+_I64_MIN = -(1 << 63)
+_I64_MAX = (1 << 63) - 1
+
+
+class Message:
+    """A message taken with reserve(): settle it with ack() or nack().
+
+    As a context manager it acks when the block succeeds and nacks (requeue)
+    when it raises; the exception still propagates.
+    """
+
+    __slots__ = (
+        "_queue",
+        "_raw",
+        "_settled",
+        "attempts",
+        "body",
+        "enqueued_at",
+        "headers",
+        "id",
+        "key",
+        "priority",
+        "ttl",
+    )
+
+    def __init__(self, queue: DurableQueue, key: bytes, raw: bytes, record: Record) -> None:
+        self._queue = queue
+        self._raw = raw
+        self._settled = False
+        self.key = key
+        self.id: int = key_seq(key)
+        self.priority: int = key_priority(key)
+        self.body: Any = decode_body(raw, record, queue._store.serializer)
+        self.attempts: int = record.attempts
+        self.enqueued_at: float = record.enqueued_at
+        self.headers: dict[str, str] | None = record.headers
+        self.ttl: float | None = (
+            record.expires_at - record.enqueued_at if record.expires_at else None
+        )
+
+    def ack(self) -> bool:
+        """Remove the message for good. Returns False if it was no longer
+        in flight (already settled, or redelivered after its visibility
+        timeout)."""
+        if self._settled:
+            return False
+        self._settled = True
+        return self._queue._ack(self.key)
+
+    def nack(self, requeue: bool = True, delay: float = 0.0) -> bool:
+        """Give the message back: ready again after delay seconds, or (with
+        requeue=False, or its attempts spent) to the dead-letter queue, or
+        dropped if there is none. Returns False if no longer in flight."""
+        if delay < 0:
+            raise ValueError("delay must be a non-negative number of seconds")
+        if self._settled:
+            return False
+        self._settled = True
+        return self._queue._nack(self.key, requeue, float(delay))
+
+    def __enter__(self) -> Message:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.ack()
+        else:
+            self.nack(requeue=True)
+
+    def __repr__(self) -> str:
+        return f"<flinq.Message id={self.id} queue={self._queue.name!r} attempts={self.attempts}>"
+
+
+class DurableQueue:
+    """A named queue whose messages survive restarts; made by Store.queue().
+
+    It has the core queue's API (put, get, put_many, get_many, qsize, empty,
+    full, task_done, join, shutdown, stats) plus reserve() for at-least-once
+    delivery, purge(), and put(..., priority=n) when created with
+    priority=True. Bodies come back as they were put: bytes, bytearray, str,
+    or the serializer's output for anything else (a memoryview comes back as
+    bytes).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        name: str,
+        handle: Any,
+        *,
+        priority: bool,
+        maxsize: int,
+        max_attempts: int | None,
+        visibility_timeout: float | None,
+        dead_letter: str | None,
+    ) -> None:
+        if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
+            raise ValueError("max_attempts must be a positive int or None")
+        if visibility_timeout is not None and not visibility_timeout > 0:
+            raise ValueError("visibility_timeout must be a positive number of seconds or None")
+        self.name = name
+        self.priority = priority
+        self.max_attempts = max_attempts
+        self.visibility_timeout = visibility_timeout
+        self.dead_letter = dead_letter
+        self._store = store
+        self._handle = handle
+        self._core: Any = _core.PriorityQueue(maxsize) if priority else _core.Queue(maxsize)
+        self._lock = threading.Lock()  # guards the in-flight table and timers
+        self._in_flight: dict[bytes, tuple[bytes, float]] = {}  # key -> (record, deadline)
+        self._expiries: list[tuple[float, bytes]] = []  # (deadline, key), lazily pruned
+        self._delayed: list[tuple[float, bytes, bytes]] = []  # (due, key, record)
+        self._counts = dict.fromkeys(
+            ("acked", "nacked", "redelivered", "dead_lettered", "expired"), 0
+        )
+        self._detached = False
+        self._load()
+        store._timers.append(self._on_tick)
+
+    # ---- loading ---------------------------------------------------------------
+
+    def _load(self) -> None:
+        entries = self._store._load(self._handle)
+        if not entries:
+            return
+        core = self._core
+        if not self.priority:
+            core.put_many(entries)
+            return
+        # Keys sort by priority: hand each run of equal priority over at once.
+        start = 0
+        current = key_priority(entries[0][0])
+        for index in range(1, len(entries) + 1):
+            p = key_priority(entries[index][0]) if index < len(entries) else None
+            if p != current:
+                core.put_many(entries[start:index], priority=current)
+                start = index
+                current = p  # type: ignore[assignment]
+
+    # ---- producing -----------------------------------------------------------------
+
+    def _new_message(
+        self,
+        item: Any,
+        priority: int | None,
+        headers: dict[str, str] | None,
+        ttl: float | None,
+    ) -> tuple[bytes, bytes, int]:
+        """(key, record, priority) of a new message; nothing is changed."""
+        if self._detached or self._store._closed:
+            self._raise_unusable()
+        if priority is None:
+            priority = 0
+        elif not self.priority:
+            raise TypeError(f"queue {self.name!r} is not a priority queue; omit priority=")
+        elif not isinstance(priority, int):
+            raise TypeError(f"priority must be an int, not {type(priority).__name__}")
+        elif not _I64_MIN <= priority <= _I64_MAX:
+            raise OverflowError("priority must fit in a signed 64-bit integer")
+        now = time.time()
+        if headers is None and ttl is None:
+            record = encode_plain(item, self._store.serializer, now)
+        else:
+            if headers is not None and (
+                not isinstance(headers, dict)
+                or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+            ):
+                raise TypeError("headers must be a dict of str to str")
+            if ttl is not None and not ttl > 0:
+                raise ValueError("ttl must be a positive number of seconds")
+            record = encode_record(
+                item,
+                self._store.serializer,
+                enqueued_at=now,
+                expires_at=now + ttl if ttl is not None else 0.0,
+                headers=headers,
+            )
+        seq = next(self._store._seq)
+        key = priority_key(priority, seq) if self.priority else fifo_key(seq)
+        return key, record, priority
+
+    def put(
+        self,
+        item: Any,
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        priority: int | None = None,
+        headers: dict[str, str] | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        """Put item durably (see Store for when it is on disk).
+
+        Raises TypeError, before anything changes, for an item the store's
+        serializer cannot handle.
+        """
+        key, record, p = self._new_message(item, priority, headers, ttl)
+        self._store._log_put(self._handle, key, record, block, timeout, True)
+        try:
+            if self.priority:
+                self._core.put((key, record), block, timeout, priority=p)
+            else:
+                self._core.put((key, record), block, timeout)
+        except BaseException:
+            self._store._log((OP_DEL, self._handle, key, None, None))  # take the log back too
+            raise
+
+    def put_nowait(self, item: Any, *, priority: int | None = None) -> None:
+        """Put item without blocking; raise queue.Full if there is no room."""
+        self.put(item, False, priority=priority)
+
+    def put_many(
+        self,
+        items: Any,
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        priority: int | None = None,
+    ) -> None:
+        """Put every item, in order, as one batch with the same priority
+        (in sync mode, one commit for the batch)."""
+        entries = [self._new_message(item, priority, None, None)[:2] for item in items]
+        if not entries:
+            return
+        log_put = self._store._log_put
+        handle = self._handle
+        last = len(entries) - 1
+        for index, (key, record) in enumerate(entries):
+            log_put(handle, key, record, block, timeout, index == last)
+        try:
+            if self.priority:
+                self._core.put_many(
+                    entries, block, timeout, priority=0 if priority is None else priority
+                )
+            else:
+                self._core.put_many(entries, block, timeout)
+        except BaseException:
+            log = self._store._log
+            for key, _record in entries:
+                log((OP_DEL, handle, key, None, None))
+            raise
+
+    def _raise_unusable(self) -> None:
+        self._store._check_usable()
+        raise StoreClosedError(f"queue {self.name!r} was deleted or its store closed")
+
+    # ---- consuming -----------------------------------------------------------------
+
+    def _next_entry(self, block: bool, timeout: float | None) -> Entry:
+        """The next live entry from the core; expired ones are retired."""
+        deadline = None if timeout is None or not block else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            entry: Entry = self._core.get(block, remaining)
+            record = entry[1]
+            # Expiry is the 8 bytes at 13..21 of the header; 0.0 means none.
+            if record[13:21] != _NO_EXPIRY and decode_record(record).expires_at <= time.time():
+                self._retire(entry[0], record, expired=True)
+                self._core.task_done()
+                continue
+            return entry
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Remove and return the next body (at-most-once: the removal is
+        logged before this returns)."""
+        if self._detached or self._store._closed:
+            self._raise_unusable()
+        key, record = self._next_entry(block, timeout)
+        self._store._log((OP_DEL, self._handle, key, None, None))
+        tag = record[0]
+        if tag in RAW_TAGS and record[HEADER_SIZE - 4 : HEADER_SIZE] == b"\x00\x00\x00\x00":
+            data = record[HEADER_SIZE:]  # no headers: the body follows the header
+            if tag == TAG_BYTES:
+                return data
+            if tag == TAG_STR:
+                return data.decode("utf-8", "surrogatepass")
+            if tag == TAG_BYTEARRAY:
+                return bytearray(data)
+        return decode_body(record, decode_record(record), self._store.serializer)
+
+    def get_nowait(self) -> Any:
+        """Remove and return the next body without blocking; raise queue.Empty."""
+        return self.get(False)
+
+    def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None
+    ) -> list[Any]:
+        """Remove and return 1 to max_items bodies, first first."""
+        self._check_attached()
+        entries: list[Entry] = self._core.get_many(max_items, block, timeout)
+        log = self._store._log
+        handle = self._handle
+        out = []
+        now = time.time()
+        serializer = self._store.serializer
+        for key, record in entries:
+            decoded = decode_record(record)
+            if decoded.expires_at and decoded.expires_at <= now:
+                self._retire(key, record, expired=True)
+                self._core.task_done()
+                continue
+            log((OP_DEL, handle, key, None, None))
+            out.append(decode_body(record, decoded, serializer))
+        if not out:
+            return self.get_many(max_items, block, timeout)
+        return out
+
+    def reserve(self, timeout: float | None = None) -> Message:
+        """Take the next message at least once: it stays stored until
+        msg.ack(), and comes back if it is nacked, not acked within
+        visibility_timeout, or the process dies first."""
+        self._check_attached()
+        key, record = self._next_entry(True, timeout)
+        decoded = decode_record(record)
+        decoded.attempts += 1
+        record = with_attempts(record, decoded.attempts)
+        deadline = (
+            time.monotonic() + self.visibility_timeout if self.visibility_timeout else float("inf")
+        )
+        with self._lock:
+            self._in_flight[key] = (record, deadline)
+            if self.visibility_timeout:
+                heapq.heappush(self._expiries, (deadline, key))
+        self._store._log((OP_SET, self._handle, key, record, None))
+        return Message(self, key, record, decoded)
+
+    def _ack(self, key: bytes) -> bool:
+        with self._lock:
+            if self._in_flight.pop(key, None) is None:
+                return False
+        self._store._log((OP_DEL, self._handle, key, None, None))
+        self._counts["acked"] += 1
+        self._core.task_done()
+        return True
+
+    def _nack(self, key: bytes, requeue: bool, delay: float) -> bool:
+        with self._lock:
+            held = self._in_flight.pop(key, None)
+        if held is None:
+            return False
+        self._counts["nacked"] += 1
+        self._core.task_done()
+        self._give_back(key, held[0], requeue, delay)
+        return True
+
+    def _give_back(self, key: bytes, record: bytes, requeue: bool, delay: float) -> None:
+        """A delivered message returns to the ready set, unless its attempts
+        are spent (or requeue is False): then it is retired."""
+        attempts = decode_record(record).attempts
+        if not requeue or (self.max_attempts is not None and attempts >= self.max_attempts):
+            self._retire(key, record, expired=False)
+            return
+        if delay > 0:
+            with self._lock:
+                heapq.heappush(self._delayed, (time.monotonic() + delay, key, record))
+            return
+        self._ready_again(key, record)
+
+    def _ready_again(self, key: bytes, record: bytes) -> None:
+        if self._core.is_shutdown:
+            return  # stays stored; it comes back on the next open
+        self._counts["redelivered"] += 1
+        if self.priority:
+            self._core.put((key, record), priority=key_priority(key))
+        else:
+            self._core.put((key, record))
+
+    def _retire(self, key: bytes, record: bytes, *, expired: bool) -> None:
+        """Move a message to the dead-letter queue, or drop it if none."""
+        self._counts["expired" if expired else "dead_lettered"] += 1
+        if self.dead_letter is not None:
+            target = self._store.queue(self.dead_letter)
+            target._adopt(record)
+        self._store._log((OP_DEL, self._handle, key, None, None))
+
+    def _adopt(self, record: bytes) -> None:
+        """Append a record retired from another queue (a dead letter)."""
+        seq = next(self._store._seq)
+        key = priority_key(0, seq) if self.priority else fifo_key(seq)
+        self._store._log((OP_PUT, self._handle, key, record, None))
+        if self.priority:
+            self._core.put((key, record), priority=0)
+        else:
+            self._core.put((key, record))
+
+    def _on_tick(self, now: float) -> None:
+        """Writer thread, every interval: redeliver what timed out, release
+        what was delayed."""
+        if self._detached or (not self._expiries and not self._delayed):
+            return
+        due: list[tuple[bytes, bytes]] = []
+        timed_out: list[tuple[bytes, bytes]] = []
+        with self._lock:
+            while self._delayed and self._delayed[0][0] <= now:
+                _, key, record = heapq.heappop(self._delayed)
+                due.append((key, record))
+            while self._expiries and self._expiries[0][0] <= now:
+                deadline, key = heapq.heappop(self._expiries)
+                held = self._in_flight.get(key)
+                if held is not None and held[1] == deadline:
+                    del self._in_flight[key]
+                    timed_out.append((key, held[0]))
+        for key, record in due:
+            self._ready_again(key, record)
+        for key, record in timed_out:
+            self._core.task_done()
+            self._give_back(key, record, True, 0.0)
+
+    # ---- the rest of the core API --------------------------------------------------------
+
+    def _check_attached(self) -> None:
+        if self._detached or self._store._closed:
+            self._raise_unusable()
+
+    def _detach(self) -> None:
+        self._detached = True
+        if self._on_tick in self._store._timers:
+            self._store._timers.remove(self._on_tick)
+
+    def qsize(self) -> int:
+        """Messages ready now (not counting those in flight)."""
+        return int(self._core.qsize())
+
+    def empty(self) -> bool:
+        """True if no message is ready now."""
+        return bool(self._core.empty())
+
+    def full(self) -> bool:
+        """True if the queue is bounded and holds maxsize ready messages."""
+        return bool(self._core.full())
+
+    @property
+    def maxsize(self) -> int:
+        """The bound on ready messages; <= 0 means unbounded."""
+        return int(self._core.maxsize)
+
+    def in_flight(self) -> int:
+        """Messages reserved and not yet settled."""
+        return len(self._in_flight)
+
+    def task_done(self) -> None:
+        """Mark one message taken by get() as processed (for join())."""
+        self._core.task_done()
+
+    def join(self) -> None:
+        """Wait until every message put has been processed: task_done()
+        after get(), or settled after reserve()."""
+        self._core.join()
+
+    def shutdown(self, immediate: bool = False) -> None:
+        """As Queue.shutdown; immediate=True drops ready messages from memory
+        only: they stay stored and return on the next open."""
+        self._core.shutdown(immediate)
+
+    def purge(self) -> int:
+        """Delete every message, ready or in flight. Returns how many."""
+        self._check_attached()
+        self._store._check_usable()
+        with self._lock:
+            dropped = len(self._in_flight) + len(self._delayed)
+            self._in_flight.clear()
+            self._expiries.clear()
+            self._delayed.clear()
+        while True:
+            try:
+                dropped += len(self._core.get_many(1 << 30, False))
+            except Empty:
+                break
+        self._store._log((OP_CLEAR, self._handle, None, None, None))
+        return dropped
+
+    def stats(self) -> dict[str, Any]:
+        """The core's counters plus in-flight and delivery totals."""
+        stats: dict[str, Any] = dict(self._core.stats())
+        stats["in_flight"] = len(self._in_flight)
+        stats.update(self._counts)
+        return stats
+
+    def __repr__(self) -> str:
+        return (
+            f"<flinq.DurableQueue {self.name!r} ready={self.qsize()} in_flight={self.in_flight()}>"
+        )

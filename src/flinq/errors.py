@@ -1,0 +1,43 @@
+"""Exceptions of flinq's durable store.
+
+Queue operations raise the stdlib's own queue.Empty, queue.Full and
+ShutDown; these classes cover what only a store can get wrong.
+"""
+
+__all__ = [
+    "StoreClosedError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreForkedError",
+    "StoreLockedError",
+    "StoreVersionError",
+    "StoreWriteError",
+]
+
+
+class StoreError(Exception):
+    """Base class of every error about a durable store."""
+
+
+class StoreClosedError(StoreError):
+    """The store, or a queue of it, was used after close()."""
+
+
+class StoreForkedError(StoreError):
+    """The store was opened in a parent process; reopen it in this one."""
+
+
+class StoreLockedError(StoreError):
+    """Another process or Store already has this path open for writing."""
+
+
+class StoreCorruptError(StoreError):
+    """The path is not a flinq store, or its files are damaged."""
+
+
+class StoreVersionError(StoreError):
+    """The store was written by a newer version of flinq's format."""
+
+
+class StoreWriteError(StoreError):
+    """The writer could not commit (for example, the disk is full)."""

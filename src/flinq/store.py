@@ -1,0 +1,714 @@
+"""Durable named queues: an LMDB environment mirrored by one writer thread.
+
+Memory first, log behind: while a store runs, each queue's in-memory core
+(a flinq.Queue or PriorityQueue) is what consumers see; every change is also
+appended as an operation to the store's pending log, and one writer thread
+commits the log to LMDB in batches (group commit). After a restart, LMDB is
+the truth: opening a store reloads every stored message in delivery order.
+
+Layout of the LMDB environment (see flinq.codec for keys and records):
+  meta     b"format" -> FORMAT_NAME, b"version" -> FORMAT_VERSION,
+           b"next_seq" -> the next message sequence number (8 bytes)
+  queues   queue name (UTF-8) -> JSON settings that shape storage
+  q:<name> one LMDB database per queue: key -> record
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import itertools
+import json
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from queue import Full
+from typing import Any, Literal
+
+import lmdb
+
+from flinq.codec import Serializer, resolve_serializer
+from flinq.errors import (
+    StoreClosedError,
+    StoreCorruptError,
+    StoreError,
+    StoreForkedError,
+    StoreLockedError,
+    StoreVersionError,
+    StoreWriteError,
+)
+
+__all__ = ["FORMAT_VERSION", "Store", "open"]
+
+FORMAT_NAME = b"flinq-store"
+FORMAT_VERSION = 1
+MAX_QUEUES = 4000
+
+# Operations in the pending log: (kind, database, key, value, waiter).
+OP_PUT = 0  # a key that is not on disk yet
+OP_SET = 1  # overwrite a key that may be on disk
+OP_DEL = 2
+OP_CLEAR = 3  # empty a queue's database
+OP_BARRIER = 4  # release `waiter` once everything before it is committed
+
+Op = tuple[int, Any, bytes | None, bytes | None, "_Waiter | None"]
+
+_LOCK_FILE = "flinq.lock"
+_DATA_FILE = "data.mdb"
+
+_open_paths: set[str] = set()
+_open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+_registry_lock = threading.Lock()
+
+
+class _Waiter:
+    """One caller waiting for a commit; released by the writer."""
+
+    __slots__ = ("_lock", "error")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.error: BaseException | None = None
+
+    def release(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self._lock.release()
+
+    def wait(self, timeout: float | None) -> bool:
+        return self._lock.acquire(timeout=-1 if timeout is None else timeout)
+
+
+class _PathLock:
+    """An exclusive, per-process lock on a store directory (POSIX record
+    locks are not inherited by a forked child; Windows locks a byte)."""
+
+    def __init__(self, directory: str) -> None:
+        self._fd = os.open(os.path.join(directory, _LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if sys.platform == "win32":
+                import msvcrt
+
+                msvcrt.locking(self._fd, msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            raise StoreLockedError(f"{directory} is open for writing in another process") from None
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = -1
+
+
+def open(
+    path: str | os.PathLike[str],
+    *,
+    durability: Literal["batch", "sync"] = "batch",
+    flush_interval: float = 0.005,
+    map_size: int = 64 << 20,
+    serializer: str | Serializer = "pickle",
+    max_pending: int = 262_144,
+    batch_size: int = 16_384,
+    readonly: bool = False,
+) -> Store:
+    """Open (or create) the durable store at path; see Store."""
+    return Store(
+        path,
+        durability=durability,
+        flush_interval=flush_interval,
+        map_size=map_size,
+        serializer=serializer,
+        max_pending=max_pending,
+        batch_size=batch_size,
+        readonly=readonly,
+    )
+
+
+class Store:
+    """One LMDB environment holding named durable queues, with one writer thread.
+
+    durability="batch": put() returns once the message is in memory and in
+    the writer's pending log; the writer commits (and fsyncs) a batch when it
+    reaches batch_size operations or flush_interval seconds, whichever comes
+    first. flush() waits until everything put before it is on disk.
+    durability="sync": put() returns only after the commit holding it is on
+    disk; concurrent producers share commits.
+
+    The pending log holds at most max_pending operations: producers wait for
+    room (or get queue.Full without blocking), so a slow disk is backpressure,
+    not unbounded memory. serializer stores bodies other than bytes,
+    bytearray, memoryview and str: "pickle" (the default: never open a store
+    written by someone you do not trust), "json", "raw" (refuse anything
+    else), or an object with dumps() and loads().
+
+    A Store is a context manager; close() commits what is pending and stops
+    the writer. Stores still open at interpreter exit are closed then.
+    readonly=True opens without a writer, for inspection while another
+    process owns the store.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: Literal["batch", "sync"] = "batch",
+        flush_interval: float = 0.005,
+        map_size: int = 64 << 20,
+        serializer: str | Serializer = "pickle",
+        max_pending: int = 262_144,
+        batch_size: int = 16_384,
+        readonly: bool = False,
+    ) -> None:
+        if durability not in ("batch", "sync"):
+            raise ValueError(f"durability must be 'batch' or 'sync', not {durability!r}")
+        if not flush_interval > 0:
+            raise ValueError("flush_interval must be a positive number of seconds")
+        for name, value in (
+            ("map_size", map_size),
+            ("max_pending", max_pending),
+            ("batch_size", batch_size),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an int")
+            if value <= 0:
+                raise ValueError(f"{name} must be positive")
+        self.path = os.path.abspath(os.fspath(path))
+        self.durability = durability
+        self.readonly = readonly
+        self.flush_interval = float(flush_interval)
+        self.serializer: Serializer = resolve_serializer(serializer)
+        self._sync = durability == "sync"
+        self._max_pending = max_pending
+        self._batch_size = batch_size
+        self._pid = os.getpid()
+        self._closed = False
+        self._forked = False
+        self._queues: dict[str, Any] = {}
+        self._pending: collections.deque[Op] = collections.deque()
+        self._cv = threading.Condition(threading.Lock())  # writer wake-ups and log room
+        self._kicked = False
+        self._stopping = False
+        self._write_error: BaseException | None = None
+        self._timers: list[Callable[[float], None]] = []
+        self._commits = 0
+        self._committed_ops = 0
+        self._last_commit_seconds = 0.0
+        self._lock: _PathLock | None = None
+        self._writer: threading.Thread | None = None
+
+        self._claim_path()
+        try:
+            self._env = self._open_environment(map_size)
+            self._load_or_create_meta()
+        except BaseException:
+            self._release_path()
+            raise
+        self._seq = itertools.count(self._next_seq)
+        if not readonly:
+            self._writer = threading.Thread(
+                target=self._run_writer, name=f"flinq-writer:{self.path}", daemon=True
+            )
+            self._writer.start()
+        _open_stores.add(self)
+
+    # ---- opening -------------------------------------------------------------
+
+    def _claim_path(self) -> None:
+        if self.readonly:
+            if not os.path.isdir(self.path):
+                raise StoreCorruptError(f"{self.path} is not a flinq store (no such directory)")
+            return
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise StoreCorruptError(f"{self.path} is not a directory")
+        os.makedirs(self.path, mode=0o700, exist_ok=True)
+        entries = set(os.listdir(self.path)) - {_LOCK_FILE, "lock.mdb"}
+        if entries and _DATA_FILE not in entries:
+            raise StoreCorruptError(f"{self.path} is not a flinq store (it holds other files)")
+        with _registry_lock:
+            if self.path in _open_paths:
+                raise StoreLockedError(f"{self.path} is already open in this process")
+            self._lock = _PathLock(self.path)
+            _open_paths.add(self.path)
+
+    def _release_path(self) -> None:
+        if self._lock is not None:
+            with _registry_lock:
+                self._lock.release()
+                self._lock = None
+                _open_paths.discard(self.path)
+
+    def _open_environment(self, map_size: int) -> lmdb.Environment:
+        data = os.path.join(self.path, _DATA_FILE)
+        if self.readonly and not os.path.exists(data):
+            raise StoreCorruptError(f"{self.path} is not a flinq store (no {_DATA_FILE})")
+        try:
+            env = lmdb.open(
+                self.path,
+                map_size=map_size,
+                max_dbs=MAX_QUEUES + 2,
+                subdir=True,
+                readonly=self.readonly,
+                sync=True,
+                metasync=True,
+                readahead=False,
+                meminit=False,
+                mode=0o600,
+            )
+        except lmdb.Error as exc:
+            raise StoreCorruptError(f"{self.path}: cannot open the store: {exc}") from exc
+        # LMDB maps the file and trusts its meta page; a file cut short would
+        # fault when a missing page is read, so check the size first.
+        used = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+        if os.path.getsize(data) < used:
+            env.close()
+            raise StoreCorruptError(f"{data} is truncated ({os.path.getsize(data)} < {used} bytes)")
+        return env
+
+    def _load_or_create_meta(self) -> None:
+        env = self._env
+        try:
+            if self.readonly:
+                try:
+                    self._meta = env.open_db(b"meta", create=False)
+                    self._registry = env.open_db(b"queues", create=False)
+                except lmdb.NotFoundError:
+                    raise StoreCorruptError(
+                        f"{self.path} is an LMDB environment but not a flinq store"
+                    ) from None
+                with env.begin() as txn:
+                    self._check_format(txn, self._meta)
+                    self._next_seq = self._read_next_seq(txn, self._meta)
+                return
+            with env.begin(write=True) as txn:
+                fresh = txn.stat(env.open_db(None, txn=txn))["entries"] == 0  # main db: named dbs
+                self._meta = env.open_db(b"meta", txn=txn, create=True)
+                self._registry = env.open_db(b"queues", txn=txn, create=True)
+                if fresh:
+                    txn.put(b"format", FORMAT_NAME, db=self._meta)
+                    txn.put(b"version", str(FORMAT_VERSION).encode(), db=self._meta)
+                    txn.put(b"next_seq", (0).to_bytes(8, "big"), db=self._meta)
+                self._check_format(txn, self._meta)
+                self._next_seq = self._read_next_seq(txn, self._meta)
+        except lmdb.Error as exc:
+            raise StoreCorruptError(f"{self.path}: cannot read the store: {exc}") from exc
+
+    def _check_format(self, txn: lmdb.Transaction, meta: Any) -> None:
+        if txn.get(b"format", db=meta) != FORMAT_NAME:
+            raise StoreCorruptError(f"{self.path} is an LMDB environment but not a flinq store")
+        version = int(txn.get(b"version", b"0", db=meta))
+        if version > FORMAT_VERSION:
+            raise StoreVersionError(
+                f"{self.path} was written in store format {version}; this flinq reads "
+                f"format {FORMAT_VERSION} and older: upgrade flinq"
+            )
+
+    @staticmethod
+    def _read_next_seq(txn: lmdb.Transaction, meta: Any) -> int:
+        raw = txn.get(b"next_seq", db=meta)
+        return int.from_bytes(raw, "big") if raw else 0
+
+    # ---- queues ---------------------------------------------------------------
+
+    def queue(
+        self,
+        name: str,
+        *,
+        priority: bool = False,
+        maxsize: int = 0,
+        max_attempts: int | None = None,
+        visibility_timeout: float | None = None,
+        dead_letter: str | None = None,
+    ) -> Any:
+        """The durable queue called name, created on first use.
+
+        priority=True orders by put(item, priority=n) (lowest first, FIFO
+        among equals); it is fixed when the queue is created. max_attempts
+        moves a message to the dead_letter queue after that many deliveries;
+        visibility_timeout (seconds) redelivers a reserved message that was
+        not acked in time.
+        """
+        from flinq.durable import DurableQueue
+
+        self._check_usable()
+        if self.readonly:
+            raise StoreError("a store opened with readonly=True has no writable queues")
+        if not isinstance(name, str) or not name:
+            raise TypeError("a queue name must be a non-empty str")
+        existing = self._queues.get(name)
+        if existing is not None:
+            if existing.priority != bool(priority):
+                raise ValueError(
+                    f"queue {name!r} is {'' if existing.priority else 'not '}a priority queue"
+                )
+            return existing
+        if dead_letter == name:
+            raise ValueError("a queue cannot be its own dead-letter queue")
+        settings, handle = self._ensure_queue(name, bool(priority))
+        if settings["priority"] != bool(priority):
+            raise ValueError(f"queue {name!r} was created with priority={settings['priority']}")
+        queue = DurableQueue(
+            self,
+            name,
+            handle,
+            priority=settings["priority"],
+            maxsize=maxsize,
+            max_attempts=max_attempts,
+            visibility_timeout=visibility_timeout,
+            dead_letter=dead_letter,
+        )
+        self._queues[name] = queue
+        return queue
+
+    def _ensure_queue(self, name: str, priority: bool) -> tuple[dict[str, Any], Any]:
+        """The stored settings and database of queue name, creating both if needed."""
+        with self._env.begin(write=True) as txn:
+            raw = txn.get(name.encode(), db=self._registry)
+            if raw is not None:
+                settings: dict[str, Any] = json.loads(raw)
+            else:
+                if txn.stat(self._registry)["entries"] >= MAX_QUEUES:
+                    raise StoreError(f"a store holds at most {MAX_QUEUES} queues")
+                settings = {"priority": priority}
+                txn.put(name.encode(), json.dumps(settings).encode(), db=self._registry)
+            handle = self._env.open_db(f"q:{name}".encode(), txn=txn, create=True)
+            return settings, handle
+
+    def queues(self) -> list[str]:
+        """Names of the queues in the store, sorted."""
+        self._check_usable()
+        with self._env.begin() as txn:
+            return [bytes(k).decode() for k in txn.cursor(db=self._registry).iternext(values=False)]
+
+    def delete_queue(self, name: str) -> None:
+        """Delete queue name and every message in it."""
+        self._check_usable()
+        queue = self._queues.pop(name, None)
+        if queue is not None:
+            queue._detach()
+        self.flush()  # nothing for this queue may be left in the log
+        with self._env.begin(write=True) as txn:
+            if txn.get(name.encode(), db=self._registry) is None:
+                raise KeyError(name)
+            txn.drop(self._env.open_db(f"q:{name}".encode(), txn=txn), delete=True)
+            txn.delete(name.encode(), db=self._registry)
+
+    def _load(self, handle: Any) -> list[tuple[bytes, bytes]]:
+        """Every (key, record) of a queue's database, in key order."""
+        with self._env.begin(db=handle) as txn:
+            try:
+                return list(txn.cursor().iternext())
+            except lmdb.Error as exc:
+                raise StoreCorruptError(f"{self.path}: cannot read a queue: {exc}") from exc
+
+    # ---- the pending log ----------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            if self._forked:
+                raise StoreForkedError(
+                    f"the store at {self.path} was opened before fork(); open it again here"
+                )
+            raise StoreClosedError(f"the store at {self.path} is closed")
+
+    def _log(self, op: Op) -> None:
+        """Append an operation that needs no room check (removals, updates)."""
+        pending = self._pending
+        pending.append(op)
+        if len(pending) >= self._batch_size and not self._kicked:
+            self._kick()
+
+    def _log_put(
+        self,
+        handle: Any,
+        key: bytes,
+        record: bytes,
+        block: bool,
+        timeout: float | None,
+        commit: bool,
+    ) -> None:
+        """Append a new message: in batch mode wait for room in the log
+        (queue.Full without it); in sync mode with commit=True, return once
+        it and everything before it is committed."""
+        pending = self._pending
+        if self._sync:
+            if commit:
+                self._commit_now((OP_PUT, handle, key, record, _Waiter()))
+            else:
+                pending.append((OP_PUT, handle, key, record, None))
+            return
+        if len(pending) >= self._max_pending:
+            self._wait_for_room(block, timeout)
+        pending.append((OP_PUT, handle, key, record, None))
+        if len(pending) >= self._batch_size and not self._kicked:
+            self._kick()
+
+    def _wait_for_room(self, block: bool, timeout: float | None) -> None:
+        if not block:
+            raise Full
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            while len(self._pending) >= self._max_pending:
+                self._check_usable()
+                if not self._kicked:
+                    self._kicked = True
+                    self._cv.notify_all()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise Full
+                self._cv.wait(remaining)
+
+    def _kick(self) -> None:
+        """Ask the writer to commit now instead of at the end of its interval."""
+        with self._cv:
+            self._kicked = True
+            self._cv.notify_all()
+
+    def _commit_now(self, op: Op, timeout: float | None = None) -> None:
+        """Append op with a waiter and return once it is committed."""
+        waiter = op[4]
+        assert waiter is not None
+        self._pending.append(op)
+        self._kick()
+        if not waiter.wait(timeout):
+            raise TimeoutError("the store did not commit in time")
+        if waiter.error is not None:
+            raise StoreWriteError(f"cannot write to {self.path}: {waiter.error}") from waiter.error
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Return once everything logged before this call is on disk.
+
+        Raises StoreWriteError if the writer cannot commit (the disk is
+        full, say); what was pending stays pending and is retried.
+        """
+        self._check_usable()
+        if self.readonly:
+            return
+        self._commit_now((OP_BARRIER, None, None, None, _Waiter()), timeout)
+
+    # ---- the writer thread ----------------------------------------------------------
+
+    def _run_writer(self) -> None:
+        retry: list[Op] = []
+        backoff = 0.0
+        while True:
+            with self._cv:
+                # A batch closes at batch_size operations (producers kick),
+                # at a flush or sync put (kick), or after flush_interval.
+                if (
+                    not self._kicked
+                    and not self._stopping
+                    and not retry
+                    and (len(self._pending) < self._batch_size)
+                ):
+                    self._cv.wait(self.flush_interval)
+                self._kicked = False
+                stopping = self._stopping
+            batch = retry
+            retry = []
+            pending = self._pending
+            take = min(len(pending), self._max_pending)
+            batch.extend(pending.popleft() for _ in range(take))
+            if batch:
+                failed = self._commit(batch)
+                with self._cv:
+                    self._cv.notify_all()  # room in the log
+                if failed is not None:
+                    retry = failed
+                    backoff = min(max(backoff * 2, 0.05), 1.0)
+                    if stopping:
+                        return  # close() reports the error
+                    time.sleep(backoff)
+                    continue
+                backoff = 0.0
+            now = time.monotonic()
+            for timer in list(self._timers):
+                timer(now)
+            if stopping and not self._pending:
+                return
+
+    def _commit(self, batch: list[Op]) -> list[Op] | None:
+        """Write batch in one transaction. Returns None, or the operations to
+        retry after a failed commit (callers waiting on the rest are told)."""
+        ops = _coalesce(batch)
+        started = time.perf_counter()
+        while True:
+            try:
+                with self._env.begin(write=True) as txn:
+                    _apply(txn, ops)
+                    txn.put(b"next_seq", self._next_seq_bytes(), db=self._meta)
+                break
+            except lmdb.MapFullError:
+                self._env.set_mapsize(self._env.info()["map_size"] * 2)
+            except lmdb.Error as exc:
+                self._write_error = exc
+                for op in batch:
+                    if op[4] is not None:
+                        op[4].release(exc)
+                # Callers told of the failure gave up their operation.
+                return [op for op in batch if op[4] is None]
+        self._write_error = None
+        self._commits += 1
+        self._committed_ops += len(batch)
+        self._last_commit_seconds = time.perf_counter() - started
+        for op in batch:
+            if op[4] is not None:
+                op[4].release()
+        return None
+
+    def _next_seq_bytes(self) -> bytes:
+        # itertools.count's repr, "count(N)", shows the next value without
+        # taking it; N is past every key logged so far, which is all that
+        # the next open needs.
+        return int(repr(self._seq)[6:-1]).to_bytes(8, "big")
+
+    # ---- closing -------------------------------------------------------------------
+
+    def close(self, timeout: float | None = None) -> None:
+        """Commit everything pending, stop the writer and close LMDB."""
+        if self._closed:
+            return
+        if self._forked or os.getpid() != self._pid:
+            self._closed = True
+            return
+        writer = self._writer
+        if writer is not None:
+            with self._cv:
+                self._stopping = True
+                self._cv.notify_all()
+            writer.join(timeout)
+        self._closed = True
+        for queue in self._queues.values():
+            queue._detach()
+        error = self._write_error
+        if writer is None or not writer.is_alive():
+            self._env.close()
+        self._release_path()
+        _open_stores.discard(self)
+        if error is not None and self._pending:
+            raise StoreWriteError(f"closed {self.path} with writes it could not commit: {error}")
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else self.durability
+        return f"<flinq.Store {self.path!r} {state}>"
+
+    def _after_fork_in_child(self) -> None:
+        self._forked = True
+        self._closed = True
+        self._lock = None  # the record lock belongs to the parent
+        _keep_forked_environments.append(self._env)  # never closed here: LMDB forbids it
+
+    # ---- statistics ----------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """The writer's counters and the environment's size."""
+        info = self._env.info()
+        stat = self._env.stat()
+        return {
+            "pending": len(self._pending),
+            "commits": self._commits,
+            "mean_batch": self._committed_ops / self._commits if self._commits else 0.0,
+            "last_commit_ms": self._last_commit_seconds * 1000.0,
+            "bytes_on_disk": os.path.getsize(os.path.join(self.path, _DATA_FILE)),
+            "map_size": info["map_size"],
+            "page_size": stat["psize"],
+            "queues": len(self._queues),
+        }
+
+
+def _coalesce(batch: list[Op]) -> list[Op]:
+    """The batch without the messages that were both put and deleted in it
+    (with any sets between): they never need to reach the disk. Keys are
+    unique across a store's queues (they end in the store-wide sequence
+    number), so the key alone names a message. Clearing a queue ends
+    folding across it; barriers are dropped."""
+    put_at: dict[bytes, int] = {}  # key -> index in out of its put in this batch
+    sets_at: dict[bytes, list[int]] = {}  # key -> indexes of later sets of it
+    out: list[Op | None] = []
+    for op in batch:
+        kind = op[0]
+        key: bytes = op[2]  # type: ignore[assignment]
+        if kind == OP_PUT:
+            put_at[key] = len(out)
+        elif kind == OP_SET:
+            if key in put_at:
+                sets_at.setdefault(key, []).append(len(out))
+        elif kind == OP_DEL:
+            index = put_at.pop(key, None)
+            if index is not None:
+                out[index] = None
+                for later in sets_at.pop(key, ()):
+                    out[later] = None
+                continue
+        elif kind == OP_CLEAR:
+            put_at.clear()
+            sets_at.clear()
+        else:  # OP_BARRIER
+            continue
+        out.append(op)
+    return [op for op in out if op is not None]
+
+
+def _apply(txn: lmdb.Transaction, ops: list[Op]) -> None:
+    """Apply ops in order in txn; runs of puts to one database go through
+    one putmulti call."""
+    run: list[tuple[bytes, bytes]] = []
+    run_handle: Any = None
+    for kind, handle, key, value, _waiter in ops:
+        if kind in (OP_PUT, OP_SET):
+            if handle is not run_handle and run:
+                txn.cursor(db=run_handle).putmulti(run)
+                run = []
+            run_handle = handle
+            run.append((key, value))  # type: ignore[arg-type]
+            continue
+        if run:
+            txn.cursor(db=run_handle).putmulti(run)
+            run = []
+        if kind == OP_DEL:
+            txn.delete(key, db=handle)  # type: ignore[arg-type]
+        elif kind == OP_CLEAR:
+            txn.drop(handle, delete=False)
+    if run:
+        txn.cursor(db=run_handle).putmulti(run)
+
+
+_keep_forked_environments: list[Any] = []
+
+
+def _forget_after_fork() -> None:
+    _open_paths.clear()
+    for store in list(_open_stores):
+        store._after_fork_in_child()
+
+
+def _close_all_at_exit() -> None:
+    for store in list(_open_stores):
+        try:
+            store.close(timeout=30.0)
+        except StoreError as exc:
+            print(f"flinq: {exc}", file=sys.stderr)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+# Close stores before the interpreter joins threads and finalizes: a writer
+# thread that needs the GIL during finalization would hang the exit.
+_register_atexit = getattr(threading, "_register_atexit", None)
+if _register_atexit is not None:
+    _register_atexit(_close_all_at_exit)
+else:  # pragma: no cover
+    atexit.register(_close_all_at_exit)
