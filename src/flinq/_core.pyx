@@ -750,6 +750,18 @@ cdef class _TaskQueue(_QueueCore):
         """True once shutdown() has been called."""
         return self._is_shutdown
 
+    def _restore(self, items, priority=None):
+        """Put items back without waiting for room or checking shutdown: for
+        items that already held a place in this queue (redelivery, reloading
+        a durable queue). Not part of the public API."""
+        cdef object batch = PySequence_Fast(items, "_restore() expects an iterable")
+        cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(batch)
+        if n:
+            if priority is None:
+                self._push(PySequence_Fast_ITEMS(batch), n, 0, False)
+            else:
+                self._push(PySequence_Fast_ITEMS(batch), n, _priority_value(priority), True)
+
 
 cdef class Queue(_TaskQueue):
     """A FIFO queue, drop-in for queue.Queue. maxsize <= 0 means unbounded."""

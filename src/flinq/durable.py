@@ -180,9 +180,9 @@ class DurableQueue:
         entries = self._store._load(self._handle)
         if not entries:
             return
-        core = self._core
+        restore = self._core._restore  # stored messages may exceed maxsize: no waiting
         if not self.priority:
-            core.put_many(entries)
+            restore(entries)
             return
         # Keys sort by priority: hand each run of equal priority over at once.
         start = 0
@@ -190,7 +190,7 @@ class DurableQueue:
         for index in range(1, len(entries) + 1):
             p = key_priority(entries[index][0]) if index < len(entries) else None
             if p != current:
-                core.put_many(entries[start:index], priority=current)
+                restore(entries[start:index], current)
                 start = index
                 current = p  # type: ignore[assignment]
 
@@ -382,6 +382,7 @@ class DurableQueue:
         return Message(self, key, record, decoded)
 
     def _ack(self, key: bytes) -> bool:
+        self._check_attached()
         with self._lock:
             if self._in_flight.pop(key, None) is None:
                 return False
@@ -391,6 +392,7 @@ class DurableQueue:
         return True
 
     def _nack(self, key: bytes, requeue: bool, delay: float) -> bool:
+        self._check_attached()
         with self._lock:
             held = self._in_flight.pop(key, None)
         if held is None:
@@ -414,13 +416,13 @@ class DurableQueue:
         self._ready_again(key, record)
 
     def _ready_again(self, key: bytes, record: bytes) -> None:
+        """A delivered message is ready again: it had its place already, so
+        it goes back even if the queue is full (and never blocks the writer
+        thread, which runs redeliveries)."""
         if self._core.is_shutdown:
             return  # stays stored; it comes back on the next open
         self._counts["redelivered"] += 1
-        if self.priority:
-            self._core.put((key, record), priority=key_priority(key))
-        else:
-            self._core.put((key, record))
+        self._core._restore([(key, record)], key_priority(key) if self.priority else None)
 
     def _retire(self, key: bytes, record: bytes, *, expired: bool) -> None:
         """Move a message to the dead-letter queue, or drop it if none."""
@@ -435,10 +437,8 @@ class DurableQueue:
         seq = next(self._store._seq)
         key = priority_key(0, seq) if self.priority else fifo_key(seq)
         self._store._log((OP_PUT, self._handle, key, record, None))
-        if self.priority:
-            self._core.put((key, record), priority=0)
-        else:
-            self._core.put((key, record))
+        # A dead letter must neither wait for room nor be refused.
+        self._core._restore([(key, record)], 0 if self.priority else None)
 
     def _on_tick(self, now: float) -> None:
         """Writer thread, every interval: redeliver what timed out, release
