@@ -194,6 +194,7 @@ class Store:
         self._pending: collections.deque[Op] = collections.deque()
         self._cv = threading.Condition(threading.Lock())  # writer wake-ups and log room
         self._kicked = False
+        self._folding = False  # a removal was logged since the last commit
         self._stopping = False
         self._write_error: BaseException | None = None
         self._timers: list[Callable[[float], None]] = []
@@ -419,6 +420,7 @@ class Store:
 
     def _log(self, op: Op) -> None:
         """Append an operation that needs no room check (removals, updates)."""
+        self._folding = True
         pending = self._pending
         pending.append(op)
         if len(pending) >= self._batch_size and not self._kicked:
@@ -512,9 +514,8 @@ class Store:
                 stopping = self._stopping
             batch = retry
             retry = []
-            pending = self._pending
-            take = min(len(pending), self._max_pending)
-            batch.extend(pending.popleft() for _ in range(take))
+            popleft = self._pending.popleft
+            batch += [popleft() for _ in range(min(len(self._pending), self._max_pending))]
             if batch:
                 failed = self._commit(batch)
                 with self._cv:
@@ -536,7 +537,9 @@ class Store:
     def _commit(self, batch: list[Op]) -> list[Op] | None:
         """Write batch in one transaction. Returns None, or the operations to
         retry after a failed commit (callers waiting on the rest are told)."""
-        ops = _coalesce(batch)
+        # Only removals can cancel puts: a batch of puts alone is written as is.
+        ops = _coalesce(batch) if self._folding else batch
+        self._folding = False
         started = time.perf_counter()
         while True:
             try:
@@ -664,6 +667,10 @@ def _coalesce(batch: list[Op]) -> list[Op]:
 def _apply(txn: lmdb.Transaction, ops: list[Op]) -> None:
     """Apply ops in order in txn; runs of puts to one database go through
     one putmulti call."""
+    first = ops[0][1] if ops else None
+    if all(op[0] == OP_PUT and op[1] is first for op in ops):  # the common batch: new messages
+        txn.cursor(db=first).putmulti([(op[2], op[3]) for op in ops])  # type: ignore[misc]
+        return
     run: list[tuple[bytes, bytes]] = []
     run_handle: Any = None
     for kind, handle, key, value, _waiter in ops:
