@@ -161,6 +161,8 @@ class DurableQueue:
         self.visibility_timeout = visibility_timeout
         self.dead_letter = dead_letter
         self._store = store
+        self._serializer = store.serializer
+        self._seq = store._seq  # store-wide: keys are unique across queues
         self._handle = handle
         self._core: Any = _core.PriorityQueue(maxsize) if priority else _core.Queue(maxsize)
         self._lock = threading.Lock()  # guards the in-flight table and timers
@@ -216,7 +218,7 @@ class DurableQueue:
             raise OverflowError("priority must fit in a signed 64-bit integer")
         now = time.time()
         if headers is None and ttl is None:
-            record = encode_plain(item, self._store.serializer, now)
+            record = encode_plain(item, self._serializer, now)
         else:
             if headers is not None and (
                 not isinstance(headers, dict)
@@ -232,7 +234,7 @@ class DurableQueue:
                 expires_at=now + ttl if ttl is not None else 0.0,
                 headers=headers,
             )
-        seq = next(self._store._seq)
+        seq = next(self._seq)
         key = priority_key(priority, seq) if self.priority else fifo_key(seq)
         return key, record, priority
 
@@ -251,7 +253,15 @@ class DurableQueue:
         Raises TypeError, before anything changes, for an item the store's
         serializer cannot handle.
         """
-        key, record, p = self._new_message(item, priority, headers, ttl)
+        if priority is None and headers is None and ttl is None and not self.priority:
+            # The common case, kept lean: no option to check, a FIFO key.
+            if self._detached or self._store._closed:
+                self._raise_unusable()
+            record = encode_plain(item, self._serializer, time.time())
+            key = fifo_key(next(self._seq))
+            p = 0
+        else:
+            key, record, p = self._new_message(item, priority, headers, ttl)
         self._store._log_put(self._handle, key, record, block, timeout, True)
         try:
             if self.priority:
@@ -434,7 +444,7 @@ class DurableQueue:
 
     def _adopt(self, record: bytes) -> None:
         """Append a record retired from another queue (a dead letter)."""
-        seq = next(self._store._seq)
+        seq = next(self._seq)
         key = priority_key(0, seq) if self.priority else fifo_key(seq)
         self._store._log((OP_PUT, self._handle, key, record, None))
         # A dead letter must neither wait for room nor be refused.

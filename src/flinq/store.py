@@ -52,7 +52,6 @@ OP_PUT = 0  # a key that is not on disk yet
 OP_SET = 1  # overwrite a key that may be on disk
 OP_DEL = 2
 OP_CLEAR = 3  # empty a queue's database
-OP_BARRIER = 4  # release `waiter` once everything before it is committed
 
 Op = tuple[int, Any, bytes | None, bytes | None, "_Waiter | None"]
 
@@ -65,21 +64,27 @@ _registry_lock = threading.Lock()
 
 
 class _Waiter:
-    """One caller waiting for a commit; released by the writer."""
+    """A sync put's promise. The thread that commits its operation sets done
+    (and error, if the commit failed) and releases it; or, when a commit
+    ends with this operation still pending, hands it the lead, and its own
+    caller commits next."""
 
-    __slots__ = ("_lock", "error")
+    __slots__ = ("_lock", "done", "error", "lead")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lock.acquire()
+        self.done = False
+        self.lead = False
         self.error: BaseException | None = None
 
-    def release(self, error: BaseException | None = None) -> None:
+    def settle(self, error: BaseException | None = None) -> None:
         self.error = error
+        self.done = True
         self._lock.release()
 
-    def wait(self, timeout: float | None) -> bool:
-        return self._lock.acquire(timeout=-1 if timeout is None else timeout)
+    def wait(self) -> None:
+        self._lock.acquire()
 
 
 class _PathLock:
@@ -193,6 +198,9 @@ class Store:
         self._queues: dict[str, Any] = {}
         self._pending: collections.deque[Op] = collections.deque()
         self._cv = threading.Condition(threading.Lock())  # writer wake-ups and log room
+        self._commit_cv = threading.Condition(threading.Lock())  # who commits; what is done
+        self._committing = False
+        self._sync_waiters: collections.deque[_Waiter] = collections.deque()  # in log order
         self._kicked = False
         self._folding = False  # a removal was logged since the last commit
         self._stopping = False
@@ -440,10 +448,13 @@ class Store:
         it and everything before it is committed."""
         pending = self._pending
         if self._sync:
-            if commit:
-                self._commit_now((OP_PUT, handle, key, record, _Waiter()))
-            else:
+            if not commit:
                 pending.append((OP_PUT, handle, key, record, None))
+                return
+            waiter = _Waiter()
+            pending.append((OP_PUT, handle, key, record, waiter))
+            self._sync_waiters.append(waiter)
+            self._commit_sync(waiter)
             return
         if len(pending) >= self._max_pending:
             self._wait_for_room(block, timeout)
@@ -472,71 +483,118 @@ class Store:
             self._kicked = True
             self._cv.notify_all()
 
-    def _commit_now(self, op: Op, timeout: float | None = None) -> None:
-        """Append op with a waiter and return once it is committed."""
-        waiter = op[4]
-        assert waiter is not None
-        self._pending.append(op)
-        self._kick()
-        if not waiter.wait(timeout):
-            raise TimeoutError("the store did not commit in time")
+    def _commit_sync(self, waiter: _Waiter) -> None:
+        """Return once the sync put behind waiter is committed. Group commit:
+        one caller at a time leads and commits, in its own thread, all that
+        is pending; the others sleep until a leader has committed their
+        operation, or until the lead is handed to them."""
+        with self._commit_cv:
+            lead = not self._committing
+            if lead:
+                self._committing = True
+        if not lead:
+            waiter.wait()
+            lead = waiter.lead and not waiter.done
+        if lead:
+            try:
+                self._check_usable()
+                self._commit(self._drain())
+            finally:
+                self._end_commit()
         if waiter.error is not None:
             raise StoreWriteError(f"cannot write to {self.path}: {waiter.error}") from waiter.error
+
+    def _begin_commit(self, timeout: float | None = None) -> None:
+        """Wait for any commit in progress, then own the next one."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._commit_cv:
+            while self._committing:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"the store at {self.path} did not commit in time")
+                self._commit_cv.wait(remaining)
+            self._committing = True
+
+    def _end_commit(self) -> None:
+        """Pass the lead to the oldest sync put still pending, or let the
+        next flush or the writer commit."""
+        with self._commit_cv:
+            waiters = self._sync_waiters
+            while waiters and waiters[0].done:
+                waiters.popleft()
+            if waiters:
+                successor = waiters.popleft()
+                successor.lead = True
+                successor._lock.release()
+            else:
+                self._committing = False
+                self._commit_cv.notify_all()
+        with self._cv:
+            self._cv.notify_all()  # producers waiting for room in the log
 
     def flush(self, timeout: float | None = None) -> None:
         """Return once everything logged before this call is on disk.
 
-        Raises StoreWriteError if the writer cannot commit (the disk is
-        full, say); what was pending stays pending and is retried.
+        Raises StoreWriteError if it cannot be committed (the disk is full,
+        say); what was pending stays pending and is retried.
         """
         self._check_usable()
         if self.readonly:
             return
-        self._commit_now((OP_BARRIER, None, None, None, _Waiter()), timeout)
+        self._begin_commit(timeout)
+        try:
+            self._commit(self._drain())
+            error = self._write_error if self._pending else None
+        finally:
+            self._end_commit()
+        if error is not None:
+            raise StoreWriteError(f"cannot write to {self.path}: {error}") from error
 
     # ---- the writer thread ----------------------------------------------------------
 
     def _run_writer(self) -> None:
-        retry: list[Op] = []
         backoff = 0.0
         while True:
             with self._cv:
-                # A batch closes at batch_size operations (producers kick),
-                # at a flush or sync put (kick), or after flush_interval.
-                if (
-                    not self._kicked
-                    and not self._stopping
-                    and not retry
-                    and (len(self._pending) < self._batch_size)
-                ):
+                # A batch closes at batch_size operations (producers kick)
+                # or after flush_interval.
+                pending = len(self._pending)
+                if not self._kicked and not self._stopping and pending < self._batch_size:
                     self._cv.wait(self.flush_interval)
                 self._kicked = False
                 stopping = self._stopping
-            batch = retry
-            retry = []
-            popleft = self._pending.popleft
-            batch += [popleft() for _ in range(min(len(self._pending), self._max_pending))]
-            if batch:
-                failed = self._commit(batch)
-                with self._cv:
-                    self._cv.notify_all()  # room in the log
-                if failed is not None:
-                    retry = failed
-                    backoff = min(max(backoff * 2, 0.05), 1.0)
-                    if stopping:
-                        return  # close() reports the error
-                    time.sleep(backoff)
-                    continue
-                backoff = 0.0
+            if self._pending:
+                self._begin_commit()
+                try:
+                    self._commit(self._drain())
+                finally:
+                    self._end_commit()
+            failed = self._write_error is not None and bool(self._pending)
+            if failed:
+                if stopping:
+                    return  # close() reports the error
+                backoff = min(max(backoff * 2, 0.05), 1.0)
+                time.sleep(backoff)
+                continue
+            backoff = 0.0
             now = time.monotonic()
             for timer in list(self._timers):
                 timer(now)
             if stopping and not self._pending:
                 return
 
-    def _commit(self, batch: list[Op]) -> list[Op] | None:
-        """Write batch in one transaction. Returns None, or the operations to
-        retry after a failed commit (callers waiting on the rest are told)."""
+    def _drain(self) -> list[Op]:
+        """Take everything pending (at most max_pending operations)."""
+        popleft = self._pending.popleft
+        return [popleft() for _ in range(min(len(self._pending), self._max_pending))]
+
+    def _commit(self, batch: list[Op]) -> None:
+        """Write batch in one transaction (between _begin_commit and
+        _end_commit: one commit at a time, in log order). On failure,
+        sync puts are told and dropped, and the rest goes back to the front
+        of the log for a retry."""
+        if not batch:
+            return
         # Only removals can cancel puts: a batch of puts alone is written as is.
         ops = _coalesce(batch) if self._folding else batch
         self._folding = False
@@ -553,17 +611,18 @@ class Store:
                 self._write_error = exc
                 for op in batch:
                     if op[4] is not None:
-                        op[4].release(exc)
-                # Callers told of the failure gave up their operation.
-                return [op for op in batch if op[4] is None]
+                        op[4].settle(exc)
+                retry = [op for op in batch if op[4] is None]
+                self._folding = True
+                self._pending.extendleft(reversed(retry))
+                return
         self._write_error = None
         self._commits += 1
         self._committed_ops += len(batch)
         self._last_commit_seconds = time.perf_counter() - started
         for op in batch:
             if op[4] is not None:
-                op[4].release()
-        return None
+                op[4].settle()
 
     def _next_seq_bytes(self) -> bytes:
         # itertools.count's repr, "count(N)", shows the next value without
@@ -636,7 +695,7 @@ def _coalesce(batch: list[Op]) -> list[Op]:
     (with any sets between): they never need to reach the disk. Keys are
     unique across a store's queues (they end in the store-wide sequence
     number), so the key alone names a message. Clearing a queue ends
-    folding across it; barriers are dropped."""
+    folding across it."""
     put_at: dict[bytes, int] = {}  # key -> index in out of its put in this batch
     sets_at: dict[bytes, list[int]] = {}  # key -> indexes of later sets of it
     out: list[Op | None] = []
@@ -658,8 +717,6 @@ def _coalesce(batch: list[Op]) -> list[Op]:
         elif kind == OP_CLEAR:
             put_at.clear()
             sets_at.clear()
-        else:  # OP_BARRIER
-            continue
         out.append(op)
     return [op for op in out if op is not None]
 
