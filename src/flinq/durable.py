@@ -64,31 +64,50 @@ class Message:
     __slots__ = (
         "_queue",
         "_raw",
+        "_record",
         "_settled",
-        "attempts",
         "body",
-        "enqueued_at",
-        "headers",
-        "id",
         "key",
-        "priority",
-        "ttl",
     )
 
     def __init__(self, queue: DurableQueue, key: bytes, raw: bytes, record: Record) -> None:
         self._queue = queue
         self._raw = raw
+        self._record = record
         self._settled = False
         self.key = key
-        self.id: int = key_seq(key)
-        self.priority: int = key_priority(key)
-        self.body: Any = decode_body(raw, record, queue._store.serializer)
-        self.attempts: int = record.attempts
-        self.enqueued_at: float = record.enqueued_at
-        self.headers: dict[str, str] | None = record.headers
-        self.ttl: float | None = (
-            record.expires_at - record.enqueued_at if record.expires_at else None
-        )
+        self.body: Any = decode_body(raw, record, queue._serializer)
+
+    @property
+    def id(self) -> int:
+        """The message's sequence number, unique within its store."""
+        return key_seq(self.key)
+
+    @property
+    def priority(self) -> int:
+        """Its priority (0 in a FIFO queue)."""
+        return key_priority(self.key)
+
+    @property
+    def attempts(self) -> int:
+        """Deliveries so far, this one included."""
+        return self._record.attempts
+
+    @property
+    def enqueued_at(self) -> float:
+        """When it was first put, as Unix time."""
+        return self._record.enqueued_at
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """The headers it was put with, if any."""
+        return self._record.headers
+
+    @property
+    def ttl(self) -> float | None:
+        """Its time to live in seconds from enqueued_at, if it has one."""
+        record = self._record
+        return record.expires_at - record.enqueued_at if record.expires_at else None
 
     def ack(self) -> bool:
         """Remove the message for good. Returns False if it was no longer

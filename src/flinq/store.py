@@ -691,13 +691,13 @@ class Store:
 
 
 def _coalesce(batch: list[Op]) -> list[Op]:
-    """The batch without the messages that were both put and deleted in it
-    (with any sets between): they never need to reach the disk. Keys are
-    unique across a store's queues (they end in the store-wide sequence
-    number), so the key alone names a message. Clearing a queue ends
-    folding across it."""
+    """The batch with work a later delete makes moot removed: a message put
+    and deleted in the same batch never reaches the disk, and a set (a new
+    attempts count) followed by its delete is not written. Keys are unique
+    across a store's queues (they end in the store-wide sequence number), so
+    the key alone names a message. Clearing a queue ends folding across it."""
     put_at: dict[bytes, int] = {}  # key -> index in out of its put in this batch
-    sets_at: dict[bytes, list[int]] = {}  # key -> indexes of later sets of it
+    sets_at: dict[bytes, list[int]] = {}  # key -> indexes in out of its sets
     out: list[Op | None] = []
     for op in batch:
         kind = op[0]
@@ -705,15 +705,14 @@ def _coalesce(batch: list[Op]) -> list[Op]:
         if kind == OP_PUT:
             put_at[key] = len(out)
         elif kind == OP_SET:
-            if key in put_at:
-                sets_at.setdefault(key, []).append(len(out))
+            sets_at.setdefault(key, []).append(len(out))
         elif kind == OP_DEL:
-            index = put_at.pop(key, None)
-            if index is not None:
+            for index in sets_at.pop(key, ()):
                 out[index] = None
-                for later in sets_at.pop(key, ()):
-                    out[later] = None
-                continue
+            index = put_at.pop(key, -1)
+            if index >= 0:
+                out[index] = None
+                continue  # nothing of this message reaches the disk
         elif kind == OP_CLEAR:
             put_at.clear()
             sets_at.clear()
