@@ -1,0 +1,19 @@
+"""Durable workloads: the raw lmdb persistence limit, flinq's durable queues
+(skipped until flinq.open exists) and durable peers; see conftest.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytest.importorskip("pytest_benchmark")
+
+from flinq.bench.env import Env
+from flinq.bench.model import Contender, Workload
+from suite import cases, time_case
+
+
+@pytest.mark.parametrize(("workload", "contender"), cases("durable"))
+def test_durable(benchmark: Any, bench_env: Env, workload: Workload, contender: Contender) -> None:
+    time_case(benchmark, bench_env, workload, contender)

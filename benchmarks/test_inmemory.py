@@ -1,0 +1,19 @@
+"""In-memory workloads (flinq.Queue, PriorityQueue and their peers),
+timed per round of BENCH_N operations; see conftest.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytest.importorskip("pytest_benchmark")
+
+from flinq.bench.env import Env
+from flinq.bench.model import Contender, Workload
+from suite import cases, time_case
+
+
+@pytest.mark.parametrize(("workload", "contender"), cases("memory"))
+def test_inmemory(benchmark: Any, bench_env: Env, workload: Workload, contender: Contender) -> None:
+    time_case(benchmark, bench_env, workload, contender)

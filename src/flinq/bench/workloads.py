@@ -1,0 +1,443 @@
+"""The benchmark workloads: one definition of each, for flinq and its peers.
+
+Both front ends, ``flinq bench`` (flinq.bench.cli) and the pytest-benchmark
+suites in benchmarks/, take their workloads from ``workloads()`` here; how
+each contender runs is in flinq.bench.trials.
+
+Extension points for features later issues add:
+  - ``FLINQ_CONSUME``: a trial for ``q.consume(...)``; until it is set, the
+    consume workload measures the in-memory get()+task_done() worker pattern;
+  - ``DURABLE_TRIALS``: flinq's trials for the durable workloads. They run
+    when ``flinq.open`` exists; on a flinq without durable queues, or for a
+    durable workload with no trial, flinq's row is reported as skipped with
+    the reason.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+import flinq
+from flinq.bench.env import Env
+from flinq.bench.model import Contender, Trial, Workload
+from flinq.bench.trials import (
+    BATCH,
+    LATENCY_PAUSE,
+    LMDB_TXN,
+    MEMORY,
+    P50,
+    P99,
+    ConsumeWorkers,
+    DequeBatch,
+    DurableGet,
+    DurablePut,
+    DurableReserveAck,
+    FasterFifoBatch,
+    FlinqBatch,
+    FlinqPriorityGet,
+    FlinqPriorityPut,
+    GetAll,
+    HeapqPop,
+    HeapqPush,
+    Latency,
+    LmdbPuts,
+    LoopBatch,
+    Memory,
+    ProcessConsumers,
+    PutAll,
+    RedisPop,
+    RedisPush,
+    RedisReserveAck,
+    SqliteAck,
+    SqliteGet,
+    SqlitePut,
+    StdPriorityGet,
+    StdPriorityPut,
+    ThreadConsumers,
+    faster_fifo_queue,
+    faster_fifo_unavailable,
+    lmdb_unavailable,
+    persistqueue_unavailable,
+    redis_unavailable,
+)
+
+#: Consumer threads in the threads workload.
+THREAD_CONSUMERS: Final = 2
+#: Worker threads in the consume workload.
+CONSUME_WORKERS: Final = 4
+# Fractions of n that slower contenders use, to keep a full run within minutes
+# (figures are rates, so they stay comparable).
+#: faster-fifo peers (they pickle every item).
+FASTER_FIFO_SCALE: Final = 0.1
+#: Redis peers (a network round trip per pipeline).
+REDIS_SCALE: Final = 0.1
+#: persist-queue peers (an fsync per operation).
+SQLITE_SCALE: Final = 0.0004
+#: The latency workload (its producer is paced).
+LATENCY_SCALE: Final = 0.01
+#: flinq durable put in sync mode (an fsync per put).
+DURABLE_SYNC_PUT_SCALE: Final = 0.002
+#: Other flinq durable workloads but batch put and get.
+DURABLE_SCALE: Final = 0.2
+
+#: Targets from the original status report, in ops/s.
+TARGETS: Final[dict[str, float]] = {"enqueue": 50_000, "dequeue": 40_000, "consume": 30_000}
+
+NOT_DURABLE: Final = "durable queues are not in this version"
+
+PrepareFn = Callable[[int, Env], Trial]
+
+#: Extension point: a trial that drives ``q.consume(...)`` for n items with
+#: CONSUME_WORKERS workers. When set, the consume workload measures it as
+#: "flinq.Queue.consume()" instead of the get()+task_done() pattern.
+FLINQ_CONSUME: PrepareFn | None = None
+
+#: Trials for flinq's durable queues, keyed by workload name, each with the
+#: fraction of n it uses. They run only when ``flinq.open`` exists (durable
+#: queues came after the in-memory ones); otherwise flinq's durable rows are
+#: reported as skipped. A new durable workload adds its trial here.
+DURABLE_TRIALS: dict[str, tuple[PrepareFn, float]] = {
+    "durable-put-batch": (lambda n, env: DurablePut(n, env, "batch"), 1.0),
+    "durable-put-sync": (lambda n, env: DurablePut(n, env, "sync"), DURABLE_SYNC_PUT_SCALE),
+    "durable-get-batch": (lambda n, env: DurableGet(n, env, "batch"), 1.0),
+    "durable-get-sync": (lambda n, env: DurableGet(n, env, "sync"), DURABLE_SCALE),
+    "durable-reserve-ack-batch": (
+        lambda n, env: DurableReserveAck(n, env, "batch"),
+        DURABLE_SCALE,
+    ),
+    "durable-reserve-ack-sync": (
+        lambda n, env: DurableReserveAck(n, env, "sync"),
+        DURABLE_SCALE,
+    ),
+}
+
+
+def _consume_contender() -> Contender:
+    """flinq's consume contender: q.consume() when registered, else the
+    get()+task_done() worker pattern."""
+    if FLINQ_CONSUME is not None:
+        return Contender("flinq.Queue.consume()", FLINQ_CONSUME)
+    return Contender(
+        "flinq.Queue",
+        lambda n, env: ConsumeWorkers(n, env, flinq.Queue, CONSUME_WORKERS),
+        note="get()+task_done() worker pattern (q.consume() is not in this version)",
+    )
+
+
+def _durable_contender(workload: str) -> Contender:
+    """flinq's contender for a durable workload: skipped, honestly, when this
+    flinq has no durable queues (no flinq.open) or no trial is registered."""
+
+    def unavailable(env: Env) -> str | None:
+        if not hasattr(flinq, "open"):
+            return NOT_DURABLE
+        if workload not in DURABLE_TRIALS:
+            return "no benchmark trial is registered for it (flinq.bench.workloads.DURABLE_TRIALS)"
+        return None
+
+    def prepare(n: int, env: Env) -> Trial:
+        return DURABLE_TRIALS[workload][0](n, env)
+
+    scale = DURABLE_TRIALS[workload][1] if workload in DURABLE_TRIALS else 1.0
+    return Contender("flinq.DurableQueue", prepare, unavailable, scale=scale)
+
+
+# ---- the registry -------------------------------------------------------------------
+
+
+def _stdlib_put_peers() -> tuple[Contender, ...]:
+    """queue.Queue, queue.SimpleQueue and collections.deque, putting."""
+    return (
+        Contender("queue.Queue", lambda n, env: PutAll(n, env, queue.Queue, "put")),
+        Contender("queue.SimpleQueue", lambda n, env: PutAll(n, env, queue.SimpleQueue, "put")),
+        Contender("collections.deque", lambda n, env: PutAll(n, env, deque, "append")),
+    )
+
+
+def _stdlib_get_peers() -> tuple[Contender, ...]:
+    """queue.Queue, queue.SimpleQueue and collections.deque, getting."""
+    return (
+        Contender("queue.Queue", lambda n, env: GetAll(n, env, queue.Queue, "put", "get")),
+        Contender(
+            "queue.SimpleQueue", lambda n, env: GetAll(n, env, queue.SimpleQueue, "put", "get")
+        ),
+        Contender("collections.deque", lambda n, env: GetAll(n, env, deque, "append", "popleft")),
+    )
+
+
+def workloads() -> dict[str, Workload]:
+    """Every workload by name, in report order (extension points applied)."""
+    ff_note = "one process; items are pickled through shared memory"
+    defined = [
+        Workload(
+            "enqueue",
+            "put() n items into an unbounded queue from one thread",
+            Contender("flinq.Queue", lambda n, env: PutAll(n, env, flinq.Queue, "put")),
+            (
+                *_stdlib_put_peers(),
+                Contender(
+                    "faster_fifo.Queue",
+                    lambda n, env: PutAll(n, env, lambda: faster_fifo_queue(n), "put"),
+                    faster_fifo_unavailable,
+                    scale=FASTER_FIFO_SCALE,
+                    note=ff_note,
+                ),
+            ),
+            target=TARGETS["enqueue"],
+        ),
+        Workload(
+            "dequeue",
+            "get() n items from a filled queue from one thread",
+            Contender("flinq.Queue", lambda n, env: GetAll(n, env, flinq.Queue, "put", "get")),
+            (
+                *_stdlib_get_peers(),
+                Contender(
+                    "faster_fifo.Queue",
+                    lambda n, env: GetAll(n, env, lambda: faster_fifo_queue(n), "put", "get"),
+                    faster_fifo_unavailable,
+                    scale=FASTER_FIFO_SCALE,
+                    note=ff_note,
+                ),
+            ),
+            target=TARGETS["dequeue"],
+        ),
+        Workload(
+            "threads",
+            f"1 producer thread puts n items; {THREAD_CONSUMERS} consumer threads block in get()",
+            Contender(
+                "flinq.Queue",
+                lambda n, env: ThreadConsumers(n, env, flinq.Queue, THREAD_CONSUMERS),
+            ),
+            (
+                Contender(
+                    "queue.Queue",
+                    lambda n, env: ThreadConsumers(n, env, queue.Queue, THREAD_CONSUMERS),
+                ),
+                Contender(
+                    "queue.SimpleQueue",
+                    lambda n, env: ThreadConsumers(n, env, queue.SimpleQueue, THREAD_CONSUMERS),
+                ),
+                Contender(
+                    "faster_fifo.Queue (processes)",
+                    lambda n, env: ProcessConsumers(n, env, THREAD_CONSUMERS),
+                    faster_fifo_unavailable,
+                    scale=FASTER_FIFO_SCALE,
+                    note=f"its natural setting: {THREAD_CONSUMERS} consumer processes",
+                ),
+            ),
+        ),
+        Workload(
+            "consume",
+            f"1 producer puts n items; {CONSUME_WORKERS} worker threads each loop on "
+            "get() + task_done(); ends when join() returns. The in-memory get/task_done "
+            "consume pattern: q.consume() is not in this version",
+            _consume_contender(),
+            (
+                Contender(
+                    "queue.Queue",
+                    lambda n, env: ConsumeWorkers(n, env, queue.Queue, CONSUME_WORKERS),
+                ),
+            ),
+            target=TARGETS["consume"],
+        ),
+        Workload(
+            "priority-put",
+            "put() n items with int priorities 0-9 from one thread (flinq: "
+            "put(item, priority=p); peers: (priority, seq, item) tuples)",
+            Contender("flinq.PriorityQueue", FlinqPriorityPut),
+            (
+                Contender("heapq", HeapqPush),
+                Contender("queue.PriorityQueue", StdPriorityPut),
+            ),
+        ),
+        Workload(
+            "priority-get",
+            "get() n items with int priorities 0-9 from a filled priority queue, "
+            "one thread (peers unpack the item from the tuple)",
+            Contender("flinq.PriorityQueue", FlinqPriorityGet),
+            (
+                Contender("heapq", HeapqPop),
+                Contender("queue.PriorityQueue", StdPriorityGet),
+            ),
+        ),
+        Workload(
+            "batch",
+            f"put n items in batches of {BATCH}, then get them back in batches of {BATCH}, "
+            "one thread; ops = items moved",
+            Contender("flinq.Queue", FlinqBatch, note="put_many() / get_many()"),
+            (
+                Contender("collections.deque", DequeBatch, note="extend() / popleft() loops"),
+                Contender(
+                    "queue.SimpleQueue",
+                    lambda n, env: LoopBatch(n, env, queue.SimpleQueue),
+                    note="put() / get() loops",
+                ),
+                Contender(
+                    "faster_fifo.Queue",
+                    FasterFifoBatch,
+                    faster_fifo_unavailable,
+                    scale=FASTER_FIFO_SCALE,
+                    note="put_many() / get_many(); one process",
+                ),
+            ),
+        ),
+        Workload(
+            "latency",
+            "enqueue-to-dequeue latency, 1 producer and 1 consumer thread waiting in get(); "
+            f"the producer pauses {LATENCY_PAUSE * 1e6:.0f} us between puts",
+            Contender("flinq.Queue", lambda n, env: Latency(n, env, flinq.Queue)),
+            (
+                Contender("queue.Queue", lambda n, env: Latency(n, env, queue.Queue)),
+                Contender("queue.SimpleQueue", lambda n, env: Latency(n, env, queue.SimpleQueue)),
+            ),
+            metrics=(P50, P99),
+            scale=LATENCY_SCALE,
+            min_items=200,
+        ),
+        Workload(
+            "memory",
+            "memory a queue allocates to hold n preallocated 64-byte items "
+            "(the items excluded), per million items, by tracemalloc",
+            Contender("flinq.Queue", lambda n, env: Memory(n, env, flinq.Queue, "put")),
+            (
+                Contender("collections.deque", lambda n, env: Memory(n, env, deque, "append")),
+                Contender(
+                    "queue.SimpleQueue", lambda n, env: Memory(n, env, queue.SimpleQueue, "put")
+                ),
+            ),
+            metrics=(MEMORY,),
+        ),
+        Workload(
+            "persist-limit",
+            f"the persistence limit: raw py-lmdb puts, {LMDB_TXN} per write transaction, "
+            "sync on, in a temporary directory (a reference: no flinq contender)",
+            None,
+            (Contender("py-lmdb (raw)", LmdbPuts, lmdb_unavailable),),
+            suite="durable",
+        ),
+        Workload(
+            "durable-put-batch",
+            "put() n items into a durable queue in batch durability (group commits), then "
+            "flush(): measured until every item is on disk",
+            _durable_contender("durable-put-batch"),
+            (
+                Contender(
+                    "Redis list",
+                    RedisPush,
+                    redis_unavailable,
+                    scale=REDIS_SCALE,
+                    note=f"LPUSH, {BATCH} per pipeline; AOF appendfsync everysec",
+                ),
+            ),
+            suite="durable",
+        ),
+        Workload(
+            "durable-put-sync",
+            "put() n items into a durable queue in sync durability: each put() returns once "
+            "its commit is on disk (fsync)",
+            _durable_contender("durable-put-sync"),
+            (
+                Contender(
+                    "persistqueue.SQLiteQueue",
+                    SqlitePut,
+                    persistqueue_unavailable,
+                    scale=SQLITE_SCALE,
+                    note="commit per put; measured on few items",
+                ),
+            ),
+            suite="durable",
+        ),
+        Workload(
+            "durable-get-batch",
+            "get() n items from a durable queue in batch durability, then flush(): measured "
+            "until every removal is on disk",
+            _durable_contender("durable-get-batch"),
+            (
+                Contender(
+                    "Redis list",
+                    RedisPop,
+                    redis_unavailable,
+                    scale=REDIS_SCALE,
+                    note=f"RPOP, {BATCH} per pipeline; AOF appendfsync everysec",
+                ),
+            ),
+            suite="durable",
+        ),
+        Workload(
+            "durable-get-sync",
+            "get() n items from a durable queue opened in sync durability, then flush(). "
+            "flinq persists removals in batches in both modes (sync applies to put); the "
+            "peer commits every get, so this row is not like for like",
+            _durable_contender("durable-get-sync"),
+            (
+                Contender(
+                    "persistqueue.SQLiteQueue",
+                    SqliteGet,
+                    persistqueue_unavailable,
+                    scale=SQLITE_SCALE,
+                    note="commit per get; measured on few items",
+                ),
+            ),
+            suite="durable",
+        ),
+        Workload(
+            "durable-reserve-ack-batch",
+            "reserve() then ack() n items of a durable queue in batch durability, then "
+            "flush(): measured until every acknowledgement is on disk",
+            _durable_contender("durable-reserve-ack-batch"),
+            (
+                Contender(
+                    "Redis list",
+                    RedisReserveAck,
+                    redis_unavailable,
+                    scale=REDIS_SCALE,
+                    note=f"LMOVE to a processing list, then LREM, {BATCH} per pipeline; "
+                    "AOF appendfsync everysec",
+                ),
+            ),
+            suite="durable",
+        ),
+        Workload(
+            "durable-reserve-ack-sync",
+            "reserve() then ack() n items of a durable queue opened in sync durability, then "
+            "flush(). flinq persists reservations and acks in batches in both modes (sync "
+            "applies to put); the peer commits every get and ack, so this row is not like "
+            "for like",
+            _durable_contender("durable-reserve-ack-sync"),
+            (
+                Contender(
+                    "persistqueue.SQLiteAckQueue",
+                    SqliteAck,
+                    persistqueue_unavailable,
+                    scale=SQLITE_SCALE / 2,
+                    note="get() + ack(), each commits; measured on few items",
+                ),
+            ),
+            suite="durable",
+        ),
+    ]
+    return {workload.name: workload for workload in defined}
+
+
+def workload_names() -> list[str]:
+    """Names of every workload, in report order."""
+    return list(workloads())
+
+
+__all__ = [
+    "BATCH",
+    "CONSUME_WORKERS",
+    "DURABLE_TRIALS",
+    "FLINQ_CONSUME",
+    "MEMORY",
+    "NOT_DURABLE",
+    "P50",
+    "P99",
+    "TARGETS",
+    "THREAD_CONSUMERS",
+    "workload_names",
+    "workloads",
+]
