@@ -12,7 +12,8 @@
  *   - MSVC: Interlocked intrinsics and barriers. MSVC is detected by
  *     _MSC_VER, never by __STDC_NO_ATOMICS__, which MSVC keeps defined even
  *     when /experimental:c11atomics makes <stdatomic.h> usable;
- *   - any other C11 compiler: <stdatomic.h>.
+ *   - any other C11 compiler: <stdatomic.h>. Defining FLQ_ATOMICS_C11
+ *     selects this backend on any compiler (the C tests build it so).
  * Pure C, no Python.h.
  */
 #ifndef FLINQ_ATOMIC_H
@@ -31,7 +32,7 @@
 
 #define FLQ_CACHELINE 64
 
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(FLQ_ATOMICS_C11)
 /* ---------------------------------------------------------------- GCC/Clang */
 
 FLQ_INLINE uint64_t flq_load_u64_relaxed(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
@@ -65,7 +66,7 @@ FLQ_INLINE int flq_cas_ptr_seq_cst(void **p, void **expected, void *desired)
 
 FLQ_INLINE void flq_fence_seq_cst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
-#elif defined(_MSC_VER)
+#elif defined(_MSC_VER) && !defined(FLQ_ATOMICS_C11)
 /* --------------------------------------------------------------------- MSVC */
 #include <intrin.h>
 #include <windows.h>

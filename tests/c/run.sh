@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/c/run.sh: build and run flinq's C header tests.
 #
-#   tests/c/run.sh [mode ...]     mode: plain | tsan | asan   (default: tsan asan)
+#   tests/c/run.sh [mode ...]     mode: plain | tsan | asan | c11   (default: tsan asan c11)
 #
 #   plain  no sanitizer
 #   tsan   -fsanitize=thread (+ -Wno-tsan: GCC warns that atomic_thread_fence,
@@ -9,6 +9,8 @@
 #          -Werror that warning would stop the build. The fence still executes;
 #          TSan just cannot reason about it.)
 #   asan   -fsanitize=address,undefined -fno-sanitize-recover=all (LeakSanitizer on)
+#   c11    as asan, with atomic.h's C11 <stdatomic.h> backend (FLQ_ATOMICS_C11)
+#          instead of the GCC builtins, so that backend is compiled and run too
 #
 # Every build: gcc -std=c11 -Wall -Wextra -Werror -O1 -g -pthread -I include
 #
@@ -41,16 +43,17 @@ mode_flags() {
         plain) echo "" ;;
         tsan) echo "-fsanitize=thread -Wno-tsan" ;;
         asan) echo "-fsanitize=address,undefined -fno-sanitize-recover=all" ;;
+        c11) echo "-fsanitize=address,undefined -fno-sanitize-recover=all -DFLQ_ATOMICS_C11" ;;
         *) return 1 ;;
     esac
 }
 
 if [ "$#" -eq 0 ]; then
-    set -- tsan asan
+    set -- tsan asan c11
 fi
 for mode in "$@"; do
     if ! mode_flags "$mode" >/dev/null; then
-        echo "usage: $0 [plain|tsan|asan ...]" >&2
+        echo "usage: $0 [plain|tsan|asan|c11 ...]" >&2
         exit 2
     fi
 done

@@ -316,6 +316,48 @@ static void test_growth_shrink(void)
            shrinks, FLQ_HEAP_MIN_CAPACITY);
 }
 
+/* ------------------------------------------------------ 6. undoing a batch of pushes */
+
+/* What the Python layer does when a compared put_many fails part way: push
+ * a batch recording where each entry landed, then undo them newest first.
+ * The heap must be exactly as before, entry for entry. */
+static void test_undo_push(void)
+{
+    enum { BASE = 5000, BATCH = 300, ROUNDS = 200 };
+    flq_heap h;
+    flq_heap_init(&h);
+    uint64_t rng = 7, seq = 0;
+    for (int i = 0; i < BASE; i++) {
+        flq_heap_entry e = make_entry((int64_t)rng_range(&rng, 0, 40), seq++);
+        CHECK(flq_heap_push(&h, &e) == 0);
+    }
+    flq_heap_entry *snapshot = malloc((BASE + BATCH * ROUNDS) * sizeof(*snapshot));
+    size_t positions[BATCH];
+    CHECK(snapshot != NULL);
+    int bad = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        size_t before = h.size;
+        memcpy(snapshot, h.entries, before * sizeof(*snapshot));
+        int n = (int)rng_range(&rng, 1, BATCH);
+        for (int i = 0; i < n; i++) {
+            flq_heap_entry e = make_entry((int64_t)rng_range(&rng, 0, 40), seq++);
+            CHECK(flq_heap_push_by_at(&h, &e, flq_heap_key_less, NULL, &positions[i]) == 0);
+        }
+        CHECK(heap_ok(&h));
+        for (int i = n - 1; i >= 0; i--)
+            flq_heap_undo_push(&h, positions[i]);
+        bad += h.size != before || !entries_equal(snapshot, h.entries, before);
+        /* Keep some of the rounds' entries so the heap changes shape. */
+        flq_heap_entry e = make_entry((int64_t)rng_range(&rng, 0, 40), seq++);
+        CHECK(flq_heap_push(&h, &e) == 0);
+    }
+    CHECK_EQ(bad, 0);
+    CHECK(heap_ok(&h));
+    printf("  undo_push: %d batches of up to %d pushes undone exactly\n", ROUNDS, BATCH);
+    free(snapshot);
+    flq_heap_destroy(&h);
+}
+
 int main(void)
 {
     printf("test_heap:\n");
@@ -324,5 +366,6 @@ int main(void)
     test_failing_comparator();
     test_custom_order();
     test_growth_shrink();
+    test_undo_push();
     return check_report("test_heap");
 }
