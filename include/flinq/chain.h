@@ -20,8 +20,8 @@
  *     flq_chain_reclaim. Callers with several producers serialize them.
  *   - ANY number of consumers, concurrently with each other and with the
  *     producer: flq_chain_pop, flq_chain_pop_many. Lock-free.
- *   - flq_chain_init / flq_chain_destroy / flq_chain_visit: alone, with no
- *     other call running.
+ *   - flq_chain_new / flq_chain_free, flq_chain_init / flq_chain_destroy,
+ *     flq_chain_visit: alone, with no other call running.
  *
  * Reclamation
  *   A drained segment is unlinked by the consumer that moves head_seg past
@@ -96,6 +96,19 @@ static inline int flq_chain_init(flq_chain *c)
     return 0;
 }
 
+/* A chain in a block of its own: flq_chain's fields demand 64-byte
+ * alignment, which a struct embedding it (a Python object, say) may not
+ * have. Returns NULL when out of memory. */
+static inline flq_chain *flq_chain_new(void)
+{
+    flq_chain *c = (flq_chain *)flq_aligned_alloc(sizeof(flq_chain), FLQ_CACHELINE);
+    if (c != NULL && flq_chain_init(c) != 0) {
+        flq_aligned_free(c);
+        c = NULL;
+    }
+    return c;
+}
+
 /* Frees the segments; items still queued are not touched (drain first). */
 static inline void flq_chain_destroy(flq_chain *c)
 {
@@ -106,6 +119,15 @@ static inline void flq_chain_destroy(flq_chain *c)
         seg = next;
     }
     c->head_seg = c->tail_seg = c->oldest = NULL;
+}
+
+/* Destroys and frees a chain made by flq_chain_new (NULL is ignored). */
+static inline void flq_chain_free(flq_chain *c)
+{
+    if (c != NULL) {
+        flq_chain_destroy(c);
+        flq_aligned_free(c);
+    }
 }
 
 /* Call fn(item, arg) on every queued item, oldest first; stop at and return

@@ -30,7 +30,7 @@ from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySeque
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from flinq._headers cimport (
-    flq_chain, flq_chain_destroy, flq_chain_init, flq_chain_pop, flq_chain_pop_many,
+    flq_chain, flq_chain_free, flq_chain_new, flq_chain_pop, flq_chain_pop_many,
     flq_chain_push, flq_chain_push_many, flq_chain_visit,
     flq_heap, flq_heap_destroy, flq_heap_entry, flq_heap_init, flq_heap_pop, flq_heap_pop_by,
     flq_heap_push, flq_heap_push_by_at, flq_heap_reserve, flq_heap_undo_push,
@@ -158,44 +158,43 @@ cdef int _visit_chain_item(void *item, void *ctx) noexcept:
 cdef class _ChainStorage(_Storage):
     """FIFO storage: a chain of lock-free SPMC rings (include/flinq/chain.h)."""
 
-    cdef flq_chain _chain
-    cdef bint _ready
+    cdef flq_chain *_chain  # a block of its own: the chain needs 64-byte alignment
 
     def __cinit__(self):
-        if flq_chain_init(&self._chain) != 0:
+        self._chain = flq_chain_new()
+        if self._chain == NULL:
             raise MemoryError
-        self._ready = True
 
     def __dealloc__(self):
         cdef PyObject *item
-        if not self._ready:
+        if self._chain == NULL:
             return
-        while flq_chain_pop(&self._chain, <void **>&item):
+        while flq_chain_pop(self._chain, <void **>&item):
             Py_DECREF(<object>item)
-        flq_chain_destroy(&self._chain)
+        flq_chain_free(self._chain)
 
     cdef int push(self, object item, int64_t priority, bint keyed) except -1:
-        if flq_chain_push(&self._chain, <void *>item) != 0:
+        if flq_chain_push(self._chain, <void *>item) != 0:
             raise MemoryError
         Py_INCREF(item)
         return 0
 
     cdef Py_ssize_t push_many(self, PyObject **items, Py_ssize_t n,
                               int64_t priority, bint keyed) except -1:
-        cdef Py_ssize_t stored = flq_chain_push_many(&self._chain, <void **>items, n)
+        cdef Py_ssize_t stored = flq_chain_push_many(self._chain, <void **>items, n)
         cdef Py_ssize_t i
         for i in range(stored):
             Py_INCREF(<object>items[i])
         return stored  # the chain cannot give back what it took
 
     cdef Py_ssize_t pop_many(self, PyObject **out, Py_ssize_t n) except -1:
-        return flq_chain_pop_many(&self._chain, <void **>out, n)
+        return flq_chain_pop_many(self._chain, <void **>out, n)
 
     cdef int visit(self, _item_visitor visitor, void *arg) noexcept:
         cdef _ChainVisit v
         v.visitor = visitor
         v.arg = arg
-        return flq_chain_visit(&self._chain, _visit_chain_item, &v)
+        return flq_chain_visit(self._chain, _visit_chain_item, &v)
 
 
 cdef int _compare_items(const flq_heap_entry *a, const flq_heap_entry *b, void *ctx) noexcept:

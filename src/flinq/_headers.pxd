@@ -8,8 +8,8 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 cdef extern from "flinq/chain.h" nogil:
     ctypedef struct flq_chain:
         pass
-    int flq_chain_init(flq_chain *c)
-    void flq_chain_destroy(flq_chain *c)
+    flq_chain *flq_chain_new()
+    void flq_chain_free(flq_chain *c)
     int flq_chain_push(flq_chain *c, void *item)
     size_t flq_chain_push_many(flq_chain *c, void **items, size_t n)
     int flq_chain_pop(flq_chain *c, void **out)
