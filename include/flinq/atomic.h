@@ -7,6 +7,10 @@
  * aligned integers and pointers; they must be accessed only through these
  * functions while more than one thread can see them.
  *
+ * The C11 backend casts plain integers to _Atomic types, as CPython's
+ * pyatomic_std.h does: not promised by the standard, but what every
+ * C11 compiler flinq is built with does.
+ *
  * One backend is chosen per compiler:
  *   - GCC and Clang (including Apple clang): the __atomic builtins;
  *   - MSVC: Interlocked intrinsics and barriers. MSVC is detected by
@@ -25,9 +29,12 @@
 #if defined(_MSC_VER) && !defined(__clang__)
 #  define FLQ_INLINE static __forceinline
 #  define FLQ_CACHELINE_ALIGNED __declspec(align(64))
-#else
+#elif defined(__GNUC__) || defined(__clang__)
 #  define FLQ_INLINE static inline __attribute__((always_inline))
 #  define FLQ_CACHELINE_ALIGNED __attribute__((aligned(64)))
+#else
+#  define FLQ_INLINE static inline
+#  define FLQ_CACHELINE_ALIGNED _Alignas(64)
 #endif
 
 #define FLQ_CACHELINE 64
@@ -68,8 +75,18 @@ FLQ_INLINE void flq_fence_seq_cst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST
 
 #elif defined(_MSC_VER) && !defined(FLQ_ATOMICS_C11)
 /* --------------------------------------------------------------------- MSVC */
+/* Pointers are handled as 64-bit integers below. */
+#if !defined(_WIN64)
+#  error "flinq/atomic.h supports 64-bit Windows targets only"
+#endif
+#ifndef WIN32_LEAN_AND_MEAN
+#  define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#  define NOMINMAX
+#endif
 #include <intrin.h>
-#include <windows.h>
+#include <windows.h> /* MemoryBarrier */
 
 /* x86/x64 are TSO: a compiler barrier orders acquire loads and release
  * stores. ARM64 needs a real barrier (dmb ish) on those paths. */

@@ -54,6 +54,7 @@ typedef pthread_cond_t flq__cond;
 typedef struct flq_park {
     uint32_t waiters; /* threads between prepare and the end of wait/cancel */
     uint32_t epoch;   /* bumped by every notify that found waiters */
+    int monotonic;    /* POSIX: the condition variable times against CLOCK_MONOTONIC */
     flq__mutex mutex;
     flq__cond cond;
 } flq_park;
@@ -80,6 +81,7 @@ static inline int flq_park_init(flq_park *p)
 {
     p->waiters = 0;
     p->epoch = 0;
+    p->monotonic = 1;
 #if defined(_WIN32)
     InitializeSRWLock(&p->mutex);
     InitializeConditionVariable(&p->cond);
@@ -93,7 +95,9 @@ static inline int flq_park_init(flq_park *p)
         return -1;
     }
 #  if !defined(__APPLE__)
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    p->monotonic = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0;
+#  else
+    p->monotonic = 0; /* macOS waits with a relative timeout instead */
 #  endif
     int rc = pthread_cond_init(&p->cond, &attr);
     pthread_condattr_destroy(&attr);
@@ -138,7 +142,9 @@ static inline int flq_park_wait(flq_park *p, uint32_t key, int64_t timeout_ns)
 {
     int notified;
 #if defined(_WIN32)
-    DWORD ms = timeout_ns < 0 ? INFINITE : (DWORD)((timeout_ns + 999999) / 1000000);
+    /* Round up to whole milliseconds; stay below INFINITE (~49.7 days). */
+    int64_t ms64 = timeout_ns < 0 ? -1 : (timeout_ns + 999999) / 1000000;
+    DWORD ms = ms64 < 0 ? INFINITE : ms64 >= (int64_t)INFINITE ? INFINITE - 1 : (DWORD)ms64;
     AcquireSRWLockExclusive(&p->mutex);
     if (flq_load_u32_relaxed(&p->epoch) == key)
         SleepConditionVariableSRW(&p->cond, &p->mutex, ms, 0);
@@ -156,7 +162,15 @@ static inline int flq_park_wait(flq_park *p, uint32_t key, int64_t timeout_ns)
             ts.tv_nsec = (long)(timeout_ns % 1000000000);
             pthread_cond_timedwait_relative_np(&p->cond, &p->mutex, &ts);
 #  else
-            int64_t now = flq_now_ns();
+            /* The deadline is on the clock the condition variable uses. */
+            int64_t now;
+            if (p->monotonic) {
+                now = flq_now_ns();
+            } else {
+                struct timespec real;
+                clock_gettime(CLOCK_REALTIME, &real);
+                now = (int64_t)real.tv_sec * 1000000000 + real.tv_nsec;
+            }
             /* Clamp instead of overflowing: ~292 years is "no limit" too. */
             int64_t deadline = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
             ts.tv_sec = (time_t)(deadline / 1000000000);

@@ -26,7 +26,7 @@ from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
-from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
+from cpython.sequence cimport PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from flinq._headers cimport (
@@ -61,9 +61,6 @@ cdef extern from "Python.h":
 # and runs pending signal handlers between them (prompt Ctrl-C).
 cdef int64_t SIGNAL_SLICE_NS = 50 * 1000 * 1000
 cdef unsigned long _main_thread_ident = _threading.main_thread().ident
-
-# Items moved by one get_many call through a stack buffer before the heap is used.
-DEF STACK_BATCH = 128
 
 # Returned by _QueueCore._take_one when storage held nothing after all.
 cdef object _NOTHING = object()
@@ -110,6 +107,44 @@ cdef int _sleep(flq_park *park, uint32_t key, int64_t deadline) except -1:
     return 0
 
 
+cdef extern from "Python.h":
+    void PyErr_Fetch(PyObject **kind, PyObject **value, PyObject **traceback)
+    void PyErr_NormalizeException(PyObject **kind, PyObject **value, PyObject **traceback)
+    int PyException_SetTraceback(PyObject *error, PyObject *traceback)
+    void Py_XDECREF(PyObject *o)
+    ctypedef struct PyListObject:
+        PyObject **ob_item
+    void Py_SET_SIZE(object o, Py_ssize_t size)
+    object PySequence_Tuple(object o)
+
+
+cdef object _fetch_exception():
+    """The exception being raised, taken out of the interpreter's error state."""
+    cdef PyObject *kind = NULL
+    cdef PyObject *value = NULL
+    cdef PyObject *traceback = NULL
+    PyErr_Fetch(&kind, &value, &traceback)
+    PyErr_NormalizeException(&kind, &value, &traceback)
+    if traceback != NULL:
+        PyException_SetTraceback(value, traceback)
+    error = <object>value
+    Py_XDECREF(kind)
+    Py_XDECREF(value)
+    Py_XDECREF(traceback)
+    return error
+
+
+def _after_fork_in_child():
+    # The thread that forked is the child's main thread: signals reach it.
+    global _main_thread_ident
+    _main_thread_ident = PyThread_get_thread_ident()
+
+
+import os as _os
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 cdef int _init_park(flq_park *park) except -1:
     if flq_park_init(park) != 0:
         raise MemoryError("cannot create a wait primitive")
@@ -137,6 +172,10 @@ cdef class _Storage:
     cdef Py_ssize_t pop_many(self, PyObject **out, Py_ssize_t n) except -1:
         """Move up to n items, first first, into out[] as owned references;
         returns how many."""
+        raise NotImplementedError
+
+    cdef list drain(self):
+        """Take every item, in no particular order, without comparing any."""
         raise NotImplementedError
 
     cdef int visit(self, _item_visitor visitor, void *arg) noexcept:
@@ -190,6 +229,14 @@ cdef class _ChainStorage(_Storage):
     cdef Py_ssize_t pop_many(self, PyObject **out, Py_ssize_t n) except -1:
         return flq_chain_pop_many(self._chain, <void **>out, n)
 
+    cdef list drain(self):
+        cdef PyObject *item
+        cdef list items = []
+        while flq_chain_pop(self._chain, <void **>&item):
+            items.append(<object>item)
+            Py_DECREF(<object>item)  # now owned by the list
+        return items
+
     cdef int visit(self, _item_visitor visitor, void *arg) noexcept:
         cdef _ChainVisit v
         v.visitor = visitor
@@ -220,6 +267,7 @@ cdef class _HeapStorage(_Storage):
     cdef int _style
     cdef unsigned long _comparer       # thread inside a compared operation, or 0
     cdef flq_park _compare_done        # other threads wait here for it
+    cdef object _deferred              # an exception a partial get_many owes its caller
     cdef bint _ready
 
     def __cinit__(self):
@@ -248,7 +296,8 @@ cdef class _HeapStorage(_Storage):
 
     cdef int _begin_compare(self) except -1:
         """Own the heap for a compared operation: `<` runs Python code, during
-        which another thread may take the GIL and must not touch the heap."""
+        which another thread may take the GIL and must not touch the heap.
+        Other threads wait, as they would for queue.PriorityQueue's mutex."""
         cdef unsigned long me = PyThread_get_thread_ident()
         cdef uint32_t key
         while self._comparer:
@@ -262,7 +311,7 @@ cdef class _HeapStorage(_Storage):
         self._comparer = me
         return 0
 
-    cdef inline void _end_compare(self):
+    cdef inline void _end_compare(self) noexcept:
         self._comparer = 0
         flq_park_notify_locked(&self._compare_done, 1)
 
@@ -279,57 +328,68 @@ cdef class _HeapStorage(_Storage):
         return 0
 
     cdef int push(self, object item, int64_t priority, bint keyed) except -1:
-        self._check_style(keyed)
         cdef PyObject *one = <PyObject *>item
         if keyed:
+            self._check_style(True)
             return self._push_keyed(item, priority)
-        return self.push_many(&one, 1, 0, False)
+        return self._push_compared(&one, 1)
 
     cdef Py_ssize_t push_many(self, PyObject **items, Py_ssize_t n,
                               int64_t priority, bint keyed) except -1:
         cdef Py_ssize_t i
-        self._check_style(keyed)
+        if not keyed:
+            return self._push_compared(items, n)
+        self._check_style(True)
         if flq_heap_reserve(&self._heap, n) != 0:
             raise MemoryError
-        if keyed:
-            for i in range(n):
-                self._push_keyed(<object>items[i], priority)
-            return n
-        return self._push_compared(items, n)
+        for i in range(n):
+            self._push_keyed(<object>items[i], priority)
+        return n
 
     cdef Py_ssize_t _push_compared(self, PyObject **items, Py_ssize_t n) except -1:
-        """Push items[0..n) comparing with `<`; on a failed comparison, undo
-        the ones already pushed (newest first) and raise."""
+        """Push items[0..n) comparing with `<`: all of them, or (a comparison
+        failed) none, with the pushes already made undone newest first."""
         cdef size_t one_position
         cdef size_t *positions = &one_position
         cdef flq_heap_entry entry
         cdef Py_ssize_t i
         cdef Py_ssize_t done = 0
         cdef int rc = 0
-        if n > 1:
-            positions = <size_t *>PyMem_Malloc(n * sizeof(size_t))
-            if positions == NULL:
-                raise MemoryError
+        cdef bint first = self._style == STYLE_NONE
+        self._check_style(False)
         self._begin_compare()
         try:
+            # Everything that may move the array happens under the compare
+            # lock: another thread's `<` may hold pointers into it.
+            if n > 1:
+                positions = <size_t *>PyMem_Malloc(n * sizeof(size_t))
+                if positions == NULL:
+                    raise MemoryError
+            if flq_heap_reserve(&self._heap, n) != 0:
+                raise MemoryError
+            # Claim the style now, so a keyed put cannot slip in while `<`
+            # runs; a first push that fails gives it back.
+            self._style = STYLE_COMPARED
             for i in range(n):
+                Py_INCREF(<object>items[i])  # owned before `<` can run the GC
                 entry.priority = 0
                 entry.seq = self._seq + <uint64_t>i
                 entry.item = <void *>items[i]
                 rc = flq_heap_push_by_at(&self._heap, &entry, _compare_items, NULL, &positions[i])
                 if rc != 0:
+                    Py_DECREF(<object>items[i])
                     break
                 done += 1
             if rc != 0:
                 for i in range(done - 1, -1, -1):
                     flq_heap_undo_push(&self._heap, positions[i])
+                    Py_DECREF(<object>items[i])
+                if first and self._heap.size == 0:
+                    self._style = STYLE_NONE
                 if rc == -2:
                     raise MemoryError
                 return -1  # the comparison's exception is set
-            for i in range(n):
-                Py_INCREF(<object>items[i])
             self._seq += <uint64_t>n
-            self._style = STYLE_COMPARED
         finally:
             self._end_compare()
             if positions != &one_position:
@@ -348,6 +408,9 @@ cdef class _HeapStorage(_Storage):
             return n
         self._begin_compare()
         try:
+            if self._deferred is not None:
+                error, self._deferred = self._deferred, None
+                raise error
             for i in range(n):
                 rc = flq_heap_pop_by(&self._heap, &entry, _compare_items, NULL)
                 if rc == 0:
@@ -355,15 +418,28 @@ cdef class _HeapStorage(_Storage):
                 if rc < 0:
                     if i == 0:
                         return -1  # the comparison's exception is set
-                    # Return the items already taken (the heap is unchanged
-                    # past them); the same comparison fails again, and
-                    # raises, on the next call.
-                    PyErr_Clear()
+                    # Items already taken are returned (the heap is unchanged
+                    # past them); the exception is raised by the next call.
+                    self._deferred = _fetch_exception()
                     return i
                 out[i] = <PyObject *>entry.item
         finally:
             self._end_compare()
         return n
+
+    cdef list drain(self):
+        """Every item, in no particular order, without comparing any."""
+        cdef size_t i
+        cdef list items
+        self._begin_compare()  # a compared operation may be using the array
+        try:
+            items = [<object>self._heap.entries[i].item for i in range(self._heap.size)]
+            for i in range(self._heap.size):
+                Py_DECREF(<object>self._heap.entries[i].item)  # now owned by the list
+            self._heap.size = 0
+        finally:
+            self._end_compare()
+        return items
 
     cdef int visit(self, _item_visitor visitor, void *arg) noexcept:
         cdef size_t i
@@ -407,6 +483,8 @@ cdef class _QueueCore:
     cdef uint64_t _dequeued         # enqueued = dequeued + discarded + count
     cdef uint64_t _discarded        # dropped by shutdown(immediate=True)
     cdef bint _is_shutdown
+    cdef bint _discarding           # shut down with immediate=True: late pushes are dropped
+    cdef Py_ssize_t _batch_putters  # put_many callers waiting for room (they need > 1 slot)
     cdef bint _parks_ready
     cdef flq_park _not_empty        # getters sleep here
     cdef flq_park _not_full         # putters of a bounded queue sleep here
@@ -428,8 +506,8 @@ cdef class _QueueCore:
             raise
         self._parks_ready = True
         self._maxsize = 0
-        if type(self) is _QueueCore or type(self) is _TaskQueue:
-            raise TypeError(f"{type(self).__name__} is a base class; use Queue, "
+        if not isinstance(self, (SimpleQueue, Queue, LifoQueue, PriorityQueue)):
+            raise TypeError(f"{type(self).__name__} has no storage; derive from Queue, "
                             "SimpleQueue, LifoQueue or PriorityQueue")
 
     def __dealloc__(self):
@@ -448,7 +526,7 @@ cdef class _QueueCore:
     # ---- the shared mechanism ------------------------------------------------
 
     @cython.final
-    cdef inline void _stored(self, Py_ssize_t n):
+    cdef inline void _stored(self, Py_ssize_t n) noexcept:
         self._count += n
         self._unfinished += n
         if self._count > self._high_water:
@@ -456,24 +534,35 @@ cdef class _QueueCore:
         flq_park_notify_locked(&self._not_empty, n > 1)
 
     @cython.final
-    cdef inline void _removed(self, Py_ssize_t n):
+    cdef inline void _removed(self, Py_ssize_t n) noexcept:
         self._count -= n
         self._dequeued += n
         if self._limit:
-            flq_park_notify_locked(&self._not_full, n > 1)
+            # A batch putter woken for one free slot may still not fit and
+            # sleep again: wake them all then, so no fitting putter is missed.
+            flq_park_notify_locked(&self._not_full, n > 1 or self._batch_putters > 0)
 
     @cython.final
     cdef int _wait_for_room(self, Py_ssize_t n, bint block, object timeout) except -1:
         cdef int64_t deadline = _deadline(block, timeout)
         cdef uint32_t key
+        cdef bint slept
         while self._count + self._pushing + n > self._limit:
             if not block:
                 raise Full
             key = flq_park_prepare(&self._not_full)
             if self._count + self._pushing + n <= self._limit or self._is_shutdown:
                 flq_park_cancel(&self._not_full)
-            elif _sleep(&self._not_full, key, deadline):
-                raise Full
+            else:
+                if n > 1:
+                    self._batch_putters += 1
+                try:
+                    slept = _sleep(&self._not_full, key, deadline) == 0
+                finally:
+                    if n > 1:
+                        self._batch_putters -= 1
+                if not slept:
+                    raise Full
             if self._is_shutdown:
                 raise ShutDown
         return 0
@@ -505,6 +594,8 @@ cdef class _QueueCore:
             self._pushing -= n
         if stored:
             self._stored(stored)
+        if self._discarding:
+            self._discard_all()  # a compared push that began before shutdown(immediate=True)
         if stored < n:
             raise MemoryError(f"put_many() stored {stored} of {n} items before memory ran out")
         return 0
@@ -518,6 +609,8 @@ cdef class _QueueCore:
         if self._limit == 0:  # the hot path: nothing to wait for or hold
             self._store.push(item, priority, keyed)
             self._stored(1)
+            if self._discarding:
+                self._discard_all()  # see _push
             return 0
         if self._count + self._pushing >= self._limit or timeout is not None:
             self._wait_for_room(1, block, timeout)  # also validates timeout
@@ -526,7 +619,9 @@ cdef class _QueueCore:
     @cython.final
     cdef int _put_many(self, object items, int64_t priority, bint keyed,
                        bint block, object timeout) except -1:
-        cdef object batch = PySequence_Fast(items, "put_many() expects an iterable")
+        # A tuple of our own: a list could change while we wait for room or
+        # while `<` runs, and storage reads the items from it.
+        cdef object batch = PySequence_Tuple(items)
         cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(batch)
         if self._is_shutdown:
             raise ShutDown
@@ -581,46 +676,42 @@ cdef class _QueueCore:
     @cython.final
     cdef list _take_many(self, Py_ssize_t limit, bint block, int64_t deadline):
         cdef Py_ssize_t n
-        cdef Py_ssize_t i
-        cdef PyObject *stack_buffer[STACK_BATCH]
-        cdef PyObject **buffer = stack_buffer
+        cdef list result
         while True:
             if self._count == 0:
                 self._wait_for_items(block, deadline)
-            n = min(limit, self._count)
-            if n > STACK_BATCH:
-                buffer = <PyObject **>PyMem_Malloc(n * sizeof(PyObject *))
-                if buffer == NULL:
-                    raise MemoryError
-            try:
-                n = self._store.pop_many(buffer, n)
-                if n == 0:
-                    continue
-                result = PyList_New(n)
-                for i in range(n):
-                    PyList_SET_ITEM(result, i, <object>buffer[i])  # steals the reference
-                self._removed(n)
+            # Allocate first: the allocation may run the cycle collector,
+            # and with it code that uses this queue, which must see counts
+            # that match storage. Items are popped straight into the list.
+            result = PyList_New(min(limit, self._count))
+            n = self._store.pop_many((<PyListObject *>result).ob_item, len(result))
+            self._removed(n)
+            Py_SET_SIZE(result, n)
+            if n:
                 return result
-            finally:
-                if buffer != stack_buffer:
-                    PyMem_Free(buffer)
-                    buffer = stack_buffer
+
+    @cython.final
+    cdef int _discard_all(self) except -1:
+        """Drop every stored item, counting each as done (immediate shutdown)."""
+        cdef list dropped = self._store.drain()
+        cdef Py_ssize_t n = len(dropped)
+        self._count -= n
+        self._discarded += n
+        self._unfinished = max(0, self._unfinished - n)
+        flq_park_notify_locked(&self._all_done, 1)
+        del dropped  # items' finalizers run with the queue consistent
+        return 0
 
     @cython.final
     cdef int _shutdown(self, bint immediate) except -1:
-        cdef Py_ssize_t n
         self._is_shutdown = True
-        if immediate:
-            if self._count:
-                dropped = self._take_many(self._count, False, -1)
-                n = len(dropped)
-                self._dequeued -= n
-                self._discarded += n
-                self._unfinished = max(0, self._unfinished - n)
-                del dropped  # items' finalizers run with the queue consistent
-            flq_park_notify_locked(&self._all_done, 1)
-        flq_park_notify_locked(&self._not_empty, 1)
-        flq_park_notify_locked(&self._not_full, 1)
+        try:
+            if immediate:
+                self._discarding = True
+                self._discard_all()
+        finally:
+            flq_park_notify_locked(&self._not_empty, 1)
+            flq_park_notify_locked(&self._not_full, 1)
         return 0
 
     # ---- public API: what queue.SimpleQueue has, plus batches and stats ----------
@@ -753,7 +844,7 @@ cdef class _TaskQueue(_QueueCore):
         """Put items back without waiting for room or checking shutdown: for
         items that already held a place in this queue (redelivery, reloading
         a durable queue). Not part of the public API."""
-        cdef object batch = PySequence_Fast(items, "_restore() expects an iterable")
+        cdef object batch = PySequence_Tuple(items)  # ours: see _put_many
         cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(batch)
         if n:
             if priority is None:
@@ -831,7 +922,6 @@ cdef extern from "Python.h":
         inquiry tp_clear
 
 cdef traverseproc _core_traverse = (<_TypeSlots *><void *>_QueueCore).tp_traverse
-cdef inquiry _core_clear = (<_TypeSlots *><void *>_QueueCore).tp_clear
 
 
 cdef int _queue_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
@@ -845,15 +935,18 @@ cdef int _queue_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
 
 
 cdef int _queue_clear(PyObject *o) noexcept:
+    # Break cycles through the items by swapping in an empty storage of the
+    # same kind: the old one releases them in its __dealloc__, with no
+    # comparison run, and the queue stays usable (and empty) for any
+    # finalizer that still reaches it.
     cdef _QueueCore q = <_QueueCore><object>o
-    # An error here (a failing comparison) is reported as unraisable by
-    # Cython; the remaining items then stay until the queue is freed.
-    if q._count and q._store is not None:
-        dropped = q._take_many(q._count, False, -1)
-        q._dequeued -= len(dropped)
-        q._discarded += len(dropped)
-        del dropped
-    return _core_clear(o)
+    if q._store is not None and q._count:
+        old = q._store
+        q._store = type(old)()
+        q._discarded += <uint64_t>q._count
+        q._count = 0
+        del old
+    return 0
 
 
 cdef _install_gc_slots():
