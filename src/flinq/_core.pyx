@@ -840,6 +840,35 @@ cdef class _TaskQueue(_QueueCore):
         """True once shutdown() has been called."""
         return self._is_shutdown
 
+    def _hold_room(self, n, block=True, timeout=None):
+        """Wait, as put_many(n items) would, until n items fit, then hold
+        that room until _push_held or _release_room. Raises what put_many
+        raises (Full, ShutDown, ValueError) and then holds nothing. For the
+        durable queues, which log an item between finding it room and
+        storing it. Not part of the public API."""
+        cdef Py_ssize_t count = n
+        if self._is_shutdown:
+            raise ShutDown
+        if self._limit:
+            if count > self._limit:
+                raise ValueError(f"{count} items can never fit in maxsize={self._limit}")
+            if self._count + self._pushing + count > self._limit or timeout is not None:
+                self._wait_for_room(count, block, timeout)
+        self._pushing += count
+
+    def _release_room(self, n):
+        """Give back room held by _hold_room without storing anything."""
+        cdef Py_ssize_t count = n
+        self._pushing -= count
+        if self._limit:
+            flq_park_notify_locked(&self._not_full, 1)
+
+    def _push_held(self, items, priority=None):
+        """Store items into the room _hold_room held for them."""
+        cdef Py_ssize_t count = len(items)
+        self._pushing -= count
+        self._restore(items, priority)
+
     def _restore(self, items, priority=None):
         """Put items back without waiting for room or checking shutdown: for
         items that already held a place in this queue (redelivery, reloading

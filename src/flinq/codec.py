@@ -19,6 +19,8 @@ import pickle
 import struct
 from typing import Any, Protocol
 
+from flinq.errors import StoreCorruptError
+
 __all__ = [
     "RAW_TAGS",
     "Record",
@@ -192,21 +194,30 @@ class Record:
 
 
 def decode_record(raw: bytes) -> Record:
-    """The header of a stored record."""
-    return Record(raw)
+    """The header of a stored record; StoreCorruptError if it is damaged."""
+    try:
+        return Record(raw)
+    except (struct.error, ValueError) as exc:
+        raise StoreCorruptError(f"a stored message is damaged: {exc}") from exc
 
 
 def decode_body(raw: bytes, record: Record, serializer: Serializer) -> Any:
-    """The body of a stored record, as it was put."""
+    """The body of a stored record, as it was put; StoreCorruptError if it
+    cannot be decoded."""
     data = raw[record.body_offset :]
     tag = record.tag
     if tag == TAG_BYTES:
         return data
-    if tag == TAG_STR:
-        return data.decode("utf-8", "surrogatepass")
-    if tag == TAG_BYTEARRAY:
-        return bytearray(data)
-    return serializer.loads(data)
+    try:
+        if tag == TAG_STR:
+            return data.decode("utf-8", "surrogatepass")
+        if tag == TAG_BYTEARRAY:
+            return bytearray(data)
+        if tag == TAG_SERIALIZED:
+            return serializer.loads(data)
+    except Exception as exc:  # whatever the serializer raises on bad input
+        raise StoreCorruptError(f"cannot decode a stored message: {exc}") from exc
+    raise StoreCorruptError(f"a stored message has an unknown type tag {tag}")
 
 
 def with_attempts(raw: bytes, attempts: int) -> bytes:
@@ -214,10 +225,9 @@ def with_attempts(raw: bytes, attempts: int) -> bytes:
     return raw[:1] + struct.pack(">I", attempts) + raw[5:]
 
 
-def fast_body(raw: bytes) -> tuple[int, int]:
-    """(tag, body offset) of a record, without decoding its headers."""
-    tag, _attempts, _enq, _exp, head_len = _HEADER.unpack_from(raw)
-    return tag, _HEADER.size + head_len
+def without_expiry(raw: bytes) -> bytes:
+    """raw with its expires_at field cleared."""
+    return raw[:13] + bytes(8) + raw[21:]
 
 
 HEADER_SIZE = _HEADER.size

@@ -15,6 +15,7 @@ every change to its store's writer:
 from __future__ import annotations
 
 import heapq
+import itertools
 import threading
 import time
 from queue import Empty
@@ -22,12 +23,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from flinq import _core
+from flinq._compat import ShutDown
 from flinq.codec import (
     HEADER_SIZE,
-    RAW_TAGS,
-    TAG_BYTEARRAY,
     TAG_BYTES,
-    TAG_STR,
     Record,
     decode_body,
     decode_record,
@@ -38,6 +37,7 @@ from flinq.codec import (
     key_seq,
     priority_key,
     with_attempts,
+    without_expiry,
 )
 from flinq.errors import StoreClosedError
 from flinq.store import OP_CLEAR, OP_DEL, OP_PUT, OP_SET
@@ -62,6 +62,7 @@ class Message:
     """
 
     __slots__ = (
+        "_delivery",
         "_queue",
         "_raw",
         "_record",
@@ -70,8 +71,11 @@ class Message:
         "key",
     )
 
-    def __init__(self, queue: DurableQueue, key: bytes, raw: bytes, record: Record) -> None:
+    def __init__(
+        self, queue: DurableQueue, key: bytes, raw: bytes, record: Record, delivery: int
+    ) -> None:
         self._queue = queue
+        self._delivery = delivery
         self._raw = raw
         self._record = record
         self._settled = False
@@ -116,7 +120,7 @@ class Message:
         if self._settled:
             return False
         self._settled = True
-        return self._queue._ack(self.key)
+        return self._queue._ack(self.key, self._delivery)
 
     def nack(self, requeue: bool = True, delay: float = 0.0) -> bool:
         """Give the message back: ready again after delay seconds, or (with
@@ -127,7 +131,7 @@ class Message:
         if self._settled:
             return False
         self._settled = True
-        return self._queue._nack(self.key, requeue, float(delay))
+        return self._queue._nack(self.key, self._delivery, requeue, float(delay))
 
     def __enter__(self) -> Message:
         return self
@@ -184,9 +188,15 @@ class DurableQueue:
         self._seq = store._seq  # store-wide: keys are unique across queues
         self._handle = handle
         self._core: Any = _core.PriorityQueue(maxsize) if priority else _core.Queue(maxsize)
+        self._bounded = self._core.maxsize > 0
         self._lock = threading.Lock()  # guards the in-flight table and timers
-        self._in_flight: dict[bytes, tuple[bytes, float]] = {}  # key -> (record, deadline)
-        self._expiries: list[tuple[float, bytes]] = []  # (deadline, key), lazily pruned
+        # key -> (record, delivery): each reserve numbers its delivery, so a
+        # late ack of a delivery that timed out cannot settle the next one.
+        self._in_flight: dict[bytes, tuple[bytes, int]] = {}
+        self._deliveries = itertools.count(1)
+        self._expiries: list[
+            tuple[float, int, bytes]
+        ] = []  # (deadline, delivery, key), lazily pruned
         self._delayed: list[tuple[float, bytes, bytes]] = []  # (due, key, record)
         self._counts = dict.fromkeys(
             ("acked", "nacked", "redelivered", "dead_lettered", "expired"), 0
@@ -281,15 +291,7 @@ class DurableQueue:
             p = 0
         else:
             key, record, p = self._new_message(item, priority, headers, ttl)
-        self._store._log_put(self._handle, key, record, block, timeout, True)
-        try:
-            if self.priority:
-                self._core.put((key, record), block, timeout, priority=p)
-            else:
-                self._core.put((key, record), block, timeout)
-        except BaseException:
-            self._store._log((OP_DEL, self._handle, key, None, None))  # take the log back too
-            raise
+        self._publish([(key, record)], p, block, timeout)
 
     def put_nowait(self, item: Any, *, priority: int | None = None) -> None:
         """Put item without blocking; raise queue.Full if there is no room."""
@@ -303,28 +305,42 @@ class DurableQueue:
         *,
         priority: int | None = None,
     ) -> None:
-        """Put every item, in order, as one batch with the same priority
-        (in sync mode, one commit for the batch)."""
+        """Put every item, in order, as one batch with the same priority: all
+        or nothing (in sync mode, one commit for the batch)."""
         entries = [self._new_message(item, priority, None, None)[:2] for item in items]
-        if not entries:
+        if entries:
+            self._publish(entries, 0 if priority is None else priority, block, timeout)
+
+    def _publish(
+        self, entries: list[Entry], priority: int, block: bool, timeout: float | None
+    ) -> None:
+        """Log new messages, then make them ready; all or none.
+
+        A bounded queue first holds room for them, so a put refused for
+        room (queue.Full) has logged nothing. An unbounded one can refuse
+        only when shut down in the meantime; the log is then taken back.
+        """
+        core = self._core
+        store = self._store
+        ordering = priority if self.priority else None
+        if not self._bounded:
+            if core.is_shutdown:
+                raise ShutDown
+            store._log_puts(self._handle, entries, block, timeout)
+            try:
+                core._restore(entries, ordering)
+            except BaseException:
+                for key, _record in entries:
+                    store._log((OP_DEL, self._handle, key, None, None))
+                raise
             return
-        log_put = self._store._log_put
-        handle = self._handle
-        last = len(entries) - 1
-        for index, (key, record) in enumerate(entries):
-            log_put(handle, key, record, block, timeout, index == last)
+        core._hold_room(len(entries), block, timeout)
         try:
-            if self.priority:
-                self._core.put_many(
-                    entries, block, timeout, priority=0 if priority is None else priority
-                )
-            else:
-                self._core.put_many(entries, block, timeout)
+            store._log_puts(self._handle, entries, block, timeout)
         except BaseException:
-            log = self._store._log
-            for key, _record in entries:
-                log((OP_DEL, handle, key, None, None))
+            core._release_room(len(entries))
             raise
+        core._push_held(entries, ordering)
 
     def _raise_unusable(self) -> None:
         self._store._check_usable()
@@ -353,16 +369,9 @@ class DurableQueue:
             self._raise_unusable()
         key, record = self._next_entry(block, timeout)
         self._store._log((OP_DEL, self._handle, key, None, None))
-        tag = record[0]
-        if tag in RAW_TAGS and record[HEADER_SIZE - 4 : HEADER_SIZE] == b"\x00\x00\x00\x00":
-            data = record[HEADER_SIZE:]  # no headers: the body follows the header
-            if tag == TAG_BYTES:
-                return data
-            if tag == TAG_STR:
-                return data.decode("utf-8", "surrogatepass")
-            if tag == TAG_BYTEARRAY:
-                return bytearray(data)
-        return decode_body(record, decode_record(record), self._store.serializer)
+        if record[0] == TAG_BYTES and record[HEADER_SIZE - 4 : HEADER_SIZE] == b"\x00\x00\x00\x00":
+            return record[HEADER_SIZE:]  # bytes, no headers: the body follows the header
+        return decode_body(record, decode_record(record), self._serializer)
 
     def get_nowait(self) -> Any:
         """Remove and return the next body without blocking; raise queue.Empty."""
@@ -396,39 +405,54 @@ class DurableQueue:
         msg.ack(), and comes back if it is nacked, not acked within
         visibility_timeout, or the process dies first."""
         self._check_attached()
-        key, record = self._next_entry(True, timeout)
-        decoded = decode_record(record)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            key, record = self._next_entry(True, remaining)
+            decoded = decode_record(record)
+            if self.max_attempts is None or decoded.attempts < self.max_attempts:
+                break
+            # Its deliveries were spent without an ack, the last ones ended by
+            # a crash (a message that kills its consumer, say): retire it.
+            self._retire(key, record, expired=False)
+            self._core.task_done()
         decoded.attempts += 1
         record = with_attempts(record, decoded.attempts)
-        deadline = (
-            time.monotonic() + self.visibility_timeout if self.visibility_timeout else float("inf")
-        )
+        delivery = next(self._deliveries)
         with self._lock:
-            self._in_flight[key] = (record, deadline)
+            self._in_flight[key] = (record, delivery)
             if self.visibility_timeout:
-                heapq.heappush(self._expiries, (deadline, key))
+                deadline = time.monotonic() + self.visibility_timeout
+                heapq.heappush(self._expiries, (deadline, delivery, key))
         self._store._log((OP_SET, self._handle, key, record, None))
-        return Message(self, key, record, decoded)
+        return Message(self, key, record, decoded, delivery)
 
-    def _ack(self, key: bytes) -> bool:
+    def _settle(self, key: bytes, delivery: int) -> bytes | None:
+        """Take delivery of key out of flight; its record, or None if that
+        delivery is no longer in flight."""
         self._check_attached()
         with self._lock:
-            if self._in_flight.pop(key, None) is None:
-                return False
+            held = self._in_flight.get(key)
+            if held is None or held[1] != delivery:
+                return None
+            del self._in_flight[key]
+            return held[0]
+
+    def _ack(self, key: bytes, delivery: int) -> bool:
+        if self._settle(key, delivery) is None:
+            return False
         self._store._log((OP_DEL, self._handle, key, None, None))
         self._counts["acked"] += 1
         self._core.task_done()
         return True
 
-    def _nack(self, key: bytes, requeue: bool, delay: float) -> bool:
-        self._check_attached()
-        with self._lock:
-            held = self._in_flight.pop(key, None)
-        if held is None:
+    def _nack(self, key: bytes, delivery: int, requeue: bool, delay: float) -> bool:
+        record = self._settle(key, delivery)
+        if record is None:
             return False
         self._counts["nacked"] += 1
         self._core.task_done()
-        self._give_back(key, held[0], requeue, delay)
+        self._give_back(key, record, requeue, delay)
         return True
 
     def _give_back(self, key: bytes, record: bytes, requeue: bool, delay: float) -> None:
@@ -457,12 +481,14 @@ class DurableQueue:
         """Move a message to the dead-letter queue, or drop it if none."""
         self._counts["expired" if expired else "dead_lettered"] += 1
         if self.dead_letter is not None:
-            target = self._store.queue(self.dead_letter)
-            target._adopt(record)
+            self._store._dead_letter_queue(self.dead_letter)._adopt(record)
         self._store._log((OP_DEL, self._handle, key, None, None))
 
     def _adopt(self, record: bytes) -> None:
-        """Append a record retired from another queue (a dead letter)."""
+        """Append a record retired from another queue (a dead letter): it
+        keeps its body, headers and attempts, and loses its expiry, so that
+        it can be read here."""
+        record = without_expiry(record)
         seq = next(self._seq)
         key = priority_key(0, seq) if self.priority else fifo_key(seq)
         self._store._log((OP_PUT, self._handle, key, record, None))
@@ -481,9 +507,9 @@ class DurableQueue:
                 _, key, record = heapq.heappop(self._delayed)
                 due.append((key, record))
             while self._expiries and self._expiries[0][0] <= now:
-                deadline, key = heapq.heappop(self._expiries)
+                _, delivery, key = heapq.heappop(self._expiries)
                 held = self._in_flight.get(key)
-                if held is not None and held[1] == deadline:
+                if held is not None and held[1] == delivery:
                     del self._in_flight[key]
                     timed_out.append((key, held[0]))
         for key, record in due:
@@ -505,14 +531,17 @@ class DurableQueue:
 
     def qsize(self) -> int:
         """Messages ready now (not counting those in flight)."""
+        self._check_attached()
         return int(self._core.qsize())
 
     def empty(self) -> bool:
         """True if no message is ready now."""
+        self._check_attached()
         return bool(self._core.empty())
 
     def full(self) -> bool:
         """True if the queue is bounded and holds maxsize ready messages."""
+        self._check_attached()
         return bool(self._core.full())
 
     @property
@@ -522,6 +551,7 @@ class DurableQueue:
 
     def in_flight(self) -> int:
         """Messages reserved and not yet settled."""
+        self._check_attached()
         return len(self._in_flight)
 
     def task_done(self) -> None:
@@ -543,20 +573,28 @@ class DurableQueue:
         self._check_attached()
         self._store._check_usable()
         with self._lock:
-            dropped = len(self._in_flight) + len(self._delayed)
+            in_flight = len(self._in_flight)
+            dropped = in_flight + len(self._delayed)
             self._in_flight.clear()
             self._expiries.clear()
             self._delayed.clear()
+        # Taken (in flight) or taken now (ready): each is done for join().
+        done = in_flight
         while True:
             try:
-                dropped += len(self._core.get_many(1 << 30, False))
+                ready = len(self._core.get_many(1 << 30, False))
             except Empty:
                 break
+            dropped += ready
+            done += ready
+        for _ in range(done):
+            self._core.task_done()
         self._store._log((OP_CLEAR, self._handle, None, None, None))
         return dropped
 
     def stats(self) -> dict[str, Any]:
         """The core's counters plus in-flight and delivery totals."""
+        self._check_attached()
         stats: dict[str, Any] = dict(self._core.stats())
         stats["in_flight"] = len(self._in_flight)
         stats.update(self._counts)

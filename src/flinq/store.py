@@ -16,19 +16,24 @@ Layout of the LMDB environment (see flinq.codec for keys and records):
 from __future__ import annotations
 
 import atexit
+import builtins
 import collections
+import contextlib
 import itertools
 import json
+import logging
 import os
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from queue import Full
 from typing import Any, Literal
 
 import lmdb
+import lmdb.verify
 
 from flinq.codec import Serializer, resolve_serializer
 from flinq.errors import (
@@ -42,6 +47,8 @@ from flinq.errors import (
 )
 
 __all__ = ["FORMAT_VERSION", "Store", "open"]
+
+_log = logging.getLogger("flinq")
 
 FORMAT_NAME = b"flinq-store"
 FORMAT_VERSION = 1
@@ -57,6 +64,7 @@ Op = tuple[int, Any, bytes | None, bytes | None, "_Waiter | None"]
 
 _LOCK_FILE = "flinq.lock"
 _DATA_FILE = "data.mdb"
+_CLEAN_FILE = "flinq.clean"  # size and CRC of data.mdb, written by a clean close
 
 _open_paths: set[str] = set()
 _open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
@@ -79,6 +87,8 @@ class _Waiter:
         self.error: BaseException | None = None
 
     def settle(self, error: BaseException | None = None) -> None:
+        if self.done:  # the operations of one put_many share a waiter
+            return
         self.error = error
         self.done = True
         self._lock.release()
@@ -184,7 +194,8 @@ class Store:
                 raise TypeError(f"{name} must be an int")
             if value <= 0:
                 raise ValueError(f"{name} must be positive")
-        self.path = os.path.abspath(os.fspath(path))
+        # The real path names the store: a symlink to an open store is that store.
+        self.path = os.path.realpath(os.fspath(path))
         self.durability = durability
         self.readonly = readonly
         self.flush_interval = float(flush_interval)
@@ -201,6 +212,9 @@ class Store:
         self._commit_cv = threading.Condition(threading.Lock())  # who commits; what is done
         self._committing = False
         self._sync_waiters: collections.deque[_Waiter] = collections.deque()  # in log order
+        self._env_lock = threading.RLock()  # transactions vs. growing the map
+        self._queues_lock = threading.RLock()  # one DurableQueue per name
+        self._closing = False
         self._kicked = False
         self._folding = False  # a removal was logged since the last commit
         self._stopping = False
@@ -212,11 +226,14 @@ class Store:
         self._lock: _PathLock | None = None
         self._writer: threading.Thread | None = None
 
+        self._env: Any = None
         self._claim_path()
         try:
             self._env = self._open_environment(map_size)
             self._load_or_create_meta()
         except BaseException:
+            if self._env is not None:
+                self._env.close()
             self._release_path()
             raise
         self._seq = itertools.count(self._next_seq)
@@ -233,11 +250,16 @@ class Store:
         if self.readonly:
             if not os.path.isdir(self.path):
                 raise StoreCorruptError(f"{self.path} is not a flinq store (no such directory)")
+            if self.path in _open_paths:
+                # LMDB allows one environment per file in a process.
+                raise StoreLockedError(
+                    f"{self.path} is open for writing in this process: use that Store"
+                )
             return
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise StoreCorruptError(f"{self.path} is not a directory")
         os.makedirs(self.path, mode=0o700, exist_ok=True)
-        entries = set(os.listdir(self.path)) - {_LOCK_FILE, "lock.mdb"}
+        entries = set(os.listdir(self.path)) - {_LOCK_FILE, _CLEAN_FILE, "lock.mdb"}
         if entries and _DATA_FILE not in entries:
             raise StoreCorruptError(f"{self.path} is not a flinq store (it holds other files)")
         with _registry_lock:
@@ -257,6 +279,8 @@ class Store:
         data = os.path.join(self.path, _DATA_FILE)
         if self.readonly and not os.path.exists(data):
             raise StoreCorruptError(f"{self.path} is not a flinq store (no {_DATA_FILE})")
+        if not self.readonly:
+            self._verify_unless_closed_cleanly(data)
         try:
             env = lmdb.open(
                 self.path,
@@ -272,13 +296,32 @@ class Store:
             )
         except lmdb.Error as exc:
             raise StoreCorruptError(f"{self.path}: cannot open the store: {exc}") from exc
-        # LMDB maps the file and trusts its meta page; a file cut short would
-        # fault when a missing page is read, so check the size first.
-        used = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
-        if os.path.getsize(data) < used:
-            env.close()
-            raise StoreCorruptError(f"{data} is truncated ({os.path.getsize(data)} < {used} bytes)")
         return env
+
+    def _verify_unless_closed_cleanly(self, data: str) -> None:
+        """Check data.mdb before LMDB maps it: LMDB trusts its pages and
+        aborts the process on a damaged one. A file whose size and CRC match
+        the marker written by the last clean close is the file that close
+        left, and needs no full check; any other (after a crash, or changed
+        since) is verified page by page. The marker is removed either way,
+        since this session will change the file."""
+        marker = os.path.join(self.path, _CLEAN_FILE)
+        try:
+            with builtins.open(marker) as f:
+                expected = json.load(f)
+            os.unlink(marker)
+        except (OSError, ValueError):
+            expected = None
+        if not os.path.exists(data) or os.path.getsize(data) == 0:
+            return
+        if expected is not None and expected == _fingerprint(data):
+            return
+        try:
+            problems = lmdb.verify.verify(data)  # type: ignore[no-untyped-call]
+        except lmdb.verify.VerifyError as exc:
+            raise StoreCorruptError(f"{data} is not a usable LMDB file: {exc}") from exc
+        if problems:
+            raise StoreCorruptError(f"{data} is damaged: {problems[0]}")
 
     def _load_or_create_meta(self) -> None:
         env = self._env
@@ -311,7 +354,10 @@ class Store:
     def _check_format(self, txn: lmdb.Transaction, meta: Any) -> None:
         if txn.get(b"format", db=meta) != FORMAT_NAME:
             raise StoreCorruptError(f"{self.path} is an LMDB environment but not a flinq store")
-        version = int(txn.get(b"version", b"0", db=meta))
+        try:
+            version = int(txn.get(b"version", b"", db=meta))
+        except ValueError:
+            raise StoreCorruptError(f"{self.path}: its format version is unreadable") from None
         if version > FORMAT_VERSION:
             raise StoreVersionError(
                 f"{self.path} was written in store format {version}; this flinq reads "
@@ -350,34 +396,59 @@ class Store:
             raise StoreError("a store opened with readonly=True has no writable queues")
         if not isinstance(name, str) or not name:
             raise TypeError("a queue name must be a non-empty str")
-        existing = self._queues.get(name)
-        if existing is not None:
-            if existing.priority != bool(priority):
-                raise ValueError(
-                    f"queue {name!r} is {'' if existing.priority else 'not '}a priority queue"
-                )
-            return existing
         if dead_letter == name:
             raise ValueError("a queue cannot be its own dead-letter queue")
-        settings, handle = self._ensure_queue(name, bool(priority))
-        if settings["priority"] != bool(priority):
-            raise ValueError(f"queue {name!r} was created with priority={settings['priority']}")
-        queue = DurableQueue(
-            self,
-            name,
-            handle,
-            priority=settings["priority"],
-            maxsize=maxsize,
-            max_attempts=max_attempts,
-            visibility_timeout=visibility_timeout,
-            dead_letter=dead_letter,
-        )
-        self._queues[name] = queue
-        return queue
+        with self._queues_lock:
+            existing = self._queues.get(name)
+            if existing is not None:
+                if existing.priority != bool(priority):
+                    raise ValueError(
+                        f"queue {name!r} is {'' if existing.priority else 'not '}a priority queue"
+                    )
+                return existing
+            settings, handle = self._ensure_queue(name, bool(priority))
+            if settings["priority"] != bool(priority):
+                raise ValueError(f"queue {name!r} was created with priority={settings['priority']}")
+            queue = DurableQueue(
+                self,
+                name,
+                handle,
+                priority=settings["priority"],
+                maxsize=maxsize,
+                max_attempts=max_attempts,
+                visibility_timeout=visibility_timeout,
+                dead_letter=dead_letter,
+            )
+            self._queues[name] = queue
+            return queue
+
+    def _dead_letter_queue(self, name: str) -> Any:
+        """The queue called name, to receive dead letters: as it is if it
+        exists (FIFO or priority), else created as a FIFO queue."""
+        with self._queues_lock:
+            existing = self._queues.get(name)
+            if existing is not None:
+                return existing
+            with self._txn(write=False) as txn:
+                raw = txn.get(name.encode(), db=self._registry)
+            priority = bool(json.loads(raw)["priority"]) if raw is not None else False
+            return self.queue(name, priority=priority)
+
+    @contextlib.contextmanager
+    def _txn(self, write: bool, db: Any = None) -> Iterator[Any]:
+        """An LMDB transaction, under the lock that growing the map takes
+        (LMDB resizes only while no transaction is open in the process).
+        LMDB errors come out as StoreError."""
+        with self._env_lock:
+            try:
+                with self._env.begin(write=write, db=db) as txn:
+                    yield txn
+            except lmdb.Error as exc:
+                raise StoreCorruptError(f"{self.path}: {exc}") from exc
 
     def _ensure_queue(self, name: str, priority: bool) -> tuple[dict[str, Any], Any]:
         """The stored settings and database of queue name, creating both if needed."""
-        with self._env.begin(write=True) as txn:
+        with self._txn(write=True) as txn:
             raw = txn.get(name.encode(), db=self._registry)
             if raw is not None:
                 settings: dict[str, Any] = json.loads(raw)
@@ -392,34 +463,32 @@ class Store:
     def queues(self) -> list[str]:
         """Names of the queues in the store, sorted."""
         self._check_usable()
-        with self._env.begin() as txn:
+        with self._txn(write=False) as txn:
             return [bytes(k).decode() for k in txn.cursor(db=self._registry).iternext(values=False)]
 
     def delete_queue(self, name: str) -> None:
         """Delete queue name and every message in it."""
         self._check_usable()
-        queue = self._queues.pop(name, None)
-        if queue is not None:
-            queue._detach()
-        self.flush()  # nothing for this queue may be left in the log
-        with self._env.begin(write=True) as txn:
-            if txn.get(name.encode(), db=self._registry) is None:
-                raise KeyError(name)
-            txn.drop(self._env.open_db(f"q:{name}".encode(), txn=txn), delete=True)
-            txn.delete(name.encode(), db=self._registry)
+        with self._queues_lock:
+            queue = self._queues.pop(name, None)
+            if queue is not None:
+                queue._detach()
+            self.flush()  # nothing for this queue may be left in the log
+            with self._txn(write=True) as txn:
+                if txn.get(name.encode(), db=self._registry) is None:
+                    raise KeyError(name)
+                txn.drop(self._env.open_db(f"q:{name}".encode(), txn=txn), delete=True)
+                txn.delete(name.encode(), db=self._registry)
 
     def _load(self, handle: Any) -> list[tuple[bytes, bytes]]:
         """Every (key, record) of a queue's database, in key order."""
-        with self._env.begin(db=handle) as txn:
-            try:
-                return list(txn.cursor().iternext())
-            except lmdb.Error as exc:
-                raise StoreCorruptError(f"{self.path}: cannot read a queue: {exc}") from exc
+        with self._txn(write=False, db=handle) as txn:
+            return list(txn.cursor().iternext())
 
     # ---- the pending log ----------------------------------------------------------
 
     def _check_usable(self) -> None:
-        if self._closed:
+        if self._closed or self._closing:
             if self._forked:
                 raise StoreForkedError(
                     f"the store at {self.path} was opened before fork(); open it again here"
@@ -434,40 +503,35 @@ class Store:
         if len(pending) >= self._batch_size and not self._kicked:
             self._kick()
 
-    def _log_put(
-        self,
-        handle: Any,
-        key: bytes,
-        record: bytes,
-        block: bool,
-        timeout: float | None,
-        commit: bool,
+    def _log_puts(
+        self, handle: Any, entries: list[tuple[bytes, bytes]], block: bool, timeout: float | None
     ) -> None:
-        """Append a new message: in batch mode wait for room in the log
-        (queue.Full without it); in sync mode with commit=True, return once
-        it and everything before it is committed."""
+        """Log new messages, all or none. Batch mode: wait for room in the
+        log (queue.Full without it). Sync mode: return once they are
+        committed, together (StoreWriteError if that commit fails; then none
+        of them is stored)."""
         pending = self._pending
         if self._sync:
-            if not commit:
-                pending.append((OP_PUT, handle, key, record, None))
-                return
             waiter = _Waiter()
-            pending.append((OP_PUT, handle, key, record, waiter))
+            for key, record in entries:
+                pending.append((OP_PUT, handle, key, record, waiter))
             self._sync_waiters.append(waiter)
             self._commit_sync(waiter)
             return
-        if len(pending) >= self._max_pending:
-            self._wait_for_room(block, timeout)
-        pending.append((OP_PUT, handle, key, record, None))
+        if len(pending) + len(entries) > self._max_pending and pending:
+            self._wait_for_room(block, timeout, len(entries))
+        for key, record in entries:
+            pending.append((OP_PUT, handle, key, record, None))
         if len(pending) >= self._batch_size and not self._kicked:
             self._kick()
 
-    def _wait_for_room(self, block: bool, timeout: float | None) -> None:
+    def _wait_for_room(self, block: bool, timeout: float | None, n: int = 1) -> None:
+        """Wait until n more operations fit in the log (or it is empty)."""
         if not block:
             raise Full
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
-            while len(self._pending) >= self._max_pending:
+            while len(self._pending) + n > self._max_pending and self._pending:
                 self._check_usable()
                 if not self._kicked:
                     self._kicked = True
@@ -504,16 +568,20 @@ class Store:
         if waiter.error is not None:
             raise StoreWriteError(f"cannot write to {self.path}: {waiter.error}") from waiter.error
 
-    def _begin_commit(self, timeout: float | None = None) -> None:
-        """Wait for any commit in progress, then own the next one."""
+    def _begin_commit(self, timeout: float | None = None, wait: bool = True) -> bool:
+        """Own the next commit, waiting for one in progress (wait=False:
+        return False instead of waiting)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._commit_cv:
             while self._committing:
+                if not wait:
+                    return False
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"the store at {self.path} did not commit in time")
                 self._commit_cv.wait(remaining)
             self._committing = True
+            return True
 
     def _end_commit(self) -> None:
         """Pass the lead to the oldest sync put still pending, or let the
@@ -563,12 +631,15 @@ class Store:
                     self._cv.wait(self.flush_interval)
                 self._kicked = False
                 stopping = self._stopping
-            if self._pending:
-                self._begin_commit()
+            # Sync producers may be committing one after another; the writer
+            # then leaves the commits to them (their leader takes the whole
+            # log) and only runs timers, except for the last commit at close.
+            if self._pending and self._begin_commit(wait=stopping):
                 try:
                     self._commit(self._drain())
                 finally:
                     self._end_commit()
+            self._run_timers()
             failed = self._write_error is not None and bool(self._pending)
             if failed:
                 if stopping:
@@ -577,11 +648,18 @@ class Store:
                 time.sleep(backoff)
                 continue
             backoff = 0.0
-            now = time.monotonic()
-            for timer in list(self._timers):
-                timer(now)
             if stopping and not self._pending:
                 return
+
+    def _run_timers(self) -> None:
+        """Redeliveries and delayed nacks; a failing timer is logged, and the
+        writer goes on."""
+        now = time.monotonic()
+        for timer in list(self._timers):
+            try:
+                timer(now)
+            except Exception:
+                _log.exception("flinq: a queue timer failed in %s", self.path)
 
     def _drain(self) -> list[Op]:
         """Take everything pending (at most max_pending operations)."""
@@ -601,12 +679,13 @@ class Store:
         started = time.perf_counter()
         while True:
             try:
-                with self._env.begin(write=True) as txn:
+                with self._env_lock, self._env.begin(write=True) as txn:
                     _apply(txn, ops)
                     txn.put(b"next_seq", self._next_seq_bytes(), db=self._meta)
                 break
             except lmdb.MapFullError:
-                self._env.set_mapsize(self._env.info()["map_size"] * 2)
+                with self._env_lock:  # no other transaction of ours is open
+                    self._env.set_mapsize(self._env.info()["map_size"] * 2)
             except lmdb.Error as exc:
                 self._write_error = exc
                 for op in batch:
@@ -640,21 +719,35 @@ class Store:
             self._closed = True
             return
         writer = self._writer
+        self._closing = True  # no new puts from here on
         if writer is not None:
             with self._cv:
                 self._stopping = True
                 self._cv.notify_all()
             writer.join(timeout)
         self._closed = True
-        for queue in self._queues.values():
+        for queue in list(self._queues.values()):
             queue._detach()
         error = self._write_error
+        clean = not self._pending  # a failure already reported to its caller left nothing
         if writer is None or not writer.is_alive():
-            self._env.close()
+            with self._env_lock:
+                self._env.close()
+            if clean and not self.readonly:
+                self._mark_clean()
         self._release_path()
         _open_stores.discard(self)
-        if error is not None and self._pending:
+        if not clean and not self.readonly:
             raise StoreWriteError(f"closed {self.path} with writes it could not commit: {error}")
+
+    def _mark_clean(self) -> None:
+        """Record the data file's fingerprint: the next open may skip the full check."""
+        data = os.path.join(self.path, _DATA_FILE)
+        try:
+            with builtins.open(os.path.join(self.path, _CLEAN_FILE), "w") as f:
+                json.dump(_fingerprint(data), f)
+        except OSError:
+            pass  # the next open verifies the file instead
 
     def __enter__(self) -> Store:
         return self
@@ -670,14 +763,19 @@ class Store:
         self._forked = True
         self._closed = True
         self._lock = None  # the record lock belongs to the parent
-        _keep_forked_environments.append(self._env)  # never closed here: LMDB forbids it
+        # Closing the child's copy of the environment leaves the parent's
+        # untouched, and lets the child open the store again.
+        if self._env is not None:
+            self._env.close()
 
     # ---- statistics ----------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
         """The writer's counters and the environment's size."""
-        info = self._env.info()
-        stat = self._env.stat()
+        self._check_usable()
+        with self._env_lock:
+            info = self._env.info()
+            stat = self._env.stat()
         return {
             "pending": len(self._pending),
             "commits": self._commits,
@@ -688,6 +786,15 @@ class Store:
             "page_size": stat["psize"],
             "queues": len(self._queues),
         }
+
+
+def _fingerprint(data: str) -> dict[str, int]:
+    """Size and CRC-32 of a file, read in 1 MiB blocks."""
+    crc = 0
+    with builtins.open(data, "rb") as f:
+        while block := f.read(1 << 20):
+            crc = zlib.crc32(block, crc)
+    return {"size": os.path.getsize(data), "crc32": crc}
 
 
 def _coalesce(batch: list[Op]) -> list[Op]:
@@ -748,13 +855,31 @@ def _apply(txn: lmdb.Transaction, ops: list[Op]) -> None:
         txn.cursor(db=run_handle).putmulti(run)
 
 
-_keep_forked_environments: list[Any] = []
+# fork() copies only the thread that calls it. Holding every store's
+# environment lock across the fork means no transaction is half done in the
+# child's copy, so the child can close its copy of each environment (and
+# open the store again) without touching the parent's.
+_forking: list[Store] = []
+
+
+def _before_fork() -> None:
+    _forking[:] = list(_open_stores)
+    for store in _forking:
+        store._env_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for store in _forking:
+        store._env_lock.release()
+    _forking.clear()
 
 
 def _forget_after_fork() -> None:
     _open_paths.clear()
-    for store in list(_open_stores):
+    for store in _forking:
         store._after_fork_in_child()
+        store._env_lock.release()
+    _forking.clear()
 
 
 def _close_all_at_exit() -> None:
@@ -766,7 +891,11 @@ def _close_all_at_exit() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_after_fork)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_forget_after_fork,
+    )
 
 # Close stores before the interpreter joins threads and finalizes: a writer
 # thread that needs the GIL during finalization would hang the exit.
