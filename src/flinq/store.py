@@ -122,30 +122,6 @@ class _PathLock:
             self._fd = -1
 
 
-def open(
-    path: str | os.PathLike[str],
-    *,
-    durability: Literal["batch", "sync"] = "batch",
-    flush_interval: float = 0.005,
-    map_size: int = 64 << 20,
-    serializer: str | Serializer = "pickle",
-    max_pending: int = 262_144,
-    batch_size: int = 16_384,
-    readonly: bool = False,
-) -> Store:
-    """Open (or create) the durable store at path; see Store."""
-    return Store(
-        path,
-        durability=durability,
-        flush_interval=flush_interval,
-        map_size=map_size,
-        serializer=serializer,
-        max_pending=max_pending,
-        batch_size=batch_size,
-        readonly=readonly,
-    )
-
-
 class Store:
     """One LMDB environment holding named durable queues, with one writer thread.
 
@@ -904,3 +880,7 @@ if _register_atexit is not None:
     _register_atexit(_close_all_at_exit)
 else:  # pragma: no cover
     atexit.register(_close_all_at_exit)
+
+
+#: flinq.open(path, ...) opens (or creates) the store at path: see Store.
+open = Store
