@@ -26,7 +26,7 @@ from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
-from cpython.sequence cimport PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
+from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from flinq._headers cimport (
@@ -159,6 +159,9 @@ ctypedef int (*_item_visitor)(PyObject *item, void *arg) noexcept
 cdef class _Storage:
     """Where a queue keeps its items; it holds one reference to each."""
 
+    # True if push and pop never run Python code (so never release the GIL).
+    cdef bint runs_no_python
+
     cdef int push(self, object item, int64_t priority, bint keyed) except -1:
         raise NotImplementedError
 
@@ -203,6 +206,7 @@ cdef class _ChainStorage(_Storage):
         self._chain = flq_chain_new()
         if self._chain == NULL:
             raise MemoryError
+        self.runs_no_python = True
 
     def __dealloc__(self):
         cdef PyObject *item
@@ -619,10 +623,13 @@ cdef class _QueueCore:
     @cython.final
     cdef int _put_many(self, object items, int64_t priority, bint keyed,
                        bint block, object timeout) except -1:
-        # A tuple of our own: a list could change while we wait for room or
-        # while `<` runs, and storage reads the items from it.
-        cdef object batch = PySequence_Tuple(items)
-        cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(batch)
+        cdef object batch = PySequence_Fast(items, "put_many() expects an iterable")
+        cdef Py_ssize_t n
+        if self._limit or not self._store.runs_no_python:
+            # A tuple of our own: a list could change while we wait for room
+            # or while `<` runs, and storage reads the items from it.
+            batch = PySequence_Tuple(batch)
+        n = PySequence_Fast_GET_SIZE(batch)
         if self._is_shutdown:
             raise ShutDown
         if n == 0:

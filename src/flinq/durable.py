@@ -291,7 +291,23 @@ class DurableQueue:
             p = 0
         else:
             key, record, p = self._new_message(item, priority, headers, ttl)
-        self._publish([(key, record)], p, block, timeout)
+        if self._bounded or self._store._sync:
+            self._publish([(key, record)], p, block, timeout)
+            return
+        # _publish's unbounded, batch-mode case for one message, inlined: it
+        # is the hot path.
+        core = self._core
+        if core.is_shutdown:
+            raise ShutDown
+        self._store._log_put(self._handle, key, record, block, timeout)
+        try:
+            if self.priority:
+                core.put((key, record), priority=p)
+            else:
+                core.put((key, record))
+        except BaseException:
+            self._store._log((OP_DEL, self._handle, key, None, None))
+            raise
 
     def put_nowait(self, item: Any, *, priority: int | None = None) -> None:
         """Put item without blocking; raise queue.Full if there is no room."""
@@ -328,7 +344,12 @@ class DurableQueue:
                 raise ShutDown
             store._log_puts(self._handle, entries, block, timeout)
             try:
-                core._restore(entries, ordering)
+                if len(entries) > 1:
+                    core._restore(entries, ordering)
+                elif ordering is None:
+                    core.put(entries[0])
+                else:
+                    core.put(entries[0], priority=ordering)
             except BaseException:
                 for key, _record in entries:
                     store._log((OP_DEL, self._handle, key, None, None))

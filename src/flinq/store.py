@@ -479,6 +479,18 @@ class Store:
         if len(pending) >= self._batch_size and not self._kicked:
             self._kick()
 
+    def _log_put(
+        self, handle: Any, key: bytes, record: bytes, block: bool, timeout: float | None
+    ) -> None:
+        """Log one new message in batch mode, waiting for room in the log
+        (queue.Full without it)."""
+        pending = self._pending
+        if len(pending) >= self._max_pending:
+            self._wait_for_room(block, timeout, 1)
+        pending.append((OP_PUT, handle, key, record, None))
+        if len(pending) >= self._batch_size and not self._kicked:
+            self._kick()
+
     def _log_puts(
         self, handle: Any, entries: list[tuple[bytes, bytes]], block: bool, timeout: float | None
     ) -> None:
@@ -496,8 +508,7 @@ class Store:
             return
         if len(pending) + len(entries) > self._max_pending and pending:
             self._wait_for_room(block, timeout, len(entries))
-        for key, record in entries:
-            pending.append((OP_PUT, handle, key, record, None))
+        pending.extend([(OP_PUT, handle, key, record, None) for key, record in entries])
         if len(pending) >= self._batch_size and not self._kicked:
             self._kick()
 
