@@ -235,7 +235,7 @@ class DurableQueue:
         ttl: float | None,
     ) -> tuple[bytes, bytes, int]:
         """(key, record, priority) of a new message; nothing is changed."""
-        if self._detached or self._store._closed:
+        if self._detached or self._store._closing:
             self._raise_unusable()
         if priority is None:
             priority = 0
@@ -284,7 +284,7 @@ class DurableQueue:
         """
         if priority is None and headers is None and ttl is None and not self.priority:
             # The common case, kept lean: no option to check, a FIFO key.
-            if self._detached or self._store._closed:
+            if self._detached or self._store._closing:
                 self._raise_unusable()
             record = encode_plain(item, self._serializer, time.time())
             key = fifo_key(next(self._seq))
@@ -386,7 +386,7 @@ class DurableQueue:
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return the next body (at-most-once: the removal is
         logged before this returns)."""
-        if self._detached or self._store._closed:
+        if self._detached or self._store._closing:
             self._raise_unusable()
         key, record = self._next_entry(block, timeout)
         self._store._log((OP_DEL, self._handle, key, None, None))
@@ -542,7 +542,7 @@ class DurableQueue:
     # ---- the rest of the core API --------------------------------------------------------
 
     def _check_attached(self) -> None:
-        if self._detached or self._store._closed:
+        if self._detached or self._store._closing:
             self._raise_unusable()
 
     def _detach(self) -> None:

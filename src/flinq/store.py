@@ -548,10 +548,17 @@ class Store:
             lead = waiter.lead and not waiter.done
         if lead:
             try:
-                self._check_usable()
-                self._commit(self._drain())
+                if not waiter.done:
+                    if self._closing:
+                        # Refused: settled with the error, the op is skipped
+                        # by any commit that still finds it in the log.
+                        waiter.settle(StoreClosedError(f"the store at {self.path} is closed"))
+                    else:
+                        self._commit(self._drain())
             finally:
                 self._end_commit()
+        if isinstance(waiter.error, StoreClosedError):
+            raise waiter.error
         if waiter.error is not None:
             raise StoreWriteError(f"cannot write to {self.path}: {waiter.error}") from waiter.error
 
@@ -658,6 +665,8 @@ class Store:
         _end_commit: one commit at a time, in log order). On failure,
         sync puts are told and dropped, and the rest goes back to the front
         of the log for a retry."""
+        if self._closing:  # drop sync puts refused while closing
+            batch = [op for op in batch if op[4] is None or not op[4].done]
         if not batch:
             return
         # Only removals can cancel puts: a batch of puts alone is written as is.
@@ -712,11 +721,24 @@ class Store:
                 self._stopping = True
                 self._cv.notify_all()
             writer.join(timeout)
+        if writer is not None and not writer.is_alive():
+            # The last commit, in this thread: it takes what a producer that
+            # was already past its closing check logged after the writer's
+            # last commit. Marking the store closed before ending the commit
+            # turns away any sync producer still waiting for the lead.
+            self._begin_commit()
+            try:
+                self._commit(self._drain())
+                self._closed = True
+            finally:
+                self._end_commit()
         self._closed = True
         for queue in list(self._queues.values()):
             queue._detach()
         error = self._write_error
-        clean = not self._pending  # a failure already reported to its caller left nothing
+        # Left in the log: batch-mode puts the last commit did not take (a
+        # sync put left there was refused, and its caller told).
+        clean = not any(op[4] is None for op in self._pending)
         if writer is None or not writer.is_alive():
             with self._env_lock:
                 self._env.close()
@@ -748,6 +770,7 @@ class Store:
 
     def _after_fork_in_child(self) -> None:
         self._forked = True
+        self._closing = True
         self._closed = True
         self._lock = None  # the record lock belongs to the parent
         # Closing the child's copy of the environment leaves the parent's
