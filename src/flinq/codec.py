@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from flinq.errors import StoreCorruptError
 
 __all__ = [
-    "RAW_TAGS",
     "Record",
     "Serializer",
     "decode_body",
@@ -45,7 +44,6 @@ TAG_BYTES = 0
 TAG_BYTEARRAY = 1
 TAG_STR = 2
 TAG_SERIALIZED = 3
-RAW_TAGS = (TAG_BYTES, TAG_BYTEARRAY, TAG_STR)
 
 
 class Serializer(Protocol):
