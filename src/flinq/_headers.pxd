@@ -1,4 +1,5 @@
-# Cython declarations of flinq's C headers (include/flinq/*.h).
+# Cython declarations of what the extension uses from flinq's C headers
+# (include/flinq/*.h; the headers' full API is exercised by tests/c).
 # Every function here is pure C and safe to call without the GIL; the
 # concurrency contract of each structure is stated in its header.
 
@@ -14,7 +15,6 @@ cdef extern from "flinq/chain.h" nogil:
     size_t flq_chain_push_many(flq_chain *c, void **items, size_t n)
     int flq_chain_pop(flq_chain *c, void **out)
     size_t flq_chain_pop_many(flq_chain *c, void **out, size_t max)
-    void flq_chain_reclaim(flq_chain *c)
 
 
 # Not nogil: visiting runs the cycle collector's Python-level callbacks.
@@ -38,7 +38,6 @@ cdef extern from "flinq/heap.h":
     int flq_heap_reserve(flq_heap *h, size_t extra)
     int flq_heap_push(flq_heap *h, const flq_heap_entry *entry)
     int flq_heap_pop(flq_heap *h, flq_heap_entry *out)
-    int flq_heap_push_by(flq_heap *h, const flq_heap_entry *entry, flq_heap_less_fn less, void *ctx)
     int flq_heap_push_by_at(flq_heap *h, const flq_heap_entry *entry, flq_heap_less_fn less, void *ctx, size_t *pos)
     void flq_heap_undo_push(flq_heap *h, size_t pos)
     int flq_heap_pop_by(flq_heap *h, flq_heap_entry *out, flq_heap_less_fn less, void *ctx)
@@ -53,6 +52,4 @@ cdef extern from "flinq/park.h" nogil:
     uint32_t flq_park_prepare(flq_park *p)
     void flq_park_cancel(flq_park *p)
     int flq_park_wait(flq_park *p, uint32_t key, int64_t timeout_ns)
-    void flq_park_notify(flq_park *p, int all)
     void flq_park_notify_locked(flq_park *p, int all)
-    int flq_park_has_waiters(flq_park *p)

@@ -64,7 +64,6 @@ class Message:
     __slots__ = (
         "_delivery",
         "_queue",
-        "_raw",
         "_record",
         "_settled",
         "body",
@@ -76,7 +75,6 @@ class Message:
     ) -> None:
         self._queue = queue
         self._delivery = delivery
-        self._raw = raw
         self._record = record
         self._settled = False
         self.key = key
