@@ -6,12 +6,15 @@ exceptions, which flinq raises as they are (``except queue.Empty`` keeps
 working).
 
 Durable named queues live in a Store: ``flinq.open(path).queue(name)``.
+Every queue also delivers at least once: ``q.reserve()`` and ``msg.ack()``,
+``q.messages()``, and worker threads with retries through ``q.consume(handler)``.
 """
 
 from queue import Empty, Full
 
 from flinq._compat import ShutDown
-from flinq._core import LifoQueue, PriorityQueue, Queue, SimpleQueue
+from flinq._core import LifoQueue, LocalMessage, PriorityQueue, Queue, SimpleQueue
+from flinq.consumer import Consumer
 from flinq.durable import DurableQueue, Message
 from flinq.errors import (
     StoreClosedError,
@@ -27,10 +30,12 @@ from flinq.store import Store, open
 __version__ = "0.1.0"
 
 __all__ = [
+    "Consumer",
     "DurableQueue",
     "Empty",
     "Full",
     "LifoQueue",
+    "LocalMessage",
     "Message",
     "PriorityQueue",
     "Queue",

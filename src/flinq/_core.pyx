@@ -27,21 +27,25 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MAX, UINT64_MAX, int64_t, uint32_t, uint64_t
 
 from flinq._headers cimport (
     flq_chain, flq_chain_free, flq_chain_new, flq_chain_pop, flq_chain_pop_many,
     flq_chain_push, flq_chain_push_many, flq_chain_visit,
     flq_heap, flq_heap_destroy, flq_heap_entry, flq_heap_init, flq_heap_pop, flq_heap_pop_by,
     flq_heap_push, flq_heap_push_by_at, flq_heap_reserve, flq_heap_undo_push,
-    flq_now_ns, flq_park, flq_park_cancel, flq_park_destroy, flq_park_init, flq_park_notify_locked,
-    flq_park_prepare, flq_park_wait,
+    flq_metrics, flq_metrics_age_ns, flq_metrics_arrived, flq_metrics_departed_fifo,
+    flq_metrics_departed_one, flq_metrics_init, flq_metrics_latency_ns, flq_metrics_mark,
+    flq_metrics_rates,
+    flq_now_ns, flq_park, flq_park_cancel, flq_park_destroy, flq_park_has_waiters, flq_park_init,
+    flq_park_notify_locked, flq_park_prepare, flq_park_wait,
 )
 
 import queue as _stdlib_queue
 import threading as _threading
 from types import GenericAlias
 
+from flinq import _timers
 from flinq._compat import ShutDown
 
 Empty = _stdlib_queue.Empty
@@ -61,6 +65,16 @@ cdef extern from "Python.h":
 # and runs pending signal handlers between them (prompt Ctrl-C).
 cdef int64_t SIGNAL_SLICE_NS = 50 * 1000 * 1000
 cdef unsigned long _main_thread_ident = _threading.main_thread().ident
+
+# Kinds of event the durable layer reports through _QueueCore._note (indexes
+# into _QueueCore._counts).
+DEF NOTE_ACKED = 0
+DEF NOTE_NACKED = 1
+DEF NOTE_REDELIVERED = 2
+DEF NOTE_DEAD_LETTERED = 3
+DEF NOTE_EXPIRED = 4
+NOTE_KINDS = {"acked": NOTE_ACKED, "nacked": NOTE_NACKED, "redelivered": NOTE_REDELIVERED,
+              "dead_lettered": NOTE_DEAD_LETTERED, "expired": NOTE_EXPIRED}
 
 # Returned by _QueueCore._take_one when storage held nothing after all.
 cdef object _NOTHING = object()
@@ -151,16 +165,48 @@ cdef int _init_park(flq_park *park) except -1:
     return 0
 
 
+# ---- messages given back -------------------------------------------------------------
+
+@cython.final
+@cython.freelist(16)
+cdef class _Redelivery:
+    """An item back in its queue after nack(): storage holds this in the
+    item's place, so the next reserve() knows the deliveries it has had.
+    get() unwraps it; users never see one."""
+
+    cdef object body
+    cdef Py_ssize_t attempts
+    cdef uint64_t id
+    cdef int64_t priority
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyTypeObject:
+        PyObject *tp_dict
+    PyTypeObject *Py_TYPE(PyObject *o)
+
+cdef inline PyObject *_unwrapped(PyObject *item) noexcept:
+    if Py_TYPE(item) == <PyTypeObject *>_Redelivery:
+        return <PyObject *>(<_Redelivery>item).body
+    return item
+
+
 # ---- storage ---------------------------------------------------------------------
 
 ctypedef int (*_item_visitor)(PyObject *item, void *arg) noexcept
 
 
 cdef class _Storage:
-    """Where a queue keeps its items; it holds one reference to each."""
+    """Where a queue keeps its items; it holds one reference to each.
+
+    Storage numbers items in the order they arrive (0, 1, ...) and reports
+    each item's departure to the owning queue's metrics (metrics.h), which
+    need to know which arrival left.
+    """
 
     # True if push and pop never run Python code (so never release the GIL).
     cdef bint runs_no_python
+    cdef flq_metrics *metrics  # the owning queue's; set by it before any use
 
     cdef int push(self, object item, int64_t priority, bint keyed) except -1:
         raise NotImplementedError
@@ -172,13 +218,22 @@ cdef class _Storage:
         that cannot give items back. An exception means none were stored."""
         raise NotImplementedError
 
-    cdef Py_ssize_t pop_many(self, PyObject **out, Py_ssize_t n) except -1:
+    cdef Py_ssize_t pop_many(self, PyObject **out, Py_ssize_t n, int64_t *priorities) except -1:
         """Move up to n items, first first, into out[] as owned references;
-        returns how many."""
+        returns how many. priorities[] (unless NULL) gets each item's
+        priority where storage keeps one (a keyed heap), else 0."""
         raise NotImplementedError
 
     cdef list drain(self):
         """Take every item, in no particular order, without comparing any."""
+        raise NotImplementedError
+
+    cdef bint is_keyed(self):
+        """True if pushes must give each item's priority (a keyed heap)."""
+        return False
+
+    cdef uint64_t oldest_arrival(self):
+        """Arrival number of the oldest item stored (storage not empty)."""
         raise NotImplementedError
 
     cdef int visit(self, _item_visitor visitor, void *arg) noexcept:
@@ -230,8 +285,14 @@ cdef class _ChainStorage(_Storage):
             Py_INCREF(<object>items[i])
         return stored  # the chain cannot give back what it took
 
-    cdef Py_ssize_t pop_many(self, PyObject **out, Py_ssize_t n) except -1:
-        return flq_chain_pop_many(self._chain, <void **>out, n)
+    cdef Py_ssize_t pop_many(self, PyObject **out, Py_ssize_t n, int64_t *priorities) except -1:
+        cdef Py_ssize_t i
+        cdef Py_ssize_t taken = flq_chain_pop_many(self._chain, <void **>out, n)
+        flq_metrics_departed_fifo(self.metrics, taken, 1)
+        if priorities != NULL:
+            for i in range(taken):
+                priorities[i] = 0
+        return taken
 
     cdef list drain(self):
         cdef PyObject *item
@@ -239,7 +300,11 @@ cdef class _ChainStorage(_Storage):
         while flq_chain_pop(self._chain, <void **>&item):
             items.append(<object>item)
             Py_DECREF(<object>item)  # now owned by the list
+        flq_metrics_departed_fifo(self.metrics, len(items), 0)
         return items
+
+    cdef uint64_t oldest_arrival(self):
+        return self.metrics.fifo_next  # FIFO: the next to leave
 
     cdef int visit(self, _item_visitor visitor, void *arg) noexcept:
         cdef _ChainVisit v
@@ -249,8 +314,9 @@ cdef class _ChainStorage(_Storage):
 
 
 cdef int _compare_items(const flq_heap_entry *a, const flq_heap_entry *b, void *ctx) noexcept:
-    """heap.h comparison for the drop-in priority style: `a < b`, as heapq."""
-    return _rich_compare_bool(<PyObject *>a.item, <PyObject *>b.item, Py_LT)
+    """heap.h comparison for the drop-in priority style: `a < b`, as heapq
+    (a message given back by nack() compares as its body)."""
+    return _rich_compare_bool(_unwrapped(<PyObject *>a.item), _unwrapped(<PyObject *>b.item), Py_LT)
 
 
 DEF STYLE_NONE = 0
@@ -400,15 +466,19 @@ cdef class _HeapStorage(_Storage):
                 PyMem_Free(positions)
         return n
 
-    cdef Py_ssize_t pop_many(self, PyObject **out, Py_ssize_t n) except -1:
+    cdef Py_ssize_t pop_many(self, PyObject **out, Py_ssize_t n, int64_t *priorities) except -1:
         cdef flq_heap_entry entry
         cdef Py_ssize_t i
         cdef int rc
+        cdef int64_t now = 0  # read once per call, if a timed item leaves
         if self._style != STYLE_COMPARED:
             for i in range(n):
                 if not flq_heap_pop(&self._heap, &entry):
                     return i
                 out[i] = <PyObject *>entry.item
+                flq_metrics_departed_one(self.metrics, entry.seq, &now)
+                if priorities != NULL:
+                    priorities[i] = entry.priority
             return n
         self._begin_compare()
         try:
@@ -427,6 +497,9 @@ cdef class _HeapStorage(_Storage):
                     self._deferred = _fetch_exception()
                     return i
                 out[i] = <PyObject *>entry.item
+                flq_metrics_departed_one(self.metrics, entry.seq, &now)
+                if priorities != NULL:
+                    priorities[i] = 0
         finally:
             self._end_compare()
         return n
@@ -444,6 +517,20 @@ cdef class _HeapStorage(_Storage):
         finally:
             self._end_compare()
         return items
+
+    cdef bint is_keyed(self):
+        return self._style == STYLE_KEYED
+
+    cdef uint64_t oldest_arrival(self):
+        cdef size_t i
+        cdef uint64_t oldest
+        if self._heap.size == 0:  # counted items are mid-push in another thread
+            return UINT64_MAX
+        oldest = self._heap.entries[0].seq
+        for i in range(1, self._heap.size):  # O(n), for stats() only
+            if self._heap.entries[i].seq < oldest:
+                oldest = self._heap.entries[i].seq
+        return oldest
 
     cdef int visit(self, _item_visitor visitor, void *arg) noexcept:
         cdef size_t i
@@ -472,6 +559,125 @@ cdef class _LifoStorage(_HeapStorage):
         return n
 
 
+# ---- messages ------------------------------------------------------------------------
+
+@cython.final
+cdef class _StopFlag:
+    """Tells consume() workers to stop after the message in hand."""
+
+    cdef public bint stopping
+
+
+cdef double _delay_seconds(object delay) except -1:
+    cdef double seconds = float(delay)
+    if not seconds >= 0:  # also NaN
+        raise ValueError("delay must be a non-negative number of seconds")
+    return seconds
+
+
+@cython.final
+@cython.freelist(64)
+cdef class LocalMessage:
+    """A message reserved from an in-memory queue: settle it with ack() or
+    nack(). As a context manager it acks when the block succeeds and nacks
+    (requeue) when it raises; the exception still propagates.
+
+    body is the item put; id numbers the message within its queue (stable
+    across redeliveries); attempts counts deliveries, this one included;
+    priority is the put's priority= on a keyed PriorityQueue, else None.
+    """
+
+    cdef readonly object body
+    cdef readonly Py_ssize_t attempts
+    cdef readonly uint64_t id
+    cdef _QueueCore _queue
+    cdef int64_t _priority
+    cdef bint _keyed
+    cdef bint _settled
+
+    def __init__(self):
+        raise TypeError("messages come from a queue's reserve()")
+
+    @property
+    def priority(self):
+        """The priority it was put with (keyed PriorityQueue), else None."""
+        return self._priority if self._keyed else None
+
+    @property
+    def settled(self):
+        """True once acked, nacked or dead-lettered."""
+        return self._settled
+
+    def ack(self):
+        """Mark the message processed (task_done for join()). Returns False
+        if it was already settled."""
+        if self._settled:
+            return False
+        self._settled = True
+        self._queue._acked()
+        return True
+
+    def nack(self, requeue=True, delay=0.0):
+        """Give the message back: ready again (as the newest arrival) after
+        delay seconds, or with requeue=False dropped and counted as
+        dead-lettered. Returns False if it was already settled."""
+        cdef double seconds = _delay_seconds(delay)
+        cdef _QueueCore queue = self._queue
+        if self._settled:
+            return False
+        self._settled = True
+        queue._counts[NOTE_NACKED] += 1
+        if not requeue:
+            queue._in_flight -= 1
+            queue._counts[NOTE_DEAD_LETTERED] += 1
+            queue._done_one()
+        elif seconds > 0:
+            # Stays in flight until it is back.
+            _timers.call_later(seconds, LocalMessage._back_from_delay, self)
+        else:
+            queue._in_flight -= 1
+            try:
+                queue._store_again(self)
+            except BaseException:
+                queue._in_flight += 1
+                queue._counts[NOTE_NACKED] -= 1
+                self._settled = False
+                raise
+        return True
+
+    def _back_from_delay(self):
+        self._queue._in_flight -= 1
+        self._queue._store_again(self)
+
+    def _dead_letter(self, target):
+        """Move the body to the queue target (target.put) and settle; for
+        consumers. Returns False if it was already settled."""
+        if self._settled:
+            return False
+        target.put(self.body)
+        self._settled = True
+        self._queue._in_flight -= 1
+        self._queue._counts[NOTE_DEAD_LETTERED] += 1
+        self._queue._done_one()
+        return True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None:
+            self.ack()
+        else:
+            self.nack(True)
+        return False
+
+    def __reduce__(self):
+        raise TypeError("cannot pickle 'LocalMessage' object")
+
+    def __repr__(self):
+        return f"<flinq.LocalMessage id={self.id} attempts={self.attempts}>"
+
+
 # ---- behaviour ---------------------------------------------------------------------
 
 cdef class _QueueCore:
@@ -484,8 +690,12 @@ cdef class _QueueCore:
     cdef Py_ssize_t _pushing        # items being pushed now (counted against the limit)
     cdef Py_ssize_t _unfinished     # items put and not yet task_done()
     cdef Py_ssize_t _high_water
-    cdef uint64_t _dequeued         # enqueued = dequeued + discarded + count
     cdef uint64_t _discarded        # dropped by shutdown(immediate=True)
+    cdef flq_metrics _metrics       # arrivals, departures and their timing (metrics.h)
+    cdef Py_ssize_t _in_flight      # reserved, not yet settled (a delayed nack included)
+    cdef Py_ssize_t _wrapped        # _Redelivery entries in storage
+    cdef uint64_t _next_id          # id of the next message delivered for the first time
+    cdef uint64_t _counts[5]        # acked, nacked, redelivered, dead_lettered, expired
     cdef bint _is_shutdown
     cdef bint _discarding           # shut down with immediate=True: late pushes are dropped
     cdef Py_ssize_t _batch_putters  # put_many callers waiting for room (they need > 1 slot)
@@ -510,6 +720,7 @@ cdef class _QueueCore:
             raise
         self._parks_ready = True
         self._maxsize = 0
+        flq_metrics_init(&self._metrics)
         if not isinstance(self, (SimpleQueue, Queue, LifoQueue, PriorityQueue)):
             raise TypeError(f"{type(self).__name__} has no storage; derive from Queue, "
                             "SimpleQueue, LifoQueue or PriorityQueue")
@@ -519,6 +730,11 @@ cdef class _QueueCore:
             flq_park_destroy(&self._not_empty)
             flq_park_destroy(&self._not_full)
             flq_park_destroy(&self._all_done)
+
+    cdef int _attach(self, _Storage store) except -1:
+        store.metrics = &self._metrics
+        self._store = store
+        return 0
 
     cdef int _set_maxsize(self, object maxsize) except -1:
         if not isinstance(maxsize, int):
@@ -535,12 +751,16 @@ cdef class _QueueCore:
         self._unfinished += n
         if self._count > self._high_water:
             self._high_water = self._count
+        if flq_park_has_waiters(&self._not_empty):
+            # Waking a sleeper costs a system call; timing the arrival
+            # beside it is nearly free and keeps lag exact for idle queues.
+            flq_metrics_mark(&self._metrics)
+        flq_metrics_arrived(&self._metrics, n)
         flq_park_notify_locked(&self._not_empty, n > 1)
 
     @cython.final
     cdef inline void _removed(self, Py_ssize_t n) noexcept:
         self._count -= n
-        self._dequeued += n
         if self._limit:
             # A batch putter woken for one free slot may still not fit and
             # sleep again: wake them all then, so no fitting putter is missed.
@@ -646,11 +866,14 @@ cdef class _QueueCore:
         """The next item, or _NOTHING if storage turned out empty (a compared
         pop of another thread took it while this one waited to compare)."""
         cdef PyObject *out
-        if self._store.pop_many(&out, 1) == 0:
+        if self._store.pop_many(&out, 1, NULL) == 0:
             return _NOTHING
         self._removed(1)
         item = <object>out
         Py_DECREF(item)   # the queue's reference, now owned by `item`
+        if self._wrapped and type(item) is _Redelivery:
+            self._wrapped -= 1
+            return (<_Redelivery>item).body
         return item
 
     @cython.final
@@ -691,17 +914,29 @@ cdef class _QueueCore:
             # and with it code that uses this queue, which must see counts
             # that match storage. Items are popped straight into the list.
             result = PyList_New(min(limit, self._count))
-            n = self._store.pop_many((<PyListObject *>result).ob_item, len(result))
+            n = self._store.pop_many((<PyListObject *>result).ob_item, len(result), NULL)
             self._removed(n)
             Py_SET_SIZE(result, n)
+            if self._wrapped:
+                self._unwrap_all(result)
             if n:
                 return result
+
+    @cython.final
+    cdef int _unwrap_all(self, list items) except -1:
+        cdef Py_ssize_t i
+        for i in range(len(items)):
+            if type(items[i]) is _Redelivery:
+                items[i] = (<_Redelivery>items[i]).body
+                self._wrapped -= 1
+        return 0
 
     @cython.final
     cdef int _discard_all(self) except -1:
         """Drop every stored item, counting each as done (immediate shutdown)."""
         cdef list dropped = self._store.drain()
         cdef Py_ssize_t n = len(dropped)
+        self._wrapped = 0
         self._count -= n
         self._discarded += n
         self._unfinished = max(0, self._unfinished - n)
@@ -772,16 +1007,238 @@ cdef class _QueueCore:
         return self._count == 0
 
     def stats(self):
-        """A snapshot of the queue's counters as a dict."""
-        return {
+        """A snapshot of the queue's counters and timings as a dict.
+
+        Counts: depth (ready now), in_flight (reserved, not settled),
+        maxsize, high_water (largest depth seen), unfinished (put and not
+        yet done); totals since creation: enqueued (puts), dequeued (taken
+        by get or reserve), acked, nacked, redelivered (back in the queue
+        after a nack), dead_lettered, expired, discarded (dropped by
+        shutdown(immediate=True)); enqueued + redelivered = dequeued +
+        discarded + depth.
+
+        Timings, in seconds: lag (age of the oldest ready item; 0.0 when
+        none), latency_p50 / latency_p99 (enqueue to dequeue, over the last
+        256 timed items; None before the first), and rates per second over
+        the last 1, 10 and 60 s: enqueue_rate_1s ... dequeue_rate_60s.
+        Timings come from one item in 64 (include/flinq/metrics.h says
+        exactly how), so they are estimates: lag is exact for a timed item
+        and otherwise an upper bound.
+        """
+        cdef flq_metrics *m = &self._metrics
+        cdef int64_t now = flq_metrics_mark(m)
+        cdef double quantiles[2]
+        cdef int64_t latency[2]
+        cdef double arrived_rate
+        cdef double departed_rate
+        cdef uint64_t oldest
+        quantiles[0] = 0.5
+        quantiles[1] = 0.99
+        stats = {
             "depth": self._count,
+            "in_flight": self._in_flight,
             "maxsize": self._maxsize,
-            "enqueued": self._dequeued + self._discarded + <uint64_t>self._count,
-            "dequeued": self._dequeued,
-            "discarded": self._discarded,
             "high_water": self._high_water,
             "unfinished": self._unfinished,
+            "enqueued": m.arrived - self._counts[NOTE_REDELIVERED],
+            "dequeued": m.departed,
+            "acked": self._counts[NOTE_ACKED],
+            "nacked": self._counts[NOTE_NACKED],
+            "redelivered": self._counts[NOTE_REDELIVERED],
+            "dead_lettered": self._counts[NOTE_DEAD_LETTERED],
+            "expired": self._counts[NOTE_EXPIRED],
+            "discarded": self._discarded,
+            "lag": 0.0,
+            "latency_p50": None,
+            "latency_p99": None,
         }
+        if self._count:
+            oldest = self._store.oldest_arrival()
+            if oldest < m.arrived:
+                stats["lag"] = flq_metrics_age_ns(m, oldest, now) / 1e9
+        if flq_metrics_latency_ns(m, quantiles, 2, latency):
+            stats["latency_p50"] = latency[0] / 1e9
+            stats["latency_p99"] = latency[1] / 1e9
+        for seconds in (1, 10, 60):
+            flq_metrics_rates(m, seconds * 1000000000, now, &arrived_rate, &departed_rate)
+            stats[f"enqueue_rate_{seconds}s"] = arrived_rate
+            stats[f"dequeue_rate_{seconds}s"] = departed_rate
+        return stats
+
+    # ---- at-least-once delivery: reserve, settle, consume --------------------------
+
+    def reserve(self, timeout=None):
+        """Take the next item as a LocalMessage, at least once: it counts as
+        in flight until msg.ack(); msg.nack() puts it back. Waits up to
+        timeout seconds (None: for ever; 0: not at all), then raises
+        queue.Empty; raises ShutDown once shut down and empty."""
+        cdef int64_t deadline = _deadline(True, timeout)
+        cdef PyObject *out
+        cdef int64_t priority
+        while True:
+            if self._count == 0:
+                self._wait_for_items(True, deadline)
+            if self._store.pop_many(&out, 1, &priority):
+                break
+        self._removed(1)
+        item = <object>out
+        Py_DECREF(item)  # the queue's reference, now owned by `item`
+        return self._deliver(item, priority)
+
+    def messages(self, timeout=None):
+        """Iterate over reserved messages (use each as a context manager to
+        ack it, or nack it on an exception). Stops once no message comes
+        within timeout seconds (None: wait forever) or the queue is shut
+        down and empty."""
+        from flinq.consumer import iter_messages
+        return iter_messages(self, timeout)
+
+    def consume(self, handler, **options):
+        """Run handler(message) on worker threads for every message; returns
+        the running Consumer. See flinq.Consumer for the options."""
+        from flinq.consumer import Consumer
+        return Consumer(self, handler, **options)
+
+    @cython.final
+    cdef LocalMessage _deliver(self, object item, int64_t priority):
+        """A message in flight for an item just taken from storage."""
+        cdef LocalMessage message = LocalMessage.__new__(LocalMessage)
+        cdef _Redelivery again
+        message._queue = self
+        if self._wrapped and type(item) is _Redelivery:
+            self._wrapped -= 1
+            again = <_Redelivery>item
+            message.body = again.body
+            message.attempts = again.attempts + 1
+            message.id = again.id
+            message._priority = again.priority
+        else:
+            message.body = item
+            message.attempts = 1
+            message.id = self._next_id
+            self._next_id += 1
+            message._priority = priority
+        message._keyed = self._store.is_keyed()
+        self._in_flight += 1
+        return message
+
+    @cython.final
+    cdef inline void _done_one(self) noexcept:
+        """One item taken is fully processed (task_done's accounting)."""
+        if self._unfinished > 0:
+            self._unfinished -= 1
+            if self._unfinished == 0:
+                flq_park_notify_locked(&self._all_done, 1)
+
+    @cython.final
+    cdef inline void _acked(self) noexcept:
+        self._in_flight -= 1
+        self._counts[NOTE_ACKED] += 1
+        self._done_one()
+
+    @cython.final
+    cdef int _store_again(self, LocalMessage message) except -1:
+        """Put a delivered message back for another delivery. It kept its
+        place in the unfinished count, and goes back even past maxsize (it
+        had its room before it was taken)."""
+        cdef _Redelivery again
+        if self._discarding:  # shut down with immediate=True
+            self._discarded += 1
+            self._done_one()
+            return 0
+        again = _Redelivery.__new__(_Redelivery)
+        again.body = message.body
+        again.attempts = message.attempts
+        again.id = message.id
+        again.priority = message._priority
+        self._store.push(again, message._priority, self._store.is_keyed())
+        self._wrapped += 1
+        self._stored(1)
+        self._unfinished -= 1  # _stored counted it as new
+        self._counts[NOTE_REDELIVERED] += 1
+        return 0
+
+    @cython.final
+    cdef int _give_back_unstarted(self, PyObject **items, int64_t *priorities,
+                                  Py_ssize_t n) except -1:
+        """Return items taken for a batch but never delivered (owned references,
+        consumed here), as if they had stayed."""
+        cdef Py_ssize_t i
+        cdef bint keyed = self._store.is_keyed()
+        for i in range(n):
+            item = <object>items[i]
+            Py_DECREF(item)
+            if self._discarding:
+                self._discarded += 1
+                self._done_one()
+                continue
+            self._store.push(item, priorities[i], keyed)
+            self._stored(1)
+            self._unfinished -= 1  # never left the unfinished count
+        return 0
+
+    def _serve(self, handler, Py_ssize_t prefetch, timeout, on_error, _StopFlag stop):
+        """One step of a consume() worker: take up to prefetch messages
+        (waiting up to timeout seconds for the first) and call handler(msg)
+        for each, acking it on return unless the handler settled it; on an
+        exception, on_error(msg, exc) settles it (re-raised unless it is an
+        Exception). Stops early once stop.stopping is set, giving back the
+        messages not started. Returns how many were handled; raises ShutDown
+        once the queue is shut down and empty."""
+        cdef PyObject *items[256]
+        cdef int64_t priorities[256]
+        cdef Py_ssize_t n
+        cdef Py_ssize_t i = 0
+        cdef int64_t deadline = _deadline(True, timeout)
+        cdef LocalMessage message
+        prefetch = max(1, min(prefetch, 256))
+        while True:
+            if self._count == 0:
+                try:
+                    self._wait_for_items(True, deadline)
+                except Empty:
+                    return 0
+            n = self._store.pop_many(items, min(prefetch, self._count), priorities)
+            if n:
+                break
+        self._removed(n)
+        try:
+            while i < n:
+                item = <object>items[i]
+                Py_DECREF(item)  # the queue's reference, now owned by `item`
+                i += 1
+                message = self._deliver(item, priorities[i - 1])
+                del item
+                try:
+                    handler(message)
+                except BaseException as error:
+                    try:
+                        on_error(message, error)
+                    finally:
+                        if not message._settled:  # on_error failed: never strand it
+                            message._settled = True
+                            self._in_flight -= 1
+                            self._counts[NOTE_NACKED] += 1
+                            self._store_again(message)
+                    if not isinstance(error, Exception):
+                        raise
+                else:
+                    if not message._settled:
+                        message._settled = True
+                        self._acked()
+                if stop.stopping:
+                    break
+        finally:
+            if i < n:
+                self._give_back_unstarted(items + i, priorities + i, n - i)
+        return i
+
+    def _note(self, int kind, Py_ssize_t n=1):
+        """Count n events of a kind (NOTE_ACKED, ...) that the durable layer
+        settles itself. Not part of the public API."""
+        if not 0 <= kind < 5:
+            raise ValueError("unknown kind")
+        self._counts[kind] += n
 
     __class_getitem__ = classmethod(GenericAlias)
 
@@ -796,7 +1253,7 @@ cdef class SimpleQueue(_QueueCore):
     """An unbounded FIFO queue, drop-in for queue.SimpleQueue."""
 
     def __cinit__(self, *args, **kwargs):
-        self._store = _ChainStorage()
+        self._attach(_ChainStorage())
 
     def __init__(self):
         pass
@@ -893,14 +1350,14 @@ cdef class Queue(_TaskQueue):
     """A FIFO queue, drop-in for queue.Queue. maxsize <= 0 means unbounded."""
 
     def __cinit__(self, *args, **kwargs):
-        self._store = _ChainStorage()
+        self._attach(_ChainStorage())
 
 
 cdef class LifoQueue(_TaskQueue):
     """A LIFO queue, drop-in for queue.LifoQueue. maxsize <= 0 means unbounded."""
 
     def __cinit__(self, *args, **kwargs):
-        self._store = _LifoStorage()
+        self._attach(_LifoStorage())
 
 
 cdef inline int64_t _priority_value(object priority) except? -1:
@@ -921,7 +1378,7 @@ cdef class PriorityQueue(_TaskQueue):
     """
 
     def __cinit__(self, *args, **kwargs):
-        self._store = _HeapStorage()
+        self._attach(_HeapStorage())
 
     def put(self, item, block=True, timeout=None, *, priority=None):
         """Put item, ordered by priority if given, else by comparing items."""
@@ -978,7 +1435,10 @@ cdef int _queue_clear(PyObject *o) noexcept:
     cdef _QueueCore q = <_QueueCore><object>o
     if q._store is not None and q._count:
         old = q._store
-        q._store = type(old)()
+        q._attach(type(old)())
+        if isinstance(old, _HeapStorage):  # arrival numbers go on (metrics.h)
+            (<_HeapStorage>q._store)._seq = (<_HeapStorage>old)._seq
+        q._wrapped = 0
         q._discarded += <uint64_t>q._count
         q._count = 0
         del old
@@ -1012,8 +1472,6 @@ cdef extern from "Python.h":
     int METH_KEYWORDS
     object PyDescr_NewMethod(PyTypeObject *cls, PyMethodDef *method)
     void PyType_Modified(PyTypeObject *cls)
-    ctypedef struct PyTypeObject:
-        PyObject *tp_dict
     Py_ssize_t PyTuple_GET_SIZE(PyObject *t)
     PyObject *PyTuple_GET_ITEM(PyObject *t, Py_ssize_t i)
     int PyUnicode_Compare(PyObject *a, PyObject *b) except? -1

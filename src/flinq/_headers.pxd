@@ -53,3 +53,21 @@ cdef extern from "flinq/park.h" nogil:
     void flq_park_cancel(flq_park *p)
     int flq_park_wait(flq_park *p, uint32_t key, int64_t timeout_ns)
     void flq_park_notify_locked(flq_park *p, int all)
+    int flq_park_has_waiters(flq_park *p)
+
+
+# Not nogil: the metrics are kept with the GIL held (not thread-safe by contract).
+cdef extern from "flinq/metrics.h":
+    ctypedef struct flq_metrics:
+        uint64_t arrived
+        uint64_t departed
+        uint64_t fifo_next
+    void flq_metrics_init(flq_metrics *m)
+    int64_t flq_metrics_mark(flq_metrics *m)
+    void flq_metrics_arrived(flq_metrics *m, uint64_t n)
+    void flq_metrics_departed_one(flq_metrics *m, uint64_t arrival, int64_t *now)
+    void flq_metrics_departed_fifo(flq_metrics *m, uint64_t n, int taken)
+    int64_t flq_metrics_age_ns(const flq_metrics *m, uint64_t oldest, int64_t now)
+    unsigned flq_metrics_latency_ns(const flq_metrics *m, const double *q, unsigned nq, int64_t *out)
+    void flq_metrics_rates(const flq_metrics *m, int64_t window_ns, int64_t now,
+                           double *arrived, double *departed)

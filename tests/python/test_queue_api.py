@@ -829,10 +829,18 @@ def test_stats_keys_and_types(cls):
     assert isinstance(st, dict)
     for key in ("depth", "maxsize", "enqueued", "dequeued", "high_water"):
         assert key in st, key
+    timings = {"lag", "latency_p50", "latency_p99"} | {
+        f"{kind}_rate_{window}s" for kind in ("enqueue", "dequeue") for window in (1, 10, 60)
+    }
     for key, value in st.items():
         assert isinstance(key, str)
-        assert isinstance(value, int)
+        if key in timings:
+            assert value is None or isinstance(value, float), key
+        else:
+            assert isinstance(value, int), key
+    assert timings <= set(st)
     assert st["depth"] == st["enqueued"] == st["dequeued"] == st["high_water"] == 0
+    assert st["lag"] == 0.0 and st["latency_p50"] is None
 
 
 @all_classes
