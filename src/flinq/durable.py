@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import struct
 import threading
 import time
+from collections.abc import Callable, Iterator
 from queue import Empty
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,7 @@ from flinq.codec import (
     with_attempts,
     without_expiry,
 )
+from flinq.consumer import Consumer, iter_messages, serve_batch
 from flinq.errors import StoreClosedError
 from flinq.store import OP_CLEAR, OP_DEL, OP_PUT, OP_SET
 
@@ -50,6 +53,13 @@ __all__ = ["DurableQueue", "Message"]
 Entry = tuple[bytes, bytes]  # (key, record)
 
 _NO_EXPIRY = bytes(8)  # expires_at 0.0, as stored
+_unpack_attempts = struct.Struct(">I").unpack_from  # the attempts field, at offset 1
+_pack_attempts = struct.Struct(">I").pack
+_NOTE_ACKED = _core.NOTE_KINDS["acked"]
+_NOTE_NACKED = _core.NOTE_KINDS["nacked"]
+_NOTE_REDELIVERED = _core.NOTE_KINDS["redelivered"]
+_NOTE_DEAD_LETTERED = _core.NOTE_KINDS["dead_lettered"]
+_NOTE_EXPIRED = _core.NOTE_KINDS["expired"]
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
 
@@ -62,23 +72,32 @@ class Message:
     """
 
     __slots__ = (
+        "_decoded",
         "_delivery",
         "_queue",
-        "_record",
+        "_raw",
         "_settled",
         "body",
         "key",
     )
 
-    def __init__(
-        self, queue: DurableQueue, key: bytes, raw: bytes, record: Record, delivery: int
-    ) -> None:
+    def __init__(self, queue: DurableQueue, key: bytes, raw: bytes, delivery: int) -> None:
         self._queue = queue
         self._delivery = delivery
-        self._record = record
+        self._raw = raw
+        self._decoded: Record | None = None
         self._settled = False
         self.key = key
-        self.body: Any = decode_body(raw, record, queue._serializer)
+        if raw[0] == TAG_BYTES and raw[HEADER_SIZE - 4 : HEADER_SIZE] == b"\x00\x00\x00\x00":
+            self.body: Any = raw[HEADER_SIZE:]  # bytes, no headers: the body follows
+        else:
+            self.body = decode_body(raw, self._record, queue._serializer)
+
+    @property
+    def _record(self) -> Record:
+        if self._decoded is None:
+            self._decoded = decode_record(self._raw)
+        return self._decoded
 
     @property
     def id(self) -> int:
@@ -124,12 +143,30 @@ class Message:
         """Give the message back: ready again after delay seconds, or (with
         requeue=False, or its attempts spent) to the dead-letter queue, or
         dropped if there is none. Returns False if no longer in flight."""
-        if delay < 0:
+        if not delay >= 0:
             raise ValueError("delay must be a non-negative number of seconds")
         if self._settled:
             return False
         self._settled = True
         return self._queue._nack(self.key, self._delivery, requeue, float(delay))
+
+    @property
+    def settled(self) -> bool:
+        """True once acked or nacked here."""
+        return self._settled
+
+    def _dead_letter(self, dead_letter: str) -> bool:
+        """Move the message to the named dead-letter queue (for consumers)."""
+        if self._settled:
+            return False
+        self._settled = True
+        return self._queue._nack(self.key, self._delivery, False, 0.0, dead_letter)
+
+    def _unreserve(self) -> None:
+        """Give back a message reserved but never handed out (consumers)."""
+        if not self._settled:
+            self._settled = True
+            self._queue._unreserve(self.key, self._delivery)
 
     def __enter__(self) -> Message:
         return self
@@ -196,9 +233,7 @@ class DurableQueue:
             tuple[float, int, bytes]
         ] = []  # (deadline, delivery, key), lazily pruned
         self._delayed: list[tuple[float, bytes, bytes]] = []  # (due, key, record)
-        self._counts = dict.fromkeys(
-            ("acked", "nacked", "redelivered", "dead_lettered", "expired"), 0
-        )
+        self._note = self._core._note  # delivery counters live in the core, in C
         self._detached = False
         self._load()
         store._timers.append(self._on_tick)
@@ -422,29 +457,108 @@ class DurableQueue:
     def reserve(self, timeout: float | None = None) -> Message:
         """Take the next message at least once: it stays stored until
         msg.ack(), and comes back if it is nacked, not acked within
-        visibility_timeout, or the process dies first."""
+        visibility_timeout, or the process dies first. Waits up to timeout
+        seconds (None: for ever; 0: not at all), then raises queue.Empty."""
         self._check_attached()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            key, record = self._next_entry(True, remaining)
-            decoded = decode_record(record)
-            if self.max_attempts is None or decoded.attempts < self.max_attempts:
-                break
-            # Its deliveries were spent without an ack, the last ones ended by
-            # a crash (a message that kills its consumer, say): retire it.
-            self._retire(key, record, expired=False)
-            self._core.task_done()
-        decoded.attempts += 1
-        record = with_attempts(record, decoded.attempts)
-        delivery = next(self._deliveries)
+            message = self._deliver(*self._next_entry(True, remaining))
+            if message is not None:
+                return message
+
+    def _reserve_many(self, max_items: int, timeout: float | None) -> list[Message]:
+        """Reserve 1 to max_items messages, waiting up to timeout seconds for
+        the first; [] if none came (or all that came were retired)."""
+        self._check_attached()
+        try:
+            entries: list[Entry] = self._core.get_many(max_items, True, timeout)
+        except Empty:
+            return []
+        return self._deliver_all(entries)
+
+    def _deliver(self, key: bytes, record: bytes) -> Message | None:
+        """Put a ready entry in flight as a Message; None if it was retired."""
+        messages = self._deliver_all([(key, record)])
+        return messages[0] if messages else None
+
+    def _deliver_all(self, entries: list[Entry]) -> list[Message]:
+        """Put ready entries in flight as Messages, retiring the expired ones
+        and those whose attempts are spent (deliveries ended by crashes: a
+        message that kills its consumer, say)."""
+        now = time.time()
+        max_attempts = self.max_attempts
+        handle = self._handle
+        log = self._store._log
+        flying = []
+        for key, record in entries:
+            if record[13:21] != _NO_EXPIRY and decode_record(record).expires_at <= now:
+                self._retire(key, record, expired=True)
+                self._core.task_done()
+                continue
+            attempts = _unpack_attempts(record, 1)[0] + 1
+            if max_attempts is not None and attempts > max_attempts:
+                self._retire(key, record, expired=False)
+                self._core.task_done()
+                continue
+            record = record[:1] + _pack_attempts(attempts) + record[5:]
+            flying.append((key, record, next(self._deliveries)))
         with self._lock:
-            self._in_flight[key] = (record, delivery)
+            in_flight = self._in_flight
+            for key, record, delivery in flying:
+                in_flight[key] = (record, delivery)
             if self.visibility_timeout:
                 deadline = time.monotonic() + self.visibility_timeout
-                heapq.heappush(self._expiries, (deadline, delivery, key))
-        self._store._log((OP_SET, self._handle, key, record, None))
-        return Message(self, key, record, decoded, delivery)
+                for key, _record, delivery in flying:
+                    heapq.heappush(self._expiries, (deadline, delivery, key))
+        for key, record, _delivery in flying:
+            log((OP_SET, handle, key, record, None))
+        return [Message(self, key, record, delivery) for key, record, delivery in flying]
+
+    def messages(self, timeout: float | None = None) -> Iterator[Message]:
+        """Iterate over reserved messages (use each as a context manager to
+        ack it, or nack it on an exception). Stops once no message comes
+        within timeout seconds (None: wait forever) or the queue is shut
+        down and empty."""
+        return iter_messages(self, timeout)
+
+    def consume(self, handler: Callable[[Message], object], **options: Any) -> Consumer:
+        """Run handler(message) on worker threads for every message; returns
+        the running Consumer (see flinq.Consumer for the options)."""
+        return Consumer(self, handler, **options)
+
+    def _ack_all(self, messages: list[Message]) -> None:
+        """Ack messages (unsettled, from _reserve_many) at once: consumers."""
+        handle = self._handle
+        log = self._store._log
+        acked = []
+        with self._lock:
+            in_flight = self._in_flight
+            for message in messages:
+                message._settled = True
+                key = message.key
+                held = in_flight.get(key)
+                if held is not None and held[1] == message._delivery:
+                    del in_flight[key]
+                    acked.append(key)
+        for key in acked:
+            log((OP_DEL, handle, key, None, None))
+        self._note(_NOTE_ACKED, len(acked))
+        task_done = self._core.task_done
+        for _ in acked:
+            task_done()
+
+    def _serve(
+        self,
+        handler: Callable[[Message], object],
+        prefetch: int,
+        timeout: float | None,
+        on_error: Callable[[Message, BaseException], None],
+        stop: Any,
+    ) -> int:
+        """One step of a consume() worker (see flinq.consumer)."""
+        messages = self._reserve_many(prefetch, timeout)
+        return serve_batch(messages, handler, on_error, stop, self._ack_all, Message._unreserve)
 
     def _settle(self, key: bytes, delivery: int) -> bytes | None:
         """Take delivery of key out of flight; its record, or None if that
@@ -461,25 +575,49 @@ class DurableQueue:
         if self._settle(key, delivery) is None:
             return False
         self._store._log((OP_DEL, self._handle, key, None, None))
-        self._counts["acked"] += 1
+        self._note(_NOTE_ACKED)
         self._core.task_done()
         return True
 
-    def _nack(self, key: bytes, delivery: int, requeue: bool, delay: float) -> bool:
+    def _nack(
+        self,
+        key: bytes,
+        delivery: int,
+        requeue: bool,
+        delay: float,
+        dead_letter: str | None = None,
+    ) -> bool:
         record = self._settle(key, delivery)
         if record is None:
             return False
-        self._counts["nacked"] += 1
+        self._note(_NOTE_NACKED)
         self._core.task_done()
-        self._give_back(key, record, requeue, delay)
+        self._give_back(key, record, requeue, delay, dead_letter)
         return True
 
-    def _give_back(self, key: bytes, record: bytes, requeue: bool, delay: float) -> None:
+    def _unreserve(self, key: bytes, delivery: int) -> None:
+        """A reserved message goes back as if never delivered."""
+        record = self._settle(key, delivery)
+        if record is None:
+            return
+        self._core.task_done()
+        record = with_attempts(record, decode_record(record).attempts - 1)
+        self._store._log((OP_SET, self._handle, key, record, None))
+        self._core._restore([(key, record)], key_priority(key) if self.priority else None)
+
+    def _give_back(
+        self,
+        key: bytes,
+        record: bytes,
+        requeue: bool,
+        delay: float,
+        dead_letter: str | None = None,
+    ) -> None:
         """A delivered message returns to the ready set, unless its attempts
         are spent (or requeue is False): then it is retired."""
         attempts = decode_record(record).attempts
         if not requeue or (self.max_attempts is not None and attempts >= self.max_attempts):
-            self._retire(key, record, expired=False)
+            self._retire(key, record, expired=False, dead_letter=dead_letter)
             return
         if delay > 0:
             with self._lock:
@@ -493,14 +631,18 @@ class DurableQueue:
         thread, which runs redeliveries)."""
         if self._core.is_shutdown:
             return  # stays stored; it comes back on the next open
-        self._counts["redelivered"] += 1
+        self._note(_NOTE_REDELIVERED)
         self._core._restore([(key, record)], key_priority(key) if self.priority else None)
 
-    def _retire(self, key: bytes, record: bytes, *, expired: bool) -> None:
-        """Move a message to the dead-letter queue, or drop it if none."""
-        self._counts["expired" if expired else "dead_lettered"] += 1
-        if self.dead_letter is not None:
-            self._store._dead_letter_queue(self.dead_letter)._adopt(record)
+    def _retire(
+        self, key: bytes, record: bytes, *, expired: bool, dead_letter: str | None = None
+    ) -> None:
+        """Move a message to the dead-letter queue (dead_letter, else the
+        queue's own), or drop it if there is none."""
+        self._note(_NOTE_EXPIRED if expired else _NOTE_DEAD_LETTERED)
+        dead_letter = dead_letter or self.dead_letter
+        if dead_letter is not None:
+            self._store._dead_letter_queue(dead_letter)._adopt(record)
         self._store._log((OP_DEL, self._handle, key, None, None))
 
     def _adopt(self, record: bytes) -> None:
@@ -612,11 +754,13 @@ class DurableQueue:
         return dropped
 
     def stats(self) -> dict[str, Any]:
-        """The core's counters plus in-flight and delivery totals."""
+        """The core queue's stats (see flinq.Queue.stats) over this queue's
+        messages; in_flight counts reserved messages, delayed nacks
+        included."""
         self._check_attached()
         stats: dict[str, Any] = dict(self._core.stats())
-        stats["in_flight"] = len(self._in_flight)
-        stats.update(self._counts)
+        with self._lock:
+            stats["in_flight"] = len(self._in_flight) + len(self._delayed)
         return stats
 
     def __repr__(self) -> str:

@@ -273,6 +273,36 @@ class ConsumeWorkers(Trial):
             _check(self.queue.qsize() == 0, "workers took every item")
 
 
+def _ignore(message: object) -> None:
+    """The no-op handler of the consume workloads."""
+
+
+class FlinqConsume(Trial):
+    """flinq's consume path: q.consume(no-op handler, workers=w); the caller
+    puts n items one by one and join()s. Measured: from the first put until
+    join() returns (every message handled and acked)."""
+
+    def __init__(self, n: int, env: Env, workers: int) -> None:
+        self.ops = n
+        self.items = env.payloads(n)
+        self.queue: flinq.Queue[bytes] = flinq.Queue()
+        self.consumer = self.queue.consume(_ignore, workers=workers)
+        self.joined = False
+
+    def run(self) -> None:
+        put = self.queue.put
+        for item in self.items:
+            put(item)
+        self.queue.join()
+        self.joined = True
+
+    def close(self) -> None:
+        stopped = self.consumer.stop(drain=False, timeout=HANG_TIMEOUT)
+        _check(stopped, "consumer stopped")
+        if self.joined:
+            _check(self.consumer.stats()["handled"] == self.ops, "every message handled once")
+
+
 # ---- priority put and get ---------------------------------------------------------
 
 
@@ -866,6 +896,21 @@ class DurableReserveAck(_FilledStore):
         reserve = self.queue.reserve
         for _ in repeat(None, self.ops):
             reserve().ack()
+        self.store.flush()
+
+
+class DurableConsume(_FilledStore):
+    """flinq durable queue: q.consume(no-op handler, workers=w) over n stored
+    items until drained, then store.flush(). Measured until every
+    acknowledgement is on disk."""
+
+    def __init__(self, n: int, env: Env, durability: Durability, workers: int) -> None:
+        super().__init__(n, env, durability)
+        self.workers = workers
+
+    def run(self) -> None:
+        consumer = self.queue.consume(_ignore, workers=self.workers, prefetch=64)
+        _check(consumer.stop(drain=True, timeout=HANG_TIMEOUT), "consumer drained")
         self.store.flush()
 
 

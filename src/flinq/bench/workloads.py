@@ -4,9 +4,7 @@ Both front ends, ``flinq bench`` (flinq.bench.cli) and the pytest-benchmark
 suites in benchmarks/, take their workloads from ``workloads()`` here; how
 each contender runs is in flinq.bench.trials.
 
-Extension points for features later issues add:
-  - ``FLINQ_CONSUME``: a trial for ``q.consume(...)``; until it is set, the
-    consume workload measures the in-memory get()+task_done() worker pattern;
+Extension point for features later issues add:
   - ``DURABLE_TRIALS``: flinq's trials for the durable workloads. They run
     when ``flinq.open`` exists; on a flinq without durable queues, or for a
     durable workload with no trial, flinq's row is reported as skipped with
@@ -32,11 +30,13 @@ from flinq.bench.trials import (
     P99,
     ConsumeWorkers,
     DequeBatch,
+    DurableConsume,
     DurableGet,
     DurablePut,
     DurableReserveAck,
     FasterFifoBatch,
     FlinqBatch,
+    FlinqConsume,
     FlinqPriorityGet,
     FlinqPriorityPut,
     GetAll,
@@ -66,8 +66,8 @@ from flinq.bench.trials import (
 
 #: Consumer threads in the threads workload.
 THREAD_CONSUMERS: Final = 2
-#: Worker threads in the consume workload.
-CONSUME_WORKERS: Final = 4
+#: Worker threads in the consume workloads.
+CONSUME_WORKERS: Final = 2
 # Fractions of n that slower contenders use, to keep a full run within minutes
 # (figures are rates, so they stay comparable).
 #: faster-fifo peers (they pickle every item).
@@ -90,11 +90,6 @@ NOT_DURABLE: Final = "durable queues are not in this version"
 
 PrepareFn = Callable[[int, Env], Trial]
 
-#: Extension point: a trial that drives ``q.consume(...)`` for n items with
-#: CONSUME_WORKERS workers. When set, the consume workload measures it as
-#: "flinq.Queue.consume()" instead of the get()+task_done() pattern.
-FLINQ_CONSUME: PrepareFn | None = None
-
 #: Trials for flinq's durable queues, keyed by workload name, each with the
 #: fraction of n it uses. They run only when ``flinq.open`` exists (durable
 #: queues came after the in-memory ones); otherwise flinq's durable rows are
@@ -112,19 +107,11 @@ DURABLE_TRIALS: dict[str, tuple[PrepareFn, float]] = {
         lambda n, env: DurableReserveAck(n, env, "sync"),
         DURABLE_SCALE,
     ),
+    "durable-consume-batch": (
+        lambda n, env: DurableConsume(n, env, "batch", CONSUME_WORKERS),
+        DURABLE_SCALE,
+    ),
 }
-
-
-def _consume_contender() -> Contender:
-    """flinq's consume contender: q.consume() when registered, else the
-    get()+task_done() worker pattern."""
-    if FLINQ_CONSUME is not None:
-        return Contender("flinq.Queue.consume()", FLINQ_CONSUME)
-    return Contender(
-        "flinq.Queue",
-        lambda n, env: ConsumeWorkers(n, env, flinq.Queue, CONSUME_WORKERS),
-        note="get()+task_done() worker pattern (q.consume() is not in this version)",
-    )
 
 
 def _durable_contender(workload: str) -> Contender:
@@ -231,14 +218,22 @@ def workloads() -> dict[str, Workload]:
         ),
         Workload(
             "consume",
-            f"1 producer puts n items; {CONSUME_WORKERS} worker threads each loop on "
-            "get() + task_done(); ends when join() returns. The in-memory get/task_done "
-            "consume pattern: q.consume() is not in this version",
-            _consume_contender(),
+            f"1 producer puts n items; {CONSUME_WORKERS} workers handle them with a no-op "
+            "handler and ack; ends when join() returns (flinq: q.consume(); peers: worker "
+            "threads looping on get() + task_done())",
+            Contender(
+                "flinq.Queue.consume()",
+                lambda n, env: FlinqConsume(n, env, CONSUME_WORKERS),
+            ),
             (
                 Contender(
                     "queue.Queue",
                     lambda n, env: ConsumeWorkers(n, env, queue.Queue, CONSUME_WORKERS),
+                ),
+                Contender(
+                    "flinq.Queue get()",
+                    lambda n, env: ConsumeWorkers(n, env, flinq.Queue, CONSUME_WORKERS),
+                    note="the same worker loop as queue.Queue's, without consume()",
                 ),
             ),
             target=TARGETS["consume"],
@@ -418,6 +413,24 @@ def workloads() -> dict[str, Workload]:
             ),
             suite="durable",
         ),
+        Workload(
+            "durable-consume-batch",
+            f"q.consume() with {CONSUME_WORKERS} workers and a no-op handler over n stored "
+            "messages of a durable queue in batch durability (each reserved, handled, "
+            "acked), then flush(): measured until every acknowledgement is on disk",
+            _durable_contender("durable-consume-batch"),
+            (
+                Contender(
+                    "Redis list",
+                    RedisReserveAck,
+                    redis_unavailable,
+                    scale=REDIS_SCALE,
+                    note=f"LMOVE to a processing list, then LREM, {BATCH} per pipeline; "
+                    "AOF appendfsync everysec; one client",
+                ),
+            ),
+            suite="durable",
+        ),
     ]
     return {workload.name: workload for workload in defined}
 
@@ -431,7 +444,6 @@ __all__ = [
     "BATCH",
     "CONSUME_WORKERS",
     "DURABLE_TRIALS",
-    "FLINQ_CONSUME",
     "MEMORY",
     "NOT_DURABLE",
     "P50",
