@@ -192,6 +192,7 @@ class Store:
         self._queues_lock = threading.RLock()  # one DurableQueue per name
         self._closing = False
         self._kicked = False
+        self._room_waiters = 0  # producers in _wait_for_room; guarded by _cv
         self._folding = False  # a removal was logged since the last commit
         self._stopping = False
         self._write_error: BaseException | None = None
@@ -518,15 +519,21 @@ class Store:
             raise Full
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
-            while len(self._pending) + n > self._max_pending and self._pending:
-                self._check_usable()
-                if not self._kicked:
-                    self._kicked = True
-                    self._cv.notify_all()
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise Full
-                self._cv.wait(remaining)
+            # Counted before the room check: a commit that drains the log
+            # after this check sees the count and wakes this producer.
+            self._room_waiters += 1
+            try:
+                while len(self._pending) + n > self._max_pending and self._pending:
+                    self._check_usable()
+                    if not self._kicked:
+                        self._kicked = True
+                        self._cv.notify_all()
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise Full
+                    self._cv.wait(remaining)
+            finally:
+                self._room_waiters -= 1
 
     def _kick(self) -> None:
         """Ask the writer to commit now instead of at the end of its interval."""
@@ -591,8 +598,12 @@ class Store:
             else:
                 self._committing = False
                 self._commit_cv.notify_all()
-        with self._cv:
-            self._cv.notify_all()  # producers waiting for room in the log
+        # Wake only producers waiting for room in the log: notifying the
+        # condition also wakes the writer thread, which then fights the
+        # committing thread for the GIL after every sync commit.
+        if self._room_waiters:
+            with self._cv:
+                self._cv.notify_all()
 
     def flush(self, timeout: float | None = None) -> None:
         """Return once everything logged before this call is on disk.
