@@ -8,7 +8,9 @@ the truth: opening a store reloads every stored message in delivery order.
 
 Layout of the LMDB environment (see flinq.codec for keys and records):
   meta     b"format" -> FORMAT_NAME, b"version" -> FORMAT_VERSION,
-           b"next_seq" -> the next message sequence number (8 bytes)
+           b"next_seq" -> where the next open starts numbering messages
+           (8 bytes): past every key ever committed, and reserved ahead in
+           steps, so most commits need not write it
   queues   queue name (UTF-8) -> JSON settings that shape storage
   q:<name> one LMDB database per queue: key -> record
 """
@@ -53,6 +55,12 @@ _log = logging.getLogger("flinq")
 FORMAT_NAME = b"flinq-store"
 FORMAT_VERSION = 1
 MAX_QUEUES = 4000
+# How far ahead a commit reserves sequence numbers in meta's next_seq. A
+# commit writes next_seq only when it holds a key at or past the reserved
+# value: a sync put then dirties one page fewer (and saves a B-tree update)
+# in all but one commit in SEQ_RESERVE. The price is a gap of up to this many
+# ids after a restart; 64-bit sequence numbers do not run out over that.
+SEQ_RESERVE = 1 << 16
 
 # Operations in the pending log: (kind, database, key, value, waiter).
 OP_PUT = 0  # a key that is not on disk yet
@@ -214,6 +222,9 @@ class Store:
             self._release_path()
             raise
         self._seq = itertools.count(self._next_seq)
+        # next_seq as stored: keys below it need no write to meta (guarded
+        # by _env_lock, with the transactions that write it).
+        self._seq_reserved = self._next_seq
         if not readonly:
             self._writer = threading.Thread(
                 target=self._run_writer, name=f"flinq-writer:{self.path}", daemon=True
@@ -686,9 +697,18 @@ class Store:
         started = time.perf_counter()
         while True:
             try:
-                with self._env_lock, self._env.begin(write=True) as txn:
-                    _apply(txn, ops)
-                    txn.put(b"next_seq", self._next_seq_bytes(), db=self._meta)
+                with self._env_lock:
+                    with self._env.begin(write=True) as txn:
+                        _apply(txn, ops)
+                        # Every key in the batch is below the counter's next
+                        # value: past the reservation, reserve further ahead.
+                        upto = self._seq_peek()
+                        if upto > self._seq_reserved:
+                            upto += SEQ_RESERVE
+                            txn.put(b"next_seq", upto.to_bytes(8, "big"), db=self._meta)
+                    # Committed: updated under the same lock, so another
+                    # writer of next_seq (_next_seq_bytes) sees it.
+                    self._seq_reserved = max(self._seq_reserved, upto)
                 break
             except lmdb.MapFullError:
                 with self._env_lock:  # no other transaction of ours is open
@@ -710,11 +730,16 @@ class Store:
             if op[4] is not None:
                 op[4].settle()
 
-    def _next_seq_bytes(self) -> bytes:
+    def _seq_peek(self) -> int:
         # itertools.count's repr, "count(N)", shows the next value without
-        # taking it; N is past every key logged so far, which is all that
-        # the next open needs.
-        return int(repr(self._seq)[6:-1]).to_bytes(8, "big")
+        # taking it; N is past every key logged so far.
+        return int(repr(self._seq)[6:-1])
+
+    def _next_seq_bytes(self) -> bytes:
+        """next_seq for another transaction that writes keys (call under
+        _env_lock): past every key logged so far, and never below the
+        reservation already stored, which commits rely on."""
+        return max(self._seq_peek(), self._seq_reserved).to_bytes(8, "big")
 
     # ---- closing -------------------------------------------------------------------
 

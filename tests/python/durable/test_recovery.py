@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import random
 
+import lmdb
 import pytest
 from dhelpers import FAST, drain, ok, reserve_all, run_script, script, stored, stored_messages
 
 import flinq
+from flinq.store import SEQ_RESERVE
 
 # Prelude of the child scripts: die() ends the process the hard way (no close,
 # no atexit, no flush), as a crash would.
@@ -204,6 +206,69 @@ def test_sequence_continues_after_crash(path):
         q.put("new")
         msgs = reserve_all(q)
         assert [(m.body, m.id > last_id) for m in msgs] == [("last", False), ("new", True)]
+
+
+def test_sequence_continues_after_crash_past_reservations(path):
+    # Commits reserve sequence numbers ahead in steps and write next_seq only
+    # when a key reaches the reservation: ids never repeat after a crash, even
+    # with every message consumed and several reservations used up.
+    out = run_child(
+        """
+        from flinq.store import SEQ_RESERVE
+        s = flinq.open(sys.argv[1], durability="sync")
+        q = s.queue("q")
+        for _ in range(3):
+            q.put_many(range(SEQ_RESERVE // 2 + 7))  # one commit
+            while q.qsize():
+                q.reserve().ack()
+            for i in range(5):
+                q.put(i)  # one commit each
+            while q.qsize():
+                q.get()
+            s.flush()
+        q.put("last")
+        print(q.reserve().id)
+        s.flush()
+        die()
+        """,
+        path,
+    )
+    last_id = int(out.strip())
+    with flinq.open(path, **FAST) as store:
+        q = store.queue("q")
+        q.put("new")
+        msgs = reserve_all(q)
+        assert [m.body for m in msgs] == ["last", "new"]
+        assert msgs[0].id == last_id
+        assert msgs[1].id > last_id
+
+
+def test_sync_commits_do_not_rewrite_next_seq(path):
+    # One reservation covers many sync puts: the stored next_seq stays put,
+    # and is past every id handed out.
+    def stored_next_seq():
+        env = lmdb.open(str(path), max_dbs=4, readonly=True, lock=False)
+        try:
+            with env.begin(db=env.open_db(b"meta", create=False)) as txn:
+                return int.from_bytes(txn.get(b"next_seq"), "big")
+        finally:
+            env.close()
+
+    ids = []
+    with flinq.open(path, durability="sync") as store:
+        q = store.queue("q")
+        for i in range(100):
+            q.put(i)
+        ids = [m.id for m in reserve_all(q)]
+    first = stored_next_seq()
+    assert max(ids) + 1 < first <= max(ids) + 1 + SEQ_RESERVE  # reserved ahead
+    with flinq.open(path, durability="sync") as store:
+        q = store.queue("q")
+        for i in range(100):
+            q.put(i)
+        ids = [m.id for m in reserve_all(q)]
+    assert min(ids[100:]) >= first  # the reopened store starts past the reservation
+    assert stored_next_seq() > max(ids)
 
 
 # --------------------------------------------------------------------------- a churned store
