@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 #: Modules that register a subcommand, in help order.
-SUBCOMMANDS = ("flinq.bench.cli",)
+SUBCOMMANDS = ("flinq.admin", "flinq.bench.cli")
 
 
 class CommandError(Exception):
