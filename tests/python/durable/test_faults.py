@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import lmdb
+import lmdb.verify
 import pytest
 from dhelpers import (
     FAST,
@@ -28,6 +29,7 @@ from dhelpers import (
 from qhelpers import HANG_GUARD, spawn
 
 import flinq
+from flinq.store import _verify_data_file
 
 posix_only = pytest.mark.skipif(not POSIX, reason="POSIX only")
 has_rlimit_fsize = pytest.mark.skipif(
@@ -652,6 +654,84 @@ def test_corrupt_leaf_node_header(path):
         pytest.skip("no little-endian LMDB 0.9 leaf pages found")
     data_file.write_bytes(bytes(data))
     assert _open_in_child(path) == ["error", "StoreCorruptError"]
+
+
+def _leaf_pages(data):
+    """Page numbers of the LMDB 0.9 leaf pages (flags == P_LEAF) of a 4 KiB-page file."""
+    out = []
+    for pgno in range(2, len(data) // 4096):
+        stored_pgno, _pad, flags = struct.unpack_from("<QHH", data, pgno * 4096)
+        if stored_pgno == pgno and flags == 0x02:
+            out.append(pgno)
+    return out
+
+
+def _damage_leaf(data, rnd, leaves):
+    """One kind of damage to one leaf page: a node's header, its key, the
+    page's bounds, a node pointer, its first key, or random bytes."""
+    base = rnd.choice(leaves) * 4096
+    lower = struct.unpack_from("<H", data, base + 12)[0]
+    n = max(1, (lower - 16) // 2)
+    ptr_at = base + 16 + 2 * rnd.randrange(n)
+    node = base + struct.unpack_from("<H", data, ptr_at)[0]
+    kind = rnd.randrange(7)
+    if kind == 0:  # data size, flags or key size
+        field = rnd.choice([0, 2, 4, 6])
+        struct.pack_into("<H", data, min(node + field, base + 4094), rnd.randrange(1 << 16))
+    elif kind == 1:  # one key byte: keys out of order, or equal
+        data[min(node + 8 + rnd.randrange(8), base + 4095)] = rnd.randrange(256)
+    elif kind == 2:  # mp_lower / mp_upper
+        struct.pack_into("<H", data, base + rnd.choice([12, 14]), rnd.randrange(4097))
+    elif kind == 3:  # a node pointer
+        struct.pack_into("<H", data, ptr_at, rnd.randrange(4096))
+    elif kind == 4:  # two node pointers swapped: keys out of order
+        other = base + 16 + 2 * rnd.randrange(n)
+        a, b = data[ptr_at : ptr_at + 2], data[other : other + 2]
+        data[ptr_at : ptr_at + 2], data[other : other + 2] = b, a
+    elif kind == 5:  # the page's first key zeroed: at or below the previous page's keys
+        first = base + struct.unpack_from("<H", data, base + 16)[0]
+        ksize = struct.unpack_from("<H", data, min(first + 6, base + 4094))[0]
+        end = min(first + 8 + ksize, base + 4096)
+        data[first + 8 : end] = bytes(max(0, end - first - 8))
+    else:
+        at = base + rnd.randrange(16, 4096 - 64)
+        data[at : at + 64] = rnd.randbytes(64)
+
+
+def test_fast_verify_finds_what_lmdb_verify_finds(tmp_path):
+    # The store's verifier takes a fast path through plain leaf pages; on any
+    # file, damaged or not, its findings must be lmdb.verify's, word for word.
+    base = tmp_path / "base"
+    with flinq.open(base, flush_interval=60.0) as store:
+        store.queue("fifo").put_many([f"m{i}-" * (i % 40) for i in range(3000)])
+        store.queue("prio", priority=True).put_many(range(1500), priority=5)
+        store.queue("big").put_many([bytes(5000 + i) for i in range(20)])  # overflow pages
+        store.flush()
+        q = store.queue("fifo")
+        for _ in range(700):
+            q.get()
+    pristine = bytearray((base / "data.mdb").read_bytes())
+    leaves = _leaf_pages(pristine)
+    assert len(leaves) > 20
+    victim = tmp_path / "data.mdb"
+    victim.write_bytes(pristine)
+    assert _verify_data_file(str(victim)) == lmdb.verify.verify(str(victim)) == []
+    rnd = random.Random(11)
+    damaged = 0
+    for _ in range(150):
+        data = bytearray(pristine)
+        for _ in range(rnd.choice([1, 1, 2, 5])):
+            _damage_leaf(data, rnd, leaves)
+        victim.write_bytes(data)
+        try:
+            expected = lmdb.verify.verify(str(victim))
+        except lmdb.verify.VerifyError as exc:
+            with pytest.raises(lmdb.verify.VerifyError, match=str(exc)):
+                _verify_data_file(str(victim))
+            continue
+        assert _verify_data_file(str(victim)) == expected
+        damaged += bool(expected)
+    assert damaged > 100  # the damage was seen, mostly
 
 
 def test_empty_lock_file_and_missing_lock_mdb_are_fine(path):
