@@ -63,6 +63,9 @@ MAX_QUEUES = 4000
 # in all but one commit in SEQ_RESERVE. The price is a gap of up to this many
 # ids after a restart; 64-bit sequence numbers do not run out over that.
 SEQ_RESERVE = 1 << 16
+# A sync commit's leader waits for the producers the last commit released
+# (see Store._gather) while they keep arriving at least this often.
+GATHER_GAP = 0.0002
 
 # Operations in the pending log: (kind, database, key, value, waiter).
 OP_PUT = 0  # a key that is not on disk yet
@@ -198,6 +201,11 @@ class Store:
         self._commit_cv = threading.Condition(threading.Lock())  # who commits; what is done
         self._committing = False
         self._sync_waiters: collections.deque[_Waiter] = collections.deque()  # in log order
+        # Gathering (see _gather): how many sync puts the last commit settled,
+        # and the lock a gathering leader sleeps on, for the put it waits for.
+        self._last_sync_batch = 0
+        self._gather_target = 0
+        self._gather_slot: list[threading.Lock] = []
         self._env_lock = threading.RLock()  # transactions vs. growing the map
         self._queues_lock = threading.RLock()  # one DurableQueue per name
         self._closing = False
@@ -517,7 +525,13 @@ class Store:
             waiter = _Waiter()
             for key, record in entries:
                 pending.append((OP_PUT, handle, key, record, waiter))
-            self._sync_waiters.append(waiter)
+            waiters = self._sync_waiters
+            waiters.append(waiter)
+            if self._gather_slot and len(waiters) >= self._gather_target:
+                # The put a gathering leader waits for: wake it (list.pop is
+                # atomic, so one put wakes it, once).
+                with contextlib.suppress(IndexError):
+                    self._gather_slot.pop().release()
             self._commit_sync(waiter)
             return
         if len(pending) + len(entries) > self._max_pending and pending:
@@ -574,6 +588,7 @@ class Store:
                         # by any commit that still finds it in the log.
                         waiter.settle(StoreClosedError(f"the store at {self.path} is closed"))
                     else:
+                        self._gather()
                         self._commit(self._drain())
             finally:
                 self._end_commit()
@@ -581,6 +596,34 @@ class Store:
             raise waiter.error
         if waiter.error is not None:
             raise StoreWriteError(f"cannot write to {self.path}: {waiter.error}") from waiter.error
+
+    def _gather(self) -> None:
+        """Before a sync commit, wait briefly for the producers the last
+        commit released to put again, so that they share this commit.
+
+        Without it, sync producers in many threads fall into lockstep: a
+        commit settles them all at once, the first to put again finds no
+        commit running and commits alone, and the others make the next
+        commit; every other commit holds one put. The leader waits until
+        as many sync puts are pending as the last commit settled, or until
+        none has arrived for GATHER_GAP seconds. A lone producer (the last
+        commit settled one put: its own) never waits."""
+        target = self._last_sync_batch
+        waiters = self._sync_waiters
+        if target <= 1 or len(waiters) >= target:
+            return
+        gate = threading.Lock()
+        gate.acquire()
+        self._gather_target = target
+        self._gather_slot.append(gate)
+        try:
+            seen = -1
+            while len(waiters) < target and len(waiters) != seen:
+                seen = len(waiters)
+                if gate.acquire(timeout=GATHER_GAP):
+                    return
+        finally:
+            self._gather_slot.clear()
 
     def _begin_commit(self, timeout: float | None = None, wait: bool = True) -> bool:
         """Own the next commit, waiting for one in progress (wait=False:
@@ -728,9 +771,13 @@ class Store:
         self._commits += 1
         self._committed_ops += len(batch)
         self._last_commit_seconds = time.perf_counter() - started
+        settled = 0
         for op in batch:
-            if op[4] is not None:
-                op[4].settle()
+            waiter = op[4]
+            if waiter is not None and not waiter.done:
+                waiter.settle()
+                settled += 1
+        self._last_sync_batch = settled
 
     def _seq_peek(self) -> int:
         # itertools.count's repr, "count(N)", shows the next value without

@@ -8,6 +8,7 @@ import os
 import queue
 import stat
 import threading
+import time
 
 import pytest
 from dhelpers import FAST, drain, reserve_all, stored, wait_until
@@ -278,6 +279,42 @@ def test_store_stats_keys(store):
     assert stats["mean_batch"] > 0
     assert stats["bytes_on_disk"] == os.path.getsize(os.path.join(store.path, "data.mdb"))
     assert stats["map_size"] >= stats["bytes_on_disk"]
+
+
+def test_sync_producers_in_threads_share_commits(opener, monkeypatch):
+    # Group commit: a commit's leader waits (up to GATHER_GAP between
+    # arrivals) for the producers the last commit released, so all four
+    # threads share nearly every commit instead of alternating between a
+    # commit of one and a commit of the rest.
+    monkeypatch.setattr(flinq.store, "GATHER_GAP", 0.05)
+    store = opener(durability="sync", flush_interval=60.0)
+    q = store.queue("q")
+
+    def produce(t):
+        for i in range(25):
+            q.put((t, i))
+
+    workers = [spawn(produce, t) for t in range(4)]
+    for w in workers:
+        w.value()
+    assert store.stats()["mean_batch"] >= 3
+    got = drain(q)
+    assert sorted(got) == [(t, i) for t in range(4) for i in range(25)]
+
+
+def test_lone_sync_producer_never_waits_to_gather(opener, monkeypatch):
+    # One producer: the last commit settled only its own put, so there is no
+    # one to wait for (each put would otherwise take GATHER_GAP longer).
+    monkeypatch.setattr(flinq.store, "GATHER_GAP", 2.0)
+    store = opener(durability="sync", flush_interval=60.0)
+    q = store.queue("q")
+    started = time.monotonic()
+    for i in range(10):
+        q.put(i)
+    q.put_many(range(10, 20))
+    q.put(20)
+    assert time.monotonic() - started < 2.0
+    assert drain(q) == list(range(21))
 
 
 def test_queue_stats_keys(store):
