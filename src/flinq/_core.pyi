@@ -10,8 +10,9 @@ _T = TypeVar("_T")
 
 NOTE_KINDS: dict[str, int]
 
-class _StopFlag:
+class _WorkerState:
     stopping: bool
+    calls: int
 
 class LocalMessage(Generic[_T]):
     @property
@@ -67,7 +68,7 @@ class _QueueCore(Generic[_T]):
         prefetch: int,
         timeout: float | None,
         on_error: Callable[[LocalMessage[_T], BaseException], None],
-        stop: _StopFlag,
+        state: _WorkerState,
     ) -> int: ...
     def _note(self, kind: int, n: int = 1) -> None: ...
     def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...

@@ -546,6 +546,9 @@ cdef class _HeapStorage(_Storage):
 cdef class _LifoStorage(_HeapStorage):
     """Newest first: a keyed heap ordered by the negated arrival number."""
 
+    cdef bint is_keyed(self):
+        return False  # the key is storage's own business: callers give no priority
+
     cdef int push(self, object item, int64_t priority, bint keyed) except -1:
         return self._push_keyed(item, -<int64_t>self._seq)
 
@@ -562,10 +565,13 @@ cdef class _LifoStorage(_HeapStorage):
 # ---- messages ------------------------------------------------------------------------
 
 @cython.final
-cdef class _StopFlag:
-    """Tells consume() workers to stop after the message in hand."""
+cdef class _WorkerState:
+    """One consume() worker's state, shared with its Consumer: `stopping`
+    tells it to stop after the message in hand; `calls` counts the handler
+    calls it made."""
 
     cdef public bint stopping
+    cdef public Py_ssize_t calls
 
 
 cdef double _delay_seconds(object delay) except -1:
@@ -657,6 +663,7 @@ cdef class LocalMessage:
         target.put(self.body)
         self._settled = True
         self._queue._in_flight -= 1
+        self._queue._counts[NOTE_NACKED] += 1
         self._queue._counts[NOTE_DEAD_LETTERED] += 1
         self._queue._done_one()
         return True
@@ -1142,8 +1149,9 @@ cdef class _QueueCore:
         place in the unfinished count, and goes back even past maxsize (it
         had its room before it was taken)."""
         cdef _Redelivery again
-        if self._discarding:  # shut down with immediate=True
-            self._discarded += 1
+        if self._discarding:
+            # Shut down with immediate=True: dropped, as it would have been
+            # had it stayed; it was counted as dequeued already.
             self._done_one()
             return 0
         again = _Redelivery.__new__(_Redelivery)
@@ -1158,80 +1166,55 @@ cdef class _QueueCore:
         self._counts[NOTE_REDELIVERED] += 1
         return 0
 
-    @cython.final
-    cdef int _give_back_unstarted(self, PyObject **items, int64_t *priorities,
-                                  Py_ssize_t n) except -1:
-        """Return items taken for a batch but never delivered (owned references,
-        consumed here), as if they had stayed."""
-        cdef Py_ssize_t i
-        cdef bint keyed = self._store.is_keyed()
-        for i in range(n):
-            item = <object>items[i]
-            Py_DECREF(item)
-            if self._discarding:
-                self._discarded += 1
-                self._done_one()
-                continue
-            self._store.push(item, priorities[i], keyed)
-            self._stored(1)
-            self._unfinished -= 1  # never left the unfinished count
-        return 0
-
-    def _serve(self, handler, Py_ssize_t prefetch, timeout, on_error, _StopFlag stop):
-        """One step of a consume() worker: take up to prefetch messages
-        (waiting up to timeout seconds for the first) and call handler(msg)
-        for each, acking it on return unless the handler settled it; on an
-        exception, on_error(msg, exc) settles it (re-raised unless it is an
-        Exception). Stops early once stop.stopping is set, giving back the
-        messages not started. Returns how many were handled; raises ShutDown
-        once the queue is shut down and empty."""
-        cdef PyObject *items[256]
-        cdef int64_t priorities[256]
-        cdef Py_ssize_t n
-        cdef Py_ssize_t i = 0
+    def _serve(self, handler, Py_ssize_t prefetch, timeout, on_error, _WorkerState state):
+        """One step of a consume() worker: handle up to prefetch messages,
+        taking each from the queue only when its turn comes (so a stopping
+        worker holds nothing back and the queue keeps its order), waiting up
+        to timeout seconds for the first. handler(msg) returning acks msg
+        unless the handler settled it; on an exception on_error(msg, exc)
+        settles it (re-raised unless it is an Exception). Stops after the
+        message in hand once state.stopping is set. Returns how many were
+        taken; raises ShutDown once the queue is shut down and empty."""
         cdef int64_t deadline = _deadline(True, timeout)
+        cdef PyObject *out
+        cdef int64_t priority
+        cdef Py_ssize_t taken = 0
         cdef LocalMessage message
-        prefetch = max(1, min(prefetch, 256))
-        while True:
+        while taken < prefetch and not state.stopping:
             if self._count == 0:
+                if taken:
+                    break  # come back to the worker loop rather than wait here
                 try:
                     self._wait_for_items(True, deadline)
                 except Empty:
                     return 0
-            n = self._store.pop_many(items, min(prefetch, self._count), priorities)
-            if n:
-                break
-        self._removed(n)
-        try:
-            while i < n:
-                item = <object>items[i]
-                Py_DECREF(item)  # the queue's reference, now owned by `item`
-                i += 1
-                message = self._deliver(item, priorities[i - 1])
-                del item
+            if not self._store.pop_many(&out, 1, &priority):
+                continue  # another thread's compared pop took it
+            self._removed(1)
+            item = <object>out
+            Py_DECREF(item)  # the queue's reference, now owned by `item`
+            message = self._deliver(item, priority)
+            del item
+            taken += 1
+            state.calls += 1
+            try:
+                handler(message)
+            except BaseException as error:
                 try:
-                    handler(message)
-                except BaseException as error:
-                    try:
-                        on_error(message, error)
-                    finally:
-                        if not message._settled:  # on_error failed: never strand it
-                            message._settled = True
-                            self._in_flight -= 1
-                            self._counts[NOTE_NACKED] += 1
-                            self._store_again(message)
-                    if not isinstance(error, Exception):
-                        raise
-                else:
-                    if not message._settled:
+                    on_error(message, error)
+                finally:
+                    if not message._settled:  # on_error failed: never strand it
                         message._settled = True
-                        self._acked()
-                if stop.stopping:
-                    break
-        finally:
-            if i < n:
-                self._give_back_unstarted(items + i, priorities + i, n - i)
-        return i
+                        self._in_flight -= 1
+                        self._counts[NOTE_NACKED] += 1
+                        self._store_again(message)
+                if not isinstance(error, Exception):
+                    raise
+            else:
+                if not message._settled:
+                    message._settled = True
+                    self._acked()
+        return taken
 
     def _note(self, int kind, Py_ssize_t n=1):
         """Count n events of a kind (NOTE_ACKED, ...) that the durable layer

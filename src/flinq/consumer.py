@@ -3,10 +3,11 @@
 q.consume(handler, ...) works on every flinq queue, in-memory or durable,
 through two methods each queue kind provides:
   reserve(timeout) -> message          for messages() iteration;
-  _serve(handler, prefetch, timeout, on_error, stop) -> int
-      take up to prefetch messages and run the handler on each, acking on
-      return and calling on_error on an exception (in-memory queues do this
-      in C: it is the hot loop; durable queues use serve_batch below).
+  _serve(handler, prefetch, timeout, on_error, state) -> int
+      handle up to prefetch messages, acking each when the handler returns
+      and calling on_error on an exception (in-memory queues do this in C:
+      it is the hot loop; durable queues reserve a batch and use
+      serve_batch below).
 The Consumer holds the policy both share: retries with backoff, dead
 letters after max_attempts, logging, stopping without losing a message.
 """
@@ -51,21 +52,20 @@ def serve_batch(
     messages: Sequence[Any],
     handler: Callable[[Any], object],
     on_error: Callable[[Any, BaseException], None],
-    stop: Any,
-    ack_all: Callable[[list[Any]], None],
+    state: Any,
     give_back: Callable[[Any], None],
 ) -> int:
-    """Run handler on each of messages (reserved, unsettled): those it
-    returns from are acked together by ack_all(list) at the end (unless the
-    handler settled them); on an exception on_error settles the message
-    (re-raised unless it is an Exception). Once stop.stopping is set, the
-    messages not yet started go to give_back. Returns how many were handled.
-    The in-memory queues' _serve is this loop in C."""
-    handled = 0
-    done = []
+    """Run handler on each of messages (reserved, unsettled): ack each when
+    the handler returns (unless it settled the message itself); on an
+    exception on_error settles it (re-raised unless it is an Exception).
+    Once state.stopping is set, the messages not yet started go to
+    give_back. Counts handler calls in state.calls; returns how many
+    messages were taken. The in-memory queues' _serve is this loop in C."""
+    taken = 0
     try:
         for message in messages:
-            handled += 1
+            taken += 1
+            state.calls += 1
             try:
                 handler(message)
             except BaseException as error:
@@ -78,14 +78,13 @@ def serve_batch(
                     raise
             else:
                 if not message.settled:
-                    done.append(message)
-            if stop.stopping:
+                    message.ack()
+            if state.stopping:
                 break
     finally:
-        ack_all([message for message in done if not message.settled])
-        for message in messages[handled:]:
+        for message in messages[taken:]:
             give_back(message)
-    return handled
+    return taken
 
 
 class Consumer:
@@ -106,6 +105,10 @@ class Consumer:
       with put()); None makes a flinq.Queue, available as
       consumer.dead_letter. Durable queues: a queue name in the same store;
       None uses the queue's own dead_letter, else "<name>.dead".
+
+    prefetch: messages a durable queue's worker reserves at a time (each
+      in flight, its visibility timeout running, from then on). In-memory
+      workers take each message only when they are free for it.
 
     stop(drain=...) ends it; as a context manager, leaving the block stops
     it (draining unless the block raised).
@@ -140,18 +143,26 @@ class Consumer:
             if not retry_backoff >= 0:
                 raise ValueError("retry_backoff must be a non-negative number of seconds")
         durable = isinstance(queue, _durable_queue_type())
+        own = queue.max_attempts if durable else None
         if max_attempts is None:
-            own = getattr(queue, "max_attempts", None) if durable else None
             max_attempts = own if own is not None else DEFAULT_MAX_ATTEMPTS
+        elif own is not None:
+            # The queue retires a message past its own limit (to its own dead
+            # letter queue, or nowhere): dead-letter here first.
+            max_attempts = min(max_attempts, own)
         if durable:
             if dead_letter is None:
                 dead_letter = queue.dead_letter or f"{queue.name}.dead"
             if not isinstance(dead_letter, str):
                 raise TypeError("a durable queue's dead_letter is a queue name (str)")
+            if dead_letter == queue.name:
+                raise ValueError("a queue cannot be its own dead-letter queue")
         elif dead_letter is None:
             dead_letter = _core.Queue()
         elif not callable(getattr(dead_letter, "put", None)):
             raise TypeError("dead_letter must be a queue (an object with put())")
+        elif dead_letter is queue:
+            raise ValueError("a queue cannot be its own dead-letter queue")
 
         self.queue = queue
         self.handler = handler
@@ -160,9 +171,8 @@ class Consumer:
         self.max_attempts: int = max_attempts
         self.retry_backoff = retry_backoff
         self.dead_letter = dead_letter
-        self._stop = _core._StopFlag()
+        self._states = [_core._WorkerState() for _ in range(workers)]
         self._draining = False
-        self._handled = [0] * workers
         self._lock = threading.Lock()  # the failure counters below
         self._failed = 0
         self._retried = 0
@@ -178,19 +188,18 @@ class Consumer:
 
     def _work(self, index: int) -> None:
         serve = self.queue._serve
-        stop = self._stop
+        state = self._states[index]
         handler = self.handler
         prefetch = self.prefetch
         on_error = self._on_error
         try:
-            while not stop.stopping:
+            while not state.stopping:
                 draining = self._draining
-                handled = serve(handler, prefetch, 0 if draining else _POLL_SECONDS, on_error, stop)
-                self._handled[index] += handled
-                if draining and handled == 0:
+                taken = serve(handler, prefetch, 0 if draining else _POLL_SECONDS, on_error, state)
+                if draining and taken == 0:
                     return  # nothing left: drained
         except ShutDown:
-            return
+            return  # the queue was shut down and is empty
         except BaseException:
             _log.exception("flinq consumer worker %d stopped by an error", index)
 
@@ -202,20 +211,38 @@ class Consumer:
     def _on_error(self, message: Any, error: BaseException) -> None:
         """A handler raised: retry the message later, or dead-letter it."""
         attempts = message.attempts
+        with self._lock:
+            self._failed += 1
         if attempts >= self.max_attempts:
-            _log.error(
-                "handler failed on message %s (attempt %d of %d); dead-lettered",
-                message.id,
-                attempts,
-                self.max_attempts,
-                exc_info=error,
-            )
-            message._dead_letter(self.dead_letter)
-            with self._lock:
-                self._failed += 1
-                self._dead_lettered += 1
-            return
-        delay = self._backoff(attempts)
+            try:
+                message._dead_letter(self.dead_letter)
+            except Exception as failure:
+                # The message stays ours: retry it rather than lose it.
+                _log.error(
+                    "handler failed on message %s (attempt %d of %d) and it could not be "
+                    "dead-lettered (%r); retrying it",
+                    message.id,
+                    attempts,
+                    self.max_attempts,
+                    failure,
+                    exc_info=error,
+                )
+            else:
+                _log.error(
+                    "handler failed on message %s (attempt %d of %d); dead-lettered",
+                    message.id,
+                    attempts,
+                    self.max_attempts,
+                    exc_info=error,
+                )
+                with self._lock:
+                    self._dead_lettered += 1
+                return
+        try:
+            delay = self._backoff(attempts)
+        except Exception:
+            _log.exception("retry_backoff failed; retrying message %s at once", message.id)
+            delay = 0.0
         _log.warning(
             "handler failed on message %s (attempt %d of %d); retrying in %.3g s",
             message.id,
@@ -224,9 +251,8 @@ class Consumer:
             delay,
             exc_info=error,
         )
-        message.nack(True, delay)
+        message.nack(True, max(0.0, delay) if delay == delay else 0.0)
         with self._lock:
-            self._failed += 1
             self._retried += 1
 
     # ---- control -----------------------------------------------------------------
@@ -240,9 +266,10 @@ class Consumer:
         """Messages handled (the handler returned), failed (it raised),
         retried and dead-lettered by this consumer."""
         with self._lock:
+            calls = sum(state.calls for state in self._states)
             return {
                 "workers": sum(thread.is_alive() for thread in self._threads),
-                "handled": sum(self._handled),
+                "handled": calls - self._failed,
                 "failed": self._failed,
                 "retried": self._retried,
                 "dead_lettered": self._dead_lettered,
@@ -258,14 +285,16 @@ class Consumer:
         if drain:
             self._draining = True
         else:
-            self._stop.stopping = True
+            for state in self._states:
+                state.stopping = True
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
             if thread is threading.current_thread():
                 continue  # stop() from a handler: it ends when the handler returns
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         if not self.running:
-            self._stop.stopping = True
+            for state in self._states:
+                state.stopping = True
         me = threading.current_thread()
         return not any(thread.is_alive() for thread in self._threads if thread is not me)
 

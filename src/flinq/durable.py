@@ -527,38 +527,17 @@ class DurableQueue:
         the running Consumer (see flinq.Consumer for the options)."""
         return Consumer(self, handler, **options)
 
-    def _ack_all(self, messages: list[Message]) -> None:
-        """Ack messages (unsettled, from _reserve_many) at once: consumers."""
-        handle = self._handle
-        log = self._store._log
-        acked = []
-        with self._lock:
-            in_flight = self._in_flight
-            for message in messages:
-                message._settled = True
-                key = message.key
-                held = in_flight.get(key)
-                if held is not None and held[1] == message._delivery:
-                    del in_flight[key]
-                    acked.append(key)
-        for key in acked:
-            log((OP_DEL, handle, key, None, None))
-        self._note(_NOTE_ACKED, len(acked))
-        task_done = self._core.task_done
-        for _ in acked:
-            task_done()
-
     def _serve(
         self,
         handler: Callable[[Message], object],
         prefetch: int,
         timeout: float | None,
         on_error: Callable[[Message, BaseException], None],
-        stop: Any,
+        state: Any,
     ) -> int:
         """One step of a consume() worker (see flinq.consumer)."""
         messages = self._reserve_many(prefetch, timeout)
-        return serve_batch(messages, handler, on_error, stop, self._ack_all, Message._unreserve)
+        return serve_batch(messages, handler, on_error, state, Message._unreserve)
 
     def _settle(self, key: bytes, delivery: int) -> bytes | None:
         """Take delivery of key out of flight; its record, or None if that
@@ -603,6 +582,7 @@ class DurableQueue:
         self._core.task_done()
         record = with_attempts(record, decode_record(record).attempts - 1)
         self._store._log((OP_SET, self._handle, key, record, None))
+        self._note(_NOTE_REDELIVERED)  # back in the queue: see the stats identity
         self._core._restore([(key, record)], key_priority(key) if self.priority else None)
 
     def _give_back(

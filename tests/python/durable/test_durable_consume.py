@@ -3,8 +3,7 @@
 The consumer guarantees of tests/python/test_consume.py, on a store: every
 message handled once or retried and dead-lettered, nothing lost at a stop, and
 what is left surviving a reopen exactly once. Every blocking call has a
-timeout; no test asserts on speed. The tests marked xfail(strict=True) pin
-bugs found while writing these tests: each reason says what is wrong.
+timeout; no test asserts on speed.
 """
 
 from __future__ import annotations
@@ -302,12 +301,6 @@ def test_consumer_max_attempts_below_the_queue_s(path, opener, caplog):
     assert stored(path, "failed") == ["bad"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with consume(max_attempts=M) above the queue's own max_attempts, "
-    "a failing message is retired by the queue (to the queue's dead_letter, None: "
-    "dropped) instead of reaching the consumer's dead-letter queue: it is lost",
-)
 def test_consumer_max_attempts_above_the_queue_s_loses_nothing(path, opener, caplog):
     caplog.set_level(logging.CRITICAL, logger="flinq.consumer")
     store = opener()
@@ -319,11 +312,6 @@ def test_consumer_max_attempts_above_the_queue_s_loses_nothing(path, opener, cap
     assert stored(path, "jobs.dead") == ["bad"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: consume(dead_letter=<the queue's own name>) is accepted (store.queue "
-    "refuses it) and then spins: each failure re-adds the message to its own queue",
-)
 def test_consume_refuses_its_own_queue_as_dead_letter(store):
     q = store.queue("jobs")
     threads = threading.active_count()
@@ -549,11 +537,6 @@ def test_given_back_messages_keep_their_attempts(path, opener):
     assert left == [(i, 1) for i in range(1, 10)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: messages given back by a stopping consumer (DurableQueue._unreserve) "
-    "are counted again as enqueued, so stats()['enqueued'] exceeds the puts",
-)
 def test_stats_enqueued_counts_puts_only_after_a_stop(store):
     q = store.queue("jobs")
     q.put_many(range(10))
@@ -570,12 +553,6 @@ def test_stats_enqueued_counts_puts_only_after_a_stop(store):
     assert q.stats()["enqueued"] == 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a durable consumer acks a batch only after its last message, so a "
-    "message whose handler returned well within visibility_timeout still times out "
-    "and is handled again",
-)
 def test_visibility_timeout_does_not_redeliver_a_handled_message(store):
     q = store.queue("jobs", visibility_timeout=0.2)
     q.put_many(["A", "B"])
