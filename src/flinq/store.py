@@ -200,6 +200,7 @@ class Store:
         self._cv = threading.Condition(threading.Lock())  # writer wake-ups and log room
         self._commit_cv = threading.Condition(threading.Lock())  # who commits; what is done
         self._committing = False
+        self._commit_waiting = 0  # threads in _begin_commit's wait; guarded by _commit_cv
         self._sync_waiters: collections.deque[_Waiter] = collections.deque()  # in log order
         # Gathering (see _gather): how many sync puts the last commit settled,
         # and the lock a gathering leader sleeps on, for the put it waits for.
@@ -588,7 +589,8 @@ class Store:
                         # by any commit that still finds it in the log.
                         waiter.settle(StoreClosedError(f"the store at {self.path} is closed"))
                     else:
-                        self._gather()
+                        if self._last_sync_batch > 1:
+                            self._gather()
                         self._commit(self._drain())
             finally:
                 self._end_commit()
@@ -636,7 +638,11 @@ class Store:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"the store at {self.path} did not commit in time")
-                self._commit_cv.wait(remaining)
+                self._commit_waiting += 1
+                try:
+                    self._commit_cv.wait(remaining)
+                finally:
+                    self._commit_waiting -= 1
             self._committing = True
             return True
 
@@ -653,7 +659,8 @@ class Store:
                 successor._lock.release()
             else:
                 self._committing = False
-                self._commit_cv.notify_all()
+                if self._commit_waiting:  # notify_all is Python code: skip it for nobody
+                    self._commit_cv.notify_all()
         # Wake only producers waiting for room in the log: notifying the
         # condition also wakes the writer thread, which then fights the
         # committing thread for the GIL after every sync commit.
@@ -1020,6 +1027,10 @@ def _coalesce(batch: list[Op]) -> list[Op]:
 def _apply(txn: lmdb.Transaction, ops: list[Op]) -> None:
     """Apply ops in order in txn; runs of puts to one database go through
     one putmulti call."""
+    if len(ops) == 1 and ops[0][0] == OP_PUT:  # one sync put: no cursor, no list
+        _kind, handle, key, value, _waiter = ops[0]
+        txn.put(key, value, db=handle)  # type: ignore[arg-type]
+        return
     first = ops[0][1] if ops else None
     if all(op[0] == OP_PUT and op[1] is first for op in ops):  # the common batch: new messages
         txn.cursor(db=first).putmulti([(op[2], op[3]) for op in ops])  # type: ignore[misc]
