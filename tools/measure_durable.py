@@ -20,6 +20,14 @@ import flinq
 
 BODY = bytes(64)
 
+# Every store, LMDB environment and file measured here lives under this
+# directory, which is removed at exit (the recovery store alone is 114 MB).
+_ROOT = tempfile.TemporaryDirectory(prefix="flinq-measure-")
+
+
+def _scratch() -> str:
+    return tempfile.mkdtemp(dir=_ROOT.name)
+
 
 def fsync_rate(directory: str, n: int = 1000) -> float:
     fd = os.open(os.path.join(directory, "f"), os.O_CREAT | os.O_WRONLY)
@@ -33,7 +41,7 @@ def fsync_rate(directory: str, n: int = 1000) -> float:
 
 
 def sync_rate(threads: int, per_thread: int) -> tuple[float, float]:
-    store = flinq.open(tempfile.mkdtemp() + "/s", durability="sync")
+    store = flinq.open(_scratch() + "/s", durability="sync")
     q = store.queue("s")
 
     def work() -> None:
@@ -53,7 +61,7 @@ def sync_rate(threads: int, per_thread: int) -> tuple[float, float]:
 
 
 def raw_lmdb_commit_rate(n: int = 1000) -> float:
-    env = lmdb.open(tempfile.mkdtemp(), map_size=1 << 28, max_dbs=2)
+    env = lmdb.open(_scratch(), map_size=1 << 28, max_dbs=2)
     db = env.open_db(b"q")
     t = time.perf_counter()
     for i in range(n):
@@ -69,7 +77,7 @@ def sync() -> None:
         k: [] for k in ("fsync", "raw_lmdb_commit", "sync_1", "sync_16")
     }
     batches = []
-    directory = tempfile.mkdtemp()
+    directory = _scratch()
     for _ in range(5):
         runs["fsync"].append(fsync_rate(directory))
         runs["raw_lmdb_commit"].append(raw_lmdb_commit_rate())
@@ -87,7 +95,7 @@ def sync() -> None:
 
 
 def recovery() -> None:
-    path = tempfile.mkdtemp() + "/s"
+    path = _scratch() + "/s"
     with flinq.open(path) as store:
         q = store.queue("q")
         for _ in range(10):
