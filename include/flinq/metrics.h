@@ -26,9 +26,13 @@
  *             exact for each, a systematic sample of the whole.
  *   lag       now minus the time of the newest mark at or before the oldest
  *             waiting arrival: exact when that item was timed, otherwise an
- *             upper bound (it arrived after the mark). When the marks that
- *             old are overwritten (more than 64 * FLQ_METRICS_MARKS arrivals
- *             since), the oldest surviving mark gives a lower bound instead.
+ *             upper bound (it arrived after the mark), off by the time
+ *             between the mark and its arrival: at most 64 arrivals' worth,
+ *             unless the queue sat idle in between. Marks for the last
+ *             64 * FLQ_METRICS_MARKS arrivals are kept one in 64, and for
+ *             the last 8192 * FLQ_METRICS_COARSE_MARKS one in 8192 (coarser
+ *             bounds for old items, as a heap's starved ones). Past those,
+ *             the oldest surviving mark gives a lower bound instead.
  *   rates     (count now - count at a snapshot) / (time since the snapshot),
  *             from the newest snapshot at least the window old. Snapshots are
  *             taken at most once a second, when the clock is read anyway; so
@@ -49,6 +53,8 @@
 
 #define FLQ_METRICS_SHIFT 6u           /* one arrival in 2^6 = 64 is timed */
 #define FLQ_METRICS_MARKS 128u         /* timed arrivals kept: the last 8192 arrivals */
+#define FLQ_METRICS_COARSE_SHIFT 13u   /* and one in 2^13 = 8192 of them kept longer: */
+#define FLQ_METRICS_COARSE_MARKS 128u  /* the last ~1M arrivals */
 #define FLQ_METRICS_EVENTS 16u         /* caller's marks kept */
 #define FLQ_METRICS_LATENCIES 256u     /* latency window, in timed items */
 #define FLQ_METRICS_SNAPSHOTS 64u      /* rate snapshots, >= 1 s apart: over a minute */
@@ -79,6 +85,7 @@ typedef struct flq_metrics {
     unsigned events_next;
     unsigned snapshots_next;
     flq_mark grid[FLQ_METRICS_MARKS];    /* slot (arrival / 64) % MARKS */
+    flq_mark coarse[FLQ_METRICS_COARSE_MARKS]; /* slot (arrival / 8192) % COARSE_MARKS */
     flq_mark events[FLQ_METRICS_EVENTS]; /* a ring */
     int64_t latencies_ns[FLQ_METRICS_LATENCIES];
     flq_snapshot snapshots[FLQ_METRICS_SNAPSHOTS];
@@ -106,6 +113,8 @@ static inline void flq_metrics_init(flq_metrics *m)
     m->events_next = 0;
     for (i = 0; i < FLQ_METRICS_MARKS; i++)
         m->grid[i].arrival = FLQ_METRICS_NO_ARRIVAL;
+    for (i = 0; i < FLQ_METRICS_COARSE_MARKS; i++)
+        m->coarse[i].arrival = FLQ_METRICS_NO_ARRIVAL;
     for (i = 0; i < FLQ_METRICS_EVENTS; i++)
         m->events[i].arrival = FLQ_METRICS_NO_ARRIVAL;
     /* Every slot holds the creation snapshot (zero counts), so a rate is
@@ -132,20 +141,31 @@ static inline int64_t flq_metrics_mark(flq_metrics *m)
     return now;
 }
 
-static inline void flq_metrics__time_arrivals(flq_metrics *m, uint64_t first, uint64_t n)
+/* Mark every multiple of 2^shift in [first, first + n) at now, in a ring of
+   `slots` marks (only the newest `slots` can be kept). */
+static inline void flq_metrics__mark_multiples(flq_mark *ring, unsigned slots, unsigned shift,
+                                               uint64_t first, uint64_t n, int64_t now)
 {
-    int64_t now = FLQ_METRICS_NOW();
-    uint64_t step = (uint64_t)1 << FLQ_METRICS_SHIFT;
-    uint64_t a = (first + step - 1) & ~(step - 1); /* first multiple of 64 >= first */
-    /* Only the last MARKS timed arrivals can be kept. */
-    uint64_t keep = (uint64_t)FLQ_METRICS_MARKS << FLQ_METRICS_SHIFT;
+    uint64_t step = (uint64_t)1 << shift;
+    uint64_t a = (first + step - 1) & ~(step - 1); /* first multiple >= first */
+    uint64_t keep = (uint64_t)slots << shift;
+    if (a >= first + n)
+        return;
     if (first + n - a > keep)
         a = (first + n - keep + step - 1) & ~(step - 1);
     for (; a < first + n; a += step) {
-        flq_mark *g = &m->grid[(a >> FLQ_METRICS_SHIFT) % FLQ_METRICS_MARKS];
+        flq_mark *g = &ring[(a >> shift) % slots];
         g->arrival = a;
         g->t_ns = now;
     }
+}
+
+static inline void flq_metrics__time_arrivals(flq_metrics *m, uint64_t first, uint64_t n)
+{
+    int64_t now = FLQ_METRICS_NOW();
+    flq_metrics__mark_multiples(m->grid, FLQ_METRICS_MARKS, FLQ_METRICS_SHIFT, first, n, now);
+    flq_metrics__mark_multiples(m->coarse, FLQ_METRICS_COARSE_MARKS, FLQ_METRICS_COARSE_SHIFT,
+                                first, n, now);
     flq_metrics__snapshot(m, now);
 }
 
@@ -206,10 +226,15 @@ static inline int64_t flq_metrics_age_ns(const flq_metrics *m, uint64_t oldest, 
 {
     const flq_mark *best = NULL;
     const flq_mark *g = &m->grid[(oldest >> FLQ_METRICS_SHIFT) % FLQ_METRICS_MARKS];
+    const flq_mark *c = &m->coarse[(oldest >> FLQ_METRICS_COARSE_SHIFT) % FLQ_METRICS_COARSE_MARKS];
     unsigned i;
+    /* The mark of oldest's own block, in either grid, if still kept. */
     if (g->arrival != FLQ_METRICS_NO_ARRIVAL && g->arrival <= oldest
         && oldest - g->arrival < ((uint64_t)1 << FLQ_METRICS_SHIFT))
         best = g;
+    else if (c->arrival != FLQ_METRICS_NO_ARRIVAL && c->arrival <= oldest
+             && oldest - c->arrival < ((uint64_t)1 << FLQ_METRICS_COARSE_SHIFT))
+        best = c;
     for (i = 0; i < FLQ_METRICS_EVENTS; i++) {
         const flq_mark *e = &m->events[i];
         if (e->arrival != FLQ_METRICS_NO_ARRIVAL && e->arrival <= oldest

@@ -45,10 +45,13 @@ import queue as _stdlib_queue
 import threading as _threading
 from types import GenericAlias
 
+import logging as _logging
+
 from flinq import _timers
 from flinq._compat import ShutDown
 
 Empty = _stdlib_queue.Empty
+_log = _logging.getLogger("flinq")
 Full = _stdlib_queue.Full
 
 cdef extern from "Python.h":
@@ -574,11 +577,17 @@ cdef class _WorkerState:
     cdef public Py_ssize_t calls
 
 
+# The longest nack delay: past it a wait overflows the platform's timeouts.
+cdef double MAX_DELAY = 1e9  # ~31 years
+
 cdef double _delay_seconds(object delay) except -1:
     cdef double seconds = float(delay)
-    if not seconds >= 0:  # also NaN
-        raise ValueError("delay must be a non-negative number of seconds")
+    if not 0 <= seconds <= MAX_DELAY:  # also NaN and infinity
+        raise ValueError(f"delay must be a number of seconds from 0 to {MAX_DELAY:g}")
     return seconds
+
+# How long a message that could not go back to its queue waits to try again.
+cdef double RETRY_REQUEUE_SECONDS = 1.0
 
 
 @cython.final
@@ -627,20 +636,26 @@ cdef class LocalMessage:
         """Give the message back: ready again (as the newest arrival) after
         delay seconds, or with requeue=False dropped and counted as
         dead-lettered. Returns False if it was already settled."""
-        cdef double seconds = _delay_seconds(delay)
+        cdef double seconds
         cdef _QueueCore queue = self._queue
         if self._settled:
             return False
-        self._settled = True
-        queue._counts[NOTE_NACKED] += 1
+        seconds = _delay_seconds(delay)
         if not requeue:
+            self._settled = True
+            queue._counts[NOTE_NACKED] += 1
             queue._in_flight -= 1
             queue._counts[NOTE_DEAD_LETTERED] += 1
             queue._done_one()
         elif seconds > 0:
-            # Stays in flight until it is back.
+            # Scheduled first, so a refusal changes nothing; it stays in
+            # flight until it is back.
             _timers.call_later(seconds, LocalMessage._back_from_delay, self)
+            self._settled = True
+            queue._counts[NOTE_NACKED] += 1
         else:
+            self._settled = True
+            queue._counts[NOTE_NACKED] += 1
             queue._in_flight -= 1
             try:
                 queue._store_again(self)
@@ -652,16 +667,30 @@ cdef class LocalMessage:
         return True
 
     def _back_from_delay(self):
-        self._queue._in_flight -= 1
-        self._queue._store_again(self)
+        """Timer thread: the message's delay is over; it goes back to its
+        queue, or (storing it failed: a comparison or memory) stays in
+        flight and tries again later, so it is never lost."""
+        queue = self._queue
+        queue._in_flight -= 1
+        try:
+            queue._store_again(self)
+        except Exception:
+            queue._in_flight += 1
+            _log.exception("flinq: a nacked message could not go back to its queue; "
+                           "trying again in %g s", RETRY_REQUEUE_SECONDS)
+            _timers.call_later(RETRY_REQUEUE_SECONDS, LocalMessage._back_from_delay, self)
 
     def _dead_letter(self, target):
         """Move the body to the queue target (target.put) and settle; for
         consumers. Returns False if it was already settled."""
         if self._settled:
             return False
-        target.put(self.body)
-        self._settled = True
+        self._settled = True  # put() may run other threads: settle once
+        try:
+            target.put(self.body)
+        except BaseException:
+            self._settled = False
+            raise
         self._queue._in_flight -= 1
         self._queue._counts[NOTE_NACKED] += 1
         self._queue._counts[NOTE_DEAD_LETTERED] += 1
@@ -943,7 +972,12 @@ cdef class _QueueCore:
         """Drop every stored item, counting each as done (immediate shutdown)."""
         cdef list dropped = self._store.drain()
         cdef Py_ssize_t n = len(dropped)
-        self._wrapped = 0
+        cdef Py_ssize_t wrappers = 0
+        if self._wrapped:
+            for item in dropped:
+                if type(item) is _Redelivery:
+                    wrappers += 1
+            self._wrapped -= wrappers
         self._count -= n
         self._discarded += n
         self._unfinished = max(0, self._unfinished - n)
@@ -1109,10 +1143,11 @@ cdef class _QueueCore:
     @cython.final
     cdef LocalMessage _deliver(self, object item, int64_t priority):
         """A message in flight for an item just taken from storage."""
+        cdef bint redelivered = type(item) is _Redelivery  # before anything can run the GC
         cdef LocalMessage message = LocalMessage.__new__(LocalMessage)
         cdef _Redelivery again
         message._queue = self
-        if self._wrapped and type(item) is _Redelivery:
+        if redelivered:
             self._wrapped -= 1
             again = <_Redelivery>item
             message.body = again.body
@@ -1172,8 +1207,9 @@ cdef class _QueueCore:
         worker holds nothing back and the queue keeps its order), waiting up
         to timeout seconds for the first. handler(msg) returning acks msg
         unless the handler settled it; on an exception on_error(msg, exc)
-        settles it (re-raised unless it is an Exception). Stops after the
-        message in hand once state.stopping is set. Returns how many were
+        settles it (the handler's exception is re-raised unless it is an
+        Exception; one from on_error is logged, and the message nacked).
+        Stops after the message in hand once state.stopping is set. Returns how many were
         taken; raises ShutDown once the queue is shut down and empty."""
         cdef int64_t deadline = _deadline(True, timeout)
         cdef PyObject *out
@@ -1202,12 +1238,13 @@ cdef class _QueueCore:
             except BaseException as error:
                 try:
                     on_error(message, error)
+                except Exception:
+                    _log.exception("flinq: handling a failed message went wrong")
                 finally:
                     if not message._settled:  # on_error failed: never strand it
                         message._settled = True
-                        self._in_flight -= 1
                         self._counts[NOTE_NACKED] += 1
-                        self._store_again(message)
+                        message._back_from_delay()
                 if not isinstance(error, Exception):
                     raise
             else:

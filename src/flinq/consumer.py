@@ -35,6 +35,8 @@ DEFAULT_MAX_ATTEMPTS = 5
 MAX_BACKOFF = 60.0
 # How long an idle worker waits for a message before it checks for stop().
 _POLL_SECONDS = 0.05
+# The longest retry delay a retry_backoff callable can ask for (nack's limit).
+_MAX_DELAY = 1e9
 
 
 def iter_messages(queue: Any, timeout: float | None) -> Iterator[Any]:
@@ -57,7 +59,8 @@ def serve_batch(
 ) -> int:
     """Run handler on each of messages (reserved, unsettled): ack each when
     the handler returns (unless it settled the message itself); on an
-    exception on_error settles it (re-raised unless it is an Exception).
+    exception on_error settles it (the handler's exception is re-raised unless
+    it is an Exception; one from on_error is logged, and the message nacked).
     Once state.stopping is set, the messages not yet started go to
     give_back. Counts handler calls in state.calls; returns how many
     messages were taken. The in-memory queues' _serve is this loop in C."""
@@ -71,6 +74,8 @@ def serve_batch(
             except BaseException as error:
                 try:
                     on_error(message, error)
+                except Exception:
+                    _log.exception("flinq: handling a failed message went wrong")
                 finally:
                     if not message.settled:  # on_error failed: never strand it
                         message.nack()
@@ -206,7 +211,7 @@ class Consumer:
     def _backoff(self, attempts: int) -> float:
         if callable(self.retry_backoff):
             return float(self.retry_backoff(attempts))
-        return float(min(self.retry_backoff * 2.0 ** (attempts - 1), MAX_BACKOFF))
+        return float(min(self.retry_backoff * 2.0 ** min(attempts - 1, 64), MAX_BACKOFF))
 
     def _on_error(self, message: Any, error: BaseException) -> None:
         """A handler raised: retry the message later, or dead-letter it."""
@@ -251,7 +256,7 @@ class Consumer:
             delay,
             exc_info=error,
         )
-        message.nack(True, max(0.0, delay) if delay == delay else 0.0)
+        message.nack(True, min(max(0.0, delay), _MAX_DELAY) if delay == delay else 0.0)
         with self._lock:
             self._retried += 1
 
@@ -281,22 +286,25 @@ class Consumer:
         hand and gives back the ones it had prefetched. Either way no
         message is lost: each is handled or back in the queue. Returns True
         once every worker has ended, False if timeout (seconds) ran out
-        first (they still end after their current message)."""
+        first (they still end after their current message). Called from a
+        handler, it only tells the workers and returns False: waiting there
+        for them could wait for itself."""
         if drain:
             self._draining = True
         else:
             for state in self._states:
                 state.stopping = True
+        me = threading.current_thread()
+        if any(thread is me for thread in self._threads):
+            return False
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
-            if thread is threading.current_thread():
-                continue  # stop() from a handler: it ends when the handler returns
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         if not self.running:
             for state in self._states:
                 state.stopping = True
-        me = threading.current_thread()
-        return not any(thread.is_alive() for thread in self._threads if thread is not me)
+            return True
+        return False
 
     def __enter__(self) -> Consumer:
         return self

@@ -137,12 +137,18 @@ static void test_lag(void)
     fake_now = 75 * SEC;
     CHECK_EQ(flq_metrics_age_ns(&m, 10, fake_now), 5 * SEC);
     CHECK_EQ(flq_metrics_age_ns(&m, 9, fake_now), 25 * SEC);
-    /* Overwrite the grid: arrival 0's mark is gone, the oldest left is a lower bound. */
+    /* Overwrite the fine grid: arrival 0's coarse mark still bounds it. */
     fake_now = 80 * SEC;
     flq_metrics_arrived(&m, 64 * FLQ_METRICS_MARKS);
     fake_now = 90 * SEC;
     for (unsigned i = 0; i < FLQ_METRICS_EVENTS; i++)
         flq_metrics_mark(&m); /* push out the old events too */
+    CHECK_EQ(flq_metrics_age_ns(&m, 0, fake_now), 40 * SEC);
+    CHECK_EQ(flq_metrics_age_ns(&m, 5, fake_now), 40 * SEC); /* upper bound, from arrival 0 */
+    /* Overwrite the coarse grid too: the oldest mark left is a lower bound. */
+    fake_now = 100 * SEC;
+    flq_metrics_arrived(&m, (uint64_t)8192 * FLQ_METRICS_COARSE_MARKS);
+    fake_now = 110 * SEC;
     CHECK_EQ(flq_metrics_age_ns(&m, 0, fake_now), 10 * SEC);
 }
 
