@@ -1482,3 +1482,52 @@ def test_stats_enqueued_counts_puts_only_after_a_stop():
     ready.set()
     assert wait_until(lambda: not box["consumer"].running)
     assert q.stats()["enqueued"] == 10
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def test_a_message_that_cannot_go_back_stays_in_flight_until_it_can(caplog):
+    caplog.set_level(logging.ERROR, logger="flinq")
+    q = flinq.PriorityQueue()
+    q.put(1)
+    msg = q.reserve(timeout=T)
+    q.put("text")  # not comparable with 1: the message cannot go back yet
+    assert msg.nack(delay=0.01) is True
+    assert wait_until(lambda: "could not go back" in caplog.text)
+    st = q.stats()
+    assert (st["in_flight"], st["depth"]) == (1, 1)  # held, not lost
+    assert q.get(timeout=T) == "text"
+    assert wait_until(lambda: q.qsize() == 1)  # the retry a second later succeeds
+    assert q.get(timeout=T) == 1
+    assert q.stats()["in_flight"] == 0
+
+
+@pytest.mark.parametrize("delay", [float("inf"), float("nan"), 1e10, -1.0])
+def test_nack_refuses_delays_no_timer_can_wait_for(delay):
+    q = flinq.Queue()
+    q.put("x")
+    msg = q.reserve(timeout=T)
+    with pytest.raises(ValueError):
+        msg.nack(delay=delay)
+    assert not msg.settled and q.stats()["in_flight"] == 1
+    assert msg.ack() is True
+
+
+def test_stop_from_handlers_of_two_workers_does_not_deadlock():
+    q = flinq.Queue()
+    consumers: list[Consumer] = []
+    returned: list[bool] = []
+    both_in = threading.Barrier(2, timeout=T)
+
+    def handler(msg: Any) -> None:
+        both_in.wait()
+        returned.append(consumers[0].stop(drain=False))
+
+    consumer = q.consume(handler, workers=2)
+    consumers.append(consumer)
+    q.put_many(["a", "b"])
+    assert wait_until(lambda: not consumer.running)
+    assert returned == [False, False]
+    st = q.stats()
+    assert (st["acked"], st["in_flight"]) == (2, 0)
