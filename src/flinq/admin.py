@@ -118,15 +118,8 @@ def open_for_writing(path: str) -> Iterator[Store]:
 @contextlib.contextmanager
 def snapshot(store: Store) -> Iterator[lmdb.Transaction]:
     """A read transaction over the whole store: one consistent view of it."""
-    with store._env_lock:
-        try:
-            txn = store._env.begin()
-        except lmdb.MapResizedError:
-            # Another process grew the map since this one opened it: adopt its size.
-            store._env.set_mapsize(0)
-            txn = store._env.begin()
-        with txn:
-            yield txn
+    with store._txn(write=False) as txn:
+        yield txn
 
 
 def _queue_settings(store: Store, txn: lmdb.Transaction) -> dict[str, dict[str, Any]]:

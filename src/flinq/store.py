@@ -440,7 +440,14 @@ class Store:
         LMDB errors come out as StoreError."""
         with self._env_lock:
             try:
-                with self._env.begin(write=write, db=db) as txn:
+                try:
+                    txn = self._env.begin(write=write, db=db)
+                except lmdb.MapResizedError:
+                    # Another process (the owner, when this one reads) grew
+                    # the map since this one opened it: adopt its size.
+                    self._env.set_mapsize(0)
+                    txn = self._env.begin(write=write, db=db)
+                with txn:
                     yield txn
             except lmdb.Error as exc:
                 raise StoreCorruptError(f"{self.path}: {exc}") from exc
