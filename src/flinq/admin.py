@@ -2,7 +2,9 @@
 
 stats and peek open the store read-only, so they work while another process
 owns it; they see what that process has committed, not what is still in its
-pending log or only in its memory (which messages are in flight, for one).
+pending log. Messages in flight live only in the owner's memory: the owner
+publishes their count every second in its status file (store.STATUS_FILE),
+which stats reads while the owner is alive.
 purge and requeue take the store's write lock, so they refuse a store that
 another process has open; each changes the store in one LMDB transaction,
 all or nothing.
@@ -44,7 +46,7 @@ from flinq.codec import (
     with_attempts,
 )
 from flinq.errors import StoreCorruptError, StoreError
-from flinq.store import Store
+from flinq.store import STATUS_FILE, STATUS_INTERVAL, Store
 
 __all__ = [
     "AdminError",
@@ -160,17 +162,91 @@ def _record(raw: bytes, queue: str) -> Record:
         raise StoreCorruptError(f"queue {queue!r}: {exc}") from exc
 
 
-def stats(store: Store) -> dict[str, Any]:
-    """What the store's committed state says about each queue.
+# A status file older than this many intervals is the mark of an owner that
+# stopped publishing (hung, or killed and its pid reused): not trusted.
+_STATUS_STALE_INTERVALS = 10
 
-    Per queue: depth (stored messages: ready, in flight, delayed), attempted
-    (those delivered at least once and not acked yet), expired (TTL passed,
-    not yet retired) and the oldest message's enqueue time and age.
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    except OSError:
+        return False
+    return True
+
+
+def _locked_by_another_process(path: str) -> bool | None:
+    """True if another process holds the store's write lock; None where
+    this cannot be told (no POSIX record locks)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fd = os.open(os.path.join(path, "flinq.lock"), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def owner_status(path: str) -> dict[str, Any] | None:
+    """What the process that owns the store published about itself (pid,
+    written_at, queues: {name: {in_flight, dead_letter}}), if that process is
+    alive and its status is fresh; None otherwise."""
+    try:
+        with open(os.path.join(path, STATUS_FILE)) as f:
+            status: dict[str, Any] = json.load(f)
+        pid, written_at = int(status["pid"]), float(status["written_at"])
+        status["queues"] = dict(status["queues"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _pid_alive(pid):
+        return None
+    if time.time() - written_at > _STATUS_STALE_INTERVALS * STATUS_INTERVAL:
+        return None
+    return status
+
+
+def stats(store: Store) -> dict[str, Any]:
+    """What the store says about each queue.
+
+    Per queue, from its committed state: depth (stored messages: ready, in
+    flight, delayed), attempted (those delivered at least once and not acked
+    yet), expired (TTL passed, not yet retired), the oldest message's
+    enqueue time and age, its dead-letter queue as last opened and how many
+    messages that holds. From the owning process, when one is alive:
+    in_flight (reserved or delayed by a nack, as of the owner's last status;
+    0 when no process owns the store, None when one does but has published
+    nothing usable).
     """
     now = time.time()
     queues = []
+    status = owner_status(store.path)
+    if status is not None:
+        owner: dict[str, Any] | None = {
+            "pid": status["pid"],
+            "status_age_seconds": max(0.0, now - status["written_at"]),
+        }
+        owned = True
+    else:
+        owner = None
+        owned = _locked_by_another_process(store.path) is not False
+    live = status["queues"] if status is not None else {}
     with snapshot(store) as txn:
-        for name, settings in _queue_settings(store, txn).items():
+        all_settings = _queue_settings(store, txn)
+        for name, settings in all_settings.items():
             depth = attempted = expired = 0
             oldest: float | None = None
             for raw in txn.cursor(db=_queue_db(store, txn, name)).iternext(keys=False):
@@ -180,20 +256,37 @@ def stats(store: Store) -> dict[str, Any]:
                 expired += 0.0 < record.expires_at <= now
                 if oldest is None or record.enqueued_at < oldest:
                     oldest = record.enqueued_at
+            if name in live:
+                in_flight: int | None = int(live[name].get("in_flight", 0))
+            else:
+                in_flight = None if owned else 0  # an owner's unopened queue has none
+                if status is not None:
+                    in_flight = 0
+            dead_letter = settings.get("dead_letter")
+            if name in live and live[name].get("dead_letter") is not None:
+                dead_letter = live[name]["dead_letter"]
             queues.append(
                 {
                     "name": name,
                     "priority": bool(settings.get("priority", False)),
                     "depth": depth,
+                    "in_flight": in_flight,
+                    "dead_letter": dead_letter,
+                    "dead_letters": None,  # filled in below
                     "attempted": attempted,
                     "expired": expired,
                     "oldest_enqueued_at": oldest,
                     "oldest_age_seconds": None if oldest is None else max(0.0, now - oldest),
                 }
             )
+    depths = {q["name"]: q["depth"] for q in queues}
+    for q in queues:
+        if q["dead_letter"] is not None:
+            q["dead_letters"] = depths.get(q["dead_letter"], 0)
     return {
         "path": store.path,
         "as_of": now,
+        "owner": owner,
         "bytes_on_disk": os.path.getsize(os.path.join(store.path, _DATA_FILE)),
         "queues": queues,
     }
@@ -408,21 +501,33 @@ def _print_json(data: Any) -> None:
 
 def _format_stats(report: dict[str, Any]) -> str:
     head = f"store {report['path']} ({_size(report['bytes_on_disk'])} on disk)"
+    owner = report["owner"]
+    if owner is not None:
+        age = _age(owner["status_age_seconds"])
+        head += f"; owned by pid {owner['pid']}, in flight as of {age} ago"
     if not report["queues"]:
         return head + "\nno queues"
+
+    def count(value: int | None, missing: str) -> str:
+        return missing if value is None else f"{value:,}"
+
     rows = [
         [
             q["name"],
             "priority" if q["priority"] else "fifo",
             f"{q['depth']:,}",
+            count(q["in_flight"], "?"),
+            count(q["dead_letters"], "-"),
+            q["dead_letter"] or "-",
             f"{q['attempted']:,}",
             f"{q['expired']:,}",
             _age(q["oldest_age_seconds"]),
         ]
         for q in report["queues"]
     ]
-    headers = ["QUEUE", "KIND", "DEPTH", "ATTEMPTED", "EXPIRED", "OLDEST"]
-    return head + "\n" + _table(headers, rows, "llrrrr")
+    headers = ["QUEUE", "KIND", "DEPTH", "IN-FLIGHT", "DEAD", "DLQ", "ATTEMPTED", "EXPIRED"]
+    headers.append("OLDEST")
+    return head + "\n" + _table(headers, rows, "llrrrlrrr")
 
 
 def _format_peek(report: dict[str, Any]) -> str:
@@ -537,18 +642,20 @@ a path that is not a flinq store, and an unknown queue)
 """
 
 STATS_HELP = """\
-List the store's queues with what their committed state shows:
-  DEPTH      stored messages: ready, in flight and delayed alike
-  ATTEMPTED  of those, the ones delivered at least once and not acked yet
-             (in flight now, back after a nack or a crash, or dead letters)
-  EXPIRED    of those, the ones whose TTL has passed (retired on their next get)
-  OLDEST     age of the oldest stored message (its first enqueue time)
+List the store's queues:
+  DEPTH         stored messages: ready, in flight and delayed alike
+  IN-FLIGHT     of those, reserved and not settled (or nacked with a delay),
+                as the owning process last published (every second); 0 when
+                no process owns the store; ? when the owner published nothing
+  DEAD, DLQ     the messages in the queue's dead-letter queue, and its name
+                (as the queue was last opened); - when it has none
+  ATTEMPTED     stored messages delivered at least once and not acked yet
+                (in flight now, back after a nack or a crash)
+  EXPIRED       stored messages whose TTL has passed (retired on their next get)
+  OLDEST        age of the oldest stored message (its first enqueue time)
 
 Read-only: works while another process owns the store, and shows what that
-process has committed. How many messages are in flight right now lives only
-in the owner's memory (see DurableQueue.stats() there). The store does not
-record which queue is another's dead-letter queue: a dead-letter queue is
-listed like any other, and its depth is its dead letters.
+process has committed (plus its in-flight counts).
 """
 
 PEEK_HELP = """\

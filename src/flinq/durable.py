@@ -695,6 +695,11 @@ class DurableQueue:
         self._check_attached()
         return len(self._in_flight)
 
+    def _in_flight_count(self) -> int:
+        """Messages out of the ready set: reserved, or nacked with a delay."""
+        with self._lock:
+            return len(self._in_flight) + len(self._delayed)
+
     def task_done(self) -> None:
         """Mark one message taken by get() as processed (for join())."""
         self._core.task_done()
@@ -739,8 +744,7 @@ class DurableQueue:
         included."""
         self._check_attached()
         stats: dict[str, Any] = dict(self._core.stats())
-        with self._lock:
-            stats["in_flight"] = len(self._in_flight) + len(self._delayed)
+        stats["in_flight"] = self._in_flight_count()
         return stats
 
     def __repr__(self) -> str:

@@ -78,6 +78,11 @@ Op = tuple[int, Any, bytes | None, bytes | None, "_Waiter | None"]
 _LOCK_FILE = "flinq.lock"
 _DATA_FILE = "data.mdb"
 _CLEAN_FILE = "flinq.clean"  # size and CRC of data.mdb, written by a clean close
+# What only the owning process knows (messages in flight), for readers such
+# as `flinq stats`: JSON, replaced every STATUS_INTERVAL while the store is
+# open for writing, removed at close. Advisory: never read back by a Store.
+STATUS_FILE = "flinq.status.json"
+STATUS_INTERVAL = 1.0
 
 _open_paths: set[str] = set()
 _open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
@@ -217,6 +222,8 @@ class Store:
         self._write_error: BaseException | None = None
         self._timers: list[Callable[[float], None]] = []
         self._commits = 0
+        self._status_at = -STATUS_INTERVAL  # the first writer round publishes
+        self._status_failed = False
         self._committed_ops = 0
         self._last_commit_seconds = 0.0
         self._lock: _PathLock | None = None
@@ -258,7 +265,13 @@ class Store:
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise StoreCorruptError(f"{self.path} is not a directory")
         os.makedirs(self.path, mode=0o700, exist_ok=True)
-        entries = set(os.listdir(self.path)) - {_LOCK_FILE, _CLEAN_FILE, "lock.mdb"}
+        entries = set(os.listdir(self.path)) - {
+            _LOCK_FILE,
+            _CLEAN_FILE,
+            STATUS_FILE,
+            STATUS_FILE + ".tmp",
+            "lock.mdb",
+        }
         if entries and _DATA_FILE not in entries:
             raise StoreCorruptError(f"{self.path} is not a flinq store (it holds other files)")
         with _registry_lock:
@@ -405,7 +418,7 @@ class Store:
                         f"queue {name!r} is {'' if existing.priority else 'not '}a priority queue"
                     )
                 return existing
-            settings, handle = self._ensure_queue(name, bool(priority))
+            settings, handle = self._ensure_queue(name, bool(priority), dead_letter)
             if settings["priority"] != bool(priority):
                 raise ValueError(f"queue {name!r} was created with priority={settings['priority']}")
             queue = DurableQueue(
@@ -430,8 +443,12 @@ class Store:
                 return existing
             with self._txn(write=False) as txn:
                 raw = txn.get(name.encode(), db=self._registry)
-            priority = bool(json.loads(raw)["priority"]) if raw is not None else False
-            return self.queue(name, priority=priority)
+            settings = json.loads(raw) if raw is not None else {}
+            return self.queue(
+                name,
+                priority=bool(settings.get("priority", False)),
+                dead_letter=settings.get("dead_letter"),
+            )
 
     @contextlib.contextmanager
     def _txn(self, write: bool, db: Any = None) -> Iterator[Any]:
@@ -452,16 +469,27 @@ class Store:
             except lmdb.Error as exc:
                 raise StoreCorruptError(f"{self.path}: {exc}") from exc
 
-    def _ensure_queue(self, name: str, priority: bool) -> tuple[dict[str, Any], Any]:
-        """The stored settings and database of queue name, creating both if needed."""
+    def _ensure_queue(
+        self, name: str, priority: bool, dead_letter: str | None = None
+    ) -> tuple[dict[str, Any], Any]:
+        """The stored settings and database of queue name, creating both if
+        needed. The settings also record the queue's dead-letter queue as
+        last opened (for readers such as `flinq stats`)."""
         with self._txn(write=True) as txn:
             raw = txn.get(name.encode(), db=self._registry)
             if raw is not None:
                 settings: dict[str, Any] = json.loads(raw)
+                changed = settings.get("dead_letter") != dead_letter
             else:
                 if txn.stat(self._registry)["entries"] >= MAX_QUEUES:
                     raise StoreError(f"a store holds at most {MAX_QUEUES} queues")
                 settings = {"priority": priority}
+                changed = True
+            if changed:
+                if dead_letter is None:
+                    settings.pop("dead_letter", None)
+                else:
+                    settings["dead_letter"] = dead_letter
                 txn.put(name.encode(), json.dumps(settings).encode(), db=self._registry)
             handle = self._env.open_db(f"q:{name}".encode(), txn=txn, create=True)
             return settings, handle
@@ -715,6 +743,7 @@ class Store:
                 finally:
                     self._end_commit()
             self._run_timers()
+            self._publish_status()
             failed = self._write_error is not None and bool(self._pending)
             if failed:
                 if stopping:
@@ -735,6 +764,32 @@ class Store:
                 timer(now)
             except Exception:
                 _log.exception("flinq: a queue timer failed in %s", self.path)
+
+    def _publish_status(self) -> None:
+        """Writer thread: replace STATUS_FILE (at most every STATUS_INTERVAL)."""
+        now = time.monotonic()
+        if now - self._status_at < STATUS_INTERVAL:
+            return
+        self._status_at = now
+        status = {
+            "pid": self._pid,
+            "written_at": time.time(),
+            "queues": {
+                name: {"in_flight": queue._in_flight_count(), "dead_letter": queue.dead_letter}
+                for name, queue in list(self._queues.items())
+            },
+        }
+        path = os.path.join(self.path, STATUS_FILE)
+        try:
+            with builtins.open(path + ".tmp", "w") as f:
+                json.dump(status, f)
+            os.replace(path + ".tmp", path)
+        except OSError as exc:  # advisory: a full disk must not stop the writer
+            if not self._status_failed:
+                _log.warning("flinq: cannot write %s: %s", path, exc)
+            self._status_failed = True
+        else:
+            self._status_failed = False
 
     def _drain(self) -> list[Op]:
         """Take everything pending (at most max_pending operations)."""
@@ -843,6 +898,9 @@ class Store:
                 self._env.close()
             if clean and not self.readonly:
                 self._mark_clean()
+            if writer is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(self.path, STATUS_FILE))
         self._release_path()
         _open_stores.discard(self)
         if not clean and not self.readonly:

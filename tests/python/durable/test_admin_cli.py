@@ -154,11 +154,16 @@ def test_stats_reports_depth_attempted_expired_and_oldest_age(path, opener, caps
     assert status == 0 and err == ""
     assert out.splitlines()[0].startswith(f"store {os.path.realpath(path)} (")
     rows = table(out)
-    assert rows["QUEUE"] == ["KIND", "DEPTH", "ATTEMPTED", "EXPIRED", "OLDEST"]
-    assert rows["jobs"][:4] == ["fifo", "4", "1", "1"]
-    assert rows["dlq"][:4] == ["fifo", "2", "2", "0"]
-    assert rows["prio"][:4] == ["priority", "2", "0", "0"]
-    assert rows["idle"] == ["fifo", "0", "0", "0", "-"]
+    header = ["KIND", "DEPTH", "IN-FLIGHT", "DEAD", "DLQ", "ATTEMPTED", "EXPIRED", "OLDEST"]
+    assert rows["QUEUE"] == header
+    # Nobody owns the store: nothing is in flight. jobs' dead letters are in dlq.
+    assert rows["jobs"][:7] == ["fifo", "4", "0", "2", "dlq", "1", "1"]
+    assert rows["dlq"][:7] == ["fifo", "2", "0", "-", "-", "2", "0"]
+    assert rows["prio"][:7] == ["priority", "2", "0", "-", "-", "0", "0"]
+    assert rows["idle"] == ["fifo", "0", "0", "-", "-", "0", "0", "-"]
+    assert report["owner"] is None
+    assert (queues["jobs"]["dead_letter"], queues["jobs"]["dead_letters"]) == ("dlq", 2)
+    assert queues["jobs"]["in_flight"] == 0
 
 
 def test_stats_of_a_store_without_queues(path, opener, capsys):
@@ -670,3 +675,68 @@ def test_peek_refuses_a_bad_count(path, capsys, count):
     _, err = capsys.readouterr()
     assert len(err.strip().splitlines()) == 1
     assert "-n" in err
+
+
+OWNER_WITH_MESSAGES_IN_FLIGHT = """
+import sys, flinq
+store = flinq.open(sys.argv[1])
+jobs = store.queue("jobs", dead_letter="jobs.dead")
+jobs.put_many(["a", "b", "c", "d"])
+held = [jobs.reserve(), jobs.reserve(), jobs.reserve()]
+held[2].nack(delay=3600)  # delayed: still out of the ready set
+store.queue("jobs.dead").put("poison")
+store.flush()
+print("ready", flush=True)
+sys.stdin.read()
+store.close()
+"""
+
+
+def test_stats_shows_the_owners_messages_in_flight(path, capsys):
+    child = subprocess.Popen(
+        [sys.executable, "-c", OWNER_WITH_MESSAGES_IN_FLIGHT, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        # The owner publishes its status every second; wait for one that has it all.
+        assert wait_until(
+            lambda: (
+                (admin.owner_status(os.path.realpath(path)) or {})
+                .get("queues", {})
+                .get("jobs", {})
+                .get("in_flight")
+                == 3
+            )
+        )
+        report = run_json(capsys, "stats", path)
+        assert report["owner"]["pid"] == child.pid
+        queues = queue_stats(report)
+        assert queues["jobs"]["in_flight"] == 3
+        assert queues["jobs"]["depth"] == 4
+        assert (queues["jobs"]["dead_letter"], queues["jobs"]["dead_letters"]) == ("jobs.dead", 1)
+        assert queues["jobs.dead"]["in_flight"] == 0
+        status, out, _ = run(capsys, "stats", path)
+        assert status == 0 and f"owned by pid {child.pid}" in out.splitlines()[0]
+        assert table(out)["jobs"][:5] == ["fifo", "4", "3", "1", "jobs.dead"]
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(HANG_GUARD)
+        if child.stdout is not None:
+            child.stdout.close()
+    assert child.returncode == 0
+    assert not (path / "flinq.status.json").exists()  # removed by the owner's close
+    assert queue_stats(run_json(capsys, "stats", path))["jobs"]["in_flight"] == 0
+
+
+def test_a_dead_owners_status_is_not_trusted(path, capsys):
+    with flinq.open(path) as store:
+        store.queue("jobs").put("x")
+    stale = {"pid": 2**22 + 12345, "written_at": time.time(), "queues": {"jobs": {"in_flight": 7}}}
+    (path / "flinq.status.json").write_text(json.dumps(stale))
+    report = run_json(capsys, "stats", path)
+    assert report["owner"] is None
+    assert queue_stats(report)["jobs"]["in_flight"] == 0
