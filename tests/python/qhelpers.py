@@ -22,6 +22,19 @@ ALL_CLASSES = [*BOUNDED_CLASSES, flinq.SimpleQueue]
 HANG_GUARD = 60.0
 
 
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = HANG_GUARD, interval: float = 0.002
+) -> bool:
+    """Poll predicate until it is true; False if it never was within timeout (a hang guard)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
 def cls_id(cls: type) -> str:
     return cls.__name__
 

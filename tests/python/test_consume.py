@@ -8,17 +8,16 @@ a generous limit (HANG_GUARD).
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from qhelpers import HANG_GUARD, Worker, drain, spawn, still_blocked
+from chelpers import Recorder, identity_holds, running, stopped
+from qhelpers import HANG_GUARD, Worker, drain, spawn, still_blocked, wait_until
 
 import flinq
 from flinq.consumer import Consumer
@@ -79,53 +78,6 @@ def task_kind(request: pytest.FixtureRequest) -> Kind:
 def blocked(*workers: Worker) -> bool:
     """True if every worker is still blocked a moment later."""
     return still_blocked(*workers, settle=0.05)
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = HANG_GUARD) -> bool:
-    """Poll predicate until it is true; False if it never was (a hang guard)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.002)
-    return True
-
-
-def identity_holds(st: dict[str, Any]) -> bool:
-    """The identity _QueueCore.stats() documents."""
-    return st["enqueued"] + st["redelivered"] == st["dequeued"] + st["discarded"] + st["depth"]
-
-
-class Recorder:
-    """A handler that records (body, attempts, id) of every call; fail(msg)
-    decides whether it raises."""
-
-    def __init__(self, fail: Callable[[Any], bool] = lambda msg: False) -> None:
-        self.calls: list[tuple[Any, int, int]] = []
-        self.fail = fail
-
-    def __call__(self, msg: Any) -> None:
-        self.calls.append((msg.body, msg.attempts, msg.id))
-        if self.fail(msg):
-            raise ValueError(f"handler failed on {msg.body!r}")
-
-    def bodies(self) -> collections.Counter[Any]:
-        return collections.Counter(body for body, _, _ in self.calls)
-
-
-def stopped(consumer: Consumer, drain: bool = True) -> None:
-    assert consumer.stop(drain=drain, timeout=HANG_GUARD), "consumer did not stop"
-    assert not consumer.running
-
-
-@contextlib.contextmanager
-def running(consumer: Consumer) -> Iterator[Consumer]:
-    """consumer, stopped (draining) at the end of the block with a timeout:
-    the consumer's own __exit__ waits for ever."""
-    try:
-        yield consumer
-    finally:
-        assert consumer.stop(drain=True, timeout=HANG_GUARD), "consumer did not stop"
 
 
 # --------------------------------------------------------------------------- reserve

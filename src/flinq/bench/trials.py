@@ -235,17 +235,32 @@ class ProcessConsumers(Trial):
 # ---- consume: worker threads doing get() + task_done() -------------------------
 
 
-class ConsumeWorkers(Trial):
+class _PutThenJoin(Trial):
+    """The consume workloads' producer: put n items one by one, then join()
+    until every one is processed. Measured: from the first put until join()
+    returns."""
+
+    queue: Any
+    items: list[bytes]
+    joined = False
+
+    def run(self) -> None:
+        put = self.queue.put
+        for item in self.items:
+            put(item)
+        self.queue.join()
+        self.joined = True
+
+
+class ConsumeWorkers(_PutThenJoin):
     """The in-memory consume pattern: worker threads loop on get() and
-    task_done(); the caller puts n items and join()s. Measured: from the
-    first put until join() returns (every item processed)."""
+    task_done()."""
 
     def __init__(self, n: int, env: Env, make: Callable[[], Any], workers: int) -> None:
         self.ops = n
         self.items = env.payloads(n)
         self.queue = make()
         self.workers = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]
-        self.joined = False
         for worker in self.workers:
             worker.start()
 
@@ -255,13 +270,6 @@ class ConsumeWorkers(Trial):
         while get() is not _STOP:
             done()
         done()
-
-    def run(self) -> None:
-        put = self.queue.put
-        for item in self.items:
-            put(item)
-        self.queue.join()
-        self.joined = True
 
     def close(self) -> None:
         put = self.queue.put
@@ -277,24 +285,15 @@ def _ignore(message: object) -> None:
     """The no-op handler of the consume workloads."""
 
 
-class FlinqConsume(Trial):
-    """flinq's consume path: q.consume(no-op handler, workers=w); the caller
-    puts n items one by one and join()s. Measured: from the first put until
-    join() returns (every message handled and acked)."""
+class FlinqConsume(_PutThenJoin):
+    """flinq's consume path: q.consume(no-op handler, workers=w); each
+    message handled and acked."""
 
     def __init__(self, n: int, env: Env, workers: int) -> None:
         self.ops = n
         self.items = env.payloads(n)
-        self.queue: flinq.Queue[bytes] = flinq.Queue()
+        self.queue = flinq.Queue()
         self.consumer = self.queue.consume(_ignore, workers=workers)
-        self.joined = False
-
-    def run(self) -> None:
-        put = self.queue.put
-        for item in self.items:
-            put(item)
-        self.queue.join()
-        self.joined = True
 
     def close(self) -> None:
         stopped = self.consumer.stop(drain=False, timeout=HANG_TIMEOUT)

@@ -66,8 +66,12 @@ from flinq.bench.trials import (
 
 #: Consumer threads in the threads workload.
 THREAD_CONSUMERS: Final = 2
-#: Worker threads in the consume workloads.
+#: Worker threads in the in-memory consume workload.
 CONSUME_WORKERS: Final = 2
+#: Worker threads in the durable consume workload: consume()'s default. A
+#: durable worker runs Python for every message, so with a handler that never
+#: releases the GIL a second worker only adds GIL hand-offs.
+DURABLE_CONSUME_WORKERS: Final = 1
 # Fractions of n that slower contenders use, to keep a full run within minutes
 # (figures are rates, so they stay comparable).
 #: faster-fifo peers (they pickle every item).
@@ -108,10 +112,22 @@ DURABLE_TRIALS: dict[str, tuple[PrepareFn, float]] = {
         DURABLE_SCALE,
     ),
     "durable-consume-batch": (
-        lambda n, env: DurableConsume(n, env, "batch", CONSUME_WORKERS),
+        lambda n, env: DurableConsume(n, env, "batch", DURABLE_CONSUME_WORKERS),
         DURABLE_SCALE,
     ),
 }
+
+
+def _redis_reserve_ack() -> Contender:
+    """Redis's at-least-once pattern, the peer of the durable reserve/consume rows."""
+    return Contender(
+        "Redis list",
+        RedisReserveAck,
+        redis_unavailable,
+        scale=REDIS_SCALE,
+        note=f"LMOVE to a processing list, then LREM, {BATCH} per pipeline; "
+        "AOF appendfsync everysec; one client",
+    )
 
 
 def _durable_contender(workload: str) -> Contender:
@@ -383,16 +399,7 @@ def workloads() -> dict[str, Workload]:
             "reserve() then ack() n items of a durable queue in batch durability, then "
             "flush(): measured until every acknowledgement is on disk",
             _durable_contender("durable-reserve-ack-batch"),
-            (
-                Contender(
-                    "Redis list",
-                    RedisReserveAck,
-                    redis_unavailable,
-                    scale=REDIS_SCALE,
-                    note=f"LMOVE to a processing list, then LREM, {BATCH} per pipeline; "
-                    "AOF appendfsync everysec",
-                ),
-            ),
+            (_redis_reserve_ack(),),
             suite="durable",
         ),
         Workload(
@@ -415,20 +422,12 @@ def workloads() -> dict[str, Workload]:
         ),
         Workload(
             "durable-consume-batch",
-            f"q.consume() with {CONSUME_WORKERS} workers and a no-op handler over n stored "
+            f"q.consume() with {DURABLE_CONSUME_WORKERS} worker (the default) and a no-op "
+            "handler over n stored "
             "messages of a durable queue in batch durability (each reserved, handled, "
             "acked), then flush(): measured until every acknowledgement is on disk",
             _durable_contender("durable-consume-batch"),
-            (
-                Contender(
-                    "Redis list",
-                    RedisReserveAck,
-                    redis_unavailable,
-                    scale=REDIS_SCALE,
-                    note=f"LMOVE to a processing list, then LREM, {BATCH} per pipeline; "
-                    "AOF appendfsync everysec; one client",
-                ),
-            ),
+            (_redis_reserve_ack(),),
             suite="durable",
         ),
     ]
@@ -443,6 +442,7 @@ def workload_names() -> list[str]:
 __all__ = [
     "BATCH",
     "CONSUME_WORKERS",
+    "DURABLE_CONSUME_WORKERS",
     "DURABLE_TRIALS",
     "MEMORY",
     "NOT_DURABLE",

@@ -10,7 +10,7 @@ import sys
 import textwrap
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from qhelpers import HANG_GUARD, subprocess_env
@@ -22,17 +22,6 @@ POSIX = os.name == "posix"
 # Everything a test hands to flinq.open() unless it says otherwise: quick
 # commits keep the suite fast, the default map size keeps files small.
 FAST = {"flush_interval": 0.002}
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = HANG_GUARD, interval=0.005) -> bool:
-    """Poll predicate until it is true; False if it never was within timeout (a hang guard)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def drain(q: Any) -> list[Any]:

@@ -19,8 +19,8 @@ from typing import Any
 
 import lmdb
 import pytest
-from dhelpers import FAST, popen_script, reserve_all, stored_messages, wait_until
-from qhelpers import HANG_GUARD, subprocess_env
+from dhelpers import FAST, popen_script, reserve_all, stored_messages
+from qhelpers import HANG_GUARD, subprocess_env, wait_until
 
 import flinq
 from flinq import admin
@@ -677,40 +677,23 @@ def test_peek_refuses_a_bad_count(path, capsys, count):
     assert "-n" in err
 
 
-OWNER_WITH_MESSAGES_IN_FLIGHT = """
-import sys, flinq
-store = flinq.open(sys.argv[1])
-jobs = store.queue("jobs", dead_letter="jobs.dead")
-jobs.put_many(["a", "b", "c", "d"])
-held = [jobs.reserve(), jobs.reserve(), jobs.reserve()]
-held[2].nack(delay=3600)  # delayed: still out of the ready set
-store.queue("jobs.dead").put("poison")
-store.flush()
-print("ready", flush=True)
-sys.stdin.read()
-store.close()
-"""
+IN_FLIGHT_SETUP = (
+    'jobs = store.queue("jobs", dead_letter="jobs.dead"); '
+    'jobs.put_many(["a", "b", "c", "d"]); '
+    "held = [jobs.reserve() for _ in range(3)]; "
+    "held[2].nack(delay=3600); "  # delayed: still out of the ready set
+    'store.queue("jobs.dead").put("poison")'
+)
 
 
 def test_stats_shows_the_owners_messages_in_flight(path, capsys):
-    child = subprocess.Popen(
-        [sys.executable, "-c", OWNER_WITH_MESSAGES_IN_FLIGHT, str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    def published_in_flight() -> Any:
+        status = admin.owner_status(os.path.realpath(path)) or {}
+        return status.get("queues", {}).get("jobs", {}).get("in_flight")
+
+    with owned_by_child(path, IN_FLIGHT_SETUP) as child:
         # The owner publishes its status every second; wait for one that has it all.
-        assert wait_until(
-            lambda: (
-                (admin.owner_status(os.path.realpath(path)) or {})
-                .get("queues", {})
-                .get("jobs", {})
-                .get("in_flight")
-                == 3
-            )
-        )
+        assert wait_until(lambda: published_in_flight() == 3)
         report = run_json(capsys, "stats", path)
         assert report["owner"]["pid"] == child.pid
         queues = queue_stats(report)
@@ -721,13 +704,6 @@ def test_stats_shows_the_owners_messages_in_flight(path, capsys):
         status, out, _ = run(capsys, "stats", path)
         assert status == 0 and f"owned by pid {child.pid}" in out.splitlines()[0]
         assert table(out)["jobs"][:5] == ["fifo", "4", "3", "1", "jobs.dead"]
-    finally:
-        assert child.stdin is not None
-        child.stdin.close()
-        child.wait(HANG_GUARD)
-        if child.stdout is not None:
-            child.stdout.close()
-    assert child.returncode == 0
     assert not (path / "flinq.status.json").exists()  # removed by the owner's close
     assert queue_stats(run_json(capsys, "stats", path))["jobs"]["in_flight"] == 0
 

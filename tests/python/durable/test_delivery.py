@@ -6,8 +6,8 @@ import queue
 import time
 
 import pytest
-from dhelpers import drain, reserve_all, stored, stored_messages, wait_until
-from qhelpers import HANG_GUARD
+from dhelpers import drain, reserve_all, stored, stored_messages
+from qhelpers import HANG_GUARD, wait_until
 
 import flinq
 

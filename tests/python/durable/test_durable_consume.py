@@ -9,58 +9,21 @@ timeout; no test asserts on speed.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from dhelpers import drain, reserve_all, stored, stored_messages, wait_until
-from qhelpers import HANG_GUARD, spawn
+from chelpers import Recorder, identity_holds, running, stopped
+from dhelpers import drain, reserve_all, stored, stored_messages
+from qhelpers import HANG_GUARD, spawn, wait_until
 
 import flinq
 from flinq.consumer import Consumer
 
 # Timeout for any single blocking call that is expected to succeed.
 T = 10.0
-
-
-class Recorder:
-    """A handler that records (body, attempts, id) of every call; fail(msg)
-    decides whether it raises."""
-
-    def __init__(self, fail: Callable[[Any], bool] = lambda msg: False) -> None:
-        self.calls: list[tuple[Any, int, int]] = []
-        self.fail = fail
-
-    def __call__(self, msg: Any) -> None:
-        self.calls.append((msg.body, msg.attempts, msg.id))
-        if self.fail(msg):
-            raise ValueError(f"handler failed on {msg.body!r}")
-
-    def bodies(self) -> collections.Counter[Any]:
-        return collections.Counter(body for body, _, _ in self.calls)
-
-
-def identity_holds(st: dict[str, Any]) -> bool:
-    return st["enqueued"] + st["redelivered"] == st["dequeued"] + st["discarded"] + st["depth"]
-
-
-def stopped(consumer: Consumer, drain: bool = True) -> None:
-    assert consumer.stop(drain=drain, timeout=HANG_GUARD), "consumer did not stop"
-    assert not consumer.running
-
-
-@contextlib.contextmanager
-def running(consumer: Consumer) -> Iterator[Consumer]:
-    """consumer, stopped (draining) at the end of the block with a timeout:
-    the consumer's own __exit__ waits for ever."""
-    try:
-        yield consumer
-    finally:
-        assert consumer.stop(drain=True, timeout=HANG_GUARD), "consumer did not stop"
 
 
 def produce(q: Any, n: int) -> None:

@@ -11,8 +11,8 @@ import threading
 import time
 
 import pytest
-from dhelpers import FAST, drain, reserve_all, stored, wait_until
-from qhelpers import HANG_GUARD, spawn, still_blocked
+from dhelpers import FAST, drain, reserve_all, stored
+from qhelpers import HANG_GUARD, spawn, still_blocked, wait_until
 
 import flinq
 
