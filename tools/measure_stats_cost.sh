@@ -9,6 +9,10 @@
 # the steady-state cost of one call from a Python loop, interpreter included.
 # A round puts 1000 items, then takes them back with get() (put+get) or one
 # get_many (put alone, with get_many's small share).
+#
+# Then the same calls in wall-clock time: 1M puts, then 1M gets, each build
+# in its own process, alternating, 7 times; medians (noisy on a shared
+# machine: the instruction counts are the steadier figure).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 base_rev="${1:-$(git -C "$root" log --format=%H -1 -- include/flinq/metrics.h | xargs -I{} git -C "$root" rev-parse '{}^')}"
@@ -66,3 +70,46 @@ for kind in Queue SimpleQueue PriorityQueue; do
         printf '%-14s %-4s %8d %8d %+6.1f%%\n' "$kind" "$call" "$b" "$a" "$(echo "scale=4; ($a - $b) * 100 / $b" | bc)"
     done
 done
+
+cat >"$work/timed.py" <<'PY'
+import sys, time
+import flinq
+N = 1_000_000
+items = [b"x" * 64] * N
+out = {}
+for kind in ("Queue", "SimpleQueue", "PriorityQueue"):
+    q = getattr(flinq, kind)()
+    put, get = q.put, q.get
+    t0 = time.perf_counter()
+    if kind == "PriorityQueue":
+        for item in items:
+            put(item, priority=3)
+    else:
+        for item in items:
+            put(item)
+    t1 = time.perf_counter()
+    for _ in range(N):
+        get()
+    t2 = time.perf_counter()
+    out[kind] = (N / (t1 - t0), N / (t2 - t1))
+print(repr(out))
+PY
+
+"$python_bin" - "$work" "$root" "$python_bin" <<'PY'
+import ast, os, statistics, subprocess, sys
+work, root, python = sys.argv[1:]
+runs = {"before": [], "after": []}
+for _ in range(7):
+    for side, src in (("before", f"{work}/base/src"), ("after", f"{root}/src")):
+        env = dict(os.environ, PYTHONPATH=src)
+        done = subprocess.run([python, f"{work}/timed.py"], env=env, capture_output=True,
+                              text=True, check=True, cwd=work)
+        runs[side].append(ast.literal_eval(done.stdout.strip()))
+print()
+print(f"{'queue':14s} {'call':4s} {'before/s':>10s} {'after/s':>10s} {'change':>7s}  (wall clock, medians of 7)")
+for kind in ("Queue", "SimpleQueue", "PriorityQueue"):
+    for index, call in enumerate(("put", "get")):
+        b = statistics.median(r[kind][index] for r in runs["before"])
+        a = statistics.median(r[kind][index] for r in runs["after"])
+        print(f"{kind:14s} {call:4s} {b / 1e6:9.2f}M {a / 1e6:9.2f}M {100 * (a - b) / b:+6.1f}%")
+PY
