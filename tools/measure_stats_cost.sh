@@ -15,7 +15,8 @@
 # machine: the instruction counts are the steadier figure).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-base_rev="${1:-$(git -C "$root" log --format=%H -1 -- include/flinq/metrics.h | xargs -I{} git -C "$root" rev-parse '{}^')}"
+added="$(git -C "$root" log --diff-filter=A --format=%H -- include/flinq/metrics.h | tail -n 1)"
+base_rev="${1:-$(git -C "$root" rev-parse "$added^")}"
 python_bin="$(python3 -c 'import sys; print(sys.executable)')"
 python_bin="$(readlink -f "$python_bin")"  # not a shim script: callgrind must see Python itself
 work="$(mktemp -d)"
@@ -75,11 +76,12 @@ cat >"$work/timed.py" <<'PY'
 import sys, time
 import flinq
 N = 1_000_000
-items = [b"x" * 64] * N
-out = {}
-for kind in ("Queue", "SimpleQueue", "PriorityQueue"):
+ITEMS = [b"x" * 64] * N
+
+
+def rates(kind):
     q = getattr(flinq, kind)()
-    put, get = q.put, q.get
+    put, get, items = q.put, q.get, ITEMS  # locals: the loops below are the calls
     t0 = time.perf_counter()
     if kind == "PriorityQueue":
         for item in items:
@@ -91,8 +93,10 @@ for kind in ("Queue", "SimpleQueue", "PriorityQueue"):
     for _ in range(N):
         get()
     t2 = time.perf_counter()
-    out[kind] = (N / (t1 - t0), N / (t2 - t1))
-print(repr(out))
+    return N / (t1 - t0), N / (t2 - t1)
+
+
+print(repr({kind: rates(kind) for kind in ("Queue", "SimpleQueue", "PriorityQueue")}))
 PY
 
 "$python_bin" - "$work" "$root" "$python_bin" <<'PY'

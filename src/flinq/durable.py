@@ -475,45 +475,32 @@ class DurableQueue:
             entries: list[Entry] = self._core.get_many(max_items, True, timeout)
         except Empty:
             return []
-        return self._deliver_all(entries)
+        deliver = self._deliver
+        delivered = [deliver(key, record) for key, record in entries]
+        return [message for message in delivered if message is not None]
 
     def _deliver(self, key: bytes, record: bytes) -> Message | None:
-        """Put a ready entry in flight as a Message; None if it was retired."""
-        messages = self._deliver_all([(key, record)])
-        return messages[0] if messages else None
-
-    def _deliver_all(self, entries: list[Entry]) -> list[Message]:
-        """Put ready entries in flight as Messages, retiring the expired ones
-        and those whose attempts are spent (deliveries ended by crashes: a
+        """Put a ready entry in flight as a Message; None if it was retired:
+        expired, or its attempts spent (deliveries ended by crashes: a
         message that kills its consumer, say)."""
-        now = time.time()
-        max_attempts = self.max_attempts
-        handle = self._handle
-        log = self._store._log
-        flying = []
-        for key, record in entries:
-            if record[13:21] != _NO_EXPIRY and decode_record(record).expires_at <= now:
-                self._retire(key, record, expired=True)
-                self._core.task_done()
-                continue
-            attempts = _unpack_attempts(record, 1)[0] + 1
-            if max_attempts is not None and attempts > max_attempts:
-                self._retire(key, record, expired=False)
-                self._core.task_done()
-                continue
-            record = record[:1] + _pack_attempts(attempts) + record[5:]
-            flying.append((key, record, next(self._deliveries)))
+        if record[13:21] != _NO_EXPIRY and decode_record(record).expires_at <= time.time():
+            self._retire(key, record, expired=True)
+            self._core.task_done()
+            return None
+        attempts = _unpack_attempts(record, 1)[0] + 1
+        if self.max_attempts is not None and attempts > self.max_attempts:
+            self._retire(key, record, expired=False)
+            self._core.task_done()
+            return None
+        record = record[:1] + _pack_attempts(attempts) + record[5:]
+        delivery = next(self._deliveries)
         with self._lock:
-            in_flight = self._in_flight
-            for key, record, delivery in flying:
-                in_flight[key] = (record, delivery)
+            self._in_flight[key] = (record, delivery)
             if self.visibility_timeout:
                 deadline = time.monotonic() + self.visibility_timeout
-                for key, _record, delivery in flying:
-                    heapq.heappush(self._expiries, (deadline, delivery, key))
-        for key, record, _delivery in flying:
-            log((OP_SET, handle, key, record, None))
-        return [Message(self, key, record, delivery) for key, record, delivery in flying]
+                heapq.heappush(self._expiries, (deadline, delivery, key))
+        self._store._log((OP_SET, self._handle, key, record, None))
+        return Message(self, key, record, delivery)
 
     def messages(self, timeout: float | None = None) -> Iterator[Message]:
         """Iterate over reserved messages (use each as a context manager to
