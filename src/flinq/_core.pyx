@@ -1253,6 +1253,15 @@ cdef class _QueueCore:
                     self._acked()
         return taken
 
+    def _done(self, Py_ssize_t n):
+        """task_done() n times at once, for the durable layer's batched
+        acks. Not part of the public API."""
+        if not 0 <= n <= self._unfinished:
+            raise ValueError("task_done() called too many times")
+        self._unfinished -= n
+        if n and self._unfinished == 0:
+            flq_park_notify_locked(&self._all_done, 1)
+
     def _note(self, int kind, Py_ssize_t n=1):
         """Count n events of a kind (NOTE_ACKED, ...) that the durable layer
         settles itself. Not part of the public API."""

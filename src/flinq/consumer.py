@@ -56,15 +56,18 @@ def serve_batch(
     on_error: Callable[[Any, BaseException], None],
     state: Any,
     give_back: Callable[[Any], None],
+    ack_all: Callable[[list[Any]], None] | None = None,
 ) -> int:
-    """Run handler on each of messages (reserved, unsettled): ack each when
-    the handler returns (unless it settled the message itself); on an
-    exception on_error settles it (the handler's exception is re-raised unless
-    it is an Exception; one from on_error is logged, and the message nacked).
+    """Run handler on each of messages (reserved, unsettled): a return acks
+    the message (unless the handler settled it), at once, or with ack_all
+    given, together with the batch's others at the end; on an exception
+    on_error settles it (the handler's exception is re-raised unless it is
+    an Exception; one from on_error is logged, and the message nacked).
     Once state.stopping is set, the messages not yet started go to
     give_back. Counts handler calls in state.calls; returns how many
     messages were taken. The in-memory queues' _serve is this loop in C."""
     taken = 0
+    done: list[Any] = []
     try:
         for message in messages:
             taken += 1
@@ -82,11 +85,15 @@ def serve_batch(
                 if not isinstance(error, Exception):
                     raise
             else:
-                if not message.settled:
+                if ack_all is not None:
+                    done.append(message)
+                elif not message.settled:
                     message.ack()
             if state.stopping:
                 break
     finally:
+        if done:
+            ack_all(done)  # type: ignore[misc]  # done is only filled when ack_all is given
         for message in messages[taken:]:
             give_back(message)
     return taken

@@ -475,14 +475,24 @@ class DurableQueue:
             entries: list[Entry] = self._core.get_many(max_items, True, timeout)
         except Empty:
             return []
-        deliver = self._deliver
-        delivered = [deliver(key, record) for key, record in entries]
-        return [message for message in delivered if message is not None]
+        prepare = self._prepare
+        flying = [f for f in (prepare(key, record) for key, record in entries) if f is not None]
+        self._take_off(flying)
+        return [Message(self, key, record, delivery) for key, record, delivery in flying]
 
     def _deliver(self, key: bytes, record: bytes) -> Message | None:
-        """Put a ready entry in flight as a Message; None if it was retired:
-        expired, or its attempts spent (deliveries ended by crashes: a
-        message that kills its consumer, say)."""
+        """Put a ready entry in flight as a Message; None if it was retired."""
+        flight = self._prepare(key, record)
+        if flight is None:
+            return None
+        self._take_off([flight])
+        return Message(self, *flight)
+
+    def _prepare(self, key: bytes, record: bytes) -> tuple[bytes, bytes, int] | None:
+        """(key, record with attempts + 1, delivery number) for a ready entry
+        about to be delivered; None if it was retired instead: expired, or
+        its attempts spent (deliveries ended by crashes: a message that kills
+        its consumer, say)."""
         if record[13:21] != _NO_EXPIRY and decode_record(record).expires_at <= time.time():
             self._retire(key, record, expired=True)
             self._core.task_done()
@@ -492,15 +502,20 @@ class DurableQueue:
             self._retire(key, record, expired=False)
             self._core.task_done()
             return None
-        record = record[:1] + _pack_attempts(attempts) + record[5:]
-        delivery = next(self._deliveries)
+        return key, record[:1] + _pack_attempts(attempts) + record[5:], next(self._deliveries)
+
+    def _take_off(self, flights: list[tuple[bytes, bytes, int]]) -> None:
+        """Hold prepared deliveries in flight and log their new attempts."""
         with self._lock:
-            self._in_flight[key] = (record, delivery)
+            in_flight = self._in_flight
+            for key, record, delivery in flights:
+                in_flight[key] = (record, delivery)
             if self.visibility_timeout:
                 deadline = time.monotonic() + self.visibility_timeout
-                heapq.heappush(self._expiries, (deadline, delivery, key))
-        self._store._log((OP_SET, self._handle, key, record, None))
-        return Message(self, key, record, delivery)
+                for key, _record, delivery in flights:
+                    heapq.heappush(self._expiries, (deadline, delivery, key))
+        handle = self._handle
+        self._store._log_many([(OP_SET, handle, key, record, None) for key, record, _ in flights])
 
     def messages(self, timeout: float | None = None) -> Iterator[Message]:
         """Iterate over reserved messages (use each as a context manager to
@@ -524,7 +539,10 @@ class DurableQueue:
     ) -> int:
         """One step of a consume() worker (see flinq.consumer)."""
         messages = self._reserve_many(prefetch, timeout)
-        return serve_batch(messages, handler, on_error, state, Message._unreserve)
+        # Acks of a batch go together, unless a visibility timeout could
+        # redeliver a message whose ack waits for the rest of its batch.
+        ack_all = None if self.visibility_timeout else self._ack_all
+        return serve_batch(messages, handler, on_error, state, Message._unreserve, ack_all)
 
     def _settle(self, key: bytes, delivery: int) -> bytes | None:
         """Take delivery of key out of flight; its record, or None if that
@@ -544,6 +562,25 @@ class DurableQueue:
         self._note(_NOTE_ACKED)
         self._core.task_done()
         return True
+
+    def _ack_all(self, messages: list[Message]) -> None:
+        """Ack unsettled messages at once (a consumer's batch)."""
+        self._check_attached()
+        acked = []
+        with self._lock:
+            in_flight = self._in_flight
+            for message in messages:
+                if message._settled:
+                    continue
+                message._settled = True
+                held = in_flight.get(message.key)
+                if held is not None and held[1] == message._delivery:
+                    del in_flight[message.key]
+                    acked.append(message.key)
+        handle = self._handle
+        self._store._log_many([(OP_DEL, handle, key, None, None) for key in acked])
+        self._note(_NOTE_ACKED, len(acked))
+        self._core._done(len(acked))
 
     def _nack(
         self,

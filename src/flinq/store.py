@@ -537,6 +537,14 @@ class Store:
         if len(pending) >= self._batch_size and not self._kicked:
             self._kick()
 
+    def _log_many(self, ops: list[Op]) -> None:
+        """_log for several operations at once, in order."""
+        self._folding = True
+        pending = self._pending
+        pending.extend(ops)
+        if len(pending) >= self._batch_size and not self._kicked:
+            self._kick()
+
     def _log_put(
         self, handle: Any, key: bytes, record: bytes, block: bool, timeout: float | None
     ) -> None:
