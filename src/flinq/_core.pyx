@@ -1113,7 +1113,12 @@ cdef class _QueueCore:
         in flight until msg.ack(); msg.nack() puts it back. Waits up to
         timeout seconds (None: for ever; 0: not at all), then raises
         queue.Empty; raises ShutDown once shut down and empty."""
-        cdef int64_t deadline = _deadline(True, timeout)
+        return self._reserve_one(_deadline(True, timeout))
+
+    @cython.final
+    cdef LocalMessage _reserve_one(self, int64_t deadline):
+        """Wait until deadline (-1: none) for an item and put it in flight.
+        Raises what _wait_for_items raises (Empty, ShutDown, a signal's)."""
         cdef PyObject *out
         cdef int64_t priority
         while True:
@@ -1212,25 +1217,15 @@ cdef class _QueueCore:
         Stops after the message in hand once state.stopping is set. Returns how many were
         taken; raises ShutDown once the queue is shut down and empty."""
         cdef int64_t deadline = _deadline(True, timeout)
-        cdef PyObject *out
-        cdef int64_t priority
         cdef Py_ssize_t taken = 0
         cdef LocalMessage message
         while taken < prefetch and not state.stopping:
-            if self._count == 0:
-                if taken:
-                    break  # come back to the worker loop rather than wait here
-                try:
-                    self._wait_for_items(True, deadline)
-                except Empty:
-                    return 0
-            if not self._store.pop_many(&out, 1, &priority):
-                continue  # another thread's compared pop took it
-            self._removed(1)
-            item = <object>out
-            Py_DECREF(item)  # the queue's reference, now owned by `item`
-            message = self._deliver(item, priority)
-            del item
+            if self._count == 0 and taken:
+                break  # come back to the worker loop rather than wait here
+            try:
+                message = self._reserve_one(deadline)
+            except Empty:
+                break
             taken += 1
             state.calls += 1
             try:

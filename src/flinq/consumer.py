@@ -56,7 +56,7 @@ def serve_batch(
     on_error: Callable[[Any, BaseException], None],
     state: Any,
     give_back: Callable[[Any], None],
-    ack_all: Callable[[list[Any]], None] | None = None,
+    ack_all: Callable[[list[Any]], object] | None = None,
 ) -> int:
     """Run handler on each of messages (reserved, unsettled): a return acks
     the message (unless the handler settled it), at once, or with ack_all

@@ -64,6 +64,13 @@ _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
 
 
+def _expired(record: bytes, now: float) -> bool:
+    """True if record has a TTL and it has passed by now. The expiry is the
+    8 bytes at 13..21 of the header, 0.0 for none: most records never need
+    decoding to tell."""
+    return record[13:21] != _NO_EXPIRY and decode_record(record).expires_at <= now
+
+
 class Message:
     """A message taken with reserve(): settle it with ack() or nack().
 
@@ -134,10 +141,7 @@ class Message:
         """Remove the message for good. Returns False if it was no longer
         in flight (already settled, or redelivered after its visibility
         timeout)."""
-        if self._settled:
-            return False
-        self._settled = True
-        return self._queue._ack(self.key, self._delivery)
+        return self._queue._ack_all([self]) == 1
 
     def nack(self, requeue: bool = True, delay: float = 0.0) -> bool:
         """Give the message back: ready again after delay seconds, or (with
@@ -409,8 +413,7 @@ class DurableQueue:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             entry: Entry = self._core.get(block, remaining)
             record = entry[1]
-            # Expiry is the 8 bytes at 13..21 of the header; 0.0 means none.
-            if record[13:21] != _NO_EXPIRY and decode_record(record).expires_at <= time.time():
+            if _expired(record, time.time()):
                 self._retire(entry[0], record, expired=True)
                 self._core.task_done()
                 continue
@@ -463,7 +466,7 @@ class DurableQueue:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            message = self._deliver(*self._next_entry(True, remaining))
+            message = self._deliver(*self._core.get(True, remaining))
             if message is not None:
                 return message
 
@@ -493,7 +496,7 @@ class DurableQueue:
         about to be delivered; None if it was retired instead: expired, or
         its attempts spent (deliveries ended by crashes: a message that kills
         its consumer, say)."""
-        if record[13:21] != _NO_EXPIRY and decode_record(record).expires_at <= time.time():
+        if _expired(record, time.time()):
             self._retire(key, record, expired=True)
             self._core.task_done()
             return None
@@ -555,16 +558,9 @@ class DurableQueue:
             del self._in_flight[key]
             return held[0]
 
-    def _ack(self, key: bytes, delivery: int) -> bool:
-        if self._settle(key, delivery) is None:
-            return False
-        self._store._log((OP_DEL, self._handle, key, None, None))
-        self._note(_NOTE_ACKED)
-        self._core.task_done()
-        return True
-
-    def _ack_all(self, messages: list[Message]) -> None:
-        """Ack unsettled messages at once (a consumer's batch)."""
+    def _ack_all(self, messages: list[Message]) -> int:
+        """Ack the unsettled ones of messages at once (msg.ack(), or a
+        consumer's batch); returns how many were still in flight."""
         self._check_attached()
         acked = []
         with self._lock:
@@ -581,6 +577,7 @@ class DurableQueue:
         self._store._log_many([(OP_DEL, handle, key, None, None) for key in acked])
         self._note(_NOTE_ACKED, len(acked))
         self._core._done(len(acked))
+        return len(acked)
 
     def _nack(
         self,
