@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from qhelpers import HANG_GUARD
+from qhelpers import HANG_GUARD, wait_until
 
 from flinq.consumer import Consumer
 
@@ -47,3 +48,24 @@ def running(consumer: Consumer) -> Iterator[Consumer]:
         yield consumer
     finally:
         assert consumer.stop(drain=True, timeout=HANG_GUARD), "consumer did not stop"
+
+
+def consume_and_stop_at_first(
+    q: Any, handler: Callable[[Any], object] | None = None, prefetch: int = 5
+) -> Consumer:
+    """Consume q with a handler that (after calling handler, if given) stops
+    the consumer with drain=False on its first message; returns the consumer
+    once its workers have ended."""
+    box: dict[str, Consumer] = {}
+    ready = threading.Event()
+
+    def stop_at_first(msg: Any) -> None:
+        if handler is not None:
+            handler(msg)
+        assert ready.wait(HANG_GUARD)
+        box["consumer"].stop(drain=False)
+
+    box["consumer"] = q.consume(stop_at_first, prefetch=prefetch)
+    ready.set()
+    assert wait_until(lambda: not box["consumer"].running)
+    return box["consumer"]

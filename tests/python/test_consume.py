@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from chelpers import Recorder, identity_holds, running, stopped
+from chelpers import Recorder, consume_and_stop_at_first, identity_holds, running, stopped
 from qhelpers import HANG_GUARD, Worker, drain, spawn, still_blocked, wait_until
 
 import flinq
@@ -1241,19 +1241,9 @@ def test_stop_times_out_while_a_handler_is_busy(kind):
 
 def test_stop_from_inside_the_handler(kind):
     q = kind.make()
-    box: dict[str, Consumer] = {}
-    ready = threading.Event()
     handler = Recorder()
-
-    def stop_at_first(msg: Any) -> None:
-        handler(msg)
-        assert ready.wait(T)
-        box["consumer"].stop(drain=False)
-
     kind.put_many(q, range(5))
-    box["consumer"] = q.consume(stop_at_first, prefetch=5)
-    ready.set()
-    assert wait_until(lambda: not box["consumer"].running)
+    consume_and_stop_at_first(q, handler)
     assert len(handler.calls) == 1
     assert sorted([handler.calls[0][0], *drain(q)]) == list(range(5))
     assert q.stats()["in_flight"] == 0
@@ -1407,32 +1397,14 @@ def test_stop_gives_back_prefetched_messages_in_order(cls):
     q = cls()
     q.put_many(range(10))
     expected_rest = list(range(1, 10)) if cls is flinq.Queue else list(range(8, -1, -1))
-    box: dict[str, Consumer] = {}
-    ready = threading.Event()
-
-    def stop_at_first(msg: Any) -> None:
-        assert ready.wait(T)
-        box["consumer"].stop(drain=False)
-
-    box["consumer"] = q.consume(stop_at_first, prefetch=5)
-    ready.set()
-    assert wait_until(lambda: not box["consumer"].running)
+    consume_and_stop_at_first(q)
     assert drain(q) == expected_rest
 
 
 def test_stats_enqueued_counts_puts_only_after_a_stop():
     q = flinq.Queue()
     q.put_many(range(10))
-    box: dict[str, Consumer] = {}
-    ready = threading.Event()
-
-    def stop_at_first(msg: Any) -> None:
-        assert ready.wait(T)
-        box["consumer"].stop(drain=False)
-
-    box["consumer"] = q.consume(stop_at_first, prefetch=5)
-    ready.set()
-    assert wait_until(lambda: not box["consumer"].running)
+    consume_and_stop_at_first(q)
     assert q.stats()["enqueued"] == 10
 
 

@@ -15,12 +15,11 @@ import time
 from typing import Any
 
 import pytest
-from chelpers import Recorder, identity_holds, running, stopped
+from chelpers import Recorder, consume_and_stop_at_first, identity_holds, running, stopped
 from dhelpers import drain, reserve_all, stored, stored_messages
 from qhelpers import HANG_GUARD, spawn, wait_until
 
 import flinq
-from flinq.consumer import Consumer
 
 # Timeout for any single blocking call that is expected to succeed.
 T = 10.0
@@ -483,16 +482,7 @@ def test_given_back_messages_keep_their_attempts(path, opener):
     store = opener()
     q = store.queue("jobs")
     q.put_many(range(10))
-    box: dict[str, Consumer] = {}
-    ready = threading.Event()
-
-    def stop_at_first(msg: Any) -> None:
-        assert ready.wait(T)
-        box["consumer"].stop(drain=False)
-
-    box["consumer"] = q.consume(stop_at_first, prefetch=5)
-    ready.set()
-    assert wait_until(lambda: not box["consumer"].running)
+    consume_and_stop_at_first(q)
     assert q.stats()["in_flight"] == 0
     store.close()
     # The 4 prefetched but never handled were given back undelivered.
@@ -503,16 +493,7 @@ def test_given_back_messages_keep_their_attempts(path, opener):
 def test_stats_enqueued_counts_puts_only_after_a_stop(store):
     q = store.queue("jobs")
     q.put_many(range(10))
-    box: dict[str, Consumer] = {}
-    ready = threading.Event()
-
-    def stop_at_first(msg: Any) -> None:
-        assert ready.wait(T)
-        box["consumer"].stop(drain=False)
-
-    box["consumer"] = q.consume(stop_at_first, prefetch=5)
-    ready.set()
-    assert wait_until(lambda: not box["consumer"].running)
+    consume_and_stop_at_first(q)
     assert q.stats()["enqueued"] == 10
 
 
