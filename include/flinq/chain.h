@@ -19,7 +19,13 @@
  *   - ONE producer at a time: flq_chain_push, flq_chain_push_many,
  *     flq_chain_reclaim. Callers with several producers serialize them.
  *   - ANY number of consumers, concurrently with each other and with the
- *     producer: flq_chain_pop, flq_chain_pop_many. Lock-free.
+ *     producer: flq_chain_pop, flq_chain_pop_many. Lock-free; each call pays
+ *     atomic read-modify-writes (the `active` count, the ring's CAS).
+ *   - Or serialized consumers: flq_chain_pop_many_serial, for callers that
+ *     already run one consumer at a time (flinq's Python layer, under the
+ *     GIL). Concurrent with the producer, never with another consumer; no
+ *     read-modify-write at all. A chain uses one consumer mode for its whole
+ *     life: mixing the two is a race.
  *   - flq_chain_new / flq_chain_free, flq_chain_init / flq_chain_destroy,
  *     flq_chain_visit: alone, with no other call running.
  *
@@ -38,6 +44,11 @@
  *   C stress test: about a thousand segments with four spinning consumers).
  *   Under the Python layer's GIL no consumer is ever inside a pop when the
  *   producer runs, so reclamation there is immediate.
+ *   Serialized consumers do not count themselves in `active`: the one
+ *   consumer that moves head_seg past a segment has finished reading it
+ *   (release store), no other consumer can be inside it, and the next one
+ *   starts from the new head_seg; so the producer may free whatever lies
+ *   behind the head_seg it acquires, and `active` stays 0.
  *
  * Pure C, no Python.h.
  */
@@ -245,6 +256,35 @@ static inline size_t flq_chain_pop_many(flq_chain *c, void **out, size_t max)
 FLQ_INLINE int flq_chain_pop(flq_chain *c, void **out)
 {
     return flq_chain_pop_many(c, out, 1) == 1;
+}
+
+/* Serialized consumer: take up to max oldest items into out[]; the caller
+ * guarantees no other consumer runs at the same time. Returns how many were
+ * taken (0 when empty). */
+FLQ_INLINE size_t flq_chain_pop_many_serial(flq_chain *c, void **out, size_t max)
+{
+    /* relaxed: only serialized consumers write head_seg, ordered by the
+     * caller's serialization. */
+    flq_segment *seg = (flq_segment *)flq_load_ptr_relaxed((void *const *)&c->head_seg);
+    size_t taken = flq_ring_pop_many_serial(&seg->ring, out, max);
+    while (taken < max) {
+        /* acquire: pairs with the producer's release when it linked `next`. */
+        flq_segment *next = (flq_segment *)flq_load_ptr_acquire((void *const *)&seg->next);
+        if (next == NULL)
+            break;
+        /* The producer never writes to seg after linking next; anything it
+         * wrote before the link is visible now, so look once more. */
+        size_t got = flq_ring_pop_many_serial(&seg->ring, out + taken, max - taken);
+        taken += got;
+        if (got > 0)
+            continue;
+        /* release: this consumer's reads of seg finish before the producer,
+         * acquiring head_seg, may free it. */
+        flq_store_ptr_release((void **)&c->head_seg, next);
+        seg = next;
+        taken += flq_ring_pop_many_serial(&seg->ring, out + taken, max - taken);
+    }
+    return taken;
 }
 
 #endif /* FLINQ_CHAIN_H */

@@ -5,10 +5,16 @@
  *   - At most ONE thread at a time may call the producer functions
  *     (flq_ring_try_push, flq_ring_push_many). Callers with several producers
  *     must serialize them (the Python layer does so with the GIL).
- *   - ANY number of threads may call the consumer functions
+ *   - ANY number of threads may call the concurrent consumer functions
  *     (flq_ring_try_pop, flq_ring_pop_many) concurrently with each other and
  *     with the producer. They are lock-free: a consumer fails its claim only
- *     because another consumer succeeded.
+ *     because another consumer succeeded. Each claim is an atomic
+ *     read-modify-write (a CAS on head).
+ *   - flq_ring_pop_many_serial is the consumer for callers that already
+ *     serialize their consumers (flinq's Python layer: the GIL). It may run
+ *     concurrently with the producer, never with another consumer, and makes
+ *     no read-modify-write: head is a plain release store. A ring is used in
+ *     one consumer mode for its whole life: mixing the two modes is a race.
  *   - flq_ring_size is a snapshot, exact only when nobody is pushing or
  *     popping. flq_ring_init must finish before any other call is made.
  *
@@ -156,6 +162,26 @@ FLQ_INLINE size_t flq_ring_pop_many(flq_ring *r, void **out, size_t max)
         if (flq_cas_u64_acq_rel(&r->head, &head, head + count))
             return count;
     }
+}
+
+/* Serialized consumer: take up to max oldest items into out[]. The caller
+ * guarantees that no other consumer runs at the same time (the producer may).
+ * Returns how many were taken (0 when empty). */
+FLQ_INLINE size_t flq_ring_pop_many_serial(flq_ring *r, void **out, size_t max)
+{
+    /* relaxed: only serialized consumers write head, and the caller's
+     * serialization already orders this load after the previous store. */
+    uint64_t head = flq_load_u64_relaxed(&r->head);
+    /* acquire: pairs with the producer's release, so slots below tail are written. */
+    uint64_t ready = flq_load_u64_acquire(&r->tail) - head;
+    size_t count = ready < max ? (size_t)ready : max;
+    for (size_t i = 0; i < count; i++)
+        out[i] = flq_load_ptr_relaxed(&r->slots[(head + i) & r->mask]);
+    if (count)
+        /* release: the slot reads complete before head hands the slots back
+         * to the producer. */
+        flq_store_u64_release(&r->head, head + count);
+    return count;
 }
 
 #endif /* FLINQ_RING_H */

@@ -30,7 +30,7 @@ from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySeque
 from libc.stdint cimport INT64_MAX, UINT64_MAX, int64_t, uint32_t, uint64_t
 
 from flinq._headers cimport (
-    flq_chain, flq_chain_free, flq_chain_new, flq_chain_pop, flq_chain_pop_many,
+    flq_chain, flq_chain_free, flq_chain_new, flq_chain_pop_many_serial,
     flq_chain_push, flq_chain_push_many, flq_chain_visit,
     flq_heap, flq_heap_destroy, flq_heap_entry, flq_heap_init, flq_heap_pop, flq_heap_pop_by,
     flq_heap_push, flq_heap_push_by_at, flq_heap_reserve, flq_heap_undo_push,
@@ -256,7 +256,13 @@ cdef int _visit_chain_item(void *item, void *ctx) noexcept:
 
 @cython.final
 cdef class _ChainStorage(_Storage):
-    """FIFO storage: a chain of lock-free SPMC rings (include/flinq/chain.h)."""
+    """FIFO storage: a chain of SPMC rings (include/flinq/chain.h).
+
+    Every call holds the GIL, so consumers are already serialized: pops use
+    the chain's serialized-consumer mode, which makes no atomic
+    read-modify-write (the lock-free mode pays three per pop for a
+    concurrency that the GIL rules out).
+    """
 
     cdef flq_chain *_chain  # a block of its own: the chain needs 64-byte alignment
 
@@ -270,7 +276,7 @@ cdef class _ChainStorage(_Storage):
         cdef PyObject *item
         if self._chain == NULL:
             return
-        while flq_chain_pop(self._chain, <void **>&item):
+        while flq_chain_pop_many_serial(self._chain, <void **>&item, 1):
             Py_DECREF(<object>item)
         flq_chain_free(self._chain)
 
@@ -290,7 +296,7 @@ cdef class _ChainStorage(_Storage):
 
     cdef Py_ssize_t pop_many(self, PyObject **out, Py_ssize_t n, int64_t *priorities) except -1:
         cdef Py_ssize_t i
-        cdef Py_ssize_t taken = flq_chain_pop_many(self._chain, <void **>out, n)
+        cdef Py_ssize_t taken = flq_chain_pop_many_serial(self._chain, <void **>out, n)
         flq_metrics_departed_fifo(self.metrics, taken, 1)
         if priorities != NULL:
             for i in range(taken):
@@ -300,7 +306,7 @@ cdef class _ChainStorage(_Storage):
     cdef list drain(self):
         cdef PyObject *item
         cdef list items = []
-        while flq_chain_pop(self._chain, <void **>&item):
+        while flq_chain_pop_many_serial(self._chain, <void **>&item, 1):
             items.append(<object>item)
             Py_DECREF(<object>item)  # now owned by the list
         flq_metrics_departed_fifo(self.metrics, len(items), 0)

@@ -15,6 +15,7 @@ cdef extern from "flinq/chain.h" nogil:
     size_t flq_chain_push_many(flq_chain *c, void **items, size_t n)
     int flq_chain_pop(flq_chain *c, void **out)
     size_t flq_chain_pop_many(flq_chain *c, void **out, size_t max)
+    size_t flq_chain_pop_many_serial(flq_chain *c, void **out, size_t max)
 
 
 # Not nogil: visiting runs the cycle collector's Python-level callbacks.

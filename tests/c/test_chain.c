@@ -14,7 +14,10 @@
  *      segment. Every item arrives exactly once, each consumer sees strictly
  *      increasing values;
  *   3. the same with push_many/pop_many in random batches of 1..100, free
- *      running (the producer never blocks, so it runs ahead as it likes).
+ *      running (the producer never blocks, so it runs ahead as it likes);
+ *   4. the same batches with serialized consumers (pop_many_serial under a
+ *      mutex that stands in for the GIL): reclamation must free what they
+ *      left behind while they run, without the `active` count.
  */
 #include "check.h"
 
@@ -274,7 +277,8 @@ static void unit_destroy_with_items(void)
 static flq_chain g_chain; /* static storage honours the cache-line alignment */
 static uint8_t *g_seen;
 static uint64_t g_items;
-static int g_batch;
+static int g_batch; /* 0: push/pop, 1: push_many/pop_many, 2: pop_many_serial */
+static pthread_mutex_t g_consumers_lock = PTHREAD_MUTEX_INITIALIZER; /* mode 2's serializer */
 static atomic_int g_done;
 static atomic_int g_gate_open; /* consumers park while 0 */
 static atomic_int g_parked;
@@ -317,7 +321,15 @@ static void *consumer(void *arg)
          * proves every item was claimed. */
         int done = atomic_load_explicit(&g_done, memory_order_acquire);
         size_t k;
-        if (g_batch) {
+        if (g_batch == 2) {
+            size_t max = (size_t)rng_range(&c->seed, 1, MAX_BATCH);
+            pthread_mutex_lock(&g_consumers_lock);
+            k = flq_chain_pop_many_serial(&g_chain, buf, max);
+            pthread_mutex_unlock(&g_consumers_lock);
+            for (size_t j = 1; j < k; j++) /* one consumer at a time: always contiguous */
+                if (ITEM_VALUE(buf[j]) != ITEM_VALUE(buf[j - 1]) + 1)
+                    CHECK(ITEM_VALUE(buf[j]) == ITEM_VALUE(buf[j - 1]) + 1);
+        } else if (g_batch) {
             k = flq_chain_pop_many(&g_chain, buf, (size_t)rng_range(&c->seed, 1, MAX_BATCH));
             /* A batch claims once per segment crossed, so where it spans a
              * boundary another consumer may have taken the first items of
@@ -480,7 +492,7 @@ static void concurrent_phase(int batch, uint64_t items)
     CHECK_EQ(missing, 0);
     CHECK_EQ(dup, 0);
     void *out = NULL;
-    CHECK(flq_chain_pop(&g_chain, &out) == 0);
+    CHECK((batch == 2 ? flq_chain_pop_many_serial(&g_chain, &out, 1) : (size_t)flq_chain_pop(&g_chain, &out)) == 0);
     uint64_t live_end = live_segments(&g_chain);
     flq_chain_reclaim(&g_chain); /* all joined: every retired segment goes */
     CHECK(g_chain.oldest == g_chain.head_seg);
@@ -489,7 +501,8 @@ static void concurrent_phase(int batch, uint64_t items)
     flq_chain_destroy(&g_chain);
 
     printf("  1P/%dC %-22s %" PRIu64 " items: %" PRIu64 " missing, %" PRIu64 " duplicated; %.2fs\n", NCONS,
-           batch ? "push_many/pop_many" : "push/pop, far-ahead", items, missing, dup, dt);
+           batch == 2 ? "pop_many_serial" : batch ? "push_many/pop_many" : "push/pop, far-ahead", items, missing,
+           dup, dt);
     printf("        segments linked %" PRIu64 ", max live %" PRIu64 ", live at end %" PRIu64 " -> %" PRIu64
            " after reclaim",
            st.segments_linked, st.max_live, live_end, live_final);
@@ -522,5 +535,6 @@ int main(void)
     unit_destroy_with_items();
     concurrent_phase(0, items);
     concurrent_phase(1, items);
+    concurrent_phase(2, items);
     return check_report("test_chain");
 }

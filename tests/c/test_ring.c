@@ -7,7 +7,9 @@
  *      through a 1024-slot ring with try_push/try_pop: every item arrives
  *      exactly once and each consumer sees strictly increasing values;
  *   3. the same with push_many/pop_many in random batches of 1..100, where
- *      each popped batch must also be contiguous.
+ *      each popped batch must also be contiguous;
+ *   4. the same batches with serialized consumers (pop_many_serial under a
+ *      mutex that stands in for the GIL) against a free-running producer.
  */
 #include "check.h"
 
@@ -162,7 +164,8 @@ static flq_ring g_ring; /* static storage honours the cache-line alignment */
 static void *g_slots[RING_CAP];
 static uint8_t *g_seen; /* per-item receive counter */
 static uint64_t g_items;
-static int g_batch; /* 0: try_push/try_pop, 1: push_many/pop_many */
+static int g_batch; /* 0: try_push/try_pop, 1: push_many/pop_many, 2: pop_many_serial */
+static pthread_mutex_t g_consumers_lock = PTHREAD_MUTEX_INITIALIZER; /* mode 2's serializer */
 static atomic_int g_done;
 
 typedef struct {
@@ -193,7 +196,15 @@ static void *consumer(void *arg)
          * proves every item was claimed. */
         int done = atomic_load_explicit(&g_done, memory_order_acquire);
         size_t k;
-        if (g_batch) {
+        if (g_batch == 2) {
+            size_t max = (size_t)rng_range(&c->seed, 1, MAX_BATCH);
+            pthread_mutex_lock(&g_consumers_lock);
+            k = flq_ring_pop_many_serial(&g_ring, buf, max);
+            pthread_mutex_unlock(&g_consumers_lock);
+            for (size_t j = 1; j < k; j++)
+                if (ITEM_VALUE(buf[j]) != ITEM_VALUE(buf[j - 1]) + 1)
+                    CHECK(ITEM_VALUE(buf[j]) == ITEM_VALUE(buf[j - 1]) + 1);
+        } else if (g_batch) {
             k = flq_ring_pop_many(&g_ring, buf, (size_t)rng_range(&c->seed, 1, MAX_BATCH));
             for (size_t j = 1; j < k; j++)
                 if (ITEM_VALUE(buf[j]) != ITEM_VALUE(buf[j - 1]) + 1)
@@ -284,7 +295,8 @@ static void concurrent_phase(int batch, uint64_t items)
     CHECK_EQ(dup, 0);
     CHECK_EQ(flq_ring_size(&g_ring), 0);
     printf("  1P/%dC %-22s %" PRIu64 " items: %" PRIu64 " missing, %" PRIu64 " duplicated; %.2fs; per consumer:", NCONS,
-           batch ? "push_many/pop_many" : "try_push/try_pop", items, missing, dup, dt);
+           batch == 2 ? "pop_many_serial" : batch ? "push_many/pop_many" : "try_push/try_pop", items, missing,
+           dup, dt);
     for (int i = 0; i < NCONS; i++)
         printf(" %" PRIu64, args[i].got);
     printf("\n");
@@ -302,5 +314,6 @@ int main(void)
     unit_random();
     concurrent_phase(0, items);
     concurrent_phase(1, items);
+    concurrent_phase(2, items);
     return check_report("test_ring");
 }
