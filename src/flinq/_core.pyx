@@ -32,8 +32,10 @@ from libc.stdint cimport INT64_MAX, UINT64_MAX, int64_t, uint32_t, uint64_t
 from flinq._headers cimport (
     flq_chain, flq_chain_free, flq_chain_new, flq_chain_pop_many_serial,
     flq_chain_push, flq_chain_push_many, flq_chain_visit,
-    flq_heap, flq_heap_destroy, flq_heap_entry, flq_heap_init, flq_heap_pop, flq_heap_pop_by,
-    flq_heap_push, flq_heap_push_by_at, flq_heap_reserve, flq_heap_undo_push,
+    flq_buckets, flq_buckets_clear, flq_buckets_destroy, flq_buckets_init, flq_buckets_pop,
+    flq_buckets_push, flq_buckets_reserve, flq_buckets_visit,
+    flq_heap, flq_heap_destroy, flq_heap_entry, flq_heap_init, flq_heap_pop_by,
+    flq_heap_push_by_at, flq_heap_reserve, flq_heap_undo_push,
     flq_metrics, flq_metrics_age_ns, flq_metrics_arrived, flq_metrics_departed_fifo,
     flq_metrics_departed_one, flq_metrics_init, flq_metrics_latency_ns, flq_metrics_mark,
     flq_metrics_rates,
@@ -322,6 +324,37 @@ cdef class _ChainStorage(_Storage):
         return flq_chain_visit(self._chain, _visit_chain_item, &v)
 
 
+# Visitors over the keyed style's entries (flq_buckets_visit).
+
+cdef int _release_entry(const flq_heap_entry *entry, void *arg) noexcept:
+    Py_DECREF(<object>entry.item)
+    return 0
+
+
+ctypedef struct _Collect:
+    PyObject *items  # a list with room for every entry
+    Py_ssize_t next
+
+
+cdef int _collect_entry(const flq_heap_entry *entry, void *ctx) noexcept:
+    # The list takes over storage's reference.
+    cdef _Collect *c = <_Collect *>ctx
+    PyList_SET_ITEM(<object>c.items, c.next, <object>entry.item)
+    c.next += 1
+    return 0
+
+
+cdef int _oldest_entry(const flq_heap_entry *entry, void *oldest) noexcept:
+    if entry.seq < (<uint64_t *>oldest)[0]:
+        (<uint64_t *>oldest)[0] = entry.seq
+    return 0
+
+
+cdef int _visit_entry(const flq_heap_entry *entry, void *ctx) noexcept:
+    cdef _ChainVisit *v = <_ChainVisit *>ctx
+    return v.visitor(<PyObject *>entry.item, v.arg)
+
+
 cdef int _compare_items(const flq_heap_entry *a, const flq_heap_entry *b, void *ctx) noexcept:
     """heap.h comparison for the drop-in priority style: `a < b`, as heapq
     (a message given back by nack() compares as its body)."""
@@ -334,14 +367,15 @@ DEF STYLE_COMPARED = 2
 
 
 cdef class _HeapStorage(_Storage):
-    """Ordered storage: a binary heap (include/flinq/heap.h).
-
-    Two styles: keyed entries order by (priority, arrival) in C; compared
-    entries order by the items' own `<`, like heapq. A heap holds one style,
-    fixed by its first successful push.
+    """Ordered storage, in one of two styles fixed by the first successful
+    push: keyed entries order by (priority, arrival) in C, in buckets per
+    small priority with a heap for the rest (include/flinq/buckets.h);
+    compared entries order by the items' own `<`, like heapq, in a binary
+    heap (include/flinq/heap.h).
     """
 
-    cdef flq_heap _heap
+    cdef flq_buckets _keyed            # the keyed style's entries
+    cdef flq_heap _heap                # the compared style's entries
     cdef uint64_t _seq                 # arrival number of the next entry
     cdef int _style
     cdef unsigned long _comparer       # thread inside a compared operation, or 0
@@ -351,6 +385,7 @@ cdef class _HeapStorage(_Storage):
 
     def __cinit__(self):
         flq_heap_init(&self._heap)
+        flq_buckets_init(&self._keyed)
         _init_park(&self._compare_done)
         self._ready = True
 
@@ -360,7 +395,9 @@ cdef class _HeapStorage(_Storage):
             return
         for i in range(self._heap.size):
             Py_DECREF(<object>self._heap.entries[i].item)
+        flq_buckets_visit(&self._keyed, _release_entry, NULL)
         flq_heap_destroy(&self._heap)
+        flq_buckets_destroy(&self._keyed)
         flq_park_destroy(&self._compare_done)
 
     cdef int _check_style(self, bint keyed) except -1:
@@ -399,7 +436,7 @@ cdef class _HeapStorage(_Storage):
         entry.priority = priority
         entry.seq = self._seq
         entry.item = <void *>item
-        if flq_heap_push(&self._heap, &entry) != 0:
+        if flq_buckets_push(&self._keyed, &entry) != 0:
             raise MemoryError
         Py_INCREF(item)
         self._seq += 1
@@ -419,7 +456,7 @@ cdef class _HeapStorage(_Storage):
         if not keyed:
             return self._push_compared(items, n)
         self._check_style(True)
-        if flq_heap_reserve(&self._heap, n) != 0:
+        if flq_buckets_reserve(&self._keyed, priority, n) != 0:
             raise MemoryError
         for i in range(n):
             self._push_keyed(<object>items[i], priority)
@@ -482,7 +519,7 @@ cdef class _HeapStorage(_Storage):
         cdef int64_t now = 0  # read once per call, if a timed item leaves
         if self._style != STYLE_COMPARED:
             for i in range(n):
-                if not flq_heap_pop(&self._heap, &entry):
+                if not flq_buckets_pop(&self._keyed, &entry):
                     return i
                 out[i] = <PyObject *>entry.item
                 flq_metrics_departed_one(self.metrics, entry.seq, &now)
@@ -517,12 +554,17 @@ cdef class _HeapStorage(_Storage):
         """Every item, in no particular order, without comparing any."""
         cdef size_t i
         cdef list items
+        cdef _Collect collect
         self._begin_compare()  # a compared operation may be using the array
         try:
-            items = [<object>self._heap.entries[i].item for i in range(self._heap.size)]
+            items = PyList_New(self._heap.size + self._keyed.size)
+            collect.items = <PyObject *>items
+            collect.next = 0
             for i in range(self._heap.size):
-                Py_DECREF(<object>self._heap.entries[i].item)  # now owned by the list
+                _collect_entry(&self._heap.entries[i], &collect)
             self._heap.size = 0
+            flq_buckets_visit(&self._keyed, _collect_entry, &collect)
+            flq_buckets_clear(&self._keyed)
         finally:
             self._end_compare()
         return items
@@ -531,24 +573,26 @@ cdef class _HeapStorage(_Storage):
         return self._style == STYLE_KEYED
 
     cdef uint64_t oldest_arrival(self):
+        # UINT64_MAX when empty: counted items are mid-push in another thread.
         cdef size_t i
-        cdef uint64_t oldest
-        if self._heap.size == 0:  # counted items are mid-push in another thread
-            return UINT64_MAX
-        oldest = self._heap.entries[0].seq
-        for i in range(1, self._heap.size):  # O(n), for stats() only
+        cdef uint64_t oldest = UINT64_MAX
+        for i in range(self._heap.size):  # O(n), for stats() only
             if self._heap.entries[i].seq < oldest:
                 oldest = self._heap.entries[i].seq
+        flq_buckets_visit(&self._keyed, _oldest_entry, &oldest)
         return oldest
 
     cdef int visit(self, _item_visitor visitor, void *arg) noexcept:
         cdef size_t i
         cdef int r
+        cdef _ChainVisit v
         for i in range(self._heap.size):
             r = visitor(<PyObject *>self._heap.entries[i].item, arg)
             if r:
                 return r
-        return 0
+        v.visitor = visitor
+        v.arg = arg
+        return flq_buckets_visit(&self._keyed, _visit_entry, &v)
 
 
 @cython.final
@@ -1007,7 +1051,6 @@ cdef class _QueueCore:
 
     # put(item, block=True, timeout=None) is _put_fastcall, installed at the
     # end of this module.
-
     def put_nowait(self, item):
         """Put item without blocking; raise queue.Full if there is no room."""
         self._put(item, 0, False, False, None)
@@ -1020,14 +1063,8 @@ cdef class _QueueCore:
         """
         self._put_many(items, 0, False, block, timeout)
 
-    def get(self, block=True, timeout=None):
-        """Remove and return the next item, waiting if the queue is empty
-        (block=False or a timeout: raise queue.Empty; shut down: ShutDown)."""
-        if self._count and timeout is None:
-            item = self._take_one()
-            if item is not _NOTHING:
-                return item
-        return self._get(block, timeout)
+    # get(block=True, timeout=None) is _get_fastcall, installed at the end of
+    # this module.
 
     def get_nowait(self):
         """Remove and return the next item without blocking; raise queue.Empty."""
@@ -1484,11 +1521,13 @@ cdef _install_gc_slots():
 _install_gc_slots()
 
 
-# ---- a lean entry point for put() -------------------------------------------------
-# Cython's generic argument parser costs about as much as the rest of a put
-# (measured with callgrind: ~60 of ~140 instructions per call). put() is the
-# hottest call there is, so _QueueCore.put is a METH_FASTCALL function that
-# parses its three arguments by hand, added to the type's dict here.
+# ---- lean entry points for put() and get() ------------------------------------------
+# Cython's generic argument parser costs about as much as the rest of a put or
+# a get (measured with callgrind: ~60 of ~140 instructions per put), and on
+# 3.12+ its reference counting of defaults costs more again. put() and get()
+# are the hottest calls there are, so they are METH_FASTCALL functions that
+# take the common call (put(item), get()) straight through and parse anything
+# else with one small parser, added to the type's dict here.
 
 cdef object _PY_TRUE = True
 
@@ -1506,39 +1545,76 @@ cdef extern from "Python.h":
     PyObject *PyTuple_GET_ITEM(PyObject *t, Py_ssize_t i)
     int PyUnicode_Compare(PyObject *a, PyObject *b) except? -1
 
-cdef PyObject *_put_fastcall(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
-                             PyObject *kwnames) except NULL:
-    cdef PyObject *slots[3]
+
+cdef int _parse_args(str method, tuple names, Py_ssize_t required, PyObject *const *args,
+                     Py_ssize_t nargs, PyObject *kwnames, PyObject **slots) except -1:
+    """Fill slots[i] (preset with defaults, NULL for required ones) with the
+    arguments of a METH_FASTCALL call, raising TypeError as Python would."""
     cdef Py_ssize_t i
     cdef Py_ssize_t k
+    cdef Py_ssize_t most = len(names)
     cdef PyObject *name
-    if kwnames == NULL and nargs == 1:  # put(item): the common call
-        (<_QueueCore>self)._put(<object>args[0], 0, False, True, None)
-        Py_INCREF(None)
-        return <PyObject *>None
-    if nargs > 3:
-        raise TypeError(f"put() takes from 1 to 3 positional arguments but {nargs} were given")
-    slots[0] = NULL
-    slots[1] = <PyObject *>_PY_TRUE  # the default block=True, as an object
-    slots[2] = <PyObject *>None
+    if nargs > most:
+        raise TypeError(f"{method}() takes at most {most} positional arguments "
+                        f"({nargs} given)")
     for i in range(nargs):
         slots[i] = args[i]
     if kwnames != NULL:
         for i in range(PyTuple_GET_SIZE(kwnames)):
             name = PyTuple_GET_ITEM(kwnames, i)
-            for k, expected in enumerate(("item", "block", "timeout")):
-                if PyUnicode_Compare(name, <PyObject *>expected) == 0:
+            for k in range(most):
+                if PyUnicode_Compare(name, <PyObject *>names[k]) == 0:
                     break
             else:
-                raise TypeError(f"put() got an unexpected keyword argument {<object>name!r}")
+                raise TypeError(f"{method}() got an unexpected keyword argument {<object>name!r}")
             if k < nargs:
-                raise TypeError(f"put() got multiple values for argument {<object>name!r}")
+                raise TypeError(f"{method}() got multiple values for argument {<object>name!r}")
             slots[k] = args[nargs + i]
-    if slots[0] == NULL:
-        raise TypeError("put() missing 1 required positional argument: 'item'")
+    for i in range(required):
+        if slots[i] == NULL:
+            raise TypeError(f"{method}() missing required argument {names[i]!r}")
+    return 0
+
+
+cdef tuple _PUT_ARGS = ("item", "block", "timeout")
+cdef tuple _GET_ARGS = ("block", "timeout")
+
+
+cdef PyObject *_put_fastcall(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames) except NULL:
+    cdef PyObject *slots[3]
+    if kwnames == NULL and nargs == 1:  # put(item): the common call
+        (<_QueueCore>self)._put(<object>args[0], 0, False, True, None)
+        Py_INCREF(None)
+        return <PyObject *>None
+    slots[0] = NULL
+    slots[1] = <PyObject *>_PY_TRUE  # the default block=True, as an object
+    slots[2] = <PyObject *>None
+    _parse_args("put", _PUT_ARGS, 1, args, nargs, kwnames, slots)
     (<_QueueCore>self)._put(<object>slots[0], 0, False, <object>slots[1], <object>slots[2])
     Py_INCREF(None)
     return <PyObject *>None
+
+
+cdef PyObject *_get_fastcall(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames) except NULL:
+    cdef PyObject *slots[2]
+    cdef _QueueCore q = <_QueueCore>self
+    cdef object item
+    if kwnames == NULL and nargs == 0:  # get(): the common call
+        if q._count:
+            item = q._take_one()
+            if item is not _NOTHING:
+                Py_INCREF(item)
+                return <PyObject *>item
+        item = q._get(True, None)
+    else:
+        slots[0] = <PyObject *>_PY_TRUE
+        slots[1] = <PyObject *>None
+        _parse_args("get", _GET_ARGS, 0, args, nargs, kwnames, slots)
+        item = q._get(<object>slots[0], <object>slots[1])
+    Py_INCREF(item)
+    return <PyObject *>item
 
 
 cdef PyMethodDef _put_method
@@ -1551,11 +1627,22 @@ _put_method.ml_doc = (
     "bounded and full (block=False or a timeout: raise queue.Full)."
 )
 
+cdef PyMethodDef _get_method
+_get_method.ml_name = "get"
+_get_method.ml_meth = <void *>_get_fastcall
+_get_method.ml_flags = METH_FASTCALL | METH_KEYWORDS
+_get_method.ml_doc = (
+    "get($self, /, block=True, timeout=None)\n--\n\n"
+    "Remove and return the next item, waiting if the queue is empty\n"
+    "(block=False or a timeout: raise queue.Empty; shut down: ShutDown)."
+)
 
-cdef _install_fast_put():
+
+cdef _install_fastcall_methods():
     cdef PyTypeObject *cls = <PyTypeObject *><void *>_QueueCore
     (<dict><object>cls.tp_dict)["put"] = PyDescr_NewMethod(cls, &_put_method)
+    (<dict><object>cls.tp_dict)["get"] = PyDescr_NewMethod(cls, &_get_method)
     PyType_Modified(cls)
 
 
-_install_fast_put()
+_install_fastcall_methods()

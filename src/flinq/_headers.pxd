@@ -44,6 +44,20 @@ cdef extern from "flinq/heap.h":
     int flq_heap_pop_by(flq_heap *h, flq_heap_entry *out, flq_heap_less_fn less, void *ctx)
 
 
+# Not nogil, like the heap: always used with the GIL held.
+cdef extern from "flinq/buckets.h":
+    ctypedef struct flq_buckets:
+        size_t size
+    void flq_buckets_init(flq_buckets *b)
+    void flq_buckets_destroy(flq_buckets *b)
+    void flq_buckets_clear(flq_buckets *b)
+    int flq_buckets_reserve(flq_buckets *b, int64_t priority, size_t n)
+    int flq_buckets_push(flq_buckets *b, const flq_heap_entry *entry)
+    int flq_buckets_pop(flq_buckets *b, flq_heap_entry *out)
+    int flq_buckets_visit(const flq_buckets *b,
+                          int (*fn)(const flq_heap_entry *entry, void *arg) noexcept, void *arg)
+
+
 cdef extern from "flinq/park.h" nogil:
     ctypedef struct flq_park:
         pass
