@@ -6,8 +6,9 @@ Two axes, kept apart:
     FIFO, _HeapStorage over include/flinq/heap.h for priority and LIFO;
   - behaviour (what callers see): _QueueCore holds everything the queue
     kinds share (blocking with timeouts, batches, counters, shutdown,
-    task accounting), _TaskQueue adds the public methods of queue.Queue
-    that queue.SimpleQueue lacks (maxsize, full, task_done, join, shutdown).
+    task accounting); Queue adds the public methods of queue.Queue that
+    queue.SimpleQueue lacks (maxsize, full, task_done, join, shutdown), and
+    LifoQueue and PriorityQueue derive from Queue, as in the stdlib.
 A queue owns one storage object and calls it through three cdef methods.
 
 Every method runs with the GIL held, except the sleep inside a blocking wait,
@@ -45,6 +46,8 @@ from flinq._headers cimport (
 
 import queue as _stdlib_queue
 import threading as _threading
+import time as _time
+import weakref as _weakref
 from types import GenericAlias
 
 import logging as _logging
@@ -786,6 +789,7 @@ cdef class _QueueCore:
     cdef bint _discarding           # shut down with immediate=True: late pushes are dropped
     cdef Py_ssize_t _batch_putters  # put_many callers waiting for room (they need > 1 slot)
     cdef bint _parks_ready
+    cdef bint _hooked               # a subclass overrides _put/_get/_qsize/_init (see Queue)
     cdef flq_park _not_empty        # getters sleep here
     cdef flq_park _not_full         # putters of a bounded queue sleep here
     cdef flq_park _all_done         # join() sleeps here
@@ -807,9 +811,18 @@ cdef class _QueueCore:
         self._parks_ready = True
         self._maxsize = 0
         flq_metrics_init(&self._metrics)
-        if not isinstance(self, (SimpleQueue, Queue, LifoQueue, PriorityQueue)):
+        # One storage per queue, by kind (subclasses first: a LifoQueue is a Queue).
+        if isinstance(self, PriorityQueue):
+            self._attach(_HeapStorage())
+        elif isinstance(self, LifoQueue):
+            self._attach(_LifoStorage())
+        elif isinstance(self, (Queue, SimpleQueue)):
+            self._attach(_ChainStorage())
+        else:
             raise TypeError(f"{type(self).__name__} has no storage; derive from Queue, "
                             "SimpleQueue, LifoQueue or PriorityQueue")
+        if type(self) not in _KINDS and isinstance(self, Queue):
+            self._hooked = _overrides_hooks(type(self))
 
     def __dealloc__(self):
         if self._parks_ready:
@@ -911,11 +924,16 @@ cdef class _QueueCore:
         return 0
 
     @cython.final
-    cdef int _put(self, object item, int64_t priority, bint keyed,
+    cdef int _enqueue(self, object item, int64_t priority, bint keyed,
                   bint block, object timeout) except -1:
         cdef PyObject *one = <PyObject *>item
         if self._is_shutdown:
             raise ShutDown
+        if self._hooked:
+            if keyed:
+                raise _hooks_refuse("put(item, priority=...)")
+            _hooked_put(<Queue>self, item, block, timeout)
+            return 0
         if self._limit == 0:  # the hot path: nothing to wait for or hold
             self._store.push(item, priority, keyed)
             self._stored(1)
@@ -929,8 +947,11 @@ cdef class _QueueCore:
     @cython.final
     cdef int _put_many(self, object items, int64_t priority, bint keyed,
                        bint block, object timeout) except -1:
-        cdef object batch = PySequence_Fast(items, "put_many() expects an iterable")
+        cdef object batch
         cdef Py_ssize_t n
+        if self._hooked:
+            raise _hooks_refuse("put_many")
+        batch = PySequence_Fast(items, "put_many() expects an iterable")
         if self._limit or not self._store.runs_no_python:
             # A tuple of our own: a list could change while we wait for room
             # or while `<` runs, and storage reads the items from it.
@@ -980,7 +1001,9 @@ cdef class _QueueCore:
         return 0
 
     @cython.final
-    cdef object _get(self, bint block, object timeout):
+    cdef object _dequeue(self, bint block, object timeout):
+        if self._hooked:
+            return _hooked_get(<Queue>self, block, timeout)
         cdef int64_t deadline = _deadline(block, timeout)  # validates timeout
         while True:
             if self._count == 0:
@@ -1053,7 +1076,7 @@ cdef class _QueueCore:
     # end of this module.
     def put_nowait(self, item):
         """Put item without blocking; raise queue.Full if there is no room."""
-        self._put(item, 0, False, False, None)
+        self._enqueue(item, 0, False, False, None)
 
     def put_many(self, items, block=True, timeout=None):
         """Put every item of items, in order, as one batch: all or nothing.
@@ -1068,7 +1091,7 @@ cdef class _QueueCore:
 
     def get_nowait(self):
         """Remove and return the next item without blocking; raise queue.Empty."""
-        return self._get(False, None)
+        return self._dequeue(False, None)
 
     def get_many(self, max_items, block=True, timeout=None):
         """Remove and return a list of 1 to max_items items, first first.
@@ -1080,14 +1103,20 @@ cdef class _QueueCore:
             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
+        if self._hooked:
+            raise _hooks_refuse("get_many")
         return self._take_many(min(max_items, 2 ** 62), block, _deadline(block, timeout))
 
     def qsize(self):
         """Number of items in the queue now."""
+        if self._hooked:
+            return _hooked_qsize(<Queue>self)
         return self._count
 
     def empty(self):
         """True if the queue holds no item now."""
+        if self._hooked:
+            return not _hooked_qsize(<Queue>self)
         return self._count == 0
 
     def stats(self):
@@ -1156,6 +1185,8 @@ cdef class _QueueCore:
         in flight until msg.ack(); msg.nack() puts it back. Waits up to
         timeout seconds (None: for ever; 0: not at all), then raises
         queue.Empty; raises ShutDown once shut down and empty."""
+        if self._hooked:
+            raise _hooks_refuse("reserve")
         return self._reserve_one(_deadline(True, timeout))
 
     @cython.final
@@ -1179,12 +1210,16 @@ cdef class _QueueCore:
         ack it, or nack it on an exception). Stops once no message comes
         within timeout seconds (None: wait forever) or the queue is shut
         down and empty."""
+        if self._hooked:
+            raise _hooks_refuse("messages")
         from flinq.consumer import iter_messages
         return iter_messages(self, timeout)
 
     def consume(self, handler, **options):
         """Run handler(message) on worker threads for every message; returns
         the running Consumer. See flinq.Consumer for the options."""
+        if self._hooked:
+            raise _hooks_refuse("consume")
         from flinq.consumer import Consumer
         return Consumer(self, handler, **options)
 
@@ -1319,30 +1354,74 @@ cdef class _QueueCore:
 cdef class SimpleQueue(_QueueCore):
     """An unbounded FIFO queue, drop-in for queue.SimpleQueue."""
 
-    def __cinit__(self, *args, **kwargs):
-        self._attach(_ChainStorage())
-
     def __init__(self):
         pass
 
 
-cdef class _TaskQueue(_QueueCore):
-    """The methods queue.Queue has beyond queue.SimpleQueue."""
+# The queue kinds flinq defines; a subclass of one of them from elsewhere is
+# checked once for overridden storage hooks.
+_HOOKS = ("_put", "_get", "_qsize", "_init")
+_hooks_by_class = _weakref.WeakKeyDictionary()
+
+
+def _overrides_hooks(cls):
+    """True if cls replaces any of queue.Queue's storage hooks."""
+    try:
+        return _hooks_by_class[cls]
+    except KeyError:
+        pass
+    kind = next(k for k in cls.__mro__ if k in _KINDS)
+    overrides = any(getattr(cls, name) is not getattr(kind, name) for name in _HOOKS)
+    _hooks_by_class[cls] = overrides
+    return overrides
+
+
+cdef class Queue(_QueueCore):
+    """A FIFO queue, drop-in for queue.Queue. maxsize <= 0 means unbounded.
+
+    LifoQueue and PriorityQueue derive from it, as in the stdlib. A subclass
+    that overrides the stdlib's storage hooks (_put, _get, _qsize, _init)
+    has them honoured: its put/get/qsize/empty/full/task_done/join/shutdown
+    then follow queue.Queue's algorithm over those hooks, with the stdlib's
+    mutex and conditions as attributes (slower, and without flinq's batch,
+    reserve and consume methods, which raise TypeError there).
+    """
 
     def __init__(self, maxsize=0):
         self._set_maxsize(maxsize)
+        if self._hooked:
+            _hooked_init(self, maxsize)
 
     @property
     def maxsize(self):
-        """The bound given at construction; <= 0 means unbounded."""
+        """The bound; <= 0 means unbounded. Assigning grows or shrinks it, and
+        waiting putters see the change at once."""
         return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, value):
+        self._set_maxsize(value)
+        if self._hooked:
+            with self.not_full:
+                self.not_full.notify_all()
+        else:
+            flq_park_notify_locked(&self._not_full, 1)
+
+    @property
+    def unfinished_tasks(self):
+        """Items put and not yet marked done by task_done()."""
+        return self._unfinished
 
     def full(self):
         """True if the queue is bounded and holds maxsize items now."""
+        if self._hooked:
+            return _hooked_full(self)
         return self._limit != 0 and self._count + self._pushing >= self._limit
 
     def task_done(self):
         """Mark one item taken by get() as processed (for join())."""
+        if self._hooked:
+            return _hooked_task_done(self)
         if self._unfinished <= 0:
             raise ValueError("task_done() called too many times")
         self._unfinished -= 1
@@ -1352,6 +1431,8 @@ cdef class _TaskQueue(_QueueCore):
     def join(self):
         """Wait until every item put has been marked done by task_done()."""
         cdef uint32_t key
+        if self._hooked:
+            return _hooked_join(self)
         while self._unfinished:
             key = flq_park_prepare(&self._all_done)
             if self._unfinished == 0:
@@ -1364,12 +1445,52 @@ cdef class _TaskQueue(_QueueCore):
         returns what is queued, then raises ShutDown. immediate=True also
         discards what is queued (counting it as done) and get() raises at
         once. Every blocked caller wakes up."""
+        if self._hooked:
+            return _hooked_shutdown(self, immediate)
         self._shutdown(immediate)
 
     @property
     def is_shutdown(self):
         """True once shutdown() has been called."""
         return self._is_shutdown
+
+    def clear(self):
+        """Remove every queued item, counting each as done (so join() does
+        not wait for them); returns how many were removed. What `with
+        q.mutex: q.queue.clear()` does for a queue.Queue, minus its join()
+        hang."""
+        cdef Py_ssize_t before = self._count
+        if self._hooked:
+            raise _hooks_refuse("clear")
+        self._discard_all()
+        flq_park_notify_locked(&self._not_full, 1)
+        return before
+
+    # ---- the stdlib's storage hooks, over flinq's storage ----------------------------
+    # Called only by a subclass's own overrides (Queue._put(self, item), say):
+    # flinq's own put and get do not go through them.
+
+    def _init(self, maxsize):
+        """The stdlib's hook to create storage: flinq's exists already."""
+
+    def _qsize(self):
+        """Items in flinq's storage."""
+        return self._count
+
+    def _put(self, item):
+        """Store one item in flinq's storage (put() does the accounting)."""
+        self._store.push(item, 0, False)
+        self._count += 1
+        flq_metrics_arrived(&self._metrics, 1)
+
+    def _get(self):
+        """Take the next item from flinq's storage (get() does the accounting)."""
+        item = self._take_one() if self._count else _NOTHING
+        if item is _NOTHING:
+            raise IndexError("_get() from an empty queue")
+        return item
+
+    # ---- for the durable layer ---------------------------------------------------------
 
     def _hold_room(self, n, block=True, timeout=None):
         """Wait, as put_many(n items) would, until n items fit, then hold
@@ -1413,18 +1534,129 @@ cdef class _TaskQueue(_QueueCore):
                 self._push(PySequence_Fast_ITEMS(batch), n, _priority_value(priority), True)
 
 
-cdef class Queue(_TaskQueue):
-    """A FIFO queue, drop-in for queue.Queue. maxsize <= 0 means unbounded."""
-
-    def __cinit__(self, *args, **kwargs):
-        self._attach(_ChainStorage())
-
-
-cdef class LifoQueue(_TaskQueue):
+cdef class LifoQueue(Queue):
     """A LIFO queue, drop-in for queue.LifoQueue. maxsize <= 0 means unbounded."""
 
-    def __cinit__(self, *args, **kwargs):
-        self._attach(_LifoStorage())
+
+
+
+# ---- a subclass's storage hooks, honoured ------------------------------------------
+# queue.Queue's algorithm, over the hooks and the stdlib's mutex and three
+# conditions, which live on the instance as in the stdlib (so that a
+# subclass can use them). The counters are flinq's own.
+
+cdef object _hooks_refuse(str method):
+    return TypeError(f"{method}() needs flinq's own storage, and this subclass overrides "
+                     "_put/_get/_qsize/_init; use put() and get()")
+
+
+cdef _hooked_init(Queue q, maxsize):
+    q._init(maxsize)
+    q.mutex = _threading.Lock()
+    q.not_empty = _threading.Condition(q.mutex)
+    q.not_full = _threading.Condition(q.mutex)
+    q.all_tasks_done = _threading.Condition(q.mutex)
+
+
+cdef double _hooked_timeout(object timeout) except -1:
+    if timeout < 0:
+        raise ValueError("'timeout' must be a non-negative number")
+    return float(timeout)
+
+
+cdef _hooked_put(Queue q, item, bint block, timeout):
+    cdef double deadline
+    cdef double left
+    with q.not_full:
+        if q._is_shutdown:
+            raise ShutDown
+        if q._limit:
+            if not block:
+                if q._qsize() >= q._maxsize:
+                    raise Full
+            elif timeout is None:
+                while q._qsize() >= q._maxsize:
+                    q.not_full.wait()
+                    if q._is_shutdown:
+                        raise ShutDown
+            else:
+                deadline = _time.monotonic() + _hooked_timeout(timeout)
+                while q._qsize() >= q._maxsize:
+                    left = deadline - _time.monotonic()
+                    if left <= 0.0:
+                        raise Full
+                    q.not_full.wait(left)
+                    if q._is_shutdown:
+                        raise ShutDown
+        q._put(item)
+        q._unfinished += 1
+        q.not_empty.notify()
+
+
+cdef _hooked_get(Queue q, bint block, timeout):
+    cdef double deadline
+    cdef double left
+    with q.not_empty:
+        if q._is_shutdown and not q._qsize():
+            raise ShutDown
+        if not block:
+            if not q._qsize():
+                raise Empty
+        elif timeout is None:
+            while not q._qsize():
+                q.not_empty.wait()
+                if q._is_shutdown and not q._qsize():
+                    raise ShutDown
+        else:
+            deadline = _time.monotonic() + _hooked_timeout(timeout)
+            while not q._qsize():
+                left = deadline - _time.monotonic()
+                if left <= 0.0:
+                    raise Empty
+                q.not_empty.wait(left)
+                if q._is_shutdown and not q._qsize():
+                    raise ShutDown
+        item = q._get()
+        q.not_full.notify()
+        return item
+
+
+cdef _hooked_qsize(Queue q):
+    with q.mutex:
+        return q._qsize()
+
+
+cdef _hooked_full(Queue q):
+    with q.mutex:
+        return 0 < q._maxsize <= q._qsize()
+
+
+cdef _hooked_task_done(Queue q):
+    with q.all_tasks_done:
+        if q._unfinished <= 0:
+            raise ValueError("task_done() called too many times")
+        q._unfinished -= 1
+        if q._unfinished == 0:
+            q.all_tasks_done.notify_all()
+
+
+cdef _hooked_join(Queue q):
+    with q.all_tasks_done:
+        while q._unfinished:
+            q.all_tasks_done.wait()
+
+
+cdef _hooked_shutdown(Queue q, bint immediate):
+    with q.mutex:
+        q._is_shutdown = True
+        if immediate:
+            while q._qsize():
+                q._get()
+                if q._unfinished > 0:
+                    q._unfinished -= 1
+            q.all_tasks_done.notify_all()
+        q.not_empty.notify_all()
+        q.not_full.notify_all()
 
 
 cdef inline int64_t _priority_value(object priority) except? -1:
@@ -1435,7 +1667,7 @@ cdef inline int64_t _priority_value(object priority) except? -1:
     return priority
 
 
-cdef class PriorityQueue(_TaskQueue):
+cdef class PriorityQueue(Queue):
     """A priority queue, drop-in for queue.PriorityQueue: lowest first.
 
     put(item) compares items with `<`, as heapq does. put(item, priority=n)
@@ -1444,15 +1676,12 @@ cdef class PriorityQueue(_TaskQueue):
     the two raises TypeError.
     """
 
-    def __cinit__(self, *args, **kwargs):
-        self._attach(_HeapStorage())
-
     def put(self, item, block=True, timeout=None, *, priority=None):
         """Put item, ordered by priority if given, else by comparing items."""
         if priority is None:
-            self._put(item, 0, False, block, timeout)
+            self._enqueue(item, 0, False, block, timeout)
         else:
-            self._put(item, _priority_value(priority), True, block, timeout)
+            self._enqueue(item, _priority_value(priority), True, block, timeout)
 
     def put_nowait(self, item, *, priority=None):
         """Put item without blocking; raise queue.Full if there is no room."""
@@ -1465,6 +1694,46 @@ cdef class PriorityQueue(_TaskQueue):
             self._put_many(items, 0, False, block, timeout)
         else:
             self._put_many(items, _priority_value(priority), True, block, timeout)
+
+
+_KINDS = frozenset((SimpleQueue, Queue, LifoQueue, PriorityQueue))
+
+
+# ---- the stdlib's internals that flinq does not have ----------------------------
+# queue.Queue exposes its lock, conditions and deque; code that reaches for
+# them gets an AttributeError that says what to use instead. These are
+# non-data descriptors, so a subclass that overrides the storage hooks (and
+# so gets a real mutex and conditions, see Queue) sets its own on the instance.
+
+@cython.final
+cdef class _Missing:
+    cdef str message
+
+    def __get__(self, obj, cls):
+        if obj is None:
+            return self
+        raise AttributeError(f"flinq.{type(obj).__name__} {self.message}")
+
+
+_MISSING = {
+    "mutex": "has no mutex: each of its methods is atomic on its own. To empty it, "
+             "call q.clear() (which also counts the items as done for join()).",
+    "queue": "keeps its items in C, not in a deque: q.clear() empties it, q.qsize() "
+             "counts, q.get_many(n) takes up to n items.",
+    "not_empty": "has no condition variables: wait with get(timeout=...).",
+    "not_full": "has no condition variables: wait with put(timeout=...).",
+    "all_tasks_done": "has no condition variables: wait with join().",
+}
+
+
+cdef _install_missing():
+    cdef PyTypeObject *cls = <PyTypeObject *><void *>Queue
+    cdef _Missing missing
+    for name, message in _MISSING.items():
+        missing = _Missing.__new__(_Missing)
+        missing.message = f"{message} (it has no {name!r})"
+        (<dict><object>cls.tp_dict)[name] = missing
+    PyType_Modified(cls)
 
 
 # ---- garbage collection --------------------------------------------------------
@@ -1513,7 +1782,7 @@ cdef int _queue_clear(PyObject *o) noexcept:
 
 
 cdef _install_gc_slots():
-    for cls in (_QueueCore, SimpleQueue, _TaskQueue, Queue, LifoQueue, PriorityQueue):
+    for cls in (_QueueCore, SimpleQueue, Queue, LifoQueue, PriorityQueue):
         (<_TypeSlots *><void *>cls).tp_traverse = _queue_traverse
         (<_TypeSlots *><void *>cls).tp_clear = _queue_clear
 
@@ -1584,14 +1853,14 @@ cdef PyObject *_put_fastcall(PyObject *self, PyObject *const *args, Py_ssize_t n
                              PyObject *kwnames) except NULL:
     cdef PyObject *slots[3]
     if kwnames == NULL and nargs == 1:  # put(item): the common call
-        (<_QueueCore>self)._put(<object>args[0], 0, False, True, None)
+        (<_QueueCore>self)._enqueue(<object>args[0], 0, False, True, None)
         Py_INCREF(None)
         return <PyObject *>None
     slots[0] = NULL
     slots[1] = <PyObject *>_PY_TRUE  # the default block=True, as an object
     slots[2] = <PyObject *>None
     _parse_args("put", _PUT_ARGS, 1, args, nargs, kwnames, slots)
-    (<_QueueCore>self)._put(<object>slots[0], 0, False, <object>slots[1], <object>slots[2])
+    (<_QueueCore>self)._enqueue(<object>slots[0], 0, False, <object>slots[1], <object>slots[2])
     Py_INCREF(None)
     return <PyObject *>None
 
@@ -1602,17 +1871,17 @@ cdef PyObject *_get_fastcall(PyObject *self, PyObject *const *args, Py_ssize_t n
     cdef _QueueCore q = <_QueueCore>self
     cdef object item
     if kwnames == NULL and nargs == 0:  # get(): the common call
-        if q._count:
+        if q._count and not q._hooked:
             item = q._take_one()
             if item is not _NOTHING:
                 Py_INCREF(item)
                 return <PyObject *>item
-        item = q._get(True, None)
+        item = q._dequeue(True, None)
     else:
         slots[0] = <PyObject *>_PY_TRUE
         slots[1] = <PyObject *>None
         _parse_args("get", _GET_ARGS, 0, args, nargs, kwnames, slots)
-        item = q._get(<object>slots[0], <object>slots[1])
+        item = q._dequeue(<object>slots[0], <object>slots[1])
     Py_INCREF(item)
     return <PyObject *>item
 
@@ -1646,3 +1915,4 @@ cdef _install_fastcall_methods():
 
 
 _install_fastcall_methods()
+_install_missing()

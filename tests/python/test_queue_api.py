@@ -156,14 +156,6 @@ def test_maxsize_keyword_and_attribute(cls):
 
 
 @bounded_classes
-def test_maxsize_is_read_only(cls):
-    q = cls(3)
-    with pytest.raises(AttributeError):
-        q.maxsize = 5
-    assert q.maxsize == 3
-
-
-@bounded_classes
 @pytest.mark.parametrize("bad", [1.5, "3", None, [], 2.0])
 def test_maxsize_must_be_int(cls, bad):
     with pytest.raises(TypeError):
