@@ -213,6 +213,8 @@ def _after_fork_in_child():
     while link != NULL:
         link.after_fork(link.owner)
         link = link.next
+    # Only now: a delayed call pending at the fork may wake a queue at once.
+    _timers.after_fork_in_child()
 
 
 import os as _os
