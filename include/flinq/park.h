@@ -4,7 +4,20 @@
  *
  * Concurrency contract
  *   Any number of threads may call any function concurrently, except
- *   flq_park_init / flq_park_destroy, which run alone.
+ *   flq_park_init / flq_park_destroy / flq_park_after_fork_in_child, which
+ *   run alone.
+ *
+ * fork()
+ *   A child of fork() has only the thread that forked. The parent's other
+ *   threads may have held the mutex, or be counted as sleepers by the
+ *   waiter count and inside the condition variable (glibc's then makes a
+ *   later signal wait for a sleeper that no longer exists: a hang). Before
+ *   the child uses a park it had from its parent it calls
+ *   flq_park_after_fork_in_child on it, while it still has one thread:
+ *   that forgets the waiters and makes fresh primitives. The header keeps
+ *   no list of parks; finding them is the owner's job (flinq: a list of
+ *   live queues walked by an at-fork handler), so no call here pays for
+ *   fork support.
  *
  * Protocol (a waiter and a notifier that share some condition C):
  *     waiter                             notifier
@@ -76,11 +89,10 @@ static inline int64_t flq_now_ns(void)
 #endif
 }
 
-/* Returns 0, or -1 when the system refused to create the primitives. */
-static inline int flq_park_init(flq_park *p)
+/* Create p's mutex and condition variable (and set p->monotonic).
+ * Returns 0, or -1 with nothing created. */
+static inline int flq_park__create(flq_park *p)
 {
-    p->waiters = 0;
-    p->epoch = 0;
     p->monotonic = 1;
 #if defined(_WIN32)
     InitializeSRWLock(&p->mutex);
@@ -106,6 +118,36 @@ static inline int flq_park_init(flq_park *p)
         return -1;
     }
     return 0;
+#endif
+}
+
+/* Returns 0, or -1 when the system refused to create the primitives. */
+static inline int flq_park_init(flq_park *p)
+{
+    p->waiters = 0;
+    p->epoch = 0;
+    return flq_park__create(p);
+}
+
+/* In the child of fork(), while it runs one thread, before any other call
+ * on p: count no waiters (their threads did not survive the fork) and
+ * replace the primitives. The old ones are abandoned, neither unlocked nor
+ * destroyed: either is undefined for a mutex that a vanished thread holds
+ * or a condition variable it sleeps on. (Where the pthread types are
+ * handles rather than inline structs, what they point to leaks, once per
+ * fork.) The epoch is kept. Never fails: should the system refuse to
+ * create the primitives, p gets the static initializers, which allocate
+ * nothing (POSIX names them for static objects; glibc, musl, macOS and the
+ * BSDs accept them for any object) and time waits on the realtime clock. */
+static inline void flq_park_after_fork_in_child(flq_park *p)
+{
+    p->waiters = 0;
+    if (flq_park__create(p) == 0)
+        return;
+#if !defined(_WIN32)
+    p->mutex = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    p->cond = (pthread_cond_t)PTHREAD_COND_INITIALIZER;
+    p->monotonic = 0;
 #endif
 }
 

@@ -40,8 +40,8 @@ from flinq._headers cimport (
     flq_metrics, flq_metrics_age_ns, flq_metrics_arrived, flq_metrics_departed_fifo,
     flq_metrics_departed_one, flq_metrics_init, flq_metrics_latency_ns, flq_metrics_mark,
     flq_metrics_rates,
-    flq_now_ns, flq_park, flq_park_cancel, flq_park_destroy, flq_park_has_waiters, flq_park_init,
-    flq_park_notify_locked, flq_park_prepare, flq_park_wait,
+    flq_now_ns, flq_park, flq_park_after_fork_in_child, flq_park_cancel, flq_park_destroy,
+    flq_park_has_waiters, flq_park_init, flq_park_notify_locked, flq_park_prepare, flq_park_wait,
 )
 
 import queue as _stdlib_queue
@@ -156,14 +156,77 @@ cdef object _fetch_exception():
     return error
 
 
+# ---- fork() ------------------------------------------------------------------------
+#
+# A child of fork() has only the thread that forked, yet inherits every queue
+# with its parks as the other threads left them: a mutex one of them held,
+# a condition variable that counts them as sleepers, waiter counts that
+# include them. Used as they are, the child hangs in its first wake-up.
+# So every object that owns parks links itself into one list for its life,
+# and the at-fork handler below walks it and gives each park fresh
+# primitives (flq_park_after_fork_in_child) while the child has one thread.
+#
+# Why a list walked at fork rather than a check at each use (a pid or
+# generation stamp per park): the check would sit in every prepare and
+# wake-up, and a park re-made lazily races with the child's own threads
+# unless every first use is serialized. The list costs two pointer writes
+# when a queue is made and two when it dies; no queue operation reads it,
+# and the GIL guards it. The handler abandons every queue operation in
+# progress, so the forking thread itself must not be inside one (forking
+# from an item's `<`, or from a finalizer run mid-operation).
+
+ctypedef void (*_after_fork_fn)(PyObject *owner) noexcept
+
+ctypedef struct _ForkLink:
+    _ForkLink *prev
+    _ForkLink *next
+    PyObject *owner             # borrowed: the owner unlinks itself before it goes
+    _after_fork_fn after_fork   # resets the owner's parks and what vanished threads left
+
+cdef _ForkLink *_fork_links = NULL
+
+
+cdef inline void _link_for_fork(_ForkLink *link, object owner, _after_fork_fn after_fork) noexcept:
+    global _fork_links
+    link.owner = <PyObject *>owner
+    link.after_fork = after_fork
+    link.prev = NULL
+    link.next = _fork_links
+    if _fork_links != NULL:
+        _fork_links.prev = link
+    _fork_links = link
+
+
+cdef inline void _unlink_for_fork(_ForkLink *link) noexcept:
+    global _fork_links
+    if link.owner == NULL:
+        return  # never linked: its owner failed before that
+    if link.prev != NULL:
+        link.prev.next = link.next
+    else:
+        _fork_links = link.next
+    if link.next != NULL:
+        link.next.prev = link.prev
+    link.owner = NULL
+
+
 def _after_fork_in_child():
-    # The thread that forked is the child's main thread: signals reach it.
     global _main_thread_ident
+    cdef _ForkLink *link = _fork_links
+    # The thread that forked is the child's main thread: signals reach it.
     _main_thread_ident = PyThread_get_thread_ident()
+    while link != NULL:
+        link.after_fork(link.owner)
+        link = link.next
+    # Only now: a delayed call pending at the fork may wake a queue at once.
+    _timers.after_fork_in_child()
 
 
 import os as _os
 if hasattr(_os, "register_at_fork"):
+    # os.fork() runs it, and so does any C code that forks the interpreter
+    # correctly (PyOS_AfterFork_Child); a child that only calls exec() (the
+    # subprocess module) has no use for it.
     _os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
@@ -385,15 +448,18 @@ cdef class _HeapStorage(_Storage):
     cdef flq_park _compare_done        # other threads wait here for it
     cdef object _deferred              # an exception a partial get_many owes its caller
     cdef bint _ready
+    cdef _ForkLink _fork_link
 
     def __cinit__(self):
         flq_heap_init(&self._heap)
         flq_buckets_init(&self._keyed)
         _init_park(&self._compare_done)
         self._ready = True
+        _link_for_fork(&self._fork_link, self, _heap_after_fork)
 
     def __dealloc__(self):
         cdef size_t i
+        _unlink_for_fork(&self._fork_link)
         if not self._ready:
             return
         for i in range(self._heap.size):
@@ -598,6 +664,14 @@ cdef class _HeapStorage(_Storage):
         return flq_buckets_visit(&self._keyed, _visit_entry, &v)
 
 
+cdef void _heap_after_fork(PyObject *owner) noexcept:
+    cdef _HeapStorage store = <_HeapStorage>owner
+    flq_park_after_fork_in_child(&store._compare_done)
+    # A compared operation's first phase only compares (heap.h), so one cut
+    # short by the fork left the heap as it was.
+    store._comparer = 0  # the thread that owned the heap is gone
+
+
 @cython.final
 cdef class _LifoStorage(_HeapStorage):
     """Newest first: a keyed heap ordered by the negated arrival number."""
@@ -793,6 +867,7 @@ cdef class _QueueCore:
     cdef flq_park _not_empty        # getters sleep here
     cdef flq_park _not_full         # putters of a bounded queue sleep here
     cdef flq_park _all_done         # join() sleeps here
+    cdef _ForkLink _fork_link
     cdef object __weakref__
 
     def __cinit__(self, *args, **kwargs):
@@ -809,6 +884,7 @@ cdef class _QueueCore:
             flq_park_destroy(&self._not_full)
             raise
         self._parks_ready = True
+        _link_for_fork(&self._fork_link, self, _queue_after_fork)
         self._maxsize = 0
         flq_metrics_init(&self._metrics)
         # One storage per queue, by kind (subclasses first: a LifoQueue is a Queue).
@@ -825,6 +901,7 @@ cdef class _QueueCore:
             self._hooked = _overrides_hooks(type(self))
 
     def __dealloc__(self):
+        _unlink_for_fork(&self._fork_link)
         if self._parks_ready:
             flq_park_destroy(&self._not_empty)
             flq_park_destroy(&self._not_full)
@@ -1349,6 +1426,33 @@ cdef class _QueueCore:
 
     def __repr__(self):
         return f"<flinq.{type(self).__name__} depth={self._count} maxsize={self._maxsize}>"
+
+
+cdef void _queue_after_fork(PyObject *owner) noexcept:
+    cdef _QueueCore q = <_QueueCore>owner
+    cdef _HeapStorage heap
+    cdef Py_ssize_t stored
+    flq_park_after_fork_in_child(&q._not_empty)
+    flq_park_after_fork_in_child(&q._not_full)
+    flq_park_after_fork_in_child(&q._all_done)
+    # Counts of what other threads were doing, which they will not finish
+    # here: waiting for room in a batch, holding room while `<` ran or while
+    # the durable layer logged.
+    q._batch_putters = 0
+    q._pushing = 0
+    if isinstance(q._store, _HeapStorage):
+        # A compared put_many or get_many is the one operation that can stop
+        # between entries (in `<`, when the GIL passes): heap.h finishes or
+        # undoes each push and pop before it compares for the next, but the
+        # entries moved so far were not counted. Count what the heap holds:
+        # items pushed are the child's, items popped left with their thread.
+        heap = <_HeapStorage>q._store
+        stored = <Py_ssize_t>heap._heap.size
+        if stored > q._count:
+            q._unfinished += stored - q._count
+            flq_metrics_arrived(&q._metrics, <uint64_t>(stored - q._count))
+            heap._seq += <uint64_t>(stored - q._count)  # arrival numbers the pushes used
+        q._count = stored
 
 
 cdef class SimpleQueue(_QueueCore):

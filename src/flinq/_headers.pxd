@@ -64,6 +64,7 @@ cdef extern from "flinq/park.h" nogil:
     int64_t flq_now_ns()
     int flq_park_init(flq_park *p)
     void flq_park_destroy(flq_park *p)
+    void flq_park_after_fork_in_child(flq_park *p)
     uint32_t flq_park_prepare(flq_park *p)
     void flq_park_cancel(flq_park *p)
     int flq_park_wait(flq_park *p, uint32_t key, int64_t timeout_ns)

@@ -1,7 +1,8 @@
 """Delayed calls for in-memory queues: a nack(delay=...) brings its message back later.
 
 One daemon thread per process runs them in due order. It starts on the first
-call, and again in a child after fork() if calls were pending there. A call
+call, and again in a child after fork() if calls were pending there
+(after_fork_in_child, which the queue module's at-fork handler calls). A call
 that raises is logged, never lost silently. Once the interpreter is shutting
 down no call is accepted (RuntimeError): no thread can start then.
 """
@@ -11,14 +12,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import os
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["call_later"]
+__all__ = ["after_fork_in_child", "call_later"]
 
 _log = logging.getLogger("flinq")
 
@@ -73,7 +73,11 @@ def _run() -> None:
             _log.exception("flinq: a delayed call failed: %r", fn)
 
 
-def _after_fork_in_child() -> None:
+def after_fork_in_child() -> None:
+    """In the child of fork(): make the timer work again, starting its thread
+    at once if calls are pending. The queue module calls this from its
+    at-fork handler after it has made the queues safe to wake, because a
+    pending call may put an item back as soon as the thread runs."""
     # The parent's timer thread may have held the lock at the fork, and it
     # does not exist here: a fresh lock, and a thread for what is pending.
     global _lock, _thread
@@ -81,7 +85,3 @@ def _after_fork_in_child() -> None:
     _thread = None
     if _due:
         _start()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

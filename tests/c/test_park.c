@@ -12,7 +12,10 @@
  *      notify-all, 200k handoffs each. A plain (non-atomic) payload travels
  *      with the token, so TSan also checks the handoff's ordering. A lost
  *      wake-up hangs, which the watchdog turns into a failure;
- *   4. 1 producer / 3 consumers sharing a token count with notify-one.
+ *   4. 1 producer / 3 consumers sharing a token count with notify-one;
+ *   5. fork(): the child of a process where one thread sleeps on a park and
+ *      another holds a park's mutex can use both parks once it has called
+ *      flq_park_after_fork_in_child on them.
  *
  * Every wait follows the header's protocol:
  *     key = prepare; if (condition) cancel; else wait(key, timeout)
@@ -21,7 +24,10 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "flinq/park.h"
 
@@ -356,6 +362,169 @@ static void test_producer_consumers(void)
            PC_CONSUMERS, PC_TOKENS, sleeps, dt);
 }
 
+/* ------------------------------------------------------------ 5. fork */
+/*
+ * The parent forks while one thread sleeps in flq_park_wait on `asleep` (the
+ * child inherits it counted as a waiter, and inside the condition variable)
+ * and another holds `locked`'s mutex (as a notifier inside the wake-up
+ * would). The child calls flq_park_after_fork_in_child on both, must see no
+ * waiters, and passes a turn back and forth with a thread of its own, each
+ * side sleeping on one of the parks. Without the call it hangs: glibc's
+ * condition variable waits for the vanished sleeper before it signals the
+ * child's, and `locked`'s mutex is never released. The parent waits for the
+ * child with a deadline and kills it, so a hang fails instead of stalling.
+ *
+ * TSan does not support starting threads in the child of a multithreaded
+ * fork, so under TSan the child checks each park alone (a wait after a
+ * notify), which still covers the held mutex.
+ */
+
+#if defined(__SANITIZE_THREAD__)
+#  define FORK_CHILD_THREADS 0
+#elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+#    define FORK_CHILD_THREADS 0
+#  endif
+#endif
+#ifndef FORK_CHILD_THREADS
+#  define FORK_CHILD_THREADS 1
+#endif
+
+#define FORK_ROUNDS 2000
+#define FORK_DEADLINE_SEC 60.0 /* a hang guard for the child, not a speed check */
+
+static flq_park g_asleep;          /* a parent thread sleeps here at the fork */
+static flq_park g_locked;          /* a parent thread holds its mutex at the fork */
+static _Atomic int g_fork_stage;   /* parent: 1 sleeper counted in, 2 mutex held, 3 child done */
+static _Atomic uint64_t g_fork_turn; /* child: even for the main thread, odd for the helper */
+
+static void *fork_sleeper(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        uint32_t key = flq_park_prepare(&g_asleep);
+        if (atomic_load(&g_fork_stage) == 0)
+            atomic_store(&g_fork_stage, 1);
+        if (atomic_load(&g_fork_stage) == 3) {
+            flq_park_cancel(&g_asleep);
+            return NULL;
+        }
+        flq_park_wait(&g_asleep, key, -1);
+    }
+}
+
+static void *fork_holder(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_locked.mutex);
+    atomic_store(&g_fork_stage, 2);
+    while (atomic_load(&g_fork_stage) != 3)
+        sleep_ms(1);
+    pthread_mutex_unlock(&g_locked.mutex);
+    return NULL;
+}
+
+/* Wait, by the header's protocol, until the turn's parity is `parity`. */
+static void fork_await_turn(flq_park *p, uint64_t parity)
+{
+    for (;;) {
+        uint32_t key = flq_park_prepare(p);
+        if ((atomic_load(&g_fork_turn) & 1) == parity) {
+            flq_park_cancel(p);
+            return;
+        }
+        flq_park_wait(p, key, -1);
+    }
+}
+
+/* The child's helper: waits on `locked`, hands the turn back on `asleep`. */
+static void *fork_child_helper(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < FORK_ROUNDS; i++) {
+        fork_await_turn(&g_locked, 1);
+        atomic_fetch_add(&g_fork_turn, 1);
+        flq_park_notify(&g_asleep, 0);
+    }
+    return NULL;
+}
+
+static void fork_child(void)
+{
+    flq_park_after_fork_in_child(&g_asleep);
+    flq_park_after_fork_in_child(&g_locked);
+    CHECK(!flq_park_has_waiters(&g_asleep));
+    CHECK(!flq_park_has_waiters(&g_locked));
+
+    /* Each park alone: a notify after prepare makes the wait return at once. */
+    flq_park *parks[2] = {&g_asleep, &g_locked};
+    for (int i = 0; i < 2; i++) {
+        uint32_t key = flq_park_prepare(parks[i]);
+        flq_park_notify(parks[i], 0);
+        CHECK_EQ(flq_park_wait(parks[i], key, -1), 0);
+        key = flq_park_prepare(parks[i]);
+        CHECK_EQ(flq_park_wait(parks[i], key, 1000000), 1); /* 1 ms, nobody notifies */
+        CHECK(!flq_park_has_waiters(parks[i]));
+    }
+
+    if (FORK_CHILD_THREADS) {
+        pthread_t helper;
+        CHECK(pthread_create(&helper, NULL, fork_child_helper, NULL) == 0);
+        for (int i = 0; i < FORK_ROUNDS; i++) {
+            fork_await_turn(&g_asleep, 0);
+            atomic_fetch_add(&g_fork_turn, 1);
+            flq_park_notify(&g_locked, 0);
+        }
+        pthread_join(helper, NULL);
+        CHECK_EQ(atomic_load(&g_fork_turn), 2 * FORK_ROUNDS);
+    }
+    fflush(stdout);
+    _exit(atomic_load(&check_failures) == 0 ? 0 : 1);
+}
+
+static void test_fork(void)
+{
+    CHECK(flq_park_init(&g_asleep) == 0);
+    CHECK(flq_park_init(&g_locked) == 0);
+    pthread_t sleeper, holder;
+    CHECK(pthread_create(&sleeper, NULL, fork_sleeper, NULL) == 0);
+    while (atomic_load(&g_fork_stage) < 1)
+        sleep_ms(1);
+    sleep_ms(50); /* from counted in to asleep inside the condition variable */
+    CHECK(pthread_create(&holder, NULL, fork_holder, NULL) == 0);
+    while (atomic_load(&g_fork_stage) < 2)
+        sleep_ms(1);
+
+    fflush(stdout);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0)
+        fork_child(); /* does not return */
+
+    int status = 0;
+    pid_t done = 0;
+    int64_t deadline = flq_now_ns() + (int64_t)(FORK_DEADLINE_SEC * 1e9);
+    while ((done = waitpid(child, &status, WNOHANG)) == 0 && flq_now_ns() < deadline)
+        sleep_ms(10);
+    int hung = done == 0;
+    if (hung) {
+        kill(child, SIGKILL);
+        waitpid(child, &status, 0);
+    }
+    CHECK(!hung);
+    CHECK(hung || done == child);
+    CHECK(hung || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
+
+    atomic_store(&g_fork_stage, 3);
+    flq_park_notify(&g_asleep, 1);
+    pthread_join(sleeper, NULL);
+    pthread_join(holder, NULL);
+    flq_park_destroy(&g_asleep);
+    flq_park_destroy(&g_locked);
+    printf("  fork: the child %s both parks (%s)\n", hung ? "HUNG on" : "used",
+           FORK_CHILD_THREADS ? "with a thread of its own" : "one thread");
+}
+
 int main(void)
 {
     printf("test_park:\n");
@@ -365,5 +534,6 @@ int main(void)
     test_token_ring(4, 1);
     test_token_ring(3, 1);
     test_producer_consumers();
+    test_fork();
     return check_report("test_park");
 }

@@ -394,10 +394,16 @@ def test_shutdown_from_another_thread_stops_consumer_loop(cls):
 # --------------------------------------------------------------------------- signals
 
 
+# The script installs Python's SIGINT handler itself: a child started from a
+# shell's background job inherits SIGINT as ignored, and Python then keeps it
+# ignored, so Ctrl-C would never reach the call under test.
 KBI_SCRIPT = textwrap.dedent(
     """
+    import signal
     import sys
     import flinq
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     kind = sys.argv[1]
     if kind == "get":
