@@ -679,16 +679,18 @@ cdef class _LifoStorage(_HeapStorage):
     cdef bint is_keyed(self):
         return False  # the key is storage's own business: callers give no priority
 
+    # Keys -1, -2, ...: negative, so every entry is in buckets.h's overflow heap.
+
     cdef int push(self, object item, int64_t priority, bint keyed) except -1:
-        return self._push_keyed(item, -<int64_t>self._seq)
+        return self._push_keyed(item, -1 - <int64_t>self._seq)
 
     cdef Py_ssize_t push_many(self, PyObject **items, Py_ssize_t n,
                               int64_t priority, bint keyed) except -1:
         cdef Py_ssize_t i
-        if flq_heap_reserve(&self._heap, n) != 0:
+        if flq_buckets_reserve(&self._keyed, -1, n) != 0:
             raise MemoryError
         for i in range(n):
-            self._push_keyed(<object>items[i], -<int64_t>self._seq)
+            self._push_keyed(<object>items[i], -1 - <int64_t>self._seq)
         return n
 
 
@@ -1447,7 +1449,7 @@ cdef void _queue_after_fork(PyObject *owner) noexcept:
         # entries moved so far were not counted. Count what the heap holds:
         # items pushed are the child's, items popped left with their thread.
         heap = <_HeapStorage>q._store
-        stored = <Py_ssize_t>heap._heap.size
+        stored = <Py_ssize_t>(heap._heap.size + heap._keyed.size)
         if stored > q._count:
             q._unfinished += stored - q._count
             flq_metrics_arrived(&q._metrics, <uint64_t>(stored - q._count))

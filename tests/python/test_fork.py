@@ -328,3 +328,44 @@ def parent_after():
     assert [q.get_nowait().value for _ in range(3)] == [1, 2, 5]
 """,
     )
+
+
+@pytest.mark.parametrize(
+    ("cls", "puts", "order", "more"),
+    [
+        (
+            flinq.PriorityQueue,
+            "q.put('a', priority=3); q.put('b', priority=100); q.put('c', priority=-2)",
+            ["c", "a", "b"],
+            "q.put('z', priority=1)",
+        ),
+        (flinq.LifoQueue, "q.put('b'); q.put('a'); q.put('c')", ["c", "a", "b"], "q.put('z')"),
+    ],
+    ids=["PriorityQueue-keyed", "LifoQueue"],
+)
+def test_keyed_items_survive_the_fork_with_their_count(cls, puts, order, more):
+    # Keyed priorities live in buckets (small ones) and a heap (the rest),
+    # LIFO entries in the heap: the child's recount must see both.
+    run_case(
+        cls,
+        f"""
+q = make()
+{puts}
+other = make()
+getter = Call(other.get)
+assert getter.blocked()
+
+
+def child():
+    assert q.qsize() == 3
+    assert [q.get_nowait() for _ in range(3)] == {order!r}
+    {more}
+    assert q.get_nowait() == "z" and q.empty()
+
+
+def parent_after():
+    other.put("x")
+    assert getter.value() == "x"
+    assert [q.get_nowait() for _ in range(3)] == {order!r}
+""",
+    )
