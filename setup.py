@@ -5,6 +5,8 @@ Environment switches for development builds:
   FLINQ_SANITIZE=address,undefined (or thread)
                     compile and link the extension with those sanitizers
                     (run Python with the matching runtime in LD_PRELOAD).
+  FLINQ_METRICS=0   compile the queue metrics out (include/flinq/metrics.h),
+                    to measure what they cost; stats() then reads zeros.
 """
 
 import os
@@ -15,6 +17,7 @@ from setuptools import Extension, setup
 
 debug = os.environ.get("FLINQ_DEBUG", "") not in ("", "0")
 sanitize = os.environ.get("FLINQ_SANITIZE", "")
+metrics = os.environ.get("FLINQ_METRICS", "1") not in ("0", "")
 
 if sys.platform == "win32":
     compile_args = ["/O2", "/W4", "/std:c11", "/experimental:c11atomics"]
@@ -37,6 +40,9 @@ macros += [
     ("FLQ_REALLOC", "PyMem_RawRealloc"),
     ("FLQ_FREE", "PyMem_RawFree"),
 ]
+
+if not metrics:
+    macros += [("FLQ_METRICS_OFF", "1")]
 
 extensions = [
     Extension(

@@ -1,29 +1,33 @@
 #!/usr/bin/env bash
-# tools/measure_stats_cost.sh [BASE_REV]: what keeping the queue metrics
-# (include/flinq/metrics.h) costs put() and get(), as instructions per call
-# counted by callgrind: deterministic, so a busy shared machine does not blur
-# it. BASE_REV (default: the commit before metrics.h came in) is built in a
-# temporary worktree and compared with this checkout's in-place build.
+# tools/measure_stats_cost.sh: what keeping the queue metrics
+# (include/flinq/metrics.h) costs put() and get(). This checkout is built
+# twice into temporary folders, with the metrics compiled in and compiled out
+# (FLINQ_METRICS=0), and the two builds are compared:
 #
-# Each figure is (instructions for 2R rounds - for R rounds) / (R * 1000):
-# the steady-state cost of one call from a Python loop, interpreter included.
-# A round puts 1000 items, then takes them back with get() (put+get) or one
-# get_many (put alone, with get_many's small share).
-#
-# Then the same calls in wall-clock time: 1M puts, then 1M gets, each build
-# in its own process, alternating, 7 times; medians (noisy on a shared
-# machine: the instruction counts are the steadier figure).
+# 1. instructions per call counted by callgrind: deterministic, so a busy
+#    shared machine does not blur it. Each figure is (instructions for 2R
+#    rounds - for R rounds) / (R * 1000): the steady-state cost of one call
+#    from a Python loop, interpreter included. A round puts 1000 items, then
+#    takes them back with get() (put+get) or one get_many (put alone, with
+#    get_many's small share).
+# 2. wall-clock time: 1M puts, then 1M gets, each build in its own process,
+#    alternating, 7 times; medians.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-added="$(git -C "$root" log --diff-filter=A --format=%H -- include/flinq/metrics.h | tail -n 1)"
-base_rev="${1:-$(git -C "$root" rev-parse "$added^")}"
 python_bin="$(python3 -c 'import sys; print(sys.executable)')"
 python_bin="$(readlink -f "$python_bin")"  # not a shim script: callgrind must see Python itself
 work="$(mktemp -d)"
-trap 'git -C "$root" worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT
 
-git -C "$root" worktree add -q "$work/base" "$base_rev"
-(cd "$work/base" && "$python_bin" setup.py -q build_ext --inplace >/dev/null 2>&1)
+for side in before after; do  # before: metrics compiled out; after: as shipped
+    mkdir -p "$work/$side/src"
+    cp -r "$root/src/flinq" "$work/$side/src/flinq"
+    rm -f "$work/$side/src/flinq/"_core.*.so "$work/$side/src/flinq/_core.c"
+    metrics=1; [ "$side" = before ] && metrics=0
+    (cd "$root" && FLINQ_METRICS=$metrics "$python_bin" setup.py -q build_ext \
+        -b "$work/$side/src" -t "$work/$side/tmp" >"$work/$side/build.log" 2>&1) \
+        || { cat "$work/$side/build.log"; exit 1; }
+done
 
 cat >"$work/calls.py" <<'PY'
 import sys
@@ -52,12 +56,12 @@ instructions() {  # src-dir mode rounds kind
 }
 
 rounds=300
-echo "base: $base_rev; after: $(git -C "$root" rev-parse HEAD) (+ working tree); $("$python_bin" --version)"
+echo "before: metrics compiled out; after: compiled in; $(git -C "$root" rev-parse --short HEAD) (+ working tree); $("$python_bin" --version)"
 printf '%-14s %-4s %8s %8s %7s\n' queue call before after change
 for kind in Queue SimpleQueue PriorityQueue; do
     declare -A per_call=()
     for side in before after; do
-        src="$root/src"; [ "$side" = before ] && src="$work/base/src"
+        src="$work/$side/src"
         for mode in put get; do
             a=$(instructions "$src" "$mode" "$rounds" "$kind")
             b=$(instructions "$src" "$mode" $((2 * rounds)) "$kind")
@@ -104,7 +108,8 @@ import ast, os, statistics, subprocess, sys
 work, root, python = sys.argv[1:]
 runs = {"before": [], "after": []}
 for _ in range(7):
-    for side, src in (("before", f"{work}/base/src"), ("after", f"{root}/src")):
+    for side in ("before", "after"):
+        src = f"{work}/{side}/src"
         env = dict(os.environ, PYTHONPATH=src)
         done = subprocess.run([python, f"{work}/timed.py"], env=env, capture_output=True,
                               text=True, check=True, cwd=work)

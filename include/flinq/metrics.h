@@ -40,6 +40,12 @@
  *             window, never shorter. A queue younger than the window counts
  *             everything since its creation over the whole window.
  *
+ * Compiled out
+ *   With FLQ_METRICS_OFF defined, the hooks a put or get calls (arrived,
+ *   departed_fifo, departed_one, mark) do nothing, so a build can measure
+ *   what the metrics cost against the same code without them. Figures read
+ *   from such a build are zeros; it is for measuring, not for shipping.
+ *
  * Pure C, no Python.h.
  */
 #ifndef FLINQ_METRICS_H
@@ -132,6 +138,10 @@ static inline void flq_metrics_init(flq_metrics *m)
    Returns now. */
 static inline int64_t flq_metrics_mark(flq_metrics *m)
 {
+#ifdef FLQ_METRICS_OFF
+    (void)m;
+    return 0;
+#else
     int64_t now = FLQ_METRICS_NOW();
     flq_mark *e = &m->events[m->events_next];
     e->arrival = m->arrived;
@@ -139,6 +149,7 @@ static inline int64_t flq_metrics_mark(flq_metrics *m)
     m->events_next = (m->events_next + 1) % FLQ_METRICS_EVENTS;
     flq_metrics__snapshot(m, now);
     return now;
+#endif
 }
 
 /* Mark every multiple of 2^shift in [first, first + n) at now, in a ring of
@@ -172,12 +183,17 @@ static inline void flq_metrics__time_arrivals(flq_metrics *m, uint64_t first, ui
 /* n items were stored (arrival numbers m->arrived .. m->arrived + n - 1). */
 FLQ_INLINE void flq_metrics_arrived(flq_metrics *m, uint64_t n)
 {
+#ifdef FLQ_METRICS_OFF
+    (void)m;
+    (void)n;
+#else
     uint64_t first = m->arrived;
     uint64_t mask = ((uint64_t)1 << FLQ_METRICS_SHIFT) - 1;
     m->arrived = first + n;
     /* Is a multiple of 64 in [first, first + n)? */
     if ((first & mask) == 0 || (first & mask) + n > mask + 1)
         flq_metrics__time_arrivals(m, first, n);
+#endif
 }
 
 static inline void flq_metrics__time_departure(flq_metrics *m, uint64_t arrival, int64_t *now)
@@ -196,15 +212,26 @@ static inline void flq_metrics__time_departure(flq_metrics *m, uint64_t arrival,
 /* The item with this arrival number was taken by a consumer. */
 FLQ_INLINE void flq_metrics_departed_one(flq_metrics *m, uint64_t arrival, int64_t *now)
 {
+#ifdef FLQ_METRICS_OFF
+    (void)m;
+    (void)arrival;
+    (void)now;
+#else
     m->departed++;
     if ((arrival & (((uint64_t)1 << FLQ_METRICS_SHIFT) - 1)) == 0)
         flq_metrics__time_departure(m, arrival, now);
+#endif
 }
 
 /* The next n items in arrival order left: taken by consumers when taken is
    nonzero, else discarded (counted nowhere, timed never). */
 FLQ_INLINE void flq_metrics_departed_fifo(flq_metrics *m, uint64_t n, int taken)
 {
+#ifdef FLQ_METRICS_OFF
+    (void)m;
+    (void)n;
+    (void)taken;
+#else
     uint64_t first = m->fifo_next;
     uint64_t mask = ((uint64_t)1 << FLQ_METRICS_SHIFT) - 1;
     m->fifo_next = first + n;
@@ -217,6 +244,7 @@ FLQ_INLINE void flq_metrics_departed_fifo(flq_metrics *m, uint64_t n, int taken)
         for (; a < first + n; a += mask + 1)
             flq_metrics__time_departure(m, a, &now);
     }
+#endif
 }
 
 /* Figures computed on demand (now: FLQ_METRICS_NOW()). */
