@@ -1716,7 +1716,7 @@ static const char* const __pyx_f[] = {
 struct __pyx_obj_5flinq_6_array_ArrayQueue;
 struct __pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr;
 
-/* "flinq/_array.pyx":158
+/* "flinq/_array.pyx":160
  * 
  * 
  * cdef class ArrayQueue:             # <<<<<<<<<<<<<<
@@ -1743,7 +1743,7 @@ struct __pyx_obj_5flinq_6_array_ArrayQueue {
 };
 
 
-/* "flinq/_array.pyx":147
+/* "flinq/_array.pyx":149
  *             if len(given) != len(converted):
  *                 return False
  *             return all(_same_values(c, g) for c, g in zip(converted, given))             # <<<<<<<<<<<<<<
@@ -1759,7 +1759,7 @@ struct __pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr {
 
 
 
-/* "flinq/_array.pyx":158
+/* "flinq/_array.pyx":160
  * 
  * 
  * cdef class ArrayQueue:             # <<<<<<<<<<<<<<
@@ -3402,7 +3402,7 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_kp_b_iso88591_1 __pyx_string_tab[133]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_1 __pyx_number_tab[1]
-#define __pyx_int_16384 __pyx_number_tab[2]
+#define __pyx_int_65536 __pyx_number_tab[2]
 #define __pyx_int_0x4000000000000000 __pyx_number_tab[3]
 /* #### Code section: module_state_clear ### */
 #if CYTHON_USE_MODULE_STATE
@@ -3477,7 +3477,7 @@ return 0;
 #endif
 /* #### Code section: module_code ### */
 
-/* "flinq/_array.pyx":86
+/* "flinq/_array.pyx":88
  * 
  * 
  * cdef object _np():             # <<<<<<<<<<<<<<
@@ -3506,7 +3506,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_np", 0);
 
-  /* "flinq/_array.pyx":89
+  /* "flinq/_array.pyx":91
  *     """numpy, imported on first use (ArrayQueue is its only user in flinq)."""
  *     global _numpy
  *     if _numpy is None:             # <<<<<<<<<<<<<<
@@ -3517,7 +3517,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":90
+    /* "flinq/_array.pyx":92
  *     global _numpy
  *     if _numpy is None:
  *         try:             # <<<<<<<<<<<<<<
@@ -3533,20 +3533,20 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
       __Pyx_XGOTREF(__pyx_t_4);
       /*try:*/ {
 
-        /* "flinq/_array.pyx":91
+        /* "flinq/_array.pyx":93
  *     if _numpy is None:
  *         try:
  *             import numpy             # <<<<<<<<<<<<<<
  *         except ImportError:
  *             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None
 */
-        __pyx_t_6 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy, 0, 0, NULL, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 91, __pyx_L4_error)
+        __pyx_t_6 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy, 0, 0, NULL, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 93, __pyx_L4_error)
         __pyx_t_5 = __pyx_t_6;
         __Pyx_GOTREF(__pyx_t_5);
         __pyx_v_numpy = __pyx_t_5;
         __pyx_t_5 = 0;
 
-        /* "flinq/_array.pyx":90
+        /* "flinq/_array.pyx":92
  *     global _numpy
  *     if _numpy is None:
  *         try:             # <<<<<<<<<<<<<<
@@ -3561,7 +3561,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
       __pyx_L4_error:;
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-      /* "flinq/_array.pyx":92
+      /* "flinq/_array.pyx":94
  *         try:
  *             import numpy
  *         except ImportError:             # <<<<<<<<<<<<<<
@@ -3571,12 +3571,12 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
       __pyx_t_7 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_ImportError))));
       if (__pyx_t_7) {
         __Pyx_AddTraceback("flinq._array._np", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_5, &__pyx_t_8, &__pyx_t_9) < 0) __PYX_ERR(0, 92, __pyx_L6_except_error)
+        if (__Pyx_GetException(&__pyx_t_5, &__pyx_t_8, &__pyx_t_9) < 0) __PYX_ERR(0, 94, __pyx_L6_except_error)
         __Pyx_XGOTREF(__pyx_t_5);
         __Pyx_XGOTREF(__pyx_t_8);
         __Pyx_XGOTREF(__pyx_t_9);
 
-        /* "flinq/_array.pyx":93
+        /* "flinq/_array.pyx":95
  *             import numpy
  *         except ImportError:
  *             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None             # <<<<<<<<<<<<<<
@@ -3589,16 +3589,16 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
           PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_mstate_global->__pyx_kp_u_flinq_ArrayQueue_needs_numpy_pip};
           __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ImportError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 93, __pyx_L6_except_error)
+          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 95, __pyx_L6_except_error)
           __Pyx_GOTREF(__pyx_t_10);
         }
         __Pyx_Raise(__pyx_t_10, 0, 0, Py_None);
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        __PYX_ERR(0, 93, __pyx_L6_except_error)
+        __PYX_ERR(0, 95, __pyx_L6_except_error)
       }
       goto __pyx_L6_except_error;
 
-      /* "flinq/_array.pyx":90
+      /* "flinq/_array.pyx":92
  *     global _numpy
  *     if _numpy is None:
  *         try:             # <<<<<<<<<<<<<<
@@ -3614,7 +3614,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
       __pyx_L9_try_end:;
     }
 
-    /* "flinq/_array.pyx":94
+    /* "flinq/_array.pyx":96
  *         except ImportError:
  *             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None
  *         _numpy = numpy             # <<<<<<<<<<<<<<
@@ -3626,7 +3626,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
     __Pyx_DECREF_SET(__pyx_v_5flinq_6_array__numpy, __pyx_v_numpy);
     __Pyx_GIVEREF(__pyx_v_numpy);
 
-    /* "flinq/_array.pyx":89
+    /* "flinq/_array.pyx":91
  *     """numpy, imported on first use (ArrayQueue is its only user in flinq)."""
  *     global _numpy
  *     if _numpy is None:             # <<<<<<<<<<<<<<
@@ -3635,7 +3635,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
 */
   }
 
-  /* "flinq/_array.pyx":95
+  /* "flinq/_array.pyx":97
  *             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None
  *         _numpy = numpy
  *     return _numpy             # <<<<<<<<<<<<<<
@@ -3653,7 +3653,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":86
+  /* "flinq/_array.pyx":88
  * 
  * 
  * cdef object _np():             # <<<<<<<<<<<<<<
@@ -3677,7 +3677,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":98
+/* "flinq/_array.pyx":100
  * 
  * 
  * cdef int64_t _deadline(bint block, object timeout) except -2:             # <<<<<<<<<<<<<<
@@ -3700,7 +3700,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_deadline", 0);
 
-  /* "flinq/_array.pyx":100
+  /* "flinq/_array.pyx":102
  * cdef int64_t _deadline(bint block, object timeout) except -2:
  *     """Absolute monotonic deadline in ns for a wait, or -1 for none."""
  *     if not block or timeout is None:             # <<<<<<<<<<<<<<
@@ -3725,7 +3725,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":101
+    /* "flinq/_array.pyx":103
  *     """Absolute monotonic deadline in ns for a wait, or -1 for none."""
  *     if not block or timeout is None:
  *         return -1             # <<<<<<<<<<<<<<
@@ -3738,7 +3738,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
     }
     goto __pyx_L0;
 
-    /* "flinq/_array.pyx":100
+    /* "flinq/_array.pyx":102
  * cdef int64_t _deadline(bint block, object timeout) except -2:
  *     """Absolute monotonic deadline in ns for a wait, or -1 for none."""
  *     if not block or timeout is None:             # <<<<<<<<<<<<<<
@@ -3747,17 +3747,17 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
 */
   }
 
-  /* "flinq/_array.pyx":102
+  /* "flinq/_array.pyx":104
  *     if not block or timeout is None:
  *         return -1
  *     cdef double seconds = float(timeout)             # <<<<<<<<<<<<<<
  *     if not seconds >= 0:  # negative or NaN
  *         raise ValueError("'timeout' must be a non-negative number")
 */
-  __pyx_t_3 = __Pyx_PyObject_AsDouble(__pyx_v_timeout); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_3, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 102, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_AsDouble(__pyx_v_timeout); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_3, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 104, __pyx_L1_error)
   __pyx_v_seconds = __pyx_t_3;
 
-  /* "flinq/_array.pyx":103
+  /* "flinq/_array.pyx":105
  *         return -1
  *     cdef double seconds = float(timeout)
  *     if not seconds >= 0:  # negative or NaN             # <<<<<<<<<<<<<<
@@ -3769,7 +3769,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "flinq/_array.pyx":104
+    /* "flinq/_array.pyx":106
  *     cdef double seconds = float(timeout)
  *     if not seconds >= 0:  # negative or NaN
  *         raise ValueError("'timeout' must be a non-negative number")             # <<<<<<<<<<<<<<
@@ -3782,14 +3782,14 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_timeout_must_be_a_non_negative};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 104, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 106, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 104, __pyx_L1_error)
+    __PYX_ERR(0, 106, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":103
+    /* "flinq/_array.pyx":105
  *         return -1
  *     cdef double seconds = float(timeout)
  *     if not seconds >= 0:  # negative or NaN             # <<<<<<<<<<<<<<
@@ -3798,7 +3798,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
 */
   }
 
-  /* "flinq/_array.pyx":105
+  /* "flinq/_array.pyx":107
  *     if not seconds >= 0:  # negative or NaN
  *         raise ValueError("'timeout' must be a non-negative number")
  *     if seconds > 1e9:  # ~31 years: no limit rather than an overflow             # <<<<<<<<<<<<<<
@@ -3810,7 +3810,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":106
+    /* "flinq/_array.pyx":108
  *         raise ValueError("'timeout' must be a non-negative number")
  *     if seconds > 1e9:  # ~31 years: no limit rather than an overflow
  *         return -1             # <<<<<<<<<<<<<<
@@ -3823,7 +3823,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
     }
     goto __pyx_L0;
 
-    /* "flinq/_array.pyx":105
+    /* "flinq/_array.pyx":107
  *     if not seconds >= 0:  # negative or NaN
  *         raise ValueError("'timeout' must be a non-negative number")
  *     if seconds > 1e9:  # ~31 years: no limit rather than an overflow             # <<<<<<<<<<<<<<
@@ -3832,7 +3832,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
 */
   }
 
-  /* "flinq/_array.pyx":107
+  /* "flinq/_array.pyx":109
  *     if seconds > 1e9:  # ~31 years: no limit rather than an overflow
  *         return -1
  *     return flq_now_ns() + <int64_t>(seconds * 1e9)             # <<<<<<<<<<<<<<
@@ -3845,7 +3845,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":98
+  /* "flinq/_array.pyx":100
  * 
  * 
  * cdef int64_t _deadline(bint block, object timeout) except -2:             # <<<<<<<<<<<<<<
@@ -3866,7 +3866,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":110
+/* "flinq/_array.pyx":112
  * 
  * 
  * cdef int _sleep(flq_park *park, uint32_t key, int64_t deadline) except -1:             # <<<<<<<<<<<<<<
@@ -3894,7 +3894,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_sleep", 0);
 
-  /* "flinq/_array.pyx":114
+  /* "flinq/_array.pyx":116
  *     or the deadline (-1: none). Returns 1 when the deadline had passed, else
  *     0. Raises what a signal handler raises (main thread only)."""
  *     cdef int64_t timeout_ns = -1             # <<<<<<<<<<<<<<
@@ -3903,7 +3903,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
 */
   __pyx_v_timeout_ns = -1L;
 
-  /* "flinq/_array.pyx":116
+  /* "flinq/_array.pyx":118
  *     cdef int64_t timeout_ns = -1
  *     cdef int64_t now
  *     cdef bint in_main = _threading.current_thread() is _threading.main_thread()             # <<<<<<<<<<<<<<
@@ -3911,9 +3911,9 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
  *     if deadline >= 0:
 */
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_threading); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 116, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_threading); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 118, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_current_thread); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 116, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_current_thread); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 118, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_5 = 1;
@@ -3933,13 +3933,13 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 116, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 118, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_threading); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 116, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_threading); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 118, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_main_thread); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 116, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_main_thread); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 118, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_5 = 1;
@@ -3959,7 +3959,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
     __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 116, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 118, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
   }
   __pyx_t_7 = (__pyx_t_1 == __pyx_t_4);
@@ -3967,7 +3967,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_v_in_main = __pyx_t_7;
 
-  /* "flinq/_array.pyx":118
+  /* "flinq/_array.pyx":120
  *     cdef bint in_main = _threading.current_thread() is _threading.main_thread()
  *     cdef int rc
  *     if deadline >= 0:             # <<<<<<<<<<<<<<
@@ -3979,7 +3979,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
   if (__pyx_t_7) {
 
 
-    /* "flinq/_array.pyx":119
+    /* "flinq/_array.pyx":121
  *     cdef int rc
  *     if deadline >= 0:
  *         now = flq_now_ns()             # <<<<<<<<<<<<<<
@@ -3988,7 +3988,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
 */
     __pyx_v_now = flq_now_ns();
 
-    /* "flinq/_array.pyx":120
+    /* "flinq/_array.pyx":122
  *     if deadline >= 0:
  *         now = flq_now_ns()
  *         if now >= deadline:             # <<<<<<<<<<<<<<
@@ -4000,7 +4000,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
     if (__pyx_t_7) {
 
 
-      /* "flinq/_array.pyx":121
+      /* "flinq/_array.pyx":123
  *         now = flq_now_ns()
  *         if now >= deadline:
  *             flq_park_cancel(park)             # <<<<<<<<<<<<<<
@@ -4009,7 +4009,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
 */
       flq_park_cancel(__pyx_v_park);
 
-      /* "flinq/_array.pyx":122
+      /* "flinq/_array.pyx":124
  *         if now >= deadline:
  *             flq_park_cancel(park)
  *             return 1             # <<<<<<<<<<<<<<
@@ -4022,7 +4022,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
       }
       goto __pyx_L0;
 
-      /* "flinq/_array.pyx":120
+      /* "flinq/_array.pyx":122
  *     if deadline >= 0:
  *         now = flq_now_ns()
  *         if now >= deadline:             # <<<<<<<<<<<<<<
@@ -4031,7 +4031,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
 */
     }
 
-    /* "flinq/_array.pyx":123
+    /* "flinq/_array.pyx":125
  *             flq_park_cancel(park)
  *             return 1
  *         timeout_ns = deadline - now             # <<<<<<<<<<<<<<
@@ -4040,7 +4040,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
 */
     __pyx_v_timeout_ns = (__pyx_v_deadline - __pyx_v_now);
 
-    /* "flinq/_array.pyx":118
+    /* "flinq/_array.pyx":120
  *     cdef bint in_main = _threading.current_thread() is _threading.main_thread()
  *     cdef int rc
  *     if deadline >= 0:             # <<<<<<<<<<<<<<
@@ -4049,7 +4049,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
 */
   }
 
-  /* "flinq/_array.pyx":124
+  /* "flinq/_array.pyx":126
  *             return 1
  *         timeout_ns = deadline - now
  *     if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):             # <<<<<<<<<<<<<<
@@ -4081,7 +4081,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
   if (__pyx_t_7) {
 
 
-    /* "flinq/_array.pyx":125
+    /* "flinq/_array.pyx":127
  *         timeout_ns = deadline - now
  *     if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
  *         timeout_ns = SIGNAL_SLICE_NS             # <<<<<<<<<<<<<<
@@ -4090,7 +4090,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
 */
     __pyx_v_timeout_ns = __pyx_v_5flinq_6_array_SIGNAL_SLICE_NS;
 
-    /* "flinq/_array.pyx":124
+    /* "flinq/_array.pyx":126
  *             return 1
  *         timeout_ns = deadline - now
  *     if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):             # <<<<<<<<<<<<<<
@@ -4099,7 +4099,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
 */
   }
 
-  /* "flinq/_array.pyx":126
+  /* "flinq/_array.pyx":128
  *     if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
  *         timeout_ns = SIGNAL_SLICE_NS
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -4112,7 +4112,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "flinq/_array.pyx":127
+        /* "flinq/_array.pyx":129
  *         timeout_ns = SIGNAL_SLICE_NS
  *     with nogil:
  *         rc = flq_park_wait(park, key, timeout_ns)             # <<<<<<<<<<<<<<
@@ -4122,7 +4122,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
         __pyx_v_rc = flq_park_wait(__pyx_v_park, __pyx_v_key, __pyx_v_timeout_ns);
       }
 
-      /* "flinq/_array.pyx":126
+      /* "flinq/_array.pyx":128
  *     if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
  *         timeout_ns = SIGNAL_SLICE_NS
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -4139,7 +4139,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
       }
   }
 
-  /* "flinq/_array.pyx":128
+  /* "flinq/_array.pyx":130
  *     with nogil:
  *         rc = flq_park_wait(park, key, timeout_ns)
  *     if in_main and PyErr_CheckSignals() < 0:             # <<<<<<<<<<<<<<
@@ -4161,7 +4161,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
   if (__pyx_t_7) {
 
 
-    /* "flinq/_array.pyx":129
+    /* "flinq/_array.pyx":131
  *         rc = flq_park_wait(park, key, timeout_ns)
  *     if in_main and PyErr_CheckSignals() < 0:
  *         if rc == 0:             # <<<<<<<<<<<<<<
@@ -4173,7 +4173,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
     if (__pyx_t_7) {
 
 
-      /* "flinq/_array.pyx":131
+      /* "flinq/_array.pyx":133
  *         if rc == 0:
  *             # The wake-up we consumed was meant for someone; pass it on.
  *             flq_park_notify_locked(park, 0)             # <<<<<<<<<<<<<<
@@ -4182,7 +4182,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
 */
       flq_park_notify_locked(__pyx_v_park, 0);
 
-      /* "flinq/_array.pyx":129
+      /* "flinq/_array.pyx":131
  *         rc = flq_park_wait(park, key, timeout_ns)
  *     if in_main and PyErr_CheckSignals() < 0:
  *         if rc == 0:             # <<<<<<<<<<<<<<
@@ -4191,7 +4191,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
 */
     }
 
-    /* "flinq/_array.pyx":132
+    /* "flinq/_array.pyx":134
  *             # The wake-up we consumed was meant for someone; pass it on.
  *             flq_park_notify_locked(park, 0)
  *         return -1             # <<<<<<<<<<<<<<
@@ -4204,7 +4204,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
     }
     goto __pyx_L0;
 
-    /* "flinq/_array.pyx":128
+    /* "flinq/_array.pyx":130
  *     with nogil:
  *         rc = flq_park_wait(park, key, timeout_ns)
  *     if in_main and PyErr_CheckSignals() < 0:             # <<<<<<<<<<<<<<
@@ -4213,7 +4213,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
 */
   }
 
-  /* "flinq/_array.pyx":133
+  /* "flinq/_array.pyx":135
  *             flq_park_notify_locked(park, 0)
  *         return -1
  *     return 0             # <<<<<<<<<<<<<<
@@ -4226,7 +4226,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":110
+  /* "flinq/_array.pyx":112
  * 
  * 
  * cdef int _sleep(flq_park *park, uint32_t key, int64_t deadline) except -1:             # <<<<<<<<<<<<<<
@@ -4254,7 +4254,7 @@ static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_
 }
 static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_CoroutineObject *__pyx_generator, CYTHON_UNUSED PyThreadState *__pyx_tstate, PyObject *__pyx_sent_value); /* proto */
 
-/* "flinq/_array.pyx":147
+/* "flinq/_array.pyx":149
  *             if len(given) != len(converted):
  *                 return False
  *             return all(_same_values(c, g) for c, g in zip(converted, given))             # <<<<<<<<<<<<<<
@@ -4274,7 +4274,7 @@ static PyObject *__pyx_pf_5flinq_6_array_12_same_values_genexpr(CYTHON_UNUSED Py
   if (unlikely(!__pyx_cur_scope)) {
     __pyx_cur_scope = ((struct __pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr *)Py_None);
     __Pyx_INCREF(Py_None);
-    __PYX_ERR(0, 147, __pyx_L1_error)
+    __PYX_ERR(0, 149, __pyx_L1_error)
   } else {
     __Pyx_GOTREF((PyObject *)__pyx_cur_scope);
   }
@@ -4282,7 +4282,7 @@ static PyObject *__pyx_pf_5flinq_6_array_12_same_values_genexpr(CYTHON_UNUSED Py
   __Pyx_INCREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   __Pyx_GIVEREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   {
-    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_5flinq_6_array_12_same_values_2generator, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_same_values_locals_genexpr, __pyx_mstate_global->__pyx_n_u_flinq__array); if (unlikely(!gen)) __PYX_ERR(0, 147, __pyx_L1_error)
+    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_5flinq_6_array_12_same_values_2generator, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_same_values_locals_genexpr, __pyx_mstate_global->__pyx_n_u_flinq__array); if (unlikely(!gen)) __PYX_ERR(0, 149, __pyx_L1_error)
     __Pyx_DECREF(__pyx_cur_scope);
     __Pyx_RefNannyFinishContext();
     return (PyObject *) gen;
@@ -4324,16 +4324,16 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
     return NULL;
   }
   __pyx_L3_first_run:;
-  if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 147, __pyx_L1_error)
-  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 147, __pyx_L1_error) }
+  if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 149, __pyx_L1_error)
+  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 149, __pyx_L1_error) }
   if (likely(PyList_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) || PyTuple_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) {
     __pyx_t_1 = __pyx_cur_scope->__pyx_genexpr_arg_0; __Pyx_INCREF(__pyx_t_1);
     __pyx_t_2 = 0;
     __pyx_t_3 = NULL;
   } else {
-    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 147, __pyx_L1_error)
+    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 149, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 147, __pyx_L1_error)
+    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 149, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_3)) {
@@ -4341,7 +4341,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 147, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 149, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -4351,7 +4351,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 147, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 149, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -4362,13 +4362,13 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
         #endif
         ++__pyx_t_2;
       }
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 147, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 149, __pyx_L1_error)
     } else {
       __pyx_t_4 = __pyx_t_3(__pyx_t_1);
       if (unlikely(!__pyx_t_4)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 147, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 149, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -4381,7 +4381,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 147, __pyx_L1_error)
+        __PYX_ERR(0, 149, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -4391,22 +4391,22 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
         __Pyx_INCREF(__pyx_t_6);
       } else {
         __pyx_t_5 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 147, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 149, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_5);
         __pyx_t_6 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 147, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 149, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_6);
       }
       #else
-      __pyx_t_5 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 147, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 149, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_6 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 147, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 149, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       #endif
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     } else {
       Py_ssize_t index = -1;
-      __pyx_t_7 = PyObject_GetIter(__pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 147, __pyx_L1_error)
+      __pyx_t_7 = PyObject_GetIter(__pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 149, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __pyx_t_8 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_7);
@@ -4414,7 +4414,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
       __Pyx_GOTREF(__pyx_t_5);
       index = 1; __pyx_t_6 = __pyx_t_8(__pyx_t_7); if (unlikely(!__pyx_t_6)) goto __pyx_L6_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_6);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_8(__pyx_t_7), 2) < (0)) __PYX_ERR(0, 147, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_8(__pyx_t_7), 2) < (0)) __PYX_ERR(0, 149, __pyx_L1_error)
       __pyx_t_8 = NULL;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       goto __pyx_L7_unpacking_done;
@@ -4422,7 +4422,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_8 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 147, __pyx_L1_error)
+      __PYX_ERR(0, 149, __pyx_L1_error)
       __pyx_L7_unpacking_done:;
     }
     __Pyx_XGOTREF(__pyx_cur_scope->__pyx_v_c);
@@ -4433,7 +4433,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
     __Pyx_XDECREF_SET(__pyx_cur_scope->__pyx_v_g, __pyx_t_6);
     __Pyx_GIVEREF(__pyx_t_6);
     __pyx_t_6 = 0;
-    __pyx_t_9 = __pyx_f_5flinq_6_array__same_values(__pyx_cur_scope->__pyx_v_c, __pyx_cur_scope->__pyx_v_g); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 147, __pyx_L1_error)
+    __pyx_t_9 = __pyx_f_5flinq_6_array__same_values(__pyx_cur_scope->__pyx_v_c, __pyx_cur_scope->__pyx_v_g); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 149, __pyx_L1_error)
     __pyx_t_10 = (!__pyx_t_9);
 
 
@@ -4490,7 +4490,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":136
+/* "flinq/_array.pyx":138
  * 
  * 
  * cdef bint _same_values(object converted, object given):             # <<<<<<<<<<<<<<
@@ -4520,7 +4520,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
   __Pyx_RefNannySetupContext("_same_values", 0);
   __Pyx_INCREF(__pyx_v_converted);
 
-  /* "flinq/_array.pyx":139
+  /* "flinq/_array.pyx":141
  *     """Whether converted (from ndarray.tolist()) holds exactly the values of
  *     given (the caller's Python data), sequence by sequence."""
  *     if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):             # <<<<<<<<<<<<<<
@@ -4552,7 +4552,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_HasAttr(__pyx_v_converted, __pyx_mstate_global->__pyx_n_u_tolist); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 139, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_HasAttr(__pyx_v_converted, __pyx_mstate_global->__pyx_n_u_tolist); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 141, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_3;
 
@@ -4560,7 +4560,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":140
+    /* "flinq/_array.pyx":142
  *     given (the caller's Python data), sequence by sequence."""
  *     if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):
  *         converted = converted.tolist()  # tolist() leaves some subarray fields as arrays             # <<<<<<<<<<<<<<
@@ -4574,13 +4574,13 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       PyObject *__pyx_callargs[2] = {__pyx_t_5, NULL};
       __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_tolist, __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 140, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 142, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_DECREF_SET(__pyx_v_converted, __pyx_t_4);
     __pyx_t_4 = 0;
 
-    /* "flinq/_array.pyx":139
+    /* "flinq/_array.pyx":141
  *     """Whether converted (from ndarray.tolist()) holds exactly the values of
  *     given (the caller's Python data), sequence by sequence."""
  *     if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):             # <<<<<<<<<<<<<<
@@ -4589,7 +4589,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 */
   }
 
-  /* "flinq/_array.pyx":141
+  /* "flinq/_array.pyx":143
  *     if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):
  *         converted = converted.tolist()  # tolist() leaves some subarray fields as arrays
  *     if isinstance(converted, (list, tuple)):             # <<<<<<<<<<<<<<
@@ -4613,7 +4613,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":142
+    /* "flinq/_array.pyx":144
  *         converted = converted.tolist()  # tolist() leaves some subarray fields as arrays
  *     if isinstance(converted, (list, tuple)):
  *         if isinstance(given, (str, bytes)):             # <<<<<<<<<<<<<<
@@ -4637,7 +4637,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     if (__pyx_t_1) {
 
 
-      /* "flinq/_array.pyx":143
+      /* "flinq/_array.pyx":145
  *     if isinstance(converted, (list, tuple)):
  *         if isinstance(given, (str, bytes)):
  *             return False             # <<<<<<<<<<<<<<
@@ -4650,7 +4650,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       }
       goto __pyx_L0;
 
-      /* "flinq/_array.pyx":142
+      /* "flinq/_array.pyx":144
  *         converted = converted.tolist()  # tolist() leaves some subarray fields as arrays
  *     if isinstance(converted, (list, tuple)):
  *         if isinstance(given, (str, bytes)):             # <<<<<<<<<<<<<<
@@ -4659,7 +4659,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 */
     }
 
-    /* "flinq/_array.pyx":144
+    /* "flinq/_array.pyx":146
  *         if isinstance(given, (str, bytes)):
  *             return False
  *         try:             # <<<<<<<<<<<<<<
@@ -4675,15 +4675,15 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       __Pyx_XGOTREF(__pyx_t_9);
       /*try:*/ {
 
-        /* "flinq/_array.pyx":145
+        /* "flinq/_array.pyx":147
  *             return False
  *         try:
  *             if len(given) != len(converted):             # <<<<<<<<<<<<<<
  *                 return False
  *             return all(_same_values(c, g) for c, g in zip(converted, given))
 */
-        __pyx_t_10 = PyObject_Length(__pyx_v_given); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 145, __pyx_L14_error)
-        __pyx_t_11 = PyObject_Length(__pyx_v_converted); if (unlikely(__pyx_t_11 == ((Py_ssize_t)-1))) __PYX_ERR(0, 145, __pyx_L14_error)
+        __pyx_t_10 = PyObject_Length(__pyx_v_given); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 147, __pyx_L14_error)
+        __pyx_t_11 = PyObject_Length(__pyx_v_converted); if (unlikely(__pyx_t_11 == ((Py_ssize_t)-1))) __PYX_ERR(0, 147, __pyx_L14_error)
         __pyx_t_1 = (__pyx_t_10 != __pyx_t_11);
 
 
@@ -4691,7 +4691,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
         if (__pyx_t_1) {
 
 
-          /* "flinq/_array.pyx":146
+          /* "flinq/_array.pyx":148
  *         try:
  *             if len(given) != len(converted):
  *                 return False             # <<<<<<<<<<<<<<
@@ -4704,7 +4704,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
           }
           goto __pyx_L18_try_return;
 
-          /* "flinq/_array.pyx":145
+          /* "flinq/_array.pyx":147
  *             return False
  *         try:
  *             if len(given) != len(converted):             # <<<<<<<<<<<<<<
@@ -4713,7 +4713,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 */
         }
 
-        /* "flinq/_array.pyx":147
+        /* "flinq/_array.pyx":149
  *             if len(given) != len(converted):
  *                 return False
  *             return all(_same_values(c, g) for c, g in zip(converted, given))             # <<<<<<<<<<<<<<
@@ -4726,23 +4726,23 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
           PyObject *__pyx_callargs[3] = {__pyx_t_5, __pyx_v_converted, __pyx_v_given};
           __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_zip, __pyx_callargs+__pyx_t_6, (3-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 147, __pyx_L14_error)
+          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 149, __pyx_L14_error)
           __Pyx_GOTREF(__pyx_t_4);
         }
-        __pyx_t_5 = __pyx_pf_5flinq_6_array_12_same_values_genexpr(NULL, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 147, __pyx_L14_error)
+        __pyx_t_5 = __pyx_pf_5flinq_6_array_12_same_values_genexpr(NULL, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 149, __pyx_L14_error)
         __Pyx_GOTREF(__pyx_t_5);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __pyx_t_4 = __Pyx_Generator_GetInlinedResult(__pyx_t_5); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 147, __pyx_L14_error)
+        __pyx_t_4 = __Pyx_Generator_GetInlinedResult(__pyx_t_5); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 149, __pyx_L14_error)
         __Pyx_GOTREF(__pyx_t_4);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_1 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 147, __pyx_L14_error)
+        __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_1 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 149, __pyx_L14_error)
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
         {
           __pyx_r = __pyx_t_1;
         }
         goto __pyx_L18_try_return;
 
-        /* "flinq/_array.pyx":144
+        /* "flinq/_array.pyx":146
  *         if isinstance(given, (str, bytes)):
  *             return False
  *         try:             # <<<<<<<<<<<<<<
@@ -4754,7 +4754,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-      /* "flinq/_array.pyx":148
+      /* "flinq/_array.pyx":150
  *                 return False
  *             return all(_same_values(c, g) for c, g in zip(converted, given))
  *         except TypeError:             # <<<<<<<<<<<<<<
@@ -4765,7 +4765,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       if (__pyx_t_12) {
         __Pyx_ErrRestore(0,0,0);
 
-        /* "flinq/_array.pyx":149
+        /* "flinq/_array.pyx":151
  *             return all(_same_values(c, g) for c, g in zip(converted, given))
  *         except TypeError:
  *             return False             # <<<<<<<<<<<<<<
@@ -4780,7 +4780,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       }
       goto __pyx_L16_except_error;
 
-      /* "flinq/_array.pyx":144
+      /* "flinq/_array.pyx":146
  *         if isinstance(given, (str, bytes)):
  *             return False
  *         try:             # <<<<<<<<<<<<<<
@@ -4807,7 +4807,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       goto __pyx_L0;
     }
 
-    /* "flinq/_array.pyx":141
+    /* "flinq/_array.pyx":143
  *     if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):
  *         converted = converted.tolist()  # tolist() leaves some subarray fields as arrays
  *     if isinstance(converted, (list, tuple)):             # <<<<<<<<<<<<<<
@@ -4816,7 +4816,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 */
   }
 
-  /* "flinq/_array.pyx":150
+  /* "flinq/_array.pyx":152
  *         except TypeError:
  *             return False
  *     try:             # <<<<<<<<<<<<<<
@@ -4832,18 +4832,18 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     __Pyx_XGOTREF(__pyx_t_7);
     /*try:*/ {
 
-      /* "flinq/_array.pyx":151
+      /* "flinq/_array.pyx":153
  *             return False
  *     try:
  *         if converted == given:             # <<<<<<<<<<<<<<
  *             return True
  *         return converted != converted and given != given  # NaN stays NaN
 */
-      __pyx_t_1 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_converted, __pyx_v_given, Py_EQ); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 151, __pyx_L23_error)
+      __pyx_t_1 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_converted, __pyx_v_given, Py_EQ); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 153, __pyx_L23_error)
       if (__pyx_t_1) {
 
 
-        /* "flinq/_array.pyx":152
+        /* "flinq/_array.pyx":154
  *     try:
  *         if converted == given:
  *             return True             # <<<<<<<<<<<<<<
@@ -4856,7 +4856,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
         }
         goto __pyx_L27_try_return;
 
-        /* "flinq/_array.pyx":151
+        /* "flinq/_array.pyx":153
  *             return False
  *     try:
  *         if converted == given:             # <<<<<<<<<<<<<<
@@ -4865,14 +4865,14 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 */
       }
 
-      /* "flinq/_array.pyx":153
+      /* "flinq/_array.pyx":155
  *         if converted == given:
  *             return True
  *         return converted != converted and given != given  # NaN stays NaN             # <<<<<<<<<<<<<<
  *     except (TypeError, ValueError):
  *         return False
 */
-      __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_converted, __pyx_v_converted, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 153, __pyx_L23_error)
+      __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_converted, __pyx_v_converted, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 155, __pyx_L23_error)
       if (__pyx_t_3) {
 
       } else {
@@ -4881,7 +4881,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 
         goto __pyx_L30_bool_binop_done;
       }
-      __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_given, __pyx_v_given, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 153, __pyx_L23_error)
+      __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_given, __pyx_v_given, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 155, __pyx_L23_error)
 
       __pyx_t_1 = __pyx_t_3;
 
@@ -4891,7 +4891,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       }
       goto __pyx_L27_try_return;
 
-      /* "flinq/_array.pyx":150
+      /* "flinq/_array.pyx":152
  *         except TypeError:
  *             return False
  *     try:             # <<<<<<<<<<<<<<
@@ -4903,7 +4903,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-    /* "flinq/_array.pyx":154
+    /* "flinq/_array.pyx":156
  *             return True
  *         return converted != converted and given != given  # NaN stays NaN
  *     except (TypeError, ValueError):             # <<<<<<<<<<<<<<
@@ -4914,7 +4914,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     if (__pyx_t_12) {
       __Pyx_ErrRestore(0,0,0);
 
-      /* "flinq/_array.pyx":155
+      /* "flinq/_array.pyx":157
  *         return converted != converted and given != given  # NaN stays NaN
  *     except (TypeError, ValueError):
  *         return False             # <<<<<<<<<<<<<<
@@ -4929,7 +4929,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     }
     goto __pyx_L25_except_error;
 
-    /* "flinq/_array.pyx":150
+    /* "flinq/_array.pyx":152
  *         except TypeError:
  *             return False
  *     try:             # <<<<<<<<<<<<<<
@@ -4956,7 +4956,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     goto __pyx_L0;
   }
 
-  /* "flinq/_array.pyx":136
+  /* "flinq/_array.pyx":138
  * 
  * 
  * cdef bint _same_values(object converted, object given):             # <<<<<<<<<<<<<<
@@ -4978,7 +4978,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":191
+/* "flinq/_array.pyx":193
  *     cdef object __weakref__
  * 
  *     def __cinit__(self, *args, **kwargs):             # <<<<<<<<<<<<<<
@@ -5030,7 +5030,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__cinit__", 0);
 
-  /* "flinq/_array.pyx":192
+  /* "flinq/_array.pyx":194
  * 
  *     def __cinit__(self, *args, **kwargs):
  *         if flq_park_init(&self._not_empty) != 0:             # <<<<<<<<<<<<<<
@@ -5042,7 +5042,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "flinq/_array.pyx":193
+    /* "flinq/_array.pyx":195
  *     def __cinit__(self, *args, **kwargs):
  *         if flq_park_init(&self._not_empty) != 0:
  *             raise MemoryError("cannot create a wait primitive")             # <<<<<<<<<<<<<<
@@ -5055,14 +5055,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_cannot_create_a_wait_primitive};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_MemoryError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 193, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 195, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 193, __pyx_L1_error)
+    __PYX_ERR(0, 195, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":192
+    /* "flinq/_array.pyx":194
  * 
  *     def __cinit__(self, *args, **kwargs):
  *         if flq_park_init(&self._not_empty) != 0:             # <<<<<<<<<<<<<<
@@ -5071,7 +5071,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":194
+  /* "flinq/_array.pyx":196
  *         if flq_park_init(&self._not_empty) != 0:
  *             raise MemoryError("cannot create a wait primitive")
  *         if flq_park_init(&self._not_full) != 0:             # <<<<<<<<<<<<<<
@@ -5083,7 +5083,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "flinq/_array.pyx":195
+    /* "flinq/_array.pyx":197
  *             raise MemoryError("cannot create a wait primitive")
  *         if flq_park_init(&self._not_full) != 0:
  *             flq_park_destroy(&self._not_empty)             # <<<<<<<<<<<<<<
@@ -5092,7 +5092,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
 */
     flq_park_destroy((&__pyx_v_self->_not_empty));
 
-    /* "flinq/_array.pyx":196
+    /* "flinq/_array.pyx":198
  *         if flq_park_init(&self._not_full) != 0:
  *             flq_park_destroy(&self._not_empty)
  *             raise MemoryError("cannot create a wait primitive")             # <<<<<<<<<<<<<<
@@ -5105,14 +5105,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_cannot_create_a_wait_primitive};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_MemoryError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 196, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 198, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 196, __pyx_L1_error)
+    __PYX_ERR(0, 198, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":194
+    /* "flinq/_array.pyx":196
  *         if flq_park_init(&self._not_empty) != 0:
  *             raise MemoryError("cannot create a wait primitive")
  *         if flq_park_init(&self._not_full) != 0:             # <<<<<<<<<<<<<<
@@ -5121,7 +5121,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":197
+  /* "flinq/_array.pyx":199
  *             flq_park_destroy(&self._not_empty)
  *             raise MemoryError("cannot create a wait primitive")
  *         self._parks_ready = True             # <<<<<<<<<<<<<<
@@ -5130,7 +5130,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
 */
   __pyx_v_self->_parks_ready = 1;
 
-  /* "flinq/_array.pyx":191
+  /* "flinq/_array.pyx":193
  *     cdef object __weakref__
  * 
  *     def __cinit__(self, *args, **kwargs):             # <<<<<<<<<<<<<<
@@ -5152,7 +5152,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":199
+/* "flinq/_array.pyx":201
  *         self._parks_ready = True
  * 
  *     def __init__(self, dtype, capacity, *, shared=False):             # <<<<<<<<<<<<<<
@@ -5184,33 +5184,33 @@ static int __pyx_pw_5flinq_6_array_10ArrayQueue_3__init__(PyObject *__pyx_v_self
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_dtype,&__pyx_mstate_global->__pyx_n_u_capacity,&__pyx_mstate_global->__pyx_n_u_shared,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 199, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 201, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 199, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 201, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 199, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 201, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 199, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 201, __pyx_L3_error)
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_False));
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 2, 2, i); __PYX_ERR(0, 199, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 2, 2, i); __PYX_ERR(0, 201, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 199, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 201, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 199, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 201, __pyx_L3_error)
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_False));
     }
     __pyx_v_dtype = values[0];
@@ -5219,7 +5219,7 @@ static int __pyx_pw_5flinq_6_array_10ArrayQueue_3__init__(PyObject *__pyx_v_self
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 199, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 201, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -5268,19 +5268,19 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "flinq/_array.pyx":200
+  /* "flinq/_array.pyx":202
  * 
  *     def __init__(self, dtype, capacity, *, shared=False):
  *         np = _np()             # <<<<<<<<<<<<<<
  *         if self._ring != NULL:
  *             raise TypeError("ArrayQueue.__init__ may run only once")
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 200, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 202, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":201
+  /* "flinq/_array.pyx":203
  *     def __init__(self, dtype, capacity, *, shared=False):
  *         np = _np()
  *         if self._ring != NULL:             # <<<<<<<<<<<<<<
@@ -5292,7 +5292,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":202
+    /* "flinq/_array.pyx":204
  *         np = _np()
  *         if self._ring != NULL:
  *             raise TypeError("ArrayQueue.__init__ may run only once")             # <<<<<<<<<<<<<<
@@ -5305,14 +5305,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_ArrayQueue___init___may_run_only};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 202, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 204, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 202, __pyx_L1_error)
+    __PYX_ERR(0, 204, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":201
+    /* "flinq/_array.pyx":203
  *     def __init__(self, dtype, capacity, *, shared=False):
  *         np = _np()
  *         if self._ring != NULL:             # <<<<<<<<<<<<<<
@@ -5321,7 +5321,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":203
+  /* "flinq/_array.pyx":205
  *         if self._ring != NULL:
  *             raise TypeError("ArrayQueue.__init__ may run only once")
  *         if not isinstance(capacity, int) or isinstance(capacity, bool):             # <<<<<<<<<<<<<<
@@ -5348,7 +5348,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":204
+    /* "flinq/_array.pyx":206
  *             raise TypeError("ArrayQueue.__init__ may run only once")
  *         if not isinstance(capacity, int) or isinstance(capacity, bool):
  *             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")             # <<<<<<<<<<<<<<
@@ -5356,12 +5356,12 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
  *             raise ValueError("capacity must be at least 1")
 */
     __pyx_t_3 = NULL;
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_capacity)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 204, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_capacity)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 206, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_t_7, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 204, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_t_7, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 206, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_capacity_must_be_an_int_not, __pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 204, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_capacity_must_be_an_int_not, __pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 206, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_t_4 = 1;
@@ -5370,14 +5370,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 204, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 206, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 204, __pyx_L1_error)
+    __PYX_ERR(0, 206, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":203
+    /* "flinq/_array.pyx":205
  *         if self._ring != NULL:
  *             raise TypeError("ArrayQueue.__init__ may run only once")
  *         if not isinstance(capacity, int) or isinstance(capacity, bool):             # <<<<<<<<<<<<<<
@@ -5386,18 +5386,18 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":205
+  /* "flinq/_array.pyx":207
  *         if not isinstance(capacity, int) or isinstance(capacity, bool):
  *             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
  *         if capacity < 1:             # <<<<<<<<<<<<<<
  *             raise ValueError("capacity must be at least 1")
  *         if shared:
 */
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_capacity, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 205, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_capacity, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 207, __pyx_L1_error)
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":206
+    /* "flinq/_array.pyx":208
  *             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
  *         if capacity < 1:
  *             raise ValueError("capacity must be at least 1")             # <<<<<<<<<<<<<<
@@ -5410,14 +5410,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_mstate_global->__pyx_kp_u_capacity_must_be_at_least_1};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 206, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 208, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 206, __pyx_L1_error)
+    __PYX_ERR(0, 208, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":205
+    /* "flinq/_array.pyx":207
  *         if not isinstance(capacity, int) or isinstance(capacity, bool):
  *             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
  *         if capacity < 1:             # <<<<<<<<<<<<<<
@@ -5426,18 +5426,18 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":207
+  /* "flinq/_array.pyx":209
  *         if capacity < 1:
  *             raise ValueError("capacity must be at least 1")
  *         if shared:             # <<<<<<<<<<<<<<
  *             raise NotImplementedError("ArrayQueue(shared=True) is not available yet")
  *         dt = np.dtype(dtype)
 */
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_shared); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 207, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_shared); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 209, __pyx_L1_error)
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":208
+    /* "flinq/_array.pyx":210
  *             raise ValueError("capacity must be at least 1")
  *         if shared:
  *             raise NotImplementedError("ArrayQueue(shared=True) is not available yet")             # <<<<<<<<<<<<<<
@@ -5450,14 +5450,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_mstate_global->__pyx_kp_u_ArrayQueue_shared_True_is_not_av};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_NotImplementedError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 208, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 210, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 208, __pyx_L1_error)
+    __PYX_ERR(0, 210, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":207
+    /* "flinq/_array.pyx":209
  *         if capacity < 1:
  *             raise ValueError("capacity must be at least 1")
  *         if shared:             # <<<<<<<<<<<<<<
@@ -5466,7 +5466,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":209
+  /* "flinq/_array.pyx":211
  *         if shared:
  *             raise NotImplementedError("ArrayQueue(shared=True) is not available yet")
  *         dt = np.dtype(dtype)             # <<<<<<<<<<<<<<
@@ -5480,27 +5480,27 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_v_dtype};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_dtype, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 209, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 211, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_dt = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":210
+  /* "flinq/_array.pyx":212
  *             raise NotImplementedError("ArrayQueue(shared=True) is not available yet")
  *         dt = np.dtype(dtype)
  *         if dt.hasobject:             # <<<<<<<<<<<<<<
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
  *         if dt.itemsize == 0:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_hasobject); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 210, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_hasobject); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 212, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 210, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 212, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":211
+    /* "flinq/_array.pyx":213
  *         dt = np.dtype(dtype)
  *         if dt.hasobject:
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")             # <<<<<<<<<<<<<<
@@ -5508,7 +5508,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
 */
     __pyx_t_7 = NULL;
-    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_dt, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 211, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_dt, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 213, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_ArrayQueue_records_hold_bytes;
     __pyx_t_9[1] = __pyx_t_3;
@@ -5522,7 +5522,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[1]);
     #endif
     __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_9, 3, __pyx_t_10, __pyx_t_11);
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 211, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 213, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_4 = 1;
@@ -5531,14 +5531,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 211, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 213, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 211, __pyx_L1_error)
+    __PYX_ERR(0, 213, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":210
+    /* "flinq/_array.pyx":212
  *             raise NotImplementedError("ArrayQueue(shared=True) is not available yet")
  *         dt = np.dtype(dtype)
  *         if dt.hasobject:             # <<<<<<<<<<<<<<
@@ -5547,21 +5547,21 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":212
+  /* "flinq/_array.pyx":214
  *         if dt.hasobject:
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
  *         if dt.itemsize == 0:             # <<<<<<<<<<<<<<
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
  *         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 212, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 214, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_1, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 212, __pyx_L1_error)
+  __pyx_t_2 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_1, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 214, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":213
+    /* "flinq/_array.pyx":215
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
  *         if dt.itemsize == 0:
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")             # <<<<<<<<<<<<<<
@@ -5569,7 +5569,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
  *         if size == 0 or size >= <uint64_t>(2 ** 62):
 */
     __pyx_t_8 = NULL;
-    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_dt, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 213, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_dt, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 215, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_ArrayQueue_records_must_have_a_s;
     __pyx_t_9[1] = __pyx_t_7;
@@ -5583,7 +5583,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[1]);
     #endif
     __pyx_t_3 = __Pyx_PyUnicode_Join(__pyx_t_9, 3, __pyx_t_10, __pyx_t_11);
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 213, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 215, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_t_4 = 1;
@@ -5592,14 +5592,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 213, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 215, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 213, __pyx_L1_error)
+    __PYX_ERR(0, 215, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":212
+    /* "flinq/_array.pyx":214
  *         if dt.hasobject:
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
  *         if dt.itemsize == 0:             # <<<<<<<<<<<<<<
@@ -5608,20 +5608,20 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":214
+  /* "flinq/_array.pyx":216
  *         if dt.itemsize == 0:
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
  *         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0             # <<<<<<<<<<<<<<
  *         if size == 0 or size >= <uint64_t>(2 ** 62):
  *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
 */
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_object(__pyx_v_capacity, __pyx_mstate_global->__pyx_int_0x4000000000000000, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 214, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_object(__pyx_v_capacity, __pyx_mstate_global->__pyx_int_0x4000000000000000, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 216, __pyx_L1_error)
   if (__pyx_t_2) {
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 214, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 216, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_13 = __Pyx_PyLong_As_uint64_t(__pyx_t_1); if (unlikely((__pyx_t_13 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 214, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyLong_As_uint64_t(__pyx_t_1); if (unlikely((__pyx_t_13 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 216, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_14 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_14 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 214, __pyx_L1_error)
+    __pyx_t_14 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_14 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 216, __pyx_L1_error)
 
     __pyx_t_12 = flq_records_block_size(__pyx_t_13, __pyx_t_14);
 
@@ -5633,7 +5633,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 
   __pyx_v_size = __pyx_t_12;
 
-  /* "flinq/_array.pyx":215
+  /* "flinq/_array.pyx":217
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
  *         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0
  *         if size == 0 or size >= <uint64_t>(2 ** 62):             # <<<<<<<<<<<<<<
@@ -5659,7 +5659,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":216
+    /* "flinq/_array.pyx":218
  *         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0
  *         if size == 0 or size >= <uint64_t>(2 ** 62):
  *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")             # <<<<<<<<<<<<<<
@@ -5667,11 +5667,11 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
  *             self._base, self._shape = dt.subdtype
 */
     __pyx_t_3 = NULL;
-    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_v_capacity, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 216, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_v_capacity, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 218, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 216, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 218, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_15 = __Pyx_PyObject_FormatSimple(__pyx_t_7, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 216, __pyx_L1_error)
+    __pyx_t_15 = __Pyx_PyObject_FormatSimple(__pyx_t_7, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 218, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_15);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_capacity_2;
@@ -5688,7 +5688,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]);
     #endif
     __pyx_t_7 = __Pyx_PyUnicode_Join(__pyx_t_16, 5, __pyx_t_10, __pyx_t_11);
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 216, __pyx_L1_error)
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 218, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
@@ -5698,14 +5698,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 216, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 218, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 216, __pyx_L1_error)
+    __PYX_ERR(0, 218, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":215
+    /* "flinq/_array.pyx":217
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
  *         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0
  *         if size == 0 or size >= <uint64_t>(2 ** 62):             # <<<<<<<<<<<<<<
@@ -5714,28 +5714,28 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":217
+  /* "flinq/_array.pyx":219
  *         if size == 0 or size >= <uint64_t>(2 ** 62):
  *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
  *         if dt.subdtype is not None:             # <<<<<<<<<<<<<<
  *             self._base, self._shape = dt.subdtype
  *         else:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_subdtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 217, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_subdtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 219, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_t_2 = (__pyx_t_1 != Py_None);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   if (__pyx_t_2) {
 
 
-    /* "flinq/_array.pyx":218
+    /* "flinq/_array.pyx":220
  *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
  *         if dt.subdtype is not None:
  *             self._base, self._shape = dt.subdtype             # <<<<<<<<<<<<<<
  *         else:
  *             self._base, self._shape = dt, ()
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_subdtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 218, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_subdtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 220, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     if ((likely(PyTuple_CheckExact(__pyx_t_1))) || (PyList_CheckExact(__pyx_t_1))) {
       PyObject* sequence = __pyx_t_1;
@@ -5743,7 +5743,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 218, __pyx_L1_error)
+        __PYX_ERR(0, 220, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -5753,22 +5753,22 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
         __Pyx_INCREF(__pyx_t_3);
       } else {
         __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 218, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 220, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_7);
         __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 218, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 220, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_3);
       }
       #else
-      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 218, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 220, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 218, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 220, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       #endif
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     } else {
       Py_ssize_t index = -1;
-      __pyx_t_15 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 218, __pyx_L1_error)
+      __pyx_t_15 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 220, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_17 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_15);
@@ -5776,7 +5776,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       __Pyx_GOTREF(__pyx_t_7);
       index = 1; __pyx_t_3 = __pyx_t_17(__pyx_t_15); if (unlikely(!__pyx_t_3)) goto __pyx_L15_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_3);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_17(__pyx_t_15), 2) < (0)) __PYX_ERR(0, 218, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_17(__pyx_t_15), 2) < (0)) __PYX_ERR(0, 220, __pyx_L1_error)
       __pyx_t_17 = NULL;
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L16_unpacking_done;
@@ -5784,10 +5784,10 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       __pyx_t_17 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 218, __pyx_L1_error)
+      __PYX_ERR(0, 220, __pyx_L1_error)
       __pyx_L16_unpacking_done:;
     }
-    if (!(likely(PyTuple_CheckExact(__pyx_t_3))||((__pyx_t_3) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_3))) __PYX_ERR(0, 218, __pyx_L1_error)
+    if (!(likely(PyTuple_CheckExact(__pyx_t_3))||((__pyx_t_3) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_3))) __PYX_ERR(0, 220, __pyx_L1_error)
     __Pyx_GIVEREF(__pyx_t_7);
     __Pyx_GOTREF(__pyx_v_self->_base);
     __Pyx_DECREF_SET(__pyx_v_self->_base, __pyx_t_7);
@@ -5797,7 +5797,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     __Pyx_DECREF_SET(__pyx_v_self->_shape, ((PyObject*)__pyx_t_3));
     __pyx_t_3 = 0;
 
-    /* "flinq/_array.pyx":217
+    /* "flinq/_array.pyx":219
  *         if size == 0 or size >= <uint64_t>(2 ** 62):
  *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
  *         if dt.subdtype is not None:             # <<<<<<<<<<<<<<
@@ -5807,7 +5807,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     goto __pyx_L14;
   }
 
-  /* "flinq/_array.pyx":220
+  /* "flinq/_array.pyx":222
  *             self._base, self._shape = dt.subdtype
  *         else:
  *             self._base, self._shape = dt, ()             # <<<<<<<<<<<<<<
@@ -5830,7 +5830,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   }
   __pyx_L14:;
 
-  /* "flinq/_array.pyx":221
+  /* "flinq/_array.pyx":223
  *         else:
  *             self._base, self._shape = dt, ()
  *         self._dtype = dt             # <<<<<<<<<<<<<<
@@ -5842,44 +5842,44 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   __Pyx_GOTREF(__pyx_v_self->_dtype);
   __Pyx_DECREF_SET(__pyx_v_self->_dtype, __pyx_v_dt);
 
-  /* "flinq/_array.pyx":222
+  /* "flinq/_array.pyx":224
  *             self._base, self._shape = dt, ()
  *         self._dtype = dt
  *         self._batch_tail = (0,) + self._shape             # <<<<<<<<<<<<<<
  *         self._record_size = dt.itemsize
  *         self._capacity = capacity
 */
-  __pyx_t_3 = PyNumber_Add(__pyx_mstate_global->__pyx_tuple[0], __pyx_v_self->_shape); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 222, __pyx_L1_error)
+  __pyx_t_3 = PyNumber_Add(__pyx_mstate_global->__pyx_tuple[0], __pyx_v_self->_shape); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 224, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __Pyx_GOTREF(__pyx_v_self->_batch_tail);
   __Pyx_DECREF_SET(__pyx_v_self->_batch_tail, ((PyObject*)__pyx_t_3));
   __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":223
+  /* "flinq/_array.pyx":225
  *         self._dtype = dt
  *         self._batch_tail = (0,) + self._shape
  *         self._record_size = dt.itemsize             # <<<<<<<<<<<<<<
  *         self._capacity = capacity
  *         self._block = flq_aligned_alloc(<size_t>size, 64)
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 223, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 225, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_12 = __Pyx_PyLong_As_uint64_t(__pyx_t_3); if (unlikely((__pyx_t_12 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 223, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyLong_As_uint64_t(__pyx_t_3); if (unlikely((__pyx_t_12 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 225, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_v_self->_record_size = __pyx_t_12;
 
-  /* "flinq/_array.pyx":224
+  /* "flinq/_array.pyx":226
  *         self._batch_tail = (0,) + self._shape
  *         self._record_size = dt.itemsize
  *         self._capacity = capacity             # <<<<<<<<<<<<<<
  *         self._block = flq_aligned_alloc(<size_t>size, 64)
  *         if self._block == NULL:
 */
-  __pyx_t_12 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_12 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 224, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_12 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 226, __pyx_L1_error)
   __pyx_v_self->_capacity = __pyx_t_12;
 
-  /* "flinq/_array.pyx":225
+  /* "flinq/_array.pyx":227
  *         self._record_size = dt.itemsize
  *         self._capacity = capacity
  *         self._block = flq_aligned_alloc(<size_t>size, 64)             # <<<<<<<<<<<<<<
@@ -5888,7 +5888,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   __pyx_v_self->_block = flq_aligned_alloc(((size_t)__pyx_v_size), 64);
 
-  /* "flinq/_array.pyx":226
+  /* "flinq/_array.pyx":228
  *         self._capacity = capacity
  *         self._block = flq_aligned_alloc(<size_t>size, 64)
  *         if self._block == NULL:             # <<<<<<<<<<<<<<
@@ -5900,7 +5900,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":227
+    /* "flinq/_array.pyx":229
  *         self._block = flq_aligned_alloc(<size_t>size, 64)
  *         if self._block == NULL:
  *             raise MemoryError(f"cannot allocate {size} bytes for the ring")             # <<<<<<<<<<<<<<
@@ -5908,7 +5908,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
  * 
 */
     __pyx_t_1 = NULL;
-    __pyx_t_7 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_size, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 227, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_size, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 229, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_cannot_allocate;
     __pyx_t_9[1] = __pyx_t_7;
@@ -5919,7 +5919,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     #endif
     __pyx_t_11 = 0;
     __pyx_t_15 = __Pyx_PyUnicode_Join(__pyx_t_9, 3, __pyx_t_10, __pyx_t_11);
-    if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 227, __pyx_L1_error)
+    if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 229, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_15);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_t_4 = 1;
@@ -5928,14 +5928,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_MemoryError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 227, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 229, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 227, __pyx_L1_error)
+    __PYX_ERR(0, 229, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":226
+    /* "flinq/_array.pyx":228
  *         self._capacity = capacity
  *         self._block = flq_aligned_alloc(<size_t>size, 64)
  *         if self._block == NULL:             # <<<<<<<<<<<<<<
@@ -5944,7 +5944,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":228
+  /* "flinq/_array.pyx":230
  *         if self._block == NULL:
  *             raise MemoryError(f"cannot allocate {size} bytes for the ring")
  *         self._ring = flq_records_init(self._block, self._record_size, self._capacity)             # <<<<<<<<<<<<<<
@@ -5953,7 +5953,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   __pyx_v_self->_ring = flq_records_init(__pyx_v_self->_block, __pyx_v_self->_record_size, __pyx_v_self->_capacity);
 
-  /* "flinq/_array.pyx":199
+  /* "flinq/_array.pyx":201
  *         self._parks_ready = True
  * 
  *     def __init__(self, dtype, capacity, *, shared=False):             # <<<<<<<<<<<<<<
@@ -5981,7 +5981,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":230
+/* "flinq/_array.pyx":232
  *         self._ring = flq_records_init(self._block, self._record_size, self._capacity)
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -6004,7 +6004,7 @@ static void __pyx_pw_5flinq_6_array_10ArrayQueue_5__dealloc__(PyObject *__pyx_v_
 
 static void __pyx_pf_5flinq_6_array_10ArrayQueue_4__dealloc__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
 
-  /* "flinq/_array.pyx":231
+  /* "flinq/_array.pyx":233
  * 
  *     def __dealloc__(self):
  *         self._free_ring()             # <<<<<<<<<<<<<<
@@ -6013,7 +6013,7 @@ static void __pyx_pf_5flinq_6_array_10ArrayQueue_4__dealloc__(struct __pyx_obj_5
 */
   ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_free_ring(__pyx_v_self);
 
-  /* "flinq/_array.pyx":232
+  /* "flinq/_array.pyx":234
  *     def __dealloc__(self):
  *         self._free_ring()
  *         if self._parks_ready:             # <<<<<<<<<<<<<<
@@ -6022,7 +6022,7 @@ static void __pyx_pf_5flinq_6_array_10ArrayQueue_4__dealloc__(struct __pyx_obj_5
 */
   if (__pyx_v_self->_parks_ready) {
 
-    /* "flinq/_array.pyx":233
+    /* "flinq/_array.pyx":235
  *         self._free_ring()
  *         if self._parks_ready:
  *             flq_park_destroy(&self._not_empty)             # <<<<<<<<<<<<<<
@@ -6031,7 +6031,7 @@ static void __pyx_pf_5flinq_6_array_10ArrayQueue_4__dealloc__(struct __pyx_obj_5
 */
     flq_park_destroy((&__pyx_v_self->_not_empty));
 
-    /* "flinq/_array.pyx":234
+    /* "flinq/_array.pyx":236
  *         if self._parks_ready:
  *             flq_park_destroy(&self._not_empty)
  *             flq_park_destroy(&self._not_full)             # <<<<<<<<<<<<<<
@@ -6040,7 +6040,7 @@ static void __pyx_pf_5flinq_6_array_10ArrayQueue_4__dealloc__(struct __pyx_obj_5
 */
     flq_park_destroy((&__pyx_v_self->_not_full));
 
-    /* "flinq/_array.pyx":232
+    /* "flinq/_array.pyx":234
  *     def __dealloc__(self):
  *         self._free_ring()
  *         if self._parks_ready:             # <<<<<<<<<<<<<<
@@ -6049,7 +6049,7 @@ static void __pyx_pf_5flinq_6_array_10ArrayQueue_4__dealloc__(struct __pyx_obj_5
 */
   }
 
-  /* "flinq/_array.pyx":230
+  /* "flinq/_array.pyx":232
  *         self._ring = flq_records_init(self._block, self._record_size, self._capacity)
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -6061,7 +6061,7 @@ static void __pyx_pf_5flinq_6_array_10ArrayQueue_4__dealloc__(struct __pyx_obj_5
 
 }
 
-/* "flinq/_array.pyx":236
+/* "flinq/_array.pyx":238
  *             flq_park_destroy(&self._not_full)
  * 
  *     cdef void _free_ring(self) noexcept:             # <<<<<<<<<<<<<<
@@ -6072,7 +6072,7 @@ static void __pyx_pf_5flinq_6_array_10ArrayQueue_4__dealloc__(struct __pyx_obj_5
 static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   int __pyx_t_1;
 
-  /* "flinq/_array.pyx":237
+  /* "flinq/_array.pyx":239
  * 
  *     cdef void _free_ring(self) noexcept:
  *         if self._block != NULL:             # <<<<<<<<<<<<<<
@@ -6084,7 +6084,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":238
+    /* "flinq/_array.pyx":240
  *     cdef void _free_ring(self) noexcept:
  *         if self._block != NULL:
  *             flq_aligned_free(self._block)             # <<<<<<<<<<<<<<
@@ -6093,7 +6093,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
 */
     flq_aligned_free(__pyx_v_self->_block);
 
-    /* "flinq/_array.pyx":239
+    /* "flinq/_array.pyx":241
  *         if self._block != NULL:
  *             flq_aligned_free(self._block)
  *             self._block = NULL             # <<<<<<<<<<<<<<
@@ -6102,7 +6102,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
 */
     __pyx_v_self->_block = NULL;
 
-    /* "flinq/_array.pyx":240
+    /* "flinq/_array.pyx":242
  *             flq_aligned_free(self._block)
  *             self._block = NULL
  *             self._ring = NULL             # <<<<<<<<<<<<<<
@@ -6111,7 +6111,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
 */
     __pyx_v_self->_ring = NULL;
 
-    /* "flinq/_array.pyx":237
+    /* "flinq/_array.pyx":239
  * 
  *     cdef void _free_ring(self) noexcept:
  *         if self._block != NULL:             # <<<<<<<<<<<<<<
@@ -6120,7 +6120,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
 */
   }
 
-  /* "flinq/_array.pyx":236
+  /* "flinq/_array.pyx":238
  *             flq_park_destroy(&self._not_full)
  * 
  *     cdef void _free_ring(self) noexcept:             # <<<<<<<<<<<<<<
@@ -6132,7 +6132,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
 
 }
 
-/* "flinq/_array.pyx":242
+/* "flinq/_array.pyx":244
  *             self._ring = NULL
  * 
  *     def __reduce__(self):             # <<<<<<<<<<<<<<
@@ -6193,7 +6193,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6__reduce__(CYTHON_UNUSED 
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__reduce__", 0);
 
-  /* "flinq/_array.pyx":243
+  /* "flinq/_array.pyx":245
  * 
  *     def __reduce__(self):
  *         raise TypeError("an in-process ArrayQueue cannot be pickled")             # <<<<<<<<<<<<<<
@@ -6206,14 +6206,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6__reduce__(CYTHON_UNUSED 
     PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_mstate_global->__pyx_kp_u_an_in_process_ArrayQueue_cannot};
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 243, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 245, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 243, __pyx_L1_error)
+  __PYX_ERR(0, 245, __pyx_L1_error)
 
-  /* "flinq/_array.pyx":242
+  /* "flinq/_array.pyx":244
  *             self._ring = NULL
  * 
  *     def __reduce__(self):             # <<<<<<<<<<<<<<
@@ -6232,7 +6232,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6__reduce__(CYTHON_UNUSED 
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":247
+/* "flinq/_array.pyx":249
  *     # ---- properties ---------------------------------------------------------------
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6260,7 +6260,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_5dtype___get__(struct __py
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":250
+  /* "flinq/_array.pyx":252
  *     def dtype(self):
  *         """The record dtype, as numpy.dtype(dtype) made it."""
  *         return self._dtype             # <<<<<<<<<<<<<<
@@ -6278,7 +6278,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_5dtype___get__(struct __py
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":247
+  /* "flinq/_array.pyx":249
  *     # ---- properties ---------------------------------------------------------------
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6293,7 +6293,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_5dtype___get__(struct __py
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":252
+/* "flinq/_array.pyx":254
  *         return self._dtype
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6325,14 +6325,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8capacity___get__(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":255
+  /* "flinq/_array.pyx":257
  *     def capacity(self):
  *         """How many records the queue holds at most."""
  *         return self._capacity             # <<<<<<<<<<<<<<
  * 
  *     @property
 */
-  __pyx_t_1 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_capacity); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 255, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_capacity); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 257, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -6345,7 +6345,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8capacity___get__(struct _
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":252
+  /* "flinq/_array.pyx":254
  *         return self._dtype
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6364,7 +6364,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8capacity___get__(struct _
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":257
+/* "flinq/_array.pyx":259
  *         return self._capacity
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6392,7 +6392,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6shared___get__(CYTHON_UNU
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":260
+  /* "flinq/_array.pyx":262
  *     def shared(self):
  *         """Whether the ring lives in shared memory."""
  *         return False             # <<<<<<<<<<<<<<
@@ -6410,7 +6410,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6shared___get__(CYTHON_UNU
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":257
+  /* "flinq/_array.pyx":259
  *         return self._capacity
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6425,7 +6425,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6shared___get__(CYTHON_UNU
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":262
+/* "flinq/_array.pyx":264
  *         return False
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6459,7 +6459,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(stru
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":265
+  /* "flinq/_array.pyx":267
  *     def is_shutdown(self):
  *         """True once shutdown() has been called."""
  *         return self._ring != NULL and flq_records_state(self._ring) != FLQ_RECORDS_OPEN             # <<<<<<<<<<<<<<
@@ -6471,7 +6471,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(stru
   if (__pyx_t_2) {
 
   } else {
-    __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 265, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 267, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_1 = __pyx_t_3;
     __pyx_t_3 = 0;
@@ -6480,7 +6480,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(stru
   }
   __pyx_t_2 = (flq_records_state(__pyx_v_self->_ring) != FLQ_RECORDS_OPEN);
 
-  __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 265, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 267, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_1 = __pyx_t_3;
   __pyx_t_3 = 0;
@@ -6497,7 +6497,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(stru
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":262
+  /* "flinq/_array.pyx":264
  *         return False
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6517,7 +6517,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(stru
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":267
+/* "flinq/_array.pyx":269
  *         return self._ring != NULL and flq_records_state(self._ring) != FLQ_RECORDS_OPEN
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6549,14 +6549,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6closed___get__(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":270
+  /* "flinq/_array.pyx":272
  *     def closed(self):
  *         """True once close() has been called."""
  *         return self._closed             # <<<<<<<<<<<<<<
  * 
  *     # ---- conversions (GIL held) ----------------------------------------------------
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_self->_closed); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 270, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_self->_closed); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 272, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -6569,7 +6569,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6closed___get__(struct __p
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":267
+  /* "flinq/_array.pyx":269
  *         return self._ring != NULL and flq_records_state(self._ring) != FLQ_RECORDS_OPEN
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6588,7 +6588,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6closed___get__(struct __p
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":274
+/* "flinq/_array.pyx":276
  *     # ---- conversions (GIL held) ----------------------------------------------------
  * 
  *     cdef flq_records *_open_ring(self) except NULL:             # <<<<<<<<<<<<<<
@@ -6608,7 +6608,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_open_ring", 0);
 
-  /* "flinq/_array.pyx":275
+  /* "flinq/_array.pyx":277
  * 
  *     cdef flq_records *_open_ring(self) except NULL:
  *         if self._closed:             # <<<<<<<<<<<<<<
@@ -6617,7 +6617,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
 */
   if (unlikely(__pyx_v_self->_closed)) {
 
-    /* "flinq/_array.pyx":276
+    /* "flinq/_array.pyx":278
  *     cdef flq_records *_open_ring(self) except NULL:
  *         if self._closed:
  *             raise ValueError("ArrayQueue is closed")             # <<<<<<<<<<<<<<
@@ -6630,14 +6630,14 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
       PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_mstate_global->__pyx_kp_u_ArrayQueue_is_closed};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 276, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 278, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 276, __pyx_L1_error)
+    __PYX_ERR(0, 278, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":275
+    /* "flinq/_array.pyx":277
  * 
  *     cdef flq_records *_open_ring(self) except NULL:
  *         if self._closed:             # <<<<<<<<<<<<<<
@@ -6646,7 +6646,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
 */
   }
 
-  /* "flinq/_array.pyx":277
+  /* "flinq/_array.pyx":279
  *         if self._closed:
  *             raise ValueError("ArrayQueue is closed")
  *         if self._ring == NULL:             # <<<<<<<<<<<<<<
@@ -6658,7 +6658,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "flinq/_array.pyx":278
+    /* "flinq/_array.pyx":280
  *             raise ValueError("ArrayQueue is closed")
  *         if self._ring == NULL:
  *             raise ValueError("ArrayQueue was not initialized")             # <<<<<<<<<<<<<<
@@ -6671,14 +6671,14 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
       PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_mstate_global->__pyx_kp_u_ArrayQueue_was_not_initialized};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 278, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 280, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 278, __pyx_L1_error)
+    __PYX_ERR(0, 280, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":277
+    /* "flinq/_array.pyx":279
  *         if self._closed:
  *             raise ValueError("ArrayQueue is closed")
  *         if self._ring == NULL:             # <<<<<<<<<<<<<<
@@ -6687,7 +6687,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
 */
   }
 
-  /* "flinq/_array.pyx":279
+  /* "flinq/_array.pyx":281
  *         if self._ring == NULL:
  *             raise ValueError("ArrayQueue was not initialized")
  *         return self._ring             # <<<<<<<<<<<<<<
@@ -6700,7 +6700,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":274
+  /* "flinq/_array.pyx":276
  *     # ---- conversions (GIL held) ----------------------------------------------------
  * 
  *     cdef flq_records *_open_ring(self) except NULL:             # <<<<<<<<<<<<<<
@@ -6720,7 +6720,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":281
+/* "flinq/_array.pyx":283
  *         return self._ring
  * 
  *     cdef object _records(self, object value, bint batch):             # <<<<<<<<<<<<<<
@@ -6769,28 +6769,28 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_records", 0);
 
-  /* "flinq/_array.pyx":284
+  /* "flinq/_array.pyx":286
  *         """value as a C-contiguous array of records of the queue's element
  *         dtype: shape (n,) + record shape if batch, else the record shape."""
  *         np = _np()             # <<<<<<<<<<<<<<
  *         if isinstance(value, (np.ndarray, np.generic)):
  *             arr = np.asarray(value)
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 284, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 286, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":285
+  /* "flinq/_array.pyx":287
  *         dtype: shape (n,) + record shape if batch, else the record shape."""
  *         np = _np()
  *         if isinstance(value, (np.ndarray, np.generic)):             # <<<<<<<<<<<<<<
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 285, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 287, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_generic); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 285, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_generic); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 287, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4 = PyObject_IsInstance(__pyx_v_value, __pyx_t_1); 
   if (!__pyx_t_4) {
@@ -6811,7 +6811,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   if (__pyx_t_3) {
 
 
-    /* "flinq/_array.pyx":286
+    /* "flinq/_array.pyx":288
  *         np = _np()
  *         if isinstance(value, (np.ndarray, np.generic)):
  *             arr = np.asarray(value)             # <<<<<<<<<<<<<<
@@ -6825,27 +6825,27 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_v_value};
       __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_asarray, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 286, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 288, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __pyx_v_arr = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "flinq/_array.pyx":287
+    /* "flinq/_array.pyx":289
  *         if isinstance(value, (np.ndarray, np.generic)):
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:             # <<<<<<<<<<<<<<
  *                 if not np.can_cast(arr.dtype, self._base, casting="safe"):
  *                     raise TypeError(f"cannot put {arr.dtype} into an ArrayQueue of {self._dtype} "
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 287, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 289, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->_base, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 287, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->_base, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 289, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     if (__pyx_t_3) {
 
 
-      /* "flinq/_array.pyx":288
+      /* "flinq/_array.pyx":290
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:
  *                 if not np.can_cast(arr.dtype, self._base, casting="safe"):             # <<<<<<<<<<<<<<
@@ -6854,7 +6854,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
       __pyx_t_2 = __pyx_v_np;
       __Pyx_INCREF(__pyx_t_2);
-      __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 288, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 290, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       #if CYTHON_VECTORCALL
       #endif
@@ -6863,13 +6863,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         PyObject *__pyx_callargs[4] = {__pyx_t_2, __pyx_t_6, __pyx_v_self->_base, __pyx_mstate_global->__pyx_n_u_safe};
         #if CYTHON_VECTORCALL
         __pyx_t_7 = __pyx_mstate_global->__pyx_tuple[1];
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 288, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 290, __pyx_L1_error)
         __Pyx_INCREF(__pyx_t_7);
         #else
         {
           PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_casting};
           __pyx_t_7 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+3, 1);
-          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 288, __pyx_L1_error)
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 290, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_7);
         }
         #endif
@@ -6879,10 +6879,10 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         #if CYTHON_VECTORCALL
         #endif
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 288, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 290, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
-      __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 288, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 290, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_4 = (!__pyx_t_3);
 
@@ -6890,7 +6890,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       if (unlikely(__pyx_t_4)) {
 
 
-        /* "flinq/_array.pyx":289
+        /* "flinq/_array.pyx":291
  *             if arr.dtype != self._base:
  *                 if not np.can_cast(arr.dtype, self._base, casting="safe"):
  *                     raise TypeError(f"cannot put {arr.dtype} into an ArrayQueue of {self._dtype} "             # <<<<<<<<<<<<<<
@@ -6898,12 +6898,12 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
  *                 arr = arr.astype(self._base)
 */
         __pyx_t_7 = NULL;
-        __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 289, __pyx_L1_error)
+        __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 291, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
-        __pyx_t_2 = __Pyx_PyObject_FormatSimple(__pyx_t_6, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 289, __pyx_L1_error)
+        __pyx_t_2 = __Pyx_PyObject_FormatSimple(__pyx_t_6, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 291, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_2);
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 289, __pyx_L1_error)
+        __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 291, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
         __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_cannot_put;
         __pyx_t_8[1] = __pyx_t_2;
@@ -6919,7 +6919,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[3]);
         #endif
         __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 5, __pyx_t_9, __pyx_t_10);
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 289, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 291, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
         __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -6929,14 +6929,14 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
           __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 289, __pyx_L1_error)
+          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 291, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_1);
         }
         __Pyx_Raise(__pyx_t_1, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        __PYX_ERR(0, 289, __pyx_L1_error)
+        __PYX_ERR(0, 291, __pyx_L1_error)
 
-        /* "flinq/_array.pyx":288
+        /* "flinq/_array.pyx":290
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:
  *                 if not np.can_cast(arr.dtype, self._base, casting="safe"):             # <<<<<<<<<<<<<<
@@ -6945,7 +6945,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
       }
 
-      /* "flinq/_array.pyx":291
+      /* "flinq/_array.pyx":293
  *                     raise TypeError(f"cannot put {arr.dtype} into an ArrayQueue of {self._dtype} "
  *                                     "without loss (numpy's 'safe' casting)")
  *                 arr = arr.astype(self._base)             # <<<<<<<<<<<<<<
@@ -6959,13 +6959,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_v_self->_base};
         __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_astype, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 291, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 293, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_DECREF_SET(__pyx_v_arr, __pyx_t_1);
       __pyx_t_1 = 0;
 
-      /* "flinq/_array.pyx":287
+      /* "flinq/_array.pyx":289
  *         if isinstance(value, (np.ndarray, np.generic)):
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:             # <<<<<<<<<<<<<<
@@ -6974,7 +6974,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
     }
 
-    /* "flinq/_array.pyx":285
+    /* "flinq/_array.pyx":287
  *         dtype: shape (n,) + record shape if batch, else the record shape."""
  *         np = _np()
  *         if isinstance(value, (np.ndarray, np.generic)):             # <<<<<<<<<<<<<<
@@ -6984,7 +6984,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     goto __pyx_L3;
   }
 
-  /* "flinq/_array.pyx":293
+  /* "flinq/_array.pyx":295
  *                 arr = arr.astype(self._base)
  *         else:
  *             try:             # <<<<<<<<<<<<<<
@@ -7001,7 +7001,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __Pyx_XGOTREF(__pyx_t_14);
       /*try:*/ {
 
-        /* "flinq/_array.pyx":294
+        /* "flinq/_array.pyx":296
  *         else:
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):             # <<<<<<<<<<<<<<
@@ -7018,13 +7018,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
             PyObject *__pyx_callargs[3] = {__pyx_t_11, __pyx_mstate_global->__pyx_n_u_raise, __pyx_mstate_global->__pyx_n_u_raise};
             #if CYTHON_VECTORCALL
             __pyx_t_7 = __pyx_mstate_global->__pyx_tuple[2];
-            if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 294, __pyx_L8_error)
+            if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 296, __pyx_L8_error)
             __Pyx_INCREF(__pyx_t_7);
             #else
             {
               PyObject *__pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_over, __pyx_mstate_global->__pyx_n_u_invalid};
               __pyx_t_7 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+1, 2);
-              if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 294, __pyx_L8_error)
+              if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 296, __pyx_L8_error)
               __Pyx_GOTREF(__pyx_t_7);
             }
             #endif
@@ -7033,13 +7033,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
             #if CYTHON_VECTORCALL
             #endif
             __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-            if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 294, __pyx_L8_error)
+            if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 296, __pyx_L8_error)
             __Pyx_GOTREF(__pyx_t_1);
           }
-          __pyx_t_15 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_exit); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 294, __pyx_L8_error)
+          __pyx_t_15 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_exit); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 296, __pyx_L8_error)
           __Pyx_GOTREF(__pyx_t_15);
           __pyx_t_11 = NULL;
-          __pyx_t_6 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_enter); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 294, __pyx_L14_error)
+          __pyx_t_6 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_enter); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 296, __pyx_L14_error)
           __Pyx_GOTREF(__pyx_t_6);
           __pyx_t_5 = 1;
           #if CYTHON_UNPACK_METHODS
@@ -7058,7 +7058,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
             __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
             __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-            if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 294, __pyx_L14_error)
+            if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 296, __pyx_L14_error)
             __Pyx_GOTREF(__pyx_t_7);
           }
           __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -7073,7 +7073,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
               __Pyx_XGOTREF(__pyx_t_18);
               /*try:*/ {
 
-                /* "flinq/_array.pyx":295
+                /* "flinq/_array.pyx":297
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):
  *                     arr = np.array(value, dtype=self._base)             # <<<<<<<<<<<<<<
@@ -7089,13 +7089,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
                   PyObject *__pyx_callargs[3] = {__pyx_t_7, __pyx_v_value, __pyx_v_self->_base};
                   #if CYTHON_VECTORCALL
                   __pyx_t_6 = __pyx_mstate_global->__pyx_tuple[3];
-                  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 295, __pyx_L18_error)
+                  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 297, __pyx_L18_error)
                   __Pyx_INCREF(__pyx_t_6);
                   #else
                   {
                     PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
                     __pyx_t_6 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-                    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 295, __pyx_L18_error)
+                    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 297, __pyx_L18_error)
                     __Pyx_GOTREF(__pyx_t_6);
                   }
                   #endif
@@ -7104,13 +7104,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
                   #if CYTHON_VECTORCALL
                   #endif
                   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-                  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 295, __pyx_L18_error)
+                  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 297, __pyx_L18_error)
                   __Pyx_GOTREF(__pyx_t_1);
                 }
                 __pyx_v_arr = __pyx_t_1;
                 __pyx_t_1 = 0;
 
-                /* "flinq/_array.pyx":294
+                /* "flinq/_array.pyx":296
  *         else:
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):             # <<<<<<<<<<<<<<
@@ -7130,23 +7130,23 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
               __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
               /*except:*/ {
                 __Pyx_AddTraceback("flinq._array.ArrayQueue._records", __pyx_clineno, __pyx_lineno, __pyx_filename);
-                if (__Pyx_GetException(&__pyx_t_1, &__pyx_t_6, &__pyx_t_7) < 0) __PYX_ERR(0, 294, __pyx_L20_except_error)
+                if (__Pyx_GetException(&__pyx_t_1, &__pyx_t_6, &__pyx_t_7) < 0) __PYX_ERR(0, 296, __pyx_L20_except_error)
                 __Pyx_XGOTREF(__pyx_t_1);
                 __Pyx_XGOTREF(__pyx_t_6);
                 __Pyx_XGOTREF(__pyx_t_7);
                 {
                   PyObject* __pyx_temp[3] = {__pyx_t_1, __pyx_t_6, __pyx_t_7};
-                  __pyx_t_11 = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 294, __pyx_L20_except_error)
+                  __pyx_t_11 = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 296, __pyx_L20_except_error)
                   __Pyx_GOTREF(__pyx_t_11);
                 }
                 __pyx_t_19 = __Pyx_PyObject_Call(__pyx_t_15, __pyx_t_11, NULL);
                 __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
                 __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-                if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 294, __pyx_L20_except_error)
+                if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 296, __pyx_L20_except_error)
                 __Pyx_GOTREF(__pyx_t_19);
                 __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_19);
                 __Pyx_DECREF(__pyx_t_19); __pyx_t_19 = 0;
-                if (__pyx_t_4 < (0)) __PYX_ERR(0, 294, __pyx_L20_except_error)
+                if (__pyx_t_4 < (0)) __PYX_ERR(0, 296, __pyx_L20_except_error)
                 __pyx_t_3 = (!__pyx_t_4);
 
 
@@ -7157,7 +7157,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
                   __Pyx_XGIVEREF(__pyx_t_7);
                   __Pyx_ErrRestoreWithState(__pyx_t_1, __pyx_t_6, __pyx_t_7);
                   __pyx_t_1 = 0;  __pyx_t_6 = 0;  __pyx_t_7 = 0; 
-                  __PYX_ERR(0, 294, __pyx_L20_except_error)
+                  __PYX_ERR(0, 296, __pyx_L20_except_error)
                 }
                 __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
                 __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -7183,7 +7183,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
               if (__pyx_t_15) {
                 __pyx_t_18 = __Pyx_PyObject_Call(__pyx_t_15, __pyx_mstate_global->__pyx_tuple[4], NULL);
                 __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-                if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 294, __pyx_L8_error)
+                if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 296, __pyx_L8_error)
                 __Pyx_GOTREF(__pyx_t_18);
                 __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
               }
@@ -7198,7 +7198,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
           __pyx_L27:;
         }
 
-        /* "flinq/_array.pyx":293
+        /* "flinq/_array.pyx":295
  *                 arr = arr.astype(self._base)
  *         else:
  *             try:             # <<<<<<<<<<<<<<
@@ -7217,7 +7217,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
 
-      /* "flinq/_array.pyx":296
+      /* "flinq/_array.pyx":298
  *                 with np.errstate(over="raise", invalid="raise"):
  *                     arr = np.array(value, dtype=self._base)
  *             except (OverflowError, FloatingPointError) as error:             # <<<<<<<<<<<<<<
@@ -7227,7 +7227,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_t_10 = __Pyx_PyErr_ExceptionMatches2(((PyObject *)(((PyTypeObject*)PyExc_OverflowError))), ((PyObject *)(((PyTypeObject*)PyExc_FloatingPointError))));
       if (__pyx_t_10) {
         __Pyx_AddTraceback("flinq._array.ArrayQueue._records", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_7, &__pyx_t_6, &__pyx_t_1) < 0) __PYX_ERR(0, 296, __pyx_L10_except_error)
+        if (__Pyx_GetException(&__pyx_t_7, &__pyx_t_6, &__pyx_t_1) < 0) __PYX_ERR(0, 298, __pyx_L10_except_error)
         __Pyx_XGOTREF(__pyx_t_7);
         __Pyx_XGOTREF(__pyx_t_6);
         __Pyx_XGOTREF(__pyx_t_1);
@@ -7235,7 +7235,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         __pyx_v_error = __pyx_t_6;
         /*try:*/ {
 
-          /* "flinq/_array.pyx":297
+          /* "flinq/_array.pyx":299
  *                     arr = np.array(value, dtype=self._base)
  *             except (OverflowError, FloatingPointError) as error:
  *                 raise TypeError(f"{value!r:.60} does not fit {self._dtype}: {error}") from None             # <<<<<<<<<<<<<<
@@ -7243,11 +7243,11 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
 */
           __pyx_t_2 = NULL;
-          __pyx_t_20 = __Pyx_PyObject_FormatAndDecref(PyObject_Repr(__pyx_v_value), __pyx_mstate_global->__pyx_kp_u_60); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 297, __pyx_L33_error)
+          __pyx_t_20 = __Pyx_PyObject_FormatAndDecref(PyObject_Repr(__pyx_v_value), __pyx_mstate_global->__pyx_kp_u_60); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 299, __pyx_L33_error)
           __Pyx_GOTREF(__pyx_t_20);
-          __pyx_t_21 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 297, __pyx_L33_error)
+          __pyx_t_21 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 299, __pyx_L33_error)
           __Pyx_GOTREF(__pyx_t_21);
-          __pyx_t_22 = __Pyx_PyObject_FormatSimple(__pyx_v_error, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 297, __pyx_L33_error)
+          __pyx_t_22 = __Pyx_PyObject_FormatSimple(__pyx_v_error, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 299, __pyx_L33_error)
           __Pyx_GOTREF(__pyx_t_22);
           __pyx_t_8[0] = __pyx_t_20;
           __pyx_t_8[1] = __pyx_mstate_global->__pyx_kp_u_does_not_fit;
@@ -7263,7 +7263,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
           __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[0]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[2]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[4]);
           #endif
           __pyx_t_23 = __Pyx_PyUnicode_Join(__pyx_t_8, 5, __pyx_t_9, __pyx_t_10);
-          if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 297, __pyx_L33_error)
+          if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 299, __pyx_L33_error)
           __Pyx_GOTREF(__pyx_t_23);
           __Pyx_DECREF(__pyx_t_20); __pyx_t_20 = 0;
           __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
@@ -7274,15 +7274,15 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
             __pyx_t_11 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
             __Pyx_DECREF(__pyx_t_23); __pyx_t_23 = 0;
-            if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 297, __pyx_L33_error)
+            if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 299, __pyx_L33_error)
             __Pyx_GOTREF(__pyx_t_11);
           }
           __Pyx_Raise(__pyx_t_11, 0, 0, Py_None);
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-          __PYX_ERR(0, 297, __pyx_L33_error)
+          __PYX_ERR(0, 299, __pyx_L33_error)
         }
 
-        /* "flinq/_array.pyx":296
+        /* "flinq/_array.pyx":298
  *                 with np.errstate(over="raise", invalid="raise"):
  *                     arr = np.array(value, dtype=self._base)
  *             except (OverflowError, FloatingPointError) as error:             # <<<<<<<<<<<<<<
@@ -7329,7 +7329,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       }
       goto __pyx_L10_except_error;
 
-      /* "flinq/_array.pyx":293
+      /* "flinq/_array.pyx":295
  *                 arr = arr.astype(self._base)
  *         else:
  *             try:             # <<<<<<<<<<<<<<
@@ -7345,14 +7345,14 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_L13_try_end:;
     }
 
-    /* "flinq/_array.pyx":298
+    /* "flinq/_array.pyx":300
  *             except (OverflowError, FloatingPointError) as error:
  *                 raise TypeError(f"{value!r:.60} does not fit {self._dtype}: {error}") from None
  *             if not _same_values(arr.tolist(), value):             # <<<<<<<<<<<<<<
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
  *         cdef tuple shape = arr.shape
 */
-    if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 298, __pyx_L1_error) }
+    if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 300, __pyx_L1_error) }
     __pyx_t_6 = __pyx_v_arr;
     __Pyx_INCREF(__pyx_t_6);
     __pyx_t_5 = 0;
@@ -7360,10 +7360,10 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       PyObject *__pyx_callargs[2] = {__pyx_t_6, NULL};
       __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_tolist, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 298, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 300, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
-    __pyx_t_3 = __pyx_f_5flinq_6_array__same_values(__pyx_t_1, __pyx_v_value); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 298, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_5flinq_6_array__same_values(__pyx_t_1, __pyx_v_value); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 300, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_t_4 = (!__pyx_t_3);
 
@@ -7371,7 +7371,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "flinq/_array.pyx":299
+      /* "flinq/_array.pyx":301
  *                 raise TypeError(f"{value!r:.60} does not fit {self._dtype}: {error}") from None
  *             if not _same_values(arr.tolist(), value):
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")             # <<<<<<<<<<<<<<
@@ -7379,9 +7379,9 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
  *         if batch:
 */
       __pyx_t_6 = NULL;
-      __pyx_t_7 = __Pyx_PyObject_FormatAndDecref(PyObject_Repr(__pyx_v_value), __pyx_mstate_global->__pyx_kp_u_60); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 299, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_FormatAndDecref(PyObject_Repr(__pyx_v_value), __pyx_mstate_global->__pyx_kp_u_60); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 301, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 299, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 301, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __pyx_t_27[0] = __pyx_t_7;
       __pyx_t_27[1] = __pyx_mstate_global->__pyx_kp_u_would_change_when_stored_as;
@@ -7395,7 +7395,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_t_24 |= __Pyx_PyUnicode_KIND_04(__pyx_t_27[0]) | __Pyx_PyUnicode_KIND_04(__pyx_t_27[2]);
       #endif
       __pyx_t_23 = __Pyx_PyUnicode_Join(__pyx_t_27, 3, __pyx_t_9, __pyx_t_24);
-      if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 299, __pyx_L1_error)
+      if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 301, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_23);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -7405,14 +7405,14 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_23); __pyx_t_23 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 299, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 301, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 299, __pyx_L1_error)
+      __PYX_ERR(0, 301, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":298
+      /* "flinq/_array.pyx":300
  *             except (OverflowError, FloatingPointError) as error:
  *                 raise TypeError(f"{value!r:.60} does not fit {self._dtype}: {error}") from None
  *             if not _same_values(arr.tolist(), value):             # <<<<<<<<<<<<<<
@@ -7423,21 +7423,21 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   }
   __pyx_L3:;
 
-  /* "flinq/_array.pyx":300
+  /* "flinq/_array.pyx":302
  *             if not _same_values(arr.tolist(), value):
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
  *         cdef tuple shape = arr.shape             # <<<<<<<<<<<<<<
  *         if batch:
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:
 */
-  if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 300, __pyx_L1_error) }
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 300, __pyx_L1_error)
+  if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 302, __pyx_L1_error) }
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 302, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (!(likely(PyTuple_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_1))) __PYX_ERR(0, 300, __pyx_L1_error)
+  if (!(likely(PyTuple_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_1))) __PYX_ERR(0, 302, __pyx_L1_error)
   __pyx_v_shape = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":301
+  /* "flinq/_array.pyx":303
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
  *         cdef tuple shape = arr.shape
  *         if batch:             # <<<<<<<<<<<<<<
@@ -7446,7 +7446,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
   if (__pyx_v_batch) {
 
-    /* "flinq/_array.pyx":302
+    /* "flinq/_array.pyx":304
  *         cdef tuple shape = arr.shape
  *         if batch:
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:             # <<<<<<<<<<<<<<
@@ -7455,16 +7455,16 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
     if (unlikely(__pyx_v_shape == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 302, __pyx_L1_error)
+      __PYX_ERR(0, 304, __pyx_L1_error)
     }
-    __pyx_t_9 = __Pyx_PyTuple_GET_SIZE(__pyx_v_shape); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 302, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyTuple_GET_SIZE(__pyx_v_shape); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 304, __pyx_L1_error)
     __pyx_t_1 = __pyx_v_self->_shape;
     __Pyx_INCREF(__pyx_t_1);
     if (unlikely(__pyx_t_1 == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 302, __pyx_L1_error)
+      __PYX_ERR(0, 304, __pyx_L1_error)
     }
-    __pyx_t_28 = __Pyx_PyTuple_GET_SIZE(__pyx_t_1); if (unlikely(__pyx_t_28 == ((Py_ssize_t)-1))) __PYX_ERR(0, 302, __pyx_L1_error)
+    __pyx_t_28 = __Pyx_PyTuple_GET_SIZE(__pyx_t_1); if (unlikely(__pyx_t_28 == ((Py_ssize_t)-1))) __PYX_ERR(0, 304, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_t_3 = (__pyx_t_9 != (1 + __pyx_t_28));
 
@@ -7480,11 +7480,11 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     }
     if (unlikely(__pyx_v_shape == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 302, __pyx_L1_error)
+      __PYX_ERR(0, 304, __pyx_L1_error)
     }
-    __pyx_t_1 = __Pyx_PyTuple_GetSlice(__pyx_v_shape, 1, PY_SSIZE_T_MAX); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 302, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyTuple_GetSlice(__pyx_v_shape, 1, PY_SSIZE_T_MAX); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 304, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = __Pyx_PyObject_RichCompareBool(__pyx_t_1, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 302, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_RichCompareBool(__pyx_t_1, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 304, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
     __pyx_t_4 = __pyx_t_3;
@@ -7493,7 +7493,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "flinq/_array.pyx":303
+      /* "flinq/_array.pyx":305
  *         if batch:
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:
  *                 raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "             # <<<<<<<<<<<<<<
@@ -7501,19 +7501,19 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
  *         elif shape != self._shape:
 */
       __pyx_t_23 = NULL;
-      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 303, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 305, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
 
-      /* "flinq/_array.pyx":304
+      /* "flinq/_array.pyx":306
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:
  *                 raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "
  *                                  f"for records of {self._dtype}, not {shape}")             # <<<<<<<<<<<<<<
  *         elif shape != self._shape:
  *             raise ValueError(f"a record of {self._dtype} has shape {self._shape}, not {shape}")
 */
-      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 304, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 306, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
-      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 304, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 306, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __pyx_t_29[0] = __pyx_mstate_global->__pyx_kp_u_put_many_takes_an_array_of_shape;
       __pyx_t_29[1] = __pyx_t_6;
@@ -7522,7 +7522,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_t_29[4] = __pyx_mstate_global->__pyx_kp_u_not;
       __pyx_t_29[5] = __pyx_t_7;
 
-      /* "flinq/_array.pyx":303
+      /* "flinq/_array.pyx":305
  *         if batch:
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:
  *                 raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "             # <<<<<<<<<<<<<<
@@ -7538,7 +7538,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_t_24 |= __Pyx_PyUnicode_KIND_04(__pyx_t_29[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_29[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_29[5]);
       #endif
       __pyx_t_2 = __Pyx_PyUnicode_Join(__pyx_t_29, 6, __pyx_t_28, __pyx_t_24);
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 303, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 305, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -7549,14 +7549,14 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_23); __pyx_t_23 = 0;
         __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 303, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 305, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 303, __pyx_L1_error)
+      __PYX_ERR(0, 305, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":302
+      /* "flinq/_array.pyx":304
  *         cdef tuple shape = arr.shape
  *         if batch:
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:             # <<<<<<<<<<<<<<
@@ -7565,7 +7565,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
     }
 
-    /* "flinq/_array.pyx":301
+    /* "flinq/_array.pyx":303
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
  *         cdef tuple shape = arr.shape
  *         if batch:             # <<<<<<<<<<<<<<
@@ -7575,18 +7575,18 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     goto __pyx_L40;
   }
 
-  /* "flinq/_array.pyx":305
+  /* "flinq/_array.pyx":307
  *                 raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "
  *                                  f"for records of {self._dtype}, not {shape}")
  *         elif shape != self._shape:             # <<<<<<<<<<<<<<
  *             raise ValueError(f"a record of {self._dtype} has shape {self._shape}, not {shape}")
  *         return np.ascontiguousarray(arr)
 */
-  __pyx_t_4 = __Pyx_PyObject_RichCompareBool(__pyx_v_shape, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 305, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_RichCompareBool(__pyx_v_shape, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 307, __pyx_L1_error)
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "flinq/_array.pyx":306
+    /* "flinq/_array.pyx":308
  *                                  f"for records of {self._dtype}, not {shape}")
  *         elif shape != self._shape:
  *             raise ValueError(f"a record of {self._dtype} has shape {self._shape}, not {shape}")             # <<<<<<<<<<<<<<
@@ -7594,11 +7594,11 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
  * 
 */
     __pyx_t_2 = NULL;
-    __pyx_t_23 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 306, __pyx_L1_error)
+    __pyx_t_23 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 308, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_23);
-    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 306, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 308, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 306, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 308, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __pyx_t_29[0] = __pyx_mstate_global->__pyx_kp_u_a_record_of;
     __pyx_t_29[1] = __pyx_t_23;
@@ -7615,7 +7615,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     __pyx_t_24 |= __Pyx_PyUnicode_KIND_04(__pyx_t_29[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_29[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_29[5]);
     #endif
     __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_29, 6, __pyx_t_28, __pyx_t_24);
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 306, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 308, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_23); __pyx_t_23 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -7626,14 +7626,14 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 306, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 308, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 306, __pyx_L1_error)
+    __PYX_ERR(0, 308, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":305
+    /* "flinq/_array.pyx":307
  *                 raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "
  *                                  f"for records of {self._dtype}, not {shape}")
  *         elif shape != self._shape:             # <<<<<<<<<<<<<<
@@ -7643,7 +7643,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   }
   __pyx_L40:;
 
-  /* "flinq/_array.pyx":307
+  /* "flinq/_array.pyx":309
  *         elif shape != self._shape:
  *             raise ValueError(f"a record of {self._dtype} has shape {self._shape}, not {shape}")
  *         return np.ascontiguousarray(arr)             # <<<<<<<<<<<<<<
@@ -7652,13 +7652,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
   __pyx_t_6 = __pyx_v_np;
   __Pyx_INCREF(__pyx_t_6);
-  if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 307, __pyx_L1_error) }
+  if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 309, __pyx_L1_error) }
   __pyx_t_5 = 0;
   {
     PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_v_arr};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_ascontiguousarray, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 307, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 309, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -7672,7 +7672,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":281
+  /* "flinq/_array.pyx":283
  *         return self._ring
  * 
  *     cdef object _records(self, object value, bint batch):             # <<<<<<<<<<<<<<
@@ -7703,7 +7703,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":311
+/* "flinq/_array.pyx":313
  *     # ---- the two copies ------------------------------------------------------------
  * 
  *     cdef int _put_array(self, object arr, uint64_t n, bint block, object timeout) except -1:             # <<<<<<<<<<<<<<
@@ -7745,27 +7745,27 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_put_array", 0);
 
-  /* "flinq/_array.pyx":314
+  /* "flinq/_array.pyx":316
  *         """Put the n records of the C-contiguous array arr, all or none."""
  *         cdef Py_buffer view
  *         cdef int64_t deadline = _deadline(block, timeout)             # <<<<<<<<<<<<<<
  *         cdef flq_records *ring = self._open_ring()
  *         cdef uint32_t key
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__deadline(__pyx_v_block, __pyx_v_timeout); if (unlikely(__pyx_t_1 == ((int64_t)-2L))) __PYX_ERR(0, 314, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__deadline(__pyx_v_block, __pyx_v_timeout); if (unlikely(__pyx_t_1 == ((int64_t)-2L))) __PYX_ERR(0, 316, __pyx_L1_error)
   __pyx_v_deadline = __pyx_t_1;
 
-  /* "flinq/_array.pyx":315
+  /* "flinq/_array.pyx":317
  *         cdef Py_buffer view
  *         cdef int64_t deadline = _deadline(block, timeout)
  *         cdef flq_records *ring = self._open_ring()             # <<<<<<<<<<<<<<
  *         cdef uint32_t key
  *         cdef int stored
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 315, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 317, __pyx_L1_error)
   __pyx_v_ring = __pyx_t_2;
 
-  /* "flinq/_array.pyx":318
+  /* "flinq/_array.pyx":320
  *         cdef uint32_t key
  *         cdef int stored
  *         if n > self._capacity:             # <<<<<<<<<<<<<<
@@ -7777,7 +7777,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":319
+    /* "flinq/_array.pyx":321
  *         cdef int stored
  *         if n > self._capacity:
  *             raise ValueError(f"put_many() of {n} records can never fit in capacity {self._capacity}")             # <<<<<<<<<<<<<<
@@ -7785,9 +7785,9 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
  *         try:
 */
     __pyx_t_5 = NULL;
-    __pyx_t_6 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 319, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 321, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_self->_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 319, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_self->_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 321, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_put_many_of;
     __pyx_t_8[1] = __pyx_t_6;
@@ -7799,7 +7799,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
     #endif
     __pyx_t_10 = 0;
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 4, __pyx_t_9, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 319, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 321, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -7809,14 +7809,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 319, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 321, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 319, __pyx_L1_error)
+    __PYX_ERR(0, 321, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":318
+    /* "flinq/_array.pyx":320
  *         cdef uint32_t key
  *         cdef int stored
  *         if n > self._capacity:             # <<<<<<<<<<<<<<
@@ -7825,17 +7825,17 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":320
+  /* "flinq/_array.pyx":322
  *         if n > self._capacity:
  *             raise ValueError(f"put_many() of {n} records can never fit in capacity {self._capacity}")
  *         PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS)             # <<<<<<<<<<<<<<
  *         try:
  *             while True:
 */
-  __pyx_t_10 = PyObject_GetBuffer(__pyx_v_arr, (&__pyx_v_view), PyBUF_C_CONTIGUOUS); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 320, __pyx_L1_error)
+  __pyx_t_10 = PyObject_GetBuffer(__pyx_v_arr, (&__pyx_v_view), PyBUF_C_CONTIGUOUS); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 322, __pyx_L1_error)
 
 
-  /* "flinq/_array.pyx":321
+  /* "flinq/_array.pyx":323
  *             raise ValueError(f"put_many() of {n} records can never fit in capacity {self._capacity}")
  *         PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS)
  *         try:             # <<<<<<<<<<<<<<
@@ -7844,7 +7844,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
   /*try:*/ {
 
-    /* "flinq/_array.pyx":322
+    /* "flinq/_array.pyx":324
  *         PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS)
  *         try:
  *             while True:             # <<<<<<<<<<<<<<
@@ -7853,17 +7853,17 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
     while (1) {
 
-      /* "flinq/_array.pyx":323
+      /* "flinq/_array.pyx":325
  *         try:
  *             while True:
  *                 ring = self._open_ring()             # <<<<<<<<<<<<<<
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                     raise ShutDown
 */
-      __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 323, __pyx_L5_error)
+      __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 325, __pyx_L5_error)
       __pyx_v_ring = __pyx_t_2;
 
-      /* "flinq/_array.pyx":324
+      /* "flinq/_array.pyx":326
  *             while True:
  *                 ring = self._open_ring()
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -7875,20 +7875,20 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       if (unlikely(__pyx_t_3)) {
 
 
-        /* "flinq/_array.pyx":325
+        /* "flinq/_array.pyx":327
  *                 ring = self._open_ring()
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                     raise ShutDown             # <<<<<<<<<<<<<<
  *                 if n * self._record_size >= _gil_free_bytes:
  *                     self._copying += 1
 */
-        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 325, __pyx_L5_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 327, __pyx_L5_error)
         __Pyx_GOTREF(__pyx_t_4);
         __Pyx_Raise(__pyx_t_4, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __PYX_ERR(0, 325, __pyx_L5_error)
+        __PYX_ERR(0, 327, __pyx_L5_error)
 
-        /* "flinq/_array.pyx":324
+        /* "flinq/_array.pyx":326
  *             while True:
  *                 ring = self._open_ring()
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -7897,7 +7897,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
       }
 
-      /* "flinq/_array.pyx":326
+      /* "flinq/_array.pyx":328
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                     raise ShutDown
  *                 if n * self._record_size >= _gil_free_bytes:             # <<<<<<<<<<<<<<
@@ -7909,7 +7909,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       if (__pyx_t_3) {
 
 
-        /* "flinq/_array.pyx":327
+        /* "flinq/_array.pyx":329
  *                     raise ShutDown
  *                 if n * self._record_size >= _gil_free_bytes:
  *                     self._copying += 1             # <<<<<<<<<<<<<<
@@ -7918,7 +7918,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
         __pyx_v_self->_copying = (__pyx_v_self->_copying + 1);
 
-        /* "flinq/_array.pyx":328
+        /* "flinq/_array.pyx":330
  *                 if n * self._record_size >= _gil_free_bytes:
  *                     self._copying += 1
  *                     with nogil:             # <<<<<<<<<<<<<<
@@ -7931,7 +7931,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
             __Pyx_FastGIL_Remember();
             /*try:*/ {
 
-              /* "flinq/_array.pyx":329
+              /* "flinq/_array.pyx":331
  *                     self._copying += 1
  *                     with nogil:
  *                         stored = flq_records_try_put(ring, view.buf, n)             # <<<<<<<<<<<<<<
@@ -7941,7 +7941,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
               __pyx_v_stored = flq_records_try_put(__pyx_v_ring, __pyx_v_view.buf, __pyx_v_n);
             }
 
-            /* "flinq/_array.pyx":328
+            /* "flinq/_array.pyx":330
  *                 if n * self._record_size >= _gil_free_bytes:
  *                     self._copying += 1
  *                     with nogil:             # <<<<<<<<<<<<<<
@@ -7958,7 +7958,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
             }
         }
 
-        /* "flinq/_array.pyx":330
+        /* "flinq/_array.pyx":332
  *                     with nogil:
  *                         stored = flq_records_try_put(ring, view.buf, n)
  *                     self._copied()             # <<<<<<<<<<<<<<
@@ -7967,7 +7967,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
         ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_copied(__pyx_v_self);
 
-        /* "flinq/_array.pyx":326
+        /* "flinq/_array.pyx":328
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                     raise ShutDown
  *                 if n * self._record_size >= _gil_free_bytes:             # <<<<<<<<<<<<<<
@@ -7977,7 +7977,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
         goto __pyx_L10;
       }
 
-      /* "flinq/_array.pyx":332
+      /* "flinq/_array.pyx":334
  *                     self._copied()
  *                 else:
  *                     stored = flq_records_try_put(ring, view.buf, n)             # <<<<<<<<<<<<<<
@@ -7989,7 +7989,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       }
       __pyx_L10:;
 
-      /* "flinq/_array.pyx":333
+      /* "flinq/_array.pyx":335
  *                 else:
  *                     stored = flq_records_try_put(ring, view.buf, n)
  *                 if stored:             # <<<<<<<<<<<<<<
@@ -8001,7 +8001,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       if (__pyx_t_3) {
 
 
-        /* "flinq/_array.pyx":334
+        /* "flinq/_array.pyx":336
  *                     stored = flq_records_try_put(ring, view.buf, n)
  *                 if stored:
  *                     flq_park_notify_locked(&self._not_empty, n > 1)             # <<<<<<<<<<<<<<
@@ -8010,7 +8010,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
         flq_park_notify_locked((&__pyx_v_self->_not_empty), (__pyx_v_n > 1));
 
-        /* "flinq/_array.pyx":335
+        /* "flinq/_array.pyx":337
  *                 if stored:
  *                     flq_park_notify_locked(&self._not_empty, n > 1)
  *                     if self._closed:  # closed while we copied: the ring may be gone             # <<<<<<<<<<<<<<
@@ -8019,7 +8019,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
         if (__pyx_v_self->_closed) {
 
-          /* "flinq/_array.pyx":336
+          /* "flinq/_array.pyx":338
  *                     flq_park_notify_locked(&self._not_empty, n > 1)
  *                     if self._closed:  # closed while we copied: the ring may be gone
  *                         return 0             # <<<<<<<<<<<<<<
@@ -8032,7 +8032,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
           }
           goto __pyx_L4_return;
 
-          /* "flinq/_array.pyx":335
+          /* "flinq/_array.pyx":337
  *                 if stored:
  *                     flq_park_notify_locked(&self._not_empty, n > 1)
  *                     if self._closed:  # closed while we copied: the ring may be gone             # <<<<<<<<<<<<<<
@@ -8041,7 +8041,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
         }
 
-        /* "flinq/_array.pyx":337
+        /* "flinq/_array.pyx":339
  *                     if self._closed:  # closed while we copied: the ring may be gone
  *                         return 0
  *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:             # <<<<<<<<<<<<<<
@@ -8053,7 +8053,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
         if (__pyx_t_3) {
 
 
-          /* "flinq/_array.pyx":338
+          /* "flinq/_array.pyx":340
  *                         return 0
  *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
  *                         flq_records_discard(ring)  # raced shutdown(immediate=True)             # <<<<<<<<<<<<<<
@@ -8062,7 +8062,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
           (void)(flq_records_discard(__pyx_v_ring));
 
-          /* "flinq/_array.pyx":337
+          /* "flinq/_array.pyx":339
  *                     if self._closed:  # closed while we copied: the ring may be gone
  *                         return 0
  *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:             # <<<<<<<<<<<<<<
@@ -8071,7 +8071,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
         }
 
-        /* "flinq/_array.pyx":339
+        /* "flinq/_array.pyx":341
  *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
  *                         flq_records_discard(ring)  # raced shutdown(immediate=True)
  *                     return 0             # <<<<<<<<<<<<<<
@@ -8084,7 +8084,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
         }
         goto __pyx_L4_return;
 
-        /* "flinq/_array.pyx":333
+        /* "flinq/_array.pyx":335
  *                 else:
  *                     stored = flq_records_try_put(ring, view.buf, n)
  *                 if stored:             # <<<<<<<<<<<<<<
@@ -8093,7 +8093,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
       }
 
-      /* "flinq/_array.pyx":340
+      /* "flinq/_array.pyx":342
  *                         flq_records_discard(ring)  # raced shutdown(immediate=True)
  *                     return 0
  *                 if not block:             # <<<<<<<<<<<<<<
@@ -8105,20 +8105,20 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       if (unlikely(__pyx_t_3)) {
 
 
-        /* "flinq/_array.pyx":341
+        /* "flinq/_array.pyx":343
  *                     return 0
  *                 if not block:
  *                     raise Full             # <<<<<<<<<<<<<<
  *                 key = flq_park_prepare(&self._not_full)
  *                 if (self._closed or flq_records_room(ring) >= n
 */
-        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 341, __pyx_L5_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 343, __pyx_L5_error)
         __Pyx_GOTREF(__pyx_t_4);
         __Pyx_Raise(__pyx_t_4, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __PYX_ERR(0, 341, __pyx_L5_error)
+        __PYX_ERR(0, 343, __pyx_L5_error)
 
-        /* "flinq/_array.pyx":340
+        /* "flinq/_array.pyx":342
  *                         flq_records_discard(ring)  # raced shutdown(immediate=True)
  *                     return 0
  *                 if not block:             # <<<<<<<<<<<<<<
@@ -8127,7 +8127,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
       }
 
-      /* "flinq/_array.pyx":342
+      /* "flinq/_array.pyx":344
  *                 if not block:
  *                     raise Full
  *                 key = flq_park_prepare(&self._not_full)             # <<<<<<<<<<<<<<
@@ -8136,7 +8136,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
       __pyx_v_key = flq_park_prepare((&__pyx_v_self->_not_full));
 
-      /* "flinq/_array.pyx":343
+      /* "flinq/_array.pyx":345
  *                     raise Full
  *                 key = flq_park_prepare(&self._not_full)
  *                 if (self._closed or flq_records_room(ring) >= n             # <<<<<<<<<<<<<<
@@ -8150,7 +8150,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
         goto __pyx_L21_bool_binop_done;
       }
 
-      /* "flinq/_array.pyx":344
+      /* "flinq/_array.pyx":346
  *                 key = flq_park_prepare(&self._not_full)
  *                 if (self._closed or flq_records_room(ring) >= n
  *                         or flq_records_state(ring) != FLQ_RECORDS_OPEN):             # <<<<<<<<<<<<<<
@@ -8174,7 +8174,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 
       __pyx_L21_bool_binop_done:;
 
-      /* "flinq/_array.pyx":343
+      /* "flinq/_array.pyx":345
  *                     raise Full
  *                 key = flq_park_prepare(&self._not_full)
  *                 if (self._closed or flq_records_room(ring) >= n             # <<<<<<<<<<<<<<
@@ -8184,7 +8184,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       if (__pyx_t_3) {
 
 
-        /* "flinq/_array.pyx":345
+        /* "flinq/_array.pyx":347
  *                 if (self._closed or flq_records_room(ring) >= n
  *                         or flq_records_state(ring) != FLQ_RECORDS_OPEN):
  *                     flq_park_cancel(&self._not_full)             # <<<<<<<<<<<<<<
@@ -8193,7 +8193,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
         flq_park_cancel((&__pyx_v_self->_not_full));
 
-        /* "flinq/_array.pyx":343
+        /* "flinq/_array.pyx":345
  *                     raise Full
  *                 key = flq_park_prepare(&self._not_full)
  *                 if (self._closed or flq_records_room(ring) >= n             # <<<<<<<<<<<<<<
@@ -8203,34 +8203,34 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
         goto __pyx_L20;
       }
 
-      /* "flinq/_array.pyx":346
+      /* "flinq/_array.pyx":348
  *                         or flq_records_state(ring) != FLQ_RECORDS_OPEN):
  *                     flq_park_cancel(&self._not_full)
  *                 elif _sleep(&self._not_full, key, deadline):             # <<<<<<<<<<<<<<
  *                     raise Full
  *         finally:
 */
-      __pyx_t_10 = __pyx_f_5flinq_6_array__sleep((&__pyx_v_self->_not_full), __pyx_v_key, __pyx_v_deadline); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 346, __pyx_L5_error)
+      __pyx_t_10 = __pyx_f_5flinq_6_array__sleep((&__pyx_v_self->_not_full), __pyx_v_key, __pyx_v_deadline); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 348, __pyx_L5_error)
       __pyx_t_3 = (__pyx_t_10 != 0);
 
 
       if (unlikely(__pyx_t_3)) {
 
 
-        /* "flinq/_array.pyx":347
+        /* "flinq/_array.pyx":349
  *                     flq_park_cancel(&self._not_full)
  *                 elif _sleep(&self._not_full, key, deadline):
  *                     raise Full             # <<<<<<<<<<<<<<
  *         finally:
  *             PyBuffer_Release(&view)
 */
-        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 347, __pyx_L5_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 349, __pyx_L5_error)
         __Pyx_GOTREF(__pyx_t_4);
         __Pyx_Raise(__pyx_t_4, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __PYX_ERR(0, 347, __pyx_L5_error)
+        __PYX_ERR(0, 349, __pyx_L5_error)
 
-        /* "flinq/_array.pyx":346
+        /* "flinq/_array.pyx":348
  *                         or flq_records_state(ring) != FLQ_RECORDS_OPEN):
  *                     flq_park_cancel(&self._not_full)
  *                 elif _sleep(&self._not_full, key, deadline):             # <<<<<<<<<<<<<<
@@ -8242,7 +8242,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
     }
   }
 
-  /* "flinq/_array.pyx":349
+  /* "flinq/_array.pyx":351
  *                     raise Full
  *         finally:
  *             PyBuffer_Release(&view)             # <<<<<<<<<<<<<<
@@ -8297,7 +8297,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
     __pyx_L6:;
   }
 
-  /* "flinq/_array.pyx":311
+  /* "flinq/_array.pyx":313
  *     # ---- the two copies ------------------------------------------------------------
  * 
  *     cdef int _put_array(self, object arr, uint64_t n, bint block, object timeout) except -1:             # <<<<<<<<<<<<<<
@@ -8327,7 +8327,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":351
+/* "flinq/_array.pyx":353
  *             PyBuffer_Release(&view)
  * 
  *     cdef void _copied(self) noexcept:             # <<<<<<<<<<<<<<
@@ -8339,7 +8339,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__copied(struct __pyx_obj_5flinq_
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "flinq/_array.pyx":353
+  /* "flinq/_array.pyx":355
  *     cdef void _copied(self) noexcept:
  *         """A copy without the GIL ended: free the ring if close() waits for it."""
  *         self._copying -= 1             # <<<<<<<<<<<<<<
@@ -8348,7 +8348,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__copied(struct __pyx_obj_5flinq_
 */
   __pyx_v_self->_copying = (__pyx_v_self->_copying - 1);
 
-  /* "flinq/_array.pyx":354
+  /* "flinq/_array.pyx":356
  *         """A copy without the GIL ended: free the ring if close() waits for it."""
  *         self._copying -= 1
  *         if self._closed and self._copying == 0:             # <<<<<<<<<<<<<<
@@ -8370,7 +8370,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__copied(struct __pyx_obj_5flinq_
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":355
+    /* "flinq/_array.pyx":357
  *         self._copying -= 1
  *         if self._closed and self._copying == 0:
  *             self._free_ring()             # <<<<<<<<<<<<<<
@@ -8379,7 +8379,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__copied(struct __pyx_obj_5flinq_
 */
     ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_free_ring(__pyx_v_self);
 
-    /* "flinq/_array.pyx":354
+    /* "flinq/_array.pyx":356
  *         """A copy without the GIL ended: free the ring if close() waits for it."""
  *         self._copying -= 1
  *         if self._closed and self._copying == 0:             # <<<<<<<<<<<<<<
@@ -8388,7 +8388,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__copied(struct __pyx_obj_5flinq_
 */
   }
 
-  /* "flinq/_array.pyx":351
+  /* "flinq/_array.pyx":353
  *             PyBuffer_Release(&view)
  * 
  *     cdef void _copied(self) noexcept:             # <<<<<<<<<<<<<<
@@ -8400,7 +8400,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__copied(struct __pyx_obj_5flinq_
 
 }
 
-/* "flinq/_array.pyx":357
+/* "flinq/_array.pyx":359
  *             self._free_ring()
  * 
  *     cdef uint64_t _wait_for_records(self, bint block, int64_t deadline) except 0:             # <<<<<<<<<<<<<<
@@ -8425,7 +8425,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_wait_for_records", 0);
 
-  /* "flinq/_array.pyx":363
+  /* "flinq/_array.pyx":365
  *         cdef uint32_t key
  *         cdef uint32_t state
  *         while True:             # <<<<<<<<<<<<<<
@@ -8434,17 +8434,17 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
   while (1) {
 
-    /* "flinq/_array.pyx":364
+    /* "flinq/_array.pyx":366
  *         cdef uint32_t state
  *         while True:
  *             ring = self._open_ring()             # <<<<<<<<<<<<<<
  *             state = flq_records_state(ring)
  *             if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
 */
-    __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 364, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 366, __pyx_L1_error)
     __pyx_v_ring = __pyx_t_1;
 
-    /* "flinq/_array.pyx":365
+    /* "flinq/_array.pyx":367
  *         while True:
  *             ring = self._open_ring()
  *             state = flq_records_state(ring)             # <<<<<<<<<<<<<<
@@ -8453,7 +8453,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     __pyx_v_state = flq_records_state(__pyx_v_ring);
 
-    /* "flinq/_array.pyx":366
+    /* "flinq/_array.pyx":368
  *             ring = self._open_ring()
  *             state = flq_records_state(ring)
  *             if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:             # <<<<<<<<<<<<<<
@@ -8465,20 +8465,20 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "flinq/_array.pyx":367
+      /* "flinq/_array.pyx":369
  *             state = flq_records_state(ring)
  *             if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
  *                 raise ShutDown             # <<<<<<<<<<<<<<
  *             ready = flq_records_size(ring)
  *             if ready:
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 367, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 369, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 367, __pyx_L1_error)
+      __PYX_ERR(0, 369, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":366
+      /* "flinq/_array.pyx":368
  *             ring = self._open_ring()
  *             state = flq_records_state(ring)
  *             if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:             # <<<<<<<<<<<<<<
@@ -8487,7 +8487,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     }
 
-    /* "flinq/_array.pyx":368
+    /* "flinq/_array.pyx":370
  *             if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
  *                 raise ShutDown
  *             ready = flq_records_size(ring)             # <<<<<<<<<<<<<<
@@ -8496,7 +8496,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     __pyx_v_ready = flq_records_size(__pyx_v_ring);
 
-    /* "flinq/_array.pyx":369
+    /* "flinq/_array.pyx":371
  *                 raise ShutDown
  *             ready = flq_records_size(ring)
  *             if ready:             # <<<<<<<<<<<<<<
@@ -8508,7 +8508,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     if (__pyx_t_2) {
 
 
-      /* "flinq/_array.pyx":370
+      /* "flinq/_array.pyx":372
  *             ready = flq_records_size(ring)
  *             if ready:
  *                 return ready             # <<<<<<<<<<<<<<
@@ -8521,7 +8521,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
       }
       goto __pyx_L0;
 
-      /* "flinq/_array.pyx":369
+      /* "flinq/_array.pyx":371
  *                 raise ShutDown
  *             ready = flq_records_size(ring)
  *             if ready:             # <<<<<<<<<<<<<<
@@ -8530,7 +8530,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     }
 
-    /* "flinq/_array.pyx":371
+    /* "flinq/_array.pyx":373
  *             if ready:
  *                 return ready
  *             if state != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -8542,20 +8542,20 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "flinq/_array.pyx":372
+      /* "flinq/_array.pyx":374
  *                 return ready
  *             if state != FLQ_RECORDS_OPEN:
  *                 raise ShutDown             # <<<<<<<<<<<<<<
  *             if not block:
  *                 raise Empty
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 372, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 374, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 372, __pyx_L1_error)
+      __PYX_ERR(0, 374, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":371
+      /* "flinq/_array.pyx":373
  *             if ready:
  *                 return ready
  *             if state != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -8564,7 +8564,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     }
 
-    /* "flinq/_array.pyx":373
+    /* "flinq/_array.pyx":375
  *             if state != FLQ_RECORDS_OPEN:
  *                 raise ShutDown
  *             if not block:             # <<<<<<<<<<<<<<
@@ -8576,20 +8576,20 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "flinq/_array.pyx":374
+      /* "flinq/_array.pyx":376
  *                 raise ShutDown
  *             if not block:
  *                 raise Empty             # <<<<<<<<<<<<<<
  *             key = flq_park_prepare(&self._not_empty)
  *             if self._closed or flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 374, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 376, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 374, __pyx_L1_error)
+      __PYX_ERR(0, 376, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":373
+      /* "flinq/_array.pyx":375
  *             if state != FLQ_RECORDS_OPEN:
  *                 raise ShutDown
  *             if not block:             # <<<<<<<<<<<<<<
@@ -8598,7 +8598,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     }
 
-    /* "flinq/_array.pyx":375
+    /* "flinq/_array.pyx":377
  *             if not block:
  *                 raise Empty
  *             key = flq_park_prepare(&self._not_empty)             # <<<<<<<<<<<<<<
@@ -8607,7 +8607,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     __pyx_v_key = flq_park_prepare((&__pyx_v_self->_not_empty));
 
-    /* "flinq/_array.pyx":376
+    /* "flinq/_array.pyx":378
  *                 raise Empty
  *             key = flq_park_prepare(&self._not_empty)
  *             if self._closed or flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -8639,7 +8639,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     if (__pyx_t_2) {
 
 
-      /* "flinq/_array.pyx":377
+      /* "flinq/_array.pyx":379
  *             key = flq_park_prepare(&self._not_empty)
  *             if self._closed or flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                 flq_park_cancel(&self._not_empty)             # <<<<<<<<<<<<<<
@@ -8648,7 +8648,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
       flq_park_cancel((&__pyx_v_self->_not_empty));
 
-      /* "flinq/_array.pyx":376
+      /* "flinq/_array.pyx":378
  *                 raise Empty
  *             key = flq_park_prepare(&self._not_empty)
  *             if self._closed or flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -8658,34 +8658,34 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
       goto __pyx_L9;
     }
 
-    /* "flinq/_array.pyx":378
+    /* "flinq/_array.pyx":380
  *             if self._closed or flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                 flq_park_cancel(&self._not_empty)
  *             elif _sleep(&self._not_empty, key, deadline):             # <<<<<<<<<<<<<<
  *                 raise Empty
  * 
 */
-    __pyx_t_5 = __pyx_f_5flinq_6_array__sleep((&__pyx_v_self->_not_empty), __pyx_v_key, __pyx_v_deadline); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 378, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_5flinq_6_array__sleep((&__pyx_v_self->_not_empty), __pyx_v_key, __pyx_v_deadline); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 380, __pyx_L1_error)
     __pyx_t_2 = (__pyx_t_5 != 0);
 
 
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "flinq/_array.pyx":379
+      /* "flinq/_array.pyx":381
  *                 flq_park_cancel(&self._not_empty)
  *             elif _sleep(&self._not_empty, key, deadline):
  *                 raise Empty             # <<<<<<<<<<<<<<
  * 
  *     cdef uint64_t _take_into(self, object out, uint64_t limit) except? 0:
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 379, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 381, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 379, __pyx_L1_error)
+      __PYX_ERR(0, 381, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":378
+      /* "flinq/_array.pyx":380
  *             if self._closed or flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                 flq_park_cancel(&self._not_empty)
  *             elif _sleep(&self._not_empty, key, deadline):             # <<<<<<<<<<<<<<
@@ -8696,7 +8696,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     __pyx_L9:;
   }
 
-  /* "flinq/_array.pyx":357
+  /* "flinq/_array.pyx":359
  *             self._free_ring()
  * 
  *     cdef uint64_t _wait_for_records(self, bint block, int64_t deadline) except 0:             # <<<<<<<<<<<<<<
@@ -8721,7 +8721,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":381
+/* "flinq/_array.pyx":383
  *                 raise Empty
  * 
  *     cdef uint64_t _take_into(self, object out, uint64_t limit) except? 0:             # <<<<<<<<<<<<<<
@@ -8741,27 +8741,27 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "flinq/_array.pyx":386
+  /* "flinq/_array.pyx":388
  *         cdef Py_buffer view
  *         cdef uint64_t taken
  *         cdef flq_records *ring = self._open_ring()             # <<<<<<<<<<<<<<
  *         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
  *         try:
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 386, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 388, __pyx_L1_error)
   __pyx_v_ring = __pyx_t_1;
 
-  /* "flinq/_array.pyx":387
+  /* "flinq/_array.pyx":389
  *         cdef uint64_t taken
  *         cdef flq_records *ring = self._open_ring()
  *         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)             # <<<<<<<<<<<<<<
  *         try:
  *             if limit * self._record_size >= _gil_free_bytes:
 */
-  __pyx_t_2 = PyObject_GetBuffer(__pyx_v_out, (&__pyx_v_view), (PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 387, __pyx_L1_error)
+  __pyx_t_2 = PyObject_GetBuffer(__pyx_v_out, (&__pyx_v_view), (PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 389, __pyx_L1_error)
 
 
-  /* "flinq/_array.pyx":388
+  /* "flinq/_array.pyx":390
  *         cdef flq_records *ring = self._open_ring()
  *         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
  *         try:             # <<<<<<<<<<<<<<
@@ -8770,7 +8770,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
 */
   /*try:*/ {
 
-    /* "flinq/_array.pyx":389
+    /* "flinq/_array.pyx":391
  *         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
  *         try:
  *             if limit * self._record_size >= _gil_free_bytes:             # <<<<<<<<<<<<<<
@@ -8782,7 +8782,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
     if (__pyx_t_3) {
 
 
-      /* "flinq/_array.pyx":390
+      /* "flinq/_array.pyx":392
  *         try:
  *             if limit * self._record_size >= _gil_free_bytes:
  *                 self._copying += 1             # <<<<<<<<<<<<<<
@@ -8791,7 +8791,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
 */
       __pyx_v_self->_copying = (__pyx_v_self->_copying + 1);
 
-      /* "flinq/_array.pyx":391
+      /* "flinq/_array.pyx":393
  *             if limit * self._record_size >= _gil_free_bytes:
  *                 self._copying += 1
  *                 with nogil:             # <<<<<<<<<<<<<<
@@ -8804,7 +8804,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
           __Pyx_FastGIL_Remember();
           /*try:*/ {
 
-            /* "flinq/_array.pyx":392
+            /* "flinq/_array.pyx":394
  *                 self._copying += 1
  *                 with nogil:
  *                     taken = flq_records_try_get(ring, view.buf, limit)             # <<<<<<<<<<<<<<
@@ -8814,7 +8814,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
             __pyx_v_taken = flq_records_try_get(__pyx_v_ring, __pyx_v_view.buf, __pyx_v_limit);
           }
 
-          /* "flinq/_array.pyx":391
+          /* "flinq/_array.pyx":393
  *             if limit * self._record_size >= _gil_free_bytes:
  *                 self._copying += 1
  *                 with nogil:             # <<<<<<<<<<<<<<
@@ -8831,7 +8831,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
           }
       }
 
-      /* "flinq/_array.pyx":393
+      /* "flinq/_array.pyx":395
  *                 with nogil:
  *                     taken = flq_records_try_get(ring, view.buf, limit)
  *                 self._copied()             # <<<<<<<<<<<<<<
@@ -8840,7 +8840,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
 */
       ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_copied(__pyx_v_self);
 
-      /* "flinq/_array.pyx":389
+      /* "flinq/_array.pyx":391
  *         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
  *         try:
  *             if limit * self._record_size >= _gil_free_bytes:             # <<<<<<<<<<<<<<
@@ -8850,7 +8850,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
       goto __pyx_L6;
     }
 
-    /* "flinq/_array.pyx":395
+    /* "flinq/_array.pyx":397
  *                 self._copied()
  *             else:
  *                 taken = flq_records_try_get(ring, view.buf, limit)             # <<<<<<<<<<<<<<
@@ -8863,7 +8863,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
     __pyx_L6:;
   }
 
-  /* "flinq/_array.pyx":397
+  /* "flinq/_array.pyx":399
  *                 taken = flq_records_try_get(ring, view.buf, limit)
  *         finally:
  *             PyBuffer_Release(&view)             # <<<<<<<<<<<<<<
@@ -8878,7 +8878,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
     __pyx_L5:;
   }
 
-  /* "flinq/_array.pyx":398
+  /* "flinq/_array.pyx":400
  *         finally:
  *             PyBuffer_Release(&view)
  *         if taken:             # <<<<<<<<<<<<<<
@@ -8890,7 +8890,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
   if (__pyx_t_3) {
 
 
-    /* "flinq/_array.pyx":399
+    /* "flinq/_array.pyx":401
  *             PyBuffer_Release(&view)
  *         if taken:
  *             flq_park_notify_locked(&self._not_full, 1)             # <<<<<<<<<<<<<<
@@ -8899,7 +8899,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
 */
     flq_park_notify_locked((&__pyx_v_self->_not_full), 1);
 
-    /* "flinq/_array.pyx":398
+    /* "flinq/_array.pyx":400
  *         finally:
  *             PyBuffer_Release(&view)
  *         if taken:             # <<<<<<<<<<<<<<
@@ -8908,7 +8908,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
 */
   }
 
-  /* "flinq/_array.pyx":400
+  /* "flinq/_array.pyx":402
  *         if taken:
  *             flq_park_notify_locked(&self._not_full, 1)
  *         return taken             # <<<<<<<<<<<<<<
@@ -8921,7 +8921,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":381
+  /* "flinq/_array.pyx":383
  *                 raise Empty
  * 
  *     cdef uint64_t _take_into(self, object out, uint64_t limit) except? 0:             # <<<<<<<<<<<<<<
@@ -8941,7 +8941,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":404
+/* "flinq/_array.pyx":406
  *     # ---- public API ----------------------------------------------------------------
  * 
  *     def put(self, value, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -8990,44 +8990,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_value,&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_timeout,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 404, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 406, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 404, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 406, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 404, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 406, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 404, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 406, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put", 0) < (0)) __PYX_ERR(0, 404, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put", 0) < (0)) __PYX_ERR(0, 406, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_True));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put", 0, 1, 3, i); __PYX_ERR(0, 404, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put", 0, 1, 3, i); __PYX_ERR(0, 406, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 404, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 406, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 404, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 406, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 404, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 406, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -9040,7 +9040,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("put", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 404, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("put", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 406, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -9072,22 +9072,22 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8put(struct __pyx_obj_5fli
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("put", 0);
 
-  /* "flinq/_array.pyx":407
+  /* "flinq/_array.pyx":409
  *         """Put one record, waiting for room if the queue is full
  *         (block=False or a timeout: raise queue.Full; shut down: ShutDown)."""
  *         self._put_array(self._records(value, False), 1, block, timeout)             # <<<<<<<<<<<<<<
  * 
  *     def put_nowait(self, value):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_value, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 407, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_value, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 409, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 407, __pyx_L1_error)
-  __pyx_t_3 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_t_1, 1, __pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 407, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 409, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_t_1, 1, __pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 409, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
 
 
-  /* "flinq/_array.pyx":404
+  /* "flinq/_array.pyx":406
  *     # ---- public API ----------------------------------------------------------------
  * 
  *     def put(self, value, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -9108,7 +9108,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8put(struct __pyx_obj_5fli
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":409
+/* "flinq/_array.pyx":411
  *         self._put_array(self._records(value, False), 1, block, timeout)
  * 
  *     def put_nowait(self, value):             # <<<<<<<<<<<<<<
@@ -9155,32 +9155,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_value,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 409, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 411, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 409, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 411, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put_nowait", 0) < (0)) __PYX_ERR(0, 409, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put_nowait", 0) < (0)) __PYX_ERR(0, 411, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put_nowait", 1, 1, 1, i); __PYX_ERR(0, 409, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put_nowait", 1, 1, 1, i); __PYX_ERR(0, 411, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 409, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 411, __pyx_L3_error)
     }
     __pyx_v_value = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("put_nowait", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 409, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("put_nowait", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 411, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -9211,20 +9211,20 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_10put_nowait(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("put_nowait", 0);
 
-  /* "flinq/_array.pyx":411
+  /* "flinq/_array.pyx":413
  *     def put_nowait(self, value):
  *         """Put one record without waiting; raise queue.Full if there is no room."""
  *         self._put_array(self._records(value, False), 1, False, None)             # <<<<<<<<<<<<<<
  * 
  *     def put_many(self, array, block=True, timeout=None):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_value, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 411, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_value, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 413, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_t_1, 1, 0, Py_None); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 411, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_t_1, 1, 0, Py_None); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 413, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
 
-  /* "flinq/_array.pyx":409
+  /* "flinq/_array.pyx":411
  *         self._put_array(self._records(value, False), 1, block, timeout)
  * 
  *     def put_nowait(self, value):             # <<<<<<<<<<<<<<
@@ -9245,7 +9245,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_10put_nowait(struct __pyx_
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":413
+/* "flinq/_array.pyx":415
  *         self._put_array(self._records(value, False), 1, False, None)
  * 
  *     def put_many(self, array, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -9294,44 +9294,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_array,&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_timeout,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 413, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 415, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 413, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 415, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 413, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 415, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 413, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 415, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put_many", 0) < (0)) __PYX_ERR(0, 413, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put_many", 0) < (0)) __PYX_ERR(0, 415, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_True));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put_many", 0, 1, 3, i); __PYX_ERR(0, 413, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put_many", 0, 1, 3, i); __PYX_ERR(0, 415, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 413, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 415, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 413, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 415, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 413, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 415, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -9344,7 +9344,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("put_many", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 413, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("put_many", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 415, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -9380,39 +9380,39 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_12put_many(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("put_many", 0);
 
-  /* "flinq/_array.pyx":417
+  /* "flinq/_array.pyx":419
  *         order, all or none: wait until they all fit (queue.Full on
  *         block=False or timeout); ValueError if n exceeds the capacity."""
  *         arr = self._records(array, True)             # <<<<<<<<<<<<<<
  *         cdef uint64_t n = len(arr)
  *         self._open_ring()
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_array, 1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 417, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_array, 1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 419, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_arr = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":418
+  /* "flinq/_array.pyx":420
  *         block=False or timeout); ValueError if n exceeds the capacity."""
  *         arr = self._records(array, True)
  *         cdef uint64_t n = len(arr)             # <<<<<<<<<<<<<<
  *         self._open_ring()
  *         if n:
 */
-  __pyx_t_2 = PyObject_Length(__pyx_v_arr); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 418, __pyx_L1_error)
+  __pyx_t_2 = PyObject_Length(__pyx_v_arr); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 420, __pyx_L1_error)
   __pyx_v_n = __pyx_t_2;
 
-  /* "flinq/_array.pyx":419
+  /* "flinq/_array.pyx":421
  *         arr = self._records(array, True)
  *         cdef uint64_t n = len(arr)
  *         self._open_ring()             # <<<<<<<<<<<<<<
  *         if n:
  *             self._put_array(arr, n, block, timeout)
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_3 == ((void *)NULL))) __PYX_ERR(0, 419, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_3 == ((void *)NULL))) __PYX_ERR(0, 421, __pyx_L1_error)
 
 
-  /* "flinq/_array.pyx":420
+  /* "flinq/_array.pyx":422
  *         cdef uint64_t n = len(arr)
  *         self._open_ring()
  *         if n:             # <<<<<<<<<<<<<<
@@ -9424,19 +9424,19 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_12put_many(struct __pyx_ob
   if (__pyx_t_4) {
 
 
-    /* "flinq/_array.pyx":421
+    /* "flinq/_array.pyx":423
  *         self._open_ring()
  *         if n:
  *             self._put_array(arr, n, block, timeout)             # <<<<<<<<<<<<<<
  * 
  *     def get(self, block=True, timeout=None):
 */
-    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_4 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 421, __pyx_L1_error)
-    __pyx_t_5 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_v_arr, __pyx_v_n, __pyx_t_4, __pyx_v_timeout); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 421, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_4 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 423, __pyx_L1_error)
+    __pyx_t_5 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_v_arr, __pyx_v_n, __pyx_t_4, __pyx_v_timeout); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 423, __pyx_L1_error)
 
 
 
-    /* "flinq/_array.pyx":420
+    /* "flinq/_array.pyx":422
  *         cdef uint64_t n = len(arr)
  *         self._open_ring()
  *         if n:             # <<<<<<<<<<<<<<
@@ -9445,7 +9445,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_12put_many(struct __pyx_ob
 */
   }
 
-  /* "flinq/_array.pyx":413
+  /* "flinq/_array.pyx":415
  *         self._put_array(self._records(value, False), 1, False, None)
  * 
  *     def put_many(self, array, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -9468,7 +9468,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_12put_many(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":423
+/* "flinq/_array.pyx":425
  *             self._put_array(arr, n, block, timeout)
  * 
  *     def get(self, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -9516,33 +9516,33 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_timeout,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 423, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 425, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 423, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 425, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 423, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 425, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "get", 0) < (0)) __PYX_ERR(0, 423, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "get", 0) < (0)) __PYX_ERR(0, 425, __pyx_L3_error)
       if (!values[0]) values[0] = __Pyx_NewRef(((PyObject *)Py_True));
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
     } else {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 423, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 425, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 423, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 425, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
@@ -9555,7 +9555,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("get", 0, 0, 2, __pyx_nargs); __PYX_ERR(0, 423, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("get", 0, 0, 2, __pyx_nargs); __PYX_ERR(0, 425, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -9594,31 +9594,31 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5fl
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("get", 0);
 
-  /* "flinq/_array.pyx":427
+  /* "flinq/_array.pyx":429
  *         the record shape), waiting if the queue is empty (block=False or a
  *         timeout: raise queue.Empty; shut down and empty: ShutDown)."""
  *         np = _np()             # <<<<<<<<<<<<<<
  *         cdef int64_t deadline = _deadline(block, timeout)
  *         out = np.empty((1,) + self._shape, self._base)
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 427, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 429, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":428
+  /* "flinq/_array.pyx":430
  *         timeout: raise queue.Empty; shut down and empty: ShutDown)."""
  *         np = _np()
  *         cdef int64_t deadline = _deadline(block, timeout)             # <<<<<<<<<<<<<<
  *         out = np.empty((1,) + self._shape, self._base)
  *         while True:
 */
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 428, __pyx_L1_error)
-  __pyx_t_3 = __pyx_f_5flinq_6_array__deadline(__pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_3 == ((int64_t)-2L))) __PYX_ERR(0, 428, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 430, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_5flinq_6_array__deadline(__pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_3 == ((int64_t)-2L))) __PYX_ERR(0, 430, __pyx_L1_error)
 
   __pyx_v_deadline = __pyx_t_3;
 
-  /* "flinq/_array.pyx":429
+  /* "flinq/_array.pyx":431
  *         np = _np()
  *         cdef int64_t deadline = _deadline(block, timeout)
  *         out = np.empty((1,) + self._shape, self._base)             # <<<<<<<<<<<<<<
@@ -9627,7 +9627,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5fl
 */
   __pyx_t_4 = __pyx_v_np;
   __Pyx_INCREF(__pyx_t_4);
-  __pyx_t_5 = PyNumber_Add(__pyx_mstate_global->__pyx_tuple[5], __pyx_v_self->_shape); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 429, __pyx_L1_error)
+  __pyx_t_5 = PyNumber_Add(__pyx_mstate_global->__pyx_tuple[5], __pyx_v_self->_shape); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 431, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_t_6 = 0;
   {
@@ -9635,13 +9635,13 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5fl
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_empty, __pyx_callargs+__pyx_t_6, (3-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 429, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 431, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_out = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":430
+  /* "flinq/_array.pyx":432
  *         cdef int64_t deadline = _deadline(block, timeout)
  *         out = np.empty((1,) + self._shape, self._base)
  *         while True:             # <<<<<<<<<<<<<<
@@ -9650,40 +9650,40 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5fl
 */
   while (1) {
 
-    /* "flinq/_array.pyx":431
+    /* "flinq/_array.pyx":433
  *         out = np.empty((1,) + self._shape, self._base)
  *         while True:
  *             self._wait_for_records(block, deadline)             # <<<<<<<<<<<<<<
  *             if self._take_into(out, 1):
  *                 return out[0]
 */
-    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 431, __pyx_L1_error)
-    __pyx_t_7 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_wait_for_records(__pyx_v_self, __pyx_t_2, __pyx_v_deadline); if (unlikely(__pyx_t_7 == ((uint64_t)0))) __PYX_ERR(0, 431, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 433, __pyx_L1_error)
+    __pyx_t_7 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_wait_for_records(__pyx_v_self, __pyx_t_2, __pyx_v_deadline); if (unlikely(__pyx_t_7 == ((uint64_t)0))) __PYX_ERR(0, 433, __pyx_L1_error)
 
 
 
-    /* "flinq/_array.pyx":432
+    /* "flinq/_array.pyx":434
  *         while True:
  *             self._wait_for_records(block, deadline)
  *             if self._take_into(out, 1):             # <<<<<<<<<<<<<<
  *                 return out[0]
  * 
 */
-    __pyx_t_7 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_out, 1); if (unlikely(__pyx_t_7 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 432, __pyx_L1_error)
+    __pyx_t_7 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_out, 1); if (unlikely(__pyx_t_7 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 434, __pyx_L1_error)
     __pyx_t_2 = (__pyx_t_7 != 0);
 
 
     if (__pyx_t_2) {
 
 
-      /* "flinq/_array.pyx":433
+      /* "flinq/_array.pyx":435
  *             self._wait_for_records(block, deadline)
  *             if self._take_into(out, 1):
  *                 return out[0]             # <<<<<<<<<<<<<<
  * 
  *     def get_nowait(self):
 */
-      __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_out, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 433, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_out, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 435, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       {
         PyObject *__pyx_temp;
@@ -9696,7 +9696,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5fl
       __pyx_t_1 = 0;
       goto __pyx_L0;
 
-      /* "flinq/_array.pyx":432
+      /* "flinq/_array.pyx":434
  *         while True:
  *             self._wait_for_records(block, deadline)
  *             if self._take_into(out, 1):             # <<<<<<<<<<<<<<
@@ -9706,7 +9706,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5fl
     }
   }
 
-  /* "flinq/_array.pyx":423
+  /* "flinq/_array.pyx":425
  *             self._put_array(arr, n, block, timeout)
  * 
  *     def get(self, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -9732,7 +9732,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5fl
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":435
+/* "flinq/_array.pyx":437
  *                 return out[0]
  * 
  *     def get_nowait(self):             # <<<<<<<<<<<<<<
@@ -9793,7 +9793,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get_nowait(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("get_nowait", 0);
 
-  /* "flinq/_array.pyx":437
+  /* "flinq/_array.pyx":439
  *     def get_nowait(self):
  *         """Remove and return the next record without waiting; raise queue.Empty."""
  *         return self.get(False)             # <<<<<<<<<<<<<<
@@ -9807,7 +9807,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get_nowait(struct __pyx_
     PyObject *__pyx_callargs[2] = {__pyx_t_2, Py_False};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get, __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 437, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 439, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -9821,7 +9821,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get_nowait(struct __pyx_
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":435
+  /* "flinq/_array.pyx":437
  *                 return out[0]
  * 
  *     def get_nowait(self):             # <<<<<<<<<<<<<<
@@ -9841,7 +9841,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get_nowait(struct __pyx_
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":439
+/* "flinq/_array.pyx":441
  *         return self.get(False)
  * 
  *     def get_many(self, max_items, *, out=None, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -9891,29 +9891,29 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_max_items,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_timeout,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 439, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 441, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 439, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 441, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "get_many", 0) < (0)) __PYX_ERR(0, 439, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "get_many", 0) < (0)) __PYX_ERR(0, 441, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_True));
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("get_many", 1, 1, 1, i); __PYX_ERR(0, 439, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("get_many", 1, 1, 1, i); __PYX_ERR(0, 441, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 439, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 441, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_True));
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_None));
@@ -9925,7 +9925,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("get_many", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 439, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("get_many", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 441, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -9975,19 +9975,19 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("get_many", 0);
 
-  /* "flinq/_array.pyx":447
+  /* "flinq/_array.pyx":449
  *         the start and returns how many records it filled.
  *         """
  *         np = _np()             # <<<<<<<<<<<<<<
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):
  *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 447, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 449, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":448
+  /* "flinq/_array.pyx":450
  *         """
  *         np = _np()
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):             # <<<<<<<<<<<<<<
@@ -10014,7 +10014,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":449
+    /* "flinq/_array.pyx":451
  *         np = _np()
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):
  *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")             # <<<<<<<<<<<<<<
@@ -10022,12 +10022,12 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
  *             raise ValueError("max_items must be at least 1")
 */
     __pyx_t_5 = NULL;
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_max_items)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 449, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_max_items)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 451, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_t_6, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 449, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_t_6, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 451, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_6 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_max_items_must_be_an_int_not, __pyx_t_7); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 449, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_max_items_must_be_an_int_not, __pyx_t_7); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 451, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_t_8 = 1;
@@ -10036,14 +10036,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 449, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 451, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 449, __pyx_L1_error)
+    __PYX_ERR(0, 451, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":448
+    /* "flinq/_array.pyx":450
  *         """
  *         np = _np()
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):             # <<<<<<<<<<<<<<
@@ -10052,18 +10052,18 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
 */
   }
 
-  /* "flinq/_array.pyx":450
+  /* "flinq/_array.pyx":452
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):
  *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
  *         if max_items < 1:             # <<<<<<<<<<<<<<
  *             raise ValueError("max_items must be at least 1")
  *         cdef uint64_t limit = min(max_items, UINT64_MAX)
 */
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_max_items, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 450, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_max_items, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 452, __pyx_L1_error)
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":451
+    /* "flinq/_array.pyx":453
  *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
  *         if max_items < 1:
  *             raise ValueError("max_items must be at least 1")             # <<<<<<<<<<<<<<
@@ -10076,14 +10076,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
       PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_max_items_must_be_at_least_1};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 451, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 453, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 451, __pyx_L1_error)
+    __PYX_ERR(0, 453, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":450
+    /* "flinq/_array.pyx":452
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):
  *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
  *         if max_items < 1:             # <<<<<<<<<<<<<<
@@ -10092,7 +10092,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
 */
   }
 
-  /* "flinq/_array.pyx":452
+  /* "flinq/_array.pyx":454
  *         if max_items < 1:
  *             raise ValueError("max_items must be at least 1")
  *         cdef uint64_t limit = min(max_items, UINT64_MAX)             # <<<<<<<<<<<<<<
@@ -10103,12 +10103,12 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
   __pyx_t_9 = UINT64_MAX;
   __Pyx_INCREF(__pyx_v_max_items);
   __pyx_t_1 = __pyx_v_max_items;
-  __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_9); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 452, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_9); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 454, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_int_object(__pyx_t_5, __pyx_t_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 452, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_int_object(__pyx_t_5, __pyx_t_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 454, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   if (__pyx_t_2) {
-    __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_9); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 452, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_9); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 454, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_t_6 = __pyx_t_5;
     __pyx_t_5 = 0;
@@ -10118,23 +10118,23 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
   }
 
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_6); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 452, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_6); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 454, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   __pyx_v_limit = __pyx_t_9;
 
-  /* "flinq/_array.pyx":453
+  /* "flinq/_array.pyx":455
  *             raise ValueError("max_items must be at least 1")
  *         cdef uint64_t limit = min(max_items, UINT64_MAX)
  *         cdef int64_t deadline = _deadline(block, timeout)             # <<<<<<<<<<<<<<
  *         cdef uint64_t ready
  *         cdef uint64_t taken
 */
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 453, __pyx_L1_error)
-  __pyx_t_10 = __pyx_f_5flinq_6_array__deadline(__pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_10 == ((int64_t)-2L))) __PYX_ERR(0, 453, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 455, __pyx_L1_error)
+  __pyx_t_10 = __pyx_f_5flinq_6_array__deadline(__pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_10 == ((int64_t)-2L))) __PYX_ERR(0, 455, __pyx_L1_error)
 
   __pyx_v_deadline = __pyx_t_10;
 
-  /* "flinq/_array.pyx":456
+  /* "flinq/_array.pyx":458
  *         cdef uint64_t ready
  *         cdef uint64_t taken
  *         if out is not None:             # <<<<<<<<<<<<<<
@@ -10145,24 +10145,24 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
   if (__pyx_t_2) {
 
 
-    /* "flinq/_array.pyx":457
+    /* "flinq/_array.pyx":459
  *         cdef uint64_t taken
  *         if out is not None:
  *             self._check_out(out)             # <<<<<<<<<<<<<<
  *             limit = min(limit, len(out))
  *         self._open_ring()
 */
-    __pyx_t_11 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_check_out(__pyx_v_self, __pyx_v_out); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 457, __pyx_L1_error)
+    __pyx_t_11 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_check_out(__pyx_v_self, __pyx_v_out); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 459, __pyx_L1_error)
 
 
-    /* "flinq/_array.pyx":458
+    /* "flinq/_array.pyx":460
  *         if out is not None:
  *             self._check_out(out)
  *             limit = min(limit, len(out))             # <<<<<<<<<<<<<<
  *         self._open_ring()
  *         while True:
 */
-    __pyx_t_12 = PyObject_Length(__pyx_v_out); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 458, __pyx_L1_error)
+    __pyx_t_12 = PyObject_Length(__pyx_v_out); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 460, __pyx_L1_error)
 
     __pyx_t_9 = __pyx_v_limit;
     __pyx_t_2 = (__pyx_t_12 < __pyx_t_9);
@@ -10179,7 +10179,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
     __pyx_v_limit = __pyx_t_13;
 
 
-    /* "flinq/_array.pyx":456
+    /* "flinq/_array.pyx":458
  *         cdef uint64_t ready
  *         cdef uint64_t taken
  *         if out is not None:             # <<<<<<<<<<<<<<
@@ -10188,17 +10188,17 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
 */
   }
 
-  /* "flinq/_array.pyx":459
+  /* "flinq/_array.pyx":461
  *             self._check_out(out)
  *             limit = min(limit, len(out))
  *         self._open_ring()             # <<<<<<<<<<<<<<
  *         while True:
  *             ready = self._wait_for_records(block, deadline)
 */
-  __pyx_t_14 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_14 == ((void *)NULL))) __PYX_ERR(0, 459, __pyx_L1_error)
+  __pyx_t_14 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_14 == ((void *)NULL))) __PYX_ERR(0, 461, __pyx_L1_error)
 
 
-  /* "flinq/_array.pyx":460
+  /* "flinq/_array.pyx":462
  *             limit = min(limit, len(out))
  *         self._open_ring()
  *         while True:             # <<<<<<<<<<<<<<
@@ -10207,19 +10207,19 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
 */
   while (1) {
 
-    /* "flinq/_array.pyx":461
+    /* "flinq/_array.pyx":463
  *         self._open_ring()
  *         while True:
  *             ready = self._wait_for_records(block, deadline)             # <<<<<<<<<<<<<<
  *             if out is not None:
  *                 taken = self._take_into(out, limit)
 */
-    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 461, __pyx_L1_error)
-    __pyx_t_13 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_wait_for_records(__pyx_v_self, __pyx_t_2, __pyx_v_deadline); if (unlikely(__pyx_t_13 == ((uint64_t)0))) __PYX_ERR(0, 461, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 463, __pyx_L1_error)
+    __pyx_t_13 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_wait_for_records(__pyx_v_self, __pyx_t_2, __pyx_v_deadline); if (unlikely(__pyx_t_13 == ((uint64_t)0))) __PYX_ERR(0, 463, __pyx_L1_error)
 
     __pyx_v_ready = __pyx_t_13;
 
-    /* "flinq/_array.pyx":462
+    /* "flinq/_array.pyx":464
  *         while True:
  *             ready = self._wait_for_records(block, deadline)
  *             if out is not None:             # <<<<<<<<<<<<<<
@@ -10230,17 +10230,17 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
     if (__pyx_t_2) {
 
 
-      /* "flinq/_array.pyx":463
+      /* "flinq/_array.pyx":465
  *             ready = self._wait_for_records(block, deadline)
  *             if out is not None:
  *                 taken = self._take_into(out, limit)             # <<<<<<<<<<<<<<
  *                 if taken:
  *                     return taken
 */
-      __pyx_t_13 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_out, __pyx_v_limit); if (unlikely(__pyx_t_13 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 463, __pyx_L1_error)
+      __pyx_t_13 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_out, __pyx_v_limit); if (unlikely(__pyx_t_13 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 465, __pyx_L1_error)
       __pyx_v_taken = __pyx_t_13;
 
-      /* "flinq/_array.pyx":464
+      /* "flinq/_array.pyx":466
  *             if out is not None:
  *                 taken = self._take_into(out, limit)
  *                 if taken:             # <<<<<<<<<<<<<<
@@ -10252,14 +10252,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
       if (__pyx_t_2) {
 
 
-        /* "flinq/_array.pyx":465
+        /* "flinq/_array.pyx":467
  *                 taken = self._take_into(out, limit)
  *                 if taken:
  *                     return taken             # <<<<<<<<<<<<<<
  *             else:
  *                 result = np.empty((min(ready, limit),) + self._shape, self._base)
 */
-        __pyx_t_6 = __Pyx_PyLong_From_uint64_t(__pyx_v_taken); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 465, __pyx_L1_error)
+        __pyx_t_6 = __Pyx_PyLong_From_uint64_t(__pyx_v_taken); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 467, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
         {
           PyObject *__pyx_temp;
@@ -10272,7 +10272,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
         __pyx_t_6 = 0;
         goto __pyx_L0;
 
-        /* "flinq/_array.pyx":464
+        /* "flinq/_array.pyx":466
  *             if out is not None:
  *                 taken = self._take_into(out, limit)
  *                 if taken:             # <<<<<<<<<<<<<<
@@ -10281,7 +10281,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
 */
       }
 
-      /* "flinq/_array.pyx":462
+      /* "flinq/_array.pyx":464
  *         while True:
  *             ready = self._wait_for_records(block, deadline)
  *             if out is not None:             # <<<<<<<<<<<<<<
@@ -10291,7 +10291,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
       goto __pyx_L10;
     }
 
-    /* "flinq/_array.pyx":467
+    /* "flinq/_array.pyx":469
  *                     return taken
  *             else:
  *                 result = np.empty((min(ready, limit),) + self._shape, self._base)             # <<<<<<<<<<<<<<
@@ -10315,15 +10315,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
         __pyx_t_15 = __pyx_t_9;
       }
 
-      __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_15); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 467, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_15); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 469, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
 
-      __pyx_t_7 = PyTuple_New(1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 467, __pyx_L1_error)
+      __pyx_t_7 = PyTuple_New(1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 469, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_GIVEREF(__pyx_t_5);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 467, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 469, __pyx_L1_error);
       __pyx_t_5 = 0;
-      __pyx_t_5 = PyNumber_Add(__pyx_t_7, __pyx_v_self->_shape); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 467, __pyx_L1_error)
+      __pyx_t_5 = PyNumber_Add(__pyx_t_7, __pyx_v_self->_shape); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 469, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_8 = 0;
@@ -10332,25 +10332,25 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
         __pyx_t_6 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_empty, __pyx_callargs+__pyx_t_8, (3-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 467, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 469, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
       __Pyx_XDECREF_SET(__pyx_v_result, __pyx_t_6);
       __pyx_t_6 = 0;
 
-      /* "flinq/_array.pyx":468
+      /* "flinq/_array.pyx":470
  *             else:
  *                 result = np.empty((min(ready, limit),) + self._shape, self._base)
  *                 taken = self._take_into(result, len(result))             # <<<<<<<<<<<<<<
  *                 if taken:
  *                     return result if taken == len(result) else result[:taken].copy()
 */
-      __pyx_t_12 = PyObject_Length(__pyx_v_result); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 468, __pyx_L1_error)
-      __pyx_t_15 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_result, __pyx_t_12); if (unlikely(__pyx_t_15 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 468, __pyx_L1_error)
+      __pyx_t_12 = PyObject_Length(__pyx_v_result); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 470, __pyx_L1_error)
+      __pyx_t_15 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_result, __pyx_t_12); if (unlikely(__pyx_t_15 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 470, __pyx_L1_error)
 
       __pyx_v_taken = __pyx_t_15;
 
-      /* "flinq/_array.pyx":469
+      /* "flinq/_array.pyx":471
  *                 result = np.empty((min(ready, limit),) + self._shape, self._base)
  *                 taken = self._take_into(result, len(result))
  *                 if taken:             # <<<<<<<<<<<<<<
@@ -10362,14 +10362,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
       if (__pyx_t_2) {
 
 
-        /* "flinq/_array.pyx":470
+        /* "flinq/_array.pyx":472
  *                 taken = self._take_into(result, len(result))
  *                 if taken:
  *                     return result if taken == len(result) else result[:taken].copy()             # <<<<<<<<<<<<<<
  * 
  *     cdef int _check_out(self, object out) except -1:
 */
-        __pyx_t_12 = PyObject_Length(__pyx_v_result); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 470, __pyx_L1_error)
+        __pyx_t_12 = PyObject_Length(__pyx_v_result); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 472, __pyx_L1_error)
         __pyx_t_2 = (__pyx_v_taken == __pyx_t_12);
 
 
@@ -10377,7 +10377,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
           __Pyx_INCREF(__pyx_v_result);
           __pyx_t_6 = __pyx_v_result;
         } else {
-          __pyx_t_7 = __Pyx_PyObject_GetSlice(__pyx_v_result, 0, __pyx_v_taken, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 470, __pyx_L1_error)
+          __pyx_t_7 = __Pyx_PyObject_GetSlice(__pyx_v_result, 0, __pyx_v_taken, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 472, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_7);
           __pyx_t_1 = __pyx_t_7;
           __Pyx_INCREF(__pyx_t_1);
@@ -10387,7 +10387,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
             __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_copy, __pyx_callargs+__pyx_t_8, (1-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
             __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-            if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 470, __pyx_L1_error)
+            if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 472, __pyx_L1_error)
             __Pyx_GOTREF(__pyx_t_5);
           }
           __pyx_t_6 = __pyx_t_5;
@@ -10405,7 +10405,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
         __pyx_t_6 = 0;
         goto __pyx_L0;
 
-        /* "flinq/_array.pyx":469
+        /* "flinq/_array.pyx":471
  *                 result = np.empty((min(ready, limit),) + self._shape, self._base)
  *                 taken = self._take_into(result, len(result))
  *                 if taken:             # <<<<<<<<<<<<<<
@@ -10417,7 +10417,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
     __pyx_L10:;
   }
 
-  /* "flinq/_array.pyx":439
+  /* "flinq/_array.pyx":441
  *         return self.get(False)
  * 
  *     def get_many(self, max_items, *, out=None, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -10447,7 +10447,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":472
+/* "flinq/_array.pyx":474
  *                     return result if taken == len(result) else result[:taken].copy()
  * 
  *     cdef int _check_out(self, object out) except -1:             # <<<<<<<<<<<<<<
@@ -10476,28 +10476,28 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_check_out", 0);
 
-  /* "flinq/_array.pyx":473
+  /* "flinq/_array.pyx":475
  * 
  *     cdef int _check_out(self, object out) except -1:
  *         np = _np()             # <<<<<<<<<<<<<<
  *         if not isinstance(out, np.ndarray):
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 473, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 475, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":474
+  /* "flinq/_array.pyx":476
  *     cdef int _check_out(self, object out) except -1:
  *         np = _np()
  *         if not isinstance(out, np.ndarray):             # <<<<<<<<<<<<<<
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
  *         if out.dtype != self._base:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 474, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 476, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = PyObject_IsInstance(__pyx_v_out, __pyx_t_1); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 474, __pyx_L1_error)
+  __pyx_t_2 = PyObject_IsInstance(__pyx_v_out, __pyx_t_1); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 476, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_3 = (!__pyx_t_2);
 
@@ -10505,7 +10505,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":475
+    /* "flinq/_array.pyx":477
  *         np = _np()
  *         if not isinstance(out, np.ndarray):
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")             # <<<<<<<<<<<<<<
@@ -10513,12 +10513,12 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_out)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 475, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_out)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 477, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 475, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 477, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_out_must_be_a_numpy_array_not, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 475, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_out_must_be_a_numpy_array_not, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 477, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_7 = 1;
@@ -10527,14 +10527,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 475, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 477, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 475, __pyx_L1_error)
+    __PYX_ERR(0, 477, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":474
+    /* "flinq/_array.pyx":476
  *     cdef int _check_out(self, object out) except -1:
  *         np = _np()
  *         if not isinstance(out, np.ndarray):             # <<<<<<<<<<<<<<
@@ -10543,21 +10543,21 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":476
+  /* "flinq/_array.pyx":478
  *         if not isinstance(out, np.ndarray):
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
  *         if out.dtype != self._base:             # <<<<<<<<<<<<<<
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 476, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 478, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->_base, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 476, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->_base, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 478, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":477
+    /* "flinq/_array.pyx":479
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
  *         if out.dtype != self._base:
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")             # <<<<<<<<<<<<<<
@@ -10565,12 +10565,12 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
 */
     __pyx_t_5 = NULL;
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 477, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 479, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 477, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 479, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_base, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 477, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_base, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 479, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_out_has_dtype;
     __pyx_t_8[1] = __pyx_t_6;
@@ -10585,7 +10585,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[3]);
     #endif
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 4, __pyx_t_9, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 477, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 479, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -10595,14 +10595,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 477, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 479, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 477, __pyx_L1_error)
+    __PYX_ERR(0, 479, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":476
+    /* "flinq/_array.pyx":478
  *         if not isinstance(out, np.ndarray):
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
  *         if out.dtype != self._base:             # <<<<<<<<<<<<<<
@@ -10611,19 +10611,19 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":478
+  /* "flinq/_array.pyx":480
  *         if out.dtype != self._base:
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
  *         if len(out) == 0:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 478, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 480, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_11 = __Pyx_PyObject_GetSlice(__pyx_t_1, 1, 0, NULL, NULL, &__pyx_mstate_global->__pyx_slice[0], 1, 0, 0); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 478, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetSlice(__pyx_t_1, 1, 0, NULL, NULL, &__pyx_mstate_global->__pyx_slice[0], 1, 0, 0); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 480, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_2 = __Pyx_PyObject_RichCompareBool(__pyx_t_11, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 478, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_RichCompareBool(__pyx_t_11, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 480, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   if (!__pyx_t_2) {
 
@@ -10633,20 +10633,20 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 
     goto __pyx_L6_bool_binop_done;
   }
-  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 478, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 480, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
   __pyx_t_1 = __pyx_v_self->_shape;
   __Pyx_INCREF(__pyx_t_1);
   if (unlikely(__pyx_t_1 == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 478, __pyx_L1_error)
+    __PYX_ERR(0, 480, __pyx_L1_error)
   }
-  __pyx_t_9 = __Pyx_PyTuple_GET_SIZE(__pyx_t_1); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 478, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyTuple_GET_SIZE(__pyx_t_1); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 480, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_1 = PyLong_FromSsize_t((1 + __pyx_t_9)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 478, __pyx_L1_error)
+  __pyx_t_1 = PyLong_FromSsize_t((1 + __pyx_t_9)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 480, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
 
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolNe_object_int(__pyx_t_11, __pyx_t_1, Py_NE); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 478, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolNe_object_int(__pyx_t_11, __pyx_t_1, Py_NE); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 480, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
@@ -10656,7 +10656,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":479
+    /* "flinq/_array.pyx":481
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")             # <<<<<<<<<<<<<<
@@ -10664,11 +10664,11 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
  *             raise ValueError("out has room for no record")
 */
     __pyx_t_11 = NULL;
-    __pyx_t_5 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 479, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 481, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 479, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 481, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 479, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 481, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_out_must_have_shape_n;
@@ -10684,7 +10684,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[3]);
     #endif
     __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_8, 4, __pyx_t_9, __pyx_t_10);
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 479, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 481, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -10694,14 +10694,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 479, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 481, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 479, __pyx_L1_error)
+    __PYX_ERR(0, 481, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":478
+    /* "flinq/_array.pyx":480
  *         if out.dtype != self._base:
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):             # <<<<<<<<<<<<<<
@@ -10710,21 +10710,21 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":480
+  /* "flinq/_array.pyx":482
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
  *         if len(out) == 0:             # <<<<<<<<<<<<<<
  *             raise ValueError("out has room for no record")
  *         if not out.flags.c_contiguous or not out.flags.writeable:
 */
-  __pyx_t_9 = PyObject_Length(__pyx_v_out); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 480, __pyx_L1_error)
+  __pyx_t_9 = PyObject_Length(__pyx_v_out); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 482, __pyx_L1_error)
   __pyx_t_3 = (__pyx_t_9 == 0);
 
 
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":481
+    /* "flinq/_array.pyx":483
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
  *         if len(out) == 0:
  *             raise ValueError("out has room for no record")             # <<<<<<<<<<<<<<
@@ -10737,14 +10737,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_out_has_room_for_no_record};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 481, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 483, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 481, __pyx_L1_error)
+    __PYX_ERR(0, 483, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":480
+    /* "flinq/_array.pyx":482
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
  *         if len(out) == 0:             # <<<<<<<<<<<<<<
@@ -10753,19 +10753,19 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":482
+  /* "flinq/_array.pyx":484
  *         if len(out) == 0:
  *             raise ValueError("out has room for no record")
  *         if not out.flags.c_contiguous or not out.flags.writeable:             # <<<<<<<<<<<<<<
  *             raise ValueError("out must be writable and C-contiguous")
  *         return 0
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 482, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 484, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 482, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 484, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 482, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 484, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_t_12 = (!__pyx_t_2);
 
@@ -10778,12 +10778,12 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 
     goto __pyx_L10_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 482, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 484, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 482, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 484, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_12 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_12 < 0))) __PYX_ERR(0, 482, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_12 < 0))) __PYX_ERR(0, 484, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_2 = (!__pyx_t_12);
 
@@ -10795,7 +10795,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":483
+    /* "flinq/_array.pyx":485
  *             raise ValueError("out has room for no record")
  *         if not out.flags.c_contiguous or not out.flags.writeable:
  *             raise ValueError("out must be writable and C-contiguous")             # <<<<<<<<<<<<<<
@@ -10808,14 +10808,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_out_must_be_writable_and_C_conti};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 483, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 485, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 483, __pyx_L1_error)
+    __PYX_ERR(0, 485, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":482
+    /* "flinq/_array.pyx":484
  *         if len(out) == 0:
  *             raise ValueError("out has room for no record")
  *         if not out.flags.c_contiguous or not out.flags.writeable:             # <<<<<<<<<<<<<<
@@ -10824,7 +10824,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":484
+  /* "flinq/_array.pyx":486
  *         if not out.flags.c_contiguous or not out.flags.writeable:
  *             raise ValueError("out must be writable and C-contiguous")
  *         return 0             # <<<<<<<<<<<<<<
@@ -10837,7 +10837,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":472
+  /* "flinq/_array.pyx":474
  *                     return result if taken == len(result) else result[:taken].copy()
  * 
  *     cdef int _check_out(self, object out) except -1:             # <<<<<<<<<<<<<<
@@ -10861,7 +10861,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":486
+/* "flinq/_array.pyx":488
  *         return 0
  * 
  *     def qsize(self):             # <<<<<<<<<<<<<<
@@ -10921,15 +10921,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20qsize(struct __pyx_obj_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("qsize", 0);
 
-  /* "flinq/_array.pyx":488
+  /* "flinq/_array.pyx":490
  *     def qsize(self):
  *         """Records in the queue now."""
  *         return flq_records_size(self._open_ring())             # <<<<<<<<<<<<<<
  * 
  *     def empty(self):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 488, __pyx_L1_error)
-  __pyx_t_2 = __Pyx_PyLong_From_uint64_t(flq_records_size(__pyx_t_1)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 488, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 490, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_uint64_t(flq_records_size(__pyx_t_1)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 490, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -10943,7 +10943,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20qsize(struct __pyx_obj_5
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":486
+  /* "flinq/_array.pyx":488
  *         return 0
  * 
  *     def qsize(self):             # <<<<<<<<<<<<<<
@@ -10962,7 +10962,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20qsize(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":490
+/* "flinq/_array.pyx":492
  *         return flq_records_size(self._open_ring())
  * 
  *     def empty(self):             # <<<<<<<<<<<<<<
@@ -11022,15 +11022,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22empty(struct __pyx_obj_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("empty", 0);
 
-  /* "flinq/_array.pyx":492
+  /* "flinq/_array.pyx":494
  *     def empty(self):
  *         """True if the queue holds no record now."""
  *         return flq_records_size(self._open_ring()) == 0             # <<<<<<<<<<<<<<
  * 
  *     def full(self):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 492, __pyx_L1_error)
-  __pyx_t_2 = __Pyx_PyBool_FromLong((flq_records_size(__pyx_t_1) == 0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 492, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 494, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong((flq_records_size(__pyx_t_1) == 0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -11044,7 +11044,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22empty(struct __pyx_obj_5
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":490
+  /* "flinq/_array.pyx":492
  *         return flq_records_size(self._open_ring())
  * 
  *     def empty(self):             # <<<<<<<<<<<<<<
@@ -11063,7 +11063,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22empty(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":494
+/* "flinq/_array.pyx":496
  *         return flq_records_size(self._open_ring()) == 0
  * 
  *     def full(self):             # <<<<<<<<<<<<<<
@@ -11123,15 +11123,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24full(struct __pyx_obj_5f
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("full", 0);
 
-  /* "flinq/_array.pyx":496
+  /* "flinq/_array.pyx":498
  *     def full(self):
  *         """True if the queue has no room for one more record now."""
  *         return flq_records_room(self._open_ring()) == 0             # <<<<<<<<<<<<<<
  * 
  *     def shutdown(self, immediate=False):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 496, __pyx_L1_error)
-  __pyx_t_2 = __Pyx_PyBool_FromLong((flq_records_room(__pyx_t_1) == 0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 496, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 498, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong((flq_records_room(__pyx_t_1) == 0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 498, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -11145,7 +11145,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24full(struct __pyx_obj_5f
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":494
+  /* "flinq/_array.pyx":496
  *         return flq_records_size(self._open_ring()) == 0
  * 
  *     def full(self):             # <<<<<<<<<<<<<<
@@ -11164,7 +11164,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24full(struct __pyx_obj_5f
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":498
+/* "flinq/_array.pyx":500
  *         return flq_records_room(self._open_ring()) == 0
  * 
  *     def shutdown(self, immediate=False):             # <<<<<<<<<<<<<<
@@ -11211,24 +11211,24 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_immediate,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 498, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 500, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 498, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 500, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "shutdown", 0) < (0)) __PYX_ERR(0, 498, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "shutdown", 0) < (0)) __PYX_ERR(0, 500, __pyx_L3_error)
       if (!values[0]) values[0] = __Pyx_NewRef(((PyObject *)Py_False));
     } else {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 498, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 500, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
@@ -11239,7 +11239,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("shutdown", 0, 0, 1, __pyx_nargs); __PYX_ERR(0, 498, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("shutdown", 0, 0, 1, __pyx_nargs); __PYX_ERR(0, 500, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -11271,28 +11271,28 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("shutdown", 0);
 
-  /* "flinq/_array.pyx":503
+  /* "flinq/_array.pyx":505
  *         discards what is queued and get() raises at once. Every blocked
  *         caller wakes up."""
  *         cdef flq_records *ring = self._open_ring()             # <<<<<<<<<<<<<<
  *         if immediate:
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE)
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 503, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 505, __pyx_L1_error)
   __pyx_v_ring = __pyx_t_1;
 
-  /* "flinq/_array.pyx":504
+  /* "flinq/_array.pyx":506
  *         caller wakes up."""
  *         cdef flq_records *ring = self._open_ring()
  *         if immediate:             # <<<<<<<<<<<<<<
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE)
  *             flq_records_discard(ring)
 */
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_immediate); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 504, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_immediate); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 506, __pyx_L1_error)
   if (__pyx_t_2) {
 
 
-    /* "flinq/_array.pyx":505
+    /* "flinq/_array.pyx":507
  *         cdef flq_records *ring = self._open_ring()
  *         if immediate:
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE)             # <<<<<<<<<<<<<<
@@ -11301,7 +11301,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_ob
 */
     flq_records_set_state(__pyx_v_ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE);
 
-    /* "flinq/_array.pyx":506
+    /* "flinq/_array.pyx":508
  *         if immediate:
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE)
  *             flq_records_discard(ring)             # <<<<<<<<<<<<<<
@@ -11310,7 +11310,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_ob
 */
     (void)(flq_records_discard(__pyx_v_ring));
 
-    /* "flinq/_array.pyx":504
+    /* "flinq/_array.pyx":506
  *         caller wakes up."""
  *         cdef flq_records *ring = self._open_ring()
  *         if immediate:             # <<<<<<<<<<<<<<
@@ -11320,7 +11320,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_ob
     goto __pyx_L3;
   }
 
-  /* "flinq/_array.pyx":508
+  /* "flinq/_array.pyx":510
  *             flq_records_discard(ring)
  *         else:
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN)             # <<<<<<<<<<<<<<
@@ -11332,7 +11332,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_ob
   }
   __pyx_L3:;
 
-  /* "flinq/_array.pyx":509
+  /* "flinq/_array.pyx":511
  *         else:
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN)
  *         flq_park_notify_locked(&self._not_empty, 1)             # <<<<<<<<<<<<<<
@@ -11341,7 +11341,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_ob
 */
   flq_park_notify_locked((&__pyx_v_self->_not_empty), 1);
 
-  /* "flinq/_array.pyx":510
+  /* "flinq/_array.pyx":512
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN)
  *         flq_park_notify_locked(&self._not_empty, 1)
  *         flq_park_notify_locked(&self._not_full, 1)             # <<<<<<<<<<<<<<
@@ -11350,7 +11350,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_ob
 */
   flq_park_notify_locked((&__pyx_v_self->_not_full), 1);
 
-  /* "flinq/_array.pyx":498
+  /* "flinq/_array.pyx":500
  *         return flq_records_room(self._open_ring()) == 0
  * 
  *     def shutdown(self, immediate=False):             # <<<<<<<<<<<<<<
@@ -11371,7 +11371,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":512
+/* "flinq/_array.pyx":514
  *         flq_park_notify_locked(&self._not_full, 1)
  * 
  *     def close(self):             # <<<<<<<<<<<<<<
@@ -11427,7 +11427,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
   int __pyx_t_1;
   __Pyx_RefNannySetupContext("close", 0);
 
-  /* "flinq/_array.pyx":515
+  /* "flinq/_array.pyx":517
  *         """Release the ring: every later call but close() raises ValueError,
  *         and callers blocked in this queue wake up with ValueError."""
  *         if self._closed:             # <<<<<<<<<<<<<<
@@ -11436,7 +11436,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
 */
   if (__pyx_v_self->_closed) {
 
-    /* "flinq/_array.pyx":516
+    /* "flinq/_array.pyx":518
  *         and callers blocked in this queue wake up with ValueError."""
  *         if self._closed:
  *             return             # <<<<<<<<<<<<<<
@@ -11453,7 +11453,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
     }
     goto __pyx_L0;
 
-    /* "flinq/_array.pyx":515
+    /* "flinq/_array.pyx":517
  *         """Release the ring: every later call but close() raises ValueError,
  *         and callers blocked in this queue wake up with ValueError."""
  *         if self._closed:             # <<<<<<<<<<<<<<
@@ -11462,7 +11462,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
 */
   }
 
-  /* "flinq/_array.pyx":517
+  /* "flinq/_array.pyx":519
  *         if self._closed:
  *             return
  *         self._closed = True             # <<<<<<<<<<<<<<
@@ -11471,7 +11471,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
 */
   __pyx_v_self->_closed = 1;
 
-  /* "flinq/_array.pyx":518
+  /* "flinq/_array.pyx":520
  *             return
  *         self._closed = True
  *         if self._copying == 0:             # <<<<<<<<<<<<<<
@@ -11483,7 +11483,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":519
+    /* "flinq/_array.pyx":521
  *         self._closed = True
  *         if self._copying == 0:
  *             self._free_ring()             # <<<<<<<<<<<<<<
@@ -11492,7 +11492,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
 */
     ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_free_ring(__pyx_v_self);
 
-    /* "flinq/_array.pyx":518
+    /* "flinq/_array.pyx":520
  *             return
  *         self._closed = True
  *         if self._copying == 0:             # <<<<<<<<<<<<<<
@@ -11501,7 +11501,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
 */
   }
 
-  /* "flinq/_array.pyx":520
+  /* "flinq/_array.pyx":522
  *         if self._copying == 0:
  *             self._free_ring()
  *         flq_park_notify_locked(&self._not_empty, 1)             # <<<<<<<<<<<<<<
@@ -11510,7 +11510,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
 */
   flq_park_notify_locked((&__pyx_v_self->_not_empty), 1);
 
-  /* "flinq/_array.pyx":521
+  /* "flinq/_array.pyx":523
  *             self._free_ring()
  *         flq_park_notify_locked(&self._not_empty, 1)
  *         flq_park_notify_locked(&self._not_full, 1)             # <<<<<<<<<<<<<<
@@ -11519,7 +11519,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
 */
   flq_park_notify_locked((&__pyx_v_self->_not_full), 1);
 
-  /* "flinq/_array.pyx":512
+  /* "flinq/_array.pyx":514
  *         flq_park_notify_locked(&self._not_full, 1)
  * 
  *     def close(self):             # <<<<<<<<<<<<<<
@@ -11535,7 +11535,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":523
+/* "flinq/_array.pyx":525
  *         flq_park_notify_locked(&self._not_full, 1)
  * 
  *     def __enter__(self):             # <<<<<<<<<<<<<<
@@ -11590,7 +11590,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30__enter__(struct __pyx_o
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__enter__", 0);
 
-  /* "flinq/_array.pyx":524
+  /* "flinq/_array.pyx":526
  * 
  *     def __enter__(self):
  *         return self             # <<<<<<<<<<<<<<
@@ -11608,7 +11608,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30__enter__(struct __pyx_o
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":523
+  /* "flinq/_array.pyx":525
  *         flq_park_notify_locked(&self._not_full, 1)
  * 
  *     def __enter__(self):             # <<<<<<<<<<<<<<
@@ -11623,7 +11623,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30__enter__(struct __pyx_o
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":526
+/* "flinq/_array.pyx":528
  *         return self
  * 
  *     def __exit__(self, *exc_info):             # <<<<<<<<<<<<<<
@@ -11671,7 +11671,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__exit__(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__exit__", 0);
 
-  /* "flinq/_array.pyx":527
+  /* "flinq/_array.pyx":529
  * 
  *     def __exit__(self, *exc_info):
  *         self.close()             # <<<<<<<<<<<<<<
@@ -11685,12 +11685,12 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__exit__(struct __pyx_ob
     PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_close, __pyx_callargs+__pyx_t_3, (1-__pyx_t_3) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 527, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 529, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":528
+  /* "flinq/_array.pyx":530
  *     def __exit__(self, *exc_info):
  *         self.close()
  *         return False             # <<<<<<<<<<<<<<
@@ -11708,7 +11708,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__exit__(struct __pyx_ob
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":526
+  /* "flinq/_array.pyx":528
  *         return self
  * 
  *     def __exit__(self, *exc_info):             # <<<<<<<<<<<<<<
@@ -11728,7 +11728,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__exit__(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":530
+/* "flinq/_array.pyx":532
  *         return False
  * 
  *     def stats(self):             # <<<<<<<<<<<<<<
@@ -11795,17 +11795,17 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("stats", 0);
 
-  /* "flinq/_array.pyx":536
+  /* "flinq/_array.pyx":538
  *         shutdown(immediate=True)); enqueued = dequeued + discarded + depth
  *         when nobody is mid-copy."""
  *         cdef flq_records *ring = self._open_ring()             # <<<<<<<<<<<<<<
  *         cdef uint64_t claimed = flq_load_u64_acquire(&ring.claimed)
  *         cdef uint64_t published = flq_load_u64_acquire(&ring.published)
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 536, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 538, __pyx_L1_error)
   __pyx_v_ring = __pyx_t_1;
 
-  /* "flinq/_array.pyx":537
+  /* "flinq/_array.pyx":539
  *         when nobody is mid-copy."""
  *         cdef flq_records *ring = self._open_ring()
  *         cdef uint64_t claimed = flq_load_u64_acquire(&ring.claimed)             # <<<<<<<<<<<<<<
@@ -11814,7 +11814,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5
 */
   __pyx_v_claimed = flq_load_u64_acquire((&__pyx_v_ring->claimed));
 
-  /* "flinq/_array.pyx":538
+  /* "flinq/_array.pyx":540
  *         cdef flq_records *ring = self._open_ring()
  *         cdef uint64_t claimed = flq_load_u64_acquire(&ring.claimed)
  *         cdef uint64_t published = flq_load_u64_acquire(&ring.published)             # <<<<<<<<<<<<<<
@@ -11823,7 +11823,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5
 */
   __pyx_v_published = flq_load_u64_acquire((&__pyx_v_ring->published));
 
-  /* "flinq/_array.pyx":539
+  /* "flinq/_array.pyx":541
  *         cdef uint64_t claimed = flq_load_u64_acquire(&ring.claimed)
  *         cdef uint64_t published = flq_load_u64_acquire(&ring.published)
  *         cdef uint64_t discarded = flq_load_u64_acquire(&ring.discarded)             # <<<<<<<<<<<<<<
@@ -11832,19 +11832,19 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5
 */
   __pyx_v_discarded = flq_load_u64_acquire((&__pyx_v_ring->discarded));
 
-  /* "flinq/_array.pyx":541
+  /* "flinq/_array.pyx":543
  *         cdef uint64_t discarded = flq_load_u64_acquire(&ring.discarded)
  *         return {
  *             "depth": published - claimed if published > claimed else 0,             # <<<<<<<<<<<<<<
  *             "capacity": self._capacity,
  *             "record_size": self._record_size,
 */
-  __pyx_t_2 = __Pyx_PyDict_NewPresized(9); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 541, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_NewPresized(9); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 543, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4 = (__pyx_v_published > __pyx_v_claimed);
 
   if (__pyx_t_4) {
-    __pyx_t_5 = __Pyx_PyLong_From_uint64_t((__pyx_v_published - __pyx_v_claimed)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 541, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyLong_From_uint64_t((__pyx_v_published - __pyx_v_claimed)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 543, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_t_3 = __pyx_t_5;
     __pyx_t_5 = 0;
@@ -11853,100 +11853,100 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5
     __pyx_t_3 = __pyx_mstate_global->__pyx_int_0;
   }
 
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_depth, __pyx_t_3) < (0)) __PYX_ERR(0, 541, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_depth, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":542
+  /* "flinq/_array.pyx":544
  *         return {
  *             "depth": published - claimed if published > claimed else 0,
  *             "capacity": self._capacity,             # <<<<<<<<<<<<<<
  *             "record_size": self._record_size,
  *             "ring_bytes": ring.total_size,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_capacity); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 542, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_capacity); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 544, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_capacity, __pyx_t_3) < (0)) __PYX_ERR(0, 541, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_capacity, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":543
+  /* "flinq/_array.pyx":545
  *             "depth": published - claimed if published > claimed else 0,
  *             "capacity": self._capacity,
  *             "record_size": self._record_size,             # <<<<<<<<<<<<<<
  *             "ring_bytes": ring.total_size,
  *             "enqueued": published,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_record_size); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 543, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_record_size); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 545, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_record_size, __pyx_t_3) < (0)) __PYX_ERR(0, 541, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_record_size, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":544
+  /* "flinq/_array.pyx":546
  *             "capacity": self._capacity,
  *             "record_size": self._record_size,
  *             "ring_bytes": ring.total_size,             # <<<<<<<<<<<<<<
  *             "enqueued": published,
  *             "dequeued": claimed - discarded,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_ring->total_size); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 544, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_ring->total_size); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 546, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_ring_bytes, __pyx_t_3) < (0)) __PYX_ERR(0, 541, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_ring_bytes, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":545
+  /* "flinq/_array.pyx":547
  *             "record_size": self._record_size,
  *             "ring_bytes": ring.total_size,
  *             "enqueued": published,             # <<<<<<<<<<<<<<
  *             "dequeued": claimed - discarded,
  *             "discarded": discarded,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_published); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 545, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_published); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 547, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_enqueued, __pyx_t_3) < (0)) __PYX_ERR(0, 541, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_enqueued, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":546
+  /* "flinq/_array.pyx":548
  *             "ring_bytes": ring.total_size,
  *             "enqueued": published,
  *             "dequeued": claimed - discarded,             # <<<<<<<<<<<<<<
  *             "discarded": discarded,
  *             "shared": False,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t((__pyx_v_claimed - __pyx_v_discarded)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 546, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t((__pyx_v_claimed - __pyx_v_discarded)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 548, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_dequeued, __pyx_t_3) < (0)) __PYX_ERR(0, 541, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_dequeued, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":547
+  /* "flinq/_array.pyx":549
  *             "enqueued": published,
  *             "dequeued": claimed - discarded,
  *             "discarded": discarded,             # <<<<<<<<<<<<<<
  *             "shared": False,
  *             "is_shutdown": flq_records_state(ring) != FLQ_RECORDS_OPEN,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_discarded); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 547, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_discarded); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 549, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_discarded, __pyx_t_3) < (0)) __PYX_ERR(0, 541, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_discarded, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":548
+  /* "flinq/_array.pyx":550
  *             "dequeued": claimed - discarded,
  *             "discarded": discarded,
  *             "shared": False,             # <<<<<<<<<<<<<<
  *             "is_shutdown": flq_records_state(ring) != FLQ_RECORDS_OPEN,
  *         }
 */
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_shared, Py_False) < (0)) __PYX_ERR(0, 541, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_shared, Py_False) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
 
-  /* "flinq/_array.pyx":549
+  /* "flinq/_array.pyx":551
  *             "discarded": discarded,
  *             "shared": False,
  *             "is_shutdown": flq_records_state(ring) != FLQ_RECORDS_OPEN,             # <<<<<<<<<<<<<<
  *         }
  * 
 */
-  __pyx_t_3 = __Pyx_PyBool_FromLong((flq_records_state(__pyx_v_ring) != FLQ_RECORDS_OPEN)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 549, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong((flq_records_state(__pyx_v_ring) != FLQ_RECORDS_OPEN)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 551, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_is_shutdown, __pyx_t_3) < (0)) __PYX_ERR(0, 541, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_is_shutdown, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   {
     PyObject *__pyx_temp;
@@ -11959,7 +11959,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":530
+  /* "flinq/_array.pyx":532
  *         return False
  * 
  *     def stats(self):             # <<<<<<<<<<<<<<
@@ -11984,7 +11984,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":552
+/* "flinq/_array.pyx":554
  *         }
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -12024,7 +12024,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__repr__(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "flinq/_array.pyx":553
+  /* "flinq/_array.pyx":555
  * 
  *     def __repr__(self):
  *         state = "closed" if self._closed else f"{self.qsize()}/{self._capacity}"             # <<<<<<<<<<<<<<
@@ -12034,15 +12034,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__repr__(struct __pyx_ob
     __Pyx_INCREF(__pyx_mstate_global->__pyx_n_u_closed);
     __pyx_t_1 = __pyx_mstate_global->__pyx_n_u_closed;
   } else {
-    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_qsize); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 553, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_qsize); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 555, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_3 = __Pyx_PyObject_CallNoArg(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 553, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_CallNoArg(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 555, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __pyx_t_2 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 553, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 555, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_self->_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 553, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_self->_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 555, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_4[0] = __pyx_t_2;
     __pyx_t_4[1] = __pyx_mstate_global->__pyx_kp_u__3;
@@ -12056,7 +12056,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__repr__(struct __pyx_ob
     __pyx_t_6 |= __Pyx_PyUnicode_KIND_04(__pyx_t_4[0]);
     #endif
     __pyx_t_7 = __Pyx_PyUnicode_Join(__pyx_t_4, 3, __pyx_t_5, __pyx_t_6);
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 553, __pyx_L1_error)
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 555, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -12066,14 +12066,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__repr__(struct __pyx_ob
   __pyx_v_state = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":554
+  /* "flinq/_array.pyx":556
  *     def __repr__(self):
  *         state = "closed" if self._closed else f"{self.qsize()}/{self._capacity}"
  *         return f"<flinq.ArrayQueue {self._dtype} {state}>"             # <<<<<<<<<<<<<<
 */
-  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 554, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 556, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_v_state); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 554, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_v_state); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 556, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_flinq_ArrayQueue;
   __pyx_t_8[1] = __pyx_t_1;
@@ -12089,7 +12089,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__repr__(struct __pyx_ob
   __pyx_t_6 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[3]);
   #endif
   __pyx_t_3 = __Pyx_PyUnicode_Join(__pyx_t_8, 5, __pyx_t_5, __pyx_t_6);
-  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 554, __pyx_L1_error)
+  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 556, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -12104,7 +12104,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__repr__(struct __pyx_ob
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":552
+  /* "flinq/_array.pyx":554
  *         }
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -12664,14 +12664,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_5flinq_6_array_ArrayQueue(__pyx_mstat
   __pyx_vtable_5flinq_6_array_ArrayQueue._take_into = (uint64_t (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *, uint64_t))__pyx_f_5flinq_6_array_10ArrayQueue__take_into;
   __pyx_vtable_5flinq_6_array_ArrayQueue._check_out = (int (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *))__pyx_f_5flinq_6_array_10ArrayQueue__check_out;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5flinq_6_array_ArrayQueue_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue)) __PYX_ERR(0, 158, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5flinq_6_array_ArrayQueue_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue)) __PYX_ERR(0, 160, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue = &__pyx_type_5flinq_6_array_ArrayQueue;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 158, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 160, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue);
@@ -12681,8 +12681,8 @@ static int __Pyx_modinit_Exttype___pyx_obj_5flinq_6_array_ArrayQueue(__pyx_mstat
     __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue, __pyx_vtabptr_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 158, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_ArrayQueue, (PyObject *) __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 158, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue, __pyx_vtabptr_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 160, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_ArrayQueue, (PyObject *) __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 160, __pyx_L1_error)
   #if CYTHON_USE_TYPE_SLOTS
   if (__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue->tp_weaklistoffset == 0) __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue->tp_weaklistoffset = offsetof(struct __pyx_obj_5flinq_6_array_ArrayQueue, __weakref__);
   #endif
@@ -12702,14 +12702,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_5flinq_6_array___pyx_scope_struct__ge
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr", 0);
   /*--- Exttype __pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5flinq_6_array___pyx_scope_struct__genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr)) __PYX_ERR(0, 147, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5flinq_6_array___pyx_scope_struct__genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr)) __PYX_ERR(0, 149, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr = &__pyx_type_5flinq_6_array___pyx_scope_struct__genexpr;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr) < (0)) __PYX_ERR(0, 147, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr) < (0)) __PYX_ERR(0, 149, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr);
@@ -13118,29 +13118,29 @@ __Pyx_RefNannySetupContext("PyInit__array", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_Full, __pyx_t_2) < (0)) __PYX_ERR(0, 37, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "flinq/_array.pyx":75
- * #: Batches at least this large are copied with the GIL released; a smaller
- * #: copy takes less time than handing the GIL to another thread and back.
- * GIL_FREE_BYTES = 16384             # <<<<<<<<<<<<<<
+  /* "flinq/_array.pyx":77
+ * #: thread and back (measured: 1 producer and 1 consumer thread moving int64
+ * #: batches of 4096 went faster holding the GIL for the 32 KiB copies).
+ * GIL_FREE_BYTES = 65536             # <<<<<<<<<<<<<<
  * cdef uint64_t _gil_free_bytes = GIL_FREE_BYTES
  * 
 */
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_GIL_FREE_BYTES, __pyx_mstate_global->__pyx_int_16384) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_GIL_FREE_BYTES, __pyx_mstate_global->__pyx_int_65536) < (0)) __PYX_ERR(0, 77, __pyx_L1_error)
 
-  /* "flinq/_array.pyx":76
- * #: copy takes less time than handing the GIL to another thread and back.
- * GIL_FREE_BYTES = 16384
+  /* "flinq/_array.pyx":78
+ * #: batches of 4096 went faster holding the GIL for the 32 KiB copies).
+ * GIL_FREE_BYTES = 65536
  * cdef uint64_t _gil_free_bytes = GIL_FREE_BYTES             # <<<<<<<<<<<<<<
  * 
  * # Signals reach Python only in the main thread, and a condition-variable
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_GIL_FREE_BYTES); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_GIL_FREE_BYTES); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_5 = __Pyx_PyLong_As_uint64_t(__pyx_t_2); if (unlikely((__pyx_t_5 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_As_uint64_t(__pyx_t_2); if (unlikely((__pyx_t_5 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   __pyx_v_5flinq_6_array__gil_free_bytes = __pyx_t_5;
 
-  /* "flinq/_array.pyx":81
+  /* "flinq/_array.pyx":83
  * # wait does not return on a signal, so the main thread sleeps in slices this
  * # long and runs pending signal handlers between them (prompt Ctrl-C).
  * cdef int64_t SIGNAL_SLICE_NS = 50 * 1000 * 1000             # <<<<<<<<<<<<<<
@@ -13149,7 +13149,7 @@ __Pyx_RefNannySetupContext("PyInit__array", 0);
 */
   __pyx_v_5flinq_6_array_SIGNAL_SLICE_NS = 0x2faf080;
 
-  /* "flinq/_array.pyx":83
+  /* "flinq/_array.pyx":85
  * cdef int64_t SIGNAL_SLICE_NS = 50 * 1000 * 1000
  * 
  * cdef object _numpy = None             # <<<<<<<<<<<<<<
@@ -13211,7 +13211,7 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_zip = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_zip); if (!__pyx_builtin_zip) __PYX_ERR(0, 147, __pyx_L1_error)
+  __pyx_builtin_zip = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_zip); if (!__pyx_builtin_zip) __PYX_ERR(0, 149, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_items.type = (PyObject*)&PyDict_Type;
@@ -13234,7 +13234,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "flinq/_array.pyx":222
+  /* "flinq/_array.pyx":224
  *             self._base, self._shape = dt, ()
  *         self._dtype = dt
  *         self._batch_tail = (0,) + self._shape             # <<<<<<<<<<<<<<
@@ -13243,12 +13243,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_int_0};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 222, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 224, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
 
-  /* "flinq/_array.pyx":288
+  /* "flinq/_array.pyx":290
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:
  *                 if not np.can_cast(arr.dtype, self._base, casting="safe"):             # <<<<<<<<<<<<<<
@@ -13257,12 +13257,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_casting};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 288, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 290, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "flinq/_array.pyx":294
+  /* "flinq/_array.pyx":296
  *         else:
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):             # <<<<<<<<<<<<<<
@@ -13271,12 +13271,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_over, __pyx_mstate_global->__pyx_n_u_invalid};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 294, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 296, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
 
-  /* "flinq/_array.pyx":295
+  /* "flinq/_array.pyx":297
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):
  *                     arr = np.array(value, dtype=self._base)             # <<<<<<<<<<<<<<
@@ -13285,12 +13285,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 295, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 297, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
 
-  /* "flinq/_array.pyx":294
+  /* "flinq/_array.pyx":296
  *         else:
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):             # <<<<<<<<<<<<<<
@@ -13299,12 +13299,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[3] = {Py_None, Py_None, Py_None};
-    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 294, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 296, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
 
-  /* "flinq/_array.pyx":429
+  /* "flinq/_array.pyx":431
  *         np = _np()
  *         cdef int64_t deadline = _deadline(block, timeout)
  *         out = np.empty((1,) + self._shape, self._base)             # <<<<<<<<<<<<<<
@@ -13313,19 +13313,19 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_int_1};
-    __pyx_mstate_global->__pyx_tuple[5] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[5])) __PYX_ERR(0, 429, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[5] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[5])) __PYX_ERR(0, 431, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[5]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[5]);
 
-  /* "flinq/_array.pyx":478
+  /* "flinq/_array.pyx":480
  *         if out.dtype != self._base:
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
  *         if len(out) == 0:
 */
-  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 478, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 480, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
   #if CYTHON_IMMORTAL_CONSTANTS
@@ -13473,10 +13473,10 @@ static const char bytes[] = "  bytes for the ring does not fit  for records of  
   {
     PyObject **numbertab = __pyx_mstate->__pyx_number_tab + 0;
     int8_t const cint_constants_1[] = {0,1};
-    int16_t const cint_constants_2[] = {16384};
+    int32_t const cint_constants_4[] = {65536L};
     int64_t const cint_constants_8[] = {4611686018427387904LL};
     for (int i = 0; i < 4; i++) {
-      numbertab[i] = PyLong_FromLongLong((i < 2 ? cint_constants_1[i - 0] : (i < 3 ? cint_constants_2[i - 2] : cint_constants_8[i - 3])));
+      numbertab[i] = PyLong_FromLongLong((i < 2 ? cint_constants_1[i - 0] : (i < 3 ? cint_constants_4[i - 2] : cint_constants_8[i - 3])));
       if (unlikely(!numbertab[i])) __PYX_ERR(0, 1, __pyx_L1_error)
     }
   }
@@ -13537,7 +13537,7 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 147};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 149};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_g};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_flinq__array_pyx, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_kp_b_iso88591_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
