@@ -320,7 +320,12 @@ def test_lossy_python_batch_is_refused_whole() -> None:
 def test_bad_get_many_arguments() -> None:
     q = flinq.ArrayQueue(("i4", (2,)), 8)
     q.put_many(np.zeros((2, 2), "i4"))
-    for max_items, error in ((0, ValueError), (-1, ValueError), (1.0, TypeError), (True, TypeError)):
+    for max_items, error in (
+        (0, ValueError),
+        (-1, ValueError),
+        (1.0, TypeError),
+        (True, TypeError),
+    ):
         with pytest.raises(error):
             q.get_many(max_items)
     bad_outs = [
