@@ -19,6 +19,16 @@ from collections.abc import Callable
 from typing import Final
 
 import flinq
+from flinq.bench.array_trials import (
+    ARRAY_BATCH,
+    ARRAY_RECORDS_PER_ITEM,
+    ArrayQueueBatches,
+    CopytoBatches,
+    ListQueueBatches,
+    PickledArrayBatches,
+    faster_fifo_array_unavailable,
+    numpy_unavailable,
+)
 from flinq.bench.env import Env
 from flinq.bench.model import Contender, Trial, Workload
 from flinq.bench.trials import (
@@ -292,6 +302,43 @@ def workloads() -> dict[str, Workload]:
                     faster_fifo_unavailable,
                     scale=FASTER_FIFO_SCALE,
                     note="put_many() / get_many(); one process",
+                ),
+            ),
+        ),
+        Workload(
+            "array",
+            f"move {ARRAY_RECORDS_PER_ITEM}n int64 records in batches of {ARRAY_BATCH}, one "
+            "thread: put a batch, get it back as an int64 array, repeat; ops = records moved",
+            Contender(
+                "flinq.ArrayQueue",
+                ArrayQueueBatches,
+                numpy_unavailable,
+                note="put_many(batch) / get_many(n, out=array)",
+            ),
+            (
+                Contender(
+                    "np.copyto",
+                    CopytoBatches,
+                    numpy_unavailable,
+                    note="bandwidth reference: one copy of the same bytes (a queue makes two)",
+                ),
+                Contender(
+                    "flinq.Queue + tolist()",
+                    ListQueueBatches,
+                    numpy_unavailable,
+                    note="put_many(batch.tolist()) / np.asarray(get_many(n), int64)",
+                ),
+                Contender(
+                    "multiprocessing.Queue",
+                    lambda n, env: PickledArrayBatches(n, env, "multiprocessing"),
+                    numpy_unavailable,
+                    note="put(batch) / get(): the array pickled; one process",
+                ),
+                Contender(
+                    "faster_fifo.Queue",
+                    lambda n, env: PickledArrayBatches(n, env, "faster_fifo"),
+                    faster_fifo_array_unavailable,
+                    note="put(batch) / get(): the array pickled; one process",
                 ),
             ),
         ),
