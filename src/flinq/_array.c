@@ -27,7 +27,9 @@
             "include/flinq/heap.h",
             "include/flinq/metrics.h",
             "include/flinq/park.h",
-            "include/flinq/records.h"
+            "include/flinq/records.h",
+            "include/flinq/shmseg.h",
+            "include/flinq/shmwait.h"
         ],
         "extra_compile_args": [
             "-std=c11",
@@ -1301,12 +1303,25 @@ static int __Pyx_init_tpflags_variables(void) {
 #define __PYX_HAVE_API__flinq___array
 /* Early includes */
 #include <stdint.h>
+#include <errno.h>
+#include <string.h>
 #include "flinq/chain.h"
 #include "flinq/heap.h"
 #include "flinq/park.h"
 #include "flinq/metrics.h"
 #include "flinq/alloc.h"
 #include "flinq/records.h"
+#include "flinq/shmseg.h"
+#include "flinq/shmwait.h"
+
+    #if defined(_WIN32)
+    #  include <process.h>
+    #  define flq_array_getpid() ((long)_getpid())
+    #else
+    #  include <unistd.h>
+    #  define flq_array_getpid() ((long)getpid())
+    #endif
+    
 #ifdef _OPENMP
 #include <omp.h>
 #endif /* _OPENMP */
@@ -1527,13 +1542,6 @@ static const char* const __pyx_f[] = {
   "src/flinq/_array.pyx",
 };
 /* #### Code section: utility_code_proto_before_types ### */
-/* NoFastGil.proto */
-#define __Pyx_PyGILState_Ensure PyGILState_Ensure
-#define __Pyx_PyGILState_Release PyGILState_Release
-#define __Pyx_FastGIL_Remember()
-#define __Pyx_FastGIL_Forget()
-#define __Pyx_FastGilFuncInit()
-
 /* Atomics.proto (used by UnpackUnboundCMethod) */
 #include <pythread.h>
 #ifndef CYTHON_ATOMICS
@@ -1700,6 +1708,13 @@ static const char* const __pyx_f[] = {
 #define __Pyx_END_CRITICAL_SECTION Py_END_CRITICAL_SECTION
 #endif
 
+/* NoFastGil.proto */
+#define __Pyx_PyGILState_Ensure PyGILState_Ensure
+#define __Pyx_PyGILState_Release PyGILState_Release
+#define __Pyx_FastGIL_Remember()
+#define __Pyx_FastGIL_Forget()
+#define __Pyx_FastGilFuncInit()
+
 /* IncludeStructmemberH.proto */
 #include <structmember.h>
 
@@ -1716,7 +1731,7 @@ static const char* const __pyx_f[] = {
 struct __pyx_obj_5flinq_6_array_ArrayQueue;
 struct __pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr;
 
-/* "flinq/_array.pyx":160
+/* "flinq/_array.pyx":195
  * 
  * 
  * cdef class ArrayQueue:             # <<<<<<<<<<<<<<
@@ -1728,6 +1743,11 @@ struct __pyx_obj_5flinq_6_array_ArrayQueue {
   struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *__pyx_vtab;
   flq_records *_ring;
   void *_block;
+  uint64_t _block_bytes;
+  int _shared;
+  PyObject *_name;
+  long _creator_pid;
+  flq_shmwait _waits[2];
   PyObject *_dtype;
   PyObject *_base;
   PyObject *_shape;
@@ -1736,14 +1756,13 @@ struct __pyx_obj_5flinq_6_array_ArrayQueue {
   uint64_t _capacity;
   int _parks_ready;
   int _closed;
-  Py_ssize_t _copying;
-  flq_park _not_empty;
-  flq_park _not_full;
+  Py_ssize_t _users;
+  flq_park _parks[2];
   PyObject *__weakref__;
 };
 
 
-/* "flinq/_array.pyx":149
+/* "flinq/_array.pyx":184
  *             if len(given) != len(converted):
  *                 return False
  *             return all(_same_values(c, g) for c, g in zip(converted, given))             # <<<<<<<<<<<<<<
@@ -1759,7 +1778,7 @@ struct __pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr {
 
 
 
-/* "flinq/_array.pyx":160
+/* "flinq/_array.pyx":195
  * 
  * 
  * cdef class ArrayQueue:             # <<<<<<<<<<<<<<
@@ -1768,16 +1787,27 @@ struct __pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr {
 */
 
 struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue {
+  int (*_set_dtype)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *);
+  int (*_create_segment)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, uint64_t, uint64_t);
+  int (*_adopt_segment)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *, void *, uint64_t, long);
   void (*_free_ring)(struct __pyx_obj_5flinq_6_array_ArrayQueue *);
+  PyObject *(*_name_bytes)(struct __pyx_obj_5flinq_6_array_ArrayQueue *);
   flq_records *(*_open_ring)(struct __pyx_obj_5flinq_6_array_ArrayQueue *);
   PyObject *(*_records)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *, int);
+  uint32_t (*_prepare)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int);
+  void (*_cancel)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int);
+  void (*_notify)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int, int);
+  int (*_sleep)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int, uint32_t, int64_t);
   int (*_put_array)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *, uint64_t, int, PyObject *);
-  void (*_copied)(struct __pyx_obj_5flinq_6_array_ArrayQueue *);
+  void (*_left)(struct __pyx_obj_5flinq_6_array_ArrayQueue *);
   uint64_t (*_wait_for_records)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int, int64_t);
   uint64_t (*_take_into)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *, uint64_t);
   int (*_check_out)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *);
 };
 static struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *__pyx_vtabptr_5flinq_6_array_ArrayQueue;
+static CYTHON_INLINE uint32_t __pyx_f_5flinq_6_array_10ArrayQueue__prepare(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int);
+static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__cancel(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int);
+static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__notify(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int, int);
 /* #### Code section: utility_code_proto ### */
 
 /* --- Runtime support code (head) --- */
@@ -2231,57 +2261,6 @@ static double __Pyx__PyObject_AsDouble(PyObject* obj);
 /* PyValueError_Check.proto */
 #define __Pyx_PyExc_ValueError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_ValueError)
 
-/* IgnoreException.proto (used by GetModuleGlobalName) */
-static CYTHON_INLINE int __Pyx_IgnoreGivenException(PyObject *given_exception, PyObject *ignorable_exception);
-#define __Pyx_IgnoreException(ignorable_exception) __Pyx_IgnoreGivenException(NULL, ignorable_exception)
-
-/* PyDictVersioning.proto (used by GetModuleGlobalName) */
-#if CYTHON_USE_DICT_VERSIONS && CYTHON_USE_TYPE_SLOTS
-#define __PYX_DICT_VERSION_INIT  ((PY_UINT64_T) -1)
-#define __PYX_GET_DICT_VERSION(dict)  (((PyDictObject*)(dict))->ma_version_tag)
-#define __PYX_UPDATE_DICT_CACHE(dict, value, cache_var, version_var)\
-    (version_var) = __PYX_GET_DICT_VERSION(dict);\
-    (cache_var) = (value);
-#define __PYX_PY_DICT_LOOKUP_IF_MODIFIED(VAR, DICT, LOOKUP) {\
-    static PY_UINT64_T __pyx_dict_version = 0;\
-    static PyObject *__pyx_dict_cached_value = NULL;\
-    if (likely(__PYX_GET_DICT_VERSION(DICT) == __pyx_dict_version)) {\
-        (VAR) = __Pyx_XNewRef(__pyx_dict_cached_value);\
-    } else {\
-        (VAR) = __pyx_dict_cached_value = (LOOKUP);\
-        __pyx_dict_version = __PYX_GET_DICT_VERSION(DICT);\
-    }\
-}
-static CYTHON_INLINE PY_UINT64_T __Pyx_get_tp_dict_version(PyObject *obj);
-static CYTHON_INLINE PY_UINT64_T __Pyx_get_object_dict_version(PyObject *obj);
-static CYTHON_INLINE int __Pyx_object_dict_version_matches(PyObject* obj, PY_UINT64_T tp_dict_version, PY_UINT64_T obj_dict_version);
-#else
-#define __PYX_GET_DICT_VERSION(dict)  (0)
-#define __PYX_UPDATE_DICT_CACHE(dict, value, cache_var, version_var)
-#define __PYX_PY_DICT_LOOKUP_IF_MODIFIED(VAR, DICT, LOOKUP)  (VAR) = (LOOKUP);
-#endif
-
-/* GetModuleGlobalName.proto */
-#if CYTHON_USE_DICT_VERSIONS
-#define __Pyx_GetModuleGlobalName(var, name)  do {\
-    static PY_UINT64_T __pyx_dict_version = 0;\
-    static PyObject *__pyx_dict_cached_value = NULL;\
-    (var) = (likely(__pyx_dict_version == __PYX_GET_DICT_VERSION(__pyx_mstate_global->__pyx_d))) ?\
-        (likely(__pyx_dict_cached_value) ? __Pyx_NewRef(__pyx_dict_cached_value) : __Pyx_GetBuiltinName(name)) :\
-        __Pyx__GetModuleGlobalName(name, &__pyx_dict_version, &__pyx_dict_cached_value);\
-} while(0)
-#define __Pyx_GetModuleGlobalNameUncached(var, name)  do {\
-    PY_UINT64_T __pyx_dict_version;\
-    PyObject *__pyx_dict_cached_value;\
-    (var) = __Pyx__GetModuleGlobalName(name, &__pyx_dict_version, &__pyx_dict_cached_value);\
-} while(0)
-static PyObject *__Pyx__GetModuleGlobalName(PyObject *name, PY_UINT64_T *dict_version, PyObject **dict_cached_value);
-#else
-#define __Pyx_GetModuleGlobalName(var, name)  (var) = __Pyx__GetModuleGlobalName(name)
-#define __Pyx_GetModuleGlobalNameUncached(var, name)  (var) = __Pyx__GetModuleGlobalName(name)
-static CYTHON_INLINE PyObject *__Pyx__GetModuleGlobalName(PyObject *name);
-#endif
-
 /* RaiseUnboundLocalError.proto */
 static void __Pyx_RaiseUnboundLocalError(const char *varname);
 
@@ -2419,6 +2398,10 @@ typedef struct {
 #endif
 } __Pyx_CachedCFunction;
 
+/* IgnoreException.proto (used by UnpackUnboundCMethod_impl) */
+static CYTHON_INLINE int __Pyx_IgnoreGivenException(PyObject *given_exception, PyObject *ignorable_exception);
+#define __Pyx_IgnoreException(ignorable_exception) __Pyx_IgnoreGivenException(NULL, ignorable_exception)
+
 /* UnpackUnboundCMethod_impl.export */
 static int __Pyx_TryUnpackUnboundCMethod(__Pyx_CachedCFunction* target);
 
@@ -2543,6 +2526,56 @@ static void __Pyx_RaiseArgtupleInvalid(const char* func_name, int exact,
 /* PyObjectCompare.proto */
 static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLt_object_int(PyObject *op1, PyObject *op2, int pyop);
 
+/* PyDictVersioning.proto (used by GetModuleGlobalName) */
+#if CYTHON_USE_DICT_VERSIONS && CYTHON_USE_TYPE_SLOTS
+#define __PYX_DICT_VERSION_INIT  ((PY_UINT64_T) -1)
+#define __PYX_GET_DICT_VERSION(dict)  (((PyDictObject*)(dict))->ma_version_tag)
+#define __PYX_UPDATE_DICT_CACHE(dict, value, cache_var, version_var)\
+    (version_var) = __PYX_GET_DICT_VERSION(dict);\
+    (cache_var) = (value);
+#define __PYX_PY_DICT_LOOKUP_IF_MODIFIED(VAR, DICT, LOOKUP) {\
+    static PY_UINT64_T __pyx_dict_version = 0;\
+    static PyObject *__pyx_dict_cached_value = NULL;\
+    if (likely(__PYX_GET_DICT_VERSION(DICT) == __pyx_dict_version)) {\
+        (VAR) = __Pyx_XNewRef(__pyx_dict_cached_value);\
+    } else {\
+        (VAR) = __pyx_dict_cached_value = (LOOKUP);\
+        __pyx_dict_version = __PYX_GET_DICT_VERSION(DICT);\
+    }\
+}
+static CYTHON_INLINE PY_UINT64_T __Pyx_get_tp_dict_version(PyObject *obj);
+static CYTHON_INLINE PY_UINT64_T __Pyx_get_object_dict_version(PyObject *obj);
+static CYTHON_INLINE int __Pyx_object_dict_version_matches(PyObject* obj, PY_UINT64_T tp_dict_version, PY_UINT64_T obj_dict_version);
+#else
+#define __PYX_GET_DICT_VERSION(dict)  (0)
+#define __PYX_UPDATE_DICT_CACHE(dict, value, cache_var, version_var)
+#define __PYX_PY_DICT_LOOKUP_IF_MODIFIED(VAR, DICT, LOOKUP)  (VAR) = (LOOKUP);
+#endif
+
+/* GetModuleGlobalName.proto */
+#if CYTHON_USE_DICT_VERSIONS
+#define __Pyx_GetModuleGlobalName(var, name)  do {\
+    static PY_UINT64_T __pyx_dict_version = 0;\
+    static PyObject *__pyx_dict_cached_value = NULL;\
+    (var) = (likely(__pyx_dict_version == __PYX_GET_DICT_VERSION(__pyx_mstate_global->__pyx_d))) ?\
+        (likely(__pyx_dict_cached_value) ? __Pyx_NewRef(__pyx_dict_cached_value) : __Pyx_GetBuiltinName(name)) :\
+        __Pyx__GetModuleGlobalName(name, &__pyx_dict_version, &__pyx_dict_cached_value);\
+} while(0)
+#define __Pyx_GetModuleGlobalNameUncached(var, name)  do {\
+    PY_UINT64_T __pyx_dict_version;\
+    PyObject *__pyx_dict_cached_value;\
+    (var) = __Pyx__GetModuleGlobalName(name, &__pyx_dict_version, &__pyx_dict_cached_value);\
+} while(0)
+static PyObject *__Pyx__GetModuleGlobalName(PyObject *name, PY_UINT64_T *dict_version, PyObject **dict_cached_value);
+#else
+#define __Pyx_GetModuleGlobalName(var, name)  (var) = __Pyx__GetModuleGlobalName(name)
+#define __Pyx_GetModuleGlobalNameUncached(var, name)  (var) = __Pyx__GetModuleGlobalName(name)
+static CYTHON_INLINE PyObject *__Pyx__GetModuleGlobalName(PyObject *name);
+#endif
+
+/* PyObjectCompare.proto */
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolEq_object_str(PyObject *op1, PyObject *op2, int pyop);
+
 /* PyNotImplementedError_Check.proto */
 #define __Pyx_PyExc_NotImplementedError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_NotImplementedError)
 
@@ -2558,16 +2591,6 @@ static CYTHON_INLINE int __Pyx_PyLong_BoolEqObjC(PyObject *op1, PyObject *op2, l
 
 /* PyObjectCompare.proto */
 static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLt_object_object(PyObject *op1, PyObject *op2, int pyop);
-
-/* RaiseErrorWithObjectType1.proto (used by RaiseUnexpectedTypeError) */
-#define __Pyx_RaiseTypeErrorWithObjectType1(message, arg, obj) __Pyx_RaiseErrorWithObjectType1(PyExc_TypeError, message, arg, obj)
-#define __Pyx_RaiseErrorWithObjectType1(exc_type, message, arg, obj) __Pyx_RaiseErrorWithType1(exc_type, message, arg, Py_TYPE(obj))
-CYTHON_UNUSED
-static void __Pyx_RaiseErrorWithType1(PyObject* exc_type, const char* message, const char *arg, PyTypeObject *type_obj);
-
-/* RaiseUnexpectedTypeError.proto */
-CYTHON_UNUSED
-static int __Pyx_RaiseUnexpectedTypeError(const char *expected, PyObject *obj);
 
 /* BuildPyUnicode.proto (used by COrdinalToPyUnicode) */
 static PyObject* __Pyx_PyUnicode_BuildFromAscii(Py_ssize_t ulength, const char* chars, int clength,
@@ -2593,6 +2616,147 @@ static CYTHON_INLINE PyObject* __Pyx_PyUnicode_FromOrdinal_Padded(int value, Py_
     )
 static CYTHON_INLINE PyObject* __Pyx_uchar___Pyx_PyUnicode_From_uint64_t(uint64_t value, Py_ssize_t width, char padding_char);
 static CYTHON_INLINE PyObject* __Pyx____Pyx_PyUnicode_From_uint64_t(uint64_t value, Py_ssize_t width, char padding_char, char format_char);
+
+/* RaiseErrorWithObjectType1.proto (used by RaiseUnexpectedTypeError) */
+#define __Pyx_RaiseTypeErrorWithObjectType1(message, arg, obj) __Pyx_RaiseErrorWithObjectType1(PyExc_TypeError, message, arg, obj)
+#define __Pyx_RaiseErrorWithObjectType1(exc_type, message, arg, obj) __Pyx_RaiseErrorWithType1(exc_type, message, arg, Py_TYPE(obj))
+CYTHON_UNUSED
+static void __Pyx_RaiseErrorWithType1(PyObject* exc_type, const char* message, const char *arg, PyTypeObject *type_obj);
+
+/* RaiseUnexpectedTypeError.proto */
+CYTHON_UNUSED
+static int __Pyx_RaiseUnexpectedTypeError(const char *expected, PyObject *obj);
+
+/* ImportFrom.export */
+static PyObject* __Pyx_ImportFrom(PyObject* module, PyObject* name);
+
+/* CIntToPyUnicode.proto */
+#define __Pyx_PyUnicode_From_Py_ssize_t(value, width, padding_char, format_char) (\
+    ((format_char) == ('c')) ?\
+        __Pyx_uchar___Pyx_PyUnicode_From_Py_ssize_t(value, width, padding_char) :\
+        __Pyx____Pyx_PyUnicode_From_Py_ssize_t(value, width, padding_char, format_char)\
+    )
+static CYTHON_INLINE PyObject* __Pyx_uchar___Pyx_PyUnicode_From_Py_ssize_t(Py_ssize_t value, Py_ssize_t width, char padding_char);
+static CYTHON_INLINE PyObject* __Pyx____Pyx_PyUnicode_From_Py_ssize_t(Py_ssize_t value, Py_ssize_t width, char padding_char, char format_char);
+
+/* PyObjectCallNoArg.proto */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CallNoArg(PyObject *func);
+
+/* PyOSError_Check.proto */
+#define __Pyx_PyExc_OSError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_OSError)
+
+/* decode_c_string_utf16.proto (used by decode_c_bytes) */
+static CYTHON_INLINE PyObject *__Pyx_PyUnicode_DecodeUTF16(const char *s, Py_ssize_t size, const char *errors) {
+    int byteorder = 0;
+    return PyUnicode_DecodeUTF16(s, size, errors, &byteorder);
+}
+static CYTHON_INLINE PyObject *__Pyx_PyUnicode_DecodeUTF16LE(const char *s, Py_ssize_t size, const char *errors) {
+    int byteorder = -1;
+    return PyUnicode_DecodeUTF16(s, size, errors, &byteorder);
+}
+static CYTHON_INLINE PyObject *__Pyx_PyUnicode_DecodeUTF16BE(const char *s, Py_ssize_t size, const char *errors) {
+    int byteorder = 1;
+    return PyUnicode_DecodeUTF16(s, size, errors, &byteorder);
+}
+
+/* decode_c_bytes.proto (used by decode_bytes) */
+static CYTHON_INLINE PyObject* __Pyx_decode_c_bytes(
+         const char* cstring, Py_ssize_t length, Py_ssize_t start, Py_ssize_t stop,
+         const char* encoding, const char* errors,
+         PyObject* (*decode_func)(const char *s, Py_ssize_t size, const char *errors));
+
+/* decode_bytes.proto */
+static CYTHON_INLINE PyObject* __Pyx_decode_bytes(
+         PyObject* string, Py_ssize_t start, Py_ssize_t stop,
+         const char* encoding, const char* errors,
+         PyObject* (*decode_func)(const char *s, Py_ssize_t size, const char *errors)) {
+    char* as_c_string;
+    Py_ssize_t size;
+#if CYTHON_ASSUME_SAFE_MACROS && CYTHON_ASSUME_SAFE_SIZE
+    as_c_string = PyBytes_AS_STRING(string);
+    size = PyBytes_GET_SIZE(string);
+#else
+    if (PyBytes_AsStringAndSize(string, &as_c_string, &size) < 0) {
+        return NULL;
+    }
+#endif
+    return __Pyx_decode_c_bytes(
+        as_c_string, size,
+        start, stop, encoding, errors, decode_func);
+}
+
+/* tp_new.proto */
+#define __Pyx_tp_new(type_obj, args) __Pyx_tp_new_kwargs(type_obj, args, NULL)
+static CYTHON_INLINE PyObject* __Pyx_tp_new_kwargs(PyObject* type_obj, PyObject* args, PyObject* kwargs);
+
+/* RaiseErrorWithObjectTypes.proto (used by ExtTypeTest) */
+#define __Pyx_RaiseErrorWithObjectTypes1(exc_type, message, arg, obj1, obj2) __Pyx_RaiseErrorWithTypes1(exc_type, message, arg, Py_TYPE(obj1), Py_TYPE(obj2))
+#define __Pyx_RaiseTypeErrorWithObjectTypes(message, obj1, obj2) __Pyx_RaiseTypeErrorWithTypes(message, Py_TYPE(obj1), Py_TYPE(obj2))
+#define __Pyx_RaiseTypeErrorWithTypes(message, type_obj1, type_obj2) __Pyx_RaiseErrorWithTypes1(PyExc_TypeError, "%.1s" message, "", type_obj1, type_obj2)
+CYTHON_UNUSED
+static void __Pyx_RaiseErrorWithTypes1(PyObject* exc_type, const char *message, const char *arg, PyTypeObject *type_obj1, PyTypeObject *type_obj2);
+
+/* ExtTypeTest.proto */
+static CYTHON_INLINE int __Pyx_TypeTest(PyObject *obj, PyTypeObject *type);
+
+/* PyObjectFormatAndDecref.proto */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatSimpleAndDecref(PyObject* s, PyObject* f);
+static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatAndDecref(PyObject* s, PyObject* f);
+
+/* PyObjectCompare.proto */
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolNe_bytes_bytes(PyObject *op1, PyObject *op2, int pyop);
+
+/* UnicodeConcatInPlace.proto */
+# if CYTHON_COMPILING_IN_CPYTHON
+    #if CYTHON_REFNANNY
+        #define __Pyx_PyUnicode_ConcatInPlace(left, right, unsafe_shared) __Pyx_PyUnicode_ConcatInPlaceImpl(&left, right, unsafe_shared, __pyx_refnanny)
+    #else
+        #define __Pyx_PyUnicode_ConcatInPlace(left, right, unsafe_shared) __Pyx_PyUnicode_ConcatInPlaceImpl(&left, right, unsafe_shared)
+    #endif
+    #define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_DefinitelyUniqueInPlace(left, right) __Pyx_PyUnicode_ConcatInPlace(left, right, __Pyx_ReferenceSharing_DefinitelyUnique)
+    #define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(left, right) __Pyx_PyUnicode_ConcatInPlace(left, right, __Pyx_ReferenceSharing_OwnStrongReference)
+    #define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_FunctionArgumentInPlace(left, right) __Pyx_PyUnicode_ConcatInPlace(left, right, __Pyx_ReferenceSharing_FunctionArgument)
+    #define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_SharedReferenceInPlace(left, right) __Pyx_PyUnicode_ConcatInPlace(left, right, __Pyx_ReferenceSharing_SharedReference)
+    static CYTHON_INLINE PyObject *__Pyx_PyUnicode_ConcatInPlaceImpl(PyObject **p_left, PyObject *right, int unsafe_shared
+        #if CYTHON_REFNANNY
+        , void* __pyx_refnanny
+        #endif
+    );
+#else
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_DefinitelyUniqueInPlace __Pyx_PyUnicode_Concat
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace __Pyx_PyUnicode_Concat
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_FunctionArgumentInPlace __Pyx_PyUnicode_Concat
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_SharedReferenceInPlace __Pyx_PyUnicode_Concat
+#endif
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_DefinitelyUniqueInPlaceSafe(left, right)\
+    ((unlikely((left) == Py_None) || unlikely((right) == Py_None)) ?\
+    PyNumber_InPlaceAdd(left, right) : __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_DefinitelyUniqueInPlace(left, right))
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlaceSafe(left, right)\
+    ((unlikely((left) == Py_None) || unlikely((right) == Py_None)) ?\
+    PyNumber_InPlaceAdd(left, right) : __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(left, right))
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_FunctionArgumentInPlaceSafe(left, right)\
+    ((unlikely((left) == Py_None) || unlikely((right) == Py_None)) ?\
+    PyNumber_InPlaceAdd(left, right) : __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_FunctionArgumentInPlace(left, right))
+#define __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_SharedReferenceInPlaceSafe(left, right)\
+    ((unlikely((left) == Py_None) || unlikely((right) == Py_None)) ?\
+    PyNumber_InPlaceAdd(left, right) : __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_SharedReferenceInPlace(left, right))
+
+/* decode_c_string.proto */
+static CYTHON_INLINE PyObject* __Pyx_decode_c_string(
+         const char* cstring, Py_ssize_t start, Py_ssize_t stop,
+         const char* encoding, const char* errors,
+         PyObject* (*decode_func)(const char *s, Py_ssize_t size, const char *errors));
+
+/* PyObjectCompare.proto */
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolNe_object_int(PyObject *op1, PyObject *op2, int pyop);
+
+/* PyBaseException_Check.proto */
+#define __Pyx_PyExc_BaseException_Check(obj)  PyExceptionInstance_Check(obj)
+
+/* WriteUnraisableException.proto */
+static void __Pyx_WriteUnraisable(const char *name, int clineno,
+                                  int lineno, const char *filename,
+                                  int full_traceback, int nogil);
 
 /* RejectKeywords.export */
 static void __Pyx_RejectKeywords(const char* function_name, PyObject *kwds);
@@ -2632,10 +2796,6 @@ static CYTHON_INLINE PyObject* __Pyx__PyObject_LookupSpecial(PyObject* obj, PyOb
 
 /* PyFloatingPointError_Check.proto */
 #define __Pyx_PyExc_FloatingPointError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_FloatingPointError)
-
-/* PyObjectFormatAndDecref.proto */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatSimpleAndDecref(PyObject* s, PyObject* f);
-static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatAndDecref(PyObject* s, PyObject* f);
 
 /* SwapException.proto */
 #if CYTHON_FAST_THREAD_STATE
@@ -2731,12 +2891,6 @@ static CYTHON_INLINE PyObject* __Pyx_PyObject_GetSlice(
         PyObject** py_start, PyObject** py_stop, PyObject** py_slice,
         int has_cstart, int has_cstop, int wraparound);
 
-/* PyObjectCompare.proto */
-static CYTHON_INLINE int __Pyx_PyObject_CompareBoolNe_object_int(PyObject *op1, PyObject *op2, int pyop);
-
-/* PyObjectCallNoArg.proto */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CallNoArg(PyObject *func);
-
 /* PyUnicode_Unicode.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyUnicode_Unicode(PyObject *obj);
 
@@ -2808,21 +2962,32 @@ CYTHON_UNUSED static int __Pyx_PyType_Ready(PyTypeObject *t);
 /* GetVTable.proto (used by MergeVTables) */
 static int __Pyx_GetVtable(PyTypeObject *type, void** table);
 
-/* RaiseErrorWithObjectTypes.proto (used by MergeVTables) */
-#define __Pyx_RaiseErrorWithObjectTypes1(exc_type, message, arg, obj1, obj2) __Pyx_RaiseErrorWithTypes1(exc_type, message, arg, Py_TYPE(obj1), Py_TYPE(obj2))
-#define __Pyx_RaiseTypeErrorWithObjectTypes(message, obj1, obj2) __Pyx_RaiseTypeErrorWithTypes(message, Py_TYPE(obj1), Py_TYPE(obj2))
-#define __Pyx_RaiseTypeErrorWithTypes(message, type_obj1, type_obj2) __Pyx_RaiseErrorWithTypes1(PyExc_TypeError, "%.1s" message, "", type_obj1, type_obj2)
-CYTHON_UNUSED
-static void __Pyx_RaiseErrorWithTypes1(PyObject* exc_type, const char *message, const char *arg, PyTypeObject *type_obj1, PyTypeObject *type_obj2);
-
 /* MergeVTables.proto (used by SetVTable) */
 static int __Pyx_MergeVtables(PyTypeObject *type);
 
 /* SetVTable.export */
 static int __Pyx_SetVtable(PyTypeObject* typeptr , void* vtable);
 
-/* ImportFrom.export */
-static PyObject* __Pyx_ImportFrom(PyObject* module, PyObject* name);
+/* ClassMethod.proto */
+#if !CYTHON_COMPILING_IN_LIMITED_API
+#include "descrobject.h"
+#endif
+CYTHON_UNUSED static PyObject* __Pyx_Method_ClassMethod(PyObject *method);
+
+/* GetNameInClass.proto */
+#define __Pyx_GetNameInClass(var, nmspace, name)  (var) = __Pyx__GetNameInClass(nmspace, name)
+static PyObject *__Pyx__GetNameInClass(PyObject *nmspace, PyObject *name);
+
+/* LimitedApiGetTypeTypeDict.proto (used by SetItemOnTypeDict) */
+#if CYTHON_COMPILING_IN_LIMITED_API
+static PyObject *__Pyx_GetTypeTypeDict(PyTypeObject *tp);
+#endif
+
+/* SetItemOnTypeDict.proto */
+#define __Pyx_SetItemOnTypeDict(tp, k, v) __Pyx__SetItemOnTypeDict((PyTypeObject*)tp, k, v)
+
+/* SetItemOnTypeDict.export */
+static int __Pyx__SetItemOnTypeDict(PyTypeObject *tp, PyObject *k, PyObject *v);
 
 /* dict_setdefault.proto (used by CLineInTraceback) */
 static CYTHON_INLINE PyObject *__Pyx_PyDict_SetDefault(PyObject *d, PyObject *key, PyObject *default_value);
@@ -2863,14 +3028,17 @@ static void __Pyx_AddTraceback(const char *funcname, int c_line,
 /* CIntFromPy.proto */
 static CYTHON_INLINE uint64_t __Pyx_PyLong_As_uint64_t(PyObject *);
 
+/* CIntFromPy.proto */
+static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *);
+
+/* CIntToPy.proto */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value);
+
 /* CIntToPy.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_uint64_t(uint64_t value);
 
 /* CIntToPy.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value);
-
-/* CIntFromPy.proto */
-static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *);
 
 /* CIntFromPy.proto */
 static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *);
@@ -3093,11 +3261,19 @@ static int __Pyx_State_RemoveModule(void*);
 #define __PYX_ABI_MODULE_NAME "_cython_" CYTHON_ABI
 #define __PYX_TYPE_MODULE_PREFIX __PYX_ABI_MODULE_NAME "."
 
+static int __pyx_f_5flinq_6_array_10ArrayQueue__set_dtype(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_dt); /* proto*/
+static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, uint64_t __pyx_v_ring_bytes, uint64_t __pyx_v_capacity); /* proto*/
+static int __pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_name, void *__pyx_v_addr, uint64_t __pyx_v_size, long __pyx_v_creator); /* proto*/
 static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto*/
+static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__name_bytes(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto*/
 static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto*/
 static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_value, int __pyx_v_batch); /* proto*/
+static CYTHON_INLINE uint32_t __pyx_f_5flinq_6_array_10ArrayQueue__prepare(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, int __pyx_v_which); /* proto*/
+static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__cancel(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, int __pyx_v_which); /* proto*/
+static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__notify(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, int __pyx_v_which, int __pyx_v_all); /* proto*/
+static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, int __pyx_v_which, uint32_t __pyx_v_key, int64_t __pyx_v_deadline); /* proto*/
 static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_arr, uint64_t __pyx_v_n, int __pyx_v_block, PyObject *__pyx_v_timeout); /* proto*/
-static void __pyx_f_5flinq_6_array_10ArrayQueue__copied(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto*/
+static void __pyx_f_5flinq_6_array_10ArrayQueue__left(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto*/
 static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, int __pyx_v_block, int64_t __pyx_v_deadline); /* proto*/
 static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_out, uint64_t __pyx_v_limit); /* proto*/
 static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_out); /* proto*/
@@ -3106,15 +3282,20 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 
 /* Module declarations from "libc.stdint" */
 
+/* Module declarations from "libc.errno" */
+
+/* Module declarations from "libc.string" */
+
 /* Module declarations from "flinq._headers" */
 
 /* Module declarations from "flinq._array" */
+static PyObject *__pyx_v_5flinq_6_array_META_MAGIC = 0;
+static uint32_t __pyx_v_5flinq_6_array_META_VERSION;
 static uint64_t __pyx_v_5flinq_6_array__gil_free_bytes;
 static int64_t __pyx_v_5flinq_6_array_SIGNAL_SLICE_NS;
 static PyObject *__pyx_v_5flinq_6_array__numpy = 0;
 static PyObject *__pyx_f_5flinq_6_array__np(void); /*proto*/
 static int64_t __pyx_f_5flinq_6_array__deadline(int, PyObject *); /*proto*/
-static int __pyx_f_5flinq_6_array__sleep(flq_park *, uint32_t, int64_t); /*proto*/
 static int __pyx_f_5flinq_6_array__same_values(PyObject *, PyObject *); /*proto*/
 /* #### Code section: typeinfo ### */
 /* #### Code section: before_global_var ### */
@@ -3126,33 +3307,36 @@ int __pyx_module_is_main_flinq___array = 0;
 /* #### Code section: global_var ### */
 static PyObject *__pyx_builtin_zip;
 /* #### Code section: string_decls ### */
-static const char __pyx_k_ArrayQueue_a_bounded_FIFO_of_fix[] = "ArrayQueue: a bounded FIFO of fixed-size numpy records over\ninclude/flinq/records.h.\n\nRecords cross the queue as bytes: put_many copies a whole array into the\nring with one memcpy (two when it wraps) and get_many copies them out into\na new or given array, with no Python object per record. numpy is imported\nwhen the first ArrayQueue is made, never when this module is: the copies go\nthrough the buffer protocol, so `import flinq` needs no numpy.\n\nThreads. The ring is multi-producer / multi-consumer and lock-free, and the\ncopies of batches of at least GIL_FREE_BYTES run with the GIL released, so\nproducers and consumers copy at the same time. Everything else (validation,\nwaiting, counters of this handle) runs with the GIL held. Waiting uses\nflinq/park.h; a waiter prepares and re-checks its condition with the GIL\nheld, and whoever moves a ring counter notifies after re-taking the GIL, so\nthe GIL orders the two sides and flq_park_notify_locked needs no fence.\n\nLifetime. close() frees the ring at once when no thread of this process is\ncopying without the GIL (`_copying`), else the last such thread frees it.\n";
+static const char __pyx_k_ArrayQueue_a_bounded_FIFO_of_fix[] = "ArrayQueue: a bounded FIFO of fixed-size numpy records over\ninclude/flinq/records.h.\n\nRecords cross the queue as bytes: put_many copies a whole array into the\nring with one memcpy (two when it wraps) and get_many copies them out into\na new or given array, with no Python object per record. numpy is imported\nwhen the first ArrayQueue is made, never when this module is: the copies go\nthrough the buffer protocol, so `import flinq` needs no numpy.\n\nThreads. The ring is multi-producer / multi-consumer and lock-free, and the\ncopies of batches of at least GIL_FREE_BYTES run with the GIL released, so\nproducers and consumers copy at the same time. Everything else (validation,\nwaiting, counters of this handle) runs with the GIL held.\n\nWaiting. In process: flinq/park.h. A waiter prepares and re-checks its\ncondition with the GIL held, and whoever moves a ring counter notifies after\nre-taking the GIL, so the GIL orders the two sides and\nflq_park_notify_locked needs no fence. Shared (shared=True): the ring lives\nin a named segment (flinq/shmseg.h) and waiters sleep on the ring header\047s\nwords with flinq/shmwait.h (a futex on Linux), whose fences order the two\nsides across processes.\n\nShared segment layout: META_BYTES of metadata (a magic, a version, and the\ndtype as text that numpy.lib.format parses back, never pickle), then the\nrecords.h block. The handle that created the segment removes its name at\nclose() or when it is collected; processes that attached keep their mapping.\n\nLifetime. close() frees the ring at once when no thread of this handle uses\nit without the GIL (`_users`: copying or sleeping), else the last one does.\n";
 /* #### Code section: decls ### */
 static PyObject *__pyx_pf_5flinq_6_array_12_same_values_genexpr(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_genexpr_arg_0); /* proto */
 static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v_args, CYTHON_UNUSED PyObject *__pyx_v_kwargs); /* proto */
 static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_dtype, PyObject *__pyx_v_capacity, PyObject *__pyx_v_shared); /* proto */
-static void __pyx_pf_5flinq_6_array_10ArrayQueue_4__dealloc__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6__reduce__(CYTHON_UNUSED struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__pyx_v_cls, PyObject *__pyx_v_name); /* proto */
+static void __pyx_pf_5flinq_6_array_10ArrayQueue_6__dealloc__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8__reduce__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_5dtype___get__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8capacity___get__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6shared___get__(CYTHON_UNUSED struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6shared___get__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4name___get__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6closed___get__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8put(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_value, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_10put_nowait(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_value); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_12put_many(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_array, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get_nowait(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_max_items, PyObject *__pyx_v_out, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20qsize(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22empty(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24full(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_immediate); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30__enter__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__exit__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v_exc_info); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__repr__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_10put(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_value, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_12put_nowait(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_value); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14put_many(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_array, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_nowait(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_max_items, PyObject *__pyx_v_out, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22qsize(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24empty(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26full(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28shutdown(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_immediate); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30close(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__enter__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34__exit__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v_exc_info); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36stats(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_38__repr__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array__attach(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_name); /* proto */
 static PyObject *__pyx_tp_new__initialisation_5flinq_6_array_ArrayQueue(PyObject *o, PyObject *a, PyObject *k); /*proto*/
 static PyObject *__pyx_tp_new_5flinq_6_array_ArrayQueue(PyTypeObject *t, PyObject *a, PyObject *k); /*proto*/
 static PyObject *__pyx_tp_new__initialisation_5flinq_6_array___pyx_scope_struct__genexpr(PyObject *o, 
@@ -3211,8 +3395,8 @@ namespace {
     PyObject *__pyx_slice[1];
     PyObject *__pyx_tuple[6];
     PyObject *__pyx_codeobj_tab[1];
-    PyObject *__pyx_string_tab[134];
-    PyObject *__pyx_number_tab[4];
+    PyObject *__pyx_string_tab[168];
+    PyObject *__pyx_number_tab[5];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
 #if CYTHON_COMPILING_IN_LIMITED_API
@@ -3224,6 +3408,11 @@ PyObject *__Pyx_PyFrozenDictType;
 struct __pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr *__pyx_freelist_5flinq_6_array___pyx_scope_struct__genexpr[8];
 int __pyx_freecount_5flinq_6_array___pyx_scope_struct__genexpr;
 #endif
+/* CachedMethodType.module_state_decls */
+#if CYTHON_COMPILING_IN_LIMITED_API
+PyObject *__Pyx_CachedMethodType;
+#endif
+
 /* CodeObjectCache.module_state_decls */
 struct __Pyx_CodeObjectCache __pyx_code_cache;
 
@@ -3266,144 +3455,179 @@ static __pyx_mstatetype __pyx_mstate_global_static =
 static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_static;
 #endif
 /* #### Code section: constant_name_defines ### */
-#define __pyx_kp_u__4 __pyx_string_tab[0]
+#define __pyx_kp_u__6 __pyx_string_tab[0]
 #define __pyx_kp_u_bytes_for_the_ring __pyx_string_tab[1]
-#define __pyx_kp_u_does_not_fit __pyx_string_tab[2]
-#define __pyx_kp_u_for_records_of __pyx_string_tab[3]
-#define __pyx_kp_u_has_Python_object_fields __pyx_string_tab[4]
-#define __pyx_kp_u_has_none __pyx_string_tab[5]
-#define __pyx_kp_u_has_shape __pyx_string_tab[6]
-#define __pyx_kp_u_into_an_ArrayQueue_of __pyx_string_tab[7]
-#define __pyx_kp_u_of __pyx_string_tab[8]
-#define __pyx_kp_u_records_can_never_fit_in_capaci __pyx_string_tab[9]
-#define __pyx_kp_u_without_loss_numpy_s_safe_casti __pyx_string_tab[10]
-#define __pyx_kp_u_would_change_when_stored_as __pyx_string_tab[11]
-#define __pyx_kp_u_timeout_must_be_a_non_negative __pyx_string_tab[12]
-#define __pyx_kp_u_not __pyx_string_tab[13]
-#define __pyx_kp_u_byte_records_is_too_large __pyx_string_tab[14]
-#define __pyx_kp_u__6 __pyx_string_tab[15]
-#define __pyx_kp_u_60 __pyx_string_tab[16]
-#define __pyx_kp_u__3 __pyx_string_tab[17]
-#define __pyx_kp_u__2 __pyx_string_tab[18]
-#define __pyx_kp_u_records_of_this_queue_are __pyx_string_tab[19]
-#define __pyx_kp_u_flinq_ArrayQueue __pyx_string_tab[20]
-#define __pyx_kp_u__5 __pyx_string_tab[21]
-#define __pyx_kp_u_ __pyx_string_tab[22]
-#define __pyx_kp_u_ArrayQueue_is_closed __pyx_string_tab[23]
-#define __pyx_kp_u_ArrayQueue_records_hold_bytes __pyx_string_tab[24]
-#define __pyx_kp_u_ArrayQueue_records_must_have_a_s __pyx_string_tab[25]
-#define __pyx_kp_u_ArrayQueue_was_not_initialized __pyx_string_tab[26]
-#define __pyx_kp_u_ArrayQueue_shared_True_is_not_av __pyx_string_tab[27]
-#define __pyx_kp_u_ArrayQueue___init___may_run_only __pyx_string_tab[28]
-#define __pyx_kp_u_None __pyx_string_tab[29]
-#define __pyx_kp_u_a_record_of __pyx_string_tab[30]
-#define __pyx_kp_u_an_in_process_ArrayQueue_cannot __pyx_string_tab[31]
-#define __pyx_kp_u_cannot_allocate __pyx_string_tab[32]
-#define __pyx_kp_u_cannot_create_a_wait_primitive __pyx_string_tab[33]
-#define __pyx_kp_u_cannot_put __pyx_string_tab[34]
-#define __pyx_kp_u_capacity_2 __pyx_string_tab[35]
-#define __pyx_kp_u_capacity_must_be_an_int_not __pyx_string_tab[36]
-#define __pyx_kp_u_capacity_must_be_at_least_1 __pyx_string_tab[37]
-#define __pyx_kp_u_disable __pyx_string_tab[38]
-#define __pyx_kp_u_enable __pyx_string_tab[39]
-#define __pyx_kp_u_flinq_ArrayQueue_needs_numpy_pip __pyx_string_tab[40]
-#define __pyx_kp_u_gc __pyx_string_tab[41]
-#define __pyx_kp_u_isenabled __pyx_string_tab[42]
-#define __pyx_kp_u_max_items_must_be_an_int_not __pyx_string_tab[43]
-#define __pyx_kp_u_max_items_must_be_at_least_1 __pyx_string_tab[44]
-#define __pyx_kp_u_out_has_dtype __pyx_string_tab[45]
-#define __pyx_kp_u_out_has_room_for_no_record __pyx_string_tab[46]
-#define __pyx_kp_u_out_must_be_a_numpy_array_not __pyx_string_tab[47]
-#define __pyx_kp_u_out_must_be_writable_and_C_conti __pyx_string_tab[48]
-#define __pyx_kp_u_out_must_have_shape_n __pyx_string_tab[49]
-#define __pyx_kp_u_put_many_of __pyx_string_tab[50]
-#define __pyx_kp_u_put_many_takes_an_array_of_shape __pyx_string_tab[51]
-#define __pyx_kp_u_src_flinq__array_pyx __pyx_string_tab[52]
-#define __pyx_n_u_ArrayQueue __pyx_string_tab[53]
-#define __pyx_n_u_Empty __pyx_string_tab[54]
-#define __pyx_n_u_Full __pyx_string_tab[55]
-#define __pyx_n_u_GIL_FREE_BYTES __pyx_string_tab[56]
-#define __pyx_n_u_ShutDown __pyx_string_tab[57]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[58]
-#define __pyx_n_u_enter __pyx_string_tab[59]
-#define __pyx_n_u_exit __pyx_string_tab[60]
-#define __pyx_n_u_main __pyx_string_tab[61]
-#define __pyx_n_u_module __pyx_string_tab[62]
-#define __pyx_n_u_name __pyx_string_tab[63]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[64]
-#define __pyx_n_u_qualname __pyx_string_tab[65]
-#define __pyx_n_u_test __pyx_string_tab[66]
-#define __pyx_n_u_same_values_locals_genexpr __pyx_string_tab[67]
-#define __pyx_n_u_stdlib_queue __pyx_string_tab[68]
-#define __pyx_n_u_threading __pyx_string_tab[69]
-#define __pyx_n_u_array __pyx_string_tab[70]
-#define __pyx_n_u_asarray __pyx_string_tab[71]
-#define __pyx_n_u_ascontiguousarray __pyx_string_tab[72]
-#define __pyx_n_u_astype __pyx_string_tab[73]
-#define __pyx_n_u_block __pyx_string_tab[74]
-#define __pyx_n_u_c __pyx_string_tab[75]
-#define __pyx_n_u_c_contiguous __pyx_string_tab[76]
-#define __pyx_n_u_can_cast __pyx_string_tab[77]
-#define __pyx_n_u_capacity __pyx_string_tab[78]
-#define __pyx_n_u_casting __pyx_string_tab[79]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[80]
-#define __pyx_n_u_close __pyx_string_tab[81]
-#define __pyx_n_u_closed __pyx_string_tab[82]
-#define __pyx_n_u_copy __pyx_string_tab[83]
-#define __pyx_n_u_current_thread __pyx_string_tab[84]
-#define __pyx_n_u_depth __pyx_string_tab[85]
-#define __pyx_n_u_dequeued __pyx_string_tab[86]
-#define __pyx_n_u_discarded __pyx_string_tab[87]
-#define __pyx_n_u_dtype __pyx_string_tab[88]
-#define __pyx_n_u_empty __pyx_string_tab[89]
-#define __pyx_n_u_enqueued __pyx_string_tab[90]
-#define __pyx_n_u_errstate __pyx_string_tab[91]
-#define __pyx_n_u_flags __pyx_string_tab[92]
-#define __pyx_n_u_flinq__array __pyx_string_tab[93]
-#define __pyx_n_u_flinq__compat __pyx_string_tab[94]
-#define __pyx_n_u_g __pyx_string_tab[95]
-#define __pyx_n_u_generic __pyx_string_tab[96]
-#define __pyx_n_u_genexpr __pyx_string_tab[97]
-#define __pyx_n_u_get __pyx_string_tab[98]
-#define __pyx_n_u_hasobject __pyx_string_tab[99]
-#define __pyx_n_u_immediate __pyx_string_tab[100]
-#define __pyx_n_u_invalid __pyx_string_tab[101]
-#define __pyx_n_u_is_shutdown __pyx_string_tab[102]
-#define __pyx_n_u_items __pyx_string_tab[103]
-#define __pyx_n_u_itemsize __pyx_string_tab[104]
-#define __pyx_n_u_main_thread __pyx_string_tab[105]
-#define __pyx_n_u_max_items __pyx_string_tab[106]
-#define __pyx_n_u_ndarray __pyx_string_tab[107]
-#define __pyx_n_u_ndim __pyx_string_tab[108]
-#define __pyx_n_u_next __pyx_string_tab[109]
-#define __pyx_n_u_numpy __pyx_string_tab[110]
-#define __pyx_n_u_out __pyx_string_tab[111]
-#define __pyx_n_u_over __pyx_string_tab[112]
-#define __pyx_n_u_pop __pyx_string_tab[113]
-#define __pyx_n_u_qsize __pyx_string_tab[114]
-#define __pyx_n_u_queue __pyx_string_tab[115]
-#define __pyx_n_u_raise __pyx_string_tab[116]
-#define __pyx_n_u_record_size __pyx_string_tab[117]
-#define __pyx_n_u_ring_bytes __pyx_string_tab[118]
-#define __pyx_n_u_safe __pyx_string_tab[119]
-#define __pyx_n_u_send __pyx_string_tab[120]
-#define __pyx_n_u_setdefault __pyx_string_tab[121]
-#define __pyx_n_u_shape __pyx_string_tab[122]
-#define __pyx_n_u_shared __pyx_string_tab[123]
-#define __pyx_n_u_subdtype __pyx_string_tab[124]
-#define __pyx_n_u_threading_2 __pyx_string_tab[125]
-#define __pyx_n_u_throw __pyx_string_tab[126]
-#define __pyx_n_u_timeout __pyx_string_tab[127]
-#define __pyx_n_u_tolist __pyx_string_tab[128]
-#define __pyx_n_u_value __pyx_string_tab[129]
-#define __pyx_n_u_values __pyx_string_tab[130]
-#define __pyx_n_u_writeable __pyx_string_tab[131]
-#define __pyx_n_u_zip __pyx_string_tab[132]
-#define __pyx_kp_b_iso88591_1 __pyx_string_tab[133]
+#define __pyx_kp_u_bytes_4080_at_most __pyx_string_tab[2]
+#define __pyx_kp_u_does_not_fit __pyx_string_tab[3]
+#define __pyx_kp_u_for_records_of __pyx_string_tab[4]
+#define __pyx_kp_u_has_Python_object_fields __pyx_string_tab[5]
+#define __pyx_kp_u_has_none __pyx_string_tab[6]
+#define __pyx_kp_u_has_shape __pyx_string_tab[7]
+#define __pyx_kp_u_into_an_ArrayQueue_of __pyx_string_tab[8]
+#define __pyx_kp_u_is_an_ArrayQueue_of_another_lay __pyx_string_tab[9]
+#define __pyx_kp_u_is_not_a_flinq_ArrayQueue __pyx_string_tab[10]
+#define __pyx_kp_u_is_too_complex_to_share_its_des __pyx_string_tab[11]
+#define __pyx_kp_u_of __pyx_string_tab[12]
+#define __pyx_kp_u_records_can_never_fit_in_capaci __pyx_string_tab[13]
+#define __pyx_kp_u_without_loss_numpy_s_safe_casti __pyx_string_tab[14]
+#define __pyx_kp_u_would_change_when_stored_as __pyx_string_tab[15]
+#define __pyx_kp_u_timeout_must_be_a_non_negative __pyx_string_tab[16]
+#define __pyx_kp_u_not __pyx_string_tab[17]
+#define __pyx_kp_u__3 __pyx_string_tab[18]
+#define __pyx_kp_u_byte_records_is_too_large __pyx_string_tab[19]
+#define __pyx_kp_u__2 __pyx_string_tab[20]
+#define __pyx_kp_u_60 __pyx_string_tab[21]
+#define __pyx_kp_u__5 __pyx_string_tab[22]
+#define __pyx_kp_u_flinq_a __pyx_string_tab[23]
+#define __pyx_kp_u__4 __pyx_string_tab[24]
+#define __pyx_kp_u_records_of_this_queue_are __pyx_string_tab[25]
+#define __pyx_kp_u_flinq_ArrayQueue __pyx_string_tab[26]
+#define __pyx_kp_u__7 __pyx_string_tab[27]
+#define __pyx_kp_u_ __pyx_string_tab[28]
+#define __pyx_kp_u_ArrayQueue_is_closed __pyx_string_tab[29]
+#define __pyx_kp_u_ArrayQueue_records_hold_bytes __pyx_string_tab[30]
+#define __pyx_kp_u_ArrayQueue_records_must_have_a_s __pyx_string_tab[31]
+#define __pyx_kp_u_ArrayQueue_was_not_initialized __pyx_string_tab[32]
+#define __pyx_kp_u_ArrayQueue_shared_True_needs_POS __pyx_string_tab[33]
+#define __pyx_kp_u_ArrayQueue___init___may_run_only __pyx_string_tab[34]
+#define __pyx_kp_u_None __pyx_string_tab[35]
+#define __pyx_kp_u_a_record_of __pyx_string_tab[36]
+#define __pyx_kp_u_an_in_process_ArrayQueue_cannot __pyx_string_tab[37]
+#define __pyx_kp_u_cannot_allocate __pyx_string_tab[38]
+#define __pyx_kp_u_cannot_attach_to __pyx_string_tab[39]
+#define __pyx_kp_u_cannot_create_a_shared_segment __pyx_string_tab[40]
+#define __pyx_kp_u_cannot_create_a_wait_primitive __pyx_string_tab[41]
+#define __pyx_kp_u_cannot_put __pyx_string_tab[42]
+#define __pyx_kp_u_capacity_2 __pyx_string_tab[43]
+#define __pyx_kp_u_capacity_must_be_an_int_not __pyx_string_tab[44]
+#define __pyx_kp_u_capacity_must_be_at_least_1 __pyx_string_tab[45]
+#define __pyx_kp_u_disable __pyx_string_tab[46]
+#define __pyx_kp_u_enable __pyx_string_tab[47]
+#define __pyx_kp_u_flinq_ArrayQueue_needs_numpy_pip __pyx_string_tab[48]
+#define __pyx_kp_u_gc __pyx_string_tab[49]
+#define __pyx_kp_u_isenabled __pyx_string_tab[50]
+#define __pyx_kp_u_max_items_must_be_an_int_not __pyx_string_tab[51]
+#define __pyx_kp_u_max_items_must_be_at_least_1 __pyx_string_tab[52]
+#define __pyx_kp_u_name_must_be_a_str_not __pyx_string_tab[53]
+#define __pyx_kp_u_out_has_dtype __pyx_string_tab[54]
+#define __pyx_kp_u_out_has_room_for_no_record __pyx_string_tab[55]
+#define __pyx_kp_u_out_must_be_a_numpy_array_not __pyx_string_tab[56]
+#define __pyx_kp_u_out_must_be_writable_and_C_conti __pyx_string_tab[57]
+#define __pyx_kp_u_out_must_have_shape_n __pyx_string_tab[58]
+#define __pyx_kp_u_put_many_of __pyx_string_tab[59]
+#define __pyx_kp_u_put_many_takes_an_array_of_shape __pyx_string_tab[60]
+#define __pyx_kp_u_src_flinq__array_pyx __pyx_string_tab[61]
+#define __pyx_n_u_ArrayQueue __pyx_string_tab[62]
+#define __pyx_n_u_Empty __pyx_string_tab[63]
+#define __pyx_n_u_Full __pyx_string_tab[64]
+#define __pyx_n_u_GIL_FREE_BYTES __pyx_string_tab[65]
+#define __pyx_n_u_ShutDown __pyx_string_tab[66]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[67]
+#define __pyx_n_u_dict __pyx_string_tab[68]
+#define __pyx_n_u_enter __pyx_string_tab[69]
+#define __pyx_n_u_exit __pyx_string_tab[70]
+#define __pyx_n_u_main __pyx_string_tab[71]
+#define __pyx_n_u_module __pyx_string_tab[72]
+#define __pyx_n_u_name __pyx_string_tab[73]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[74]
+#define __pyx_n_u_qualname __pyx_string_tab[75]
+#define __pyx_n_u_set_name __pyx_string_tab[76]
+#define __pyx_n_u_test __pyx_string_tab[77]
+#define __pyx_n_u_ast __pyx_string_tab[78]
+#define __pyx_n_u_attach __pyx_string_tab[79]
+#define __pyx_n_u_os __pyx_string_tab[80]
+#define __pyx_n_u_same_values_locals_genexpr __pyx_string_tab[81]
+#define __pyx_n_u_secrets __pyx_string_tab[82]
+#define __pyx_n_u_stdlib_queue __pyx_string_tab[83]
+#define __pyx_n_u_sys __pyx_string_tab[84]
+#define __pyx_n_u_threading __pyx_string_tab[85]
+#define __pyx_n_u_array __pyx_string_tab[86]
+#define __pyx_n_u_asarray __pyx_string_tab[87]
+#define __pyx_n_u_ascontiguousarray __pyx_string_tab[88]
+#define __pyx_n_u_ast_2 __pyx_string_tab[89]
+#define __pyx_n_u_astype __pyx_string_tab[90]
+#define __pyx_n_u_attach_2 __pyx_string_tab[91]
+#define __pyx_n_u_block __pyx_string_tab[92]
+#define __pyx_n_u_c __pyx_string_tab[93]
+#define __pyx_n_u_c_contiguous __pyx_string_tab[94]
+#define __pyx_n_u_can_cast __pyx_string_tab[95]
+#define __pyx_n_u_capacity __pyx_string_tab[96]
+#define __pyx_n_u_casting __pyx_string_tab[97]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[98]
+#define __pyx_n_u_close __pyx_string_tab[99]
+#define __pyx_n_u_closed __pyx_string_tab[100]
+#define __pyx_n_u_copy __pyx_string_tab[101]
+#define __pyx_n_u_current_thread __pyx_string_tab[102]
+#define __pyx_n_u_depth __pyx_string_tab[103]
+#define __pyx_n_u_dequeued __pyx_string_tab[104]
+#define __pyx_n_u_descr_to_dtype __pyx_string_tab[105]
+#define __pyx_n_u_discarded __pyx_string_tab[106]
+#define __pyx_n_u_dtype __pyx_string_tab[107]
+#define __pyx_n_u_dtype_to_descr __pyx_string_tab[108]
+#define __pyx_n_u_empty __pyx_string_tab[109]
+#define __pyx_n_u_encode __pyx_string_tab[110]
+#define __pyx_n_u_enqueued __pyx_string_tab[111]
+#define __pyx_n_u_errstate __pyx_string_tab[112]
+#define __pyx_n_u_flags __pyx_string_tab[113]
+#define __pyx_n_u_flinq__array __pyx_string_tab[114]
+#define __pyx_n_u_flinq__compat __pyx_string_tab[115]
+#define __pyx_n_u_format __pyx_string_tab[116]
+#define __pyx_n_u_g __pyx_string_tab[117]
+#define __pyx_n_u_generic __pyx_string_tab[118]
+#define __pyx_n_u_genexpr __pyx_string_tab[119]
+#define __pyx_n_u_get __pyx_string_tab[120]
+#define __pyx_n_u_getpid __pyx_string_tab[121]
+#define __pyx_n_u_hasobject __pyx_string_tab[122]
+#define __pyx_n_u_immediate __pyx_string_tab[123]
+#define __pyx_n_u_invalid __pyx_string_tab[124]
+#define __pyx_n_u_is_shutdown __pyx_string_tab[125]
+#define __pyx_n_u_items __pyx_string_tab[126]
+#define __pyx_n_u_itemsize __pyx_string_tab[127]
+#define __pyx_n_u_literal_eval __pyx_string_tab[128]
+#define __pyx_n_u_main_thread __pyx_string_tab[129]
+#define __pyx_n_u_max_items __pyx_string_tab[130]
+#define __pyx_n_u_name_2 __pyx_string_tab[131]
+#define __pyx_n_u_ndarray __pyx_string_tab[132]
+#define __pyx_n_u_ndim __pyx_string_tab[133]
+#define __pyx_n_u_next __pyx_string_tab[134]
+#define __pyx_n_u_numpy __pyx_string_tab[135]
+#define __pyx_n_u_numpy_lib __pyx_string_tab[136]
+#define __pyx_n_u_os_2 __pyx_string_tab[137]
+#define __pyx_n_u_out __pyx_string_tab[138]
+#define __pyx_n_u_over __pyx_string_tab[139]
+#define __pyx_n_u_platform __pyx_string_tab[140]
+#define __pyx_n_u_pop __pyx_string_tab[141]
+#define __pyx_n_u_qsize __pyx_string_tab[142]
+#define __pyx_n_u_queue __pyx_string_tab[143]
+#define __pyx_n_u_raise __pyx_string_tab[144]
+#define __pyx_n_u_record_size __pyx_string_tab[145]
+#define __pyx_n_u_ring_bytes __pyx_string_tab[146]
+#define __pyx_n_u_safe __pyx_string_tab[147]
+#define __pyx_n_u_secrets_2 __pyx_string_tab[148]
+#define __pyx_n_u_send __pyx_string_tab[149]
+#define __pyx_n_u_setdefault __pyx_string_tab[150]
+#define __pyx_n_u_shape __pyx_string_tab[151]
+#define __pyx_n_u_shared __pyx_string_tab[152]
+#define __pyx_n_u_strerror __pyx_string_tab[153]
+#define __pyx_n_u_subdtype __pyx_string_tab[154]
+#define __pyx_n_u_sys_2 __pyx_string_tab[155]
+#define __pyx_n_u_threading_2 __pyx_string_tab[156]
+#define __pyx_n_u_throw __pyx_string_tab[157]
+#define __pyx_n_u_timeout __pyx_string_tab[158]
+#define __pyx_n_u_token_hex __pyx_string_tab[159]
+#define __pyx_n_u_tolist __pyx_string_tab[160]
+#define __pyx_n_u_value __pyx_string_tab[161]
+#define __pyx_n_u_values __pyx_string_tab[162]
+#define __pyx_n_u_win32 __pyx_string_tab[163]
+#define __pyx_n_u_writeable __pyx_string_tab[164]
+#define __pyx_n_u_zip __pyx_string_tab[165]
+#define __pyx_n_b_FLQARRAY __pyx_string_tab[166]
+#define __pyx_kp_b_iso88591_1 __pyx_string_tab[167]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_1 __pyx_number_tab[1]
-#define __pyx_int_65536 __pyx_number_tab[2]
-#define __pyx_int_0x4000000000000000 __pyx_number_tab[3]
+#define __pyx_int_6 __pyx_number_tab[2]
+#define __pyx_int_65536 __pyx_number_tab[3]
+#define __pyx_int_0x4000000000000000 __pyx_number_tab[4]
 /* #### Code section: module_state_clear ### */
 #if CYTHON_USE_MODULE_STATE
 static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
@@ -3428,8 +3652,8 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<6; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<134; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
-  for (int i=0; i<4; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
+  for (int i=0; i<168; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
 Py_CLEAR(clear_module_state->__pyx_CommonTypesMetaclassType);
@@ -3462,8 +3686,8 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<6; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<134; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
-  for (int i=0; i<4; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
+  for (int i=0; i<168; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
 Py_VISIT(traverse_module_state->__pyx_CommonTypesMetaclassType);
@@ -3477,7 +3701,7 @@ return 0;
 #endif
 /* #### Code section: module_code ### */
 
-/* "flinq/_array.pyx":88
+/* "flinq/_array.pyx":149
  * 
  * 
  * cdef object _np():             # <<<<<<<<<<<<<<
@@ -3506,7 +3730,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_np", 0);
 
-  /* "flinq/_array.pyx":91
+  /* "flinq/_array.pyx":152
  *     """numpy, imported on first use (ArrayQueue is its only user in flinq)."""
  *     global _numpy
  *     if _numpy is None:             # <<<<<<<<<<<<<<
@@ -3517,7 +3741,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":92
+    /* "flinq/_array.pyx":153
  *     global _numpy
  *     if _numpy is None:
  *         try:             # <<<<<<<<<<<<<<
@@ -3533,20 +3757,20 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
       __Pyx_XGOTREF(__pyx_t_4);
       /*try:*/ {
 
-        /* "flinq/_array.pyx":93
+        /* "flinq/_array.pyx":154
  *     if _numpy is None:
  *         try:
  *             import numpy             # <<<<<<<<<<<<<<
  *         except ImportError:
  *             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None
 */
-        __pyx_t_6 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy, 0, 0, NULL, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 93, __pyx_L4_error)
+        __pyx_t_6 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy, 0, 0, NULL, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 154, __pyx_L4_error)
         __pyx_t_5 = __pyx_t_6;
         __Pyx_GOTREF(__pyx_t_5);
         __pyx_v_numpy = __pyx_t_5;
         __pyx_t_5 = 0;
 
-        /* "flinq/_array.pyx":92
+        /* "flinq/_array.pyx":153
  *     global _numpy
  *     if _numpy is None:
  *         try:             # <<<<<<<<<<<<<<
@@ -3561,7 +3785,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
       __pyx_L4_error:;
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-      /* "flinq/_array.pyx":94
+      /* "flinq/_array.pyx":155
  *         try:
  *             import numpy
  *         except ImportError:             # <<<<<<<<<<<<<<
@@ -3571,12 +3795,12 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
       __pyx_t_7 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_ImportError))));
       if (__pyx_t_7) {
         __Pyx_AddTraceback("flinq._array._np", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_5, &__pyx_t_8, &__pyx_t_9) < 0) __PYX_ERR(0, 94, __pyx_L6_except_error)
+        if (__Pyx_GetException(&__pyx_t_5, &__pyx_t_8, &__pyx_t_9) < 0) __PYX_ERR(0, 155, __pyx_L6_except_error)
         __Pyx_XGOTREF(__pyx_t_5);
         __Pyx_XGOTREF(__pyx_t_8);
         __Pyx_XGOTREF(__pyx_t_9);
 
-        /* "flinq/_array.pyx":95
+        /* "flinq/_array.pyx":156
  *             import numpy
  *         except ImportError:
  *             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None             # <<<<<<<<<<<<<<
@@ -3589,16 +3813,16 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
           PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_mstate_global->__pyx_kp_u_flinq_ArrayQueue_needs_numpy_pip};
           __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ImportError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 95, __pyx_L6_except_error)
+          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 156, __pyx_L6_except_error)
           __Pyx_GOTREF(__pyx_t_10);
         }
         __Pyx_Raise(__pyx_t_10, 0, 0, Py_None);
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        __PYX_ERR(0, 95, __pyx_L6_except_error)
+        __PYX_ERR(0, 156, __pyx_L6_except_error)
       }
       goto __pyx_L6_except_error;
 
-      /* "flinq/_array.pyx":92
+      /* "flinq/_array.pyx":153
  *     global _numpy
  *     if _numpy is None:
  *         try:             # <<<<<<<<<<<<<<
@@ -3614,7 +3838,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
       __pyx_L9_try_end:;
     }
 
-    /* "flinq/_array.pyx":96
+    /* "flinq/_array.pyx":157
  *         except ImportError:
  *             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None
  *         _numpy = numpy             # <<<<<<<<<<<<<<
@@ -3626,7 +3850,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
     __Pyx_DECREF_SET(__pyx_v_5flinq_6_array__numpy, __pyx_v_numpy);
     __Pyx_GIVEREF(__pyx_v_numpy);
 
-    /* "flinq/_array.pyx":91
+    /* "flinq/_array.pyx":152
  *     """numpy, imported on first use (ArrayQueue is its only user in flinq)."""
  *     global _numpy
  *     if _numpy is None:             # <<<<<<<<<<<<<<
@@ -3635,7 +3859,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
 */
   }
 
-  /* "flinq/_array.pyx":97
+  /* "flinq/_array.pyx":158
  *             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None
  *         _numpy = numpy
  *     return _numpy             # <<<<<<<<<<<<<<
@@ -3653,7 +3877,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":88
+  /* "flinq/_array.pyx":149
  * 
  * 
  * cdef object _np():             # <<<<<<<<<<<<<<
@@ -3677,7 +3901,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":100
+/* "flinq/_array.pyx":161
  * 
  * 
  * cdef int64_t _deadline(bint block, object timeout) except -2:             # <<<<<<<<<<<<<<
@@ -3700,7 +3924,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_deadline", 0);
 
-  /* "flinq/_array.pyx":102
+  /* "flinq/_array.pyx":163
  * cdef int64_t _deadline(bint block, object timeout) except -2:
  *     """Absolute monotonic deadline in ns for a wait, or -1 for none."""
  *     if not block or timeout is None:             # <<<<<<<<<<<<<<
@@ -3725,7 +3949,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":103
+    /* "flinq/_array.pyx":164
  *     """Absolute monotonic deadline in ns for a wait, or -1 for none."""
  *     if not block or timeout is None:
  *         return -1             # <<<<<<<<<<<<<<
@@ -3738,7 +3962,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
     }
     goto __pyx_L0;
 
-    /* "flinq/_array.pyx":102
+    /* "flinq/_array.pyx":163
  * cdef int64_t _deadline(bint block, object timeout) except -2:
  *     """Absolute monotonic deadline in ns for a wait, or -1 for none."""
  *     if not block or timeout is None:             # <<<<<<<<<<<<<<
@@ -3747,17 +3971,17 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
 */
   }
 
-  /* "flinq/_array.pyx":104
+  /* "flinq/_array.pyx":165
  *     if not block or timeout is None:
  *         return -1
  *     cdef double seconds = float(timeout)             # <<<<<<<<<<<<<<
  *     if not seconds >= 0:  # negative or NaN
  *         raise ValueError("'timeout' must be a non-negative number")
 */
-  __pyx_t_3 = __Pyx_PyObject_AsDouble(__pyx_v_timeout); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_3, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 104, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_AsDouble(__pyx_v_timeout); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_3, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 165, __pyx_L1_error)
   __pyx_v_seconds = __pyx_t_3;
 
-  /* "flinq/_array.pyx":105
+  /* "flinq/_array.pyx":166
  *         return -1
  *     cdef double seconds = float(timeout)
  *     if not seconds >= 0:  # negative or NaN             # <<<<<<<<<<<<<<
@@ -3769,7 +3993,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "flinq/_array.pyx":106
+    /* "flinq/_array.pyx":167
  *     cdef double seconds = float(timeout)
  *     if not seconds >= 0:  # negative or NaN
  *         raise ValueError("'timeout' must be a non-negative number")             # <<<<<<<<<<<<<<
@@ -3782,14 +4006,14 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_timeout_must_be_a_non_negative};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 106, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 167, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 106, __pyx_L1_error)
+    __PYX_ERR(0, 167, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":105
+    /* "flinq/_array.pyx":166
  *         return -1
  *     cdef double seconds = float(timeout)
  *     if not seconds >= 0:  # negative or NaN             # <<<<<<<<<<<<<<
@@ -3798,7 +4022,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
 */
   }
 
-  /* "flinq/_array.pyx":107
+  /* "flinq/_array.pyx":168
  *     if not seconds >= 0:  # negative or NaN
  *         raise ValueError("'timeout' must be a non-negative number")
  *     if seconds > 1e9:  # ~31 years: no limit rather than an overflow             # <<<<<<<<<<<<<<
@@ -3810,7 +4034,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":108
+    /* "flinq/_array.pyx":169
  *         raise ValueError("'timeout' must be a non-negative number")
  *     if seconds > 1e9:  # ~31 years: no limit rather than an overflow
  *         return -1             # <<<<<<<<<<<<<<
@@ -3823,7 +4047,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
     }
     goto __pyx_L0;
 
-    /* "flinq/_array.pyx":107
+    /* "flinq/_array.pyx":168
  *     if not seconds >= 0:  # negative or NaN
  *         raise ValueError("'timeout' must be a non-negative number")
  *     if seconds > 1e9:  # ~31 years: no limit rather than an overflow             # <<<<<<<<<<<<<<
@@ -3832,7 +4056,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
 */
   }
 
-  /* "flinq/_array.pyx":109
+  /* "flinq/_array.pyx":170
  *     if seconds > 1e9:  # ~31 years: no limit rather than an overflow
  *         return -1
  *     return flq_now_ns() + <int64_t>(seconds * 1e9)             # <<<<<<<<<<<<<<
@@ -3845,7 +4069,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":100
+  /* "flinq/_array.pyx":161
  * 
  * 
  * cdef int64_t _deadline(bint block, object timeout) except -2:             # <<<<<<<<<<<<<<
@@ -3865,396 +4089,9 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
-
-/* "flinq/_array.pyx":112
- * 
- * 
- * cdef int _sleep(flq_park *park, uint32_t key, int64_t deadline) except -1:             # <<<<<<<<<<<<<<
- *     """Sleep on park (prepared with key) until notified, a spurious wake-up
- *     or the deadline (-1: none). Returns 1 when the deadline had passed, else
-*/
-
-static int __pyx_f_5flinq_6_array__sleep(flq_park *__pyx_v_park, uint32_t __pyx_v_key, int64_t __pyx_v_deadline) {
-  int64_t __pyx_v_timeout_ns;
-  int64_t __pyx_v_now;
-  int __pyx_v_in_main;
-  int __pyx_v_rc;
-  int __pyx_r;
-  __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
-  PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  PyObject *__pyx_t_4 = NULL;
-  size_t __pyx_t_5;
-  PyObject *__pyx_t_6 = NULL;
-  int __pyx_t_7;
-  int __pyx_t_8;
-  int __pyx_lineno = 0;
-  const char *__pyx_filename = NULL;
-  int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("_sleep", 0);
-
-  /* "flinq/_array.pyx":116
- *     or the deadline (-1: none). Returns 1 when the deadline had passed, else
- *     0. Raises what a signal handler raises (main thread only)."""
- *     cdef int64_t timeout_ns = -1             # <<<<<<<<<<<<<<
- *     cdef int64_t now
- *     cdef bint in_main = _threading.current_thread() is _threading.main_thread()
-*/
-  __pyx_v_timeout_ns = -1L;
-
-  /* "flinq/_array.pyx":118
- *     cdef int64_t timeout_ns = -1
- *     cdef int64_t now
- *     cdef bint in_main = _threading.current_thread() is _threading.main_thread()             # <<<<<<<<<<<<<<
- *     cdef int rc
- *     if deadline >= 0:
-*/
-  __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_threading); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 118, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_current_thread); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 118, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_4);
-  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_5 = 1;
-  #if CYTHON_UNPACK_METHODS
-  if (unlikely(PyMethod_Check(__pyx_t_4))) {
-    __pyx_t_2 = PyMethod_GET_SELF(__pyx_t_4);
-    assert(__pyx_t_2);
-    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_4);
-    __Pyx_INCREF(__pyx_t_2);
-    __Pyx_INCREF(__pyx__function);
-    __Pyx_DECREF_SET(__pyx_t_4, __pyx__function);
-    __pyx_t_5 = 0;
-  }
-  #endif
-  {
-    PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
-    __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 118, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-  }
-  __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_threading); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 118, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_main_thread); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 118, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_6);
-  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_5 = 1;
-  #if CYTHON_UNPACK_METHODS
-  if (unlikely(PyMethod_Check(__pyx_t_6))) {
-    __pyx_t_2 = PyMethod_GET_SELF(__pyx_t_6);
-    assert(__pyx_t_2);
-    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_6);
-    __Pyx_INCREF(__pyx_t_2);
-    __Pyx_INCREF(__pyx__function);
-    __Pyx_DECREF_SET(__pyx_t_6, __pyx__function);
-    __pyx_t_5 = 0;
-  }
-  #endif
-  {
-    PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
-    __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 118, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_4);
-  }
-  __pyx_t_7 = (__pyx_t_1 == __pyx_t_4);
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_v_in_main = __pyx_t_7;
-
-  /* "flinq/_array.pyx":120
- *     cdef bint in_main = _threading.current_thread() is _threading.main_thread()
- *     cdef int rc
- *     if deadline >= 0:             # <<<<<<<<<<<<<<
- *         now = flq_now_ns()
- *         if now >= deadline:
-*/
-  __pyx_t_7 = (__pyx_v_deadline >= 0);
-
-  if (__pyx_t_7) {
-
-
-    /* "flinq/_array.pyx":121
- *     cdef int rc
- *     if deadline >= 0:
- *         now = flq_now_ns()             # <<<<<<<<<<<<<<
- *         if now >= deadline:
- *             flq_park_cancel(park)
-*/
-    __pyx_v_now = flq_now_ns();
-
-    /* "flinq/_array.pyx":122
- *     if deadline >= 0:
- *         now = flq_now_ns()
- *         if now >= deadline:             # <<<<<<<<<<<<<<
- *             flq_park_cancel(park)
- *             return 1
-*/
-    __pyx_t_7 = (__pyx_v_now >= __pyx_v_deadline);
-
-    if (__pyx_t_7) {
-
-
-      /* "flinq/_array.pyx":123
- *         now = flq_now_ns()
- *         if now >= deadline:
- *             flq_park_cancel(park)             # <<<<<<<<<<<<<<
- *             return 1
- *         timeout_ns = deadline - now
-*/
-      flq_park_cancel(__pyx_v_park);
-
-      /* "flinq/_array.pyx":124
- *         if now >= deadline:
- *             flq_park_cancel(park)
- *             return 1             # <<<<<<<<<<<<<<
- *         timeout_ns = deadline - now
- *     if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
-*/
-      {
-
-        __pyx_r = 1;
-      }
-      goto __pyx_L0;
-
-      /* "flinq/_array.pyx":122
- *     if deadline >= 0:
- *         now = flq_now_ns()
- *         if now >= deadline:             # <<<<<<<<<<<<<<
- *             flq_park_cancel(park)
- *             return 1
-*/
-    }
-
-    /* "flinq/_array.pyx":125
- *             flq_park_cancel(park)
- *             return 1
- *         timeout_ns = deadline - now             # <<<<<<<<<<<<<<
- *     if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
- *         timeout_ns = SIGNAL_SLICE_NS
-*/
-    __pyx_v_timeout_ns = (__pyx_v_deadline - __pyx_v_now);
-
-    /* "flinq/_array.pyx":120
- *     cdef bint in_main = _threading.current_thread() is _threading.main_thread()
- *     cdef int rc
- *     if deadline >= 0:             # <<<<<<<<<<<<<<
- *         now = flq_now_ns()
- *         if now >= deadline:
-*/
-  }
-
-  /* "flinq/_array.pyx":126
- *             return 1
- *         timeout_ns = deadline - now
- *     if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):             # <<<<<<<<<<<<<<
- *         timeout_ns = SIGNAL_SLICE_NS
- *     with nogil:
-*/
-  if (__pyx_v_in_main) {
-  } else {
-
-    __pyx_t_7 = __pyx_v_in_main;
-    goto __pyx_L6_bool_binop_done;
-  }
-  __pyx_t_8 = (__pyx_v_timeout_ns < 0);
-
-  if (!__pyx_t_8) {
-
-  } else {
-
-    __pyx_t_7 = __pyx_t_8;
-
-    goto __pyx_L6_bool_binop_done;
-  }
-  __pyx_t_8 = (__pyx_v_timeout_ns > __pyx_v_5flinq_6_array_SIGNAL_SLICE_NS);
-
-
-  __pyx_t_7 = __pyx_t_8;
-
-  __pyx_L6_bool_binop_done:;
-  if (__pyx_t_7) {
-
-
-    /* "flinq/_array.pyx":127
- *         timeout_ns = deadline - now
- *     if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
- *         timeout_ns = SIGNAL_SLICE_NS             # <<<<<<<<<<<<<<
- *     with nogil:
- *         rc = flq_park_wait(park, key, timeout_ns)
-*/
-    __pyx_v_timeout_ns = __pyx_v_5flinq_6_array_SIGNAL_SLICE_NS;
-
-    /* "flinq/_array.pyx":126
- *             return 1
- *         timeout_ns = deadline - now
- *     if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):             # <<<<<<<<<<<<<<
- *         timeout_ns = SIGNAL_SLICE_NS
- *     with nogil:
-*/
-  }
-
-  /* "flinq/_array.pyx":128
- *     if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
- *         timeout_ns = SIGNAL_SLICE_NS
- *     with nogil:             # <<<<<<<<<<<<<<
- *         rc = flq_park_wait(park, key, timeout_ns)
- *     if in_main and PyErr_CheckSignals() < 0:
-*/
-  {
-      PyThreadState * _save;
-      _save = PyEval_SaveThread();
-      __Pyx_FastGIL_Remember();
-      /*try:*/ {
-
-        /* "flinq/_array.pyx":129
- *         timeout_ns = SIGNAL_SLICE_NS
- *     with nogil:
- *         rc = flq_park_wait(park, key, timeout_ns)             # <<<<<<<<<<<<<<
- *     if in_main and PyErr_CheckSignals() < 0:
- *         if rc == 0:
-*/
-        __pyx_v_rc = flq_park_wait(__pyx_v_park, __pyx_v_key, __pyx_v_timeout_ns);
-      }
-
-      /* "flinq/_array.pyx":128
- *     if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
- *         timeout_ns = SIGNAL_SLICE_NS
- *     with nogil:             # <<<<<<<<<<<<<<
- *         rc = flq_park_wait(park, key, timeout_ns)
- *     if in_main and PyErr_CheckSignals() < 0:
-*/
-      /*finally:*/ {
-        /*normal exit:*/{
-          __Pyx_FastGIL_Forget();
-          PyEval_RestoreThread(_save);
-          goto __pyx_L11;
-        }
-        __pyx_L11:;
-      }
-  }
-
-  /* "flinq/_array.pyx":130
- *     with nogil:
- *         rc = flq_park_wait(park, key, timeout_ns)
- *     if in_main and PyErr_CheckSignals() < 0:             # <<<<<<<<<<<<<<
- *         if rc == 0:
- *             # The wake-up we consumed was meant for someone; pass it on.
-*/
-  if (__pyx_v_in_main) {
-  } else {
-
-    __pyx_t_7 = __pyx_v_in_main;
-    goto __pyx_L13_bool_binop_done;
-  }
-  __pyx_t_8 = (PyErr_CheckSignals() < 0);
-
-
-  __pyx_t_7 = __pyx_t_8;
-
-  __pyx_L13_bool_binop_done:;
-  if (__pyx_t_7) {
-
-
-    /* "flinq/_array.pyx":131
- *         rc = flq_park_wait(park, key, timeout_ns)
- *     if in_main and PyErr_CheckSignals() < 0:
- *         if rc == 0:             # <<<<<<<<<<<<<<
- *             # The wake-up we consumed was meant for someone; pass it on.
- *             flq_park_notify_locked(park, 0)
-*/
-    __pyx_t_7 = (__pyx_v_rc == 0);
-
-    if (__pyx_t_7) {
-
-
-      /* "flinq/_array.pyx":133
- *         if rc == 0:
- *             # The wake-up we consumed was meant for someone; pass it on.
- *             flq_park_notify_locked(park, 0)             # <<<<<<<<<<<<<<
- *         return -1
- *     return 0
-*/
-      flq_park_notify_locked(__pyx_v_park, 0);
-
-      /* "flinq/_array.pyx":131
- *         rc = flq_park_wait(park, key, timeout_ns)
- *     if in_main and PyErr_CheckSignals() < 0:
- *         if rc == 0:             # <<<<<<<<<<<<<<
- *             # The wake-up we consumed was meant for someone; pass it on.
- *             flq_park_notify_locked(park, 0)
-*/
-    }
-
-    /* "flinq/_array.pyx":134
- *             # The wake-up we consumed was meant for someone; pass it on.
- *             flq_park_notify_locked(park, 0)
- *         return -1             # <<<<<<<<<<<<<<
- *     return 0
- * 
-*/
-    {
-
-      __pyx_r = -1;
-    }
-    goto __pyx_L0;
-
-    /* "flinq/_array.pyx":130
- *     with nogil:
- *         rc = flq_park_wait(park, key, timeout_ns)
- *     if in_main and PyErr_CheckSignals() < 0:             # <<<<<<<<<<<<<<
- *         if rc == 0:
- *             # The wake-up we consumed was meant for someone; pass it on.
-*/
-  }
-
-  /* "flinq/_array.pyx":135
- *             flq_park_notify_locked(park, 0)
- *         return -1
- *     return 0             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-  {
-
-    __pyx_r = 0;
-  }
-  goto __pyx_L0;
-
-  /* "flinq/_array.pyx":112
- * 
- * 
- * cdef int _sleep(flq_park *park, uint32_t key, int64_t deadline) except -1:             # <<<<<<<<<<<<<<
- *     """Sleep on park (prepared with key) until notified, a spurious wake-up
- *     or the deadline (-1: none). Returns 1 when the deadline had passed, else
-*/
-
-  /* function exit code */
-  __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_XDECREF(__pyx_t_4);
-  __Pyx_XDECREF(__pyx_t_6);
-  __Pyx_AddTraceback("flinq._array._sleep", __pyx_clineno, __pyx_lineno, __pyx_filename);
-  __pyx_r = -1;
-  __pyx_L0:;
-
-
-
-
-
-  __Pyx_RefNannyFinishContext();
-  return __pyx_r;
-}
 static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_CoroutineObject *__pyx_generator, CYTHON_UNUSED PyThreadState *__pyx_tstate, PyObject *__pyx_sent_value); /* proto */
 
-/* "flinq/_array.pyx":149
+/* "flinq/_array.pyx":184
  *             if len(given) != len(converted):
  *                 return False
  *             return all(_same_values(c, g) for c, g in zip(converted, given))             # <<<<<<<<<<<<<<
@@ -4274,7 +4111,7 @@ static PyObject *__pyx_pf_5flinq_6_array_12_same_values_genexpr(CYTHON_UNUSED Py
   if (unlikely(!__pyx_cur_scope)) {
     __pyx_cur_scope = ((struct __pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr *)Py_None);
     __Pyx_INCREF(Py_None);
-    __PYX_ERR(0, 149, __pyx_L1_error)
+    __PYX_ERR(0, 184, __pyx_L1_error)
   } else {
     __Pyx_GOTREF((PyObject *)__pyx_cur_scope);
   }
@@ -4282,7 +4119,7 @@ static PyObject *__pyx_pf_5flinq_6_array_12_same_values_genexpr(CYTHON_UNUSED Py
   __Pyx_INCREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   __Pyx_GIVEREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   {
-    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_5flinq_6_array_12_same_values_2generator, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_same_values_locals_genexpr, __pyx_mstate_global->__pyx_n_u_flinq__array); if (unlikely(!gen)) __PYX_ERR(0, 149, __pyx_L1_error)
+    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_5flinq_6_array_12_same_values_2generator, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_same_values_locals_genexpr, __pyx_mstate_global->__pyx_n_u_flinq__array); if (unlikely(!gen)) __PYX_ERR(0, 184, __pyx_L1_error)
     __Pyx_DECREF(__pyx_cur_scope);
     __Pyx_RefNannyFinishContext();
     return (PyObject *) gen;
@@ -4324,16 +4161,16 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
     return NULL;
   }
   __pyx_L3_first_run:;
-  if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 149, __pyx_L1_error)
-  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 149, __pyx_L1_error) }
+  if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 184, __pyx_L1_error)
+  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 184, __pyx_L1_error) }
   if (likely(PyList_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) || PyTuple_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) {
     __pyx_t_1 = __pyx_cur_scope->__pyx_genexpr_arg_0; __Pyx_INCREF(__pyx_t_1);
     __pyx_t_2 = 0;
     __pyx_t_3 = NULL;
   } else {
-    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 149, __pyx_L1_error)
+    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 184, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 149, __pyx_L1_error)
+    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 184, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_3)) {
@@ -4341,7 +4178,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 149, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 184, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -4351,7 +4188,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 149, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 184, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -4362,13 +4199,13 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
         #endif
         ++__pyx_t_2;
       }
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 149, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 184, __pyx_L1_error)
     } else {
       __pyx_t_4 = __pyx_t_3(__pyx_t_1);
       if (unlikely(!__pyx_t_4)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 149, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 184, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -4381,7 +4218,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 149, __pyx_L1_error)
+        __PYX_ERR(0, 184, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -4391,22 +4228,22 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
         __Pyx_INCREF(__pyx_t_6);
       } else {
         __pyx_t_5 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 149, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 184, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_5);
         __pyx_t_6 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 149, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 184, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_6);
       }
       #else
-      __pyx_t_5 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 149, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 184, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_6 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 149, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 184, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       #endif
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     } else {
       Py_ssize_t index = -1;
-      __pyx_t_7 = PyObject_GetIter(__pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 149, __pyx_L1_error)
+      __pyx_t_7 = PyObject_GetIter(__pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 184, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __pyx_t_8 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_7);
@@ -4414,7 +4251,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
       __Pyx_GOTREF(__pyx_t_5);
       index = 1; __pyx_t_6 = __pyx_t_8(__pyx_t_7); if (unlikely(!__pyx_t_6)) goto __pyx_L6_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_6);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_8(__pyx_t_7), 2) < (0)) __PYX_ERR(0, 149, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_8(__pyx_t_7), 2) < (0)) __PYX_ERR(0, 184, __pyx_L1_error)
       __pyx_t_8 = NULL;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       goto __pyx_L7_unpacking_done;
@@ -4422,7 +4259,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_8 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 149, __pyx_L1_error)
+      __PYX_ERR(0, 184, __pyx_L1_error)
       __pyx_L7_unpacking_done:;
     }
     __Pyx_XGOTREF(__pyx_cur_scope->__pyx_v_c);
@@ -4433,7 +4270,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
     __Pyx_XDECREF_SET(__pyx_cur_scope->__pyx_v_g, __pyx_t_6);
     __Pyx_GIVEREF(__pyx_t_6);
     __pyx_t_6 = 0;
-    __pyx_t_9 = __pyx_f_5flinq_6_array__same_values(__pyx_cur_scope->__pyx_v_c, __pyx_cur_scope->__pyx_v_g); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 149, __pyx_L1_error)
+    __pyx_t_9 = __pyx_f_5flinq_6_array__same_values(__pyx_cur_scope->__pyx_v_c, __pyx_cur_scope->__pyx_v_g); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 184, __pyx_L1_error)
     __pyx_t_10 = (!__pyx_t_9);
 
 
@@ -4490,7 +4327,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":138
+/* "flinq/_array.pyx":173
  * 
  * 
  * cdef bint _same_values(object converted, object given):             # <<<<<<<<<<<<<<
@@ -4520,7 +4357,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
   __Pyx_RefNannySetupContext("_same_values", 0);
   __Pyx_INCREF(__pyx_v_converted);
 
-  /* "flinq/_array.pyx":141
+  /* "flinq/_array.pyx":176
  *     """Whether converted (from ndarray.tolist()) holds exactly the values of
  *     given (the caller's Python data), sequence by sequence."""
  *     if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):             # <<<<<<<<<<<<<<
@@ -4552,7 +4389,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_HasAttr(__pyx_v_converted, __pyx_mstate_global->__pyx_n_u_tolist); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 141, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_HasAttr(__pyx_v_converted, __pyx_mstate_global->__pyx_n_u_tolist); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 176, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_3;
 
@@ -4560,7 +4397,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":142
+    /* "flinq/_array.pyx":177
  *     given (the caller's Python data), sequence by sequence."""
  *     if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):
  *         converted = converted.tolist()  # tolist() leaves some subarray fields as arrays             # <<<<<<<<<<<<<<
@@ -4574,13 +4411,13 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       PyObject *__pyx_callargs[2] = {__pyx_t_5, NULL};
       __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_tolist, __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 142, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 177, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_DECREF_SET(__pyx_v_converted, __pyx_t_4);
     __pyx_t_4 = 0;
 
-    /* "flinq/_array.pyx":141
+    /* "flinq/_array.pyx":176
  *     """Whether converted (from ndarray.tolist()) holds exactly the values of
  *     given (the caller's Python data), sequence by sequence."""
  *     if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):             # <<<<<<<<<<<<<<
@@ -4589,7 +4426,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 */
   }
 
-  /* "flinq/_array.pyx":143
+  /* "flinq/_array.pyx":178
  *     if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):
  *         converted = converted.tolist()  # tolist() leaves some subarray fields as arrays
  *     if isinstance(converted, (list, tuple)):             # <<<<<<<<<<<<<<
@@ -4613,7 +4450,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":144
+    /* "flinq/_array.pyx":179
  *         converted = converted.tolist()  # tolist() leaves some subarray fields as arrays
  *     if isinstance(converted, (list, tuple)):
  *         if isinstance(given, (str, bytes)):             # <<<<<<<<<<<<<<
@@ -4637,7 +4474,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     if (__pyx_t_1) {
 
 
-      /* "flinq/_array.pyx":145
+      /* "flinq/_array.pyx":180
  *     if isinstance(converted, (list, tuple)):
  *         if isinstance(given, (str, bytes)):
  *             return False             # <<<<<<<<<<<<<<
@@ -4650,7 +4487,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       }
       goto __pyx_L0;
 
-      /* "flinq/_array.pyx":144
+      /* "flinq/_array.pyx":179
  *         converted = converted.tolist()  # tolist() leaves some subarray fields as arrays
  *     if isinstance(converted, (list, tuple)):
  *         if isinstance(given, (str, bytes)):             # <<<<<<<<<<<<<<
@@ -4659,7 +4496,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 */
     }
 
-    /* "flinq/_array.pyx":146
+    /* "flinq/_array.pyx":181
  *         if isinstance(given, (str, bytes)):
  *             return False
  *         try:             # <<<<<<<<<<<<<<
@@ -4675,15 +4512,15 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       __Pyx_XGOTREF(__pyx_t_9);
       /*try:*/ {
 
-        /* "flinq/_array.pyx":147
+        /* "flinq/_array.pyx":182
  *             return False
  *         try:
  *             if len(given) != len(converted):             # <<<<<<<<<<<<<<
  *                 return False
  *             return all(_same_values(c, g) for c, g in zip(converted, given))
 */
-        __pyx_t_10 = PyObject_Length(__pyx_v_given); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 147, __pyx_L14_error)
-        __pyx_t_11 = PyObject_Length(__pyx_v_converted); if (unlikely(__pyx_t_11 == ((Py_ssize_t)-1))) __PYX_ERR(0, 147, __pyx_L14_error)
+        __pyx_t_10 = PyObject_Length(__pyx_v_given); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 182, __pyx_L14_error)
+        __pyx_t_11 = PyObject_Length(__pyx_v_converted); if (unlikely(__pyx_t_11 == ((Py_ssize_t)-1))) __PYX_ERR(0, 182, __pyx_L14_error)
         __pyx_t_1 = (__pyx_t_10 != __pyx_t_11);
 
 
@@ -4691,7 +4528,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
         if (__pyx_t_1) {
 
 
-          /* "flinq/_array.pyx":148
+          /* "flinq/_array.pyx":183
  *         try:
  *             if len(given) != len(converted):
  *                 return False             # <<<<<<<<<<<<<<
@@ -4704,7 +4541,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
           }
           goto __pyx_L18_try_return;
 
-          /* "flinq/_array.pyx":147
+          /* "flinq/_array.pyx":182
  *             return False
  *         try:
  *             if len(given) != len(converted):             # <<<<<<<<<<<<<<
@@ -4713,7 +4550,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 */
         }
 
-        /* "flinq/_array.pyx":149
+        /* "flinq/_array.pyx":184
  *             if len(given) != len(converted):
  *                 return False
  *             return all(_same_values(c, g) for c, g in zip(converted, given))             # <<<<<<<<<<<<<<
@@ -4726,23 +4563,23 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
           PyObject *__pyx_callargs[3] = {__pyx_t_5, __pyx_v_converted, __pyx_v_given};
           __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_zip, __pyx_callargs+__pyx_t_6, (3-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 149, __pyx_L14_error)
+          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 184, __pyx_L14_error)
           __Pyx_GOTREF(__pyx_t_4);
         }
-        __pyx_t_5 = __pyx_pf_5flinq_6_array_12_same_values_genexpr(NULL, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 149, __pyx_L14_error)
+        __pyx_t_5 = __pyx_pf_5flinq_6_array_12_same_values_genexpr(NULL, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 184, __pyx_L14_error)
         __Pyx_GOTREF(__pyx_t_5);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __pyx_t_4 = __Pyx_Generator_GetInlinedResult(__pyx_t_5); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 149, __pyx_L14_error)
+        __pyx_t_4 = __Pyx_Generator_GetInlinedResult(__pyx_t_5); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 184, __pyx_L14_error)
         __Pyx_GOTREF(__pyx_t_4);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_1 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 149, __pyx_L14_error)
+        __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_1 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 184, __pyx_L14_error)
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
         {
           __pyx_r = __pyx_t_1;
         }
         goto __pyx_L18_try_return;
 
-        /* "flinq/_array.pyx":146
+        /* "flinq/_array.pyx":181
  *         if isinstance(given, (str, bytes)):
  *             return False
  *         try:             # <<<<<<<<<<<<<<
@@ -4754,7 +4591,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-      /* "flinq/_array.pyx":150
+      /* "flinq/_array.pyx":185
  *                 return False
  *             return all(_same_values(c, g) for c, g in zip(converted, given))
  *         except TypeError:             # <<<<<<<<<<<<<<
@@ -4765,7 +4602,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       if (__pyx_t_12) {
         __Pyx_ErrRestore(0,0,0);
 
-        /* "flinq/_array.pyx":151
+        /* "flinq/_array.pyx":186
  *             return all(_same_values(c, g) for c, g in zip(converted, given))
  *         except TypeError:
  *             return False             # <<<<<<<<<<<<<<
@@ -4780,7 +4617,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       }
       goto __pyx_L16_except_error;
 
-      /* "flinq/_array.pyx":146
+      /* "flinq/_array.pyx":181
  *         if isinstance(given, (str, bytes)):
  *             return False
  *         try:             # <<<<<<<<<<<<<<
@@ -4807,7 +4644,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       goto __pyx_L0;
     }
 
-    /* "flinq/_array.pyx":143
+    /* "flinq/_array.pyx":178
  *     if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):
  *         converted = converted.tolist()  # tolist() leaves some subarray fields as arrays
  *     if isinstance(converted, (list, tuple)):             # <<<<<<<<<<<<<<
@@ -4816,7 +4653,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 */
   }
 
-  /* "flinq/_array.pyx":152
+  /* "flinq/_array.pyx":187
  *         except TypeError:
  *             return False
  *     try:             # <<<<<<<<<<<<<<
@@ -4832,18 +4669,18 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     __Pyx_XGOTREF(__pyx_t_7);
     /*try:*/ {
 
-      /* "flinq/_array.pyx":153
+      /* "flinq/_array.pyx":188
  *             return False
  *     try:
  *         if converted == given:             # <<<<<<<<<<<<<<
  *             return True
  *         return converted != converted and given != given  # NaN stays NaN
 */
-      __pyx_t_1 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_converted, __pyx_v_given, Py_EQ); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 153, __pyx_L23_error)
+      __pyx_t_1 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_converted, __pyx_v_given, Py_EQ); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 188, __pyx_L23_error)
       if (__pyx_t_1) {
 
 
-        /* "flinq/_array.pyx":154
+        /* "flinq/_array.pyx":189
  *     try:
  *         if converted == given:
  *             return True             # <<<<<<<<<<<<<<
@@ -4856,7 +4693,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
         }
         goto __pyx_L27_try_return;
 
-        /* "flinq/_array.pyx":153
+        /* "flinq/_array.pyx":188
  *             return False
  *     try:
  *         if converted == given:             # <<<<<<<<<<<<<<
@@ -4865,14 +4702,14 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 */
       }
 
-      /* "flinq/_array.pyx":155
+      /* "flinq/_array.pyx":190
  *         if converted == given:
  *             return True
  *         return converted != converted and given != given  # NaN stays NaN             # <<<<<<<<<<<<<<
  *     except (TypeError, ValueError):
  *         return False
 */
-      __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_converted, __pyx_v_converted, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 155, __pyx_L23_error)
+      __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_converted, __pyx_v_converted, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 190, __pyx_L23_error)
       if (__pyx_t_3) {
 
       } else {
@@ -4881,7 +4718,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 
         goto __pyx_L30_bool_binop_done;
       }
-      __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_given, __pyx_v_given, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 155, __pyx_L23_error)
+      __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_given, __pyx_v_given, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 190, __pyx_L23_error)
 
       __pyx_t_1 = __pyx_t_3;
 
@@ -4891,7 +4728,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       }
       goto __pyx_L27_try_return;
 
-      /* "flinq/_array.pyx":152
+      /* "flinq/_array.pyx":187
  *         except TypeError:
  *             return False
  *     try:             # <<<<<<<<<<<<<<
@@ -4903,7 +4740,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-    /* "flinq/_array.pyx":156
+    /* "flinq/_array.pyx":191
  *             return True
  *         return converted != converted and given != given  # NaN stays NaN
  *     except (TypeError, ValueError):             # <<<<<<<<<<<<<<
@@ -4914,7 +4751,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     if (__pyx_t_12) {
       __Pyx_ErrRestore(0,0,0);
 
-      /* "flinq/_array.pyx":157
+      /* "flinq/_array.pyx":192
  *         return converted != converted and given != given  # NaN stays NaN
  *     except (TypeError, ValueError):
  *         return False             # <<<<<<<<<<<<<<
@@ -4929,7 +4766,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     }
     goto __pyx_L25_except_error;
 
-    /* "flinq/_array.pyx":152
+    /* "flinq/_array.pyx":187
  *         except TypeError:
  *             return False
  *     try:             # <<<<<<<<<<<<<<
@@ -4956,7 +4793,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     goto __pyx_L0;
   }
 
-  /* "flinq/_array.pyx":138
+  /* "flinq/_array.pyx":173
  * 
  * 
  * cdef bint _same_values(object converted, object given):             # <<<<<<<<<<<<<<
@@ -4978,11 +4815,11 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":193
+/* "flinq/_array.pyx":232
  *     cdef object __weakref__
  * 
  *     def __cinit__(self, *args, **kwargs):             # <<<<<<<<<<<<<<
- *         if flq_park_init(&self._not_empty) != 0:
+ *         if flq_park_init(&self._parks[ITEMS]) != 0:
  *             raise MemoryError("cannot create a wait primitive")
 */
 
@@ -5030,24 +4867,24 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__cinit__", 0);
 
-  /* "flinq/_array.pyx":194
+  /* "flinq/_array.pyx":233
  * 
  *     def __cinit__(self, *args, **kwargs):
- *         if flq_park_init(&self._not_empty) != 0:             # <<<<<<<<<<<<<<
+ *         if flq_park_init(&self._parks[ITEMS]) != 0:             # <<<<<<<<<<<<<<
  *             raise MemoryError("cannot create a wait primitive")
- *         if flq_park_init(&self._not_full) != 0:
+ *         if flq_park_init(&self._parks[ROOM]) != 0:
 */
-  __pyx_t_1 = (flq_park_init((&__pyx_v_self->_not_empty)) != 0);
+  __pyx_t_1 = (flq_park_init((&(__pyx_v_self->_parks[0]))) != 0);
 
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "flinq/_array.pyx":195
+    /* "flinq/_array.pyx":234
  *     def __cinit__(self, *args, **kwargs):
- *         if flq_park_init(&self._not_empty) != 0:
+ *         if flq_park_init(&self._parks[ITEMS]) != 0:
  *             raise MemoryError("cannot create a wait primitive")             # <<<<<<<<<<<<<<
- *         if flq_park_init(&self._not_full) != 0:
- *             flq_park_destroy(&self._not_empty)
+ *         if flq_park_init(&self._parks[ROOM]) != 0:
+ *             flq_park_destroy(&self._parks[ITEMS])
 */
     __pyx_t_3 = NULL;
     __pyx_t_4 = 1;
@@ -5055,46 +4892,46 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_cannot_create_a_wait_primitive};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_MemoryError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 195, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 234, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 195, __pyx_L1_error)
+    __PYX_ERR(0, 234, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":194
+    /* "flinq/_array.pyx":233
  * 
  *     def __cinit__(self, *args, **kwargs):
- *         if flq_park_init(&self._not_empty) != 0:             # <<<<<<<<<<<<<<
+ *         if flq_park_init(&self._parks[ITEMS]) != 0:             # <<<<<<<<<<<<<<
  *             raise MemoryError("cannot create a wait primitive")
- *         if flq_park_init(&self._not_full) != 0:
+ *         if flq_park_init(&self._parks[ROOM]) != 0:
 */
   }
 
-  /* "flinq/_array.pyx":196
- *         if flq_park_init(&self._not_empty) != 0:
+  /* "flinq/_array.pyx":235
+ *         if flq_park_init(&self._parks[ITEMS]) != 0:
  *             raise MemoryError("cannot create a wait primitive")
- *         if flq_park_init(&self._not_full) != 0:             # <<<<<<<<<<<<<<
- *             flq_park_destroy(&self._not_empty)
+ *         if flq_park_init(&self._parks[ROOM]) != 0:             # <<<<<<<<<<<<<<
+ *             flq_park_destroy(&self._parks[ITEMS])
  *             raise MemoryError("cannot create a wait primitive")
 */
-  __pyx_t_1 = (flq_park_init((&__pyx_v_self->_not_full)) != 0);
+  __pyx_t_1 = (flq_park_init((&(__pyx_v_self->_parks[1]))) != 0);
 
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "flinq/_array.pyx":197
+    /* "flinq/_array.pyx":236
  *             raise MemoryError("cannot create a wait primitive")
- *         if flq_park_init(&self._not_full) != 0:
- *             flq_park_destroy(&self._not_empty)             # <<<<<<<<<<<<<<
+ *         if flq_park_init(&self._parks[ROOM]) != 0:
+ *             flq_park_destroy(&self._parks[ITEMS])             # <<<<<<<<<<<<<<
  *             raise MemoryError("cannot create a wait primitive")
  *         self._parks_ready = True
 */
-    flq_park_destroy((&__pyx_v_self->_not_empty));
+    flq_park_destroy((&(__pyx_v_self->_parks[0])));
 
-    /* "flinq/_array.pyx":198
- *         if flq_park_init(&self._not_full) != 0:
- *             flq_park_destroy(&self._not_empty)
+    /* "flinq/_array.pyx":237
+ *         if flq_park_init(&self._parks[ROOM]) != 0:
+ *             flq_park_destroy(&self._parks[ITEMS])
  *             raise MemoryError("cannot create a wait primitive")             # <<<<<<<<<<<<<<
  *         self._parks_ready = True
  * 
@@ -5105,24 +4942,24 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_cannot_create_a_wait_primitive};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_MemoryError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 198, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 237, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 198, __pyx_L1_error)
+    __PYX_ERR(0, 237, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":196
- *         if flq_park_init(&self._not_empty) != 0:
+    /* "flinq/_array.pyx":235
+ *         if flq_park_init(&self._parks[ITEMS]) != 0:
  *             raise MemoryError("cannot create a wait primitive")
- *         if flq_park_init(&self._not_full) != 0:             # <<<<<<<<<<<<<<
- *             flq_park_destroy(&self._not_empty)
+ *         if flq_park_init(&self._parks[ROOM]) != 0:             # <<<<<<<<<<<<<<
+ *             flq_park_destroy(&self._parks[ITEMS])
  *             raise MemoryError("cannot create a wait primitive")
 */
   }
 
-  /* "flinq/_array.pyx":199
- *             flq_park_destroy(&self._not_empty)
+  /* "flinq/_array.pyx":238
+ *             flq_park_destroy(&self._parks[ITEMS])
  *             raise MemoryError("cannot create a wait primitive")
  *         self._parks_ready = True             # <<<<<<<<<<<<<<
  * 
@@ -5130,11 +4967,11 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
 */
   __pyx_v_self->_parks_ready = 1;
 
-  /* "flinq/_array.pyx":193
+  /* "flinq/_array.pyx":232
  *     cdef object __weakref__
  * 
  *     def __cinit__(self, *args, **kwargs):             # <<<<<<<<<<<<<<
- *         if flq_park_init(&self._not_empty) != 0:
+ *         if flq_park_init(&self._parks[ITEMS]) != 0:
  *             raise MemoryError("cannot create a wait primitive")
 */
 
@@ -5152,7 +4989,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":201
+/* "flinq/_array.pyx":240
  *         self._parks_ready = True
  * 
  *     def __init__(self, dtype, capacity, *, shared=False):             # <<<<<<<<<<<<<<
@@ -5184,33 +5021,33 @@ static int __pyx_pw_5flinq_6_array_10ArrayQueue_3__init__(PyObject *__pyx_v_self
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_dtype,&__pyx_mstate_global->__pyx_n_u_capacity,&__pyx_mstate_global->__pyx_n_u_shared,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 201, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 240, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 201, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 240, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 201, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 240, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 201, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 240, __pyx_L3_error)
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_False));
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 2, 2, i); __PYX_ERR(0, 201, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 2, 2, i); __PYX_ERR(0, 240, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 201, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 240, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 201, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 240, __pyx_L3_error)
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_False));
     }
     __pyx_v_dtype = values[0];
@@ -5219,7 +5056,7 @@ static int __pyx_pw_5flinq_6_array_10ArrayQueue_3__init__(PyObject *__pyx_v_self
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 201, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 240, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -5262,25 +5099,24 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   uint64_t __pyx_t_14;
   PyObject *__pyx_t_15 = NULL;
   PyObject *__pyx_t_16[5];
-  PyObject *(*__pyx_t_17)(PyObject *);
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "flinq/_array.pyx":202
+  /* "flinq/_array.pyx":241
  * 
  *     def __init__(self, dtype, capacity, *, shared=False):
  *         np = _np()             # <<<<<<<<<<<<<<
  *         if self._ring != NULL:
  *             raise TypeError("ArrayQueue.__init__ may run only once")
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 202, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 241, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":203
+  /* "flinq/_array.pyx":242
  *     def __init__(self, dtype, capacity, *, shared=False):
  *         np = _np()
  *         if self._ring != NULL:             # <<<<<<<<<<<<<<
@@ -5292,7 +5128,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":204
+    /* "flinq/_array.pyx":243
  *         np = _np()
  *         if self._ring != NULL:
  *             raise TypeError("ArrayQueue.__init__ may run only once")             # <<<<<<<<<<<<<<
@@ -5305,14 +5141,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_ArrayQueue___init___may_run_only};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 204, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 243, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 204, __pyx_L1_error)
+    __PYX_ERR(0, 243, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":203
+    /* "flinq/_array.pyx":242
  *     def __init__(self, dtype, capacity, *, shared=False):
  *         np = _np()
  *         if self._ring != NULL:             # <<<<<<<<<<<<<<
@@ -5321,7 +5157,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":205
+  /* "flinq/_array.pyx":244
  *         if self._ring != NULL:
  *             raise TypeError("ArrayQueue.__init__ may run only once")
  *         if not isinstance(capacity, int) or isinstance(capacity, bool):             # <<<<<<<<<<<<<<
@@ -5348,7 +5184,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":206
+    /* "flinq/_array.pyx":245
  *             raise TypeError("ArrayQueue.__init__ may run only once")
  *         if not isinstance(capacity, int) or isinstance(capacity, bool):
  *             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")             # <<<<<<<<<<<<<<
@@ -5356,12 +5192,12 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
  *             raise ValueError("capacity must be at least 1")
 */
     __pyx_t_3 = NULL;
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_capacity)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 206, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_capacity)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 245, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_t_7, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 206, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_t_7, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 245, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_capacity_must_be_an_int_not, __pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 206, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_capacity_must_be_an_int_not, __pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 245, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_t_4 = 1;
@@ -5370,14 +5206,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 206, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 245, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 206, __pyx_L1_error)
+    __PYX_ERR(0, 245, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":205
+    /* "flinq/_array.pyx":244
  *         if self._ring != NULL:
  *             raise TypeError("ArrayQueue.__init__ may run only once")
  *         if not isinstance(capacity, int) or isinstance(capacity, bool):             # <<<<<<<<<<<<<<
@@ -5386,23 +5222,23 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":207
+  /* "flinq/_array.pyx":246
  *         if not isinstance(capacity, int) or isinstance(capacity, bool):
  *             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
  *         if capacity < 1:             # <<<<<<<<<<<<<<
  *             raise ValueError("capacity must be at least 1")
- *         if shared:
+ *         if shared and _sys.platform == "win32":
 */
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_capacity, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 207, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_capacity, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 246, __pyx_L1_error)
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":208
+    /* "flinq/_array.pyx":247
  *             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
  *         if capacity < 1:
  *             raise ValueError("capacity must be at least 1")             # <<<<<<<<<<<<<<
- *         if shared:
- *             raise NotImplementedError("ArrayQueue(shared=True) is not available yet")
+ *         if shared and _sys.platform == "win32":
+ *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
 */
     __pyx_t_7 = NULL;
     __pyx_t_4 = 1;
@@ -5410,105 +5246,124 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_mstate_global->__pyx_kp_u_capacity_must_be_at_least_1};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 208, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 247, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 208, __pyx_L1_error)
+    __PYX_ERR(0, 247, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":207
+    /* "flinq/_array.pyx":246
  *         if not isinstance(capacity, int) or isinstance(capacity, bool):
  *             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
  *         if capacity < 1:             # <<<<<<<<<<<<<<
  *             raise ValueError("capacity must be at least 1")
- *         if shared:
+ *         if shared and _sys.platform == "win32":
 */
   }
 
-  /* "flinq/_array.pyx":209
+  /* "flinq/_array.pyx":248
  *         if capacity < 1:
  *             raise ValueError("capacity must be at least 1")
- *         if shared:             # <<<<<<<<<<<<<<
- *             raise NotImplementedError("ArrayQueue(shared=True) is not available yet")
+ *         if shared and _sys.platform == "win32":             # <<<<<<<<<<<<<<
+ *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
  *         dt = np.dtype(dtype)
 */
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_shared); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 209, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_v_shared); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 248, __pyx_L1_error)
+  if (__pyx_t_6) {
+
+  } else {
+
+    __pyx_t_2 = __pyx_t_6;
+
+    goto __pyx_L9_bool_binop_done;
+  }
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_sys); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 248, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_platform); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 248, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_7);
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_t_6 = __Pyx_PyObject_CompareBoolEq_object_str(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_win32, Py_EQ); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 248, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+
+  __pyx_t_2 = __pyx_t_6;
+
+  __pyx_L9_bool_binop_done:;
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":210
+    /* "flinq/_array.pyx":249
  *             raise ValueError("capacity must be at least 1")
- *         if shared:
- *             raise NotImplementedError("ArrayQueue(shared=True) is not available yet")             # <<<<<<<<<<<<<<
+ *         if shared and _sys.platform == "win32":
+ *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")             # <<<<<<<<<<<<<<
  *         dt = np.dtype(dtype)
  *         if dt.hasobject:
 */
-    __pyx_t_7 = NULL;
+    __pyx_t_1 = NULL;
     __pyx_t_4 = 1;
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_mstate_global->__pyx_kp_u_ArrayQueue_shared_True_is_not_av};
-      __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_NotImplementedError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 210, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
+      PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_ArrayQueue_shared_True_needs_POS};
+      __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_NotImplementedError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 249, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
     }
-    __Pyx_Raise(__pyx_t_1, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 210, __pyx_L1_error)
+    __Pyx_Raise(__pyx_t_7, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __PYX_ERR(0, 249, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":209
+    /* "flinq/_array.pyx":248
  *         if capacity < 1:
  *             raise ValueError("capacity must be at least 1")
- *         if shared:             # <<<<<<<<<<<<<<
- *             raise NotImplementedError("ArrayQueue(shared=True) is not available yet")
+ *         if shared and _sys.platform == "win32":             # <<<<<<<<<<<<<<
+ *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
  *         dt = np.dtype(dtype)
 */
   }
 
-  /* "flinq/_array.pyx":211
- *         if shared:
- *             raise NotImplementedError("ArrayQueue(shared=True) is not available yet")
+  /* "flinq/_array.pyx":250
+ *         if shared and _sys.platform == "win32":
+ *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
  *         dt = np.dtype(dtype)             # <<<<<<<<<<<<<<
  *         if dt.hasobject:
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
 */
-  __pyx_t_7 = __pyx_v_np;
-  __Pyx_INCREF(__pyx_t_7);
+  __pyx_t_1 = __pyx_v_np;
+  __Pyx_INCREF(__pyx_t_1);
   __pyx_t_4 = 0;
   {
-    PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_v_dtype};
-    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_dtype, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 211, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
+    PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_dtype};
+    __pyx_t_7 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_dtype, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 250, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
   }
-  __pyx_v_dt = __pyx_t_1;
-  __pyx_t_1 = 0;
+  __pyx_v_dt = __pyx_t_7;
+  __pyx_t_7 = 0;
 
-  /* "flinq/_array.pyx":212
- *             raise NotImplementedError("ArrayQueue(shared=True) is not available yet")
+  /* "flinq/_array.pyx":251
+ *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
  *         dt = np.dtype(dtype)
  *         if dt.hasobject:             # <<<<<<<<<<<<<<
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
  *         if dt.itemsize == 0:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_hasobject); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 212, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 212, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_hasobject); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 251, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_7);
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 251, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":213
+    /* "flinq/_array.pyx":252
  *         dt = np.dtype(dtype)
  *         if dt.hasobject:
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")             # <<<<<<<<<<<<<<
  *         if dt.itemsize == 0:
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
 */
-    __pyx_t_7 = NULL;
-    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_dt, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 213, __pyx_L1_error)
+    __pyx_t_1 = NULL;
+    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_dt, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 252, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_ArrayQueue_records_hold_bytes;
     __pyx_t_9[1] = __pyx_t_3;
@@ -5522,24 +5377,24 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[1]);
     #endif
     __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_9, 3, __pyx_t_10, __pyx_t_11);
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 213, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 252, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_4 = 1;
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_t_8};
-      __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+      PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_t_8};
+      __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 213, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 252, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
     }
-    __Pyx_Raise(__pyx_t_1, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 213, __pyx_L1_error)
+    __Pyx_Raise(__pyx_t_7, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __PYX_ERR(0, 252, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":212
- *             raise NotImplementedError("ArrayQueue(shared=True) is not available yet")
+    /* "flinq/_array.pyx":251
+ *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
  *         dt = np.dtype(dtype)
  *         if dt.hasobject:             # <<<<<<<<<<<<<<
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
@@ -5547,21 +5402,21 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":214
+  /* "flinq/_array.pyx":253
  *         if dt.hasobject:
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
  *         if dt.itemsize == 0:             # <<<<<<<<<<<<<<
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
  *         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 214, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_1, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 214, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 253, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_7);
+  __pyx_t_2 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_7, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 253, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":215
+    /* "flinq/_array.pyx":254
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
  *         if dt.itemsize == 0:
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")             # <<<<<<<<<<<<<<
@@ -5569,10 +5424,10 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
  *         if size == 0 or size >= <uint64_t>(2 ** 62):
 */
     __pyx_t_8 = NULL;
-    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_dt, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 215, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_dt, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 254, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_ArrayQueue_records_must_have_a_s;
-    __pyx_t_9[1] = __pyx_t_7;
+    __pyx_t_9[1] = __pyx_t_1;
     __pyx_t_9[2] = __pyx_mstate_global->__pyx_kp_u_has_none;
     __pyx_t_10 = 46;
     #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
@@ -5583,23 +5438,23 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[1]);
     #endif
     __pyx_t_3 = __Pyx_PyUnicode_Join(__pyx_t_9, 3, __pyx_t_10, __pyx_t_11);
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 215, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 254, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_t_4 = 1;
     {
       PyObject *__pyx_callargs[2] = {__pyx_t_8, __pyx_t_3};
-      __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 215, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 254, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
     }
-    __Pyx_Raise(__pyx_t_1, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 215, __pyx_L1_error)
+    __Pyx_Raise(__pyx_t_7, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __PYX_ERR(0, 254, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":214
+    /* "flinq/_array.pyx":253
  *         if dt.hasobject:
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
  *         if dt.itemsize == 0:             # <<<<<<<<<<<<<<
@@ -5608,20 +5463,20 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":216
+  /* "flinq/_array.pyx":255
  *         if dt.itemsize == 0:
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
  *         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0             # <<<<<<<<<<<<<<
  *         if size == 0 or size >= <uint64_t>(2 ** 62):
  *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
 */
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_object(__pyx_v_capacity, __pyx_mstate_global->__pyx_int_0x4000000000000000, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 216, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_object(__pyx_v_capacity, __pyx_mstate_global->__pyx_int_0x4000000000000000, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 255, __pyx_L1_error)
   if (__pyx_t_2) {
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 216, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_13 = __Pyx_PyLong_As_uint64_t(__pyx_t_1); if (unlikely((__pyx_t_13 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 216, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_14 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_14 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 216, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 255, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_13 = __Pyx_PyLong_As_uint64_t(__pyx_t_7); if (unlikely((__pyx_t_13 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 255, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __pyx_t_14 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_14 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 255, __pyx_L1_error)
 
     __pyx_t_12 = flq_records_block_size(__pyx_t_13, __pyx_t_14);
 
@@ -5633,12 +5488,12 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 
   __pyx_v_size = __pyx_t_12;
 
-  /* "flinq/_array.pyx":217
+  /* "flinq/_array.pyx":256
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
  *         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0
  *         if size == 0 or size >= <uint64_t>(2 ** 62):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
- *         if dt.subdtype is not None:
+ *         self._set_dtype(dt)
 */
   __pyx_t_6 = (__pyx_v_size == 0);
 
@@ -5648,32 +5503,32 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 
     __pyx_t_2 = __pyx_t_6;
 
-    goto __pyx_L12_bool_binop_done;
+    goto __pyx_L14_bool_binop_done;
   }
   __pyx_t_6 = (__pyx_v_size >= ((uint64_t)0x4000000000000000));
 
 
   __pyx_t_2 = __pyx_t_6;
 
-  __pyx_L12_bool_binop_done:;
+  __pyx_L14_bool_binop_done:;
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":218
+    /* "flinq/_array.pyx":257
  *         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0
  *         if size == 0 or size >= <uint64_t>(2 ** 62):
  *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")             # <<<<<<<<<<<<<<
- *         if dt.subdtype is not None:
- *             self._base, self._shape = dt.subdtype
+ *         self._set_dtype(dt)
+ *         if shared:
 */
     __pyx_t_3 = NULL;
-    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_v_capacity, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 218, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_v_capacity, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 257, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 218, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_15 = __Pyx_PyObject_FormatSimple(__pyx_t_7, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 218, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 257, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_15 = __Pyx_PyObject_FormatSimple(__pyx_t_1, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 257, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_15);
-    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_capacity_2;
     __pyx_t_16[1] = __pyx_t_8;
     __pyx_t_16[2] = __pyx_mstate_global->__pyx_kp_u_of;
@@ -5687,231 +5542,120 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
     __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]);
     #endif
-    __pyx_t_7 = __Pyx_PyUnicode_Join(__pyx_t_16, 5, __pyx_t_10, __pyx_t_11);
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 218, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_1 = __Pyx_PyUnicode_Join(__pyx_t_16, 5, __pyx_t_10, __pyx_t_11);
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 257, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
     __pyx_t_4 = 1;
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_t_7};
-      __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_t_1};
+      __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 218, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 257, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
     }
-    __Pyx_Raise(__pyx_t_1, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 218, __pyx_L1_error)
+    __Pyx_Raise(__pyx_t_7, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __PYX_ERR(0, 257, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":217
+    /* "flinq/_array.pyx":256
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
  *         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0
  *         if size == 0 or size >= <uint64_t>(2 ** 62):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
- *         if dt.subdtype is not None:
+ *         self._set_dtype(dt)
 */
   }
 
-  /* "flinq/_array.pyx":219
+  /* "flinq/_array.pyx":258
  *         if size == 0 or size >= <uint64_t>(2 ** 62):
  *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
- *         if dt.subdtype is not None:             # <<<<<<<<<<<<<<
- *             self._base, self._shape = dt.subdtype
- *         else:
+ *         self._set_dtype(dt)             # <<<<<<<<<<<<<<
+ *         if shared:
+ *             self._create_segment(size, capacity)
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_subdtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 219, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = (__pyx_t_1 != Py_None);
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_t_11 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_set_dtype(__pyx_v_self, __pyx_v_dt); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 258, __pyx_L1_error)
+
+
+  /* "flinq/_array.pyx":259
+ *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
+ *         self._set_dtype(dt)
+ *         if shared:             # <<<<<<<<<<<<<<
+ *             self._create_segment(size, capacity)
+ *             return
+*/
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_shared); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 259, __pyx_L1_error)
   if (__pyx_t_2) {
 
 
-    /* "flinq/_array.pyx":220
- *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
- *         if dt.subdtype is not None:
- *             self._base, self._shape = dt.subdtype             # <<<<<<<<<<<<<<
- *         else:
- *             self._base, self._shape = dt, ()
-*/
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_subdtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 220, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-    if ((likely(PyTuple_CheckExact(__pyx_t_1))) || (PyList_CheckExact(__pyx_t_1))) {
-      PyObject* sequence = __pyx_t_1;
-      Py_ssize_t size = __Pyx_PySequence_SIZE(sequence);
-      if (unlikely(size != 2)) {
-        if (size > 2) __Pyx_RaiseTooManyValuesError(2);
-        else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 220, __pyx_L1_error)
-      }
-      #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-      if (likely(PyTuple_CheckExact(sequence))) {
-        __pyx_t_7 = PyTuple_GET_ITEM(sequence, 0);
-        __Pyx_INCREF(__pyx_t_7);
-        __pyx_t_3 = PyTuple_GET_ITEM(sequence, 1);
-        __Pyx_INCREF(__pyx_t_3);
-      } else {
-        __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 220, __pyx_L1_error)
-        __Pyx_XGOTREF(__pyx_t_7);
-        __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 220, __pyx_L1_error)
-        __Pyx_XGOTREF(__pyx_t_3);
-      }
-      #else
-      __pyx_t_7 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 220, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 220, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_3);
-      #endif
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    } else {
-      Py_ssize_t index = -1;
-      __pyx_t_15 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 220, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_15);
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __pyx_t_17 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_15);
-      index = 0; __pyx_t_7 = __pyx_t_17(__pyx_t_15); if (unlikely(!__pyx_t_7)) goto __pyx_L15_unpacking_failed;
-      __Pyx_GOTREF(__pyx_t_7);
-      index = 1; __pyx_t_3 = __pyx_t_17(__pyx_t_15); if (unlikely(!__pyx_t_3)) goto __pyx_L15_unpacking_failed;
-      __Pyx_GOTREF(__pyx_t_3);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_17(__pyx_t_15), 2) < (0)) __PYX_ERR(0, 220, __pyx_L1_error)
-      __pyx_t_17 = NULL;
-      __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-      goto __pyx_L16_unpacking_done;
-      __pyx_L15_unpacking_failed:;
-      __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-      __pyx_t_17 = NULL;
-      if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 220, __pyx_L1_error)
-      __pyx_L16_unpacking_done:;
-    }
-    if (!(likely(PyTuple_CheckExact(__pyx_t_3))||((__pyx_t_3) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_3))) __PYX_ERR(0, 220, __pyx_L1_error)
-    __Pyx_GIVEREF(__pyx_t_7);
-    __Pyx_GOTREF(__pyx_v_self->_base);
-    __Pyx_DECREF_SET(__pyx_v_self->_base, __pyx_t_7);
-    __pyx_t_7 = 0;
-    __Pyx_GIVEREF(__pyx_t_3);
-    __Pyx_GOTREF(__pyx_v_self->_shape);
-    __Pyx_DECREF_SET(__pyx_v_self->_shape, ((PyObject*)__pyx_t_3));
-    __pyx_t_3 = 0;
-
-    /* "flinq/_array.pyx":219
- *         if size == 0 or size >= <uint64_t>(2 ** 62):
- *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
- *         if dt.subdtype is not None:             # <<<<<<<<<<<<<<
- *             self._base, self._shape = dt.subdtype
- *         else:
-*/
-    goto __pyx_L14;
-  }
-
-  /* "flinq/_array.pyx":222
- *             self._base, self._shape = dt.subdtype
- *         else:
- *             self._base, self._shape = dt, ()             # <<<<<<<<<<<<<<
- *         self._dtype = dt
- *         self._batch_tail = (0,) + self._shape
-*/
-  /*else*/ {
-    __pyx_t_1 = __pyx_v_dt;
-    __Pyx_INCREF(__pyx_t_1);
-    __pyx_t_3 = __pyx_mstate_global->__pyx_empty_tuple;
-    __Pyx_INCREF(__pyx_t_3);
-    __Pyx_GIVEREF(__pyx_t_1);
-    __Pyx_GOTREF(__pyx_v_self->_base);
-    __Pyx_DECREF_SET(__pyx_v_self->_base, __pyx_t_1);
-    __pyx_t_1 = 0;
-    __Pyx_GIVEREF(__pyx_t_3);
-    __Pyx_GOTREF(__pyx_v_self->_shape);
-    __Pyx_DECREF_SET(__pyx_v_self->_shape, ((PyObject*)__pyx_t_3));
-    __pyx_t_3 = 0;
-  }
-  __pyx_L14:;
-
-  /* "flinq/_array.pyx":223
- *         else:
- *             self._base, self._shape = dt, ()
- *         self._dtype = dt             # <<<<<<<<<<<<<<
- *         self._batch_tail = (0,) + self._shape
- *         self._record_size = dt.itemsize
-*/
-  __Pyx_INCREF(__pyx_v_dt);
-  __Pyx_GIVEREF(__pyx_v_dt);
-  __Pyx_GOTREF(__pyx_v_self->_dtype);
-  __Pyx_DECREF_SET(__pyx_v_self->_dtype, __pyx_v_dt);
-
-  /* "flinq/_array.pyx":224
- *             self._base, self._shape = dt, ()
- *         self._dtype = dt
- *         self._batch_tail = (0,) + self._shape             # <<<<<<<<<<<<<<
- *         self._record_size = dt.itemsize
- *         self._capacity = capacity
-*/
-  __pyx_t_3 = PyNumber_Add(__pyx_mstate_global->__pyx_tuple[0], __pyx_v_self->_shape); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 224, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __Pyx_GIVEREF(__pyx_t_3);
-  __Pyx_GOTREF(__pyx_v_self->_batch_tail);
-  __Pyx_DECREF_SET(__pyx_v_self->_batch_tail, ((PyObject*)__pyx_t_3));
-  __pyx_t_3 = 0;
-
-  /* "flinq/_array.pyx":225
- *         self._dtype = dt
- *         self._batch_tail = (0,) + self._shape
- *         self._record_size = dt.itemsize             # <<<<<<<<<<<<<<
- *         self._capacity = capacity
+    /* "flinq/_array.pyx":260
+ *         self._set_dtype(dt)
+ *         if shared:
+ *             self._create_segment(size, capacity)             # <<<<<<<<<<<<<<
+ *             return
  *         self._block = flq_aligned_alloc(<size_t>size, 64)
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 225, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_12 = __Pyx_PyLong_As_uint64_t(__pyx_t_3); if (unlikely((__pyx_t_12 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 225, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_v_self->_record_size = __pyx_t_12;
+    __pyx_t_12 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_12 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 260, __pyx_L1_error)
+    __pyx_t_11 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_create_segment(__pyx_v_self, __pyx_v_size, __pyx_t_12); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 260, __pyx_L1_error)
 
-  /* "flinq/_array.pyx":226
- *         self._batch_tail = (0,) + self._shape
- *         self._record_size = dt.itemsize
- *         self._capacity = capacity             # <<<<<<<<<<<<<<
+
+
+    /* "flinq/_array.pyx":261
+ *         if shared:
+ *             self._create_segment(size, capacity)
+ *             return             # <<<<<<<<<<<<<<
  *         self._block = flq_aligned_alloc(<size_t>size, 64)
  *         if self._block == NULL:
 */
-  __pyx_t_12 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_12 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 226, __pyx_L1_error)
-  __pyx_v_self->_capacity = __pyx_t_12;
+    {
+      __pyx_r = 0;
+    }
+    goto __pyx_L0;
 
-  /* "flinq/_array.pyx":227
- *         self._record_size = dt.itemsize
- *         self._capacity = capacity
+    /* "flinq/_array.pyx":259
+ *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
+ *         self._set_dtype(dt)
+ *         if shared:             # <<<<<<<<<<<<<<
+ *             self._create_segment(size, capacity)
+ *             return
+*/
+  }
+
+  /* "flinq/_array.pyx":262
+ *             self._create_segment(size, capacity)
+ *             return
  *         self._block = flq_aligned_alloc(<size_t>size, 64)             # <<<<<<<<<<<<<<
  *         if self._block == NULL:
  *             raise MemoryError(f"cannot allocate {size} bytes for the ring")
 */
   __pyx_v_self->_block = flq_aligned_alloc(((size_t)__pyx_v_size), 64);
 
-  /* "flinq/_array.pyx":228
- *         self._capacity = capacity
+  /* "flinq/_array.pyx":263
+ *             return
  *         self._block = flq_aligned_alloc(<size_t>size, 64)
  *         if self._block == NULL:             # <<<<<<<<<<<<<<
  *             raise MemoryError(f"cannot allocate {size} bytes for the ring")
- *         self._ring = flq_records_init(self._block, self._record_size, self._capacity)
+ *         self._block_bytes = size
 */
   __pyx_t_2 = (__pyx_v_self->_block == NULL);
 
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":229
+    /* "flinq/_array.pyx":264
  *         self._block = flq_aligned_alloc(<size_t>size, 64)
  *         if self._block == NULL:
  *             raise MemoryError(f"cannot allocate {size} bytes for the ring")             # <<<<<<<<<<<<<<
- *         self._ring = flq_records_init(self._block, self._record_size, self._capacity)
- * 
+ *         self._block_bytes = size
+ *         self._ring = flq_records_init(self._block, dt.itemsize, capacity)
 */
     __pyx_t_1 = NULL;
-    __pyx_t_7 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_size, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 229, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_size, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 264, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_cannot_allocate;
-    __pyx_t_9[1] = __pyx_t_7;
+    __pyx_t_9[1] = __pyx_t_3;
     __pyx_t_9[2] = __pyx_mstate_global->__pyx_kp_u_bytes_for_the_ring;
     __pyx_t_10 = 35;
     #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
@@ -5919,41 +5663,67 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     #endif
     __pyx_t_11 = 0;
     __pyx_t_15 = __Pyx_PyUnicode_Join(__pyx_t_9, 3, __pyx_t_10, __pyx_t_11);
-    if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 229, __pyx_L1_error)
+    if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 264, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_15);
-    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_4 = 1;
     {
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_t_15};
-      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_MemoryError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_MemoryError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 229, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_3);
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 264, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
     }
-    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 229, __pyx_L1_error)
+    __Pyx_Raise(__pyx_t_7, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __PYX_ERR(0, 264, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":228
- *         self._capacity = capacity
+    /* "flinq/_array.pyx":263
+ *             return
  *         self._block = flq_aligned_alloc(<size_t>size, 64)
  *         if self._block == NULL:             # <<<<<<<<<<<<<<
  *             raise MemoryError(f"cannot allocate {size} bytes for the ring")
- *         self._ring = flq_records_init(self._block, self._record_size, self._capacity)
+ *         self._block_bytes = size
 */
   }
 
-  /* "flinq/_array.pyx":230
+  /* "flinq/_array.pyx":265
  *         if self._block == NULL:
  *             raise MemoryError(f"cannot allocate {size} bytes for the ring")
- *         self._ring = flq_records_init(self._block, self._record_size, self._capacity)             # <<<<<<<<<<<<<<
- * 
- *     def __dealloc__(self):
+ *         self._block_bytes = size             # <<<<<<<<<<<<<<
+ *         self._ring = flq_records_init(self._block, dt.itemsize, capacity)
+ *         self._capacity = capacity
 */
-  __pyx_v_self->_ring = flq_records_init(__pyx_v_self->_block, __pyx_v_self->_record_size, __pyx_v_self->_capacity);
+  __pyx_v_self->_block_bytes = __pyx_v_size;
 
-  /* "flinq/_array.pyx":201
+  /* "flinq/_array.pyx":266
+ *             raise MemoryError(f"cannot allocate {size} bytes for the ring")
+ *         self._block_bytes = size
+ *         self._ring = flq_records_init(self._block, dt.itemsize, capacity)             # <<<<<<<<<<<<<<
+ *         self._capacity = capacity
+ * 
+*/
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 266, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_7);
+  __pyx_t_12 = __Pyx_PyLong_As_uint64_t(__pyx_t_7); if (unlikely((__pyx_t_12 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 266, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+  __pyx_t_14 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_14 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 266, __pyx_L1_error)
+  __pyx_v_self->_ring = flq_records_init(__pyx_v_self->_block, __pyx_t_12, __pyx_t_14);
+
+
+
+  /* "flinq/_array.pyx":267
+ *         self._block_bytes = size
+ *         self._ring = flq_records_init(self._block, dt.itemsize, capacity)
+ *         self._capacity = capacity             # <<<<<<<<<<<<<<
+ * 
+ *     cdef int _set_dtype(self, object dt) except -1:
+*/
+  __pyx_t_14 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_14 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 267, __pyx_L1_error)
+  __pyx_v_self->_capacity = __pyx_t_14;
+
+  /* "flinq/_array.pyx":240
  *         self._parks_ready = True
  * 
  *     def __init__(self, dtype, capacity, *, shared=False):             # <<<<<<<<<<<<<<
@@ -5981,175 +5751,2223 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":232
- *         self._ring = flq_records_init(self._block, self._record_size, self._capacity)
+/* "flinq/_array.pyx":269
+ *         self._capacity = capacity
  * 
- *     def __dealloc__(self):             # <<<<<<<<<<<<<<
- *         self._free_ring()
- *         if self._parks_ready:
+ *     cdef int _set_dtype(self, object dt) except -1:             # <<<<<<<<<<<<<<
+ *         if dt.subdtype is not None:
+ *             self._base, self._shape = dt.subdtype
 */
 
-/* Python wrapper */
-static void __pyx_pw_5flinq_6_array_10ArrayQueue_5__dealloc__(PyObject *__pyx_v_self); /*proto*/
-static void __pyx_pw_5flinq_6_array_10ArrayQueue_5__dealloc__(PyObject *__pyx_v_self) {
-  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+static int __pyx_f_5flinq_6_array_10ArrayQueue__set_dtype(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_dt) {
+  int __pyx_r;
   __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("__dealloc__ (wrapper)", 0);
-  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_pf_5flinq_6_array_10ArrayQueue_4__dealloc__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_t_2;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  PyObject *__pyx_t_5 = NULL;
+  PyObject *(*__pyx_t_6)(PyObject *);
+  uint64_t __pyx_t_7;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("_set_dtype", 0);
+
+  /* "flinq/_array.pyx":270
+ * 
+ *     cdef int _set_dtype(self, object dt) except -1:
+ *         if dt.subdtype is not None:             # <<<<<<<<<<<<<<
+ *             self._base, self._shape = dt.subdtype
+ *         else:
+*/
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_subdtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 270, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_2 = (__pyx_t_1 != Py_None);
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  if (__pyx_t_2) {
+
+
+    /* "flinq/_array.pyx":271
+ *     cdef int _set_dtype(self, object dt) except -1:
+ *         if dt.subdtype is not None:
+ *             self._base, self._shape = dt.subdtype             # <<<<<<<<<<<<<<
+ *         else:
+ *             self._base, self._shape = dt, ()
+*/
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_subdtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 271, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    if ((likely(PyTuple_CheckExact(__pyx_t_1))) || (PyList_CheckExact(__pyx_t_1))) {
+      PyObject* sequence = __pyx_t_1;
+      Py_ssize_t size = __Pyx_PySequence_SIZE(sequence);
+      if (unlikely(size != 2)) {
+        if (size > 2) __Pyx_RaiseTooManyValuesError(2);
+        else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
+        __PYX_ERR(0, 271, __pyx_L1_error)
+      }
+      #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
+      if (likely(PyTuple_CheckExact(sequence))) {
+        __pyx_t_3 = PyTuple_GET_ITEM(sequence, 0);
+        __Pyx_INCREF(__pyx_t_3);
+        __pyx_t_4 = PyTuple_GET_ITEM(sequence, 1);
+        __Pyx_INCREF(__pyx_t_4);
+      } else {
+        __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 271, __pyx_L1_error)
+        __Pyx_XGOTREF(__pyx_t_3);
+        __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 271, __pyx_L1_error)
+        __Pyx_XGOTREF(__pyx_t_4);
+      }
+      #else
+      __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 271, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+      __pyx_t_4 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 271, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      #endif
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    } else {
+      Py_ssize_t index = -1;
+      __pyx_t_5 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 271, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_5);
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_5);
+      index = 0; __pyx_t_3 = __pyx_t_6(__pyx_t_5); if (unlikely(!__pyx_t_3)) goto __pyx_L4_unpacking_failed;
+      __Pyx_GOTREF(__pyx_t_3);
+      index = 1; __pyx_t_4 = __pyx_t_6(__pyx_t_5); if (unlikely(!__pyx_t_4)) goto __pyx_L4_unpacking_failed;
+      __Pyx_GOTREF(__pyx_t_4);
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_6(__pyx_t_5), 2) < (0)) __PYX_ERR(0, 271, __pyx_L1_error)
+      __pyx_t_6 = NULL;
+      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+      goto __pyx_L5_unpacking_done;
+      __pyx_L4_unpacking_failed:;
+      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+      __pyx_t_6 = NULL;
+      if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
+      __PYX_ERR(0, 271, __pyx_L1_error)
+      __pyx_L5_unpacking_done:;
+    }
+    if (!(likely(PyTuple_CheckExact(__pyx_t_4))||((__pyx_t_4) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_4))) __PYX_ERR(0, 271, __pyx_L1_error)
+    __Pyx_GIVEREF(__pyx_t_3);
+    __Pyx_GOTREF(__pyx_v_self->_base);
+    __Pyx_DECREF_SET(__pyx_v_self->_base, __pyx_t_3);
+    __pyx_t_3 = 0;
+    __Pyx_GIVEREF(__pyx_t_4);
+    __Pyx_GOTREF(__pyx_v_self->_shape);
+    __Pyx_DECREF_SET(__pyx_v_self->_shape, ((PyObject*)__pyx_t_4));
+    __pyx_t_4 = 0;
+
+    /* "flinq/_array.pyx":270
+ * 
+ *     cdef int _set_dtype(self, object dt) except -1:
+ *         if dt.subdtype is not None:             # <<<<<<<<<<<<<<
+ *             self._base, self._shape = dt.subdtype
+ *         else:
+*/
+    goto __pyx_L3;
+  }
+
+  /* "flinq/_array.pyx":273
+ *             self._base, self._shape = dt.subdtype
+ *         else:
+ *             self._base, self._shape = dt, ()             # <<<<<<<<<<<<<<
+ *         self._dtype = dt
+ *         self._record_size = dt.itemsize
+*/
+  /*else*/ {
+    __pyx_t_1 = __pyx_v_dt;
+    __Pyx_INCREF(__pyx_t_1);
+    __pyx_t_4 = __pyx_mstate_global->__pyx_empty_tuple;
+    __Pyx_INCREF(__pyx_t_4);
+    __Pyx_GIVEREF(__pyx_t_1);
+    __Pyx_GOTREF(__pyx_v_self->_base);
+    __Pyx_DECREF_SET(__pyx_v_self->_base, __pyx_t_1);
+    __pyx_t_1 = 0;
+    __Pyx_GIVEREF(__pyx_t_4);
+    __Pyx_GOTREF(__pyx_v_self->_shape);
+    __Pyx_DECREF_SET(__pyx_v_self->_shape, ((PyObject*)__pyx_t_4));
+    __pyx_t_4 = 0;
+  }
+  __pyx_L3:;
+
+  /* "flinq/_array.pyx":274
+ *         else:
+ *             self._base, self._shape = dt, ()
+ *         self._dtype = dt             # <<<<<<<<<<<<<<
+ *         self._record_size = dt.itemsize
+ *         return 0
+*/
+  __Pyx_INCREF(__pyx_v_dt);
+  __Pyx_GIVEREF(__pyx_v_dt);
+  __Pyx_GOTREF(__pyx_v_self->_dtype);
+  __Pyx_DECREF_SET(__pyx_v_self->_dtype, __pyx_v_dt);
+
+  /* "flinq/_array.pyx":275
+ *             self._base, self._shape = dt, ()
+ *         self._dtype = dt
+ *         self._record_size = dt.itemsize             # <<<<<<<<<<<<<<
+ *         return 0
+ * 
+*/
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 275, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __pyx_t_7 = __Pyx_PyLong_As_uint64_t(__pyx_t_4); if (unlikely((__pyx_t_7 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 275, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+  __pyx_v_self->_record_size = __pyx_t_7;
+
+  /* "flinq/_array.pyx":276
+ *         self._dtype = dt
+ *         self._record_size = dt.itemsize
+ *         return 0             # <<<<<<<<<<<<<<
+ * 
+ *     cdef int _create_segment(self, uint64_t ring_bytes, uint64_t capacity) except -1:
+*/
+  {
+
+    __pyx_r = 0;
+  }
+  goto __pyx_L0;
+
+  /* "flinq/_array.pyx":269
+ *         self._capacity = capacity
+ * 
+ *     cdef int _set_dtype(self, object dt) except -1:             # <<<<<<<<<<<<<<
+ *         if dt.subdtype is not None:
+ *             self._base, self._shape = dt.subdtype
+*/
 
   /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_AddTraceback("flinq._array.ArrayQueue._set_dtype", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  __pyx_L0:;
+
   __Pyx_RefNannyFinishContext();
+  return __pyx_r;
 }
 
-static void __pyx_pf_5flinq_6_array_10ArrayQueue_4__dealloc__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
-
-  /* "flinq/_array.pyx":233
+/* "flinq/_array.pyx":278
+ *         return 0
  * 
- *     def __dealloc__(self):
- *         self._free_ring()             # <<<<<<<<<<<<<<
- *         if self._parks_ready:
- *             flq_park_destroy(&self._not_empty)
+ *     cdef int _create_segment(self, uint64_t ring_bytes, uint64_t capacity) except -1:             # <<<<<<<<<<<<<<
+ *         """Make a named segment holding the metadata and an empty ring."""
+ *         from numpy.lib import format as npy_format
 */
-  ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_free_ring(__pyx_v_self);
 
-  /* "flinq/_array.pyx":234
- *     def __dealloc__(self):
- *         self._free_ring()
- *         if self._parks_ready:             # <<<<<<<<<<<<<<
- *             flq_park_destroy(&self._not_empty)
- *             flq_park_destroy(&self._not_full)
+static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, uint64_t __pyx_v_ring_bytes, uint64_t __pyx_v_capacity) {
+  PyObject *__pyx_v_npy_format = NULL;
+  PyObject *__pyx_v_meta = NULL;
+  void *__pyx_v_addr;
+  int __pyx_v_err;
+  PyObject *__pyx_v_name = 0;
+  CYTHON_UNUSED long __pyx_v__;
+  char *__pyx_v_base;
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  Py_ssize_t __pyx_t_3;
+  PyObject *__pyx_t_4 = NULL;
+  size_t __pyx_t_5;
+  int __pyx_t_6;
+  PyObject *__pyx_t_7 = NULL;
+  PyObject *__pyx_t_8 = NULL;
+  PyObject *__pyx_t_9[4];
+  int __pyx_t_10;
+  PyObject *__pyx_t_11 = NULL;
+  long __pyx_t_12;
+  char const *__pyx_t_13;
+  PyObject *__pyx_t_14 = NULL;
+  PyObject *__pyx_t_15 = NULL;
+  char *__pyx_t_16;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("_create_segment", 0);
+
+  /* "flinq/_array.pyx":280
+ *     cdef int _create_segment(self, uint64_t ring_bytes, uint64_t capacity) except -1:
+ *         """Make a named segment holding the metadata and an empty ring."""
+ *         from numpy.lib import format as npy_format             # <<<<<<<<<<<<<<
+ *         meta = repr((npy_format.dtype_to_descr(self._base), self._shape)).encode()
+ *         if len(meta) > META_BYTES - 16:
 */
-  if (__pyx_v_self->_parks_ready) {
+  {
+    PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_format};
+    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy_lib, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 280, __pyx_L1_error)
+  }
+  __pyx_t_1 = __pyx_t_2;
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_format};
+    __pyx_t_3 = 0; {
+      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 280, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      switch (__pyx_t_3) {
+        case 0:
+        __Pyx_INCREF(__pyx_t_4);
+        __pyx_v_npy_format = __pyx_t_4;
+        break;
+        default:;
+      }
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    }
+  }
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-    /* "flinq/_array.pyx":235
- *         self._free_ring()
- *         if self._parks_ready:
- *             flq_park_destroy(&self._not_empty)             # <<<<<<<<<<<<<<
- *             flq_park_destroy(&self._not_full)
- * 
+  /* "flinq/_array.pyx":281
+ *         """Make a named segment holding the metadata and an empty ring."""
+ *         from numpy.lib import format as npy_format
+ *         meta = repr((npy_format.dtype_to_descr(self._base), self._shape)).encode()             # <<<<<<<<<<<<<<
+ *         if len(meta) > META_BYTES - 16:
+ *             raise ValueError(f"{self._dtype} is too complex to share (its description "
 */
-    flq_park_destroy((&__pyx_v_self->_not_empty));
+  __pyx_t_4 = __pyx_v_npy_format;
+  __Pyx_INCREF(__pyx_t_4);
+  __pyx_t_5 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_v_self->_base};
+    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_dtype_to_descr, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 281, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 281, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __Pyx_GIVEREF(__pyx_t_1);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 281, __pyx_L1_error);
+  __Pyx_INCREF(__pyx_v_self->_shape);
+  __Pyx_GIVEREF(__pyx_v_self->_shape);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_v_self->_shape) != (0)) __PYX_ERR(0, 281, __pyx_L1_error);
+  __pyx_t_1 = 0;
+  __pyx_t_1 = PyObject_Repr(__pyx_t_4); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 281, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+  if (unlikely(__pyx_t_1 == Py_None)) {
+    PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "encode");
+    __PYX_ERR(0, 281, __pyx_L1_error)
+  }
+  __pyx_t_4 = PyUnicode_AsEncodedString(((PyObject*)__pyx_t_1), NULL, NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 281, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_meta = ((PyObject*)__pyx_t_4);
+  __pyx_t_4 = 0;
 
-    /* "flinq/_array.pyx":236
- *         if self._parks_ready:
- *             flq_park_destroy(&self._not_empty)
- *             flq_park_destroy(&self._not_full)             # <<<<<<<<<<<<<<
- * 
- *     cdef void _free_ring(self) noexcept:
+  /* "flinq/_array.pyx":282
+ *         from numpy.lib import format as npy_format
+ *         meta = repr((npy_format.dtype_to_descr(self._base), self._shape)).encode()
+ *         if len(meta) > META_BYTES - 16:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"{self._dtype} is too complex to share (its description "
+ *                              f"takes {len(meta)} bytes, {META_BYTES - 16} at most)")
 */
-    flq_park_destroy((&__pyx_v_self->_not_full));
+  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_meta); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 282, __pyx_L1_error)
+  __pyx_t_6 = (__pyx_t_3 > 0xff0);
 
-    /* "flinq/_array.pyx":234
- *     def __dealloc__(self):
- *         self._free_ring()
- *         if self._parks_ready:             # <<<<<<<<<<<<<<
- *             flq_park_destroy(&self._not_empty)
- *             flq_park_destroy(&self._not_full)
+
+  if (unlikely(__pyx_t_6)) {
+
+
+    /* "flinq/_array.pyx":283
+ *         meta = repr((npy_format.dtype_to_descr(self._base), self._shape)).encode()
+ *         if len(meta) > META_BYTES - 16:
+ *             raise ValueError(f"{self._dtype} is too complex to share (its description "             # <<<<<<<<<<<<<<
+ *                              f"takes {len(meta)} bytes, {META_BYTES - 16} at most)")
+ *         cdef void *addr = NULL
+*/
+    __pyx_t_1 = NULL;
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 283, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+
+    /* "flinq/_array.pyx":284
+ *         if len(meta) > META_BYTES - 16:
+ *             raise ValueError(f"{self._dtype} is too complex to share (its description "
+ *                              f"takes {len(meta)} bytes, {META_BYTES - 16} at most)")             # <<<<<<<<<<<<<<
+ *         cdef void *addr = NULL
+ *         cdef int err = 0
+*/
+    __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_meta); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 284, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_t_3, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 284, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+
+    __pyx_t_9[0] = __pyx_t_7;
+    __pyx_t_9[1] = __pyx_mstate_global->__pyx_kp_u_is_too_complex_to_share_its_des;
+    __pyx_t_9[2] = __pyx_t_8;
+    __pyx_t_9[3] = __pyx_mstate_global->__pyx_kp_u_bytes_4080_at_most;
+
+    /* "flinq/_array.pyx":283
+ *         meta = repr((npy_format.dtype_to_descr(self._base), self._shape)).encode()
+ *         if len(meta) > META_BYTES - 16:
+ *             raise ValueError(f"{self._dtype} is too complex to share (its description "             # <<<<<<<<<<<<<<
+ *                              f"takes {len(meta)} bytes, {META_BYTES - 16} at most)")
+ *         cdef void *addr = NULL
+*/
+    __pyx_t_3 = 69;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_3 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[0]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[2]);
+    #endif
+    __pyx_t_10 = 0;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[0]);
+    #endif
+    __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_3, __pyx_t_10);
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 283, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_11);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+    __pyx_t_5 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_t_11};
+      __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 283, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+    }
+    __Pyx_Raise(__pyx_t_4, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __PYX_ERR(0, 283, __pyx_L1_error)
+
+    /* "flinq/_array.pyx":282
+ *         from numpy.lib import format as npy_format
+ *         meta = repr((npy_format.dtype_to_descr(self._base), self._shape)).encode()
+ *         if len(meta) > META_BYTES - 16:             # <<<<<<<<<<<<<<
+ *             raise ValueError(f"{self._dtype} is too complex to share (its description "
+ *                              f"takes {len(meta)} bytes, {META_BYTES - 16} at most)")
 */
   }
 
-  /* "flinq/_array.pyx":232
- *         self._ring = flq_records_init(self._block, self._record_size, self._capacity)
- * 
- *     def __dealloc__(self):             # <<<<<<<<<<<<<<
- *         self._free_ring()
- *         if self._parks_ready:
+  /* "flinq/_array.pyx":285
+ *             raise ValueError(f"{self._dtype} is too complex to share (its description "
+ *                              f"takes {len(meta)} bytes, {META_BYTES - 16} at most)")
+ *         cdef void *addr = NULL             # <<<<<<<<<<<<<<
+ *         cdef int err = 0
+ *         cdef bytes name
 */
+  __pyx_v_addr = NULL;
 
-  /* function exit code */
-
-}
-
-/* "flinq/_array.pyx":238
- *             flq_park_destroy(&self._not_full)
- * 
- *     cdef void _free_ring(self) noexcept:             # <<<<<<<<<<<<<<
- *         if self._block != NULL:
- *             flq_aligned_free(self._block)
+  /* "flinq/_array.pyx":286
+ *                              f"takes {len(meta)} bytes, {META_BYTES - 16} at most)")
+ *         cdef void *addr = NULL
+ *         cdef int err = 0             # <<<<<<<<<<<<<<
+ *         cdef bytes name
+ *         for _ in range(8):  # a random name; try again on the rare collision
 */
+  __pyx_v_err = 0;
 
-static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
-  int __pyx_t_1;
-
-  /* "flinq/_array.pyx":239
- * 
- *     cdef void _free_ring(self) noexcept:
- *         if self._block != NULL:             # <<<<<<<<<<<<<<
- *             flq_aligned_free(self._block)
- *             self._block = NULL
+  /* "flinq/_array.pyx":288
+ *         cdef int err = 0
+ *         cdef bytes name
+ *         for _ in range(8):  # a random name; try again on the rare collision             # <<<<<<<<<<<<<<
+ *             name = f"/flinq-a-{_os.getpid()}-{_secrets.token_hex(6)}".encode()
+ *             err = flq_shm_create(name, META_BYTES + ring_bytes, &addr)
 */
-  __pyx_t_1 = (__pyx_v_self->_block != NULL);
+  for (__pyx_t_12 = 0; __pyx_t_12 < 8; __pyx_t_12+=1) {
+    __pyx_v__ = __pyx_t_12;
 
-  if (__pyx_t_1) {
-
-
-    /* "flinq/_array.pyx":240
- *     cdef void _free_ring(self) noexcept:
- *         if self._block != NULL:
- *             flq_aligned_free(self._block)             # <<<<<<<<<<<<<<
- *             self._block = NULL
- *             self._ring = NULL
+    /* "flinq/_array.pyx":289
+ *         cdef bytes name
+ *         for _ in range(8):  # a random name; try again on the rare collision
+ *             name = f"/flinq-a-{_os.getpid()}-{_secrets.token_hex(6)}".encode()             # <<<<<<<<<<<<<<
+ *             err = flq_shm_create(name, META_BYTES + ring_bytes, &addr)
+ *             if err != EEXIST:
 */
-    flq_aligned_free(__pyx_v_self->_block);
+    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_getpid); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_11);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __pyx_t_4 = __Pyx_PyObject_CallNoArg(__pyx_t_11); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_11);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_secrets); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_token_hex); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __pyx_t_4 = __Pyx_PyObject_Call(__pyx_t_1, __pyx_mstate_global->__pyx_tuple[0], NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_flinq_a;
+    __pyx_t_9[1] = __pyx_t_11;
+    __pyx_t_9[2] = __pyx_mstate_global->__pyx_kp_u__3;
+    __pyx_t_9[3] = __pyx_t_1;
+    __pyx_t_3 = 10;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_3 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[3]);
+    #endif
+    __pyx_t_10 = 0;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_9[3]);
+    #endif
+    __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_3, __pyx_t_10);
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __pyx_t_1 = PyUnicode_AsEncodedString(((PyObject*)__pyx_t_4), NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_XDECREF_SET(__pyx_v_name, ((PyObject*)__pyx_t_1));
+    __pyx_t_1 = 0;
 
-    /* "flinq/_array.pyx":241
- *         if self._block != NULL:
- *             flq_aligned_free(self._block)
- *             self._block = NULL             # <<<<<<<<<<<<<<
- *             self._ring = NULL
- * 
+    /* "flinq/_array.pyx":290
+ *         for _ in range(8):  # a random name; try again on the rare collision
+ *             name = f"/flinq-a-{_os.getpid()}-{_secrets.token_hex(6)}".encode()
+ *             err = flq_shm_create(name, META_BYTES + ring_bytes, &addr)             # <<<<<<<<<<<<<<
+ *             if err != EEXIST:
+ *                 break
 */
-    __pyx_v_self->_block = NULL;
+    __pyx_t_13 = __Pyx_PyBytes_AsString(__pyx_v_name); if (unlikely((!__pyx_t_13) && PyErr_Occurred())) __PYX_ERR(0, 290, __pyx_L1_error)
+    __pyx_v_err = flq_shm_create(__pyx_t_13, (0x1000 + __pyx_v_ring_bytes), (&__pyx_v_addr));
 
-    /* "flinq/_array.pyx":242
- *             flq_aligned_free(self._block)
- *             self._block = NULL
- *             self._ring = NULL             # <<<<<<<<<<<<<<
- * 
- *     def __reduce__(self):
+
+    /* "flinq/_array.pyx":291
+ *             name = f"/flinq-a-{_os.getpid()}-{_secrets.token_hex(6)}".encode()
+ *             err = flq_shm_create(name, META_BYTES + ring_bytes, &addr)
+ *             if err != EEXIST:             # <<<<<<<<<<<<<<
+ *                 break
+ *         if err:
 */
-    __pyx_v_self->_ring = NULL;
+    __pyx_t_6 = (__pyx_v_err != EEXIST);
 
-    /* "flinq/_array.pyx":239
- * 
- *     cdef void _free_ring(self) noexcept:
- *         if self._block != NULL:             # <<<<<<<<<<<<<<
- *             flq_aligned_free(self._block)
- *             self._block = NULL
+    if (__pyx_t_6) {
+
+
+      /* "flinq/_array.pyx":292
+ *             err = flq_shm_create(name, META_BYTES + ring_bytes, &addr)
+ *             if err != EEXIST:
+ *                 break             # <<<<<<<<<<<<<<
+ *         if err:
+ *             raise OSError(err, f"cannot create a shared segment: {_os.strerror(err)}")
+*/
+      goto __pyx_L5_break;
+
+      /* "flinq/_array.pyx":291
+ *             name = f"/flinq-a-{_os.getpid()}-{_secrets.token_hex(6)}".encode()
+ *             err = flq_shm_create(name, META_BYTES + ring_bytes, &addr)
+ *             if err != EEXIST:             # <<<<<<<<<<<<<<
+ *                 break
+ *         if err:
+*/
+    }
+  }
+  __pyx_L5_break:;
+
+  /* "flinq/_array.pyx":293
+ *             if err != EEXIST:
+ *                 break
+ *         if err:             # <<<<<<<<<<<<<<
+ *             raise OSError(err, f"cannot create a shared segment: {_os.strerror(err)}")
+ *         cdef char *base = <char *>addr
+*/
+  __pyx_t_6 = (__pyx_v_err != 0);
+
+  if (unlikely(__pyx_t_6)) {
+
+
+    /* "flinq/_array.pyx":294
+ *                 break
+ *         if err:
+ *             raise OSError(err, f"cannot create a shared segment: {_os.strerror(err)}")             # <<<<<<<<<<<<<<
+ *         cdef char *base = <char *>addr
+ *         memcpy(base, <char *>META_MAGIC, 8)
+*/
+    __pyx_t_4 = NULL;
+    __pyx_t_11 = __Pyx_PyLong_From_int(__pyx_v_err); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 294, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_11);
+    __pyx_t_7 = NULL;
+    __Pyx_GetModuleGlobalName(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 294, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_strerror); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 294, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+    __pyx_t_14 = __Pyx_PyLong_From_int(__pyx_v_err); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 294, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_14);
+    __pyx_t_5 = 1;
+    #if CYTHON_UNPACK_METHODS
+    if (unlikely(PyMethod_Check(__pyx_t_15))) {
+      __pyx_t_7 = PyMethod_GET_SELF(__pyx_t_15);
+      assert(__pyx_t_7);
+      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_15);
+      __Pyx_INCREF(__pyx_t_7);
+      __Pyx_INCREF(__pyx__function);
+      __Pyx_DECREF_SET(__pyx_t_15, __pyx__function);
+      __pyx_t_5 = 0;
+    }
+    #endif
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_t_14};
+      __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_15, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+      __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 294, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_8);
+    }
+    __pyx_t_15 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 294, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_15);
+    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+    __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_cannot_create_a_shared_segment, __pyx_t_15); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 294, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+    __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
+    __pyx_t_5 = 1;
+    {
+      PyObject *__pyx_callargs[3] = {__pyx_t_4, __pyx_t_11, __pyx_t_8};
+      __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_OSError)), __pyx_callargs+__pyx_t_5, (3-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 294, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+    }
+    __Pyx_Raise(__pyx_t_1, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __PYX_ERR(0, 294, __pyx_L1_error)
+
+    /* "flinq/_array.pyx":293
+ *             if err != EEXIST:
+ *                 break
+ *         if err:             # <<<<<<<<<<<<<<
+ *             raise OSError(err, f"cannot create a shared segment: {_os.strerror(err)}")
+ *         cdef char *base = <char *>addr
 */
   }
 
-  /* "flinq/_array.pyx":238
- *             flq_park_destroy(&self._not_full)
+  /* "flinq/_array.pyx":295
+ *         if err:
+ *             raise OSError(err, f"cannot create a shared segment: {_os.strerror(err)}")
+ *         cdef char *base = <char *>addr             # <<<<<<<<<<<<<<
+ *         memcpy(base, <char *>META_MAGIC, 8)
+ *         (<uint32_t *>(base + 8))[0] = META_VERSION
+*/
+  __pyx_v_base = ((char *)__pyx_v_addr);
+
+  /* "flinq/_array.pyx":296
+ *             raise OSError(err, f"cannot create a shared segment: {_os.strerror(err)}")
+ *         cdef char *base = <char *>addr
+ *         memcpy(base, <char *>META_MAGIC, 8)             # <<<<<<<<<<<<<<
+ *         (<uint32_t *>(base + 8))[0] = META_VERSION
+ *         (<uint32_t *>(base + 12))[0] = len(meta)
+*/
+  if (unlikely(__pyx_v_5flinq_6_array_META_MAGIC == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "expected bytes, NoneType found");
+    __PYX_ERR(0, 296, __pyx_L1_error)
+  }
+  __pyx_t_16 = __Pyx_PyBytes_AsWritableString(__pyx_v_5flinq_6_array_META_MAGIC); if (unlikely((!__pyx_t_16) && PyErr_Occurred())) __PYX_ERR(0, 296, __pyx_L1_error)
+  (void)(memcpy(__pyx_v_base, ((char *)__pyx_t_16), 8));
+
+
+  /* "flinq/_array.pyx":297
+ *         cdef char *base = <char *>addr
+ *         memcpy(base, <char *>META_MAGIC, 8)
+ *         (<uint32_t *>(base + 8))[0] = META_VERSION             # <<<<<<<<<<<<<<
+ *         (<uint32_t *>(base + 12))[0] = len(meta)
+ *         memcpy(base + 16, <char *>meta, len(meta))
+*/
+  (((uint32_t *)(__pyx_v_base + 8))[0]) = __pyx_v_5flinq_6_array_META_VERSION;
+
+  /* "flinq/_array.pyx":298
+ *         memcpy(base, <char *>META_MAGIC, 8)
+ *         (<uint32_t *>(base + 8))[0] = META_VERSION
+ *         (<uint32_t *>(base + 12))[0] = len(meta)             # <<<<<<<<<<<<<<
+ *         memcpy(base + 16, <char *>meta, len(meta))
+ *         # records.h publishes the geometry with its magic (release), after
+*/
+  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_meta); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 298, __pyx_L1_error)
+  (((uint32_t *)(__pyx_v_base + 12))[0]) = __pyx_t_3;
+
+
+  /* "flinq/_array.pyx":299
+ *         (<uint32_t *>(base + 8))[0] = META_VERSION
+ *         (<uint32_t *>(base + 12))[0] = len(meta)
+ *         memcpy(base + 16, <char *>meta, len(meta))             # <<<<<<<<<<<<<<
+ *         # records.h publishes the geometry with its magic (release), after
+ *         # the metadata above: an attacher that validates the ring sees both.
+*/
+  __pyx_t_16 = __Pyx_PyBytes_AsWritableString(__pyx_v_meta); if (unlikely((!__pyx_t_16) && PyErr_Occurred())) __PYX_ERR(0, 299, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_meta); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 299, __pyx_L1_error)
+  (void)(memcpy((__pyx_v_base + 16), ((char *)__pyx_t_16), __pyx_t_3));
+
+
+
+  /* "flinq/_array.pyx":302
+ *         # records.h publishes the geometry with its magic (release), after
+ *         # the metadata above: an attacher that validates the ring sees both.
+ *         self._ring = flq_records_init(base + META_BYTES, self._record_size, capacity)             # <<<<<<<<<<<<<<
+ *         self._adopt_segment(name.decode(), addr, META_BYTES + ring_bytes, flq_array_getpid())
+ *         return 0
+*/
+  __pyx_v_self->_ring = flq_records_init((__pyx_v_base + 0x1000), __pyx_v_self->_record_size, __pyx_v_capacity);
+
+  /* "flinq/_array.pyx":303
+ *         # the metadata above: an attacher that validates the ring sees both.
+ *         self._ring = flq_records_init(base + META_BYTES, self._record_size, capacity)
+ *         self._adopt_segment(name.decode(), addr, META_BYTES + ring_bytes, flq_array_getpid())             # <<<<<<<<<<<<<<
+ *         return 0
  * 
- *     cdef void _free_ring(self) noexcept:             # <<<<<<<<<<<<<<
- *         if self._block != NULL:
- *             flq_aligned_free(self._block)
+*/
+  if (unlikely(!__pyx_v_name)) { __Pyx_RaiseUnboundLocalError("name"); __PYX_ERR(0, 303, __pyx_L1_error) }
+  __pyx_t_1 = __Pyx_decode_bytes(__pyx_v_name, 0, PY_SSIZE_T_MAX, NULL, NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 303, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_10 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_adopt_segment(__pyx_v_self, ((PyObject*)__pyx_t_1), __pyx_v_addr, (0x1000 + __pyx_v_ring_bytes), flq_array_getpid()); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 303, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+
+
+  /* "flinq/_array.pyx":304
+ *         self._ring = flq_records_init(base + META_BYTES, self._record_size, capacity)
+ *         self._adopt_segment(name.decode(), addr, META_BYTES + ring_bytes, flq_array_getpid())
+ *         return 0             # <<<<<<<<<<<<<<
+ * 
+ *     cdef int _adopt_segment(self, str name, void *addr, uint64_t size, long creator) except -1:
+*/
+  {
+
+    __pyx_r = 0;
+  }
+  goto __pyx_L0;
+
+  /* "flinq/_array.pyx":278
+ *         return 0
+ * 
+ *     cdef int _create_segment(self, uint64_t ring_bytes, uint64_t capacity) except -1:             # <<<<<<<<<<<<<<
+ *         """Make a named segment holding the metadata and an empty ring."""
+ *         from numpy.lib import format as npy_format
 */
 
   /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_8);
+  __Pyx_XDECREF(__pyx_t_11);
+  __Pyx_XDECREF(__pyx_t_14);
+  __Pyx_XDECREF(__pyx_t_15);
+  __Pyx_AddTraceback("flinq._array.ArrayQueue._create_segment", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  __pyx_L0:;
+  __Pyx_XDECREF(__pyx_v_npy_format);
+  __Pyx_XDECREF(__pyx_v_meta);
 
+
+  __Pyx_XDECREF(__pyx_v_name);
+
+
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
 }
 
-/* "flinq/_array.pyx":244
- *             self._ring = NULL
+/* "flinq/_array.pyx":306
+ *         return 0
  * 
- *     def __reduce__(self):             # <<<<<<<<<<<<<<
- *         raise TypeError("an in-process ArrayQueue cannot be pickled")
+ *     cdef int _adopt_segment(self, str name, void *addr, uint64_t size, long creator) except -1:             # <<<<<<<<<<<<<<
+ *         self._shared = True
+ *         self._name = name
+*/
+
+static int __pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_name, void *__pyx_v_addr, uint64_t __pyx_v_size, long __pyx_v_creator) {
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  uint64_t __pyx_t_1;
+  __Pyx_RefNannySetupContext("_adopt_segment", 0);
+
+  /* "flinq/_array.pyx":307
  * 
+ *     cdef int _adopt_segment(self, str name, void *addr, uint64_t size, long creator) except -1:
+ *         self._shared = True             # <<<<<<<<<<<<<<
+ *         self._name = name
+ *         self._block = addr
+*/
+  __pyx_v_self->_shared = 1;
+
+  /* "flinq/_array.pyx":308
+ *     cdef int _adopt_segment(self, str name, void *addr, uint64_t size, long creator) except -1:
+ *         self._shared = True
+ *         self._name = name             # <<<<<<<<<<<<<<
+ *         self._block = addr
+ *         self._block_bytes = size
+*/
+  __Pyx_INCREF(__pyx_v_name);
+  __Pyx_GIVEREF(__pyx_v_name);
+  __Pyx_GOTREF(__pyx_v_self->_name);
+  __Pyx_DECREF_SET(__pyx_v_self->_name, __pyx_v_name);
+
+  /* "flinq/_array.pyx":309
+ *         self._shared = True
+ *         self._name = name
+ *         self._block = addr             # <<<<<<<<<<<<<<
+ *         self._block_bytes = size
+ *         self._creator_pid = creator
+*/
+  __pyx_v_self->_block = __pyx_v_addr;
+
+  /* "flinq/_array.pyx":310
+ *         self._name = name
+ *         self._block = addr
+ *         self._block_bytes = size             # <<<<<<<<<<<<<<
+ *         self._creator_pid = creator
+ *         self._capacity = self._ring.capacity
+*/
+  __pyx_v_self->_block_bytes = __pyx_v_size;
+
+  /* "flinq/_array.pyx":311
+ *         self._block = addr
+ *         self._block_bytes = size
+ *         self._creator_pid = creator             # <<<<<<<<<<<<<<
+ *         self._capacity = self._ring.capacity
+ *         self._waits[ITEMS].epoch = &self._ring.items_epoch
+*/
+  __pyx_v_self->_creator_pid = __pyx_v_creator;
+
+  /* "flinq/_array.pyx":312
+ *         self._block_bytes = size
+ *         self._creator_pid = creator
+ *         self._capacity = self._ring.capacity             # <<<<<<<<<<<<<<
+ *         self._waits[ITEMS].epoch = &self._ring.items_epoch
+ *         self._waits[ITEMS].waiters = &self._ring.items_waiters
+*/
+  __pyx_t_1 = __pyx_v_self->_ring->capacity;
+
+  __pyx_v_self->_capacity = __pyx_t_1;
+
+  /* "flinq/_array.pyx":313
+ *         self._creator_pid = creator
+ *         self._capacity = self._ring.capacity
+ *         self._waits[ITEMS].epoch = &self._ring.items_epoch             # <<<<<<<<<<<<<<
+ *         self._waits[ITEMS].waiters = &self._ring.items_waiters
+ *         self._waits[ROOM].epoch = &self._ring.room_epoch
+*/
+  (__pyx_v_self->_waits[0]).epoch = (&__pyx_v_self->_ring->items_epoch);
+
+  /* "flinq/_array.pyx":314
+ *         self._capacity = self._ring.capacity
+ *         self._waits[ITEMS].epoch = &self._ring.items_epoch
+ *         self._waits[ITEMS].waiters = &self._ring.items_waiters             # <<<<<<<<<<<<<<
+ *         self._waits[ROOM].epoch = &self._ring.room_epoch
+ *         self._waits[ROOM].waiters = &self._ring.room_waiters
+*/
+  (__pyx_v_self->_waits[0]).waiters = (&__pyx_v_self->_ring->items_waiters);
+
+  /* "flinq/_array.pyx":315
+ *         self._waits[ITEMS].epoch = &self._ring.items_epoch
+ *         self._waits[ITEMS].waiters = &self._ring.items_waiters
+ *         self._waits[ROOM].epoch = &self._ring.room_epoch             # <<<<<<<<<<<<<<
+ *         self._waits[ROOM].waiters = &self._ring.room_waiters
+ *         return 0
+*/
+  (__pyx_v_self->_waits[1]).epoch = (&__pyx_v_self->_ring->room_epoch);
+
+  /* "flinq/_array.pyx":316
+ *         self._waits[ITEMS].waiters = &self._ring.items_waiters
+ *         self._waits[ROOM].epoch = &self._ring.room_epoch
+ *         self._waits[ROOM].waiters = &self._ring.room_waiters             # <<<<<<<<<<<<<<
+ *         return 0
+ * 
+*/
+  (__pyx_v_self->_waits[1]).waiters = (&__pyx_v_self->_ring->room_waiters);
+
+  /* "flinq/_array.pyx":317
+ *         self._waits[ROOM].epoch = &self._ring.room_epoch
+ *         self._waits[ROOM].waiters = &self._ring.room_waiters
+ *         return 0             # <<<<<<<<<<<<<<
+ * 
+ *     @classmethod
+*/
+  {
+
+    __pyx_r = 0;
+  }
+  goto __pyx_L0;
+
+  /* "flinq/_array.pyx":306
+ *         return 0
+ * 
+ *     cdef int _adopt_segment(self, str name, void *addr, uint64_t size, long creator) except -1:             # <<<<<<<<<<<<<<
+ *         self._shared = True
+ *         self._name = name
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "flinq/_array.pyx":319
+ *         return 0
+ * 
+ *     @classmethod             # <<<<<<<<<<<<<<
+ *     def attach(cls, name):
+ *         """Open the shared queue called name (see the name property), as
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_7__reduce__(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_5attach(PyObject *__pyx_v_cls, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_6__reduce__, "ArrayQueue.__reduce__(self)");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_7__reduce__(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_4attach, "ArrayQueue.attach(cls, name)\n\nOpen the shared queue called name (see the name property), as\nunpickling a shared ArrayQueue does. Raises FileNotFoundError when\nno such queue exists (any more), ValueError when name is no\nArrayQueue of this version.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_5attach(PyObject *__pyx_v_cls, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  PyObject *__pyx_v_name = 0;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[1] = {0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("attach (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_name_2,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 319, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 319, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "attach", 0) < (0)) __PYX_ERR(0, 319, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("attach", 1, 1, 1, i); __PYX_ERR(0, 319, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 1)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 319, __pyx_L3_error)
+    }
+    __pyx_v_name = values[0];
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("attach", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 319, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("flinq._array.ArrayQueue.attach", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_4attach(((PyTypeObject*)__pyx_v_cls), __pyx_v_name);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__pyx_v_cls, PyObject *__pyx_v_name) {
+  PyObject *__pyx_v_np = NULL;
+  PyObject *__pyx_v_npy_format = NULL;
+  struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self = 0;
+  void *__pyx_v_addr;
+  uint64_t __pyx_v_size;
+  PyObject *__pyx_v_encoded = 0;
+  int __pyx_v_err;
+  char *__pyx_v_base;
+  uint32_t __pyx_v_meta_len;
+  PyObject *__pyx_v_descr = NULL;
+  PyObject *__pyx_v_shape = NULL;
+  PyObject *__pyx_v_element = NULL;
+  PyObject *__pyx_v_dt = NULL;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  Py_ssize_t __pyx_t_3;
+  PyObject *__pyx_t_4 = NULL;
+  int __pyx_t_5;
+  int __pyx_t_6;
+  PyObject *__pyx_t_7 = NULL;
+  PyObject *__pyx_t_8 = NULL;
+  size_t __pyx_t_9;
+  char const *__pyx_t_10;
+  PyObject *__pyx_t_11 = NULL;
+  PyObject *__pyx_t_12 = NULL;
+  PyObject *__pyx_t_13 = NULL;
+  PyObject *__pyx_t_14[4];
+  int __pyx_t_15;
+  PyObject *__pyx_t_16 = NULL;
+  PyObject *__pyx_t_17 = NULL;
+  PyObject *(*__pyx_t_18)(PyObject *);
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("attach", 0);
+
+  /* "flinq/_array.pyx":325
+ *         no such queue exists (any more), ValueError when name is no
+ *         ArrayQueue of this version."""
+ *         np = _np()             # <<<<<<<<<<<<<<
+ *         from numpy.lib import format as npy_format
+ *         if not isinstance(name, str):
+*/
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 325, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_v_np = __pyx_t_1;
+  __pyx_t_1 = 0;
+
+  /* "flinq/_array.pyx":326
+ *         ArrayQueue of this version."""
+ *         np = _np()
+ *         from numpy.lib import format as npy_format             # <<<<<<<<<<<<<<
+ *         if not isinstance(name, str):
+ *             raise TypeError(f"name must be a str, not {type(name).__name__}")
+*/
+  {
+    PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_format};
+    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy_lib, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 326, __pyx_L1_error)
+  }
+  __pyx_t_1 = __pyx_t_2;
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_format};
+    __pyx_t_3 = 0; {
+      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 326, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      switch (__pyx_t_3) {
+        case 0:
+        __Pyx_INCREF(__pyx_t_4);
+        __pyx_v_npy_format = __pyx_t_4;
+        break;
+        default:;
+      }
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    }
+  }
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+
+  /* "flinq/_array.pyx":327
+ *         np = _np()
+ *         from numpy.lib import format as npy_format
+ *         if not isinstance(name, str):             # <<<<<<<<<<<<<<
+ *             raise TypeError(f"name must be a str, not {type(name).__name__}")
+ *         if _sys.platform == "win32":
+*/
+  __pyx_t_5 = PyUnicode_Check(__pyx_v_name); 
+  __pyx_t_6 = (!__pyx_t_5);
+
+
+  if (unlikely(__pyx_t_6)) {
+
+
+    /* "flinq/_array.pyx":328
+ *         from numpy.lib import format as npy_format
+ *         if not isinstance(name, str):
+ *             raise TypeError(f"name must be a str, not {type(name).__name__}")             # <<<<<<<<<<<<<<
+ *         if _sys.platform == "win32":
+ *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
+*/
+    __pyx_t_4 = NULL;
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_name)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 328, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_t_7, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 328, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_name_must_be_a_str_not, __pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 328, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+    __pyx_t_9 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_t_7};
+      __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 328, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+    }
+    __Pyx_Raise(__pyx_t_1, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __PYX_ERR(0, 328, __pyx_L1_error)
+
+    /* "flinq/_array.pyx":327
+ *         np = _np()
+ *         from numpy.lib import format as npy_format
+ *         if not isinstance(name, str):             # <<<<<<<<<<<<<<
+ *             raise TypeError(f"name must be a str, not {type(name).__name__}")
+ *         if _sys.platform == "win32":
+*/
+  }
+
+  /* "flinq/_array.pyx":329
+ *         if not isinstance(name, str):
+ *             raise TypeError(f"name must be a str, not {type(name).__name__}")
+ *         if _sys.platform == "win32":             # <<<<<<<<<<<<<<
+ *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
+ *         cdef ArrayQueue self = cls.__new__(cls)
+*/
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_sys); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 329, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_platform); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 329, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_7);
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_t_6 = __Pyx_PyObject_CompareBoolEq_object_str(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_win32, Py_EQ); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 329, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+  if (unlikely(__pyx_t_6)) {
+
+
+    /* "flinq/_array.pyx":330
+ *             raise TypeError(f"name must be a str, not {type(name).__name__}")
+ *         if _sys.platform == "win32":
+ *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")             # <<<<<<<<<<<<<<
+ *         cdef ArrayQueue self = cls.__new__(cls)
+ *         cdef void *addr = NULL
+*/
+    __pyx_t_1 = NULL;
+    __pyx_t_9 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_ArrayQueue_shared_True_needs_POS};
+      __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_NotImplementedError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 330, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
+    }
+    __Pyx_Raise(__pyx_t_7, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __PYX_ERR(0, 330, __pyx_L1_error)
+
+    /* "flinq/_array.pyx":329
+ *         if not isinstance(name, str):
+ *             raise TypeError(f"name must be a str, not {type(name).__name__}")
+ *         if _sys.platform == "win32":             # <<<<<<<<<<<<<<
+ *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
+ *         cdef ArrayQueue self = cls.__new__(cls)
+*/
+  }
+
+  /* "flinq/_array.pyx":331
+ *         if _sys.platform == "win32":
+ *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
+ *         cdef ArrayQueue self = cls.__new__(cls)             # <<<<<<<<<<<<<<
+ *         cdef void *addr = NULL
+ *         cdef uint64_t size = 0
+*/
+  if (unlikely(((PyObject *)__pyx_v_cls) == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "object.__new__(X): X is not a type object (NoneType)");
+    __PYX_ERR(0, 331, __pyx_L1_error)
+  }
+  __pyx_t_7 = __Pyx_tp_new(((PyObject *)__pyx_v_cls), __pyx_mstate_global->__pyx_empty_tuple); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 331, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_7);
+  if (!(likely(__Pyx_TypeTest(__pyx_t_7, __pyx_mstate_global->__pyx_ptype_5flinq_6_array_ArrayQueue)))) __PYX_ERR(0, 331, __pyx_L1_error)
+  __pyx_v_self = ((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_t_7);
+  __pyx_t_7 = 0;
+
+  /* "flinq/_array.pyx":332
+ *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
+ *         cdef ArrayQueue self = cls.__new__(cls)
+ *         cdef void *addr = NULL             # <<<<<<<<<<<<<<
+ *         cdef uint64_t size = 0
+ *         cdef bytes encoded = name.encode()
+*/
+  __pyx_v_addr = NULL;
+
+  /* "flinq/_array.pyx":333
+ *         cdef ArrayQueue self = cls.__new__(cls)
+ *         cdef void *addr = NULL
+ *         cdef uint64_t size = 0             # <<<<<<<<<<<<<<
+ *         cdef bytes encoded = name.encode()
+ *         cdef int err = flq_shm_attach(encoded, &addr, &size)
+*/
+  __pyx_v_size = 0;
+
+  /* "flinq/_array.pyx":334
+ *         cdef void *addr = NULL
+ *         cdef uint64_t size = 0
+ *         cdef bytes encoded = name.encode()             # <<<<<<<<<<<<<<
+ *         cdef int err = flq_shm_attach(encoded, &addr, &size)
+ *         if err:
+*/
+  __pyx_t_1 = __pyx_v_name;
+  __Pyx_INCREF(__pyx_t_1);
+  __pyx_t_9 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_1, NULL};
+    __pyx_t_7 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_encode, __pyx_callargs+__pyx_t_9, (1-__pyx_t_9) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 334, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+  }
+  if (!(likely(PyBytes_CheckExact(__pyx_t_7))||((__pyx_t_7) == Py_None) || __Pyx_RaiseUnexpectedTypeError("bytes", __pyx_t_7))) __PYX_ERR(0, 334, __pyx_L1_error)
+  __pyx_v_encoded = ((PyObject*)__pyx_t_7);
+  __pyx_t_7 = 0;
+
+  /* "flinq/_array.pyx":335
+ *         cdef uint64_t size = 0
+ *         cdef bytes encoded = name.encode()
+ *         cdef int err = flq_shm_attach(encoded, &addr, &size)             # <<<<<<<<<<<<<<
+ *         if err:
+ *             raise OSError(err, f"cannot attach to {name!r}: {_os.strerror(err)}")
+*/
+  if (unlikely(__pyx_v_encoded == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "expected bytes, NoneType found");
+    __PYX_ERR(0, 335, __pyx_L1_error)
+  }
+  __pyx_t_10 = __Pyx_PyBytes_AsString(__pyx_v_encoded); if (unlikely((!__pyx_t_10) && PyErr_Occurred())) __PYX_ERR(0, 335, __pyx_L1_error)
+  __pyx_v_err = flq_shm_attach(__pyx_t_10, (&__pyx_v_addr), (&__pyx_v_size));
+
+
+  /* "flinq/_array.pyx":336
+ *         cdef bytes encoded = name.encode()
+ *         cdef int err = flq_shm_attach(encoded, &addr, &size)
+ *         if err:             # <<<<<<<<<<<<<<
+ *             raise OSError(err, f"cannot attach to {name!r}: {_os.strerror(err)}")
+ *         cdef char *base = <char *>addr
+*/
+  __pyx_t_6 = (__pyx_v_err != 0);
+
+  if (unlikely(__pyx_t_6)) {
+
+
+    /* "flinq/_array.pyx":337
+ *         cdef int err = flq_shm_attach(encoded, &addr, &size)
+ *         if err:
+ *             raise OSError(err, f"cannot attach to {name!r}: {_os.strerror(err)}")             # <<<<<<<<<<<<<<
+ *         cdef char *base = <char *>addr
+ *         cdef uint32_t meta_len
+*/
+    __pyx_t_1 = NULL;
+    __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_err); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 337, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __pyx_t_8 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 337, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+    __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 337, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_11);
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_strerror); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 337, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_12);
+    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+    __pyx_t_11 = __Pyx_PyLong_From_int(__pyx_v_err); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 337, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_11);
+    __pyx_t_13 = __Pyx_PyObject_CallOneArg(__pyx_t_12, __pyx_t_11); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 337, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_13);
+    __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
+    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_13, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 337, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_11);
+    __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+    __pyx_t_14[0] = __pyx_mstate_global->__pyx_kp_u_cannot_attach_to;
+    __pyx_t_14[1] = __pyx_t_8;
+    __pyx_t_14[2] = __pyx_mstate_global->__pyx_kp_u__4;
+    __pyx_t_14[3] = __pyx_t_11;
+    __pyx_t_3 = 19;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_3 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[3]);
+    #endif
+    __pyx_t_15 = 0;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_15 |= __Pyx_PyUnicode_KIND_04(__pyx_t_14[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_14[3]);
+    #endif
+    __pyx_t_13 = __Pyx_PyUnicode_Join(__pyx_t_14, 4, __pyx_t_3, __pyx_t_15);
+    if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 337, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_13);
+    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+    __pyx_t_9 = 1;
+    {
+      PyObject *__pyx_callargs[3] = {__pyx_t_1, __pyx_t_4, __pyx_t_13};
+      __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_OSError)), __pyx_callargs+__pyx_t_9, (3-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 337, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
+    }
+    __Pyx_Raise(__pyx_t_7, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __PYX_ERR(0, 337, __pyx_L1_error)
+
+    /* "flinq/_array.pyx":336
+ *         cdef bytes encoded = name.encode()
+ *         cdef int err = flq_shm_attach(encoded, &addr, &size)
+ *         if err:             # <<<<<<<<<<<<<<
+ *             raise OSError(err, f"cannot attach to {name!r}: {_os.strerror(err)}")
+ *         cdef char *base = <char *>addr
+*/
+  }
+
+  /* "flinq/_array.pyx":338
+ *         if err:
+ *             raise OSError(err, f"cannot attach to {name!r}: {_os.strerror(err)}")
+ *         cdef char *base = <char *>addr             # <<<<<<<<<<<<<<
+ *         cdef uint32_t meta_len
+ *         try:
+*/
+  __pyx_v_base = ((char *)__pyx_v_addr);
+
+  /* "flinq/_array.pyx":340
+ *         cdef char *base = <char *>addr
+ *         cdef uint32_t meta_len
+ *         try:             # <<<<<<<<<<<<<<
+ *             if (size < META_BYTES or base[:8] != META_MAGIC
+ *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
+*/
+  {
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    __Pyx_ExceptionSave(&__pyx_t_2, &__pyx_t_16, &__pyx_t_17);
+    __Pyx_XGOTREF(__pyx_t_2);
+    __Pyx_XGOTREF(__pyx_t_16);
+    __Pyx_XGOTREF(__pyx_t_17);
+    /*try:*/ {
+
+      /* "flinq/_array.pyx":341
+ *         cdef uint32_t meta_len
+ *         try:
+ *             if (size < META_BYTES or base[:8] != META_MAGIC             # <<<<<<<<<<<<<<
+ *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+*/
+      __pyx_t_5 = (__pyx_v_size < 0x1000);
+
+      if (!__pyx_t_5) {
+
+      } else {
+
+        __pyx_t_6 = __pyx_t_5;
+
+        goto __pyx_L13_bool_binop_done;
+      }
+
+      /* "flinq/_array.pyx":342
+ *         try:
+ *             if (size < META_BYTES or base[:8] != META_MAGIC
+ *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):             # <<<<<<<<<<<<<<
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+ *             if (<uint32_t *>(base + 8))[0] != META_VERSION:
+*/
+      __pyx_t_7 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_base + 0, 8 - 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 341, __pyx_L6_error)
+      __Pyx_GOTREF(__pyx_t_7);
+
+      /* "flinq/_array.pyx":341
+ *         cdef uint32_t meta_len
+ *         try:
+ *             if (size < META_BYTES or base[:8] != META_MAGIC             # <<<<<<<<<<<<<<
+ *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+*/
+      __pyx_t_5 = __Pyx_PyObject_CompareBoolNe_bytes_bytes(__pyx_t_7, __pyx_v_5flinq_6_array_META_MAGIC, Py_NE); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 341, __pyx_L6_error)
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      if (!__pyx_t_5) {
+
+      } else {
+
+        __pyx_t_6 = __pyx_t_5;
+
+        goto __pyx_L13_bool_binop_done;
+      }
+
+      /* "flinq/_array.pyx":342
+ *         try:
+ *             if (size < META_BYTES or base[:8] != META_MAGIC
+ *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):             # <<<<<<<<<<<<<<
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+ *             if (<uint32_t *>(base + 8))[0] != META_VERSION:
+*/
+      __pyx_t_5 = (flq_records_check((__pyx_v_base + 0x1000), (__pyx_v_size - 0x1000)) != 0);
+
+
+      __pyx_t_6 = __pyx_t_5;
+
+      __pyx_L13_bool_binop_done:;
+
+      /* "flinq/_array.pyx":341
+ *         cdef uint32_t meta_len
+ *         try:
+ *             if (size < META_BYTES or base[:8] != META_MAGIC             # <<<<<<<<<<<<<<
+ *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+*/
+      if (unlikely(__pyx_t_6)) {
+
+
+        /* "flinq/_array.pyx":343
+ *             if (size < META_BYTES or base[:8] != META_MAGIC
+ *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")             # <<<<<<<<<<<<<<
+ *             if (<uint32_t *>(base + 8))[0] != META_VERSION:
+ *                 raise ValueError(f"{name!r} is an ArrayQueue of another layout version")
+*/
+        __pyx_t_13 = NULL;
+        __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 343, __pyx_L6_error)
+        __Pyx_GOTREF(__pyx_t_4);
+        __pyx_t_1 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_is_not_a_flinq_ArrayQueue); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 343, __pyx_L6_error)
+        __Pyx_GOTREF(__pyx_t_1);
+        __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+        __pyx_t_9 = 1;
+        {
+          PyObject *__pyx_callargs[2] = {__pyx_t_13, __pyx_t_1};
+          __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+          __Pyx_XDECREF(__pyx_t_13); __pyx_t_13 = 0;
+          __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 343, __pyx_L6_error)
+          __Pyx_GOTREF(__pyx_t_7);
+        }
+        __Pyx_Raise(__pyx_t_7, 0, 0, 0);
+        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+        __PYX_ERR(0, 343, __pyx_L6_error)
+
+        /* "flinq/_array.pyx":341
+ *         cdef uint32_t meta_len
+ *         try:
+ *             if (size < META_BYTES or base[:8] != META_MAGIC             # <<<<<<<<<<<<<<
+ *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+*/
+      }
+
+      /* "flinq/_array.pyx":344
+ *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+ *             if (<uint32_t *>(base + 8))[0] != META_VERSION:             # <<<<<<<<<<<<<<
+ *                 raise ValueError(f"{name!r} is an ArrayQueue of another layout version")
+ *             meta_len = (<uint32_t *>(base + 12))[0]
+*/
+      __pyx_t_6 = ((((uint32_t *)(__pyx_v_base + 8))[0]) != __pyx_v_5flinq_6_array_META_VERSION);
+
+      if (unlikely(__pyx_t_6)) {
+
+
+        /* "flinq/_array.pyx":345
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+ *             if (<uint32_t *>(base + 8))[0] != META_VERSION:
+ *                 raise ValueError(f"{name!r} is an ArrayQueue of another layout version")             # <<<<<<<<<<<<<<
+ *             meta_len = (<uint32_t *>(base + 12))[0]
+ *             if meta_len > META_BYTES - 16:
+*/
+        __pyx_t_1 = NULL;
+        __pyx_t_13 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 345, __pyx_L6_error)
+        __Pyx_GOTREF(__pyx_t_13);
+        __pyx_t_4 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_13, __pyx_mstate_global->__pyx_kp_u_is_an_ArrayQueue_of_another_lay); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 345, __pyx_L6_error)
+        __Pyx_GOTREF(__pyx_t_4);
+        __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+        __pyx_t_9 = 1;
+        {
+          PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_t_4};
+          __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+          __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+          __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 345, __pyx_L6_error)
+          __Pyx_GOTREF(__pyx_t_7);
+        }
+        __Pyx_Raise(__pyx_t_7, 0, 0, 0);
+        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+        __PYX_ERR(0, 345, __pyx_L6_error)
+
+        /* "flinq/_array.pyx":344
+ *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+ *             if (<uint32_t *>(base + 8))[0] != META_VERSION:             # <<<<<<<<<<<<<<
+ *                 raise ValueError(f"{name!r} is an ArrayQueue of another layout version")
+ *             meta_len = (<uint32_t *>(base + 12))[0]
+*/
+      }
+
+      /* "flinq/_array.pyx":346
+ *             if (<uint32_t *>(base + 8))[0] != META_VERSION:
+ *                 raise ValueError(f"{name!r} is an ArrayQueue of another layout version")
+ *             meta_len = (<uint32_t *>(base + 12))[0]             # <<<<<<<<<<<<<<
+ *             if meta_len > META_BYTES - 16:
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+*/
+      __pyx_v_meta_len = (((uint32_t *)(__pyx_v_base + 12))[0]);
+
+      /* "flinq/_array.pyx":347
+ *                 raise ValueError(f"{name!r} is an ArrayQueue of another layout version")
+ *             meta_len = (<uint32_t *>(base + 12))[0]
+ *             if meta_len > META_BYTES - 16:             # <<<<<<<<<<<<<<
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+ *             descr, shape = _ast.literal_eval(base[16:16 + meta_len].decode())
+*/
+      __pyx_t_6 = (__pyx_v_meta_len > 0xff0);
+
+      if (unlikely(__pyx_t_6)) {
+
+
+        /* "flinq/_array.pyx":348
+ *             meta_len = (<uint32_t *>(base + 12))[0]
+ *             if meta_len > META_BYTES - 16:
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")             # <<<<<<<<<<<<<<
+ *             descr, shape = _ast.literal_eval(base[16:16 + meta_len].decode())
+ *             element = npy_format.descr_to_dtype(descr)
+*/
+        __pyx_t_4 = NULL;
+        __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 348, __pyx_L6_error)
+        __Pyx_GOTREF(__pyx_t_1);
+        __pyx_t_13 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_is_not_a_flinq_ArrayQueue); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 348, __pyx_L6_error)
+        __Pyx_GOTREF(__pyx_t_13);
+        __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+        __pyx_t_9 = 1;
+        {
+          PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_t_13};
+          __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+          __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+          __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 348, __pyx_L6_error)
+          __Pyx_GOTREF(__pyx_t_7);
+        }
+        __Pyx_Raise(__pyx_t_7, 0, 0, 0);
+        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+        __PYX_ERR(0, 348, __pyx_L6_error)
+
+        /* "flinq/_array.pyx":347
+ *                 raise ValueError(f"{name!r} is an ArrayQueue of another layout version")
+ *             meta_len = (<uint32_t *>(base + 12))[0]
+ *             if meta_len > META_BYTES - 16:             # <<<<<<<<<<<<<<
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+ *             descr, shape = _ast.literal_eval(base[16:16 + meta_len].decode())
+*/
+      }
+
+      /* "flinq/_array.pyx":349
+ *             if meta_len > META_BYTES - 16:
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+ *             descr, shape = _ast.literal_eval(base[16:16 + meta_len].decode())             # <<<<<<<<<<<<<<
+ *             element = npy_format.descr_to_dtype(descr)
+ *             dt = np.dtype((element, tuple(shape))) if shape else element
+*/
+      __pyx_t_13 = NULL;
+      __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ast); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 349, __pyx_L6_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_literal_eval); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 349, __pyx_L6_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __pyx_t_4 = __Pyx_decode_c_string(__pyx_v_base, 16, (16 + __pyx_v_meta_len), NULL, NULL, NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 349, __pyx_L6_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      __pyx_t_9 = 1;
+      #if CYTHON_UNPACK_METHODS
+      if (unlikely(PyMethod_Check(__pyx_t_1))) {
+        __pyx_t_13 = PyMethod_GET_SELF(__pyx_t_1);
+        assert(__pyx_t_13);
+        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_1);
+        __Pyx_INCREF(__pyx_t_13);
+        __Pyx_INCREF(__pyx__function);
+        __Pyx_DECREF_SET(__pyx_t_1, __pyx__function);
+        __pyx_t_9 = 0;
+      }
+      #endif
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_13, __pyx_t_4};
+        __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_1, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_13); __pyx_t_13 = 0;
+        __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+        __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 349, __pyx_L6_error)
+        __Pyx_GOTREF(__pyx_t_7);
+      }
+      if ((likely(PyTuple_CheckExact(__pyx_t_7))) || (PyList_CheckExact(__pyx_t_7))) {
+        PyObject* sequence = __pyx_t_7;
+        Py_ssize_t size = __Pyx_PySequence_SIZE(sequence);
+        if (unlikely(size != 2)) {
+          if (size > 2) __Pyx_RaiseTooManyValuesError(2);
+          else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
+          __PYX_ERR(0, 349, __pyx_L6_error)
+        }
+        #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
+        if (likely(PyTuple_CheckExact(sequence))) {
+          __pyx_t_1 = PyTuple_GET_ITEM(sequence, 0);
+          __Pyx_INCREF(__pyx_t_1);
+          __pyx_t_4 = PyTuple_GET_ITEM(sequence, 1);
+          __Pyx_INCREF(__pyx_t_4);
+        } else {
+          __pyx_t_1 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
+          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 349, __pyx_L6_error)
+          __Pyx_XGOTREF(__pyx_t_1);
+          __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
+          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 349, __pyx_L6_error)
+          __Pyx_XGOTREF(__pyx_t_4);
+        }
+        #else
+        __pyx_t_1 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 349, __pyx_L6_error)
+        __Pyx_GOTREF(__pyx_t_1);
+        __pyx_t_4 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 349, __pyx_L6_error)
+        __Pyx_GOTREF(__pyx_t_4);
+        #endif
+        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      } else {
+        Py_ssize_t index = -1;
+        __pyx_t_13 = PyObject_GetIter(__pyx_t_7); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 349, __pyx_L6_error)
+        __Pyx_GOTREF(__pyx_t_13);
+        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+        __pyx_t_18 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_13);
+        index = 0; __pyx_t_1 = __pyx_t_18(__pyx_t_13); if (unlikely(!__pyx_t_1)) goto __pyx_L18_unpacking_failed;
+        __Pyx_GOTREF(__pyx_t_1);
+        index = 1; __pyx_t_4 = __pyx_t_18(__pyx_t_13); if (unlikely(!__pyx_t_4)) goto __pyx_L18_unpacking_failed;
+        __Pyx_GOTREF(__pyx_t_4);
+        if (__Pyx_IternextUnpackEndCheck(__pyx_t_18(__pyx_t_13), 2) < (0)) __PYX_ERR(0, 349, __pyx_L6_error)
+        __pyx_t_18 = NULL;
+        __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+        goto __pyx_L19_unpacking_done;
+        __pyx_L18_unpacking_failed:;
+        __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+        __pyx_t_18 = NULL;
+        if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
+        __PYX_ERR(0, 349, __pyx_L6_error)
+        __pyx_L19_unpacking_done:;
+      }
+      __pyx_v_descr = __pyx_t_1;
+      __pyx_t_1 = 0;
+      __pyx_v_shape = __pyx_t_4;
+      __pyx_t_4 = 0;
+
+      /* "flinq/_array.pyx":350
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+ *             descr, shape = _ast.literal_eval(base[16:16 + meta_len].decode())
+ *             element = npy_format.descr_to_dtype(descr)             # <<<<<<<<<<<<<<
+ *             dt = np.dtype((element, tuple(shape))) if shape else element
+ *             if dt.itemsize != (<flq_records *>(base + META_BYTES)).record_size:
+*/
+      __pyx_t_4 = __pyx_v_npy_format;
+      __Pyx_INCREF(__pyx_t_4);
+      __pyx_t_9 = 0;
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_v_descr};
+        __pyx_t_7 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_descr_to_dtype, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 350, __pyx_L6_error)
+        __Pyx_GOTREF(__pyx_t_7);
+      }
+      __pyx_v_element = __pyx_t_7;
+      __pyx_t_7 = 0;
+
+      /* "flinq/_array.pyx":351
+ *             descr, shape = _ast.literal_eval(base[16:16 + meta_len].decode())
+ *             element = npy_format.descr_to_dtype(descr)
+ *             dt = np.dtype((element, tuple(shape))) if shape else element             # <<<<<<<<<<<<<<
+ *             if dt.itemsize != (<flq_records *>(base + META_BYTES)).record_size:
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+*/
+      __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_v_shape); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 351, __pyx_L6_error)
+      if (__pyx_t_6) {
+        __pyx_t_1 = __pyx_v_np;
+        __Pyx_INCREF(__pyx_t_1);
+        __pyx_t_13 = __Pyx_PySequence_Tuple(__pyx_v_shape); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 351, __pyx_L6_error)
+        __Pyx_GOTREF(__pyx_t_13);
+        __pyx_t_11 = PyTuple_New(2); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 351, __pyx_L6_error)
+        __Pyx_GOTREF(__pyx_t_11);
+        __Pyx_INCREF(__pyx_v_element);
+        __Pyx_GIVEREF(__pyx_v_element);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_11, 0, __pyx_v_element) != (0)) __PYX_ERR(0, 351, __pyx_L6_error);
+        __Pyx_GIVEREF(__pyx_t_13);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_11, 1, __pyx_t_13) != (0)) __PYX_ERR(0, 351, __pyx_L6_error);
+        __pyx_t_13 = 0;
+        __pyx_t_9 = 0;
+        {
+          PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_t_11};
+          __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_dtype, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+          __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+          __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 351, __pyx_L6_error)
+          __Pyx_GOTREF(__pyx_t_4);
+        }
+        __pyx_t_7 = __pyx_t_4;
+        __pyx_t_4 = 0;
+      } else {
+        __Pyx_INCREF(__pyx_v_element);
+        __pyx_t_7 = __pyx_v_element;
+      }
+
+      __pyx_v_dt = __pyx_t_7;
+      __pyx_t_7 = 0;
+
+      /* "flinq/_array.pyx":352
+ *             element = npy_format.descr_to_dtype(descr)
+ *             dt = np.dtype((element, tuple(shape))) if shape else element
+ *             if dt.itemsize != (<flq_records *>(base + META_BYTES)).record_size:             # <<<<<<<<<<<<<<
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+ *         except BaseException:
+*/
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 352, __pyx_L6_error)
+      __Pyx_GOTREF(__pyx_t_7);
+      __pyx_t_4 = __Pyx_PyLong_From_uint64_t(((flq_records *)(__pyx_v_base + 0x1000))->record_size); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 352, __pyx_L6_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_int(__pyx_t_7, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 352, __pyx_L6_error)
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+      if (unlikely(__pyx_t_6)) {
+
+
+        /* "flinq/_array.pyx":353
+ *             dt = np.dtype((element, tuple(shape))) if shape else element
+ *             if dt.itemsize != (<flq_records *>(base + META_BYTES)).record_size:
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")             # <<<<<<<<<<<<<<
+ *         except BaseException:
+ *             flq_shm_unmap(addr, size)
+*/
+        __pyx_t_7 = NULL;
+        __pyx_t_11 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 353, __pyx_L6_error)
+        __Pyx_GOTREF(__pyx_t_11);
+        __pyx_t_1 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_11, __pyx_mstate_global->__pyx_kp_u_is_not_a_flinq_ArrayQueue); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 353, __pyx_L6_error)
+        __Pyx_GOTREF(__pyx_t_1);
+        __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+        __pyx_t_9 = 1;
+        {
+          PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_t_1};
+          __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+          __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+          __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 353, __pyx_L6_error)
+          __Pyx_GOTREF(__pyx_t_4);
+        }
+        __Pyx_Raise(__pyx_t_4, 0, 0, 0);
+        __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+        __PYX_ERR(0, 353, __pyx_L6_error)
+
+        /* "flinq/_array.pyx":352
+ *             element = npy_format.descr_to_dtype(descr)
+ *             dt = np.dtype((element, tuple(shape))) if shape else element
+ *             if dt.itemsize != (<flq_records *>(base + META_BYTES)).record_size:             # <<<<<<<<<<<<<<
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+ *         except BaseException:
+*/
+      }
+
+      /* "flinq/_array.pyx":340
+ *         cdef char *base = <char *>addr
+ *         cdef uint32_t meta_len
+ *         try:             # <<<<<<<<<<<<<<
+ *             if (size < META_BYTES or base[:8] != META_MAGIC
+ *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
+*/
+    }
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_XDECREF(__pyx_t_16); __pyx_t_16 = 0;
+    __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
+    goto __pyx_L11_try_end;
+    __pyx_L6_error:;
+    __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
+    __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
+    __Pyx_XDECREF(__pyx_t_13); __pyx_t_13 = 0;
+    __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
+
+    /* "flinq/_array.pyx":354
+ *             if dt.itemsize != (<flq_records *>(base + META_BYTES)).record_size:
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+ *         except BaseException:             # <<<<<<<<<<<<<<
+ *             flq_shm_unmap(addr, size)
+ *             raise
+*/
+    __pyx_t_15 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_BaseException))));
+    if (__pyx_t_15) {
+      __Pyx_AddTraceback("flinq._array.ArrayQueue.attach", __pyx_clineno, __pyx_lineno, __pyx_filename);
+      if (__Pyx_GetException(&__pyx_t_4, &__pyx_t_1, &__pyx_t_7) < 0) __PYX_ERR(0, 354, __pyx_L8_except_error)
+      __Pyx_XGOTREF(__pyx_t_4);
+      __Pyx_XGOTREF(__pyx_t_1);
+      __Pyx_XGOTREF(__pyx_t_7);
+
+      /* "flinq/_array.pyx":355
+ *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+ *         except BaseException:
+ *             flq_shm_unmap(addr, size)             # <<<<<<<<<<<<<<
+ *             raise
+ *         self._set_dtype(dt)
+*/
+      (void)(flq_shm_unmap(__pyx_v_addr, __pyx_v_size));
+
+      /* "flinq/_array.pyx":356
+ *         except BaseException:
+ *             flq_shm_unmap(addr, size)
+ *             raise             # <<<<<<<<<<<<<<
+ *         self._set_dtype(dt)
+ *         self._ring = <flq_records *>(base + META_BYTES)
+*/
+      __Pyx_GIVEREF(__pyx_t_4);
+      __Pyx_GIVEREF(__pyx_t_1);
+      __Pyx_XGIVEREF(__pyx_t_7);
+      __Pyx_ErrRestoreWithState(__pyx_t_4, __pyx_t_1, __pyx_t_7);
+      __pyx_t_4 = 0;  __pyx_t_1 = 0;  __pyx_t_7 = 0; 
+      __PYX_ERR(0, 356, __pyx_L8_except_error)
+    }
+    goto __pyx_L8_except_error;
+
+    /* "flinq/_array.pyx":340
+ *         cdef char *base = <char *>addr
+ *         cdef uint32_t meta_len
+ *         try:             # <<<<<<<<<<<<<<
+ *             if (size < META_BYTES or base[:8] != META_MAGIC
+ *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
+*/
+    __pyx_L8_except_error:;
+    __Pyx_XGIVEREF(__pyx_t_2);
+    __Pyx_XGIVEREF(__pyx_t_16);
+    __Pyx_XGIVEREF(__pyx_t_17);
+    __Pyx_ExceptionReset(__pyx_t_2, __pyx_t_16, __pyx_t_17);
+    goto __pyx_L1_error;
+    __pyx_L11_try_end:;
+  }
+
+  /* "flinq/_array.pyx":357
+ *             flq_shm_unmap(addr, size)
+ *             raise
+ *         self._set_dtype(dt)             # <<<<<<<<<<<<<<
+ *         self._ring = <flq_records *>(base + META_BYTES)
+ *         self._adopt_segment(name, addr, size, 0)
+*/
+  __pyx_t_15 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_set_dtype(__pyx_v_self, __pyx_v_dt); if (unlikely(__pyx_t_15 == ((int)-1))) __PYX_ERR(0, 357, __pyx_L1_error)
+
+
+  /* "flinq/_array.pyx":358
+ *             raise
+ *         self._set_dtype(dt)
+ *         self._ring = <flq_records *>(base + META_BYTES)             # <<<<<<<<<<<<<<
+ *         self._adopt_segment(name, addr, size, 0)
+ *         return self
+*/
+  __pyx_v_self->_ring = ((flq_records *)(__pyx_v_base + 0x1000));
+
+  /* "flinq/_array.pyx":359
+ *         self._set_dtype(dt)
+ *         self._ring = <flq_records *>(base + META_BYTES)
+ *         self._adopt_segment(name, addr, size, 0)             # <<<<<<<<<<<<<<
+ *         return self
+ * 
+*/
+  __pyx_t_7 = __pyx_v_name;
+  __Pyx_INCREF(__pyx_t_7);
+  if (!(likely(PyUnicode_CheckExact(__pyx_t_7))||((__pyx_t_7) == Py_None) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_7))) __PYX_ERR(0, 359, __pyx_L1_error)
+  __pyx_t_15 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_adopt_segment(__pyx_v_self, ((PyObject*)__pyx_t_7), __pyx_v_addr, __pyx_v_size, 0); if (unlikely(__pyx_t_15 == ((int)-1))) __PYX_ERR(0, 359, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+
+
+  /* "flinq/_array.pyx":360
+ *         self._ring = <flq_records *>(base + META_BYTES)
+ *         self._adopt_segment(name, addr, size, 0)
+ *         return self             # <<<<<<<<<<<<<<
+ * 
+ *     def __dealloc__(self):
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF((PyObject *)__pyx_v_self);
+      __pyx_r = ((PyObject *)__pyx_v_self);
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "flinq/_array.pyx":319
+ *         return 0
+ * 
+ *     @classmethod             # <<<<<<<<<<<<<<
+ *     def attach(cls, name):
+ *         """Open the shared queue called name (see the name property), as
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_8);
+  __Pyx_XDECREF(__pyx_t_11);
+  __Pyx_XDECREF(__pyx_t_12);
+  __Pyx_XDECREF(__pyx_t_13);
+  __Pyx_AddTraceback("flinq._array.ArrayQueue.attach", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XDECREF(__pyx_v_np);
+  __Pyx_XDECREF(__pyx_v_npy_format);
+  __Pyx_XDECREF((PyObject *)__pyx_v_self);
+
+
+  __Pyx_XDECREF(__pyx_v_encoded);
+
+
+
+  __Pyx_XDECREF(__pyx_v_descr);
+  __Pyx_XDECREF(__pyx_v_shape);
+  __Pyx_XDECREF(__pyx_v_element);
+  __Pyx_XDECREF(__pyx_v_dt);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "flinq/_array.pyx":362
+ *         return self
+ * 
+ *     def __dealloc__(self):             # <<<<<<<<<<<<<<
+ *         self._free_ring()
+ *         if self._parks_ready:
+*/
+
+/* Python wrapper */
+static void __pyx_pw_5flinq_6_array_10ArrayQueue_7__dealloc__(PyObject *__pyx_v_self); /*proto*/
+static void __pyx_pw_5flinq_6_array_10ArrayQueue_7__dealloc__(PyObject *__pyx_v_self) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__dealloc__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_pf_5flinq_6_array_10ArrayQueue_6__dealloc__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+}
+
+static void __pyx_pf_5flinq_6_array_10ArrayQueue_6__dealloc__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+
+  /* "flinq/_array.pyx":363
+ * 
+ *     def __dealloc__(self):
+ *         self._free_ring()             # <<<<<<<<<<<<<<
+ *         if self._parks_ready:
+ *             flq_park_destroy(&self._parks[ITEMS])
+*/
+  ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_free_ring(__pyx_v_self);
+
+  /* "flinq/_array.pyx":364
+ *     def __dealloc__(self):
+ *         self._free_ring()
+ *         if self._parks_ready:             # <<<<<<<<<<<<<<
+ *             flq_park_destroy(&self._parks[ITEMS])
+ *             flq_park_destroy(&self._parks[ROOM])
+*/
+  if (__pyx_v_self->_parks_ready) {
+
+    /* "flinq/_array.pyx":365
+ *         self._free_ring()
+ *         if self._parks_ready:
+ *             flq_park_destroy(&self._parks[ITEMS])             # <<<<<<<<<<<<<<
+ *             flq_park_destroy(&self._parks[ROOM])
+ * 
+*/
+    flq_park_destroy((&(__pyx_v_self->_parks[0])));
+
+    /* "flinq/_array.pyx":366
+ *         if self._parks_ready:
+ *             flq_park_destroy(&self._parks[ITEMS])
+ *             flq_park_destroy(&self._parks[ROOM])             # <<<<<<<<<<<<<<
+ * 
+ *     cdef void _free_ring(self) noexcept:
+*/
+    flq_park_destroy((&(__pyx_v_self->_parks[1])));
+
+    /* "flinq/_array.pyx":364
+ *     def __dealloc__(self):
+ *         self._free_ring()
+ *         if self._parks_ready:             # <<<<<<<<<<<<<<
+ *             flq_park_destroy(&self._parks[ITEMS])
+ *             flq_park_destroy(&self._parks[ROOM])
+*/
+  }
+
+  /* "flinq/_array.pyx":362
+ *         return self
+ * 
+ *     def __dealloc__(self):             # <<<<<<<<<<<<<<
+ *         self._free_ring()
+ *         if self._parks_ready:
+*/
+
+  /* function exit code */
+
+}
+
+/* "flinq/_array.pyx":368
+ *             flq_park_destroy(&self._parks[ROOM])
+ * 
+ *     cdef void _free_ring(self) noexcept:             # <<<<<<<<<<<<<<
+ *         """Give the ring back: free it, or unmap the segment (and remove its
+ *         name if this handle created it in this process)."""
+*/
+
+static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  PyObject *__pyx_t_2 = NULL;
+  char const *__pyx_t_3;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("_free_ring", 0);
+
+  /* "flinq/_array.pyx":371
+ *         """Give the ring back: free it, or unmap the segment (and remove its
+ *         name if this handle created it in this process)."""
+ *         if self._block == NULL:             # <<<<<<<<<<<<<<
+ *             return
+ *         if self._shared:
+*/
+  __pyx_t_1 = (__pyx_v_self->_block == NULL);
+
+  if (__pyx_t_1) {
+
+
+    /* "flinq/_array.pyx":372
+ *         name if this handle created it in this process)."""
+ *         if self._block == NULL:
+ *             return             # <<<<<<<<<<<<<<
+ *         if self._shared:
+ *             if self._creator_pid == flq_array_getpid():
+*/
+    {
+    }
+    goto __pyx_L0;
+
+    /* "flinq/_array.pyx":371
+ *         """Give the ring back: free it, or unmap the segment (and remove its
+ *         name if this handle created it in this process)."""
+ *         if self._block == NULL:             # <<<<<<<<<<<<<<
+ *             return
+ *         if self._shared:
+*/
+  }
+
+  /* "flinq/_array.pyx":373
+ *         if self._block == NULL:
+ *             return
+ *         if self._shared:             # <<<<<<<<<<<<<<
+ *             if self._creator_pid == flq_array_getpid():
+ *                 flq_shm_unlink(self._name_bytes())
+*/
+  if (__pyx_v_self->_shared) {
+
+    /* "flinq/_array.pyx":374
+ *             return
+ *         if self._shared:
+ *             if self._creator_pid == flq_array_getpid():             # <<<<<<<<<<<<<<
+ *                 flq_shm_unlink(self._name_bytes())
+ *                 self._creator_pid = 0
+*/
+    __pyx_t_1 = (__pyx_v_self->_creator_pid == flq_array_getpid());
+
+    if (__pyx_t_1) {
+
+
+      /* "flinq/_array.pyx":375
+ *         if self._shared:
+ *             if self._creator_pid == flq_array_getpid():
+ *                 flq_shm_unlink(self._name_bytes())             # <<<<<<<<<<<<<<
+ *                 self._creator_pid = 0
+ *             flq_shm_unmap(self._block, self._block_bytes)
+*/
+      __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_name_bytes(__pyx_v_self); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 375, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      if (unlikely(__pyx_t_2 == Py_None)) {
+        PyErr_SetString(PyExc_TypeError, "expected bytes, NoneType found");
+        __PYX_ERR(0, 375, __pyx_L1_error)
+      }
+      __pyx_t_3 = __Pyx_PyBytes_AsString(__pyx_t_2); if (unlikely((!__pyx_t_3) && PyErr_Occurred())) __PYX_ERR(0, 375, __pyx_L1_error)
+      (void)(flq_shm_unlink(__pyx_t_3));
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+
+
+      /* "flinq/_array.pyx":376
+ *             if self._creator_pid == flq_array_getpid():
+ *                 flq_shm_unlink(self._name_bytes())
+ *                 self._creator_pid = 0             # <<<<<<<<<<<<<<
+ *             flq_shm_unmap(self._block, self._block_bytes)
+ *         else:
+*/
+      __pyx_v_self->_creator_pid = 0;
+
+      /* "flinq/_array.pyx":374
+ *             return
+ *         if self._shared:
+ *             if self._creator_pid == flq_array_getpid():             # <<<<<<<<<<<<<<
+ *                 flq_shm_unlink(self._name_bytes())
+ *                 self._creator_pid = 0
+*/
+    }
+
+    /* "flinq/_array.pyx":377
+ *                 flq_shm_unlink(self._name_bytes())
+ *                 self._creator_pid = 0
+ *             flq_shm_unmap(self._block, self._block_bytes)             # <<<<<<<<<<<<<<
+ *         else:
+ *             flq_aligned_free(self._block)
+*/
+    (void)(flq_shm_unmap(__pyx_v_self->_block, __pyx_v_self->_block_bytes));
+
+    /* "flinq/_array.pyx":373
+ *         if self._block == NULL:
+ *             return
+ *         if self._shared:             # <<<<<<<<<<<<<<
+ *             if self._creator_pid == flq_array_getpid():
+ *                 flq_shm_unlink(self._name_bytes())
+*/
+    goto __pyx_L4;
+  }
+
+  /* "flinq/_array.pyx":379
+ *             flq_shm_unmap(self._block, self._block_bytes)
+ *         else:
+ *             flq_aligned_free(self._block)             # <<<<<<<<<<<<<<
+ *         self._block = NULL
+ *         self._ring = NULL
+*/
+  /*else*/ {
+    flq_aligned_free(__pyx_v_self->_block);
+  }
+  __pyx_L4:;
+
+  /* "flinq/_array.pyx":380
+ *         else:
+ *             flq_aligned_free(self._block)
+ *         self._block = NULL             # <<<<<<<<<<<<<<
+ *         self._ring = NULL
+ * 
+*/
+  __pyx_v_self->_block = NULL;
+
+  /* "flinq/_array.pyx":381
+ *             flq_aligned_free(self._block)
+ *         self._block = NULL
+ *         self._ring = NULL             # <<<<<<<<<<<<<<
+ * 
+ *     cdef bytes _name_bytes(self):
+*/
+  __pyx_v_self->_ring = NULL;
+
+  /* "flinq/_array.pyx":368
+ *             flq_park_destroy(&self._parks[ROOM])
+ * 
+ *     cdef void _free_ring(self) noexcept:             # <<<<<<<<<<<<<<
+ *         """Give the ring back: free it, or unmap the segment (and remove its
+ *         name if this handle created it in this process)."""
+*/
+
+  /* function exit code */
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_WriteUnraisable("flinq._array.ArrayQueue._free_ring", __pyx_clineno, __pyx_lineno, __pyx_filename, 1, 0);
+  __pyx_L0:;
+
+  __Pyx_RefNannyFinishContext();
+}
+
+/* "flinq/_array.pyx":383
+ *         self._ring = NULL
+ * 
+ *     cdef bytes _name_bytes(self):             # <<<<<<<<<<<<<<
+ *         return self._name.encode()
+ * 
+*/
+
+static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__name_bytes(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  size_t __pyx_t_3;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("_name_bytes", 0);
+
+  /* "flinq/_array.pyx":384
+ * 
+ *     cdef bytes _name_bytes(self):
+ *         return self._name.encode()             # <<<<<<<<<<<<<<
+ * 
+ *     def __reduce__(self):
+*/
+  __pyx_t_2 = __pyx_v_self->_name;
+  __Pyx_INCREF(__pyx_t_2);
+  __pyx_t_3 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
+    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_encode, __pyx_callargs+__pyx_t_3, (1-__pyx_t_3) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 384, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  if (!(likely(PyBytes_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("bytes", __pyx_t_1))) __PYX_ERR(0, 384, __pyx_L1_error)
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = ((PyObject*)__pyx_t_1);
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "flinq/_array.pyx":383
+ *         self._ring = NULL
+ * 
+ *     cdef bytes _name_bytes(self):             # <<<<<<<<<<<<<<
+ *         return self._name.encode()
+ * 
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_AddTraceback("flinq._array.ArrayQueue._name_bytes", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "flinq/_array.pyx":386
+ *         return self._name.encode()
+ * 
+ *     def __reduce__(self):             # <<<<<<<<<<<<<<
+ *         if not self._shared:
+ *             raise TypeError("an in-process ArrayQueue cannot be pickled; "
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_9__reduce__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_8__reduce__, "ArrayQueue.__reduce__(self)");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_9__reduce__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -6175,64 +7993,133 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__reduce__", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_6__reduce__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_8__reduce__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6__reduce__(CYTHON_UNUSED struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8__reduce__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
+  int __pyx_t_1;
   PyObject *__pyx_t_2 = NULL;
-  size_t __pyx_t_3;
+  PyObject *__pyx_t_3 = NULL;
+  size_t __pyx_t_4;
+  flq_records *__pyx_t_5;
+  PyObject *__pyx_t_6 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__reduce__", 0);
 
-  /* "flinq/_array.pyx":245
+  /* "flinq/_array.pyx":387
  * 
  *     def __reduce__(self):
- *         raise TypeError("an in-process ArrayQueue cannot be pickled")             # <<<<<<<<<<<<<<
+ *         if not self._shared:             # <<<<<<<<<<<<<<
+ *             raise TypeError("an in-process ArrayQueue cannot be pickled; "
+ *                             "use ArrayQueue(..., shared=True) to pass it to other processes")
+*/
+  __pyx_t_1 = (!__pyx_v_self->_shared);
+
+  if (unlikely(__pyx_t_1)) {
+
+
+    /* "flinq/_array.pyx":388
+ *     def __reduce__(self):
+ *         if not self._shared:
+ *             raise TypeError("an in-process ArrayQueue cannot be pickled; "             # <<<<<<<<<<<<<<
+ *                             "use ArrayQueue(..., shared=True) to pass it to other processes")
+ *         self._open_ring()
+*/
+    __pyx_t_3 = NULL;
+    __pyx_t_4 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_an_in_process_ArrayQueue_cannot};
+      __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 388, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+    }
+    __Pyx_Raise(__pyx_t_2, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __PYX_ERR(0, 388, __pyx_L1_error)
+
+    /* "flinq/_array.pyx":387
+ * 
+ *     def __reduce__(self):
+ *         if not self._shared:             # <<<<<<<<<<<<<<
+ *             raise TypeError("an in-process ArrayQueue cannot be pickled; "
+ *                             "use ArrayQueue(..., shared=True) to pass it to other processes")
+*/
+  }
+
+  /* "flinq/_array.pyx":390
+ *             raise TypeError("an in-process ArrayQueue cannot be pickled; "
+ *                             "use ArrayQueue(..., shared=True) to pass it to other processes")
+ *         self._open_ring()             # <<<<<<<<<<<<<<
+ *         return (_attach, (self._name,))
+ * 
+*/
+  __pyx_t_5 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_5 == ((void *)NULL))) __PYX_ERR(0, 390, __pyx_L1_error)
+
+
+  /* "flinq/_array.pyx":391
+ *                             "use ArrayQueue(..., shared=True) to pass it to other processes")
+ *         self._open_ring()
+ *         return (_attach, (self._name,))             # <<<<<<<<<<<<<<
  * 
  *     # ---- properties ---------------------------------------------------------------
 */
-  __pyx_t_2 = NULL;
-  __pyx_t_3 = 1;
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_attach); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 391, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_3 = PyTuple_New(1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 391, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __Pyx_INCREF(__pyx_v_self->_name);
+  __Pyx_GIVEREF(__pyx_v_self->_name);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_v_self->_name) != (0)) __PYX_ERR(0, 391, __pyx_L1_error);
+  __pyx_t_6 = PyTuple_New(2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 391, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __Pyx_GIVEREF(__pyx_t_2);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 391, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_3);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 391, __pyx_L1_error);
+  __pyx_t_2 = 0;
+  __pyx_t_3 = 0;
   {
-    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_mstate_global->__pyx_kp_u_an_in_process_ArrayQueue_cannot};
-    __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 245, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_6;
+    }
+    __Pyx_XDECREF(__pyx_temp);
   }
-  __Pyx_Raise(__pyx_t_1, 0, 0, 0);
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 245, __pyx_L1_error)
+  __pyx_t_6 = 0;
+  goto __pyx_L0;
 
-  /* "flinq/_array.pyx":244
- *             self._ring = NULL
+  /* "flinq/_array.pyx":386
+ *         return self._name.encode()
  * 
  *     def __reduce__(self):             # <<<<<<<<<<<<<<
- *         raise TypeError("an in-process ArrayQueue cannot be pickled")
- * 
+ *         if not self._shared:
+ *             raise TypeError("an in-process ArrayQueue cannot be pickled; "
 */
 
   /* function exit code */
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
   __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_6);
   __Pyx_AddTraceback("flinq._array.ArrayQueue.__reduce__", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
+  __pyx_L0:;
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":249
+/* "flinq/_array.pyx":395
  *     # ---- properties ---------------------------------------------------------------
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6260,7 +8147,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_5dtype___get__(struct __py
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":252
+  /* "flinq/_array.pyx":398
  *     def dtype(self):
  *         """The record dtype, as numpy.dtype(dtype) made it."""
  *         return self._dtype             # <<<<<<<<<<<<<<
@@ -6278,7 +8165,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_5dtype___get__(struct __py
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":249
+  /* "flinq/_array.pyx":395
  *     # ---- properties ---------------------------------------------------------------
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6293,7 +8180,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_5dtype___get__(struct __py
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":254
+/* "flinq/_array.pyx":400
  *         return self._dtype
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6325,14 +8212,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8capacity___get__(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":257
+  /* "flinq/_array.pyx":403
  *     def capacity(self):
  *         """How many records the queue holds at most."""
  *         return self._capacity             # <<<<<<<<<<<<<<
  * 
  *     @property
 */
-  __pyx_t_1 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_capacity); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 257, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_capacity); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 403, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -6345,7 +8232,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8capacity___get__(struct _
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":254
+  /* "flinq/_array.pyx":400
  *         return self._dtype
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6364,7 +8251,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8capacity___get__(struct _
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":259
+/* "flinq/_array.pyx":405
  *         return self._capacity
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6387,15 +8274,86 @@ static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_6shared_1__get__(PyObject 
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6shared___get__(CYTHON_UNUSED struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6shared___get__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__get__", 0);
+
+  /* "flinq/_array.pyx":408
+ *     def shared(self):
+ *         """Whether the ring lives in shared memory."""
+ *         return self._shared             # <<<<<<<<<<<<<<
+ * 
+ *     @property
+*/
+  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_self->_shared); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 408, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "flinq/_array.pyx":405
+ *         return self._capacity
+ * 
+ *     @property             # <<<<<<<<<<<<<<
+ *     def shared(self):
+ *         """Whether the ring lives in shared memory."""
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("flinq._array.ArrayQueue.shared.__get__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "flinq/_array.pyx":410
+ *         return self._shared
+ * 
+ *     @property             # <<<<<<<<<<<<<<
+ *     def name(self):
+ *         """The shared segment's name, for ArrayQueue.attach(); None in process."""
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_4name_1__get__(PyObject *__pyx_v_self); /*proto*/
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_4name_1__get__(PyObject *__pyx_v_self) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__get__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_4name___get__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4name___get__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":262
- *     def shared(self):
- *         """Whether the ring lives in shared memory."""
- *         return False             # <<<<<<<<<<<<<<
+  /* "flinq/_array.pyx":413
+ *     def name(self):
+ *         """The shared segment's name, for ArrayQueue.attach(); None in process."""
+ *         return self._name             # <<<<<<<<<<<<<<
  * 
  *     @property
 */
@@ -6403,19 +8361,19 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6shared___get__(CYTHON_UNU
     PyObject *__pyx_temp;
     {
       __pyx_temp = __pyx_r;
-      __Pyx_INCREF(Py_False);
-      __pyx_r = Py_False;
+      __Pyx_INCREF(__pyx_v_self->_name);
+      __pyx_r = __pyx_v_self->_name;
     }
     __Pyx_XDECREF(__pyx_temp);
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":259
- *         return self._capacity
+  /* "flinq/_array.pyx":410
+ *         return self._shared
  * 
  *     @property             # <<<<<<<<<<<<<<
- *     def shared(self):
- *         """Whether the ring lives in shared memory."""
+ *     def name(self):
+ *         """The shared segment's name, for ArrayQueue.attach(); None in process."""
 */
 
   /* function exit code */
@@ -6425,8 +8383,8 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6shared___get__(CYTHON_UNU
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":264
- *         return False
+/* "flinq/_array.pyx":415
+ *         return self._name
  * 
  *     @property             # <<<<<<<<<<<<<<
  *     def is_shutdown(self):
@@ -6459,7 +8417,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(stru
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":267
+  /* "flinq/_array.pyx":418
  *     def is_shutdown(self):
  *         """True once shutdown() has been called."""
  *         return self._ring != NULL and flq_records_state(self._ring) != FLQ_RECORDS_OPEN             # <<<<<<<<<<<<<<
@@ -6471,7 +8429,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(stru
   if (__pyx_t_2) {
 
   } else {
-    __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 267, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 418, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_1 = __pyx_t_3;
     __pyx_t_3 = 0;
@@ -6480,7 +8438,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(stru
   }
   __pyx_t_2 = (flq_records_state(__pyx_v_self->_ring) != FLQ_RECORDS_OPEN);
 
-  __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 267, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 418, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_1 = __pyx_t_3;
   __pyx_t_3 = 0;
@@ -6497,8 +8455,8 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(stru
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":264
- *         return False
+  /* "flinq/_array.pyx":415
+ *         return self._name
  * 
  *     @property             # <<<<<<<<<<<<<<
  *     def is_shutdown(self):
@@ -6517,7 +8475,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(stru
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":269
+/* "flinq/_array.pyx":420
  *         return self._ring != NULL and flq_records_state(self._ring) != FLQ_RECORDS_OPEN
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6549,14 +8507,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6closed___get__(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":272
+  /* "flinq/_array.pyx":423
  *     def closed(self):
  *         """True once close() has been called."""
  *         return self._closed             # <<<<<<<<<<<<<<
  * 
  *     # ---- conversions (GIL held) ----------------------------------------------------
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_self->_closed); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 272, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_self->_closed); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 423, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -6569,7 +8527,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6closed___get__(struct __p
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":269
+  /* "flinq/_array.pyx":420
  *         return self._ring != NULL and flq_records_state(self._ring) != FLQ_RECORDS_OPEN
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -6588,7 +8546,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6closed___get__(struct __p
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":276
+/* "flinq/_array.pyx":427
  *     # ---- conversions (GIL held) ----------------------------------------------------
  * 
  *     cdef flq_records *_open_ring(self) except NULL:             # <<<<<<<<<<<<<<
@@ -6608,7 +8566,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_open_ring", 0);
 
-  /* "flinq/_array.pyx":277
+  /* "flinq/_array.pyx":428
  * 
  *     cdef flq_records *_open_ring(self) except NULL:
  *         if self._closed:             # <<<<<<<<<<<<<<
@@ -6617,7 +8575,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
 */
   if (unlikely(__pyx_v_self->_closed)) {
 
-    /* "flinq/_array.pyx":278
+    /* "flinq/_array.pyx":429
  *     cdef flq_records *_open_ring(self) except NULL:
  *         if self._closed:
  *             raise ValueError("ArrayQueue is closed")             # <<<<<<<<<<<<<<
@@ -6630,14 +8588,14 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
       PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_mstate_global->__pyx_kp_u_ArrayQueue_is_closed};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 278, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 429, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 278, __pyx_L1_error)
+    __PYX_ERR(0, 429, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":277
+    /* "flinq/_array.pyx":428
  * 
  *     cdef flq_records *_open_ring(self) except NULL:
  *         if self._closed:             # <<<<<<<<<<<<<<
@@ -6646,7 +8604,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
 */
   }
 
-  /* "flinq/_array.pyx":279
+  /* "flinq/_array.pyx":430
  *         if self._closed:
  *             raise ValueError("ArrayQueue is closed")
  *         if self._ring == NULL:             # <<<<<<<<<<<<<<
@@ -6658,7 +8616,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "flinq/_array.pyx":280
+    /* "flinq/_array.pyx":431
  *             raise ValueError("ArrayQueue is closed")
  *         if self._ring == NULL:
  *             raise ValueError("ArrayQueue was not initialized")             # <<<<<<<<<<<<<<
@@ -6671,14 +8629,14 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
       PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_mstate_global->__pyx_kp_u_ArrayQueue_was_not_initialized};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 280, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 431, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 280, __pyx_L1_error)
+    __PYX_ERR(0, 431, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":279
+    /* "flinq/_array.pyx":430
  *         if self._closed:
  *             raise ValueError("ArrayQueue is closed")
  *         if self._ring == NULL:             # <<<<<<<<<<<<<<
@@ -6687,7 +8645,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
 */
   }
 
-  /* "flinq/_array.pyx":281
+  /* "flinq/_array.pyx":432
  *         if self._ring == NULL:
  *             raise ValueError("ArrayQueue was not initialized")
  *         return self._ring             # <<<<<<<<<<<<<<
@@ -6700,7 +8658,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":276
+  /* "flinq/_array.pyx":427
  *     # ---- conversions (GIL held) ----------------------------------------------------
  * 
  *     cdef flq_records *_open_ring(self) except NULL:             # <<<<<<<<<<<<<<
@@ -6720,7 +8678,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":283
+/* "flinq/_array.pyx":434
  *         return self._ring
  * 
  *     cdef object _records(self, object value, bint batch):             # <<<<<<<<<<<<<<
@@ -6769,28 +8727,28 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_records", 0);
 
-  /* "flinq/_array.pyx":286
+  /* "flinq/_array.pyx":437
  *         """value as a C-contiguous array of records of the queue's element
  *         dtype: shape (n,) + record shape if batch, else the record shape."""
  *         np = _np()             # <<<<<<<<<<<<<<
  *         if isinstance(value, (np.ndarray, np.generic)):
  *             arr = np.asarray(value)
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 286, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 437, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":287
+  /* "flinq/_array.pyx":438
  *         dtype: shape (n,) + record shape if batch, else the record shape."""
  *         np = _np()
  *         if isinstance(value, (np.ndarray, np.generic)):             # <<<<<<<<<<<<<<
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 287, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 438, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_generic); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 287, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_generic); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 438, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4 = PyObject_IsInstance(__pyx_v_value, __pyx_t_1); 
   if (!__pyx_t_4) {
@@ -6811,7 +8769,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   if (__pyx_t_3) {
 
 
-    /* "flinq/_array.pyx":288
+    /* "flinq/_array.pyx":439
  *         np = _np()
  *         if isinstance(value, (np.ndarray, np.generic)):
  *             arr = np.asarray(value)             # <<<<<<<<<<<<<<
@@ -6825,27 +8783,27 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_v_value};
       __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_asarray, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 288, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __pyx_v_arr = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "flinq/_array.pyx":289
+    /* "flinq/_array.pyx":440
  *         if isinstance(value, (np.ndarray, np.generic)):
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:             # <<<<<<<<<<<<<<
  *                 if not np.can_cast(arr.dtype, self._base, casting="safe"):
  *                     raise TypeError(f"cannot put {arr.dtype} into an ArrayQueue of {self._dtype} "
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 440, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->_base, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->_base, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 440, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     if (__pyx_t_3) {
 
 
-      /* "flinq/_array.pyx":290
+      /* "flinq/_array.pyx":441
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:
  *                 if not np.can_cast(arr.dtype, self._base, casting="safe"):             # <<<<<<<<<<<<<<
@@ -6854,7 +8812,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
       __pyx_t_2 = __pyx_v_np;
       __Pyx_INCREF(__pyx_t_2);
-      __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 290, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 441, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       #if CYTHON_VECTORCALL
       #endif
@@ -6863,13 +8821,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         PyObject *__pyx_callargs[4] = {__pyx_t_2, __pyx_t_6, __pyx_v_self->_base, __pyx_mstate_global->__pyx_n_u_safe};
         #if CYTHON_VECTORCALL
         __pyx_t_7 = __pyx_mstate_global->__pyx_tuple[1];
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 290, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 441, __pyx_L1_error)
         __Pyx_INCREF(__pyx_t_7);
         #else
         {
           PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_casting};
           __pyx_t_7 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+3, 1);
-          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 290, __pyx_L1_error)
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 441, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_7);
         }
         #endif
@@ -6879,10 +8837,10 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         #if CYTHON_VECTORCALL
         #endif
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 290, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 441, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
-      __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 290, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 441, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_4 = (!__pyx_t_3);
 
@@ -6890,7 +8848,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       if (unlikely(__pyx_t_4)) {
 
 
-        /* "flinq/_array.pyx":291
+        /* "flinq/_array.pyx":442
  *             if arr.dtype != self._base:
  *                 if not np.can_cast(arr.dtype, self._base, casting="safe"):
  *                     raise TypeError(f"cannot put {arr.dtype} into an ArrayQueue of {self._dtype} "             # <<<<<<<<<<<<<<
@@ -6898,12 +8856,12 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
  *                 arr = arr.astype(self._base)
 */
         __pyx_t_7 = NULL;
-        __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 291, __pyx_L1_error)
+        __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 442, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
-        __pyx_t_2 = __Pyx_PyObject_FormatSimple(__pyx_t_6, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 291, __pyx_L1_error)
+        __pyx_t_2 = __Pyx_PyObject_FormatSimple(__pyx_t_6, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 442, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_2);
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 291, __pyx_L1_error)
+        __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 442, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
         __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_cannot_put;
         __pyx_t_8[1] = __pyx_t_2;
@@ -6919,7 +8877,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[3]);
         #endif
         __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 5, __pyx_t_9, __pyx_t_10);
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 291, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 442, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
         __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -6929,14 +8887,14 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
           __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 291, __pyx_L1_error)
+          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 442, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_1);
         }
         __Pyx_Raise(__pyx_t_1, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        __PYX_ERR(0, 291, __pyx_L1_error)
+        __PYX_ERR(0, 442, __pyx_L1_error)
 
-        /* "flinq/_array.pyx":290
+        /* "flinq/_array.pyx":441
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:
  *                 if not np.can_cast(arr.dtype, self._base, casting="safe"):             # <<<<<<<<<<<<<<
@@ -6945,7 +8903,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
       }
 
-      /* "flinq/_array.pyx":293
+      /* "flinq/_array.pyx":444
  *                     raise TypeError(f"cannot put {arr.dtype} into an ArrayQueue of {self._dtype} "
  *                                     "without loss (numpy's 'safe' casting)")
  *                 arr = arr.astype(self._base)             # <<<<<<<<<<<<<<
@@ -6959,13 +8917,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_v_self->_base};
         __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_astype, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 293, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 444, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_DECREF_SET(__pyx_v_arr, __pyx_t_1);
       __pyx_t_1 = 0;
 
-      /* "flinq/_array.pyx":289
+      /* "flinq/_array.pyx":440
  *         if isinstance(value, (np.ndarray, np.generic)):
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:             # <<<<<<<<<<<<<<
@@ -6974,7 +8932,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
     }
 
-    /* "flinq/_array.pyx":287
+    /* "flinq/_array.pyx":438
  *         dtype: shape (n,) + record shape if batch, else the record shape."""
  *         np = _np()
  *         if isinstance(value, (np.ndarray, np.generic)):             # <<<<<<<<<<<<<<
@@ -6984,7 +8942,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     goto __pyx_L3;
   }
 
-  /* "flinq/_array.pyx":295
+  /* "flinq/_array.pyx":446
  *                 arr = arr.astype(self._base)
  *         else:
  *             try:             # <<<<<<<<<<<<<<
@@ -7001,7 +8959,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __Pyx_XGOTREF(__pyx_t_14);
       /*try:*/ {
 
-        /* "flinq/_array.pyx":296
+        /* "flinq/_array.pyx":447
  *         else:
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):             # <<<<<<<<<<<<<<
@@ -7018,13 +8976,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
             PyObject *__pyx_callargs[3] = {__pyx_t_11, __pyx_mstate_global->__pyx_n_u_raise, __pyx_mstate_global->__pyx_n_u_raise};
             #if CYTHON_VECTORCALL
             __pyx_t_7 = __pyx_mstate_global->__pyx_tuple[2];
-            if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 296, __pyx_L8_error)
+            if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 447, __pyx_L8_error)
             __Pyx_INCREF(__pyx_t_7);
             #else
             {
               PyObject *__pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_over, __pyx_mstate_global->__pyx_n_u_invalid};
               __pyx_t_7 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+1, 2);
-              if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 296, __pyx_L8_error)
+              if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 447, __pyx_L8_error)
               __Pyx_GOTREF(__pyx_t_7);
             }
             #endif
@@ -7033,13 +8991,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
             #if CYTHON_VECTORCALL
             #endif
             __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-            if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 296, __pyx_L8_error)
+            if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 447, __pyx_L8_error)
             __Pyx_GOTREF(__pyx_t_1);
           }
-          __pyx_t_15 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_exit); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 296, __pyx_L8_error)
+          __pyx_t_15 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_exit); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 447, __pyx_L8_error)
           __Pyx_GOTREF(__pyx_t_15);
           __pyx_t_11 = NULL;
-          __pyx_t_6 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_enter); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 296, __pyx_L14_error)
+          __pyx_t_6 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_enter); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 447, __pyx_L14_error)
           __Pyx_GOTREF(__pyx_t_6);
           __pyx_t_5 = 1;
           #if CYTHON_UNPACK_METHODS
@@ -7058,7 +9016,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
             __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
             __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-            if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 296, __pyx_L14_error)
+            if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 447, __pyx_L14_error)
             __Pyx_GOTREF(__pyx_t_7);
           }
           __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -7073,7 +9031,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
               __Pyx_XGOTREF(__pyx_t_18);
               /*try:*/ {
 
-                /* "flinq/_array.pyx":297
+                /* "flinq/_array.pyx":448
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):
  *                     arr = np.array(value, dtype=self._base)             # <<<<<<<<<<<<<<
@@ -7089,13 +9047,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
                   PyObject *__pyx_callargs[3] = {__pyx_t_7, __pyx_v_value, __pyx_v_self->_base};
                   #if CYTHON_VECTORCALL
                   __pyx_t_6 = __pyx_mstate_global->__pyx_tuple[3];
-                  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 297, __pyx_L18_error)
+                  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 448, __pyx_L18_error)
                   __Pyx_INCREF(__pyx_t_6);
                   #else
                   {
                     PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
                     __pyx_t_6 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-                    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 297, __pyx_L18_error)
+                    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 448, __pyx_L18_error)
                     __Pyx_GOTREF(__pyx_t_6);
                   }
                   #endif
@@ -7104,13 +9062,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
                   #if CYTHON_VECTORCALL
                   #endif
                   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-                  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 297, __pyx_L18_error)
+                  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 448, __pyx_L18_error)
                   __Pyx_GOTREF(__pyx_t_1);
                 }
                 __pyx_v_arr = __pyx_t_1;
                 __pyx_t_1 = 0;
 
-                /* "flinq/_array.pyx":296
+                /* "flinq/_array.pyx":447
  *         else:
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):             # <<<<<<<<<<<<<<
@@ -7130,23 +9088,23 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
               __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
               /*except:*/ {
                 __Pyx_AddTraceback("flinq._array.ArrayQueue._records", __pyx_clineno, __pyx_lineno, __pyx_filename);
-                if (__Pyx_GetException(&__pyx_t_1, &__pyx_t_6, &__pyx_t_7) < 0) __PYX_ERR(0, 296, __pyx_L20_except_error)
+                if (__Pyx_GetException(&__pyx_t_1, &__pyx_t_6, &__pyx_t_7) < 0) __PYX_ERR(0, 447, __pyx_L20_except_error)
                 __Pyx_XGOTREF(__pyx_t_1);
                 __Pyx_XGOTREF(__pyx_t_6);
                 __Pyx_XGOTREF(__pyx_t_7);
                 {
                   PyObject* __pyx_temp[3] = {__pyx_t_1, __pyx_t_6, __pyx_t_7};
-                  __pyx_t_11 = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 296, __pyx_L20_except_error)
+                  __pyx_t_11 = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 447, __pyx_L20_except_error)
                   __Pyx_GOTREF(__pyx_t_11);
                 }
                 __pyx_t_19 = __Pyx_PyObject_Call(__pyx_t_15, __pyx_t_11, NULL);
                 __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
                 __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-                if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 296, __pyx_L20_except_error)
+                if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 447, __pyx_L20_except_error)
                 __Pyx_GOTREF(__pyx_t_19);
                 __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_19);
                 __Pyx_DECREF(__pyx_t_19); __pyx_t_19 = 0;
-                if (__pyx_t_4 < (0)) __PYX_ERR(0, 296, __pyx_L20_except_error)
+                if (__pyx_t_4 < (0)) __PYX_ERR(0, 447, __pyx_L20_except_error)
                 __pyx_t_3 = (!__pyx_t_4);
 
 
@@ -7157,7 +9115,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
                   __Pyx_XGIVEREF(__pyx_t_7);
                   __Pyx_ErrRestoreWithState(__pyx_t_1, __pyx_t_6, __pyx_t_7);
                   __pyx_t_1 = 0;  __pyx_t_6 = 0;  __pyx_t_7 = 0; 
-                  __PYX_ERR(0, 296, __pyx_L20_except_error)
+                  __PYX_ERR(0, 447, __pyx_L20_except_error)
                 }
                 __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
                 __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -7183,7 +9141,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
               if (__pyx_t_15) {
                 __pyx_t_18 = __Pyx_PyObject_Call(__pyx_t_15, __pyx_mstate_global->__pyx_tuple[4], NULL);
                 __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-                if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 296, __pyx_L8_error)
+                if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 447, __pyx_L8_error)
                 __Pyx_GOTREF(__pyx_t_18);
                 __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
               }
@@ -7198,7 +9156,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
           __pyx_L27:;
         }
 
-        /* "flinq/_array.pyx":295
+        /* "flinq/_array.pyx":446
  *                 arr = arr.astype(self._base)
  *         else:
  *             try:             # <<<<<<<<<<<<<<
@@ -7217,7 +9175,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
 
-      /* "flinq/_array.pyx":298
+      /* "flinq/_array.pyx":449
  *                 with np.errstate(over="raise", invalid="raise"):
  *                     arr = np.array(value, dtype=self._base)
  *             except (OverflowError, FloatingPointError) as error:             # <<<<<<<<<<<<<<
@@ -7227,7 +9185,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_t_10 = __Pyx_PyErr_ExceptionMatches2(((PyObject *)(((PyTypeObject*)PyExc_OverflowError))), ((PyObject *)(((PyTypeObject*)PyExc_FloatingPointError))));
       if (__pyx_t_10) {
         __Pyx_AddTraceback("flinq._array.ArrayQueue._records", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_7, &__pyx_t_6, &__pyx_t_1) < 0) __PYX_ERR(0, 298, __pyx_L10_except_error)
+        if (__Pyx_GetException(&__pyx_t_7, &__pyx_t_6, &__pyx_t_1) < 0) __PYX_ERR(0, 449, __pyx_L10_except_error)
         __Pyx_XGOTREF(__pyx_t_7);
         __Pyx_XGOTREF(__pyx_t_6);
         __Pyx_XGOTREF(__pyx_t_1);
@@ -7235,7 +9193,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         __pyx_v_error = __pyx_t_6;
         /*try:*/ {
 
-          /* "flinq/_array.pyx":299
+          /* "flinq/_array.pyx":450
  *                     arr = np.array(value, dtype=self._base)
  *             except (OverflowError, FloatingPointError) as error:
  *                 raise TypeError(f"{value!r:.60} does not fit {self._dtype}: {error}") from None             # <<<<<<<<<<<<<<
@@ -7243,16 +9201,16 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
 */
           __pyx_t_2 = NULL;
-          __pyx_t_20 = __Pyx_PyObject_FormatAndDecref(PyObject_Repr(__pyx_v_value), __pyx_mstate_global->__pyx_kp_u_60); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 299, __pyx_L33_error)
+          __pyx_t_20 = __Pyx_PyObject_FormatAndDecref(PyObject_Repr(__pyx_v_value), __pyx_mstate_global->__pyx_kp_u_60); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 450, __pyx_L33_error)
           __Pyx_GOTREF(__pyx_t_20);
-          __pyx_t_21 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 299, __pyx_L33_error)
+          __pyx_t_21 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 450, __pyx_L33_error)
           __Pyx_GOTREF(__pyx_t_21);
-          __pyx_t_22 = __Pyx_PyObject_FormatSimple(__pyx_v_error, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 299, __pyx_L33_error)
+          __pyx_t_22 = __Pyx_PyObject_FormatSimple(__pyx_v_error, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 450, __pyx_L33_error)
           __Pyx_GOTREF(__pyx_t_22);
           __pyx_t_8[0] = __pyx_t_20;
           __pyx_t_8[1] = __pyx_mstate_global->__pyx_kp_u_does_not_fit;
           __pyx_t_8[2] = __pyx_t_21;
-          __pyx_t_8[3] = __pyx_mstate_global->__pyx_kp_u__2;
+          __pyx_t_8[3] = __pyx_mstate_global->__pyx_kp_u__4;
           __pyx_t_8[4] = __pyx_t_22;
           __pyx_t_9 = 16;
           #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
@@ -7263,7 +9221,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
           __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[0]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[2]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[4]);
           #endif
           __pyx_t_23 = __Pyx_PyUnicode_Join(__pyx_t_8, 5, __pyx_t_9, __pyx_t_10);
-          if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 299, __pyx_L33_error)
+          if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 450, __pyx_L33_error)
           __Pyx_GOTREF(__pyx_t_23);
           __Pyx_DECREF(__pyx_t_20); __pyx_t_20 = 0;
           __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
@@ -7274,15 +9232,15 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
             __pyx_t_11 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
             __Pyx_DECREF(__pyx_t_23); __pyx_t_23 = 0;
-            if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 299, __pyx_L33_error)
+            if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 450, __pyx_L33_error)
             __Pyx_GOTREF(__pyx_t_11);
           }
           __Pyx_Raise(__pyx_t_11, 0, 0, Py_None);
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-          __PYX_ERR(0, 299, __pyx_L33_error)
+          __PYX_ERR(0, 450, __pyx_L33_error)
         }
 
-        /* "flinq/_array.pyx":298
+        /* "flinq/_array.pyx":449
  *                 with np.errstate(over="raise", invalid="raise"):
  *                     arr = np.array(value, dtype=self._base)
  *             except (OverflowError, FloatingPointError) as error:             # <<<<<<<<<<<<<<
@@ -7329,7 +9287,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       }
       goto __pyx_L10_except_error;
 
-      /* "flinq/_array.pyx":295
+      /* "flinq/_array.pyx":446
  *                 arr = arr.astype(self._base)
  *         else:
  *             try:             # <<<<<<<<<<<<<<
@@ -7345,14 +9303,14 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_L13_try_end:;
     }
 
-    /* "flinq/_array.pyx":300
+    /* "flinq/_array.pyx":451
  *             except (OverflowError, FloatingPointError) as error:
  *                 raise TypeError(f"{value!r:.60} does not fit {self._dtype}: {error}") from None
  *             if not _same_values(arr.tolist(), value):             # <<<<<<<<<<<<<<
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
  *         cdef tuple shape = arr.shape
 */
-    if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 300, __pyx_L1_error) }
+    if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 451, __pyx_L1_error) }
     __pyx_t_6 = __pyx_v_arr;
     __Pyx_INCREF(__pyx_t_6);
     __pyx_t_5 = 0;
@@ -7360,10 +9318,10 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       PyObject *__pyx_callargs[2] = {__pyx_t_6, NULL};
       __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_tolist, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 300, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 451, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
-    __pyx_t_3 = __pyx_f_5flinq_6_array__same_values(__pyx_t_1, __pyx_v_value); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 300, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_5flinq_6_array__same_values(__pyx_t_1, __pyx_v_value); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 451, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_t_4 = (!__pyx_t_3);
 
@@ -7371,7 +9329,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "flinq/_array.pyx":301
+      /* "flinq/_array.pyx":452
  *                 raise TypeError(f"{value!r:.60} does not fit {self._dtype}: {error}") from None
  *             if not _same_values(arr.tolist(), value):
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")             # <<<<<<<<<<<<<<
@@ -7379,9 +9337,9 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
  *         if batch:
 */
       __pyx_t_6 = NULL;
-      __pyx_t_7 = __Pyx_PyObject_FormatAndDecref(PyObject_Repr(__pyx_v_value), __pyx_mstate_global->__pyx_kp_u_60); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 301, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_FormatAndDecref(PyObject_Repr(__pyx_v_value), __pyx_mstate_global->__pyx_kp_u_60); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 452, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 301, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 452, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __pyx_t_27[0] = __pyx_t_7;
       __pyx_t_27[1] = __pyx_mstate_global->__pyx_kp_u_would_change_when_stored_as;
@@ -7395,7 +9353,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_t_24 |= __Pyx_PyUnicode_KIND_04(__pyx_t_27[0]) | __Pyx_PyUnicode_KIND_04(__pyx_t_27[2]);
       #endif
       __pyx_t_23 = __Pyx_PyUnicode_Join(__pyx_t_27, 3, __pyx_t_9, __pyx_t_24);
-      if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 301, __pyx_L1_error)
+      if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 452, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_23);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -7405,14 +9363,14 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_23); __pyx_t_23 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 301, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 452, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 301, __pyx_L1_error)
+      __PYX_ERR(0, 452, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":300
+      /* "flinq/_array.pyx":451
  *             except (OverflowError, FloatingPointError) as error:
  *                 raise TypeError(f"{value!r:.60} does not fit {self._dtype}: {error}") from None
  *             if not _same_values(arr.tolist(), value):             # <<<<<<<<<<<<<<
@@ -7423,21 +9381,21 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   }
   __pyx_L3:;
 
-  /* "flinq/_array.pyx":302
+  /* "flinq/_array.pyx":453
  *             if not _same_values(arr.tolist(), value):
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
  *         cdef tuple shape = arr.shape             # <<<<<<<<<<<<<<
  *         if batch:
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:
 */
-  if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 302, __pyx_L1_error) }
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 302, __pyx_L1_error)
+  if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 453, __pyx_L1_error) }
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 453, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (!(likely(PyTuple_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_1))) __PYX_ERR(0, 302, __pyx_L1_error)
+  if (!(likely(PyTuple_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_1))) __PYX_ERR(0, 453, __pyx_L1_error)
   __pyx_v_shape = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":303
+  /* "flinq/_array.pyx":454
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
  *         cdef tuple shape = arr.shape
  *         if batch:             # <<<<<<<<<<<<<<
@@ -7446,7 +9404,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
   if (__pyx_v_batch) {
 
-    /* "flinq/_array.pyx":304
+    /* "flinq/_array.pyx":455
  *         cdef tuple shape = arr.shape
  *         if batch:
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:             # <<<<<<<<<<<<<<
@@ -7455,16 +9413,16 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
     if (unlikely(__pyx_v_shape == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 304, __pyx_L1_error)
+      __PYX_ERR(0, 455, __pyx_L1_error)
     }
-    __pyx_t_9 = __Pyx_PyTuple_GET_SIZE(__pyx_v_shape); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 304, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyTuple_GET_SIZE(__pyx_v_shape); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 455, __pyx_L1_error)
     __pyx_t_1 = __pyx_v_self->_shape;
     __Pyx_INCREF(__pyx_t_1);
     if (unlikely(__pyx_t_1 == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 304, __pyx_L1_error)
+      __PYX_ERR(0, 455, __pyx_L1_error)
     }
-    __pyx_t_28 = __Pyx_PyTuple_GET_SIZE(__pyx_t_1); if (unlikely(__pyx_t_28 == ((Py_ssize_t)-1))) __PYX_ERR(0, 304, __pyx_L1_error)
+    __pyx_t_28 = __Pyx_PyTuple_GET_SIZE(__pyx_t_1); if (unlikely(__pyx_t_28 == ((Py_ssize_t)-1))) __PYX_ERR(0, 455, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_t_3 = (__pyx_t_9 != (1 + __pyx_t_28));
 
@@ -7480,11 +9438,11 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     }
     if (unlikely(__pyx_v_shape == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 304, __pyx_L1_error)
+      __PYX_ERR(0, 455, __pyx_L1_error)
     }
-    __pyx_t_1 = __Pyx_PyTuple_GetSlice(__pyx_v_shape, 1, PY_SSIZE_T_MAX); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 304, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyTuple_GetSlice(__pyx_v_shape, 1, PY_SSIZE_T_MAX); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 455, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = __Pyx_PyObject_RichCompareBool(__pyx_t_1, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 304, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_RichCompareBool(__pyx_t_1, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 455, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
     __pyx_t_4 = __pyx_t_3;
@@ -7493,7 +9451,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "flinq/_array.pyx":305
+      /* "flinq/_array.pyx":456
  *         if batch:
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:
  *                 raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "             # <<<<<<<<<<<<<<
@@ -7501,19 +9459,19 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
  *         elif shape != self._shape:
 */
       __pyx_t_23 = NULL;
-      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 305, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 456, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
 
-      /* "flinq/_array.pyx":306
+      /* "flinq/_array.pyx":457
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:
  *                 raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "
  *                                  f"for records of {self._dtype}, not {shape}")             # <<<<<<<<<<<<<<
  *         elif shape != self._shape:
  *             raise ValueError(f"a record of {self._dtype} has shape {self._shape}, not {shape}")
 */
-      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 306, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
-      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 306, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __pyx_t_29[0] = __pyx_mstate_global->__pyx_kp_u_put_many_takes_an_array_of_shape;
       __pyx_t_29[1] = __pyx_t_6;
@@ -7522,7 +9480,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_t_29[4] = __pyx_mstate_global->__pyx_kp_u_not;
       __pyx_t_29[5] = __pyx_t_7;
 
-      /* "flinq/_array.pyx":305
+      /* "flinq/_array.pyx":456
  *         if batch:
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:
  *                 raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "             # <<<<<<<<<<<<<<
@@ -7538,7 +9496,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_t_24 |= __Pyx_PyUnicode_KIND_04(__pyx_t_29[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_29[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_29[5]);
       #endif
       __pyx_t_2 = __Pyx_PyUnicode_Join(__pyx_t_29, 6, __pyx_t_28, __pyx_t_24);
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 305, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 456, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -7549,14 +9507,14 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_23); __pyx_t_23 = 0;
         __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 305, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 456, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 305, __pyx_L1_error)
+      __PYX_ERR(0, 456, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":304
+      /* "flinq/_array.pyx":455
  *         cdef tuple shape = arr.shape
  *         if batch:
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:             # <<<<<<<<<<<<<<
@@ -7565,7 +9523,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
     }
 
-    /* "flinq/_array.pyx":303
+    /* "flinq/_array.pyx":454
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
  *         cdef tuple shape = arr.shape
  *         if batch:             # <<<<<<<<<<<<<<
@@ -7575,18 +9533,18 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     goto __pyx_L40;
   }
 
-  /* "flinq/_array.pyx":307
+  /* "flinq/_array.pyx":458
  *                 raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "
  *                                  f"for records of {self._dtype}, not {shape}")
  *         elif shape != self._shape:             # <<<<<<<<<<<<<<
  *             raise ValueError(f"a record of {self._dtype} has shape {self._shape}, not {shape}")
  *         return np.ascontiguousarray(arr)
 */
-  __pyx_t_4 = __Pyx_PyObject_RichCompareBool(__pyx_v_shape, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_RichCompareBool(__pyx_v_shape, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 458, __pyx_L1_error)
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "flinq/_array.pyx":308
+    /* "flinq/_array.pyx":459
  *                                  f"for records of {self._dtype}, not {shape}")
  *         elif shape != self._shape:
  *             raise ValueError(f"a record of {self._dtype} has shape {self._shape}, not {shape}")             # <<<<<<<<<<<<<<
@@ -7594,11 +9552,11 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
  * 
 */
     __pyx_t_2 = NULL;
-    __pyx_t_23 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 308, __pyx_L1_error)
+    __pyx_t_23 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 459, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_23);
-    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 308, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 459, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 308, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 459, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __pyx_t_29[0] = __pyx_mstate_global->__pyx_kp_u_a_record_of;
     __pyx_t_29[1] = __pyx_t_23;
@@ -7615,7 +9573,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     __pyx_t_24 |= __Pyx_PyUnicode_KIND_04(__pyx_t_29[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_29[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_29[5]);
     #endif
     __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_29, 6, __pyx_t_28, __pyx_t_24);
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 308, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 459, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_23); __pyx_t_23 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -7626,14 +9584,14 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 308, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 459, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 308, __pyx_L1_error)
+    __PYX_ERR(0, 459, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":307
+    /* "flinq/_array.pyx":458
  *                 raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "
  *                                  f"for records of {self._dtype}, not {shape}")
  *         elif shape != self._shape:             # <<<<<<<<<<<<<<
@@ -7643,7 +9601,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   }
   __pyx_L40:;
 
-  /* "flinq/_array.pyx":309
+  /* "flinq/_array.pyx":460
  *         elif shape != self._shape:
  *             raise ValueError(f"a record of {self._dtype} has shape {self._shape}, not {shape}")
  *         return np.ascontiguousarray(arr)             # <<<<<<<<<<<<<<
@@ -7652,13 +9610,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
   __pyx_t_6 = __pyx_v_np;
   __Pyx_INCREF(__pyx_t_6);
-  if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 309, __pyx_L1_error) }
+  if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 460, __pyx_L1_error) }
   __pyx_t_5 = 0;
   {
     PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_v_arr};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_ascontiguousarray, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 309, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 460, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -7672,7 +9630,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":283
+  /* "flinq/_array.pyx":434
  *         return self._ring
  * 
  *     cdef object _records(self, object value, bint batch):             # <<<<<<<<<<<<<<
@@ -7703,8 +9661,706 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":313
+/* "flinq/_array.pyx":464
  *     # ---- the two copies ------------------------------------------------------------
+ * 
+ *     cdef inline uint32_t _prepare(self, int which) noexcept:             # <<<<<<<<<<<<<<
+ *         if self._shared:
+ *             return flq_shmwait_prepare(self._waits[which])
+*/
+
+static CYTHON_INLINE uint32_t __pyx_f_5flinq_6_array_10ArrayQueue__prepare(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, int __pyx_v_which) {
+  uint32_t __pyx_r;
+
+  /* "flinq/_array.pyx":465
+ * 
+ *     cdef inline uint32_t _prepare(self, int which) noexcept:
+ *         if self._shared:             # <<<<<<<<<<<<<<
+ *             return flq_shmwait_prepare(self._waits[which])
+ *         return flq_park_prepare(&self._parks[which])
+*/
+  if (__pyx_v_self->_shared) {
+
+    /* "flinq/_array.pyx":466
+ *     cdef inline uint32_t _prepare(self, int which) noexcept:
+ *         if self._shared:
+ *             return flq_shmwait_prepare(self._waits[which])             # <<<<<<<<<<<<<<
+ *         return flq_park_prepare(&self._parks[which])
+ * 
+*/
+    {
+
+      __pyx_r = flq_shmwait_prepare((__pyx_v_self->_waits[__pyx_v_which]));
+    }
+    goto __pyx_L0;
+
+    /* "flinq/_array.pyx":465
+ * 
+ *     cdef inline uint32_t _prepare(self, int which) noexcept:
+ *         if self._shared:             # <<<<<<<<<<<<<<
+ *             return flq_shmwait_prepare(self._waits[which])
+ *         return flq_park_prepare(&self._parks[which])
+*/
+  }
+
+  /* "flinq/_array.pyx":467
+ *         if self._shared:
+ *             return flq_shmwait_prepare(self._waits[which])
+ *         return flq_park_prepare(&self._parks[which])             # <<<<<<<<<<<<<<
+ * 
+ *     cdef inline void _cancel(self, int which) noexcept:
+*/
+  {
+
+    __pyx_r = flq_park_prepare((&(__pyx_v_self->_parks[__pyx_v_which])));
+  }
+  goto __pyx_L0;
+
+  /* "flinq/_array.pyx":464
+ *     # ---- the two copies ------------------------------------------------------------
+ * 
+ *     cdef inline uint32_t _prepare(self, int which) noexcept:             # <<<<<<<<<<<<<<
+ *         if self._shared:
+ *             return flq_shmwait_prepare(self._waits[which])
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+  return __pyx_r;
+}
+
+/* "flinq/_array.pyx":469
+ *         return flq_park_prepare(&self._parks[which])
+ * 
+ *     cdef inline void _cancel(self, int which) noexcept:             # <<<<<<<<<<<<<<
+ *         if self._shared:
+ *             flq_shmwait_cancel(self._waits[which])
+*/
+
+static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__cancel(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, int __pyx_v_which) {
+
+  /* "flinq/_array.pyx":470
+ * 
+ *     cdef inline void _cancel(self, int which) noexcept:
+ *         if self._shared:             # <<<<<<<<<<<<<<
+ *             flq_shmwait_cancel(self._waits[which])
+ *         else:
+*/
+  if (__pyx_v_self->_shared) {
+
+    /* "flinq/_array.pyx":471
+ *     cdef inline void _cancel(self, int which) noexcept:
+ *         if self._shared:
+ *             flq_shmwait_cancel(self._waits[which])             # <<<<<<<<<<<<<<
+ *         else:
+ *             flq_park_cancel(&self._parks[which])
+*/
+    flq_shmwait_cancel((__pyx_v_self->_waits[__pyx_v_which]));
+
+    /* "flinq/_array.pyx":470
+ * 
+ *     cdef inline void _cancel(self, int which) noexcept:
+ *         if self._shared:             # <<<<<<<<<<<<<<
+ *             flq_shmwait_cancel(self._waits[which])
+ *         else:
+*/
+    goto __pyx_L3;
+  }
+
+  /* "flinq/_array.pyx":473
+ *             flq_shmwait_cancel(self._waits[which])
+ *         else:
+ *             flq_park_cancel(&self._parks[which])             # <<<<<<<<<<<<<<
+ * 
+ *     cdef inline void _notify(self, int which, bint all) noexcept:
+*/
+  /*else*/ {
+    flq_park_cancel((&(__pyx_v_self->_parks[__pyx_v_which])));
+  }
+  __pyx_L3:;
+
+  /* "flinq/_array.pyx":469
+ *         return flq_park_prepare(&self._parks[which])
+ * 
+ *     cdef inline void _cancel(self, int which) noexcept:             # <<<<<<<<<<<<<<
+ *         if self._shared:
+ *             flq_shmwait_cancel(self._waits[which])
+*/
+
+  /* function exit code */
+
+}
+
+/* "flinq/_array.pyx":475
+ *             flq_park_cancel(&self._parks[which])
+ * 
+ *     cdef inline void _notify(self, int which, bint all) noexcept:             # <<<<<<<<<<<<<<
+ *         if self._block == NULL:
+ *             return  # closed and freed: nobody sleeps on this handle's words any more
+*/
+
+static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__notify(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, int __pyx_v_which, int __pyx_v_all) {
+  int __pyx_t_1;
+
+  /* "flinq/_array.pyx":476
+ * 
+ *     cdef inline void _notify(self, int which, bint all) noexcept:
+ *         if self._block == NULL:             # <<<<<<<<<<<<<<
+ *             return  # closed and freed: nobody sleeps on this handle's words any more
+ *         if self._shared:
+*/
+  __pyx_t_1 = (__pyx_v_self->_block == NULL);
+
+  if (__pyx_t_1) {
+
+
+    /* "flinq/_array.pyx":477
+ *     cdef inline void _notify(self, int which, bint all) noexcept:
+ *         if self._block == NULL:
+ *             return  # closed and freed: nobody sleeps on this handle's words any more             # <<<<<<<<<<<<<<
+ *         if self._shared:
+ *             flq_shmwait_notify(self._waits[which], all)
+*/
+    {
+    }
+    goto __pyx_L0;
+
+    /* "flinq/_array.pyx":476
+ * 
+ *     cdef inline void _notify(self, int which, bint all) noexcept:
+ *         if self._block == NULL:             # <<<<<<<<<<<<<<
+ *             return  # closed and freed: nobody sleeps on this handle's words any more
+ *         if self._shared:
+*/
+  }
+
+  /* "flinq/_array.pyx":478
+ *         if self._block == NULL:
+ *             return  # closed and freed: nobody sleeps on this handle's words any more
+ *         if self._shared:             # <<<<<<<<<<<<<<
+ *             flq_shmwait_notify(self._waits[which], all)
+ *         else:
+*/
+  if (__pyx_v_self->_shared) {
+
+    /* "flinq/_array.pyx":479
+ *             return  # closed and freed: nobody sleeps on this handle's words any more
+ *         if self._shared:
+ *             flq_shmwait_notify(self._waits[which], all)             # <<<<<<<<<<<<<<
+ *         else:
+ *             flq_park_notify_locked(&self._parks[which], all)
+*/
+    flq_shmwait_notify((__pyx_v_self->_waits[__pyx_v_which]), __pyx_v_all);
+
+    /* "flinq/_array.pyx":478
+ *         if self._block == NULL:
+ *             return  # closed and freed: nobody sleeps on this handle's words any more
+ *         if self._shared:             # <<<<<<<<<<<<<<
+ *             flq_shmwait_notify(self._waits[which], all)
+ *         else:
+*/
+    goto __pyx_L4;
+  }
+
+  /* "flinq/_array.pyx":481
+ *             flq_shmwait_notify(self._waits[which], all)
+ *         else:
+ *             flq_park_notify_locked(&self._parks[which], all)             # <<<<<<<<<<<<<<
+ * 
+ *     cdef int _sleep(self, int which, uint32_t key, int64_t deadline) except -1:
+*/
+  /*else*/ {
+    flq_park_notify_locked((&(__pyx_v_self->_parks[__pyx_v_which])), __pyx_v_all);
+  }
+  __pyx_L4:;
+
+  /* "flinq/_array.pyx":475
+ *             flq_park_cancel(&self._parks[which])
+ * 
+ *     cdef inline void _notify(self, int which, bint all) noexcept:             # <<<<<<<<<<<<<<
+ *         if self._block == NULL:
+ *             return  # closed and freed: nobody sleeps on this handle's words any more
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+}
+
+/* "flinq/_array.pyx":483
+ *             flq_park_notify_locked(&self._parks[which], all)
+ * 
+ *     cdef int _sleep(self, int which, uint32_t key, int64_t deadline) except -1:             # <<<<<<<<<<<<<<
+ *         """Sleep (prepared with key) until notified, an early wake-up or the
+ *         deadline (-1: none). Returns 1 when the deadline had passed, else 0.
+*/
+
+static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, int __pyx_v_which, uint32_t __pyx_v_key, int64_t __pyx_v_deadline) {
+  int64_t __pyx_v_timeout_ns;
+  int64_t __pyx_v_now;
+  int __pyx_v_in_main;
+  int __pyx_v_rc;
+  int __pyx_v_shared;
+  flq_shmwait __pyx_v_words;
+  flq_park *__pyx_v_park;
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  size_t __pyx_t_5;
+  PyObject *__pyx_t_6 = NULL;
+  int __pyx_t_7;
+  int __pyx_t_8;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("_sleep", 0);
+
+  /* "flinq/_array.pyx":487
+ *         deadline (-1: none). Returns 1 when the deadline had passed, else 0.
+ *         Raises what a signal handler raises (main thread only)."""
+ *         cdef int64_t timeout_ns = -1             # <<<<<<<<<<<<<<
+ *         cdef int64_t now
+ *         cdef bint in_main = _threading.current_thread() is _threading.main_thread()
+*/
+  __pyx_v_timeout_ns = -1L;
+
+  /* "flinq/_array.pyx":489
+ *         cdef int64_t timeout_ns = -1
+ *         cdef int64_t now
+ *         cdef bint in_main = _threading.current_thread() is _threading.main_thread()             # <<<<<<<<<<<<<<
+ *         cdef int rc
+ *         cdef bint shared = self._shared
+*/
+  __pyx_t_2 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_threading); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_current_thread); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  __pyx_t_5 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_4))) {
+    __pyx_t_2 = PyMethod_GET_SELF(__pyx_t_4);
+    assert(__pyx_t_2);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_4);
+    __Pyx_INCREF(__pyx_t_2);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_4, __pyx__function);
+    __pyx_t_5 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
+    __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 489, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  __pyx_t_2 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_threading); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_main_thread); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  __pyx_t_5 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_6))) {
+    __pyx_t_2 = PyMethod_GET_SELF(__pyx_t_6);
+    assert(__pyx_t_2);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_6);
+    __Pyx_INCREF(__pyx_t_2);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_6, __pyx__function);
+    __pyx_t_5 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
+    __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 489, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+  }
+  __pyx_t_7 = (__pyx_t_1 == __pyx_t_4);
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+  __pyx_v_in_main = __pyx_t_7;
+
+  /* "flinq/_array.pyx":491
+ *         cdef bint in_main = _threading.current_thread() is _threading.main_thread()
+ *         cdef int rc
+ *         cdef bint shared = self._shared             # <<<<<<<<<<<<<<
+ *         cdef flq_shmwait words = self._waits[which]
+ *         cdef flq_park *park = &self._parks[which]
+*/
+  __pyx_t_7 = __pyx_v_self->_shared;
+
+  __pyx_v_shared = __pyx_t_7;
+
+  /* "flinq/_array.pyx":492
+ *         cdef int rc
+ *         cdef bint shared = self._shared
+ *         cdef flq_shmwait words = self._waits[which]             # <<<<<<<<<<<<<<
+ *         cdef flq_park *park = &self._parks[which]
+ *         if deadline >= 0:
+*/
+  __pyx_v_words = (__pyx_v_self->_waits[__pyx_v_which]);
+
+  /* "flinq/_array.pyx":493
+ *         cdef bint shared = self._shared
+ *         cdef flq_shmwait words = self._waits[which]
+ *         cdef flq_park *park = &self._parks[which]             # <<<<<<<<<<<<<<
+ *         if deadline >= 0:
+ *             now = flq_now_ns()
+*/
+  __pyx_v_park = (&(__pyx_v_self->_parks[__pyx_v_which]));
+
+  /* "flinq/_array.pyx":494
+ *         cdef flq_shmwait words = self._waits[which]
+ *         cdef flq_park *park = &self._parks[which]
+ *         if deadline >= 0:             # <<<<<<<<<<<<<<
+ *             now = flq_now_ns()
+ *             if now >= deadline:
+*/
+  __pyx_t_7 = (__pyx_v_deadline >= 0);
+
+  if (__pyx_t_7) {
+
+
+    /* "flinq/_array.pyx":495
+ *         cdef flq_park *park = &self._parks[which]
+ *         if deadline >= 0:
+ *             now = flq_now_ns()             # <<<<<<<<<<<<<<
+ *             if now >= deadline:
+ *                 self._cancel(which)
+*/
+    __pyx_v_now = flq_now_ns();
+
+    /* "flinq/_array.pyx":496
+ *         if deadline >= 0:
+ *             now = flq_now_ns()
+ *             if now >= deadline:             # <<<<<<<<<<<<<<
+ *                 self._cancel(which)
+ *                 return 1
+*/
+    __pyx_t_7 = (__pyx_v_now >= __pyx_v_deadline);
+
+    if (__pyx_t_7) {
+
+
+      /* "flinq/_array.pyx":497
+ *             now = flq_now_ns()
+ *             if now >= deadline:
+ *                 self._cancel(which)             # <<<<<<<<<<<<<<
+ *                 return 1
+ *             timeout_ns = deadline - now
+*/
+      __pyx_f_5flinq_6_array_10ArrayQueue__cancel(__pyx_v_self, __pyx_v_which);
+
+      /* "flinq/_array.pyx":498
+ *             if now >= deadline:
+ *                 self._cancel(which)
+ *                 return 1             # <<<<<<<<<<<<<<
+ *             timeout_ns = deadline - now
+ *         if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
+*/
+      {
+
+        __pyx_r = 1;
+      }
+      goto __pyx_L0;
+
+      /* "flinq/_array.pyx":496
+ *         if deadline >= 0:
+ *             now = flq_now_ns()
+ *             if now >= deadline:             # <<<<<<<<<<<<<<
+ *                 self._cancel(which)
+ *                 return 1
+*/
+    }
+
+    /* "flinq/_array.pyx":499
+ *                 self._cancel(which)
+ *                 return 1
+ *             timeout_ns = deadline - now             # <<<<<<<<<<<<<<
+ *         if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
+ *             timeout_ns = SIGNAL_SLICE_NS
+*/
+    __pyx_v_timeout_ns = (__pyx_v_deadline - __pyx_v_now);
+
+    /* "flinq/_array.pyx":494
+ *         cdef flq_shmwait words = self._waits[which]
+ *         cdef flq_park *park = &self._parks[which]
+ *         if deadline >= 0:             # <<<<<<<<<<<<<<
+ *             now = flq_now_ns()
+ *             if now >= deadline:
+*/
+  }
+
+  /* "flinq/_array.pyx":500
+ *                 return 1
+ *             timeout_ns = deadline - now
+ *         if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):             # <<<<<<<<<<<<<<
+ *             timeout_ns = SIGNAL_SLICE_NS
+ *         self._users += 1  # a shared sleeper counts itself out in the mapping
+*/
+  if (__pyx_v_in_main) {
+  } else {
+
+    __pyx_t_7 = __pyx_v_in_main;
+    goto __pyx_L6_bool_binop_done;
+  }
+  __pyx_t_8 = (__pyx_v_timeout_ns < 0);
+
+  if (!__pyx_t_8) {
+
+  } else {
+
+    __pyx_t_7 = __pyx_t_8;
+
+    goto __pyx_L6_bool_binop_done;
+  }
+  __pyx_t_8 = (__pyx_v_timeout_ns > __pyx_v_5flinq_6_array_SIGNAL_SLICE_NS);
+
+
+  __pyx_t_7 = __pyx_t_8;
+
+  __pyx_L6_bool_binop_done:;
+  if (__pyx_t_7) {
+
+
+    /* "flinq/_array.pyx":501
+ *             timeout_ns = deadline - now
+ *         if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
+ *             timeout_ns = SIGNAL_SLICE_NS             # <<<<<<<<<<<<<<
+ *         self._users += 1  # a shared sleeper counts itself out in the mapping
+ *         with nogil:
+*/
+    __pyx_v_timeout_ns = __pyx_v_5flinq_6_array_SIGNAL_SLICE_NS;
+
+    /* "flinq/_array.pyx":500
+ *                 return 1
+ *             timeout_ns = deadline - now
+ *         if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):             # <<<<<<<<<<<<<<
+ *             timeout_ns = SIGNAL_SLICE_NS
+ *         self._users += 1  # a shared sleeper counts itself out in the mapping
+*/
+  }
+
+  /* "flinq/_array.pyx":502
+ *         if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
+ *             timeout_ns = SIGNAL_SLICE_NS
+ *         self._users += 1  # a shared sleeper counts itself out in the mapping             # <<<<<<<<<<<<<<
+ *         with nogil:
+ *             if shared:
+*/
+  __pyx_v_self->_users = (__pyx_v_self->_users + 1);
+
+  /* "flinq/_array.pyx":503
+ *             timeout_ns = SIGNAL_SLICE_NS
+ *         self._users += 1  # a shared sleeper counts itself out in the mapping
+ *         with nogil:             # <<<<<<<<<<<<<<
+ *             if shared:
+ *                 rc = flq_shmwait_wait(words, key, timeout_ns)
+*/
+  {
+      PyThreadState * _save;
+      _save = PyEval_SaveThread();
+      __Pyx_FastGIL_Remember();
+      /*try:*/ {
+
+        /* "flinq/_array.pyx":504
+ *         self._users += 1  # a shared sleeper counts itself out in the mapping
+ *         with nogil:
+ *             if shared:             # <<<<<<<<<<<<<<
+ *                 rc = flq_shmwait_wait(words, key, timeout_ns)
+ *             else:
+*/
+        if (__pyx_v_shared) {
+
+          /* "flinq/_array.pyx":505
+ *         with nogil:
+ *             if shared:
+ *                 rc = flq_shmwait_wait(words, key, timeout_ns)             # <<<<<<<<<<<<<<
+ *             else:
+ *                 rc = flq_park_wait(park, key, timeout_ns)
+*/
+          __pyx_v_rc = flq_shmwait_wait(__pyx_v_words, __pyx_v_key, __pyx_v_timeout_ns);
+
+          /* "flinq/_array.pyx":504
+ *         self._users += 1  # a shared sleeper counts itself out in the mapping
+ *         with nogil:
+ *             if shared:             # <<<<<<<<<<<<<<
+ *                 rc = flq_shmwait_wait(words, key, timeout_ns)
+ *             else:
+*/
+          goto __pyx_L12;
+        }
+
+        /* "flinq/_array.pyx":507
+ *                 rc = flq_shmwait_wait(words, key, timeout_ns)
+ *             else:
+ *                 rc = flq_park_wait(park, key, timeout_ns)             # <<<<<<<<<<<<<<
+ *         self._left()
+ *         if in_main and PyErr_CheckSignals() < 0:
+*/
+        /*else*/ {
+          __pyx_v_rc = flq_park_wait(__pyx_v_park, __pyx_v_key, __pyx_v_timeout_ns);
+        }
+        __pyx_L12:;
+      }
+
+      /* "flinq/_array.pyx":503
+ *             timeout_ns = SIGNAL_SLICE_NS
+ *         self._users += 1  # a shared sleeper counts itself out in the mapping
+ *         with nogil:             # <<<<<<<<<<<<<<
+ *             if shared:
+ *                 rc = flq_shmwait_wait(words, key, timeout_ns)
+*/
+      /*finally:*/ {
+        /*normal exit:*/{
+          __Pyx_FastGIL_Forget();
+          PyEval_RestoreThread(_save);
+          goto __pyx_L11;
+        }
+        __pyx_L11:;
+      }
+  }
+
+  /* "flinq/_array.pyx":508
+ *             else:
+ *                 rc = flq_park_wait(park, key, timeout_ns)
+ *         self._left()             # <<<<<<<<<<<<<<
+ *         if in_main and PyErr_CheckSignals() < 0:
+ *             if rc == 0:
+*/
+  ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_left(__pyx_v_self);
+
+  /* "flinq/_array.pyx":509
+ *                 rc = flq_park_wait(park, key, timeout_ns)
+ *         self._left()
+ *         if in_main and PyErr_CheckSignals() < 0:             # <<<<<<<<<<<<<<
+ *             if rc == 0:
+ *                 # The wake-up we consumed was meant for someone; pass it on.
+*/
+  if (__pyx_v_in_main) {
+  } else {
+
+    __pyx_t_7 = __pyx_v_in_main;
+    goto __pyx_L14_bool_binop_done;
+  }
+  __pyx_t_8 = (PyErr_CheckSignals() < 0);
+
+
+  __pyx_t_7 = __pyx_t_8;
+
+  __pyx_L14_bool_binop_done:;
+  if (__pyx_t_7) {
+
+
+    /* "flinq/_array.pyx":510
+ *         self._left()
+ *         if in_main and PyErr_CheckSignals() < 0:
+ *             if rc == 0:             # <<<<<<<<<<<<<<
+ *                 # The wake-up we consumed was meant for someone; pass it on.
+ *                 self._notify(which, 0)
+*/
+    __pyx_t_7 = (__pyx_v_rc == 0);
+
+    if (__pyx_t_7) {
+
+
+      /* "flinq/_array.pyx":512
+ *             if rc == 0:
+ *                 # The wake-up we consumed was meant for someone; pass it on.
+ *                 self._notify(which, 0)             # <<<<<<<<<<<<<<
+ *             return -1
+ *         return 0
+*/
+      __pyx_f_5flinq_6_array_10ArrayQueue__notify(__pyx_v_self, __pyx_v_which, 0);
+
+      /* "flinq/_array.pyx":510
+ *         self._left()
+ *         if in_main and PyErr_CheckSignals() < 0:
+ *             if rc == 0:             # <<<<<<<<<<<<<<
+ *                 # The wake-up we consumed was meant for someone; pass it on.
+ *                 self._notify(which, 0)
+*/
+    }
+
+    /* "flinq/_array.pyx":513
+ *                 # The wake-up we consumed was meant for someone; pass it on.
+ *                 self._notify(which, 0)
+ *             return -1             # <<<<<<<<<<<<<<
+ *         return 0
+ * 
+*/
+    {
+
+      __pyx_r = -1;
+    }
+    goto __pyx_L0;
+
+    /* "flinq/_array.pyx":509
+ *                 rc = flq_park_wait(park, key, timeout_ns)
+ *         self._left()
+ *         if in_main and PyErr_CheckSignals() < 0:             # <<<<<<<<<<<<<<
+ *             if rc == 0:
+ *                 # The wake-up we consumed was meant for someone; pass it on.
+*/
+  }
+
+  /* "flinq/_array.pyx":514
+ *                 self._notify(which, 0)
+ *             return -1
+ *         return 0             # <<<<<<<<<<<<<<
+ * 
+ *     cdef int _put_array(self, object arr, uint64_t n, bint block, object timeout) except -1:
+*/
+  {
+
+    __pyx_r = 0;
+  }
+  goto __pyx_L0;
+
+  /* "flinq/_array.pyx":483
+ *             flq_park_notify_locked(&self._parks[which], all)
+ * 
+ *     cdef int _sleep(self, int which, uint32_t key, int64_t deadline) except -1:             # <<<<<<<<<<<<<<
+ *         """Sleep (prepared with key) until notified, an early wake-up or the
+ *         deadline (-1: none). Returns 1 when the deadline had passed, else 0.
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_AddTraceback("flinq._array.ArrayQueue._sleep", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  __pyx_L0:;
+
+
+
+
+
+
+
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "flinq/_array.pyx":516
+ *         return 0
  * 
  *     cdef int _put_array(self, object arr, uint64_t n, bint block, object timeout) except -1:             # <<<<<<<<<<<<<<
  *         """Put the n records of the C-contiguous array arr, all or none."""
@@ -7745,27 +10401,27 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_put_array", 0);
 
-  /* "flinq/_array.pyx":316
+  /* "flinq/_array.pyx":519
  *         """Put the n records of the C-contiguous array arr, all or none."""
  *         cdef Py_buffer view
  *         cdef int64_t deadline = _deadline(block, timeout)             # <<<<<<<<<<<<<<
  *         cdef flq_records *ring = self._open_ring()
  *         cdef uint32_t key
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__deadline(__pyx_v_block, __pyx_v_timeout); if (unlikely(__pyx_t_1 == ((int64_t)-2L))) __PYX_ERR(0, 316, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__deadline(__pyx_v_block, __pyx_v_timeout); if (unlikely(__pyx_t_1 == ((int64_t)-2L))) __PYX_ERR(0, 519, __pyx_L1_error)
   __pyx_v_deadline = __pyx_t_1;
 
-  /* "flinq/_array.pyx":317
+  /* "flinq/_array.pyx":520
  *         cdef Py_buffer view
  *         cdef int64_t deadline = _deadline(block, timeout)
  *         cdef flq_records *ring = self._open_ring()             # <<<<<<<<<<<<<<
  *         cdef uint32_t key
  *         cdef int stored
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 317, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 520, __pyx_L1_error)
   __pyx_v_ring = __pyx_t_2;
 
-  /* "flinq/_array.pyx":320
+  /* "flinq/_array.pyx":523
  *         cdef uint32_t key
  *         cdef int stored
  *         if n > self._capacity:             # <<<<<<<<<<<<<<
@@ -7777,7 +10433,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":321
+    /* "flinq/_array.pyx":524
  *         cdef int stored
  *         if n > self._capacity:
  *             raise ValueError(f"put_many() of {n} records can never fit in capacity {self._capacity}")             # <<<<<<<<<<<<<<
@@ -7785,9 +10441,9 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
  *         try:
 */
     __pyx_t_5 = NULL;
-    __pyx_t_6 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 321, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 524, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_self->_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 321, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_self->_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 524, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_put_many_of;
     __pyx_t_8[1] = __pyx_t_6;
@@ -7799,7 +10455,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
     #endif
     __pyx_t_10 = 0;
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 4, __pyx_t_9, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 321, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 524, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -7809,14 +10465,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 321, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 524, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 321, __pyx_L1_error)
+    __PYX_ERR(0, 524, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":320
+    /* "flinq/_array.pyx":523
  *         cdef uint32_t key
  *         cdef int stored
  *         if n > self._capacity:             # <<<<<<<<<<<<<<
@@ -7825,17 +10481,17 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":322
+  /* "flinq/_array.pyx":525
  *         if n > self._capacity:
  *             raise ValueError(f"put_many() of {n} records can never fit in capacity {self._capacity}")
  *         PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS)             # <<<<<<<<<<<<<<
  *         try:
  *             while True:
 */
-  __pyx_t_10 = PyObject_GetBuffer(__pyx_v_arr, (&__pyx_v_view), PyBUF_C_CONTIGUOUS); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 322, __pyx_L1_error)
+  __pyx_t_10 = PyObject_GetBuffer(__pyx_v_arr, (&__pyx_v_view), PyBUF_C_CONTIGUOUS); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 525, __pyx_L1_error)
 
 
-  /* "flinq/_array.pyx":323
+  /* "flinq/_array.pyx":526
  *             raise ValueError(f"put_many() of {n} records can never fit in capacity {self._capacity}")
  *         PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS)
  *         try:             # <<<<<<<<<<<<<<
@@ -7844,7 +10500,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
   /*try:*/ {
 
-    /* "flinq/_array.pyx":324
+    /* "flinq/_array.pyx":527
  *         PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS)
  *         try:
  *             while True:             # <<<<<<<<<<<<<<
@@ -7853,17 +10509,17 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
     while (1) {
 
-      /* "flinq/_array.pyx":325
+      /* "flinq/_array.pyx":528
  *         try:
  *             while True:
  *                 ring = self._open_ring()             # <<<<<<<<<<<<<<
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                     raise ShutDown
 */
-      __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 325, __pyx_L5_error)
+      __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 528, __pyx_L5_error)
       __pyx_v_ring = __pyx_t_2;
 
-      /* "flinq/_array.pyx":326
+      /* "flinq/_array.pyx":529
  *             while True:
  *                 ring = self._open_ring()
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -7875,20 +10531,20 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       if (unlikely(__pyx_t_3)) {
 
 
-        /* "flinq/_array.pyx":327
+        /* "flinq/_array.pyx":530
  *                 ring = self._open_ring()
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                     raise ShutDown             # <<<<<<<<<<<<<<
  *                 if n * self._record_size >= _gil_free_bytes:
- *                     self._copying += 1
+ *                     self._users += 1
 */
-        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 327, __pyx_L5_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 530, __pyx_L5_error)
         __Pyx_GOTREF(__pyx_t_4);
         __Pyx_Raise(__pyx_t_4, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __PYX_ERR(0, 327, __pyx_L5_error)
+        __PYX_ERR(0, 530, __pyx_L5_error)
 
-        /* "flinq/_array.pyx":326
+        /* "flinq/_array.pyx":529
  *             while True:
  *                 ring = self._open_ring()
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -7897,11 +10553,11 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
       }
 
-      /* "flinq/_array.pyx":328
+      /* "flinq/_array.pyx":531
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                     raise ShutDown
  *                 if n * self._record_size >= _gil_free_bytes:             # <<<<<<<<<<<<<<
- *                     self._copying += 1
+ *                     self._users += 1
  *                     with nogil:
 */
       __pyx_t_3 = ((__pyx_v_n * __pyx_v_self->_record_size) >= __pyx_v_5flinq_6_array__gil_free_bytes);
@@ -7909,21 +10565,21 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       if (__pyx_t_3) {
 
 
-        /* "flinq/_array.pyx":329
+        /* "flinq/_array.pyx":532
  *                     raise ShutDown
  *                 if n * self._record_size >= _gil_free_bytes:
- *                     self._copying += 1             # <<<<<<<<<<<<<<
+ *                     self._users += 1             # <<<<<<<<<<<<<<
  *                     with nogil:
  *                         stored = flq_records_try_put(ring, view.buf, n)
 */
-        __pyx_v_self->_copying = (__pyx_v_self->_copying + 1);
+        __pyx_v_self->_users = (__pyx_v_self->_users + 1);
 
-        /* "flinq/_array.pyx":330
+        /* "flinq/_array.pyx":533
  *                 if n * self._record_size >= _gil_free_bytes:
- *                     self._copying += 1
+ *                     self._users += 1
  *                     with nogil:             # <<<<<<<<<<<<<<
  *                         stored = flq_records_try_put(ring, view.buf, n)
- *                     self._copied()
+ *                     self._left()
 */
         {
             PyThreadState * _save;
@@ -7931,22 +10587,22 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
             __Pyx_FastGIL_Remember();
             /*try:*/ {
 
-              /* "flinq/_array.pyx":331
- *                     self._copying += 1
+              /* "flinq/_array.pyx":534
+ *                     self._users += 1
  *                     with nogil:
  *                         stored = flq_records_try_put(ring, view.buf, n)             # <<<<<<<<<<<<<<
- *                     self._copied()
+ *                     self._left()
  *                 else:
 */
               __pyx_v_stored = flq_records_try_put(__pyx_v_ring, __pyx_v_view.buf, __pyx_v_n);
             }
 
-            /* "flinq/_array.pyx":330
+            /* "flinq/_array.pyx":533
  *                 if n * self._record_size >= _gil_free_bytes:
- *                     self._copying += 1
+ *                     self._users += 1
  *                     with nogil:             # <<<<<<<<<<<<<<
  *                         stored = flq_records_try_put(ring, view.buf, n)
- *                     self._copied()
+ *                     self._left()
 */
             /*finally:*/ {
               /*normal exit:*/{
@@ -7958,73 +10614,67 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
             }
         }
 
-        /* "flinq/_array.pyx":332
+        /* "flinq/_array.pyx":535
  *                     with nogil:
  *                         stored = flq_records_try_put(ring, view.buf, n)
- *                     self._copied()             # <<<<<<<<<<<<<<
+ *                     self._left()             # <<<<<<<<<<<<<<
  *                 else:
  *                     stored = flq_records_try_put(ring, view.buf, n)
 */
-        ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_copied(__pyx_v_self);
+        ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_left(__pyx_v_self);
 
-        /* "flinq/_array.pyx":328
+        /* "flinq/_array.pyx":531
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                     raise ShutDown
  *                 if n * self._record_size >= _gil_free_bytes:             # <<<<<<<<<<<<<<
- *                     self._copying += 1
+ *                     self._users += 1
  *                     with nogil:
 */
         goto __pyx_L10;
       }
 
-      /* "flinq/_array.pyx":334
- *                     self._copied()
+      /* "flinq/_array.pyx":537
+ *                     self._left()
  *                 else:
  *                     stored = flq_records_try_put(ring, view.buf, n)             # <<<<<<<<<<<<<<
  *                 if stored:
- *                     flq_park_notify_locked(&self._not_empty, n > 1)
+ *                     if self._block == NULL:  # closed while we copied: the ring is gone
 */
       /*else*/ {
         __pyx_v_stored = flq_records_try_put(__pyx_v_ring, __pyx_v_view.buf, __pyx_v_n);
       }
       __pyx_L10:;
 
-      /* "flinq/_array.pyx":335
+      /* "flinq/_array.pyx":538
  *                 else:
  *                     stored = flq_records_try_put(ring, view.buf, n)
  *                 if stored:             # <<<<<<<<<<<<<<
- *                     flq_park_notify_locked(&self._not_empty, n > 1)
- *                     if self._closed:  # closed while we copied: the ring may be gone
+ *                     if self._block == NULL:  # closed while we copied: the ring is gone
+ *                         return 0
 */
       __pyx_t_3 = (__pyx_v_stored != 0);
 
       if (__pyx_t_3) {
 
 
-        /* "flinq/_array.pyx":336
+        /* "flinq/_array.pyx":539
  *                     stored = flq_records_try_put(ring, view.buf, n)
  *                 if stored:
- *                     flq_park_notify_locked(&self._not_empty, n > 1)             # <<<<<<<<<<<<<<
- *                     if self._closed:  # closed while we copied: the ring may be gone
+ *                     if self._block == NULL:  # closed while we copied: the ring is gone             # <<<<<<<<<<<<<<
  *                         return 0
+ *                     self._notify(ITEMS, n > 1)
 */
-        flq_park_notify_locked((&__pyx_v_self->_not_empty), (__pyx_v_n > 1));
+        __pyx_t_3 = (__pyx_v_self->_block == NULL);
 
-        /* "flinq/_array.pyx":337
+        if (__pyx_t_3) {
+
+
+          /* "flinq/_array.pyx":540
  *                 if stored:
- *                     flq_park_notify_locked(&self._not_empty, n > 1)
- *                     if self._closed:  # closed while we copied: the ring may be gone             # <<<<<<<<<<<<<<
- *                         return 0
- *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
-*/
-        if (__pyx_v_self->_closed) {
-
-          /* "flinq/_array.pyx":338
- *                     flq_park_notify_locked(&self._not_empty, n > 1)
- *                     if self._closed:  # closed while we copied: the ring may be gone
+ *                     if self._block == NULL:  # closed while we copied: the ring is gone
  *                         return 0             # <<<<<<<<<<<<<<
+ *                     self._notify(ITEMS, n > 1)
  *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
- *                         flq_records_discard(ring)  # raced shutdown(immediate=True)
 */
           {
 
@@ -8032,18 +10682,27 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
           }
           goto __pyx_L4_return;
 
-          /* "flinq/_array.pyx":337
+          /* "flinq/_array.pyx":539
+ *                     stored = flq_records_try_put(ring, view.buf, n)
  *                 if stored:
- *                     flq_park_notify_locked(&self._not_empty, n > 1)
- *                     if self._closed:  # closed while we copied: the ring may be gone             # <<<<<<<<<<<<<<
+ *                     if self._block == NULL:  # closed while we copied: the ring is gone             # <<<<<<<<<<<<<<
  *                         return 0
- *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
+ *                     self._notify(ITEMS, n > 1)
 */
         }
 
-        /* "flinq/_array.pyx":339
- *                     if self._closed:  # closed while we copied: the ring may be gone
+        /* "flinq/_array.pyx":541
+ *                     if self._block == NULL:  # closed while we copied: the ring is gone
  *                         return 0
+ *                     self._notify(ITEMS, n > 1)             # <<<<<<<<<<<<<<
+ *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
+ *                         flq_records_discard(ring)  # raced shutdown(immediate=True)
+*/
+        __pyx_f_5flinq_6_array_10ArrayQueue__notify(__pyx_v_self, 0, (__pyx_v_n > 1));
+
+        /* "flinq/_array.pyx":542
+ *                         return 0
+ *                     self._notify(ITEMS, n > 1)
  *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:             # <<<<<<<<<<<<<<
  *                         flq_records_discard(ring)  # raced shutdown(immediate=True)
  *                     return 0
@@ -8053,8 +10712,8 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
         if (__pyx_t_3) {
 
 
-          /* "flinq/_array.pyx":340
- *                         return 0
+          /* "flinq/_array.pyx":543
+ *                     self._notify(ITEMS, n > 1)
  *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
  *                         flq_records_discard(ring)  # raced shutdown(immediate=True)             # <<<<<<<<<<<<<<
  *                     return 0
@@ -8062,16 +10721,16 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
           (void)(flq_records_discard(__pyx_v_ring));
 
-          /* "flinq/_array.pyx":339
- *                     if self._closed:  # closed while we copied: the ring may be gone
+          /* "flinq/_array.pyx":542
  *                         return 0
+ *                     self._notify(ITEMS, n > 1)
  *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:             # <<<<<<<<<<<<<<
  *                         flq_records_discard(ring)  # raced shutdown(immediate=True)
  *                     return 0
 */
         }
 
-        /* "flinq/_array.pyx":341
+        /* "flinq/_array.pyx":544
  *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
  *                         flq_records_discard(ring)  # raced shutdown(immediate=True)
  *                     return 0             # <<<<<<<<<<<<<<
@@ -8084,78 +10743,74 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
         }
         goto __pyx_L4_return;
 
-        /* "flinq/_array.pyx":335
+        /* "flinq/_array.pyx":538
  *                 else:
  *                     stored = flq_records_try_put(ring, view.buf, n)
  *                 if stored:             # <<<<<<<<<<<<<<
- *                     flq_park_notify_locked(&self._not_empty, n > 1)
- *                     if self._closed:  # closed while we copied: the ring may be gone
+ *                     if self._block == NULL:  # closed while we copied: the ring is gone
+ *                         return 0
 */
       }
 
-      /* "flinq/_array.pyx":342
+      /* "flinq/_array.pyx":545
  *                         flq_records_discard(ring)  # raced shutdown(immediate=True)
  *                     return 0
  *                 if not block:             # <<<<<<<<<<<<<<
  *                     raise Full
- *                 key = flq_park_prepare(&self._not_full)
+ *                 ring = self._open_ring()
 */
       __pyx_t_3 = (!__pyx_v_block);
 
       if (unlikely(__pyx_t_3)) {
 
 
-        /* "flinq/_array.pyx":343
+        /* "flinq/_array.pyx":546
  *                     return 0
  *                 if not block:
  *                     raise Full             # <<<<<<<<<<<<<<
- *                 key = flq_park_prepare(&self._not_full)
- *                 if (self._closed or flq_records_room(ring) >= n
+ *                 ring = self._open_ring()
+ *                 key = self._prepare(ROOM)
 */
-        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 343, __pyx_L5_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 546, __pyx_L5_error)
         __Pyx_GOTREF(__pyx_t_4);
         __Pyx_Raise(__pyx_t_4, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __PYX_ERR(0, 343, __pyx_L5_error)
+        __PYX_ERR(0, 546, __pyx_L5_error)
 
-        /* "flinq/_array.pyx":342
+        /* "flinq/_array.pyx":545
  *                         flq_records_discard(ring)  # raced shutdown(immediate=True)
  *                     return 0
  *                 if not block:             # <<<<<<<<<<<<<<
  *                     raise Full
- *                 key = flq_park_prepare(&self._not_full)
+ *                 ring = self._open_ring()
 */
       }
 
-      /* "flinq/_array.pyx":344
+      /* "flinq/_array.pyx":547
  *                 if not block:
  *                     raise Full
- *                 key = flq_park_prepare(&self._not_full)             # <<<<<<<<<<<<<<
- *                 if (self._closed or flq_records_room(ring) >= n
- *                         or flq_records_state(ring) != FLQ_RECORDS_OPEN):
+ *                 ring = self._open_ring()             # <<<<<<<<<<<<<<
+ *                 key = self._prepare(ROOM)
+ *                 if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:
 */
-      __pyx_v_key = flq_park_prepare((&__pyx_v_self->_not_full));
+      __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 547, __pyx_L5_error)
+      __pyx_v_ring = __pyx_t_2;
 
-      /* "flinq/_array.pyx":345
+      /* "flinq/_array.pyx":548
  *                     raise Full
- *                 key = flq_park_prepare(&self._not_full)
- *                 if (self._closed or flq_records_room(ring) >= n             # <<<<<<<<<<<<<<
- *                         or flq_records_state(ring) != FLQ_RECORDS_OPEN):
- *                     flq_park_cancel(&self._not_full)
+ *                 ring = self._open_ring()
+ *                 key = self._prepare(ROOM)             # <<<<<<<<<<<<<<
+ *                 if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:
+ *                     self._cancel(ROOM)
 */
-      if (!__pyx_v_self->_closed) {
-      } else {
+      __pyx_v_key = __pyx_f_5flinq_6_array_10ArrayQueue__prepare(__pyx_v_self, 1);
 
-        __pyx_t_3 = __pyx_v_self->_closed;
-        goto __pyx_L21_bool_binop_done;
-      }
-
-      /* "flinq/_array.pyx":346
- *                 key = flq_park_prepare(&self._not_full)
- *                 if (self._closed or flq_records_room(ring) >= n
- *                         or flq_records_state(ring) != FLQ_RECORDS_OPEN):             # <<<<<<<<<<<<<<
- *                     flq_park_cancel(&self._not_full)
- *                 elif _sleep(&self._not_full, key, deadline):
+      /* "flinq/_array.pyx":549
+ *                 ring = self._open_ring()
+ *                 key = self._prepare(ROOM)
+ *                 if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
+ *                     self._cancel(ROOM)
+ *                 elif self._sleep(ROOM, key, deadline):
 */
       __pyx_t_13 = (flq_records_room(__pyx_v_ring) >= __pyx_v_n);
 
@@ -8173,67 +10828,59 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       __pyx_t_3 = __pyx_t_13;
 
       __pyx_L21_bool_binop_done:;
-
-      /* "flinq/_array.pyx":345
- *                     raise Full
- *                 key = flq_park_prepare(&self._not_full)
- *                 if (self._closed or flq_records_room(ring) >= n             # <<<<<<<<<<<<<<
- *                         or flq_records_state(ring) != FLQ_RECORDS_OPEN):
- *                     flq_park_cancel(&self._not_full)
-*/
       if (__pyx_t_3) {
 
 
-        /* "flinq/_array.pyx":347
- *                 if (self._closed or flq_records_room(ring) >= n
- *                         or flq_records_state(ring) != FLQ_RECORDS_OPEN):
- *                     flq_park_cancel(&self._not_full)             # <<<<<<<<<<<<<<
- *                 elif _sleep(&self._not_full, key, deadline):
+        /* "flinq/_array.pyx":550
+ *                 key = self._prepare(ROOM)
+ *                 if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:
+ *                     self._cancel(ROOM)             # <<<<<<<<<<<<<<
+ *                 elif self._sleep(ROOM, key, deadline):
  *                     raise Full
 */
-        flq_park_cancel((&__pyx_v_self->_not_full));
+        __pyx_f_5flinq_6_array_10ArrayQueue__cancel(__pyx_v_self, 1);
 
-        /* "flinq/_array.pyx":345
- *                     raise Full
- *                 key = flq_park_prepare(&self._not_full)
- *                 if (self._closed or flq_records_room(ring) >= n             # <<<<<<<<<<<<<<
- *                         or flq_records_state(ring) != FLQ_RECORDS_OPEN):
- *                     flq_park_cancel(&self._not_full)
+        /* "flinq/_array.pyx":549
+ *                 ring = self._open_ring()
+ *                 key = self._prepare(ROOM)
+ *                 if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
+ *                     self._cancel(ROOM)
+ *                 elif self._sleep(ROOM, key, deadline):
 */
         goto __pyx_L20;
       }
 
-      /* "flinq/_array.pyx":348
- *                         or flq_records_state(ring) != FLQ_RECORDS_OPEN):
- *                     flq_park_cancel(&self._not_full)
- *                 elif _sleep(&self._not_full, key, deadline):             # <<<<<<<<<<<<<<
+      /* "flinq/_array.pyx":551
+ *                 if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:
+ *                     self._cancel(ROOM)
+ *                 elif self._sleep(ROOM, key, deadline):             # <<<<<<<<<<<<<<
  *                     raise Full
  *         finally:
 */
-      __pyx_t_10 = __pyx_f_5flinq_6_array__sleep((&__pyx_v_self->_not_full), __pyx_v_key, __pyx_v_deadline); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 348, __pyx_L5_error)
+      __pyx_t_10 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_sleep(__pyx_v_self, 1, __pyx_v_key, __pyx_v_deadline); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 551, __pyx_L5_error)
       __pyx_t_3 = (__pyx_t_10 != 0);
 
 
       if (unlikely(__pyx_t_3)) {
 
 
-        /* "flinq/_array.pyx":349
- *                     flq_park_cancel(&self._not_full)
- *                 elif _sleep(&self._not_full, key, deadline):
+        /* "flinq/_array.pyx":552
+ *                     self._cancel(ROOM)
+ *                 elif self._sleep(ROOM, key, deadline):
  *                     raise Full             # <<<<<<<<<<<<<<
  *         finally:
  *             PyBuffer_Release(&view)
 */
-        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 349, __pyx_L5_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 552, __pyx_L5_error)
         __Pyx_GOTREF(__pyx_t_4);
         __Pyx_Raise(__pyx_t_4, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __PYX_ERR(0, 349, __pyx_L5_error)
+        __PYX_ERR(0, 552, __pyx_L5_error)
 
-        /* "flinq/_array.pyx":348
- *                         or flq_records_state(ring) != FLQ_RECORDS_OPEN):
- *                     flq_park_cancel(&self._not_full)
- *                 elif _sleep(&self._not_full, key, deadline):             # <<<<<<<<<<<<<<
+        /* "flinq/_array.pyx":551
+ *                 if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:
+ *                     self._cancel(ROOM)
+ *                 elif self._sleep(ROOM, key, deadline):             # <<<<<<<<<<<<<<
  *                     raise Full
  *         finally:
 */
@@ -8242,12 +10889,12 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
     }
   }
 
-  /* "flinq/_array.pyx":351
+  /* "flinq/_array.pyx":554
  *                     raise Full
  *         finally:
  *             PyBuffer_Release(&view)             # <<<<<<<<<<<<<<
  * 
- *     cdef void _copied(self) noexcept:
+ *     cdef void _left(self) noexcept:
 */
   /*finally:*/ {
     /*normal exit:*/{
@@ -8297,8 +10944,8 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
     __pyx_L6:;
   }
 
-  /* "flinq/_array.pyx":313
- *     # ---- the two copies ------------------------------------------------------------
+  /* "flinq/_array.pyx":516
+ *         return 0
  * 
  *     cdef int _put_array(self, object arr, uint64_t n, bint block, object timeout) except -1:             # <<<<<<<<<<<<<<
  *         """Put the n records of the C-contiguous array arr, all or none."""
@@ -8327,31 +10974,31 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":353
+/* "flinq/_array.pyx":556
  *             PyBuffer_Release(&view)
  * 
- *     cdef void _copied(self) noexcept:             # <<<<<<<<<<<<<<
- *         """A copy without the GIL ended: free the ring if close() waits for it."""
- *         self._copying -= 1
+ *     cdef void _left(self) noexcept:             # <<<<<<<<<<<<<<
+ *         """A thread stopped using the ring without the GIL: free the ring if
+ *         close() waits for that."""
 */
 
-static void __pyx_f_5flinq_6_array_10ArrayQueue__copied(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static void __pyx_f_5flinq_6_array_10ArrayQueue__left(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "flinq/_array.pyx":355
- *     cdef void _copied(self) noexcept:
- *         """A copy without the GIL ended: free the ring if close() waits for it."""
- *         self._copying -= 1             # <<<<<<<<<<<<<<
- *         if self._closed and self._copying == 0:
+  /* "flinq/_array.pyx":559
+ *         """A thread stopped using the ring without the GIL: free the ring if
+ *         close() waits for that."""
+ *         self._users -= 1             # <<<<<<<<<<<<<<
+ *         if self._closed and self._users == 0:
  *             self._free_ring()
 */
-  __pyx_v_self->_copying = (__pyx_v_self->_copying - 1);
+  __pyx_v_self->_users = (__pyx_v_self->_users - 1);
 
-  /* "flinq/_array.pyx":356
- *         """A copy without the GIL ended: free the ring if close() waits for it."""
- *         self._copying -= 1
- *         if self._closed and self._copying == 0:             # <<<<<<<<<<<<<<
+  /* "flinq/_array.pyx":560
+ *         close() waits for that."""
+ *         self._users -= 1
+ *         if self._closed and self._users == 0:             # <<<<<<<<<<<<<<
  *             self._free_ring()
  * 
 */
@@ -8361,7 +11008,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__copied(struct __pyx_obj_5flinq_
     __pyx_t_1 = __pyx_v_self->_closed;
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_2 = (__pyx_v_self->_copying == 0);
+  __pyx_t_2 = (__pyx_v_self->_users == 0);
 
 
   __pyx_t_1 = __pyx_t_2;
@@ -8370,37 +11017,37 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__copied(struct __pyx_obj_5flinq_
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":357
- *         self._copying -= 1
- *         if self._closed and self._copying == 0:
+    /* "flinq/_array.pyx":561
+ *         self._users -= 1
+ *         if self._closed and self._users == 0:
  *             self._free_ring()             # <<<<<<<<<<<<<<
  * 
  *     cdef uint64_t _wait_for_records(self, bint block, int64_t deadline) except 0:
 */
     ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_free_ring(__pyx_v_self);
 
-    /* "flinq/_array.pyx":356
- *         """A copy without the GIL ended: free the ring if close() waits for it."""
- *         self._copying -= 1
- *         if self._closed and self._copying == 0:             # <<<<<<<<<<<<<<
+    /* "flinq/_array.pyx":560
+ *         close() waits for that."""
+ *         self._users -= 1
+ *         if self._closed and self._users == 0:             # <<<<<<<<<<<<<<
  *             self._free_ring()
  * 
 */
   }
 
-  /* "flinq/_array.pyx":353
+  /* "flinq/_array.pyx":556
  *             PyBuffer_Release(&view)
  * 
- *     cdef void _copied(self) noexcept:             # <<<<<<<<<<<<<<
- *         """A copy without the GIL ended: free the ring if close() waits for it."""
- *         self._copying -= 1
+ *     cdef void _left(self) noexcept:             # <<<<<<<<<<<<<<
+ *         """A thread stopped using the ring without the GIL: free the ring if
+ *         close() waits for that."""
 */
 
   /* function exit code */
 
 }
 
-/* "flinq/_array.pyx":359
+/* "flinq/_array.pyx":563
  *             self._free_ring()
  * 
  *     cdef uint64_t _wait_for_records(self, bint block, int64_t deadline) except 0:             # <<<<<<<<<<<<<<
@@ -8425,7 +11072,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_wait_for_records", 0);
 
-  /* "flinq/_array.pyx":365
+  /* "flinq/_array.pyx":569
  *         cdef uint32_t key
  *         cdef uint32_t state
  *         while True:             # <<<<<<<<<<<<<<
@@ -8434,17 +11081,17 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
   while (1) {
 
-    /* "flinq/_array.pyx":366
+    /* "flinq/_array.pyx":570
  *         cdef uint32_t state
  *         while True:
  *             ring = self._open_ring()             # <<<<<<<<<<<<<<
  *             state = flq_records_state(ring)
  *             if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
 */
-    __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 366, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 570, __pyx_L1_error)
     __pyx_v_ring = __pyx_t_1;
 
-    /* "flinq/_array.pyx":367
+    /* "flinq/_array.pyx":571
  *         while True:
  *             ring = self._open_ring()
  *             state = flq_records_state(ring)             # <<<<<<<<<<<<<<
@@ -8453,7 +11100,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     __pyx_v_state = flq_records_state(__pyx_v_ring);
 
-    /* "flinq/_array.pyx":368
+    /* "flinq/_array.pyx":572
  *             ring = self._open_ring()
  *             state = flq_records_state(ring)
  *             if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:             # <<<<<<<<<<<<<<
@@ -8465,20 +11112,20 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "flinq/_array.pyx":369
+      /* "flinq/_array.pyx":573
  *             state = flq_records_state(ring)
  *             if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
  *                 raise ShutDown             # <<<<<<<<<<<<<<
  *             ready = flq_records_size(ring)
  *             if ready:
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 369, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 573, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 369, __pyx_L1_error)
+      __PYX_ERR(0, 573, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":368
+      /* "flinq/_array.pyx":572
  *             ring = self._open_ring()
  *             state = flq_records_state(ring)
  *             if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:             # <<<<<<<<<<<<<<
@@ -8487,7 +11134,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     }
 
-    /* "flinq/_array.pyx":370
+    /* "flinq/_array.pyx":574
  *             if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
  *                 raise ShutDown
  *             ready = flq_records_size(ring)             # <<<<<<<<<<<<<<
@@ -8496,7 +11143,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     __pyx_v_ready = flq_records_size(__pyx_v_ring);
 
-    /* "flinq/_array.pyx":371
+    /* "flinq/_array.pyx":575
  *                 raise ShutDown
  *             ready = flq_records_size(ring)
  *             if ready:             # <<<<<<<<<<<<<<
@@ -8508,7 +11155,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     if (__pyx_t_2) {
 
 
-      /* "flinq/_array.pyx":372
+      /* "flinq/_array.pyx":576
  *             ready = flq_records_size(ring)
  *             if ready:
  *                 return ready             # <<<<<<<<<<<<<<
@@ -8521,7 +11168,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
       }
       goto __pyx_L0;
 
-      /* "flinq/_array.pyx":371
+      /* "flinq/_array.pyx":575
  *                 raise ShutDown
  *             ready = flq_records_size(ring)
  *             if ready:             # <<<<<<<<<<<<<<
@@ -8530,7 +11177,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     }
 
-    /* "flinq/_array.pyx":373
+    /* "flinq/_array.pyx":577
  *             if ready:
  *                 return ready
  *             if state != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -8542,20 +11189,20 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "flinq/_array.pyx":374
+      /* "flinq/_array.pyx":578
  *                 return ready
  *             if state != FLQ_RECORDS_OPEN:
  *                 raise ShutDown             # <<<<<<<<<<<<<<
  *             if not block:
  *                 raise Empty
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 374, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 578, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 374, __pyx_L1_error)
+      __PYX_ERR(0, 578, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":373
+      /* "flinq/_array.pyx":577
  *             if ready:
  *                 return ready
  *             if state != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -8564,62 +11211,56 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     }
 
-    /* "flinq/_array.pyx":375
+    /* "flinq/_array.pyx":579
  *             if state != FLQ_RECORDS_OPEN:
  *                 raise ShutDown
  *             if not block:             # <<<<<<<<<<<<<<
  *                 raise Empty
- *             key = flq_park_prepare(&self._not_empty)
+ *             key = self._prepare(ITEMS)
 */
     __pyx_t_2 = (!__pyx_v_block);
 
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "flinq/_array.pyx":376
+      /* "flinq/_array.pyx":580
  *                 raise ShutDown
  *             if not block:
  *                 raise Empty             # <<<<<<<<<<<<<<
- *             key = flq_park_prepare(&self._not_empty)
- *             if self._closed or flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
+ *             key = self._prepare(ITEMS)
+ *             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 376, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 580, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 376, __pyx_L1_error)
+      __PYX_ERR(0, 580, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":375
+      /* "flinq/_array.pyx":579
  *             if state != FLQ_RECORDS_OPEN:
  *                 raise ShutDown
  *             if not block:             # <<<<<<<<<<<<<<
  *                 raise Empty
- *             key = flq_park_prepare(&self._not_empty)
+ *             key = self._prepare(ITEMS)
 */
     }
 
-    /* "flinq/_array.pyx":377
+    /* "flinq/_array.pyx":581
  *             if not block:
  *                 raise Empty
- *             key = flq_park_prepare(&self._not_empty)             # <<<<<<<<<<<<<<
- *             if self._closed or flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
- *                 flq_park_cancel(&self._not_empty)
+ *             key = self._prepare(ITEMS)             # <<<<<<<<<<<<<<
+ *             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
+ *                 self._cancel(ITEMS)
 */
-    __pyx_v_key = flq_park_prepare((&__pyx_v_self->_not_empty));
+    __pyx_v_key = __pyx_f_5flinq_6_array_10ArrayQueue__prepare(__pyx_v_self, 0);
 
-    /* "flinq/_array.pyx":378
+    /* "flinq/_array.pyx":582
  *                 raise Empty
- *             key = flq_park_prepare(&self._not_empty)
- *             if self._closed or flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
- *                 flq_park_cancel(&self._not_empty)
- *             elif _sleep(&self._not_empty, key, deadline):
+ *             key = self._prepare(ITEMS)
+ *             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
+ *                 self._cancel(ITEMS)
+ *             elif self._sleep(ITEMS, key, deadline):
 */
-    if (!__pyx_v_self->_closed) {
-    } else {
-
-      __pyx_t_2 = __pyx_v_self->_closed;
-      goto __pyx_L10_bool_binop_done;
-    }
     __pyx_t_4 = (flq_records_size(__pyx_v_ring) != 0);
 
     if (!__pyx_t_4) {
@@ -8639,56 +11280,56 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     if (__pyx_t_2) {
 
 
-      /* "flinq/_array.pyx":379
- *             key = flq_park_prepare(&self._not_empty)
- *             if self._closed or flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
- *                 flq_park_cancel(&self._not_empty)             # <<<<<<<<<<<<<<
- *             elif _sleep(&self._not_empty, key, deadline):
+      /* "flinq/_array.pyx":583
+ *             key = self._prepare(ITEMS)
+ *             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
+ *                 self._cancel(ITEMS)             # <<<<<<<<<<<<<<
+ *             elif self._sleep(ITEMS, key, deadline):
  *                 raise Empty
 */
-      flq_park_cancel((&__pyx_v_self->_not_empty));
+      __pyx_f_5flinq_6_array_10ArrayQueue__cancel(__pyx_v_self, 0);
 
-      /* "flinq/_array.pyx":378
+      /* "flinq/_array.pyx":582
  *                 raise Empty
- *             key = flq_park_prepare(&self._not_empty)
- *             if self._closed or flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
- *                 flq_park_cancel(&self._not_empty)
- *             elif _sleep(&self._not_empty, key, deadline):
+ *             key = self._prepare(ITEMS)
+ *             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
+ *                 self._cancel(ITEMS)
+ *             elif self._sleep(ITEMS, key, deadline):
 */
       goto __pyx_L9;
     }
 
-    /* "flinq/_array.pyx":380
- *             if self._closed or flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
- *                 flq_park_cancel(&self._not_empty)
- *             elif _sleep(&self._not_empty, key, deadline):             # <<<<<<<<<<<<<<
+    /* "flinq/_array.pyx":584
+ *             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
+ *                 self._cancel(ITEMS)
+ *             elif self._sleep(ITEMS, key, deadline):             # <<<<<<<<<<<<<<
  *                 raise Empty
  * 
 */
-    __pyx_t_5 = __pyx_f_5flinq_6_array__sleep((&__pyx_v_self->_not_empty), __pyx_v_key, __pyx_v_deadline); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 380, __pyx_L1_error)
+    __pyx_t_5 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_sleep(__pyx_v_self, 0, __pyx_v_key, __pyx_v_deadline); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 584, __pyx_L1_error)
     __pyx_t_2 = (__pyx_t_5 != 0);
 
 
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "flinq/_array.pyx":381
- *                 flq_park_cancel(&self._not_empty)
- *             elif _sleep(&self._not_empty, key, deadline):
+      /* "flinq/_array.pyx":585
+ *                 self._cancel(ITEMS)
+ *             elif self._sleep(ITEMS, key, deadline):
  *                 raise Empty             # <<<<<<<<<<<<<<
  * 
  *     cdef uint64_t _take_into(self, object out, uint64_t limit) except? 0:
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 381, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 585, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 381, __pyx_L1_error)
+      __PYX_ERR(0, 585, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":380
- *             if self._closed or flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
- *                 flq_park_cancel(&self._not_empty)
- *             elif _sleep(&self._not_empty, key, deadline):             # <<<<<<<<<<<<<<
+      /* "flinq/_array.pyx":584
+ *             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
+ *                 self._cancel(ITEMS)
+ *             elif self._sleep(ITEMS, key, deadline):             # <<<<<<<<<<<<<<
  *                 raise Empty
  * 
 */
@@ -8696,7 +11337,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     __pyx_L9:;
   }
 
-  /* "flinq/_array.pyx":359
+  /* "flinq/_array.pyx":563
  *             self._free_ring()
  * 
  *     cdef uint64_t _wait_for_records(self, bint block, int64_t deadline) except 0:             # <<<<<<<<<<<<<<
@@ -8721,7 +11362,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":383
+/* "flinq/_array.pyx":587
  *                 raise Empty
  * 
  *     cdef uint64_t _take_into(self, object out, uint64_t limit) except? 0:             # <<<<<<<<<<<<<<
@@ -8741,40 +11382,40 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "flinq/_array.pyx":388
+  /* "flinq/_array.pyx":592
  *         cdef Py_buffer view
  *         cdef uint64_t taken
  *         cdef flq_records *ring = self._open_ring()             # <<<<<<<<<<<<<<
  *         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
  *         try:
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 388, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 592, __pyx_L1_error)
   __pyx_v_ring = __pyx_t_1;
 
-  /* "flinq/_array.pyx":389
+  /* "flinq/_array.pyx":593
  *         cdef uint64_t taken
  *         cdef flq_records *ring = self._open_ring()
  *         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)             # <<<<<<<<<<<<<<
  *         try:
  *             if limit * self._record_size >= _gil_free_bytes:
 */
-  __pyx_t_2 = PyObject_GetBuffer(__pyx_v_out, (&__pyx_v_view), (PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 389, __pyx_L1_error)
+  __pyx_t_2 = PyObject_GetBuffer(__pyx_v_out, (&__pyx_v_view), (PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 593, __pyx_L1_error)
 
 
-  /* "flinq/_array.pyx":390
+  /* "flinq/_array.pyx":594
  *         cdef flq_records *ring = self._open_ring()
  *         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
  *         try:             # <<<<<<<<<<<<<<
  *             if limit * self._record_size >= _gil_free_bytes:
- *                 self._copying += 1
+ *                 self._users += 1
 */
   /*try:*/ {
 
-    /* "flinq/_array.pyx":391
+    /* "flinq/_array.pyx":595
  *         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
  *         try:
  *             if limit * self._record_size >= _gil_free_bytes:             # <<<<<<<<<<<<<<
- *                 self._copying += 1
+ *                 self._users += 1
  *                 with nogil:
 */
     __pyx_t_3 = ((__pyx_v_limit * __pyx_v_self->_record_size) >= __pyx_v_5flinq_6_array__gil_free_bytes);
@@ -8782,21 +11423,21 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
     if (__pyx_t_3) {
 
 
-      /* "flinq/_array.pyx":392
+      /* "flinq/_array.pyx":596
  *         try:
  *             if limit * self._record_size >= _gil_free_bytes:
- *                 self._copying += 1             # <<<<<<<<<<<<<<
+ *                 self._users += 1             # <<<<<<<<<<<<<<
  *                 with nogil:
  *                     taken = flq_records_try_get(ring, view.buf, limit)
 */
-      __pyx_v_self->_copying = (__pyx_v_self->_copying + 1);
+      __pyx_v_self->_users = (__pyx_v_self->_users + 1);
 
-      /* "flinq/_array.pyx":393
+      /* "flinq/_array.pyx":597
  *             if limit * self._record_size >= _gil_free_bytes:
- *                 self._copying += 1
+ *                 self._users += 1
  *                 with nogil:             # <<<<<<<<<<<<<<
  *                     taken = flq_records_try_get(ring, view.buf, limit)
- *                 self._copied()
+ *                 self._left()
 */
       {
           PyThreadState * _save;
@@ -8804,22 +11445,22 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
           __Pyx_FastGIL_Remember();
           /*try:*/ {
 
-            /* "flinq/_array.pyx":394
- *                 self._copying += 1
+            /* "flinq/_array.pyx":598
+ *                 self._users += 1
  *                 with nogil:
  *                     taken = flq_records_try_get(ring, view.buf, limit)             # <<<<<<<<<<<<<<
- *                 self._copied()
+ *                 self._left()
  *             else:
 */
             __pyx_v_taken = flq_records_try_get(__pyx_v_ring, __pyx_v_view.buf, __pyx_v_limit);
           }
 
-          /* "flinq/_array.pyx":393
+          /* "flinq/_array.pyx":597
  *             if limit * self._record_size >= _gil_free_bytes:
- *                 self._copying += 1
+ *                 self._users += 1
  *                 with nogil:             # <<<<<<<<<<<<<<
  *                     taken = flq_records_try_get(ring, view.buf, limit)
- *                 self._copied()
+ *                 self._left()
 */
           /*finally:*/ {
             /*normal exit:*/{
@@ -8831,27 +11472,27 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
           }
       }
 
-      /* "flinq/_array.pyx":395
+      /* "flinq/_array.pyx":599
  *                 with nogil:
  *                     taken = flq_records_try_get(ring, view.buf, limit)
- *                 self._copied()             # <<<<<<<<<<<<<<
+ *                 self._left()             # <<<<<<<<<<<<<<
  *             else:
  *                 taken = flq_records_try_get(ring, view.buf, limit)
 */
-      ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_copied(__pyx_v_self);
+      ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_left(__pyx_v_self);
 
-      /* "flinq/_array.pyx":391
+      /* "flinq/_array.pyx":595
  *         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
  *         try:
  *             if limit * self._record_size >= _gil_free_bytes:             # <<<<<<<<<<<<<<
- *                 self._copying += 1
+ *                 self._users += 1
  *                 with nogil:
 */
       goto __pyx_L6;
     }
 
-    /* "flinq/_array.pyx":397
- *                 self._copied()
+    /* "flinq/_array.pyx":601
+ *                 self._left()
  *             else:
  *                 taken = flq_records_try_get(ring, view.buf, limit)             # <<<<<<<<<<<<<<
  *         finally:
@@ -8863,12 +11504,12 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
     __pyx_L6:;
   }
 
-  /* "flinq/_array.pyx":399
+  /* "flinq/_array.pyx":603
  *                 taken = flq_records_try_get(ring, view.buf, limit)
  *         finally:
  *             PyBuffer_Release(&view)             # <<<<<<<<<<<<<<
  *         if taken:
- *             flq_park_notify_locked(&self._not_full, 1)
+ *             self._notify(ROOM, 1)
 */
   /*finally:*/ {
     /*normal exit:*/{
@@ -8878,11 +11519,11 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
     __pyx_L5:;
   }
 
-  /* "flinq/_array.pyx":400
+  /* "flinq/_array.pyx":604
  *         finally:
  *             PyBuffer_Release(&view)
  *         if taken:             # <<<<<<<<<<<<<<
- *             flq_park_notify_locked(&self._not_full, 1)
+ *             self._notify(ROOM, 1)
  *         return taken
 */
   __pyx_t_3 = (__pyx_v_taken != 0);
@@ -8890,27 +11531,27 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
   if (__pyx_t_3) {
 
 
-    /* "flinq/_array.pyx":401
+    /* "flinq/_array.pyx":605
  *             PyBuffer_Release(&view)
  *         if taken:
- *             flq_park_notify_locked(&self._not_full, 1)             # <<<<<<<<<<<<<<
+ *             self._notify(ROOM, 1)             # <<<<<<<<<<<<<<
  *         return taken
  * 
 */
-    flq_park_notify_locked((&__pyx_v_self->_not_full), 1);
+    __pyx_f_5flinq_6_array_10ArrayQueue__notify(__pyx_v_self, 1, 1);
 
-    /* "flinq/_array.pyx":400
+    /* "flinq/_array.pyx":604
  *         finally:
  *             PyBuffer_Release(&view)
  *         if taken:             # <<<<<<<<<<<<<<
- *             flq_park_notify_locked(&self._not_full, 1)
+ *             self._notify(ROOM, 1)
  *         return taken
 */
   }
 
-  /* "flinq/_array.pyx":402
+  /* "flinq/_array.pyx":606
  *         if taken:
- *             flq_park_notify_locked(&self._not_full, 1)
+ *             self._notify(ROOM, 1)
  *         return taken             # <<<<<<<<<<<<<<
  * 
  *     # ---- public API ----------------------------------------------------------------
@@ -8921,7 +11562,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":383
+  /* "flinq/_array.pyx":587
  *                 raise Empty
  * 
  *     cdef uint64_t _take_into(self, object out, uint64_t limit) except? 0:             # <<<<<<<<<<<<<<
@@ -8941,7 +11582,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":406
+/* "flinq/_array.pyx":610
  *     # ---- public API ----------------------------------------------------------------
  * 
  *     def put(self, value, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -8950,15 +11591,15 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_9put(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_11put(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_8put, "ArrayQueue.put(self, value, block=True, timeout=None)\n\nPut one record, waiting for room if the queue is full\n(block=False or a timeout: raise queue.Full; shut down: ShutDown).");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_9put(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_10put, "ArrayQueue.put(self, value, block=True, timeout=None)\n\nPut one record, waiting for room if the queue is full\n(block=False or a timeout: raise queue.Full; shut down: ShutDown).");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_11put(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -8990,44 +11631,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_value,&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_timeout,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 406, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 610, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 406, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 610, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 406, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 610, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 406, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 610, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put", 0) < (0)) __PYX_ERR(0, 406, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put", 0) < (0)) __PYX_ERR(0, 610, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_True));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put", 0, 1, 3, i); __PYX_ERR(0, 406, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put", 0, 1, 3, i); __PYX_ERR(0, 610, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 406, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 610, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 406, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 610, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 406, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 610, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -9040,7 +11681,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("put", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 406, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("put", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 610, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -9051,7 +11692,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_8put(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_value, __pyx_v_block, __pyx_v_timeout);
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_10put(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_value, __pyx_v_block, __pyx_v_timeout);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -9061,7 +11702,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8put(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_value, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_10put(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_value, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -9072,22 +11713,22 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8put(struct __pyx_obj_5fli
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("put", 0);
 
-  /* "flinq/_array.pyx":409
+  /* "flinq/_array.pyx":613
  *         """Put one record, waiting for room if the queue is full
  *         (block=False or a timeout: raise queue.Full; shut down: ShutDown)."""
  *         self._put_array(self._records(value, False), 1, block, timeout)             # <<<<<<<<<<<<<<
  * 
  *     def put_nowait(self, value):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_value, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 409, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_value, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 613, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 409, __pyx_L1_error)
-  __pyx_t_3 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_t_1, 1, __pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 409, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 613, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_t_1, 1, __pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 613, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
 
 
-  /* "flinq/_array.pyx":406
+  /* "flinq/_array.pyx":610
  *     # ---- public API ----------------------------------------------------------------
  * 
  *     def put(self, value, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -9108,7 +11749,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8put(struct __pyx_obj_5fli
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":411
+/* "flinq/_array.pyx":615
  *         self._put_array(self._records(value, False), 1, block, timeout)
  * 
  *     def put_nowait(self, value):             # <<<<<<<<<<<<<<
@@ -9117,15 +11758,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8put(struct __pyx_obj_5fli
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_11put_nowait(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_13put_nowait(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_10put_nowait, "ArrayQueue.put_nowait(self, value)\n\nPut one record without waiting; raise queue.Full if there is no room.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_11put_nowait(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_12put_nowait, "ArrayQueue.put_nowait(self, value)\n\nPut one record without waiting; raise queue.Full if there is no room.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_13put_nowait(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -9155,32 +11796,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_value,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 411, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 615, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 411, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 615, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put_nowait", 0) < (0)) __PYX_ERR(0, 411, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put_nowait", 0) < (0)) __PYX_ERR(0, 615, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put_nowait", 1, 1, 1, i); __PYX_ERR(0, 411, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put_nowait", 1, 1, 1, i); __PYX_ERR(0, 615, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 411, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 615, __pyx_L3_error)
     }
     __pyx_v_value = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("put_nowait", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 411, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("put_nowait", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 615, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -9191,7 +11832,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_10put_nowait(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_value);
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_12put_nowait(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_value);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -9201,7 +11842,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_10put_nowait(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_value) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_12put_nowait(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_value) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -9211,20 +11852,20 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_10put_nowait(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("put_nowait", 0);
 
-  /* "flinq/_array.pyx":413
+  /* "flinq/_array.pyx":617
  *     def put_nowait(self, value):
  *         """Put one record without waiting; raise queue.Full if there is no room."""
  *         self._put_array(self._records(value, False), 1, False, None)             # <<<<<<<<<<<<<<
  * 
  *     def put_many(self, array, block=True, timeout=None):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_value, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 413, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_value, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 617, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_t_1, 1, 0, Py_None); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 413, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_t_1, 1, 0, Py_None); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 617, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
 
-  /* "flinq/_array.pyx":411
+  /* "flinq/_array.pyx":615
  *         self._put_array(self._records(value, False), 1, block, timeout)
  * 
  *     def put_nowait(self, value):             # <<<<<<<<<<<<<<
@@ -9245,7 +11886,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_10put_nowait(struct __pyx_
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":415
+/* "flinq/_array.pyx":619
  *         self._put_array(self._records(value, False), 1, False, None)
  * 
  *     def put_many(self, array, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -9254,15 +11895,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_10put_nowait(struct __pyx_
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_13put_many(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_15put_many(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_12put_many, "ArrayQueue.put_many(self, array, block=True, timeout=None)\n\nPut every record of array (shape (n,) + the record shape), in\norder, all or none: wait until they all fit (queue.Full on\nblock=False or timeout); ValueError if n exceeds the capacity.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_13put_many(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_14put_many, "ArrayQueue.put_many(self, array, block=True, timeout=None)\n\nPut every record of array (shape (n,) + the record shape), in\norder, all or none: wait until they all fit (queue.Full on\nblock=False or timeout); ValueError if n exceeds the capacity.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_15put_many(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -9294,44 +11935,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_array,&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_timeout,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 415, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 619, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 415, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 619, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 415, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 619, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 415, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 619, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put_many", 0) < (0)) __PYX_ERR(0, 415, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put_many", 0) < (0)) __PYX_ERR(0, 619, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_True));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put_many", 0, 1, 3, i); __PYX_ERR(0, 415, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put_many", 0, 1, 3, i); __PYX_ERR(0, 619, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 415, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 619, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 415, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 619, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 415, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 619, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -9344,7 +11985,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("put_many", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 415, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("put_many", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 619, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -9355,7 +11996,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_12put_many(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_array, __pyx_v_block, __pyx_v_timeout);
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_14put_many(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_array, __pyx_v_block, __pyx_v_timeout);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -9365,7 +12006,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_12put_many(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_array, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14put_many(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_array, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout) {
   PyObject *__pyx_v_arr = NULL;
   uint64_t __pyx_v_n;
   PyObject *__pyx_r = NULL;
@@ -9380,39 +12021,39 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_12put_many(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("put_many", 0);
 
-  /* "flinq/_array.pyx":419
+  /* "flinq/_array.pyx":623
  *         order, all or none: wait until they all fit (queue.Full on
  *         block=False or timeout); ValueError if n exceeds the capacity."""
  *         arr = self._records(array, True)             # <<<<<<<<<<<<<<
  *         cdef uint64_t n = len(arr)
  *         self._open_ring()
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_array, 1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 419, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_array, 1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 623, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_arr = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":420
+  /* "flinq/_array.pyx":624
  *         block=False or timeout); ValueError if n exceeds the capacity."""
  *         arr = self._records(array, True)
  *         cdef uint64_t n = len(arr)             # <<<<<<<<<<<<<<
  *         self._open_ring()
  *         if n:
 */
-  __pyx_t_2 = PyObject_Length(__pyx_v_arr); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 420, __pyx_L1_error)
+  __pyx_t_2 = PyObject_Length(__pyx_v_arr); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 624, __pyx_L1_error)
   __pyx_v_n = __pyx_t_2;
 
-  /* "flinq/_array.pyx":421
+  /* "flinq/_array.pyx":625
  *         arr = self._records(array, True)
  *         cdef uint64_t n = len(arr)
  *         self._open_ring()             # <<<<<<<<<<<<<<
  *         if n:
  *             self._put_array(arr, n, block, timeout)
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_3 == ((void *)NULL))) __PYX_ERR(0, 421, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_3 == ((void *)NULL))) __PYX_ERR(0, 625, __pyx_L1_error)
 
 
-  /* "flinq/_array.pyx":422
+  /* "flinq/_array.pyx":626
  *         cdef uint64_t n = len(arr)
  *         self._open_ring()
  *         if n:             # <<<<<<<<<<<<<<
@@ -9424,19 +12065,19 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_12put_many(struct __pyx_ob
   if (__pyx_t_4) {
 
 
-    /* "flinq/_array.pyx":423
+    /* "flinq/_array.pyx":627
  *         self._open_ring()
  *         if n:
  *             self._put_array(arr, n, block, timeout)             # <<<<<<<<<<<<<<
  * 
  *     def get(self, block=True, timeout=None):
 */
-    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_4 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 423, __pyx_L1_error)
-    __pyx_t_5 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_v_arr, __pyx_v_n, __pyx_t_4, __pyx_v_timeout); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 423, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_4 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 627, __pyx_L1_error)
+    __pyx_t_5 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_v_arr, __pyx_v_n, __pyx_t_4, __pyx_v_timeout); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 627, __pyx_L1_error)
 
 
 
-    /* "flinq/_array.pyx":422
+    /* "flinq/_array.pyx":626
  *         cdef uint64_t n = len(arr)
  *         self._open_ring()
  *         if n:             # <<<<<<<<<<<<<<
@@ -9445,7 +12086,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_12put_many(struct __pyx_ob
 */
   }
 
-  /* "flinq/_array.pyx":415
+  /* "flinq/_array.pyx":619
  *         self._put_array(self._records(value, False), 1, False, None)
  * 
  *     def put_many(self, array, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -9468,7 +12109,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_12put_many(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":425
+/* "flinq/_array.pyx":629
  *             self._put_array(arr, n, block, timeout)
  * 
  *     def get(self, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -9477,15 +12118,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_12put_many(struct __pyx_ob
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_15get(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_17get(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_14get, "ArrayQueue.get(self, block=True, timeout=None)\n\nRemove and return the next record (a numpy scalar, or an array of\nthe record shape), waiting if the queue is empty (block=False or a\ntimeout: raise queue.Empty; shut down and empty: ShutDown).");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_15get(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_16get, "ArrayQueue.get(self, block=True, timeout=None)\n\nRemove and return the next record (a numpy scalar, or an array of\nthe record shape), waiting if the queue is empty (block=False or a\ntimeout: raise queue.Empty; shut down and empty: ShutDown).");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_17get(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -9516,33 +12157,33 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_timeout,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 425, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 629, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 425, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 629, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 425, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 629, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "get", 0) < (0)) __PYX_ERR(0, 425, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "get", 0) < (0)) __PYX_ERR(0, 629, __pyx_L3_error)
       if (!values[0]) values[0] = __Pyx_NewRef(((PyObject *)Py_True));
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
     } else {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 425, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 629, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 425, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 629, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
@@ -9555,7 +12196,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("get", 0, 0, 2, __pyx_nargs); __PYX_ERR(0, 425, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("get", 0, 0, 2, __pyx_nargs); __PYX_ERR(0, 629, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -9566,7 +12207,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_14get(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_block, __pyx_v_timeout);
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_16get(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_block, __pyx_v_timeout);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -9576,7 +12217,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout) {
   PyObject *__pyx_v_np = NULL;
   int64_t __pyx_v_deadline;
   PyObject *__pyx_v_out = NULL;
@@ -9594,31 +12235,31 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5fl
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("get", 0);
 
-  /* "flinq/_array.pyx":429
+  /* "flinq/_array.pyx":633
  *         the record shape), waiting if the queue is empty (block=False or a
  *         timeout: raise queue.Empty; shut down and empty: ShutDown)."""
  *         np = _np()             # <<<<<<<<<<<<<<
  *         cdef int64_t deadline = _deadline(block, timeout)
  *         out = np.empty((1,) + self._shape, self._base)
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 429, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 633, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":430
+  /* "flinq/_array.pyx":634
  *         timeout: raise queue.Empty; shut down and empty: ShutDown)."""
  *         np = _np()
  *         cdef int64_t deadline = _deadline(block, timeout)             # <<<<<<<<<<<<<<
  *         out = np.empty((1,) + self._shape, self._base)
  *         while True:
 */
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 430, __pyx_L1_error)
-  __pyx_t_3 = __pyx_f_5flinq_6_array__deadline(__pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_3 == ((int64_t)-2L))) __PYX_ERR(0, 430, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 634, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_5flinq_6_array__deadline(__pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_3 == ((int64_t)-2L))) __PYX_ERR(0, 634, __pyx_L1_error)
 
   __pyx_v_deadline = __pyx_t_3;
 
-  /* "flinq/_array.pyx":431
+  /* "flinq/_array.pyx":635
  *         np = _np()
  *         cdef int64_t deadline = _deadline(block, timeout)
  *         out = np.empty((1,) + self._shape, self._base)             # <<<<<<<<<<<<<<
@@ -9627,7 +12268,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5fl
 */
   __pyx_t_4 = __pyx_v_np;
   __Pyx_INCREF(__pyx_t_4);
-  __pyx_t_5 = PyNumber_Add(__pyx_mstate_global->__pyx_tuple[5], __pyx_v_self->_shape); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 431, __pyx_L1_error)
+  __pyx_t_5 = PyNumber_Add(__pyx_mstate_global->__pyx_tuple[5], __pyx_v_self->_shape); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 635, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_t_6 = 0;
   {
@@ -9635,13 +12276,13 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5fl
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_empty, __pyx_callargs+__pyx_t_6, (3-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 431, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 635, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_out = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":432
+  /* "flinq/_array.pyx":636
  *         cdef int64_t deadline = _deadline(block, timeout)
  *         out = np.empty((1,) + self._shape, self._base)
  *         while True:             # <<<<<<<<<<<<<<
@@ -9650,40 +12291,40 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5fl
 */
   while (1) {
 
-    /* "flinq/_array.pyx":433
+    /* "flinq/_array.pyx":637
  *         out = np.empty((1,) + self._shape, self._base)
  *         while True:
  *             self._wait_for_records(block, deadline)             # <<<<<<<<<<<<<<
  *             if self._take_into(out, 1):
  *                 return out[0]
 */
-    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 433, __pyx_L1_error)
-    __pyx_t_7 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_wait_for_records(__pyx_v_self, __pyx_t_2, __pyx_v_deadline); if (unlikely(__pyx_t_7 == ((uint64_t)0))) __PYX_ERR(0, 433, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 637, __pyx_L1_error)
+    __pyx_t_7 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_wait_for_records(__pyx_v_self, __pyx_t_2, __pyx_v_deadline); if (unlikely(__pyx_t_7 == ((uint64_t)0))) __PYX_ERR(0, 637, __pyx_L1_error)
 
 
 
-    /* "flinq/_array.pyx":434
+    /* "flinq/_array.pyx":638
  *         while True:
  *             self._wait_for_records(block, deadline)
  *             if self._take_into(out, 1):             # <<<<<<<<<<<<<<
  *                 return out[0]
  * 
 */
-    __pyx_t_7 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_out, 1); if (unlikely(__pyx_t_7 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 434, __pyx_L1_error)
+    __pyx_t_7 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_out, 1); if (unlikely(__pyx_t_7 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 638, __pyx_L1_error)
     __pyx_t_2 = (__pyx_t_7 != 0);
 
 
     if (__pyx_t_2) {
 
 
-      /* "flinq/_array.pyx":435
+      /* "flinq/_array.pyx":639
  *             self._wait_for_records(block, deadline)
  *             if self._take_into(out, 1):
  *                 return out[0]             # <<<<<<<<<<<<<<
  * 
  *     def get_nowait(self):
 */
-      __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_out, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 435, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_out, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 639, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       {
         PyObject *__pyx_temp;
@@ -9696,7 +12337,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5fl
       __pyx_t_1 = 0;
       goto __pyx_L0;
 
-      /* "flinq/_array.pyx":434
+      /* "flinq/_array.pyx":638
  *         while True:
  *             self._wait_for_records(block, deadline)
  *             if self._take_into(out, 1):             # <<<<<<<<<<<<<<
@@ -9706,7 +12347,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5fl
     }
   }
 
-  /* "flinq/_array.pyx":425
+  /* "flinq/_array.pyx":629
  *             self._put_array(arr, n, block, timeout)
  * 
  *     def get(self, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -9732,7 +12373,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5fl
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":437
+/* "flinq/_array.pyx":641
  *                 return out[0]
  * 
  *     def get_nowait(self):             # <<<<<<<<<<<<<<
@@ -9741,15 +12382,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14get(struct __pyx_obj_5fl
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_17get_nowait(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_19get_nowait(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_16get_nowait, "ArrayQueue.get_nowait(self)\n\nRemove and return the next record without waiting; raise queue.Empty.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_17get_nowait(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_18get_nowait, "ArrayQueue.get_nowait(self)\n\nRemove and return the next record without waiting; raise queue.Empty.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_19get_nowait(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -9775,14 +12416,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("get_nowait", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_16get_nowait(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_18get_nowait(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get_nowait(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_nowait(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -9793,7 +12434,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get_nowait(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("get_nowait", 0);
 
-  /* "flinq/_array.pyx":439
+  /* "flinq/_array.pyx":643
  *     def get_nowait(self):
  *         """Remove and return the next record without waiting; raise queue.Empty."""
  *         return self.get(False)             # <<<<<<<<<<<<<<
@@ -9807,7 +12448,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get_nowait(struct __pyx_
     PyObject *__pyx_callargs[2] = {__pyx_t_2, Py_False};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get, __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 439, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 643, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -9821,7 +12462,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get_nowait(struct __pyx_
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":437
+  /* "flinq/_array.pyx":641
  *                 return out[0]
  * 
  *     def get_nowait(self):             # <<<<<<<<<<<<<<
@@ -9841,7 +12482,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get_nowait(struct __pyx_
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":441
+/* "flinq/_array.pyx":645
  *         return self.get(False)
  * 
  *     def get_many(self, max_items, *, out=None, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -9850,15 +12491,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get_nowait(struct __pyx_
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_19get_many(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_21get_many(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_18get_many, "ArrayQueue.get_many(self, max_items, *, out=None, block=True, timeout=None)\n\nRemove up to max_items records, first first: wait like get() until\nthere is one, then take what is there without waiting further.\n\nReturns a new array of 1..max_items records, or, with out (a\nwritable C-contiguous array of the queue\047s records), fills out from\nthe start and returns how many records it filled.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_19get_many(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_20get_many, "ArrayQueue.get_many(self, max_items, *, out=None, block=True, timeout=None)\n\nRemove up to max_items records, first first: wait like get() until\nthere is one, then take what is there without waiting further.\n\nReturns a new array of 1..max_items records, or, with out (a\nwritable C-contiguous array of the queue\047s records), fills out from\nthe start and returns how many records it filled.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_21get_many(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -9891,29 +12532,29 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_max_items,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_timeout,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 441, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 645, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 441, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 645, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "get_many", 0) < (0)) __PYX_ERR(0, 441, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "get_many", 0) < (0)) __PYX_ERR(0, 645, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_True));
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("get_many", 1, 1, 1, i); __PYX_ERR(0, 441, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("get_many", 1, 1, 1, i); __PYX_ERR(0, 645, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 441, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 645, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_True));
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_None));
@@ -9925,7 +12566,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("get_many", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 441, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("get_many", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 645, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -9936,7 +12577,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_max_items, __pyx_v_out, __pyx_v_block, __pyx_v_timeout);
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_max_items, __pyx_v_out, __pyx_v_block, __pyx_v_timeout);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -9946,7 +12587,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_max_items, PyObject *__pyx_v_out, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_max_items, PyObject *__pyx_v_out, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout) {
   PyObject *__pyx_v_np = NULL;
   uint64_t __pyx_v_limit;
   int64_t __pyx_v_deadline;
@@ -9975,19 +12616,19 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("get_many", 0);
 
-  /* "flinq/_array.pyx":449
+  /* "flinq/_array.pyx":653
  *         the start and returns how many records it filled.
  *         """
  *         np = _np()             # <<<<<<<<<<<<<<
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):
  *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 449, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 653, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":450
+  /* "flinq/_array.pyx":654
  *         """
  *         np = _np()
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):             # <<<<<<<<<<<<<<
@@ -10014,7 +12655,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":451
+    /* "flinq/_array.pyx":655
  *         np = _np()
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):
  *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")             # <<<<<<<<<<<<<<
@@ -10022,12 +12663,12 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
  *             raise ValueError("max_items must be at least 1")
 */
     __pyx_t_5 = NULL;
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_max_items)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 451, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_max_items)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 655, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_t_6, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 451, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_t_6, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 655, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_6 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_max_items_must_be_an_int_not, __pyx_t_7); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 451, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_max_items_must_be_an_int_not, __pyx_t_7); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 655, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_t_8 = 1;
@@ -10036,14 +12677,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 451, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 655, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 451, __pyx_L1_error)
+    __PYX_ERR(0, 655, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":450
+    /* "flinq/_array.pyx":654
  *         """
  *         np = _np()
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):             # <<<<<<<<<<<<<<
@@ -10052,18 +12693,18 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
 */
   }
 
-  /* "flinq/_array.pyx":452
+  /* "flinq/_array.pyx":656
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):
  *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
  *         if max_items < 1:             # <<<<<<<<<<<<<<
  *             raise ValueError("max_items must be at least 1")
  *         cdef uint64_t limit = min(max_items, UINT64_MAX)
 */
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_max_items, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 452, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_max_items, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 656, __pyx_L1_error)
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":453
+    /* "flinq/_array.pyx":657
  *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
  *         if max_items < 1:
  *             raise ValueError("max_items must be at least 1")             # <<<<<<<<<<<<<<
@@ -10076,14 +12717,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
       PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_max_items_must_be_at_least_1};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 453, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 657, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 453, __pyx_L1_error)
+    __PYX_ERR(0, 657, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":452
+    /* "flinq/_array.pyx":656
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):
  *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
  *         if max_items < 1:             # <<<<<<<<<<<<<<
@@ -10092,7 +12733,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
 */
   }
 
-  /* "flinq/_array.pyx":454
+  /* "flinq/_array.pyx":658
  *         if max_items < 1:
  *             raise ValueError("max_items must be at least 1")
  *         cdef uint64_t limit = min(max_items, UINT64_MAX)             # <<<<<<<<<<<<<<
@@ -10103,12 +12744,12 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
   __pyx_t_9 = UINT64_MAX;
   __Pyx_INCREF(__pyx_v_max_items);
   __pyx_t_1 = __pyx_v_max_items;
-  __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_9); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 454, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_9); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 658, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_int_object(__pyx_t_5, __pyx_t_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 454, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_int_object(__pyx_t_5, __pyx_t_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 658, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   if (__pyx_t_2) {
-    __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_9); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 454, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_9); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 658, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_t_6 = __pyx_t_5;
     __pyx_t_5 = 0;
@@ -10118,23 +12759,23 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
   }
 
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_6); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 454, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_6); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 658, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   __pyx_v_limit = __pyx_t_9;
 
-  /* "flinq/_array.pyx":455
+  /* "flinq/_array.pyx":659
  *             raise ValueError("max_items must be at least 1")
  *         cdef uint64_t limit = min(max_items, UINT64_MAX)
  *         cdef int64_t deadline = _deadline(block, timeout)             # <<<<<<<<<<<<<<
  *         cdef uint64_t ready
  *         cdef uint64_t taken
 */
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 455, __pyx_L1_error)
-  __pyx_t_10 = __pyx_f_5flinq_6_array__deadline(__pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_10 == ((int64_t)-2L))) __PYX_ERR(0, 455, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 659, __pyx_L1_error)
+  __pyx_t_10 = __pyx_f_5flinq_6_array__deadline(__pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_10 == ((int64_t)-2L))) __PYX_ERR(0, 659, __pyx_L1_error)
 
   __pyx_v_deadline = __pyx_t_10;
 
-  /* "flinq/_array.pyx":458
+  /* "flinq/_array.pyx":662
  *         cdef uint64_t ready
  *         cdef uint64_t taken
  *         if out is not None:             # <<<<<<<<<<<<<<
@@ -10145,24 +12786,24 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
   if (__pyx_t_2) {
 
 
-    /* "flinq/_array.pyx":459
+    /* "flinq/_array.pyx":663
  *         cdef uint64_t taken
  *         if out is not None:
  *             self._check_out(out)             # <<<<<<<<<<<<<<
  *             limit = min(limit, len(out))
  *         self._open_ring()
 */
-    __pyx_t_11 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_check_out(__pyx_v_self, __pyx_v_out); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 459, __pyx_L1_error)
+    __pyx_t_11 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_check_out(__pyx_v_self, __pyx_v_out); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 663, __pyx_L1_error)
 
 
-    /* "flinq/_array.pyx":460
+    /* "flinq/_array.pyx":664
  *         if out is not None:
  *             self._check_out(out)
  *             limit = min(limit, len(out))             # <<<<<<<<<<<<<<
  *         self._open_ring()
  *         while True:
 */
-    __pyx_t_12 = PyObject_Length(__pyx_v_out); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 460, __pyx_L1_error)
+    __pyx_t_12 = PyObject_Length(__pyx_v_out); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 664, __pyx_L1_error)
 
     __pyx_t_9 = __pyx_v_limit;
     __pyx_t_2 = (__pyx_t_12 < __pyx_t_9);
@@ -10179,7 +12820,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
     __pyx_v_limit = __pyx_t_13;
 
 
-    /* "flinq/_array.pyx":458
+    /* "flinq/_array.pyx":662
  *         cdef uint64_t ready
  *         cdef uint64_t taken
  *         if out is not None:             # <<<<<<<<<<<<<<
@@ -10188,17 +12829,17 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
 */
   }
 
-  /* "flinq/_array.pyx":461
+  /* "flinq/_array.pyx":665
  *             self._check_out(out)
  *             limit = min(limit, len(out))
  *         self._open_ring()             # <<<<<<<<<<<<<<
  *         while True:
  *             ready = self._wait_for_records(block, deadline)
 */
-  __pyx_t_14 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_14 == ((void *)NULL))) __PYX_ERR(0, 461, __pyx_L1_error)
+  __pyx_t_14 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_14 == ((void *)NULL))) __PYX_ERR(0, 665, __pyx_L1_error)
 
 
-  /* "flinq/_array.pyx":462
+  /* "flinq/_array.pyx":666
  *             limit = min(limit, len(out))
  *         self._open_ring()
  *         while True:             # <<<<<<<<<<<<<<
@@ -10207,19 +12848,19 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
 */
   while (1) {
 
-    /* "flinq/_array.pyx":463
+    /* "flinq/_array.pyx":667
  *         self._open_ring()
  *         while True:
  *             ready = self._wait_for_records(block, deadline)             # <<<<<<<<<<<<<<
  *             if out is not None:
  *                 taken = self._take_into(out, limit)
 */
-    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 463, __pyx_L1_error)
-    __pyx_t_13 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_wait_for_records(__pyx_v_self, __pyx_t_2, __pyx_v_deadline); if (unlikely(__pyx_t_13 == ((uint64_t)0))) __PYX_ERR(0, 463, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 667, __pyx_L1_error)
+    __pyx_t_13 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_wait_for_records(__pyx_v_self, __pyx_t_2, __pyx_v_deadline); if (unlikely(__pyx_t_13 == ((uint64_t)0))) __PYX_ERR(0, 667, __pyx_L1_error)
 
     __pyx_v_ready = __pyx_t_13;
 
-    /* "flinq/_array.pyx":464
+    /* "flinq/_array.pyx":668
  *         while True:
  *             ready = self._wait_for_records(block, deadline)
  *             if out is not None:             # <<<<<<<<<<<<<<
@@ -10230,17 +12871,17 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
     if (__pyx_t_2) {
 
 
-      /* "flinq/_array.pyx":465
+      /* "flinq/_array.pyx":669
  *             ready = self._wait_for_records(block, deadline)
  *             if out is not None:
  *                 taken = self._take_into(out, limit)             # <<<<<<<<<<<<<<
  *                 if taken:
  *                     return taken
 */
-      __pyx_t_13 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_out, __pyx_v_limit); if (unlikely(__pyx_t_13 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 465, __pyx_L1_error)
+      __pyx_t_13 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_out, __pyx_v_limit); if (unlikely(__pyx_t_13 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 669, __pyx_L1_error)
       __pyx_v_taken = __pyx_t_13;
 
-      /* "flinq/_array.pyx":466
+      /* "flinq/_array.pyx":670
  *             if out is not None:
  *                 taken = self._take_into(out, limit)
  *                 if taken:             # <<<<<<<<<<<<<<
@@ -10252,14 +12893,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
       if (__pyx_t_2) {
 
 
-        /* "flinq/_array.pyx":467
+        /* "flinq/_array.pyx":671
  *                 taken = self._take_into(out, limit)
  *                 if taken:
  *                     return taken             # <<<<<<<<<<<<<<
  *             else:
  *                 result = np.empty((min(ready, limit),) + self._shape, self._base)
 */
-        __pyx_t_6 = __Pyx_PyLong_From_uint64_t(__pyx_v_taken); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 467, __pyx_L1_error)
+        __pyx_t_6 = __Pyx_PyLong_From_uint64_t(__pyx_v_taken); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 671, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
         {
           PyObject *__pyx_temp;
@@ -10272,7 +12913,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
         __pyx_t_6 = 0;
         goto __pyx_L0;
 
-        /* "flinq/_array.pyx":466
+        /* "flinq/_array.pyx":670
  *             if out is not None:
  *                 taken = self._take_into(out, limit)
  *                 if taken:             # <<<<<<<<<<<<<<
@@ -10281,7 +12922,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
 */
       }
 
-      /* "flinq/_array.pyx":464
+      /* "flinq/_array.pyx":668
  *         while True:
  *             ready = self._wait_for_records(block, deadline)
  *             if out is not None:             # <<<<<<<<<<<<<<
@@ -10291,7 +12932,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
       goto __pyx_L10;
     }
 
-    /* "flinq/_array.pyx":469
+    /* "flinq/_array.pyx":673
  *                     return taken
  *             else:
  *                 result = np.empty((min(ready, limit),) + self._shape, self._base)             # <<<<<<<<<<<<<<
@@ -10315,15 +12956,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
         __pyx_t_15 = __pyx_t_9;
       }
 
-      __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_15); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 469, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_15); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 673, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
 
-      __pyx_t_7 = PyTuple_New(1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 469, __pyx_L1_error)
+      __pyx_t_7 = PyTuple_New(1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 673, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_GIVEREF(__pyx_t_5);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 469, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 673, __pyx_L1_error);
       __pyx_t_5 = 0;
-      __pyx_t_5 = PyNumber_Add(__pyx_t_7, __pyx_v_self->_shape); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 469, __pyx_L1_error)
+      __pyx_t_5 = PyNumber_Add(__pyx_t_7, __pyx_v_self->_shape); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 673, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_8 = 0;
@@ -10332,25 +12973,25 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
         __pyx_t_6 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_empty, __pyx_callargs+__pyx_t_8, (3-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 469, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 673, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
       __Pyx_XDECREF_SET(__pyx_v_result, __pyx_t_6);
       __pyx_t_6 = 0;
 
-      /* "flinq/_array.pyx":470
+      /* "flinq/_array.pyx":674
  *             else:
  *                 result = np.empty((min(ready, limit),) + self._shape, self._base)
  *                 taken = self._take_into(result, len(result))             # <<<<<<<<<<<<<<
  *                 if taken:
  *                     return result if taken == len(result) else result[:taken].copy()
 */
-      __pyx_t_12 = PyObject_Length(__pyx_v_result); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 470, __pyx_L1_error)
-      __pyx_t_15 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_result, __pyx_t_12); if (unlikely(__pyx_t_15 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 470, __pyx_L1_error)
+      __pyx_t_12 = PyObject_Length(__pyx_v_result); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 674, __pyx_L1_error)
+      __pyx_t_15 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_result, __pyx_t_12); if (unlikely(__pyx_t_15 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 674, __pyx_L1_error)
 
       __pyx_v_taken = __pyx_t_15;
 
-      /* "flinq/_array.pyx":471
+      /* "flinq/_array.pyx":675
  *                 result = np.empty((min(ready, limit),) + self._shape, self._base)
  *                 taken = self._take_into(result, len(result))
  *                 if taken:             # <<<<<<<<<<<<<<
@@ -10362,14 +13003,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
       if (__pyx_t_2) {
 
 
-        /* "flinq/_array.pyx":472
+        /* "flinq/_array.pyx":676
  *                 taken = self._take_into(result, len(result))
  *                 if taken:
  *                     return result if taken == len(result) else result[:taken].copy()             # <<<<<<<<<<<<<<
  * 
  *     cdef int _check_out(self, object out) except -1:
 */
-        __pyx_t_12 = PyObject_Length(__pyx_v_result); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 472, __pyx_L1_error)
+        __pyx_t_12 = PyObject_Length(__pyx_v_result); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 676, __pyx_L1_error)
         __pyx_t_2 = (__pyx_v_taken == __pyx_t_12);
 
 
@@ -10377,7 +13018,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
           __Pyx_INCREF(__pyx_v_result);
           __pyx_t_6 = __pyx_v_result;
         } else {
-          __pyx_t_7 = __Pyx_PyObject_GetSlice(__pyx_v_result, 0, __pyx_v_taken, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 472, __pyx_L1_error)
+          __pyx_t_7 = __Pyx_PyObject_GetSlice(__pyx_v_result, 0, __pyx_v_taken, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 676, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_7);
           __pyx_t_1 = __pyx_t_7;
           __Pyx_INCREF(__pyx_t_1);
@@ -10387,7 +13028,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
             __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_copy, __pyx_callargs+__pyx_t_8, (1-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
             __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-            if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 472, __pyx_L1_error)
+            if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 676, __pyx_L1_error)
             __Pyx_GOTREF(__pyx_t_5);
           }
           __pyx_t_6 = __pyx_t_5;
@@ -10405,7 +13046,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
         __pyx_t_6 = 0;
         goto __pyx_L0;
 
-        /* "flinq/_array.pyx":471
+        /* "flinq/_array.pyx":675
  *                 result = np.empty((min(ready, limit),) + self._shape, self._base)
  *                 taken = self._take_into(result, len(result))
  *                 if taken:             # <<<<<<<<<<<<<<
@@ -10417,7 +13058,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
     __pyx_L10:;
   }
 
-  /* "flinq/_array.pyx":441
+  /* "flinq/_array.pyx":645
  *         return self.get(False)
  * 
  *     def get_many(self, max_items, *, out=None, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -10447,7 +13088,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_many(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":474
+/* "flinq/_array.pyx":678
  *                     return result if taken == len(result) else result[:taken].copy()
  * 
  *     cdef int _check_out(self, object out) except -1:             # <<<<<<<<<<<<<<
@@ -10476,28 +13117,28 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_check_out", 0);
 
-  /* "flinq/_array.pyx":475
+  /* "flinq/_array.pyx":679
  * 
  *     cdef int _check_out(self, object out) except -1:
  *         np = _np()             # <<<<<<<<<<<<<<
  *         if not isinstance(out, np.ndarray):
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 475, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 679, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":476
+  /* "flinq/_array.pyx":680
  *     cdef int _check_out(self, object out) except -1:
  *         np = _np()
  *         if not isinstance(out, np.ndarray):             # <<<<<<<<<<<<<<
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
  *         if out.dtype != self._base:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 476, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 680, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = PyObject_IsInstance(__pyx_v_out, __pyx_t_1); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 476, __pyx_L1_error)
+  __pyx_t_2 = PyObject_IsInstance(__pyx_v_out, __pyx_t_1); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 680, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_3 = (!__pyx_t_2);
 
@@ -10505,7 +13146,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":477
+    /* "flinq/_array.pyx":681
  *         np = _np()
  *         if not isinstance(out, np.ndarray):
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")             # <<<<<<<<<<<<<<
@@ -10513,12 +13154,12 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_out)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 477, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_out)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 681, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 477, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 681, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_out_must_be_a_numpy_array_not, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 477, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_out_must_be_a_numpy_array_not, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 681, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_7 = 1;
@@ -10527,14 +13168,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 477, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 681, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 477, __pyx_L1_error)
+    __PYX_ERR(0, 681, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":476
+    /* "flinq/_array.pyx":680
  *     cdef int _check_out(self, object out) except -1:
  *         np = _np()
  *         if not isinstance(out, np.ndarray):             # <<<<<<<<<<<<<<
@@ -10543,21 +13184,21 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":478
+  /* "flinq/_array.pyx":682
  *         if not isinstance(out, np.ndarray):
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
  *         if out.dtype != self._base:             # <<<<<<<<<<<<<<
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 478, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 682, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->_base, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 478, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->_base, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 682, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":479
+    /* "flinq/_array.pyx":683
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
  *         if out.dtype != self._base:
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")             # <<<<<<<<<<<<<<
@@ -10565,12 +13206,12 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
 */
     __pyx_t_5 = NULL;
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 479, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 683, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 479, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 683, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_base, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 479, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_base, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 683, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_out_has_dtype;
     __pyx_t_8[1] = __pyx_t_6;
@@ -10585,7 +13226,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[3]);
     #endif
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 4, __pyx_t_9, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 479, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 683, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -10595,14 +13236,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 479, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 683, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 479, __pyx_L1_error)
+    __PYX_ERR(0, 683, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":478
+    /* "flinq/_array.pyx":682
  *         if not isinstance(out, np.ndarray):
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
  *         if out.dtype != self._base:             # <<<<<<<<<<<<<<
@@ -10611,19 +13252,19 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":480
+  /* "flinq/_array.pyx":684
  *         if out.dtype != self._base:
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
  *         if len(out) == 0:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 480, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 684, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_11 = __Pyx_PyObject_GetSlice(__pyx_t_1, 1, 0, NULL, NULL, &__pyx_mstate_global->__pyx_slice[0], 1, 0, 0); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 480, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetSlice(__pyx_t_1, 1, 0, NULL, NULL, &__pyx_mstate_global->__pyx_slice[0], 1, 0, 0); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 684, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_2 = __Pyx_PyObject_RichCompareBool(__pyx_t_11, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 480, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_RichCompareBool(__pyx_t_11, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 684, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   if (!__pyx_t_2) {
 
@@ -10633,20 +13274,20 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 
     goto __pyx_L6_bool_binop_done;
   }
-  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 480, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 684, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
   __pyx_t_1 = __pyx_v_self->_shape;
   __Pyx_INCREF(__pyx_t_1);
   if (unlikely(__pyx_t_1 == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 480, __pyx_L1_error)
+    __PYX_ERR(0, 684, __pyx_L1_error)
   }
-  __pyx_t_9 = __Pyx_PyTuple_GET_SIZE(__pyx_t_1); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 480, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyTuple_GET_SIZE(__pyx_t_1); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 684, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_1 = PyLong_FromSsize_t((1 + __pyx_t_9)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 480, __pyx_L1_error)
+  __pyx_t_1 = PyLong_FromSsize_t((1 + __pyx_t_9)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 684, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
 
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolNe_object_int(__pyx_t_11, __pyx_t_1, Py_NE); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 480, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolNe_object_int(__pyx_t_11, __pyx_t_1, Py_NE); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 684, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
@@ -10656,7 +13297,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":481
+    /* "flinq/_array.pyx":685
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")             # <<<<<<<<<<<<<<
@@ -10664,11 +13305,11 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
  *             raise ValueError("out has room for no record")
 */
     __pyx_t_11 = NULL;
-    __pyx_t_5 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 481, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 685, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 481, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 685, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 481, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 685, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_out_must_have_shape_n;
@@ -10684,7 +13325,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[3]);
     #endif
     __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_8, 4, __pyx_t_9, __pyx_t_10);
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 481, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 685, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -10694,14 +13335,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 481, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 685, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 481, __pyx_L1_error)
+    __PYX_ERR(0, 685, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":480
+    /* "flinq/_array.pyx":684
  *         if out.dtype != self._base:
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):             # <<<<<<<<<<<<<<
@@ -10710,21 +13351,21 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":482
+  /* "flinq/_array.pyx":686
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
  *         if len(out) == 0:             # <<<<<<<<<<<<<<
  *             raise ValueError("out has room for no record")
  *         if not out.flags.c_contiguous or not out.flags.writeable:
 */
-  __pyx_t_9 = PyObject_Length(__pyx_v_out); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 482, __pyx_L1_error)
+  __pyx_t_9 = PyObject_Length(__pyx_v_out); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 686, __pyx_L1_error)
   __pyx_t_3 = (__pyx_t_9 == 0);
 
 
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":483
+    /* "flinq/_array.pyx":687
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
  *         if len(out) == 0:
  *             raise ValueError("out has room for no record")             # <<<<<<<<<<<<<<
@@ -10737,14 +13378,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_out_has_room_for_no_record};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 483, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 687, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 483, __pyx_L1_error)
+    __PYX_ERR(0, 687, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":482
+    /* "flinq/_array.pyx":686
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
  *         if len(out) == 0:             # <<<<<<<<<<<<<<
@@ -10753,19 +13394,19 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":484
+  /* "flinq/_array.pyx":688
  *         if len(out) == 0:
  *             raise ValueError("out has room for no record")
  *         if not out.flags.c_contiguous or not out.flags.writeable:             # <<<<<<<<<<<<<<
  *             raise ValueError("out must be writable and C-contiguous")
  *         return 0
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 484, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 688, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 484, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 688, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 484, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 688, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_t_12 = (!__pyx_t_2);
 
@@ -10778,12 +13419,12 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 
     goto __pyx_L10_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 484, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 688, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 484, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 688, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_12 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_12 < 0))) __PYX_ERR(0, 484, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_12 < 0))) __PYX_ERR(0, 688, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_2 = (!__pyx_t_12);
 
@@ -10795,7 +13436,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":485
+    /* "flinq/_array.pyx":689
  *             raise ValueError("out has room for no record")
  *         if not out.flags.c_contiguous or not out.flags.writeable:
  *             raise ValueError("out must be writable and C-contiguous")             # <<<<<<<<<<<<<<
@@ -10808,14 +13449,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_out_must_be_writable_and_C_conti};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 485, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 689, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 485, __pyx_L1_error)
+    __PYX_ERR(0, 689, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":484
+    /* "flinq/_array.pyx":688
  *         if len(out) == 0:
  *             raise ValueError("out has room for no record")
  *         if not out.flags.c_contiguous or not out.flags.writeable:             # <<<<<<<<<<<<<<
@@ -10824,7 +13465,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":486
+  /* "flinq/_array.pyx":690
  *         if not out.flags.c_contiguous or not out.flags.writeable:
  *             raise ValueError("out must be writable and C-contiguous")
  *         return 0             # <<<<<<<<<<<<<<
@@ -10837,7 +13478,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":474
+  /* "flinq/_array.pyx":678
  *                     return result if taken == len(result) else result[:taken].copy()
  * 
  *     cdef int _check_out(self, object out) except -1:             # <<<<<<<<<<<<<<
@@ -10861,7 +13502,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":488
+/* "flinq/_array.pyx":692
  *         return 0
  * 
  *     def qsize(self):             # <<<<<<<<<<<<<<
@@ -10870,15 +13511,15 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_21qsize(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_23qsize(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_20qsize, "ArrayQueue.qsize(self)\n\nRecords in the queue now.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_21qsize(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_22qsize, "ArrayQueue.qsize(self)\n\nRecords in the queue now.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_23qsize(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -10904,14 +13545,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("qsize", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_20qsize(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_22qsize(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20qsize(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22qsize(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   flq_records *__pyx_t_1;
@@ -10921,15 +13562,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20qsize(struct __pyx_obj_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("qsize", 0);
 
-  /* "flinq/_array.pyx":490
+  /* "flinq/_array.pyx":694
  *     def qsize(self):
  *         """Records in the queue now."""
  *         return flq_records_size(self._open_ring())             # <<<<<<<<<<<<<<
  * 
  *     def empty(self):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 490, __pyx_L1_error)
-  __pyx_t_2 = __Pyx_PyLong_From_uint64_t(flq_records_size(__pyx_t_1)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 490, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 694, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_uint64_t(flq_records_size(__pyx_t_1)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 694, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -10943,7 +13584,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20qsize(struct __pyx_obj_5
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":488
+  /* "flinq/_array.pyx":692
  *         return 0
  * 
  *     def qsize(self):             # <<<<<<<<<<<<<<
@@ -10962,7 +13603,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20qsize(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":492
+/* "flinq/_array.pyx":696
  *         return flq_records_size(self._open_ring())
  * 
  *     def empty(self):             # <<<<<<<<<<<<<<
@@ -10971,15 +13612,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20qsize(struct __pyx_obj_5
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_23empty(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_25empty(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_22empty, "ArrayQueue.empty(self)\n\nTrue if the queue holds no record now.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_23empty(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_24empty, "ArrayQueue.empty(self)\n\nTrue if the queue holds no record now.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_25empty(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -11005,14 +13646,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("empty", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_22empty(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_24empty(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22empty(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24empty(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   flq_records *__pyx_t_1;
@@ -11022,15 +13663,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22empty(struct __pyx_obj_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("empty", 0);
 
-  /* "flinq/_array.pyx":494
+  /* "flinq/_array.pyx":698
  *     def empty(self):
  *         """True if the queue holds no record now."""
  *         return flq_records_size(self._open_ring()) == 0             # <<<<<<<<<<<<<<
  * 
  *     def full(self):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 494, __pyx_L1_error)
-  __pyx_t_2 = __Pyx_PyBool_FromLong((flq_records_size(__pyx_t_1) == 0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 494, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 698, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong((flq_records_size(__pyx_t_1) == 0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 698, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -11044,7 +13685,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22empty(struct __pyx_obj_5
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":492
+  /* "flinq/_array.pyx":696
  *         return flq_records_size(self._open_ring())
  * 
  *     def empty(self):             # <<<<<<<<<<<<<<
@@ -11063,7 +13704,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22empty(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":496
+/* "flinq/_array.pyx":700
  *         return flq_records_size(self._open_ring()) == 0
  * 
  *     def full(self):             # <<<<<<<<<<<<<<
@@ -11072,15 +13713,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22empty(struct __pyx_obj_5
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_25full(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_27full(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_24full, "ArrayQueue.full(self)\n\nTrue if the queue has no room for one more record now.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_25full(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_26full, "ArrayQueue.full(self)\n\nTrue if the queue has no room for one more record now.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_27full(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -11106,14 +13747,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("full", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_24full(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_26full(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24full(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26full(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   flq_records *__pyx_t_1;
@@ -11123,15 +13764,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24full(struct __pyx_obj_5f
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("full", 0);
 
-  /* "flinq/_array.pyx":498
+  /* "flinq/_array.pyx":702
  *     def full(self):
  *         """True if the queue has no room for one more record now."""
  *         return flq_records_room(self._open_ring()) == 0             # <<<<<<<<<<<<<<
  * 
  *     def shutdown(self, immediate=False):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 498, __pyx_L1_error)
-  __pyx_t_2 = __Pyx_PyBool_FromLong((flq_records_room(__pyx_t_1) == 0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 498, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 702, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong((flq_records_room(__pyx_t_1) == 0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 702, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -11145,7 +13786,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24full(struct __pyx_obj_5f
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":496
+  /* "flinq/_array.pyx":700
  *         return flq_records_size(self._open_ring()) == 0
  * 
  *     def full(self):             # <<<<<<<<<<<<<<
@@ -11164,7 +13805,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24full(struct __pyx_obj_5f
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":500
+/* "flinq/_array.pyx":704
  *         return flq_records_room(self._open_ring()) == 0
  * 
  *     def shutdown(self, immediate=False):             # <<<<<<<<<<<<<<
@@ -11173,15 +13814,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24full(struct __pyx_obj_5f
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_27shutdown(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_29shutdown(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_26shutdown, "ArrayQueue.shutdown(self, immediate=False)\n\nShut the queue down: put() raises ShutDown from now on; get()\nreturns what is queued, then raises ShutDown. immediate=True also\ndiscards what is queued and get() raises at once. Every blocked\ncaller wakes up.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_27shutdown(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_28shutdown, "ArrayQueue.shutdown(self, immediate=False)\n\nShut the queue down: put() raises ShutDown from now on; get()\nreturns what is queued, then raises ShutDown. immediate=True also\ndiscards what is queued and get() raises at once. Every blocked\ncaller wakes up.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_29shutdown(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -11211,24 +13852,24 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_immediate,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 500, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 704, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 500, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 704, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "shutdown", 0) < (0)) __PYX_ERR(0, 500, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "shutdown", 0) < (0)) __PYX_ERR(0, 704, __pyx_L3_error)
       if (!values[0]) values[0] = __Pyx_NewRef(((PyObject *)Py_False));
     } else {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 500, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 704, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
@@ -11239,7 +13880,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("shutdown", 0, 0, 1, __pyx_nargs); __PYX_ERR(0, 500, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("shutdown", 0, 0, 1, __pyx_nargs); __PYX_ERR(0, 704, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -11250,7 +13891,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_immediate);
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_28shutdown(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_immediate);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -11260,7 +13901,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_immediate) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28shutdown(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_immediate) {
   flq_records *__pyx_v_ring;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
@@ -11271,28 +13912,28 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("shutdown", 0);
 
-  /* "flinq/_array.pyx":505
+  /* "flinq/_array.pyx":709
  *         discards what is queued and get() raises at once. Every blocked
  *         caller wakes up."""
  *         cdef flq_records *ring = self._open_ring()             # <<<<<<<<<<<<<<
  *         if immediate:
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE)
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 505, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 709, __pyx_L1_error)
   __pyx_v_ring = __pyx_t_1;
 
-  /* "flinq/_array.pyx":506
+  /* "flinq/_array.pyx":710
  *         caller wakes up."""
  *         cdef flq_records *ring = self._open_ring()
  *         if immediate:             # <<<<<<<<<<<<<<
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE)
  *             flq_records_discard(ring)
 */
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_immediate); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 506, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_immediate); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 710, __pyx_L1_error)
   if (__pyx_t_2) {
 
 
-    /* "flinq/_array.pyx":507
+    /* "flinq/_array.pyx":711
  *         cdef flq_records *ring = self._open_ring()
  *         if immediate:
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE)             # <<<<<<<<<<<<<<
@@ -11301,7 +13942,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_ob
 */
     flq_records_set_state(__pyx_v_ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE);
 
-    /* "flinq/_array.pyx":508
+    /* "flinq/_array.pyx":712
  *         if immediate:
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE)
  *             flq_records_discard(ring)             # <<<<<<<<<<<<<<
@@ -11310,7 +13951,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_ob
 */
     (void)(flq_records_discard(__pyx_v_ring));
 
-    /* "flinq/_array.pyx":506
+    /* "flinq/_array.pyx":710
  *         caller wakes up."""
  *         cdef flq_records *ring = self._open_ring()
  *         if immediate:             # <<<<<<<<<<<<<<
@@ -11320,37 +13961,37 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_ob
     goto __pyx_L3;
   }
 
-  /* "flinq/_array.pyx":510
+  /* "flinq/_array.pyx":714
  *             flq_records_discard(ring)
  *         else:
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN)             # <<<<<<<<<<<<<<
- *         flq_park_notify_locked(&self._not_empty, 1)
- *         flq_park_notify_locked(&self._not_full, 1)
+ *         self._notify(ITEMS, 1)
+ *         self._notify(ROOM, 1)
 */
   /*else*/ {
     flq_records_set_state(__pyx_v_ring, FLQ_RECORDS_SHUTDOWN);
   }
   __pyx_L3:;
 
-  /* "flinq/_array.pyx":511
+  /* "flinq/_array.pyx":715
  *         else:
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN)
- *         flq_park_notify_locked(&self._not_empty, 1)             # <<<<<<<<<<<<<<
- *         flq_park_notify_locked(&self._not_full, 1)
+ *         self._notify(ITEMS, 1)             # <<<<<<<<<<<<<<
+ *         self._notify(ROOM, 1)
  * 
 */
-  flq_park_notify_locked((&__pyx_v_self->_not_empty), 1);
+  __pyx_f_5flinq_6_array_10ArrayQueue__notify(__pyx_v_self, 0, 1);
 
-  /* "flinq/_array.pyx":512
+  /* "flinq/_array.pyx":716
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN)
- *         flq_park_notify_locked(&self._not_empty, 1)
- *         flq_park_notify_locked(&self._not_full, 1)             # <<<<<<<<<<<<<<
+ *         self._notify(ITEMS, 1)
+ *         self._notify(ROOM, 1)             # <<<<<<<<<<<<<<
  * 
  *     def close(self):
 */
-  flq_park_notify_locked((&__pyx_v_self->_not_full), 1);
+  __pyx_f_5flinq_6_array_10ArrayQueue__notify(__pyx_v_self, 1, 1);
 
-  /* "flinq/_array.pyx":500
+  /* "flinq/_array.pyx":704
  *         return flq_records_room(self._open_ring()) == 0
  * 
  *     def shutdown(self, immediate=False):             # <<<<<<<<<<<<<<
@@ -11371,8 +14012,8 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":514
- *         flq_park_notify_locked(&self._not_full, 1)
+/* "flinq/_array.pyx":718
+ *         self._notify(ROOM, 1)
  * 
  *     def close(self):             # <<<<<<<<<<<<<<
  *         """Release the ring: every later call but close() raises ValueError,
@@ -11380,15 +14021,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26shutdown(struct __pyx_ob
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_29close(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_31close(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_28close, "ArrayQueue.close(self)\n\nRelease the ring: every later call but close() raises ValueError,\nand callers blocked in this queue wake up with ValueError.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_29close(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_30close, "ArrayQueue.close(self)\n\nRelease the ring: every later call but close() raises ValueError,\nand callers blocked in this queue wake up with ValueError.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_31close(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -11414,20 +14055,20 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("close", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_28close(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_30close(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30close(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_t_1;
   __Pyx_RefNannySetupContext("close", 0);
 
-  /* "flinq/_array.pyx":517
+  /* "flinq/_array.pyx":721
  *         """Release the ring: every later call but close() raises ValueError,
  *         and callers blocked in this queue wake up with ValueError."""
  *         if self._closed:             # <<<<<<<<<<<<<<
@@ -11436,12 +14077,12 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
 */
   if (__pyx_v_self->_closed) {
 
-    /* "flinq/_array.pyx":518
+    /* "flinq/_array.pyx":722
  *         and callers blocked in this queue wake up with ValueError."""
  *         if self._closed:
  *             return             # <<<<<<<<<<<<<<
  *         self._closed = True
- *         if self._copying == 0:
+ *         # Wake this handle's sleepers first: a shared sleeper still counts
 */
     {
       PyObject *__pyx_temp;
@@ -11453,7 +14094,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
     }
     goto __pyx_L0;
 
-    /* "flinq/_array.pyx":517
+    /* "flinq/_array.pyx":721
  *         """Release the ring: every later call but close() raises ValueError,
  *         and callers blocked in this queue wake up with ValueError."""
  *         if self._closed:             # <<<<<<<<<<<<<<
@@ -11462,65 +14103,65 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
 */
   }
 
-  /* "flinq/_array.pyx":519
+  /* "flinq/_array.pyx":723
  *         if self._closed:
  *             return
  *         self._closed = True             # <<<<<<<<<<<<<<
- *         if self._copying == 0:
- *             self._free_ring()
+ *         # Wake this handle's sleepers first: a shared sleeper still counts
+ *         # itself out in the mapping, so the last of them unmaps it.
 */
   __pyx_v_self->_closed = 1;
 
-  /* "flinq/_array.pyx":520
- *             return
- *         self._closed = True
- *         if self._copying == 0:             # <<<<<<<<<<<<<<
- *             self._free_ring()
- *         flq_park_notify_locked(&self._not_empty, 1)
+  /* "flinq/_array.pyx":726
+ *         # Wake this handle's sleepers first: a shared sleeper still counts
+ *         # itself out in the mapping, so the last of them unmaps it.
+ *         self._notify(ITEMS, 1)             # <<<<<<<<<<<<<<
+ *         self._notify(ROOM, 1)
+ *         if self._users == 0:
 */
-  __pyx_t_1 = (__pyx_v_self->_copying == 0);
+  __pyx_f_5flinq_6_array_10ArrayQueue__notify(__pyx_v_self, 0, 1);
+
+  /* "flinq/_array.pyx":727
+ *         # itself out in the mapping, so the last of them unmaps it.
+ *         self._notify(ITEMS, 1)
+ *         self._notify(ROOM, 1)             # <<<<<<<<<<<<<<
+ *         if self._users == 0:
+ *             self._free_ring()
+*/
+  __pyx_f_5flinq_6_array_10ArrayQueue__notify(__pyx_v_self, 1, 1);
+
+  /* "flinq/_array.pyx":728
+ *         self._notify(ITEMS, 1)
+ *         self._notify(ROOM, 1)
+ *         if self._users == 0:             # <<<<<<<<<<<<<<
+ *             self._free_ring()
+ * 
+*/
+  __pyx_t_1 = (__pyx_v_self->_users == 0);
 
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":521
- *         self._closed = True
- *         if self._copying == 0:
+    /* "flinq/_array.pyx":729
+ *         self._notify(ROOM, 1)
+ *         if self._users == 0:
  *             self._free_ring()             # <<<<<<<<<<<<<<
- *         flq_park_notify_locked(&self._not_empty, 1)
- *         flq_park_notify_locked(&self._not_full, 1)
-*/
-    ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_free_ring(__pyx_v_self);
-
-    /* "flinq/_array.pyx":520
- *             return
- *         self._closed = True
- *         if self._copying == 0:             # <<<<<<<<<<<<<<
- *             self._free_ring()
- *         flq_park_notify_locked(&self._not_empty, 1)
-*/
-  }
-
-  /* "flinq/_array.pyx":522
- *         if self._copying == 0:
- *             self._free_ring()
- *         flq_park_notify_locked(&self._not_empty, 1)             # <<<<<<<<<<<<<<
- *         flq_park_notify_locked(&self._not_full, 1)
- * 
-*/
-  flq_park_notify_locked((&__pyx_v_self->_not_empty), 1);
-
-  /* "flinq/_array.pyx":523
- *             self._free_ring()
- *         flq_park_notify_locked(&self._not_empty, 1)
- *         flq_park_notify_locked(&self._not_full, 1)             # <<<<<<<<<<<<<<
  * 
  *     def __enter__(self):
 */
-  flq_park_notify_locked((&__pyx_v_self->_not_full), 1);
+    ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_free_ring(__pyx_v_self);
 
-  /* "flinq/_array.pyx":514
- *         flq_park_notify_locked(&self._not_full, 1)
+    /* "flinq/_array.pyx":728
+ *         self._notify(ITEMS, 1)
+ *         self._notify(ROOM, 1)
+ *         if self._users == 0:             # <<<<<<<<<<<<<<
+ *             self._free_ring()
+ * 
+*/
+  }
+
+  /* "flinq/_array.pyx":718
+ *         self._notify(ROOM, 1)
  * 
  *     def close(self):             # <<<<<<<<<<<<<<
  *         """Release the ring: every later call but close() raises ValueError,
@@ -11535,8 +14176,8 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":525
- *         flq_park_notify_locked(&self._not_full, 1)
+/* "flinq/_array.pyx":731
+ *             self._free_ring()
  * 
  *     def __enter__(self):             # <<<<<<<<<<<<<<
  *         return self
@@ -11544,15 +14185,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28close(struct __pyx_obj_5
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_31__enter__(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_33__enter__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_30__enter__, "ArrayQueue.__enter__(self)");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_31__enter__(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_32__enter__, "ArrayQueue.__enter__(self)");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_33__enter__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -11578,19 +14219,19 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__enter__", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_30__enter__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_32__enter__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30__enter__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__enter__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__enter__", 0);
 
-  /* "flinq/_array.pyx":526
+  /* "flinq/_array.pyx":732
  * 
  *     def __enter__(self):
  *         return self             # <<<<<<<<<<<<<<
@@ -11608,8 +14249,8 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30__enter__(struct __pyx_o
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":525
- *         flq_park_notify_locked(&self._not_full, 1)
+  /* "flinq/_array.pyx":731
+ *             self._free_ring()
  * 
  *     def __enter__(self):             # <<<<<<<<<<<<<<
  *         return self
@@ -11623,7 +14264,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30__enter__(struct __pyx_o
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":528
+/* "flinq/_array.pyx":734
  *         return self
  * 
  *     def __exit__(self, *exc_info):             # <<<<<<<<<<<<<<
@@ -11632,9 +14273,9 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30__enter__(struct __pyx_o
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_33__exit__(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_32__exit__, "ArrayQueue.__exit__(self, *exc_info)");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_33__exit__(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_35__exit__(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_34__exit__, "ArrayQueue.__exit__(self, *exc_info)");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_35__exit__(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   CYTHON_UNUSED PyObject *__pyx_v_exc_info = 0;
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
@@ -11652,7 +14293,7 @@ static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_33__exit__(PyObject *__pyx
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__exit__", __pyx_kwds); return NULL;}
   __Pyx_INCREF(__pyx_args);
   __pyx_v_exc_info = __pyx_args;
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_32__exit__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_exc_info);
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_34__exit__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_exc_info);
 
   /* function exit code */
   __Pyx_DECREF(__pyx_v_exc_info);
@@ -11660,7 +14301,7 @@ static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_33__exit__(PyObject *__pyx
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__exit__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v_exc_info) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34__exit__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v_exc_info) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -11671,7 +14312,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__exit__(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__exit__", 0);
 
-  /* "flinq/_array.pyx":529
+  /* "flinq/_array.pyx":735
  * 
  *     def __exit__(self, *exc_info):
  *         self.close()             # <<<<<<<<<<<<<<
@@ -11685,12 +14326,12 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__exit__(struct __pyx_ob
     PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_close, __pyx_callargs+__pyx_t_3, (1-__pyx_t_3) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 529, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 735, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":530
+  /* "flinq/_array.pyx":736
  *     def __exit__(self, *exc_info):
  *         self.close()
  *         return False             # <<<<<<<<<<<<<<
@@ -11708,7 +14349,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__exit__(struct __pyx_ob
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":528
+  /* "flinq/_array.pyx":734
  *         return self
  * 
  *     def __exit__(self, *exc_info):             # <<<<<<<<<<<<<<
@@ -11728,7 +14369,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__exit__(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":532
+/* "flinq/_array.pyx":738
  *         return False
  * 
  *     def stats(self):             # <<<<<<<<<<<<<<
@@ -11737,15 +14378,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__exit__(struct __pyx_ob
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_35stats(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_37stats(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_34stats, "ArrayQueue.stats(self)\n\nA snapshot of the queue\047s counters as a dict: depth (records\nready now), capacity, record_size and ring_bytes (the ring\047s memory),\nand totals since creation: enqueued, dequeued, discarded (dropped by\nshutdown(immediate=True)); enqueued = dequeued + discarded + depth\nwhen nobody is mid-copy.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_35stats(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_36stats, "ArrayQueue.stats(self)\n\nA snapshot of the queue\047s counters as a dict: depth (records\nready now), capacity, record_size and ring_bytes (the ring\047s memory),\nand totals since creation: enqueued, dequeued, discarded (dropped by\nshutdown(immediate=True)); enqueued = dequeued + discarded + depth\nwhen nobody is mid-copy.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_37stats(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -11771,14 +14412,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("stats", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_34stats(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_36stats(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36stats(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   flq_records *__pyx_v_ring;
   uint64_t __pyx_v_claimed;
   uint64_t __pyx_v_published;
@@ -11795,17 +14436,17 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("stats", 0);
 
-  /* "flinq/_array.pyx":538
+  /* "flinq/_array.pyx":744
  *         shutdown(immediate=True)); enqueued = dequeued + discarded + depth
  *         when nobody is mid-copy."""
  *         cdef flq_records *ring = self._open_ring()             # <<<<<<<<<<<<<<
  *         cdef uint64_t claimed = flq_load_u64_acquire(&ring.claimed)
  *         cdef uint64_t published = flq_load_u64_acquire(&ring.published)
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 538, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 744, __pyx_L1_error)
   __pyx_v_ring = __pyx_t_1;
 
-  /* "flinq/_array.pyx":539
+  /* "flinq/_array.pyx":745
  *         when nobody is mid-copy."""
  *         cdef flq_records *ring = self._open_ring()
  *         cdef uint64_t claimed = flq_load_u64_acquire(&ring.claimed)             # <<<<<<<<<<<<<<
@@ -11814,7 +14455,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5
 */
   __pyx_v_claimed = flq_load_u64_acquire((&__pyx_v_ring->claimed));
 
-  /* "flinq/_array.pyx":540
+  /* "flinq/_array.pyx":746
  *         cdef flq_records *ring = self._open_ring()
  *         cdef uint64_t claimed = flq_load_u64_acquire(&ring.claimed)
  *         cdef uint64_t published = flq_load_u64_acquire(&ring.published)             # <<<<<<<<<<<<<<
@@ -11823,7 +14464,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5
 */
   __pyx_v_published = flq_load_u64_acquire((&__pyx_v_ring->published));
 
-  /* "flinq/_array.pyx":541
+  /* "flinq/_array.pyx":747
  *         cdef uint64_t claimed = flq_load_u64_acquire(&ring.claimed)
  *         cdef uint64_t published = flq_load_u64_acquire(&ring.published)
  *         cdef uint64_t discarded = flq_load_u64_acquire(&ring.discarded)             # <<<<<<<<<<<<<<
@@ -11832,19 +14473,19 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5
 */
   __pyx_v_discarded = flq_load_u64_acquire((&__pyx_v_ring->discarded));
 
-  /* "flinq/_array.pyx":543
+  /* "flinq/_array.pyx":749
  *         cdef uint64_t discarded = flq_load_u64_acquire(&ring.discarded)
  *         return {
  *             "depth": published - claimed if published > claimed else 0,             # <<<<<<<<<<<<<<
  *             "capacity": self._capacity,
  *             "record_size": self._record_size,
 */
-  __pyx_t_2 = __Pyx_PyDict_NewPresized(9); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 543, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_NewPresized(9); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 749, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4 = (__pyx_v_published > __pyx_v_claimed);
 
   if (__pyx_t_4) {
-    __pyx_t_5 = __Pyx_PyLong_From_uint64_t((__pyx_v_published - __pyx_v_claimed)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 543, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyLong_From_uint64_t((__pyx_v_published - __pyx_v_claimed)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 749, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_t_3 = __pyx_t_5;
     __pyx_t_5 = 0;
@@ -11853,100 +14494,103 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5
     __pyx_t_3 = __pyx_mstate_global->__pyx_int_0;
   }
 
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_depth, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_depth, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":544
+  /* "flinq/_array.pyx":750
  *         return {
  *             "depth": published - claimed if published > claimed else 0,
  *             "capacity": self._capacity,             # <<<<<<<<<<<<<<
  *             "record_size": self._record_size,
  *             "ring_bytes": ring.total_size,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_capacity); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 544, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_capacity); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 750, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_capacity, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_capacity, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":545
+  /* "flinq/_array.pyx":751
  *             "depth": published - claimed if published > claimed else 0,
  *             "capacity": self._capacity,
  *             "record_size": self._record_size,             # <<<<<<<<<<<<<<
  *             "ring_bytes": ring.total_size,
  *             "enqueued": published,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_record_size); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 545, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_record_size); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 751, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_record_size, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_record_size, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":546
+  /* "flinq/_array.pyx":752
  *             "capacity": self._capacity,
  *             "record_size": self._record_size,
  *             "ring_bytes": ring.total_size,             # <<<<<<<<<<<<<<
  *             "enqueued": published,
  *             "dequeued": claimed - discarded,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_ring->total_size); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 546, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_ring->total_size); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 752, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_ring_bytes, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_ring_bytes, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":547
+  /* "flinq/_array.pyx":753
  *             "record_size": self._record_size,
  *             "ring_bytes": ring.total_size,
  *             "enqueued": published,             # <<<<<<<<<<<<<<
  *             "dequeued": claimed - discarded,
  *             "discarded": discarded,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_published); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 547, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_published); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 753, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_enqueued, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_enqueued, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":548
+  /* "flinq/_array.pyx":754
  *             "ring_bytes": ring.total_size,
  *             "enqueued": published,
  *             "dequeued": claimed - discarded,             # <<<<<<<<<<<<<<
  *             "discarded": discarded,
- *             "shared": False,
+ *             "shared": self._shared,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t((__pyx_v_claimed - __pyx_v_discarded)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 548, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t((__pyx_v_claimed - __pyx_v_discarded)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 754, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_dequeued, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_dequeued, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":549
+  /* "flinq/_array.pyx":755
  *             "enqueued": published,
  *             "dequeued": claimed - discarded,
  *             "discarded": discarded,             # <<<<<<<<<<<<<<
- *             "shared": False,
+ *             "shared": self._shared,
  *             "is_shutdown": flq_records_state(ring) != FLQ_RECORDS_OPEN,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_discarded); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 549, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_discarded); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 755, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_discarded, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_discarded, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":550
+  /* "flinq/_array.pyx":756
  *             "dequeued": claimed - discarded,
  *             "discarded": discarded,
- *             "shared": False,             # <<<<<<<<<<<<<<
+ *             "shared": self._shared,             # <<<<<<<<<<<<<<
  *             "is_shutdown": flq_records_state(ring) != FLQ_RECORDS_OPEN,
  *         }
 */
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_shared, Py_False) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_v_self->_shared); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 756, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_shared, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":551
+  /* "flinq/_array.pyx":757
  *             "discarded": discarded,
- *             "shared": False,
+ *             "shared": self._shared,
  *             "is_shutdown": flq_records_state(ring) != FLQ_RECORDS_OPEN,             # <<<<<<<<<<<<<<
  *         }
  * 
 */
-  __pyx_t_3 = __Pyx_PyBool_FromLong((flq_records_state(__pyx_v_ring) != FLQ_RECORDS_OPEN)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 551, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong((flq_records_state(__pyx_v_ring) != FLQ_RECORDS_OPEN)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 757, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_is_shutdown, __pyx_t_3) < (0)) __PYX_ERR(0, 543, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_is_shutdown, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   {
     PyObject *__pyx_temp;
@@ -11959,7 +14603,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":532
+  /* "flinq/_array.pyx":738
  *         return False
  * 
  *     def stats(self):             # <<<<<<<<<<<<<<
@@ -11984,7 +14628,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":554
+/* "flinq/_array.pyx":760
  *         }
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -11993,21 +14637,21 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34stats(struct __pyx_obj_5
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_37__repr__(PyObject *__pyx_v_self); /*proto*/
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_37__repr__(PyObject *__pyx_v_self) {
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_39__repr__(PyObject *__pyx_v_self); /*proto*/
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_39__repr__(PyObject *__pyx_v_self) {
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
   PyObject *__pyx_r = 0;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__repr__ (wrapper)", 0);
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_36__repr__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_38__repr__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__repr__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_38__repr__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   PyObject *__pyx_v_state = NULL;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
@@ -12024,28 +14668,29 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__repr__(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "flinq/_array.pyx":555
+  /* "flinq/_array.pyx":761
  * 
  *     def __repr__(self):
  *         state = "closed" if self._closed else f"{self.qsize()}/{self._capacity}"             # <<<<<<<<<<<<<<
  *         return f"<flinq.ArrayQueue {self._dtype} {state}>"
+ * 
 */
   if (__pyx_v_self->_closed) {
     __Pyx_INCREF(__pyx_mstate_global->__pyx_n_u_closed);
     __pyx_t_1 = __pyx_mstate_global->__pyx_n_u_closed;
   } else {
-    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_qsize); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 555, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_qsize); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 761, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_3 = __Pyx_PyObject_CallNoArg(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 555, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_CallNoArg(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 761, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __pyx_t_2 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 555, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 761, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_self->_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 555, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_self->_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 761, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_4[0] = __pyx_t_2;
-    __pyx_t_4[1] = __pyx_mstate_global->__pyx_kp_u__3;
+    __pyx_t_4[1] = __pyx_mstate_global->__pyx_kp_u__5;
     __pyx_t_4[2] = __pyx_t_3;
     __pyx_t_5 = 1;
     #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
@@ -12056,7 +14701,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__repr__(struct __pyx_ob
     __pyx_t_6 |= __Pyx_PyUnicode_KIND_04(__pyx_t_4[0]);
     #endif
     __pyx_t_7 = __Pyx_PyUnicode_Join(__pyx_t_4, 3, __pyx_t_5, __pyx_t_6);
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 555, __pyx_L1_error)
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 761, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -12066,20 +14711,22 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__repr__(struct __pyx_ob
   __pyx_v_state = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":556
+  /* "flinq/_array.pyx":762
  *     def __repr__(self):
  *         state = "closed" if self._closed else f"{self.qsize()}/{self._capacity}"
  *         return f"<flinq.ArrayQueue {self._dtype} {state}>"             # <<<<<<<<<<<<<<
+ * 
+ * 
 */
-  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 556, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 762, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_v_state); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 556, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_v_state); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 762, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_flinq_ArrayQueue;
   __pyx_t_8[1] = __pyx_t_1;
-  __pyx_t_8[2] = __pyx_mstate_global->__pyx_kp_u__4;
+  __pyx_t_8[2] = __pyx_mstate_global->__pyx_kp_u__6;
   __pyx_t_8[3] = __pyx_t_7;
-  __pyx_t_8[4] = __pyx_mstate_global->__pyx_kp_u__5;
+  __pyx_t_8[4] = __pyx_mstate_global->__pyx_kp_u__7;
   __pyx_t_5 = 20;
   #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
   __pyx_t_5 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_8[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_8[3]);
@@ -12089,7 +14736,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__repr__(struct __pyx_ob
   __pyx_t_6 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[3]);
   #endif
   __pyx_t_3 = __Pyx_PyUnicode_Join(__pyx_t_8, 5, __pyx_t_5, __pyx_t_6);
-  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 556, __pyx_L1_error)
+  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 762, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -12104,7 +14751,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__repr__(struct __pyx_ob
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":554
+  /* "flinq/_array.pyx":760
  *         }
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -12126,12 +14773,164 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__repr__(struct __pyx_ob
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
+
+/* "flinq/_array.pyx":765
+ * 
+ * 
+ * def _attach(name):             # <<<<<<<<<<<<<<
+ *     """Unpickle a shared ArrayQueue: attach to its segment by name."""
+ *     return ArrayQueue.attach(name)
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_5flinq_6_array_1_attach(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array__attach, "_attach(name)\n\nUnpickle a shared ArrayQueue: attach to its segment by name.");
+static PyMethodDef __pyx_mdef_5flinq_6_array_1_attach = {"_attach", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_1_attach, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array__attach};
+static PyObject *__pyx_pw_5flinq_6_array_1_attach(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  PyObject *__pyx_v_name = 0;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[1] = {0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("_attach (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_name_2,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 765, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 765, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_attach", 0) < (0)) __PYX_ERR(0, 765, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_attach", 1, 1, 1, i); __PYX_ERR(0, 765, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 1)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 765, __pyx_L3_error)
+    }
+    __pyx_v_name = values[0];
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("_attach", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 765, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("flinq._array._attach", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_5flinq_6_array__attach(__pyx_self, __pyx_v_name);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_5flinq_6_array__attach(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_name) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  size_t __pyx_t_3;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("_attach", 0);
+
+  /* "flinq/_array.pyx":767
+ * def _attach(name):
+ *     """Unpickle a shared ArrayQueue: attach to its segment by name."""
+ *     return ArrayQueue.attach(name)             # <<<<<<<<<<<<<<
+*/
+  __pyx_t_2 = ((PyObject *)__pyx_mstate_global->__pyx_ptype_5flinq_6_array_ArrayQueue);
+  __Pyx_INCREF(__pyx_t_2);
+  __pyx_t_3 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_v_name};
+    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_attach_2, __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 767, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "flinq/_array.pyx":765
+ * 
+ * 
+ * def _attach(name):             # <<<<<<<<<<<<<<
+ *     """Unpickle a shared ArrayQueue: attach to its segment by name."""
+ *     return ArrayQueue.attach(name)
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_AddTraceback("flinq._array._attach", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
 /* #### Code section: module_exttypes ### */
 static struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue __pyx_vtable_5flinq_6_array_ArrayQueue;
 
 static PyObject *__pyx_tp_new__initialisation_5flinq_6_array_ArrayQueue(PyObject *o, PyObject *a, PyObject *k) {
   struct __pyx_obj_5flinq_6_array_ArrayQueue *p = ((struct __pyx_obj_5flinq_6_array_ArrayQueue *)o);
   p->__pyx_vtab = __pyx_vtabptr_5flinq_6_array_ArrayQueue;
+  p->_name = Py_None; Py_INCREF(Py_None);
   p->_dtype = Py_None; Py_INCREF(Py_None);
   p->_base = Py_None; Py_INCREF(Py_None);
   p->_shape = ((PyObject*)Py_None); Py_INCREF(Py_None);
@@ -12168,10 +14967,11 @@ static void __pyx_tp_dealloc_5flinq_6_array_ArrayQueue(PyObject *o) {
     PyObject *etype, *eval, *etb;
     __Pyx_PyErr_FetchException(&etype, &eval, &etb);
     __Pyx_DeallocKeepAliveBegin(o);
-    __pyx_pw_5flinq_6_array_10ArrayQueue_5__dealloc__(o);
+    __pyx_pw_5flinq_6_array_10ArrayQueue_7__dealloc__(o);
     __Pyx_DeallocKeepAliveEnd(o);
     __Pyx_PyErr_RestoreException(etype, eval, etb);
   }
+  Py_CLEAR(p->_name);
   Py_CLEAR(p->_dtype);
   Py_CLEAR(p->_base);
   Py_CLEAR(p->_shape);
@@ -12197,6 +14997,9 @@ static int __pyx_tp_traverse_5flinq_6_array_ArrayQueue(PyObject *o, visitproc v,
     e = __Pyx_call_type_traverse(o, 1, v, a);
     if (e) return e;
   }
+  if (p->_name) {
+    e = (*v)(p->_name, a); if (e) return e;
+  }
   if (p->_dtype) {
     e = (*v)(p->_dtype, a); if (e) return e;
   }
@@ -12215,6 +15018,9 @@ static int __pyx_tp_traverse_5flinq_6_array_ArrayQueue(PyObject *o, visitproc v,
 static int __pyx_tp_clear_5flinq_6_array_ArrayQueue(PyObject *o) {
   PyObject* tmp;
   struct __pyx_obj_5flinq_6_array_ArrayQueue *p = (struct __pyx_obj_5flinq_6_array_ArrayQueue *)o;
+  tmp = ((PyObject*)p->_name);
+  p->_name = Py_None; Py_INCREF(Py_None);
+  Py_XDECREF(tmp);
   tmp = ((PyObject*)p->_dtype);
   p->_dtype = Py_None; Py_INCREF(Py_None);
   Py_XDECREF(tmp);
@@ -12242,6 +15048,10 @@ static PyObject *__pyx_getprop_5flinq_6_array_10ArrayQueue_shared(PyObject *o, C
   return __pyx_pw_5flinq_6_array_10ArrayQueue_6shared_1__get__(o);
 }
 
+static PyObject *__pyx_getprop_5flinq_6_array_10ArrayQueue_name(PyObject *o, CYTHON_UNUSED void *x) {
+  return __pyx_pw_5flinq_6_array_10ArrayQueue_4name_1__get__(o);
+}
+
 static PyObject *__pyx_getprop_5flinq_6_array_10ArrayQueue_is_shutdown(PyObject *o, CYTHON_UNUSED void *x) {
   return __pyx_pw_5flinq_6_array_10ArrayQueue_11is_shutdown_1__get__(o);
 }
@@ -12251,21 +15061,22 @@ static PyObject *__pyx_getprop_5flinq_6_array_10ArrayQueue_closed(PyObject *o, C
 }
 
 static PyMethodDef __pyx_methods_5flinq_6_array_ArrayQueue[] = {
-  {"__reduce__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_7__reduce__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_6__reduce__},
-  {"put", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_9put, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_8put},
-  {"put_nowait", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_11put_nowait, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_10put_nowait},
-  {"put_many", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_13put_many, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_12put_many},
-  {"get", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_15get, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_14get},
-  {"get_nowait", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_17get_nowait, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_16get_nowait},
-  {"get_many", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_19get_many, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_18get_many},
-  {"qsize", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_21qsize, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_20qsize},
-  {"empty", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_23empty, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_22empty},
-  {"full", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_25full, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_24full},
-  {"shutdown", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_27shutdown, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_26shutdown},
-  {"close", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_29close, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_28close},
-  {"__enter__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_31__enter__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_30__enter__},
-  {"__exit__", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_33__exit__, METH_VARARGS|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_32__exit__},
-  {"stats", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_35stats, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_34stats},
+  {"attach", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_5attach, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_4attach},
+  {"__reduce__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_9__reduce__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_8__reduce__},
+  {"put", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_11put, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_10put},
+  {"put_nowait", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_13put_nowait, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_12put_nowait},
+  {"put_many", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_15put_many, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_14put_many},
+  {"get", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_17get, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_16get},
+  {"get_nowait", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_19get_nowait, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_18get_nowait},
+  {"get_many", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_21get_many, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_20get_many},
+  {"qsize", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_23qsize, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_22qsize},
+  {"empty", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_25empty, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_24empty},
+  {"full", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_27full, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_26full},
+  {"shutdown", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_29shutdown, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_28shutdown},
+  {"close", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_31close, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_30close},
+  {"__enter__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_33__enter__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_32__enter__},
+  {"__exit__", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_35__exit__, METH_VARARGS|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_34__exit__},
+  {"stats", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_37stats, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_36stats},
   {0, 0, 0, 0}
 };
 
@@ -12273,6 +15084,7 @@ static struct PyGetSetDef __pyx_getsets_5flinq_6_array_ArrayQueue[] = {
   {"dtype", __pyx_getprop_5flinq_6_array_10ArrayQueue_dtype, 0, PyDoc_STR("The record dtype, as numpy.dtype(dtype) made it."), 0},
   {"capacity", __pyx_getprop_5flinq_6_array_10ArrayQueue_capacity, 0, PyDoc_STR("How many records the queue holds at most."), 0},
   {"shared", __pyx_getprop_5flinq_6_array_10ArrayQueue_shared, 0, PyDoc_STR("Whether the ring lives in shared memory."), 0},
+  {"name", __pyx_getprop_5flinq_6_array_10ArrayQueue_name, 0, PyDoc_STR("The shared segment\047s name, for ArrayQueue.attach(); None in process."), 0},
   {"is_shutdown", __pyx_getprop_5flinq_6_array_10ArrayQueue_is_shutdown, 0, PyDoc_STR("True once shutdown() has been called."), 0},
   {"closed", __pyx_getprop_5flinq_6_array_10ArrayQueue_closed, 0, PyDoc_STR("True once close() has been called."), 0},
   {0, 0, 0, 0, 0}
@@ -12286,7 +15098,7 @@ static PyMemberDef __pyx_type_5flinq_6_array_ArrayQueue_members[] = {
 };
 static PyType_Slot __pyx_type_5flinq_6_array_ArrayQueue_slots[] = {
   {Py_tp_dealloc, (void *)__pyx_tp_dealloc_5flinq_6_array_ArrayQueue},
-  {Py_tp_repr, (void *)__pyx_pw_5flinq_6_array_10ArrayQueue_37__repr__},
+  {Py_tp_repr, (void *)__pyx_pw_5flinq_6_array_10ArrayQueue_39__repr__},
   {Py_tp_doc, (void *)PyDoc_STR("ArrayQueue(dtype, capacity, shared=False, *)\n\nA bounded FIFO of fixed-size records of one numpy dtype.\n\nArrayQueue(dtype, capacity, *, shared=False): capacity records of\nnumpy.dtype(dtype) (scalars, fixed-shape subarrays such as (\"f4\", (3,)),\nstructured dtypes; no object fields). A subarray dtype\047s records come\nout as arrays of its shape: ArrayQueue((\"f4\", (3,)), n).get_many(k)\nhas shape (k, 3) and dtype float32.\n\nWhat goes in must convert without loss. Arrays and numpy scalars cast\nunder numpy\047s \"safe\" rule (numpy.can_cast(src, dtype, \"safe\")). Python\nnumbers and sequences are converted by numpy and refused unless every\nvalue comes back unchanged (0.5 fits float32, 0.1 does not). A lossy\ninput raises TypeError, a shape that is not the record\047s (put) or a\nbatch of records (put_many) raises ValueError; a failed call changes\nnothing.")},
   {Py_tp_traverse, (void *)__pyx_tp_traverse_5flinq_6_array_ArrayQueue},
   {Py_tp_clear, (void *)__pyx_tp_clear_5flinq_6_array_ArrayQueue},
@@ -12316,7 +15128,7 @@ static PyTypeObject __pyx_type_5flinq_6_array_ArrayQueue = {
   0, /*tp_getattr*/
   0, /*tp_setattr*/
   0, /*tp_as_async*/
-  __pyx_pw_5flinq_6_array_10ArrayQueue_37__repr__, /*tp_repr*/
+  __pyx_pw_5flinq_6_array_10ArrayQueue_39__repr__, /*tp_repr*/
   0, /*tp_as_number*/
   0, /*tp_as_sequence*/
   0, /*tp_as_mapping*/
@@ -12623,6 +15435,7 @@ static int __Pyx_modinit_Global_init_code(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_modinit_Global_init_code", 0);
   /*--- Global init code ---*/
+  __pyx_v_5flinq_6_array_META_MAGIC = ((PyObject*)Py_None); Py_INCREF(Py_None);
   __pyx_v_5flinq_6_array__numpy = Py_None; Py_INCREF(Py_None);
   __Pyx_RefNannyFinishContext();
   return 0;
@@ -12655,23 +15468,31 @@ static int __Pyx_modinit_Exttype___pyx_obj_5flinq_6_array_ArrayQueue(__pyx_mstat
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_5flinq_6_array_ArrayQueue", 0);
   /*--- Exttype __pyx_obj_5flinq_6_array_ArrayQueue ---*/
   __pyx_vtabptr_5flinq_6_array_ArrayQueue = &__pyx_vtable_5flinq_6_array_ArrayQueue;
+  __pyx_vtable_5flinq_6_array_ArrayQueue._set_dtype = (int (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *))__pyx_f_5flinq_6_array_10ArrayQueue__set_dtype;
+  __pyx_vtable_5flinq_6_array_ArrayQueue._create_segment = (int (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, uint64_t, uint64_t))__pyx_f_5flinq_6_array_10ArrayQueue__create_segment;
+  __pyx_vtable_5flinq_6_array_ArrayQueue._adopt_segment = (int (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *, void *, uint64_t, long))__pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment;
   __pyx_vtable_5flinq_6_array_ArrayQueue._free_ring = (void (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *))__pyx_f_5flinq_6_array_10ArrayQueue__free_ring;
+  __pyx_vtable_5flinq_6_array_ArrayQueue._name_bytes = (PyObject *(*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *))__pyx_f_5flinq_6_array_10ArrayQueue__name_bytes;
   __pyx_vtable_5flinq_6_array_ArrayQueue._open_ring = (flq_records *(*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *))__pyx_f_5flinq_6_array_10ArrayQueue__open_ring;
   __pyx_vtable_5flinq_6_array_ArrayQueue._records = (PyObject *(*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *, int))__pyx_f_5flinq_6_array_10ArrayQueue__records;
+  __pyx_vtable_5flinq_6_array_ArrayQueue._prepare = (uint32_t (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int))__pyx_f_5flinq_6_array_10ArrayQueue__prepare;
+  __pyx_vtable_5flinq_6_array_ArrayQueue._cancel = (void (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int))__pyx_f_5flinq_6_array_10ArrayQueue__cancel;
+  __pyx_vtable_5flinq_6_array_ArrayQueue._notify = (void (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int, int))__pyx_f_5flinq_6_array_10ArrayQueue__notify;
+  __pyx_vtable_5flinq_6_array_ArrayQueue._sleep = (int (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int, uint32_t, int64_t))__pyx_f_5flinq_6_array_10ArrayQueue__sleep;
   __pyx_vtable_5flinq_6_array_ArrayQueue._put_array = (int (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *, uint64_t, int, PyObject *))__pyx_f_5flinq_6_array_10ArrayQueue__put_array;
-  __pyx_vtable_5flinq_6_array_ArrayQueue._copied = (void (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *))__pyx_f_5flinq_6_array_10ArrayQueue__copied;
+  __pyx_vtable_5flinq_6_array_ArrayQueue._left = (void (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *))__pyx_f_5flinq_6_array_10ArrayQueue__left;
   __pyx_vtable_5flinq_6_array_ArrayQueue._wait_for_records = (uint64_t (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int, int64_t))__pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records;
   __pyx_vtable_5flinq_6_array_ArrayQueue._take_into = (uint64_t (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *, uint64_t))__pyx_f_5flinq_6_array_10ArrayQueue__take_into;
   __pyx_vtable_5flinq_6_array_ArrayQueue._check_out = (int (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *))__pyx_f_5flinq_6_array_10ArrayQueue__check_out;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5flinq_6_array_ArrayQueue_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue)) __PYX_ERR(0, 160, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5flinq_6_array_ArrayQueue_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue)) __PYX_ERR(0, 195, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue = &__pyx_type_5flinq_6_array_ArrayQueue;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 160, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 195, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue);
@@ -12681,8 +15502,8 @@ static int __Pyx_modinit_Exttype___pyx_obj_5flinq_6_array_ArrayQueue(__pyx_mstat
     __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue, __pyx_vtabptr_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 160, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_ArrayQueue, (PyObject *) __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 160, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue, __pyx_vtabptr_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 195, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_ArrayQueue, (PyObject *) __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 195, __pyx_L1_error)
   #if CYTHON_USE_TYPE_SLOTS
   if (__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue->tp_weaklistoffset == 0) __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue->tp_weaklistoffset = offsetof(struct __pyx_obj_5flinq_6_array_ArrayQueue, __weakref__);
   #endif
@@ -12702,14 +15523,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_5flinq_6_array___pyx_scope_struct__ge
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr", 0);
   /*--- Exttype __pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5flinq_6_array___pyx_scope_struct__genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr)) __PYX_ERR(0, 149, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5flinq_6_array___pyx_scope_struct__genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr)) __PYX_ERR(0, 184, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr = &__pyx_type_5flinq_6_array___pyx_scope_struct__genexpr;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr) < (0)) __PYX_ERR(0, 149, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr) < (0)) __PYX_ERR(0, 184, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr);
@@ -13038,33 +15859,85 @@ __Pyx_RefNannySetupContext("PyInit__array", 0);
   if (__Pyx_InitAfterSharedUtility() < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
   /*--- Execution code ---*/
 
-  /* "flinq/_array.pyx":31
+  /* "flinq/_array.pyx":44
  * )
  * 
+ * import ast as _ast             # <<<<<<<<<<<<<<
+ * import os as _os
+ * import queue as _stdlib_queue
+*/
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_ast_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 44, __pyx_L1_error)
+  __pyx_t_2 = __pyx_t_1;
+  __Pyx_GOTREF(__pyx_t_2);
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_ast, __pyx_t_2) < (0)) __PYX_ERR(0, 44, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+
+  /* "flinq/_array.pyx":45
+ * 
+ * import ast as _ast
+ * import os as _os             # <<<<<<<<<<<<<<
+ * import queue as _stdlib_queue
+ * import secrets as _secrets
+*/
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_os_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 45, __pyx_L1_error)
+  __pyx_t_2 = __pyx_t_1;
+  __Pyx_GOTREF(__pyx_t_2);
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_os, __pyx_t_2) < (0)) __PYX_ERR(0, 45, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+
+  /* "flinq/_array.pyx":46
+ * import ast as _ast
+ * import os as _os
  * import queue as _stdlib_queue             # <<<<<<<<<<<<<<
+ * import secrets as _secrets
+ * import sys as _sys
+*/
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_queue, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 46, __pyx_L1_error)
+  __pyx_t_2 = __pyx_t_1;
+  __Pyx_GOTREF(__pyx_t_2);
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_stdlib_queue, __pyx_t_2) < (0)) __PYX_ERR(0, 46, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+
+  /* "flinq/_array.pyx":47
+ * import os as _os
+ * import queue as _stdlib_queue
+ * import secrets as _secrets             # <<<<<<<<<<<<<<
+ * import sys as _sys
+ * import threading as _threading
+*/
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_secrets_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 47, __pyx_L1_error)
+  __pyx_t_2 = __pyx_t_1;
+  __Pyx_GOTREF(__pyx_t_2);
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_secrets, __pyx_t_2) < (0)) __PYX_ERR(0, 47, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+
+  /* "flinq/_array.pyx":48
+ * import queue as _stdlib_queue
+ * import secrets as _secrets
+ * import sys as _sys             # <<<<<<<<<<<<<<
  * import threading as _threading
  * 
 */
-  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_queue, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 31, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_sys_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 48, __pyx_L1_error)
   __pyx_t_2 = __pyx_t_1;
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_stdlib_queue, __pyx_t_2) < (0)) __PYX_ERR(0, 31, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_sys, __pyx_t_2) < (0)) __PYX_ERR(0, 48, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "flinq/_array.pyx":32
- * 
- * import queue as _stdlib_queue
+  /* "flinq/_array.pyx":49
+ * import secrets as _secrets
+ * import sys as _sys
  * import threading as _threading             # <<<<<<<<<<<<<<
  * 
  * from flinq._compat import ShutDown
 */
-  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_threading_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 32, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_threading_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 49, __pyx_L1_error)
   __pyx_t_2 = __pyx_t_1;
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_threading, __pyx_t_2) < (0)) __PYX_ERR(0, 32, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_threading, __pyx_t_2) < (0)) __PYX_ERR(0, 49, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "flinq/_array.pyx":34
+  /* "flinq/_array.pyx":51
  * import threading as _threading
  * 
  * from flinq._compat import ShutDown             # <<<<<<<<<<<<<<
@@ -13073,74 +15946,95 @@ __Pyx_RefNannySetupContext("PyInit__array", 0);
 */
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_ShutDown};
-    __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_flinq__compat, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 34, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_flinq__compat, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 51, __pyx_L1_error)
   }
   __pyx_t_2 = __pyx_t_1;
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_ShutDown};
     __pyx_t_3 = 0; {
-      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_2, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 34, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_2, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 51, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_imported_names[__pyx_t_3], __pyx_t_4) < (0)) __PYX_ERR(0, 34, __pyx_L1_error)
+      if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_imported_names[__pyx_t_3], __pyx_t_4) < (0)) __PYX_ERR(0, 51, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     }
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "flinq/_array.pyx":36
+  /* "flinq/_array.pyx":53
  * from flinq._compat import ShutDown
  * 
  * Empty = _stdlib_queue.Empty             # <<<<<<<<<<<<<<
  * Full = _stdlib_queue.Full
  * 
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_stdlib_queue); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 36, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_stdlib_queue); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 53, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 36, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 53, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_Empty, __pyx_t_4) < (0)) __PYX_ERR(0, 36, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_Empty, __pyx_t_4) < (0)) __PYX_ERR(0, 53, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "flinq/_array.pyx":37
+  /* "flinq/_array.pyx":54
  * 
  * Empty = _stdlib_queue.Empty
  * Full = _stdlib_queue.Full             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_stdlib_queue); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 37, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_stdlib_queue); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 54, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 37, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 54, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_Full, __pyx_t_2) < (0)) __PYX_ERR(0, 37, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_Full, __pyx_t_2) < (0)) __PYX_ERR(0, 54, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "flinq/_array.pyx":77
+  /* "flinq/_array.pyx":131
+ * # Shared segments: metadata ahead of the ring (a page, so the ring stays aligned).
+ * DEF META_BYTES = 4096
+ * cdef bytes META_MAGIC = b"FLQARRAY"             # <<<<<<<<<<<<<<
+ * cdef uint32_t META_VERSION = 1
+ * 
+*/
+  __Pyx_INCREF(__pyx_mstate_global->__pyx_n_b_FLQARRAY);
+  __Pyx_XGOTREF(__pyx_v_5flinq_6_array_META_MAGIC);
+  __Pyx_DECREF_SET(__pyx_v_5flinq_6_array_META_MAGIC, __pyx_mstate_global->__pyx_n_b_FLQARRAY);
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_n_b_FLQARRAY);
+
+  /* "flinq/_array.pyx":132
+ * DEF META_BYTES = 4096
+ * cdef bytes META_MAGIC = b"FLQARRAY"
+ * cdef uint32_t META_VERSION = 1             # <<<<<<<<<<<<<<
+ * 
+ * #: Batches at least this large are copied with the GIL released. A smaller
+*/
+  __pyx_v_5flinq_6_array_META_VERSION = 1;
+
+  /* "flinq/_array.pyx":138
  * #: thread and back (measured: 1 producer and 1 consumer thread moving int64
  * #: batches of 4096 went faster holding the GIL for the 32 KiB copies).
  * GIL_FREE_BYTES = 65536             # <<<<<<<<<<<<<<
  * cdef uint64_t _gil_free_bytes = GIL_FREE_BYTES
  * 
 */
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_GIL_FREE_BYTES, __pyx_mstate_global->__pyx_int_65536) < (0)) __PYX_ERR(0, 77, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_GIL_FREE_BYTES, __pyx_mstate_global->__pyx_int_65536) < (0)) __PYX_ERR(0, 138, __pyx_L1_error)
 
-  /* "flinq/_array.pyx":78
+  /* "flinq/_array.pyx":139
  * #: batches of 4096 went faster holding the GIL for the 32 KiB copies).
  * GIL_FREE_BYTES = 65536
  * cdef uint64_t _gil_free_bytes = GIL_FREE_BYTES             # <<<<<<<<<<<<<<
  * 
  * # Signals reach Python only in the main thread, and a condition-variable
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_GIL_FREE_BYTES); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 78, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_GIL_FREE_BYTES); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 139, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_5 = __Pyx_PyLong_As_uint64_t(__pyx_t_2); if (unlikely((__pyx_t_5 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 78, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_As_uint64_t(__pyx_t_2); if (unlikely((__pyx_t_5 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 139, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   __pyx_v_5flinq_6_array__gil_free_bytes = __pyx_t_5;
 
-  /* "flinq/_array.pyx":83
+  /* "flinq/_array.pyx":144
  * # wait does not return on a signal, so the main thread sleeps in slices this
  * # long and runs pending signal handlers between them (prompt Ctrl-C).
  * cdef int64_t SIGNAL_SLICE_NS = 50 * 1000 * 1000             # <<<<<<<<<<<<<<
@@ -13149,7 +16043,7 @@ __Pyx_RefNannySetupContext("PyInit__array", 0);
 */
   __pyx_v_5flinq_6_array_SIGNAL_SLICE_NS = 0x2faf080;
 
-  /* "flinq/_array.pyx":85
+  /* "flinq/_array.pyx":146
  * cdef int64_t SIGNAL_SLICE_NS = 50 * 1000 * 1000
  * 
  * cdef object _numpy = None             # <<<<<<<<<<<<<<
@@ -13161,15 +16055,42 @@ __Pyx_RefNannySetupContext("PyInit__array", 0);
   __Pyx_DECREF_SET(__pyx_v_5flinq_6_array__numpy, Py_None);
   __Pyx_GIVEREF(Py_None);
 
+  /* "flinq/_array.pyx":319
+ *         return 0
+ * 
+ *     @classmethod             # <<<<<<<<<<<<<<
+ *     def attach(cls, name):
+ *         """Open the shared queue called name (see the name property), as
+*/
+  __Pyx_GetNameInClass(__pyx_t_2, (PyObject*)__pyx_mstate_global->__pyx_ptype_5flinq_6_array_ArrayQueue, __pyx_mstate_global->__pyx_n_u_attach_2); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 319, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_4 = __Pyx_Method_ClassMethod(__pyx_t_2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 319, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_5flinq_6_array_ArrayQueue, __pyx_mstate_global->__pyx_n_u_attach_2, __pyx_t_4) < (0)) __PYX_ERR(0, 319, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+  /* "flinq/_array.pyx":765
+ * 
+ * 
+ * def _attach(name):             # <<<<<<<<<<<<<<
+ *     """Unpickle a shared ArrayQueue: attach to its segment by name."""
+ *     return ArrayQueue.attach(name)
+*/
+  __pyx_t_4 = PyCFunction_NewEx(&__pyx_mdef_5flinq_6_array_1_attach, NULL, __pyx_mstate_global->__pyx_n_u_flinq__array); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 765, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_attach, __pyx_t_4) < (0)) __PYX_ERR(0, 765, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
   /* "flinq/_array.pyx":1
  * # cython: language_level=3, embedsignature=True, binding=False, boundscheck=False, wraparound=False, cdivision=True             # <<<<<<<<<<<<<<
  * """ArrayQueue: a bounded FIFO of fixed-size numpy records over
  * include/flinq/records.h.
 */
-  __pyx_t_2 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_test, __pyx_t_2) < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __pyx_t_4 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_test, __pyx_t_4) < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   /*--- Wrapped vars code ---*/
 
@@ -13211,7 +16132,7 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_zip = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_zip); if (!__pyx_builtin_zip) __PYX_ERR(0, 149, __pyx_L1_error)
+  __pyx_builtin_zip = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_zip); if (!__pyx_builtin_zip) __PYX_ERR(0, 184, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_items.type = (PyObject*)&PyDict_Type;
@@ -13234,21 +16155,21 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "flinq/_array.pyx":224
- *             self._base, self._shape = dt, ()
- *         self._dtype = dt
- *         self._batch_tail = (0,) + self._shape             # <<<<<<<<<<<<<<
- *         self._record_size = dt.itemsize
- *         self._capacity = capacity
+  /* "flinq/_array.pyx":289
+ *         cdef bytes name
+ *         for _ in range(8):  # a random name; try again on the rare collision
+ *             name = f"/flinq-a-{_os.getpid()}-{_secrets.token_hex(6)}".encode()             # <<<<<<<<<<<<<<
+ *             err = flq_shm_create(name, META_BYTES + ring_bytes, &addr)
+ *             if err != EEXIST:
 */
   {
-    PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_int_0};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 224, __pyx_L1_error)
+    PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_int_6};
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 289, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
 
-  /* "flinq/_array.pyx":290
+  /* "flinq/_array.pyx":441
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:
  *                 if not np.can_cast(arr.dtype, self._base, casting="safe"):             # <<<<<<<<<<<<<<
@@ -13257,12 +16178,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_casting};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 290, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 441, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "flinq/_array.pyx":296
+  /* "flinq/_array.pyx":447
  *         else:
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):             # <<<<<<<<<<<<<<
@@ -13271,12 +16192,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_over, __pyx_mstate_global->__pyx_n_u_invalid};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 296, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 447, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
 
-  /* "flinq/_array.pyx":297
+  /* "flinq/_array.pyx":448
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):
  *                     arr = np.array(value, dtype=self._base)             # <<<<<<<<<<<<<<
@@ -13285,12 +16206,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 297, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 448, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
 
-  /* "flinq/_array.pyx":296
+  /* "flinq/_array.pyx":447
  *         else:
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):             # <<<<<<<<<<<<<<
@@ -13299,12 +16220,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[3] = {Py_None, Py_None, Py_None};
-    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 296, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 447, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
 
-  /* "flinq/_array.pyx":431
+  /* "flinq/_array.pyx":635
  *         np = _np()
  *         cdef int64_t deadline = _deadline(block, timeout)
  *         out = np.empty((1,) + self._shape, self._base)             # <<<<<<<<<<<<<<
@@ -13313,19 +16234,19 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_int_1};
-    __pyx_mstate_global->__pyx_tuple[5] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[5])) __PYX_ERR(0, 431, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[5] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[5])) __PYX_ERR(0, 635, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[5]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[5]);
 
-  /* "flinq/_array.pyx":480
+  /* "flinq/_array.pyx":684
  *         if out.dtype != self._base:
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
  *         if len(out) == 0:
 */
-  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 480, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 684, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
   #if CYTHON_IMMORTAL_CONSTANTS
@@ -13388,41 +16309,41 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 6; } str_length_index[] = {{1},{19},{14},{16},{25},{9},{11},{23},{4},{35},{38},{29},{39},{6},{26},{1},{3},{1},{2},{28},{18},{1},{1},{20},{31},{37},{30},{44},{37},{4},{12},{42},{16},{30},{11},{9},{29},{27},{7},{6},{56},{2},{9},{30},{28},{14},{26},{31},{37},{27},{14},{42},{20},{10},{5},{4},{14},{8},{20},{9},{8},{8},{10},{8},{14},{12},{8},{29},{13},{10},{5},{7},{17},{6},{5},{1},{12},{8},{8},{7},{18},{5},{6},{4},{14},{5},{8},{9},{5},{5},{8},{8},{5},{12},{13},{1},{7},{7},{3},{9},{9},{7},{11},{5},{8},{11},{9},{7},{4},{4},{5},{3},{4},{3},{5},{5},{5},{11},{10},{4},{4},{10},{5},{6},{8},{9},{5},{7},{6},{5},{6},{9},{3}};
-    const struct { const unsigned int length: 2; } bytes_length_index[] = {{2}};
+    const struct { const unsigned int length: 7; } str_length_index[] = {{1},{19},{21},{14},{16},{25},{9},{11},{23},{43},{26},{48},{4},{35},{38},{29},{39},{6},{1},{26},{1},{3},{1},{9},{2},{28},{18},{1},{1},{20},{31},{37},{30},{49},{37},{4},{12},{106},{16},{17},{32},{30},{11},{9},{29},{27},{7},{6},{56},{2},{9},{30},{28},{24},{14},{26},{31},{37},{27},{14},{42},{20},{10},{5},{4},{14},{8},{20},{8},{9},{8},{8},{10},{8},{14},{12},{12},{8},{4},{7},{3},{29},{8},{13},{4},{10},{5},{7},{17},{3},{6},{6},{5},{1},{12},{8},{8},{7},{18},{5},{6},{4},{14},{5},{8},{14},{9},{5},{14},{5},{6},{8},{8},{5},{12},{13},{6},{1},{7},{7},{3},{6},{9},{9},{7},{11},{5},{8},{12},{11},{9},{4},{7},{4},{4},{5},{9},{2},{3},{4},{8},{3},{5},{5},{5},{11},{10},{4},{7},{4},{10},{5},{6},{8},{8},{3},{9},{5},{7},{9},{6},{5},{6},{5},{9},{3}};
+    const struct { const unsigned int length: 4; } bytes_length_index[] = {{8},{2}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (865 bytes) */
-static const char cstring[] = "x\332mUQo\3346\014\376+|\273\004k.\353\313\036\332\256\303\266\246\303\200\241\350\332\276\014\303 \320\022\317\326\"K\216D\337\235\363k\366SG\312>\307E\023\340lI\244\311\217\374>*\000\315\304T\340\2202pG\220}l\301%9\211\211\341\340\031\252)\223M\331\025H\007\200\016\013|\234\270K\021R\363/Yu\243 F5\304\024\251.J\207\003\001\370\310\t0\302\3179\343\364\347H#\325\030\372\273\304\264b\216t\244\\\323\371(\007\003Z\317\023\300\311K\232\221!\244R\340*\216\3750\355\n\354\n\036h\047n\205\005\3555\234\322\030\034\330\016cKp\352(B\341\224\311\201\300\330\261\357IB\354\240\037\013CC\200\212\361&R\213\354\217\004\022\264\241\374\242\226{\243\275Xq\371\002\234\022\004\314-\355\367?|\177\373\n^o\033\301\235x<\324\2220\023\2749\004\037\037\366\233B\337\376\264\331\210\257\2252\310m\316.\301\272$\370+\017\257\341\031sE\336\341Q\261\027\377H_9\235p\246\312G\317\036\203\2307\031\256\204\005i\304\217_\362H\327\nA=\361\210>`\023\010&\342\047\337\2751\032\303\030\350q\202<\n\2731L\362\260\364AH\305\005\216V.\204\371x3\344dIx\331\200\021*5\203ty\360\366>\220[\0160\204d\221W\007\233Iw(\350\205\362!\373\336+\031\213u\020\306W\r\254\213\225?M\3163a\337\032E+$\272\200\227\316\027\255\221\242>\277\241&\022Ic\253\240^\t\326AB\026\026\224\260\253\256\177W\313?\273\326\3722Gp=\236\215g\352\313\263@\236\261\256HT\300:\021\216\047\231\210\313.\247\324\327\321\212i\351\254Z6\"U\004\",\201<\247\330\232O\331se\020\243\203_ol\212\354\3331\215eu\252r\231g\360*\276\270\206\357\264\253\246\3078]]+\205\233\035\343\275\214\273TS\223\251\361\253\357J\266\267\265)\267\246:\354\207\351\374\324\311\273~\340\351\375\030\302o\277\377a\336\177\272\2733\277\374\365\345\356\363\347n\344w\351\024\215\3718\235\345\367\316[6\037\350\314\237\350`\014E\246l\344\217\316*8#H|\254\357\344\306@\272\212\330\327\267$3\307Z\253\356\036F\014\027\213L\213~[t{\3040R\331\277Q\225\205\362v\337R\244\363\220Ma\027|c\352\220\032\356DuNn\214Z\006\226\345\365\324\274\345@ij$\322\275\265\346\311(\3324z\343\\$\267\334>V:C28\2063ZjP\276""\322)\237G\335\246a\262c\316R\357\222\335\321\300\235\243\n\310\211D-f\047\013MI\332I\212\263\211r\026=\262\010\027\3332\253w\356\376\262\266\251\037\220[\2553{\273\224\333\022\213\262\346;\331\367=9/\021|\224\346xIe\212p\342\204\223\252\323\371\361H\265\3633\266U\303\321\325T\321\371^\342rU\242\010+\311\025=\244\341A?\253(3\312t\314\3325z\250\377;L\275\306\364\202\226\301q\205\330\321\001\307\300UR\363mT\306\246\026\274\362!\213tZ\356iN\301\027\256|\316\244\252\324I\371\177\364\303\177/\377\007\345\257\211\002";
-    PyObject *data = __Pyx_DecompressString(cstring, 865, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1082 bytes) */
+static const char cstring[] = "x\332mU\341n\0337\014~\025\376s\202\305n\273\r\303\320v\035\2725\035\n\024]\232\366\307\212a\020d\211\366i\321I\027\211\027\373\3724{\324}\222\316\216\2034p\356t\"E\362#?RD\353I8\323&&\222\216)\271\260m[\027\364\343\323\237\237\222\026\352c\226s\262\021j!\nm\234P\325Olb\262\231\342\206\250\323\231\256&\351b\240\270\376\227MQc\017a\021\204\030\270.r\247\007&rA\"\351@\257S\322\323\307\221G\2566\\~\274\251\341\261\343D^Oq\024\272\343\224\035|\270\026\212\246\215w\341\366\364\014$\022#\231\330\017\236\367X\027\247\211\351\314I&\313\331$7H1!\372\006\200\252\343\003\020\003\367\201\341\243bt\001\033\2036N&\242\235\0036\004\340c\316t\026\306~\230\026\231\026Yox\001\265,\310\3339\355\342\350-\231N\207-\323\256\343@YbbK\300\276\020\3273L,\250\037\263\320\232\021=\022\263\014\274\325\342\356\230`t\315\351\242\002[.K\r\216\201\315\240\274N[^\255~z\372\344I\305\275\324\313\347\364\342\264\016\322A\365\266&\242\200~Y\325V\047\351y\365\353\303\\\031\000b{\262w0\326E \251DxA\337\020W\014\235\276+(\262\373\312\017\224v\272\225\307\005\047N{\210O<\234\325z\330_>\247\221\317\221n\206\265\253\077\077\275\373\253\025\312R\317}L\323\375\201\225R\305\220R\324\353\211\322\010\206\005?\341a\370\003\210\245\347\230\032[\340s9\244h\030e:\211\010\225-\001!\351\20337\236\355\013\0323\237h\234\255V\253\013z\020\032\2503h\230\001\025\260l4\234M\203F\315\240\366>\032-G\007ZD\233\256\350\317\033&q\021\353\003\270\314\333\236\203<\177$\337i\370\031\222\353]!\303,\035\300\270#\007\217\213#\177\nZi\204y,\004W\031\274\244g\326e\275\366\314\241<\037\021\242\025\240\022\3729\2223\300d\026\300\242EU\375\273J\376Yl\215\313\315\202\355\365^9\341>\1773\220oH\217\221\004\335\363\t\373\263\314l/\215U\306\203\225\t\343\341\360\225b\354\353\234\tq.q\221\2344O\211\0144\007\224{3\007\361.9)\321\"6K\277/M\014\342\266c\034\363Q\251\222\267\r\244\263pqN\337\225l\253^\207\351\354\274p\351\344\253\215\n\240\254\316\212\360\301\271\234L\353\307\047\252*\254\206i\177\237\341\313~\220\351\355\350\375\037\357\336\253\267""\327\227\227\352\267/\237/?}\352Fy\023wA\251\253i\217\3777\316\210\372\300{\271\346\215R\266|\341\017T\341T\027{W7z\355B}G;z.\253\222\324\362\206SuW1\227\257\333Q\373\203$\263\034\265\320\317\305\016\312\241\032WU\314*\027\341\235\366#\347\325\313Bh\237_\255\266\034x?$\234\006G\005Jb\275[\253:\\T\236\262\222\016\334\265\230{\025\264\316\363\353>\325\363\206\340\207\2726wk\230\2771F\335k\201\352\252\014\320\003\203\347aj\220PF\343+I\332\360Z\343T\031Um^\2318LfL\t\351\231\303\260<Hg\271Fg\353\230W\022U%\024\370ot\262\330\256_\345QeE\211Kq8\230h\321\037\3550\247\204\220\005\235\242\267\271\265K+\353\274.7\213\026\360\262\327\262-IJ\316\314\271\332\262\34078\013\372\266[\320\365=\374\303\232\013\310\257C(*\243\360\026\205\257M\322\036_\331c\221\264W\014\255Z\342\206\352\330L\245|\301\3260\202u=\274I\245\177}\254P\227X\210\035qu\r\276\0057\304\341\266X\256\240\222F\367\266\036Re\263\334\362\252\016\367r\201\315\025F\177[P\305\362F\217^*\303\333\320B\237\")1\345q]\263\207\342\037k\217E\334\3157\233\304\033\016\252Cl\321\273,\225P\215U;\027~\370\276\264$\027~~u\303\333\367\037___\277\376\362\337\263\377\001\365T7\014";
+    PyObject *data = __Pyx_DecompressString(cstring, 1082, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (1230 bytes) */
-static const char cstring[] = "\377  bytes \377for the \177ring do\017\000\377not fit \376\026\002records\377 of  has\377 Python \337objec#\001el\274\032\000\025\001none\035\002s\377hape  in\377to an Ar\377rayQueue\350?\002D\001L\005c\034\000nev\373erj\002in ca\377pacity  \373wid\000ut lo\377ss (nump\377y\047s \047saf\333e\047$\000st\253\000) \377would ch\377ange whe\377n stored\375 \246\000\047timeo\377ut\047 must\277 be a \241\000-\377negative\275 R\000ber,\022\000t\353 -\210! \344\005is \377too larg\377e..60/: [; \376\010th\037\000q\316\002\377are <fli7nq.\336\010>?\353\010K\000\315c\304\000ed\377\010\316%ho\314\275\000\203B; \014\020\265\002ha~\252\000a size\030\n\371w\213@\247Ainiti\223al\034\000W\010(\203@\206 =?True) \316\000\321A\377availabl\337e yet\216G._\375_@\001__ may\367 ru\333@nly _onceN\322@a\221$\374\377A\315@in-pro\203ce\225@\320H\310@\263a\343 p\277ickled\n\004a\377llocate \356\032\004cre\n\001a w\275a\337`prim\272\000v\205e8\004p\357@\373F\204f\267Fn\260\321a\253C\013\017\251`ea\346@17dis\340\001en\346\001\212N\337needs\370Apy\377: pip in[st\243\000 \047\301B[\346b\277]\047gcis<\003d\377max_item\203s u\021\013\020\201\006\373`\257\205\002d\337type \006\005ro\033om\361\205\002no\353d$\001\232\204\010\306\351\204\001 a\263\205\001\227\204\003\023\twr\373it\275Band C\377-contigu\307ous;\006\252b\376\205\003(n\337,) + \323 _m\237any()\302\206\001\003\010t\017akes\240\206\001h\002\337\206\001+\nosrc/\326\204\002/_\211\002\357.pyx\304\206\007Emp\377tyFullGI\377L_FREE_B\377YTESShut\377Down__Py\375x\001\000Dict_N\377extRef__\177enter__\006\000\367xit\004\001main\276\003\002odule\026\001n3am\003\002j\000_v\347\002,\001\357qual\022\005tes\3728\001s%\001value\367s.<\342als>.\377genexpr_\177stdlib_\240\206\002\367_th\363`ding\206\320\"as\000\004\263\047\021\004\243Ab\177lockcc_\320\047\037can_c\327`\225\210\005\010\001\377ingcline\375_\273\000traceb\361a3\000\342\206\001\345\206\003copy\317curr\355\000w\004de\337pthde\261\207\002dd\377iscarded\332\225be\306!en\025\003er\377rstatefl\307ags""\323\207\003\370#\005\004co\337mpatg\344\001ri\375c\350\004gethas\376\216\212\003immedia\357tein\232 idi\027s_s\221@d\221@\301\204\002\306\204\002\307ize\365\"\224#\331\204\006nd^\362bndim\304 t\362\211\002\377outoverp\347opq\377\207\001\362\210\002raiKse\224\213\003_\224\210\001\270\213\001_\312\213\002\376\235\212\001sendset\177default\212\213\002\216\210\210\003sub\206\205\002\207F\226@o\375w\241\212\004tolist\350\313B\317C\347\204\001e\252\210\001zip\003\2401";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 1230, 1711);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (1560 bytes) */
+static const char cstring[] = "\377  bytes \377for the \357ring\r\003, 4\377080 at m\177ost) do$\000\377not fit \376+\002records\377 of  has\377 Python \337objec#\001el\274\032\000\025\001none\035\002s\377hape  in\377to an Ar\377rayQueue\326?\002is\003\017ao\000he\377r layout? versia\000(\000\376\207\001a flinq\374=\tB\000too co?mplex f\000r\000\377re (its \377descript\216?\001tak\365\000\270\002\301\005c\346\221\000nea\000\337\002in \377capacity\317  wi\331\000~\000lo\377ss (nump\377y\047s \047saf\333e\047$\000st\265 ) \377would ch\377ange whe\377n stored} \233 \047time\301\000\377\047 must b\357e a \226 -ne\177gative R\000\357ber,\022\000t -\345-\223A \332%\316\004lar\377ge..60//\376\363\002-a-: ; V\375(th\302 q\315\"a\362\0005<\232\".\335(>?\352(\356 \315c\316\000ed\376(\315Eho\314\307\000\227b; \014\020\277\002ha~\264\000a size\030\n\371w\212`\246ainiti\323al\034\000W\010(\213Bd=\377True) ne\375e\277`POSIX \376\023\003 memory\356\222g.__E\001__ \277may ru\337`n\377ly onceN\342\326`a\237$\203\204\001\321`in-\037proce\244@\324h\327@\374\267\204\001\362 pickle\277d; use\366h(\337..., \216\nto\267 pa\353@it\302ao\261t\203\204\001T\004\304`an\374bl\177locate Z\004?attach\362ak\004\327cre\033\001a\325\005se\177gment: \020\r\377wait pri\355m\260 ve\251\004put\210\372g\204\204\006\267fn\306\205\001\253c\013\017t\357 lea\346`1di\177sableen\002\001\370\200n\373#\314\204\002: pip\377 install\353 \047\326\205\002[\346\204\002]\047g\367cis<\003dmax\177_items u\021\274\013\020\201\006name\363\204\010s\361t\347\204\004\326\206\001\275\207\001dtyp{e \006\005room\223\210\002\303no\202\205\004\376\206\001\262\205\010\201\206\001 ax\300\207\001\257\205\003\023\twrit\362\001\377 and C-c\377ontiguou\361s;\006\270\204\002\213\210\003(n,)\367 + \353 _man\307y()\317\210\001\003\010\245\207\003an\270g\003\354\210\001+\nsrc\212\206\003/\275_\211\002.pyx\321\210\007E\377mptyFull\377GIL_FREE\377_BYTESSh\377utDown__\367Pyx\001\000Dict\377_NextRefw__d\n\001___\250`\373er\005\000_exit\336\004\001main\003\002od\207ule\026""\001\321!\036\001r\000_yv\357\002,\001qual\022\005\357set_\036\005tes\364D\001\226`_\246\204\003_os_\375s\225@_value\367s.<\315\204\001ls>.\377genexpr_\277secret\"\000t\337dlib_\330\207\002_s\377ys_threaoding\376\"as\000\004\234\341\047\021\004tas\324A\225\205\003b\177lockcc_\207G\377can_cast\374\344\211\005\010\001ingcli\367ne_\352\000trac\307eba3\000\247\210\001\252\210\003co\377pycurren\375t\200\004depthd\365e\366\210\002d\342\212\002_to_\376\314bdiscardCed\010\003\340a\027\002\210\213\001e\231A\377encodeen\3767\003errstat?eflags\272\211\003\321C\374\005\004\326\213\001atformwatg\241!ric\245$\367get\000\000pidh\373as\200\215\003immed\277iatein\335 i\023di\352 \366@d\366@\276\205\002\303\205\002\377izeliter\017al_e\203@\336B\327#\342\205\006\366\266\205\001nd\347\204\002ndimR\227@t\377\213\002\204\214\002.\225@o\325\204\001\277overpl\227\003p\347opq\225\212\001\210\213\002raiKse\251\216\003_\252\212\001\342\216\001_\364\216\002\274\275\214\001\333Dsend\250`d?efault\246\216\002\245\212\003\367str\222 orsuab\235\206\002\372@\363F\202`ow\323\214\004\377token_he\177xtolist\314b\276\320cwin32\217\206\001e\376\206\210\001zipFLQA?RRAY\2401";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 1560, 2177);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (1711 bytes) */
-static const char bytes[] = "  bytes for the ring does not fit  for records of  has Python object fields has none has shape  into an ArrayQueue of  of  records can never fit in capacity  without loss (numpy\047s \047safe\047 casting) would change when stored as \047timeout\047 must be a non-negative number, not -byte records is too large..60/: ; records of this queue are <flinq.ArrayQueue >?ArrayQueue is closedArrayQueue records hold bytes; ArrayQueue records must have a size; ArrayQueue was not initializedArrayQueue(shared=True) is not available yetArrayQueue.__init__ may run only onceNonea record of an in-process ArrayQueue cannot be pickledcannot allocate cannot create a wait primitivecannot put capacity capacity must be an int, not capacity must be at least 1disableenableflinq.ArrayQueue needs numpy: pip install \047flinq[numpy]\047gcisenabledmax_items must be an int, not max_items must be at least 1out has dtype out has room for no recordout must be a numpy array, not out must be writable and C-contiguousout must have shape (n,) + put_many() of put_many() takes an array of shape (n,) + src/flinq/_array.pyxArrayQueueEmptyFullGIL_FREE_BYTESShutDown__Pyx_PyDict_NextRef__enter____exit____main____module____name____pyx_vtable____qualname____test___same_values.<locals>.genexpr_stdlib_queue_threadingarrayasarrayascontiguousarrayastypeblockcc_contiguouscan_castcapacitycastingcline_in_tracebackcloseclosedcopycurrent_threaddepthdequeueddiscardeddtypeemptyenqueuederrstateflagsflinq._arrayflinq._compatggenericgenexprgethasobjectimmediateinvalidis_shutdownitemsitemsizemain_threadmax_itemsndarrayndimnextnumpyoutoverpopqsizequeueraiserecord_sizering_bytessafesendsetdefaultshapesharedsubdtypethreadingthrowtimeouttolistvaluevalueswriteablezip\2401";
+    #else /* compression: none (2177 bytes) */
+static const char bytes[] = "  bytes for the ring bytes, 4080 at most) does not fit  for records of  has Python object fields has none has shape  into an ArrayQueue of  is an ArrayQueue of another layout version is not a flinq ArrayQueue is too complex to share (its description takes  of  records can never fit in capacity  without loss (numpy\047s \047safe\047 casting) would change when stored as \047timeout\047 must be a non-negative number, not --byte records is too large..60//flinq-a-: ; records of this queue are <flinq.ArrayQueue >?ArrayQueue is closedArrayQueue records hold bytes; ArrayQueue records must have a size; ArrayQueue was not initializedArrayQueue(shared=True) needs POSIX shared memoryArrayQueue.__init__ may run only onceNonea record of an in-process ArrayQueue cannot be pickled; use ArrayQueue(..., shared=True) to pass it to other processescannot allocate cannot attach to cannot create a shared segment: cannot create a wait primitivecannot put capacity capacity must be an int, not capacity must be at least 1disableenableflinq.ArrayQueue needs numpy: pip install \047flinq[numpy]\047gcisenabledmax_items must be an int, not max_items must be at least 1name must be a str, not out has dtype out has room for no recordout must be a numpy array, not out must be writable and C-contiguousout must have shape (n,) + put_many() of put_many() takes an array of shape (n,) + src/flinq/_array.pyxArrayQueueEmptyFullGIL_FREE_BYTESShutDown__Pyx_PyDict_NextRef__dict____enter____exit____main____module____name____pyx_vtable____qualname____set_name____test___ast_attach_os_same_values.<locals>.genexpr_secrets_stdlib_queue_sys_threadingarrayasarrayascontiguousarrayastastypeattachblockcc_contiguouscan_castcapacitycastingcline_in_tracebackcloseclosedcopycurrent_threaddepthdequeueddescr_to_dtypediscardeddtypedtype_to_descremptyencodeenqueuederrstateflagsflinq._arrayflinq._compatformatggenericgenexprgetgetpidhasobjectimmediateinvalidis_shutdownitemsitemsizeliteral_evalmain_threadmax_itemsnamendarrayndimnextn""umpynumpy.libosoutoverplatformpopqsizequeueraiserecord_sizering_bytessafesecretssendsetdefaultshapesharedstrerrorsubdtypesysthreadingthrowtimeouttoken_hextolistvaluevalueswin32writeablezipFLQARRAY\2401";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 133; i++) {
+    for (int i = 0; i < 166; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
-      if (likely(string) && i >= 53) PyUnicode_InternInPlace(&string);
+      if (likely(string) && i >= 62) PyUnicode_InternInPlace(&string);
       if (unlikely(!string)) {
         Py_XDECREF(data);
         __PYX_ERR(0, 1, __pyx_L1_error)
@@ -13430,8 +16351,8 @@ static const char bytes[] = "  bytes for the ring does not fit  for records of  
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 133; i < 134; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-133].length;
+    for (int i = 166; i < 168; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-166].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -13441,15 +16362,15 @@ static const char bytes[] = "  bytes for the ring does not fit  for records of  
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 134; i++) {
+    for (Py_ssize_t i = 0; i < 168; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 133;
-      for (Py_ssize_t i=0; i<1; ++i) {
+      PyObject **table = stringtab + 166;
+      for (Py_ssize_t i=0; i<2; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
         #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -13472,18 +16393,18 @@ static const char bytes[] = "  bytes for the ring does not fit  for records of  
   }
   {
     PyObject **numbertab = __pyx_mstate->__pyx_number_tab + 0;
-    int8_t const cint_constants_1[] = {0,1};
+    int8_t const cint_constants_1[] = {0,1,6};
     int32_t const cint_constants_4[] = {65536L};
     int64_t const cint_constants_8[] = {4611686018427387904LL};
-    for (int i = 0; i < 4; i++) {
-      numbertab[i] = PyLong_FromLongLong((i < 2 ? cint_constants_1[i - 0] : (i < 3 ? cint_constants_4[i - 2] : cint_constants_8[i - 3])));
+    for (int i = 0; i < 5; i++) {
+      numbertab[i] = PyLong_FromLongLong((i < 3 ? cint_constants_1[i - 0] : (i < 4 ? cint_constants_4[i - 3] : cint_constants_8[i - 4])));
       if (unlikely(!numbertab[i])) __PYX_ERR(0, 1, __pyx_L1_error)
     }
   }
   #if CYTHON_IMMORTAL_CONSTANTS
   {
     PyObject **table = __pyx_mstate->__pyx_number_tab;
-    for (Py_ssize_t i=0; i<4; ++i) {
+    for (Py_ssize_t i=0; i<5; ++i) {
       #if PY_VERSION_HEX >= 0x030F0000
       PyUnstable_SetImmortal(table[i]);
       #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -13537,7 +16458,7 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 149};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 184};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_g};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_flinq__array_pyx, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_kp_b_iso88591_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
@@ -13574,6 +16495,20 @@ static int __Pyx_InitGlobals(void) {
               }
               __pyx_mstate_global->__Pyx_PyFrozenDictType = frozendict_type;
           }
+      }
+  } // error handling follows
+  #endif
+  
+  if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1, __pyx_L1_error)
+
+  /* CachedMethodType.init */
+  #if CYTHON_COMPILING_IN_LIMITED_API
+  {
+      PyObject *typesModule=NULL;
+      typesModule = PyImport_ImportModule("types");
+      if (typesModule) {
+          __pyx_mstate_global->__Pyx_CachedMethodType = PyObject_GetAttrString(typesModule, "MethodType");
+          Py_DECREF(typesModule);
       }
   } // error handling follows
   #endif
@@ -14659,86 +17594,6 @@ bad:
     return (double)-1;
 }
 
-/* IgnoreException (used by GetModuleGlobalName) */
-static CYTHON_INLINE int __Pyx_IgnoreGivenException(PyObject *given_exception, PyObject *ignorable_exception) {
-    if (PyErr_GivenExceptionMatches(given_exception ? given_exception : PyErr_Occurred(), ignorable_exception)) {
-        PyErr_Clear();
-        return 1;
-    }
-    return 0;
-}
-
-/* PyDictVersioning (used by GetModuleGlobalName) */
-#if CYTHON_USE_DICT_VERSIONS && CYTHON_USE_TYPE_SLOTS
-static CYTHON_INLINE PY_UINT64_T __Pyx_get_tp_dict_version(PyObject *obj) {
-    PyObject *dict = Py_TYPE(obj)->tp_dict;
-    return likely(dict) ? __PYX_GET_DICT_VERSION(dict) : 0;
-}
-static CYTHON_INLINE PY_UINT64_T __Pyx_get_object_dict_version(PyObject *obj) {
-    PyObject **dictptr = NULL;
-    Py_ssize_t offset = Py_TYPE(obj)->tp_dictoffset;
-    if (offset) {
-#if CYTHON_COMPILING_IN_CPYTHON
-        dictptr = (likely(offset > 0)) ? (PyObject **) ((char *)obj + offset) : _PyObject_GetDictPtr(obj);
-#else
-        dictptr = _PyObject_GetDictPtr(obj);
-#endif
-    }
-    return (dictptr && *dictptr) ? __PYX_GET_DICT_VERSION(*dictptr) : 0;
-}
-static CYTHON_INLINE int __Pyx_object_dict_version_matches(PyObject* obj, PY_UINT64_T tp_dict_version, PY_UINT64_T obj_dict_version) {
-    PyObject *dict = Py_TYPE(obj)->tp_dict;
-    if (unlikely(!dict) || unlikely(tp_dict_version != __PYX_GET_DICT_VERSION(dict)))
-        return 0;
-    return obj_dict_version == __Pyx_get_object_dict_version(obj);
-}
-#endif
-
-/* GetModuleGlobalName */
-#if CYTHON_USE_DICT_VERSIONS
-static PyObject *__Pyx__GetModuleGlobalName(PyObject *name, PY_UINT64_T *dict_version, PyObject **dict_cached_value)
-#else
-static CYTHON_INLINE PyObject *__Pyx__GetModuleGlobalName(PyObject *name)
-#endif
-{
-    PyObject *result;
-#if CYTHON_COMPILING_IN_LIMITED_API
-    if (unlikely(!__pyx_m)) {
-        if (!PyErr_Occurred())
-            PyErr_SetNone(PyExc_NameError);
-        return NULL;
-    }
-    result = PyObject_GetAttr(__pyx_m, name);
-    if (likely(result)) {
-        return result;
-    }
-    if (!__Pyx_IgnoreException(PyExc_Exception)) {
-        return NULL; // BaseException
-    }
-#elif CYTHON_AVOID_BORROWED_REFS || CYTHON_AVOID_THREAD_UNSAFE_BORROWED_REFS
-    if (unlikely(__Pyx_PyDict_GetItemRef(__pyx_mstate_global->__pyx_d, name, &result) == -1)) {
-        if (!__Pyx_IgnoreException(PyExc_Exception)) {
-            return NULL; // BaseException
-        }
-    }
-    __PYX_UPDATE_DICT_CACHE(__pyx_mstate_global->__pyx_d, result, *dict_cached_value, *dict_version)
-    if (likely(result)) {
-        return result;
-    }
-#else
-    result = _PyDict_GetItem_KnownHash(__pyx_mstate_global->__pyx_d, name, ((PyASCIIObject *) name)->hash);
-    __PYX_UPDATE_DICT_CACHE(__pyx_mstate_global->__pyx_d, result, *dict_cached_value, *dict_version)
-    if (likely(result)) {
-        return __Pyx_NewRef(result);
-    }
-    PyObject *exc = PyErr_Occurred();
-    if (unlikely(exc) && !__Pyx_IgnoreGivenException(exc, PyExc_Exception)) {
-        return NULL; // BaseException
-    }
-#endif
-    return __Pyx_GetBuiltinName(name);
-}
-
 /* RaiseUnboundLocalError */
 static void __Pyx_RaiseUnboundLocalError(const char *varname) {
     PyErr_Format(PyExc_UnboundLocalError, "local variable '%s' referenced before assignment", varname);
@@ -15767,6 +18622,15 @@ static int __Pyx_CheckKeywordStrings(PyObject *kw) {
 #endif
 }
 
+/* IgnoreException (used by UnpackUnboundCMethod_impl) */
+static CYTHON_INLINE int __Pyx_IgnoreGivenException(PyObject *given_exception, PyObject *ignorable_exception) {
+    if (PyErr_GivenExceptionMatches(given_exception ? given_exception : PyErr_Occurred(), ignorable_exception)) {
+        PyErr_Clear();
+        return 1;
+    }
+    return 0;
+}
+
 /* UnpackUnboundCMethod_impl (used by UnpackUnboundCMethod) */
 #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030C0000
 static PyObject *__Pyx_SelflessCall(PyObject *method, PyObject *args, PyObject *kwargs) {
@@ -16562,6 +19426,130 @@ __pyx_return_false:
     return 0;
 }
 
+/* PyDictVersioning (used by GetModuleGlobalName) */
+#if CYTHON_USE_DICT_VERSIONS && CYTHON_USE_TYPE_SLOTS
+static CYTHON_INLINE PY_UINT64_T __Pyx_get_tp_dict_version(PyObject *obj) {
+    PyObject *dict = Py_TYPE(obj)->tp_dict;
+    return likely(dict) ? __PYX_GET_DICT_VERSION(dict) : 0;
+}
+static CYTHON_INLINE PY_UINT64_T __Pyx_get_object_dict_version(PyObject *obj) {
+    PyObject **dictptr = NULL;
+    Py_ssize_t offset = Py_TYPE(obj)->tp_dictoffset;
+    if (offset) {
+#if CYTHON_COMPILING_IN_CPYTHON
+        dictptr = (likely(offset > 0)) ? (PyObject **) ((char *)obj + offset) : _PyObject_GetDictPtr(obj);
+#else
+        dictptr = _PyObject_GetDictPtr(obj);
+#endif
+    }
+    return (dictptr && *dictptr) ? __PYX_GET_DICT_VERSION(*dictptr) : 0;
+}
+static CYTHON_INLINE int __Pyx_object_dict_version_matches(PyObject* obj, PY_UINT64_T tp_dict_version, PY_UINT64_T obj_dict_version) {
+    PyObject *dict = Py_TYPE(obj)->tp_dict;
+    if (unlikely(!dict) || unlikely(tp_dict_version != __PYX_GET_DICT_VERSION(dict)))
+        return 0;
+    return obj_dict_version == __Pyx_get_object_dict_version(obj);
+}
+#endif
+
+/* GetModuleGlobalName */
+#if CYTHON_USE_DICT_VERSIONS
+static PyObject *__Pyx__GetModuleGlobalName(PyObject *name, PY_UINT64_T *dict_version, PyObject **dict_cached_value)
+#else
+static CYTHON_INLINE PyObject *__Pyx__GetModuleGlobalName(PyObject *name)
+#endif
+{
+    PyObject *result;
+#if CYTHON_COMPILING_IN_LIMITED_API
+    if (unlikely(!__pyx_m)) {
+        if (!PyErr_Occurred())
+            PyErr_SetNone(PyExc_NameError);
+        return NULL;
+    }
+    result = PyObject_GetAttr(__pyx_m, name);
+    if (likely(result)) {
+        return result;
+    }
+    if (!__Pyx_IgnoreException(PyExc_Exception)) {
+        return NULL; // BaseException
+    }
+#elif CYTHON_AVOID_BORROWED_REFS || CYTHON_AVOID_THREAD_UNSAFE_BORROWED_REFS
+    if (unlikely(__Pyx_PyDict_GetItemRef(__pyx_mstate_global->__pyx_d, name, &result) == -1)) {
+        if (!__Pyx_IgnoreException(PyExc_Exception)) {
+            return NULL; // BaseException
+        }
+    }
+    __PYX_UPDATE_DICT_CACHE(__pyx_mstate_global->__pyx_d, result, *dict_cached_value, *dict_version)
+    if (likely(result)) {
+        return result;
+    }
+#else
+    result = _PyDict_GetItem_KnownHash(__pyx_mstate_global->__pyx_d, name, ((PyASCIIObject *) name)->hash);
+    __PYX_UPDATE_DICT_CACHE(__pyx_mstate_global->__pyx_d, result, *dict_cached_value, *dict_version)
+    if (likely(result)) {
+        return __Pyx_NewRef(result);
+    }
+    PyObject *exc = PyErr_Occurred();
+    if (unlikely(exc) && !__Pyx_IgnoreGivenException(exc, PyExc_Exception)) {
+        return NULL; // BaseException
+    }
+#endif
+    return __Pyx_GetBuiltinName(name);
+}
+
+/* PyObjectCompare */
+#ifndef __Pyx_DEFINED_PyObject_CompareStrStrBoolEq
+#define __Pyx_DEFINED_PyObject_CompareStrStrBoolEq
+static CYTHON_INLINE int __Pyx_PyObject_CompareStrStrBoolEq(PyObject* s1, PyObject* s2) {
+    #if __PYX_LIMITED_VERSION_HEX >= 0x030e0000
+    int result = PyUnicode_Equal(s1, s2);
+    #if !CYTHON_COMPILING_IN_CPYTHON
+    if (unlikely(result == -1)) return -1;
+    #endif
+    if (result == 0) goto __pyx_return_false; else goto __pyx_return_true;
+    #else
+    int result = PyUnicode_Compare(s1, s2);
+    if (unlikely((result == -1) && PyErr_Occurred())) return -1;
+    if (result == 0) goto __pyx_return_true; else goto __pyx_return_false;
+    #endif
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolEq_object_str(PyObject *op1, PyObject *op2, int pyop) {
+    CYTHON_UNUSED_VAR(pyop);
+    if (unlikely(op2 == Py_None)) {
+        if (op1 == Py_None) goto __pyx_return_true; else goto __pyx_richcmp;
+    }
+    if (PyFloat_CheckExact(op1)) {
+        goto __pyx_richcmp;
+    }
+    if (PyLong_CheckExact(op1)) {
+        if (op1 == op2) goto __pyx_return_true;
+        goto __pyx_richcmp;
+    }
+    
+    if (likely(PyUnicode_CheckExact(op1))) {
+        if (op1 == op2) goto __pyx_return_true;
+        if (likely(op2 != Py_None)) {
+            return __Pyx_PyObject_CompareStrStrBoolEq(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    
+    if ((0)) goto __pyx_richcmp;
+    if ((0)) goto __pyx_return_true;
+    if ((0)) goto __pyx_return_false;
+__pyx_richcmp:
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_EQ);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+
 /* JoinPyUnicode */
 static PyObject* __Pyx_PyUnicode_Join(PyObject** values, Py_ssize_t value_count, Py_ssize_t result_ulength, int kind) {
 #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH && CYTHON_USE_UNICODE_INTERNALS
@@ -17102,24 +20090,6 @@ __pyx_return_false:
     return 0;
 }
 
-/* RaiseErrorWithObjectType1 (used by RaiseUnexpectedTypeError) */
-static void __Pyx_RaiseErrorWithType1(PyObject* exc_type, const char* message, const char *arg, PyTypeObject *type_obj) {
-    __Pyx_TypeName type_name = __Pyx_PyType_GetFullyQualifiedName(type_obj);
-    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
-    if (unlikely(!type_name)) return;
-    #endif
-    PyErr_Format(exc_type, message, arg, type_name);
-    __Pyx_DECREF_TypeName(type_name);
-}
-
-/* RaiseUnexpectedTypeError */
-static int __Pyx_RaiseUnexpectedTypeError(const char *expected, PyObject *obj) {
-    __Pyx_RaiseTypeErrorWithObjectType1(
-        "Expected %.42s, got " __Pyx_FMT_TYPENAME,
-        expected, obj);
-    return 0;
-}
-
 /* CIntToDigits (used by CIntToPyUnicode) */
 static const char DIGIT_PAIRS_10[2*10*10+1] = {
     "00010203040506070809"
@@ -17364,6 +20334,613 @@ static CYTHON_INLINE PyObject* __Pyx____Pyx_PyUnicode_From_uint64_t(uint64_t val
     return __Pyx_PyUnicode_BuildFromAscii(ulength, dpos, (int) length, prepend_sign, padding_char);
 }
 
+/* RaiseErrorWithObjectType1 (used by RaiseUnexpectedTypeError) */
+static void __Pyx_RaiseErrorWithType1(PyObject* exc_type, const char* message, const char *arg, PyTypeObject *type_obj) {
+    __Pyx_TypeName type_name = __Pyx_PyType_GetFullyQualifiedName(type_obj);
+    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+    if (unlikely(!type_name)) return;
+    #endif
+    PyErr_Format(exc_type, message, arg, type_name);
+    __Pyx_DECREF_TypeName(type_name);
+}
+
+/* RaiseUnexpectedTypeError */
+static int __Pyx_RaiseUnexpectedTypeError(const char *expected, PyObject *obj) {
+    __Pyx_RaiseTypeErrorWithObjectType1(
+        "Expected %.42s, got " __Pyx_FMT_TYPENAME,
+        expected, obj);
+    return 0;
+}
+
+/* ImportFrom */
+static PyObject* __Pyx_ImportFrom(PyObject* module, PyObject* name) {
+    PyObject* value = __Pyx_PyObject_GetAttrStr(module, name);
+    if (unlikely(!value) && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        const char* module_name_str = 0;
+        PyObject* module_name = 0;
+        PyObject* module_dot = 0;
+        PyObject* full_name = 0;
+        PyErr_Clear();
+        module_name_str = PyModule_GetName(module);
+        if (unlikely(!module_name_str)) { goto modbad; }
+        module_name = PyUnicode_FromString(module_name_str);
+        if (unlikely(!module_name)) { goto modbad; }
+        module_dot = PyUnicode_Concat(module_name, __pyx_mstate_global->__pyx_kp_u__2);
+        if (unlikely(!module_dot)) { goto modbad; }
+        full_name = PyUnicode_Concat(module_dot, name);
+        if (unlikely(!full_name)) { goto modbad; }
+        #if (CYTHON_COMPILING_IN_PYPY && PYPY_VERSION_NUM  < 0x07030400) ||\
+                CYTHON_COMPILING_IN_GRAAL
+        {
+            PyObject *modules = PyImport_GetModuleDict();
+            if (unlikely(!modules))
+                goto modbad;
+            value = PyObject_GetItem(modules, full_name);
+        }
+        #else
+        value = PyImport_GetModule(full_name);
+        #endif
+      modbad:
+        Py_XDECREF(full_name);
+        Py_XDECREF(module_dot);
+        Py_XDECREF(module_name);
+    }
+    if (unlikely(!value)) {
+        PyErr_Format(PyExc_ImportError, "cannot import name %S", name);
+    }
+    return value;
+}
+
+/* CIntToPyUnicode */
+static CYTHON_INLINE PyObject* __Pyx_uchar___Pyx_PyUnicode_From_Py_ssize_t(Py_ssize_t value, Py_ssize_t width, char padding_char) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const Py_ssize_t neg_one = (Py_ssize_t) -1, const_zero = (Py_ssize_t) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (unlikely(!(is_unsigned || value == 0 || value > 0) ||
+                    !(sizeof(value) <= 2 || value & ~ (Py_ssize_t) 0x01fffff || __Pyx_CheckUnicodeValue((int) value)))) {
+        PyErr_SetString(PyExc_OverflowError, "%c arg not in range(0x110000)");
+        return NULL;
+    }
+    if (width <= 1) {
+        return PyUnicode_FromOrdinal((int) value);
+    }
+    return __Pyx_PyUnicode_FromOrdinal_Padded((int) value, width, padding_char);
+}
+static CYTHON_INLINE PyObject* __Pyx____Pyx_PyUnicode_From_Py_ssize_t(Py_ssize_t value, Py_ssize_t width, char padding_char, char format_char) {
+    char digits[sizeof(Py_ssize_t)*3+2];
+    char *dpos, *end = digits + sizeof(Py_ssize_t)*3+2;
+    const char *hex_digits = DIGITS_HEX;
+    Py_ssize_t length, ulength;
+    int prepend_sign, last_one_off;
+    Py_ssize_t remaining;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const Py_ssize_t neg_one = (Py_ssize_t) -1, const_zero = (Py_ssize_t) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (format_char == 'X') {
+        hex_digits += 16;
+        format_char = 'x';
+    }
+    remaining = value;
+    last_one_off = 0;
+    dpos = end;
+    do {
+        int digit_pos;
+        switch (format_char) {
+        case 'o':
+            digit_pos = abs((int)(remaining % (8*8)));
+            remaining = (Py_ssize_t) (remaining / (8*8));
+            dpos -= 2;
+            memcpy(dpos, DIGIT_PAIRS_8 + digit_pos * 2, 2);
+            last_one_off = (digit_pos < 8);
+            break;
+        case 'd':
+            digit_pos = abs((int)(remaining % (10*10)));
+            remaining = (Py_ssize_t) (remaining / (10*10));
+            dpos -= 2;
+            memcpy(dpos, DIGIT_PAIRS_10 + digit_pos * 2, 2);
+            last_one_off = (digit_pos < 10);
+            break;
+        case 'x':
+            *(--dpos) = hex_digits[abs((int)(remaining % 16))];
+            remaining = (Py_ssize_t) (remaining / 16);
+            break;
+        default:
+            assert(0);
+            break;
+        }
+    } while (unlikely(remaining != 0));
+    assert(!last_one_off || *dpos == '0');
+    dpos += last_one_off;
+    length = end - dpos;
+    ulength = length;
+    prepend_sign = 0;
+    if (!is_unsigned && value <= neg_one) {
+        if (padding_char == ' ' || width <= length + 1) {
+            *(--dpos) = '-';
+            ++length;
+        } else {
+            prepend_sign = 1;
+        }
+        ++ulength;
+    }
+    if (width > ulength) {
+        ulength = width;
+    }
+    if (ulength == 1) {
+        return PyUnicode_FromOrdinal(*dpos);
+    }
+    return __Pyx_PyUnicode_BuildFromAscii(ulength, dpos, (int) length, prepend_sign, padding_char);
+}
+
+/* PyObjectCallNoArg */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CallNoArg(PyObject *func) {
+    PyObject *arg[2] = {NULL, NULL};
+    return __Pyx_PyObject_FastCall(func, arg + 1, 0 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET);
+}
+
+/* decode_c_bytes (used by decode_bytes) */
+static CYTHON_INLINE PyObject* __Pyx_decode_c_bytes(
+         const char* cstring, Py_ssize_t length, Py_ssize_t start, Py_ssize_t stop,
+         const char* encoding, const char* errors,
+         PyObject* (*decode_func)(const char *s, Py_ssize_t size, const char *errors)) {
+    if (unlikely((start < 0) | (stop < 0))) {
+        if (start < 0) {
+            start += length;
+            if (start < 0)
+                start = 0;
+        }
+        if (stop < 0)
+            stop += length;
+    }
+    if (stop > length)
+        stop = length;
+    if (unlikely(stop <= start))
+        return __Pyx_NewRef(__pyx_mstate_global->__pyx_empty_unicode);
+    length = stop - start;
+    cstring += start;
+    if (decode_func) {
+        return decode_func(cstring, length, errors);
+    } else {
+        return PyUnicode_Decode(cstring, length, encoding, errors);
+    }
+}
+
+/* tp_new */
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+static PyObject* __Pyx_tp_new_fallback(PyObject* type_obj, PyObject* args, PyObject* kwargs) {
+    PyObject *new_func = NULL, *new_args = NULL, *obj;
+    Py_ssize_t i, nargs = PyTuple_Size(args);
+    if (unlikely(nargs < 0)) goto bad;
+    new_args = PyTuple_New(nargs + 1);
+    if (unlikely(!new_args)) goto bad;
+    for (i = 0; i < nargs + 1; i++) {
+        PyObject *item = (i == 0) ? type_obj : PyTuple_GetItem(args, i - 1);
+        if (unlikely(!item)) goto bad;
+        Py_INCREF(item);
+        if (unlikely(PyTuple_SetItem(new_args, i, item)) < 0) goto bad;
+    }
+    new_func = PyObject_GetAttrString(type_obj, "__new__");
+    if (unlikely(!new_func)) goto bad;
+    obj = PyObject_Call(new_func, new_args, kwargs);
+    Py_DECREF(new_func);
+    Py_DECREF(new_args);
+    return obj;
+ bad:
+    Py_XDECREF(new_func);
+    Py_XDECREF(new_args);
+    return NULL;
+}
+#endif
+static PyObject* __Pyx_tp_new_kwargs(PyObject* type_obj, PyObject* args, PyObject* kwargs) {
+    newfunc tp_new = __Pyx_PyType_TryGetSlot((PyTypeObject*)type_obj, tp_new, newfunc);
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+    if (!tp_new) return __Pyx_tp_new_fallback(type_obj, args, kwargs);
+#else
+    assert(tp_new != NULL);
+#endif
+    return tp_new((PyTypeObject*)type_obj, args, kwargs);
+}
+
+/* RaiseErrorWithObjectTypes (used by ExtTypeTest) */
+static void __Pyx_RaiseErrorWithTypes1(PyObject* exc_type, const char *message, const char *arg, PyTypeObject *type_obj1, PyTypeObject *type_obj2) {
+    __Pyx_TypeName type_name1 = __Pyx_PyType_GetFullyQualifiedName(type_obj1);
+    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+    if (unlikely(!type_name1)) return;
+    #endif
+    __Pyx_TypeName type_name2 = __Pyx_PyType_GetFullyQualifiedName(type_obj2);
+    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+    if (unlikely(!type_name2)) goto type2_failed;
+    #endif
+    PyErr_Format(exc_type, message, arg, type_name1, type_name2);
+    __Pyx_DECREF_TypeName(type_name2);
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+type2_failed:
+#endif
+    __Pyx_DECREF_TypeName(type_name1);
+}
+
+/* ExtTypeTest */
+static CYTHON_INLINE int __Pyx_TypeTest(PyObject *obj, PyTypeObject *type) {
+    if (unlikely(!type)) {
+        PyErr_SetString(PyExc_SystemError, "Missing type object");
+        return 0;
+    }
+    if (likely(__Pyx_TypeCheck(obj, type)))
+        return 1;
+    __Pyx_RaiseTypeErrorWithTypes(
+        "Cannot convert " __Pyx_FMT_TYPENAME " to " __Pyx_FMT_TYPENAME,
+        Py_TYPE(obj), type);
+    return 0;
+}
+
+/* PyObjectFormatAndDecref */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatSimpleAndDecref(PyObject* s, PyObject* f) {
+    if (unlikely(!s)) return NULL;
+    if (likely(PyUnicode_CheckExact(s))) return s;
+    return __Pyx_PyObject_FormatAndDecref(s, f);
+}
+static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatAndDecref(PyObject* s, PyObject* f) {
+    PyObject *result;
+    if (unlikely(!s)) return NULL;
+    result = PyObject_Format(s, f);
+    Py_DECREF(s);
+    return result;
+}
+
+/* PyObjectCompare */
+#if !(CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_GRAAL)
+#ifndef __Pyx_DEFINED_PyObject_ComparePyBytesPyBytesBoolNe
+#define __Pyx_DEFINED_PyObject_ComparePyBytesPyBytesBoolNe
+static CYTHON_INLINE int __Pyx_PyObject_ComparePyBytesPyBytesBoolNe(PyObject* s1, PyObject* s2) {
+    #if CYTHON_ASSUME_SAFE_SIZE && CYTHON_ASSUME_SAFE_MACROS
+    const char *ps1, *ps2;
+    Py_ssize_t length = PyBytes_GET_SIZE(s1);
+    if (length != PyBytes_GET_SIZE(s2)) goto __pyx_return_true;
+    ps1 = PyBytes_AS_STRING(s1);
+    ps2 = PyBytes_AS_STRING(s2);
+    #else
+    char *ps1, *ps2;
+    Py_ssize_t length, length2;
+    if (unlikely(PyBytes_AsStringAndSize(s1, &ps1, &length) == -1)) return -1;
+    if (unlikely(PyBytes_AsStringAndSize(s2, &ps2, &length2) == -1)) return -1;
+    if (length != length2) goto __pyx_return_true;
+    #endif
+    if (ps1[0] != ps2[0]) goto __pyx_return_true;
+    if (length == 1) goto __pyx_return_false;
+    {
+        int cmp;
+#if CYTHON_USE_UNICODE_INTERNALS && (PY_VERSION_HEX < 0x030B0000)
+        Py_hash_t hash1 = ((PyBytesObject*)s1)->ob_shash;
+        Py_hash_t hash2 = ((PyBytesObject*)s2)->ob_shash;
+        if (hash1 != hash2 && hash1 != -1 && hash2 != -1) goto __pyx_return_true;
+#endif
+        cmp = memcmp(ps1, ps2, (size_t)length);
+        if (cmp != 0) goto __pyx_return_true; else goto __pyx_return_false;
+    }
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+#endif
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolNe_bytes_bytes(PyObject *op1, PyObject *op2, int pyop) {
+    CYTHON_UNUSED_VAR(pyop);
+    if (unlikely(op1 == Py_None)) {
+        if (op2 == Py_None) goto __pyx_return_false; else goto __pyx_return_true;
+    }
+    if (unlikely(op2 == Py_None)) {
+        if (op1 == Py_None) goto __pyx_return_false; else goto __pyx_return_true;
+    }
+    #if !(CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_GRAAL)
+    if (likely(op1 != Py_None)) {
+        if (op1 == op2) goto __pyx_return_false;
+        if (likely(op2 != Py_None)) {
+            return __Pyx_PyObject_ComparePyBytesPyBytesBoolNe(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    #endif
+    if ((0)) goto __pyx_richcmp;
+    if ((0)) goto __pyx_return_true;
+    if ((0)) goto __pyx_return_false;
+__pyx_richcmp:
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_NE);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+
+/* UnicodeConcatInPlace */
+# if CYTHON_COMPILING_IN_CPYTHON
+static int
+__Pyx_unicode_modifiable(PyObject *unicode, int unsafe_shared)
+{
+    if (!__Pyx_IS_UNIQUELY_REFERENCED(unicode, unsafe_shared))
+        return 0;
+#if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX > 0x030F0000
+    if (PyUnstable_Unicode_GET_CACHED_HASH(unicode) != -1)
+        return 0;
+#endif
+    if (!PyUnicode_CheckExact(unicode))
+        return 0;
+    if (PyUnicode_CHECK_INTERNED(unicode))
+        return 0;
+    return 1;
+}
+static CYTHON_INLINE PyObject *__Pyx_PyUnicode_ConcatInPlaceImpl(PyObject **p_left, PyObject *right, int unsafe_shared
+        #if CYTHON_REFNANNY
+        , void* __pyx_refnanny
+        #endif
+    ) {
+    PyObject *left = *p_left;
+    Py_ssize_t left_len, right_len, new_len;
+    if (unlikely(__Pyx_PyUnicode_READY(left) == -1))
+        return NULL;
+    if (unlikely(__Pyx_PyUnicode_READY(right) == -1))
+        return NULL;
+    left_len = PyUnicode_GET_LENGTH(left);
+    if (left_len == 0) {
+        Py_INCREF(right);
+        return right;
+    }
+    right_len = PyUnicode_GET_LENGTH(right);
+    if (right_len == 0) {
+        Py_INCREF(left);
+        return left;
+    }
+    if (unlikely(left_len > PY_SSIZE_T_MAX - right_len)) {
+        PyErr_SetString(PyExc_OverflowError,
+                        "strings are too large to concat");
+        return NULL;
+    }
+    new_len = left_len + right_len;
+    if (left != right
+            && __Pyx_unicode_modifiable(left, unsafe_shared)
+            && PyUnicode_CheckExact(right)
+            && PyUnicode_KIND(right) <= PyUnicode_KIND(left)
+            && !(PyUnicode_IS_ASCII(left) && !PyUnicode_IS_ASCII(right))) {
+        int ret;
+        __Pyx_GIVEREF(*p_left);
+        ret = PyUnicode_Resize(p_left, new_len);
+        __Pyx_GOTREF(*p_left);
+        if (unlikely(ret != 0))
+            return NULL;
+        #if PY_VERSION_HEX >= 0x030d0000
+        if (unlikely(PyUnicode_CopyCharacters(*p_left, left_len, right, 0, right_len) < 0)) return NULL;
+        #else
+        _PyUnicode_FastCopyCharacters(*p_left, left_len, right, 0, right_len);
+        #endif
+        __Pyx_INCREF(*p_left);
+        __Pyx_GIVEREF(*p_left);
+        return *p_left;
+    } else {
+        return __Pyx_PyUnicode_Concat(left, right);
+    }
+  }
+#endif
+
+/* decode_c_string */
+static CYTHON_INLINE PyObject* __Pyx_decode_c_string(
+         const char* cstring, Py_ssize_t start, Py_ssize_t stop,
+         const char* encoding, const char* errors,
+         PyObject* (*decode_func)(const char *s, Py_ssize_t size, const char *errors)) {
+    Py_ssize_t length;
+    if (unlikely((start < 0) | (stop < 0))) {
+        size_t slen = strlen(cstring);
+        if (unlikely(slen > (size_t) PY_SSIZE_T_MAX)) {
+            PyErr_SetString(PyExc_OverflowError,
+                            "c-string too long to convert to Python");
+            return NULL;
+        }
+        length = (Py_ssize_t) slen;
+        if (start < 0) {
+            start += length;
+            if (start < 0)
+                start = 0;
+        }
+        if (stop < 0)
+            stop += length;
+    }
+    if (unlikely(stop <= start))
+        return __Pyx_NewRef(__pyx_mstate_global->__pyx_empty_unicode);
+    length = stop - start;
+    cstring += start;
+    if (decode_func) {
+        return decode_func(cstring, length, errors);
+    } else {
+        return PyUnicode_Decode(cstring, length, encoding, errors);
+    }
+}
+
+/* PyObjectCompare */
+#ifndef __Pyx_DEFINED_PyObject_CompareFloatIntBoolNe
+#define __Pyx_DEFINED_PyObject_CompareFloatIntBoolNe
+static int __Pyx_PyObject_CompareFloatIntBoolNe(PyObject *op1, PyObject *op2) {
+    double float_op1 = __Pyx_PyFloat_AS_DOUBLE(op1);
+    #if !CYTHON_ASSUME_SAFE_MACROS
+    if (unlikely(float_op1 == -1. && PyErr_Occurred())) return -1;
+    #endif
+    #if CYTHON_USE_PYLONG_INTERNALS
+    if (__Pyx_PyLong_IsCompact(op2)) {
+        Py_ssize_t iop2 = __Pyx_PyLong_CompactValue(op2);
+        if (float_op1 != ((double)iop2)) goto __pyx_return_true; else goto __pyx_return_false;
+    }
+    if (unlikely(!__Pyx_isfinite(float_op1))) {
+        if (float_op1 != 0.0) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        int sign2 = __Pyx_PyLong_Sign(op2);
+        if (float_op1 >= 0.) {
+            if (sign2 < 0) goto __pyx_return_true;
+            if (float_op1 < (double) (1L << PyLong_SHIFT)) goto __pyx_return_true;
+        } else {
+            if (sign2 > 0) goto __pyx_return_true;
+            if (float_op1 > -(double) (1L << PyLong_SHIFT)) goto __pyx_return_true;
+        }
+    }
+    #else
+    if (unlikely(!__Pyx_isfinite(float_op1))) {
+        if (float_op1 != 0.0) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        int overflow2;
+        long iop2 = PyLong_AsLongAndOverflow(op2, &overflow2);
+        if (likely(!overflow2)) {
+            if ((long long) iop2 >= (1LL << 53)) {
+                overflow2 = 1;
+            } else if ((long long) iop2 <= - (1LL << 53)) {
+                overflow2 = -1;
+            } else {
+                if (float_op1 != ((double) iop2)) goto __pyx_return_true; else goto __pyx_return_false;
+            }
+        }
+        if (overflow2 > 0) {
+            if (float_op1 < ((double) (1LL << 53))) goto __pyx_return_true;
+        } else {
+            if (float_op1 > - ((double) (1LL << 53))) goto __pyx_return_true;
+        }
+    }
+    #endif
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_NE);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+#if CYTHON_USE_PYLONG_INTERNALS
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
+static int __Pyx_PyObject_CompareIntIntBoolNe(PyObject *op1, PyObject *op2) {
+    Py_ssize_t cmp = __Pyx_PyLong_CompareSignAndSize(op1, op2);
+    if (cmp == 0) {
+        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
+        if (size > 0) {
+            const digit* digits1 = __Pyx_PyLong_Digits(op1);
+            const digit* digits2 = __Pyx_PyLong_Digits(op2);
+            if (size == 1) {
+                cmp = (Py_ssize_t) digits1[0] - (Py_ssize_t) digits2[0];
+            } else if ((size == 2) && (8 * sizeof(Py_ssize_t) >= 2 * PyLong_SHIFT)) {
+                cmp = (Py_ssize_t) (((((size_t)digits1[1]) << PyLong_SHIFT) | (size_t)digits1[0])) - (Py_ssize_t) (((((size_t)digits2[1]) << PyLong_SHIFT) | (size_t)digits2[0]));
+            } else {
+                for (Py_ssize_t i=size-1; i >= 0 && !cmp; --i) {
+                    cmp = (Py_ssize_t) digits1[i] - (Py_ssize_t) digits2[i];
+                }
+            }
+        }
+        if (cmp == 0) return 0;
+        if (__Pyx_PyLong_IsNeg(op1)) cmp = -cmp;
+    }
+    return 1;
+}
+#endif
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CompareIntIntNe(PyObject *op1, PyObject *op2) {
+    int result = __Pyx_PyObject_CompareIntIntBoolNe(op1, op2);
+    if (unlikely(result == -1)) return NULL;
+    return __Pyx_NewRef(result ? Py_True : Py_False);
+}
+#endif
+#else
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
+static int __Pyx_PyObject_CompareIntIntBoolNe(PyObject *op1, PyObject *op2) {
+    int overflow1, overflow2;
+    long long iop1 = PyLong_AsLongLongAndOverflow(op1, &overflow1);
+    long long iop2 = PyLong_AsLongLongAndOverflow(op2, &overflow2);
+    if (likely(!(overflow1 | overflow2))) {
+        if (iop1 != iop2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else if (overflow1 != overflow2) {
+        if (overflow1 != overflow2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        return __Pyx_PyObject_RichCompareBool(op1, op2, Py_NE);
+    }
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+#endif
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolNe_object_int(PyObject *op1, PyObject *op2, int pyop) {
+    CYTHON_UNUSED_VAR(pyop);
+    if (unlikely(op2 == Py_None)) {
+        if (op1 == Py_None) goto __pyx_return_false; else goto __pyx_richcmp;
+    }
+    if (op1 == op2) goto __pyx_return_false;
+    if (PyFloat_CheckExact(op1)) {
+        if (likely(op2 != Py_None)) {
+            return __Pyx_PyObject_CompareFloatIntBoolNe(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    if (likely(PyLong_CheckExact(op1))) {
+        if (op1 == op2) goto __pyx_return_false;
+        if (likely(op2 != Py_None)) {
+            return __Pyx_PyObject_CompareIntIntBoolNe(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    if ((0)) goto __pyx_richcmp;
+    if ((0)) goto __pyx_return_true;
+    if ((0)) goto __pyx_return_false;
+__pyx_richcmp:
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_NE);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+
+/* WriteUnraisableException */
+static void __Pyx_WriteUnraisable(const char *name, int clineno,
+                                  int lineno, const char *filename,
+                                  int full_traceback, int nogil) {
+    PyObject *old_exc, *old_val, *old_tb;
+    PyObject *ctx;
+    __Pyx_PyThreadState_declare
+    PyGILState_STATE state;
+    if (nogil)
+        state = PyGILState_Ensure();
+    else state = (PyGILState_STATE)0;
+    CYTHON_UNUSED_VAR(clineno);
+    CYTHON_UNUSED_VAR(lineno);
+    CYTHON_UNUSED_VAR(filename);
+    CYTHON_MAYBE_UNUSED_VAR(nogil);
+    __Pyx_PyThreadState_assign
+    __Pyx_ErrFetch(&old_exc, &old_val, &old_tb);
+    if (full_traceback) {
+        Py_XINCREF(old_exc);
+        Py_XINCREF(old_val);
+        Py_XINCREF(old_tb);
+        __Pyx_ErrRestore(old_exc, old_val, old_tb);
+        PyErr_PrintEx(0);
+    }
+    ctx = PyUnicode_FromString(name);
+    __Pyx_ErrRestore(old_exc, old_val, old_tb);
+    if (!ctx) {
+        PyErr_WriteUnraisable(Py_None);
+    } else {
+        PyErr_WriteUnraisable(ctx);
+        Py_DECREF(ctx);
+    }
+    if (nogil)
+        PyGILState_Release(state);
+}
+
 /* RejectKeywords */
 static void __Pyx_RejectKeywords(const char* function_name, PyObject *kwds) {
     PyObject *key = NULL;
@@ -17458,20 +21035,6 @@ static CYTHON_INLINE PyObject* __Pyx__PyObject_LookupSpecial(PyObject* obj, PyOb
     return res;
 }
 #endif
-
-/* PyObjectFormatAndDecref */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatSimpleAndDecref(PyObject* s, PyObject* f) {
-    if (unlikely(!s)) return NULL;
-    if (likely(PyUnicode_CheckExact(s))) return s;
-    return __Pyx_PyObject_FormatAndDecref(s, f);
-}
-static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatAndDecref(PyObject* s, PyObject* f) {
-    PyObject *result;
-    if (unlikely(!s)) return NULL;
-    result = PyObject_Format(s, f);
-    Py_DECREF(s);
-    return result;
-}
 
 /* SwapException */
 #if CYTHON_FAST_THREAD_STATE
@@ -17935,151 +21498,6 @@ bad:
     return NULL;
 }
 
-/* PyObjectCompare */
-#ifndef __Pyx_DEFINED_PyObject_CompareFloatIntBoolNe
-#define __Pyx_DEFINED_PyObject_CompareFloatIntBoolNe
-static int __Pyx_PyObject_CompareFloatIntBoolNe(PyObject *op1, PyObject *op2) {
-    double float_op1 = __Pyx_PyFloat_AS_DOUBLE(op1);
-    #if !CYTHON_ASSUME_SAFE_MACROS
-    if (unlikely(float_op1 == -1. && PyErr_Occurred())) return -1;
-    #endif
-    #if CYTHON_USE_PYLONG_INTERNALS
-    if (__Pyx_PyLong_IsCompact(op2)) {
-        Py_ssize_t iop2 = __Pyx_PyLong_CompactValue(op2);
-        if (float_op1 != ((double)iop2)) goto __pyx_return_true; else goto __pyx_return_false;
-    }
-    if (unlikely(!__Pyx_isfinite(float_op1))) {
-        if (float_op1 != 0.0) goto __pyx_return_true; else goto __pyx_return_false;
-    } else {
-        int sign2 = __Pyx_PyLong_Sign(op2);
-        if (float_op1 >= 0.) {
-            if (sign2 < 0) goto __pyx_return_true;
-            if (float_op1 < (double) (1L << PyLong_SHIFT)) goto __pyx_return_true;
-        } else {
-            if (sign2 > 0) goto __pyx_return_true;
-            if (float_op1 > -(double) (1L << PyLong_SHIFT)) goto __pyx_return_true;
-        }
-    }
-    #else
-    if (unlikely(!__Pyx_isfinite(float_op1))) {
-        if (float_op1 != 0.0) goto __pyx_return_true; else goto __pyx_return_false;
-    } else {
-        int overflow2;
-        long iop2 = PyLong_AsLongAndOverflow(op2, &overflow2);
-        if (likely(!overflow2)) {
-            if ((long long) iop2 >= (1LL << 53)) {
-                overflow2 = 1;
-            } else if ((long long) iop2 <= - (1LL << 53)) {
-                overflow2 = -1;
-            } else {
-                if (float_op1 != ((double) iop2)) goto __pyx_return_true; else goto __pyx_return_false;
-            }
-        }
-        if (overflow2 > 0) {
-            if (float_op1 < ((double) (1LL << 53))) goto __pyx_return_true;
-        } else {
-            if (float_op1 > - ((double) (1LL << 53))) goto __pyx_return_true;
-        }
-    }
-    #endif
-    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_NE);
-__pyx_return_true:
-    return 1;
-__pyx_return_false:
-    return 0;
-}
-#endif
-#if CYTHON_USE_PYLONG_INTERNALS
-#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
-#define __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
-static int __Pyx_PyObject_CompareIntIntBoolNe(PyObject *op1, PyObject *op2) {
-    Py_ssize_t cmp = __Pyx_PyLong_CompareSignAndSize(op1, op2);
-    if (cmp == 0) {
-        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
-        if (size > 0) {
-            const digit* digits1 = __Pyx_PyLong_Digits(op1);
-            const digit* digits2 = __Pyx_PyLong_Digits(op2);
-            if (size == 1) {
-                cmp = (Py_ssize_t) digits1[0] - (Py_ssize_t) digits2[0];
-            } else if ((size == 2) && (8 * sizeof(Py_ssize_t) >= 2 * PyLong_SHIFT)) {
-                cmp = (Py_ssize_t) (((((size_t)digits1[1]) << PyLong_SHIFT) | (size_t)digits1[0])) - (Py_ssize_t) (((((size_t)digits2[1]) << PyLong_SHIFT) | (size_t)digits2[0]));
-            } else {
-                for (Py_ssize_t i=size-1; i >= 0 && !cmp; --i) {
-                    cmp = (Py_ssize_t) digits1[i] - (Py_ssize_t) digits2[i];
-                }
-            }
-        }
-        if (cmp == 0) return 0;
-        if (__Pyx_PyLong_IsNeg(op1)) cmp = -cmp;
-    }
-    return 1;
-}
-#endif
-#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
-#define __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CompareIntIntNe(PyObject *op1, PyObject *op2) {
-    int result = __Pyx_PyObject_CompareIntIntBoolNe(op1, op2);
-    if (unlikely(result == -1)) return NULL;
-    return __Pyx_NewRef(result ? Py_True : Py_False);
-}
-#endif
-#else
-#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
-#define __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
-static int __Pyx_PyObject_CompareIntIntBoolNe(PyObject *op1, PyObject *op2) {
-    int overflow1, overflow2;
-    long long iop1 = PyLong_AsLongLongAndOverflow(op1, &overflow1);
-    long long iop2 = PyLong_AsLongLongAndOverflow(op2, &overflow2);
-    if (likely(!(overflow1 | overflow2))) {
-        if (iop1 != iop2) goto __pyx_return_true; else goto __pyx_return_false;
-    } else if (overflow1 != overflow2) {
-        if (overflow1 != overflow2) goto __pyx_return_true; else goto __pyx_return_false;
-    } else {
-        return __Pyx_PyObject_RichCompareBool(op1, op2, Py_NE);
-    }
-__pyx_return_true:
-    return 1;
-__pyx_return_false:
-    return 0;
-}
-#endif
-#endif
-static CYTHON_INLINE int __Pyx_PyObject_CompareBoolNe_object_int(PyObject *op1, PyObject *op2, int pyop) {
-    CYTHON_UNUSED_VAR(pyop);
-    if (unlikely(op2 == Py_None)) {
-        if (op1 == Py_None) goto __pyx_return_false; else goto __pyx_richcmp;
-    }
-    if (op1 == op2) goto __pyx_return_false;
-    if (PyFloat_CheckExact(op1)) {
-        if (likely(op2 != Py_None)) {
-            return __Pyx_PyObject_CompareFloatIntBoolNe(op1, op2);
-        }
-        goto __pyx_richcmp;
-    }
-    if (likely(PyLong_CheckExact(op1))) {
-        if (op1 == op2) goto __pyx_return_false;
-        if (likely(op2 != Py_None)) {
-            return __Pyx_PyObject_CompareIntIntBoolNe(op1, op2);
-        }
-        goto __pyx_richcmp;
-    }
-    if ((0)) goto __pyx_richcmp;
-    if ((0)) goto __pyx_return_true;
-    if ((0)) goto __pyx_return_false;
-__pyx_richcmp:
-    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_NE);
-__pyx_return_true:
-    return 1;
-__pyx_return_false:
-    return 0;
-}
-
-/* PyObjectCallNoArg */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CallNoArg(PyObject *func) {
-    PyObject *arg[2] = {NULL, NULL};
-    return __Pyx_PyObject_FastCall(func, arg + 1, 0 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET);
-}
-
 /* PyUnicode_Unicode */
 static CYTHON_INLINE PyObject* __Pyx_PyUnicode_Unicode(PyObject *obj) {
     if (unlikely(obj == Py_None))
@@ -18510,24 +21928,6 @@ no_attr:
     return -1;
 }
 
-/* RaiseErrorWithObjectTypes (used by MergeVTables) */
-static void __Pyx_RaiseErrorWithTypes1(PyObject* exc_type, const char *message, const char *arg, PyTypeObject *type_obj1, PyTypeObject *type_obj2) {
-    __Pyx_TypeName type_name1 = __Pyx_PyType_GetFullyQualifiedName(type_obj1);
-    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
-    if (unlikely(!type_name1)) return;
-    #endif
-    __Pyx_TypeName type_name2 = __Pyx_PyType_GetFullyQualifiedName(type_obj2);
-    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
-    if (unlikely(!type_name2)) goto type2_failed;
-    #endif
-    PyErr_Format(exc_type, message, arg, type_name1, type_name2);
-    __Pyx_DECREF_TypeName(type_name2);
-#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
-type2_failed:
-#endif
-    __Pyx_DECREF_TypeName(type_name1);
-}
-
 /* MergeVTables (used by SetVTable) */
 static int __Pyx_MergeVtables(PyTypeObject *type) {
     int i=0;
@@ -18651,43 +22051,133 @@ bad:
     return -1;
 }
 
-/* ImportFrom */
-static PyObject* __Pyx_ImportFrom(PyObject* module, PyObject* name) {
-    PyObject* value = __Pyx_PyObject_GetAttrStr(module, name);
-    if (unlikely(!value) && PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        const char* module_name_str = 0;
-        PyObject* module_name = 0;
-        PyObject* module_dot = 0;
-        PyObject* full_name = 0;
-        PyErr_Clear();
-        module_name_str = PyModule_GetName(module);
-        if (unlikely(!module_name_str)) { goto modbad; }
-        module_name = PyUnicode_FromString(module_name_str);
-        if (unlikely(!module_name)) { goto modbad; }
-        module_dot = PyUnicode_Concat(module_name, __pyx_mstate_global->__pyx_kp_u__6);
-        if (unlikely(!module_dot)) { goto modbad; }
-        full_name = PyUnicode_Concat(module_dot, name);
-        if (unlikely(!full_name)) { goto modbad; }
-        #if (CYTHON_COMPILING_IN_PYPY && PYPY_VERSION_NUM  < 0x07030400) ||\
-                CYTHON_COMPILING_IN_GRAAL
-        {
-            PyObject *modules = PyImport_GetModuleDict();
-            if (unlikely(!modules))
-                goto modbad;
-            value = PyObject_GetItem(modules, full_name);
+/* ClassMethod */
+static PyObject* __Pyx_Method_ClassMethod(PyObject *method) {
+#if CYTHON_COMPILING_IN_PYPY && PYPY_VERSION_NUM <= 0x05080000
+    if (PyObject_TypeCheck(method, &PyWrapperDescr_Type)) {
+        return PyClassMethod_New(method);
+    }
+#else
+#if CYTHON_COMPILING_IN_PYPY
+    if (PyMethodDescr_Check(method))
+#else
+    if (__Pyx_TypeCheck(method, &PyMethodDescr_Type))
+#endif
+    {
+#if CYTHON_COMPILING_IN_LIMITED_API
+        return PyErr_Format(
+            PyExc_SystemError,
+            "Cython cannot yet handle classmethod on a MethodDescriptorType (%S) in limited API mode. "
+            "This is most likely a classmethod in a cdef class method with binding=False. "
+            "Try setting 'binding' to True.",
+            method);
+#elif CYTHON_COMPILING_IN_GRAAL && defined(GRAALPY_VERSION_NUM) && GRAALPY_VERSION_NUM > 0x19000000
+        PyTypeObject *d_type = GraalPyDescrObject_GetType(method);
+        return PyDescr_NewClassMethod(d_type, GraalPyMethodDescrObject_GetMethod(method));
+#elif CYTHON_COMPILING_IN_GRAAL
+        PyTypeObject *d_type = PyDescrObject_GetType(method);
+        return PyDescr_NewClassMethod(d_type, PyMethodDescrObject_GetMethod(method));
+#else
+        PyMethodDescrObject *descr = (PyMethodDescrObject *)method;
+        PyTypeObject *d_type = descr->d_common.d_type;
+        return PyDescr_NewClassMethod(d_type, descr->d_method);
+#endif
+    }
+#endif
+#if !CYTHON_COMPILING_IN_LIMITED_API
+    else if (PyMethod_Check(method)) {
+        return PyClassMethod_New(PyMethod_GET_FUNCTION(method));
+    }
+    else {
+        return PyClassMethod_New(method);
+    }
+#else
+    {
+        PyObject *func=NULL;
+        PyObject *builtins, *classmethod, *classmethod_str, *result=NULL;
+        if (__Pyx_TypeCheck(method, __pyx_mstate_global->__Pyx_CachedMethodType)) {
+            func = PyObject_GetAttrString(method, "__func__");
+            if (!func) goto bad;
+        } else {
+            func = method;
+            Py_INCREF(func);
         }
-        #else
-        value = PyImport_GetModule(full_name);
-        #endif
-      modbad:
-        Py_XDECREF(full_name);
-        Py_XDECREF(module_dot);
-        Py_XDECREF(module_name);
+        builtins = PyEval_GetBuiltins(); // borrowed
+        if (unlikely(!builtins)) goto bad;
+        classmethod_str = PyUnicode_FromString("classmethod");
+        if (unlikely(!classmethod_str)) goto bad;
+        classmethod = PyObject_GetItem(builtins, classmethod_str);
+        Py_DECREF(classmethod_str);
+        if (unlikely(!classmethod)) goto bad;
+        result = PyObject_CallFunctionObjArgs(classmethod, func, NULL);
+        Py_DECREF(classmethod);
+        bad:
+        Py_XDECREF(func);
+        return result;
     }
-    if (unlikely(!value)) {
-        PyErr_Format(PyExc_ImportError, "cannot import name %S", name);
+#endif
+}
+
+/* GetNameInClass */
+static PyObject *__Pyx__GetNameInClass(PyObject *nmspace, PyObject *name) {
+    PyObject *result;
+    PyObject *dict;
+    assert(PyType_Check(nmspace));
+#if CYTHON_USE_TYPE_SLOTS
+    dict = ((PyTypeObject*)nmspace)->tp_dict;
+    Py_XINCREF(dict);
+#else
+    dict = PyObject_GetAttr(nmspace, __pyx_mstate_global->__pyx_n_u_dict);
+#endif
+    if (likely(dict)) {
+        result = PyObject_GetItem(dict, name);
+        Py_DECREF(dict);
+        if (result) {
+            return result;
+        }
     }
-    return value;
+    if (!__Pyx_IgnoreException(PyExc_Exception)) {
+        return NULL; // BaseException
+    }
+    __Pyx_GetModuleGlobalNameUncached(result, name);
+    return result;
+}
+
+/* LimitedApiGetTypeTypeDict (used by SetItemOnTypeDict) */
+#if CYTHON_COMPILING_IN_LIMITED_API
+static PyObject *__Pyx_GetTypeTypeDict(PyTypeObject *tp) {
+    static Py_ssize_t tp_dictoffset = 0;
+    if (unlikely(tp_dictoffset == 0)) {
+        tp_dictoffset = __Pyx_GetTypeDictOffset((PyObject*)(&PyType_Type), 1);
+        if (unlikely(tp_dictoffset == -1 && PyErr_Occurred())) {
+            tp_dictoffset = 0; // try again next time?
+            return NULL;
+        }
+    }
+    return *(PyObject**)((char*)tp + tp_dictoffset);
+}
+#endif
+
+/* SetItemOnTypeDict */
+static int __Pyx__SetItemOnTypeDict(PyTypeObject *tp, PyObject *k, PyObject *v) {
+    int result;
+    PyObject *tp_dict;
+#if CYTHON_COMPILING_IN_LIMITED_API
+    tp_dict = __Pyx_GetTypeTypeDict(tp);
+    if (unlikely(!tp_dict)) return -1;
+#else
+    tp_dict = tp->tp_dict;
+#endif
+    result = PyDict_SetItem(tp_dict, k, v);
+    if (likely(!result)) {
+        PyType_Modified(tp);
+        if (unlikely(PyObject_HasAttr(v, __pyx_mstate_global->__pyx_n_u_set_name))) {
+            PyObject *setNameResult = PyObject_CallMethodObjArgs(v, __pyx_mstate_global->__pyx_n_u_set_name,  (PyObject *) tp, k, NULL);
+            if (!setNameResult) return -1;
+            Py_DECREF(setNameResult);
+        }
+    }
+    return result;
 }
 
 /* dict_setdefault (used by CLineInTraceback) */
@@ -19324,164 +22814,6 @@ static CYTHON_INLINE uint64_t __Pyx_PyLong_As_uint64_t(PyObject *x) {
     }
 }
 
-/* CIntToPy */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_uint64_t(uint64_t value) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const uint64_t neg_one = (uint64_t) -1, const_zero = (uint64_t) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    if (is_unsigned) {
-        if (sizeof(uint64_t) < sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(uint64_t) <= sizeof(unsigned long)) {
-            return PyLong_FromUnsignedLong((unsigned long) value);
-#if !CYTHON_COMPILING_IN_PYPY
-        } else if (sizeof(uint64_t) <= sizeof(unsigned PY_LONG_LONG)) {
-            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
-#endif
-        }
-    } else {
-        if (sizeof(uint64_t) <= sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(uint64_t) <= sizeof(PY_LONG_LONG)) {
-            return PyLong_FromLongLong((PY_LONG_LONG) value);
-        }
-    }
-    {
-        unsigned char *bytes = (unsigned char *)&value;
-#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
-        if (is_unsigned) {
-            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
-        } else {
-            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
-        }
-#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        return _PyLong_FromByteArray(bytes, sizeof(uint64_t),
-                                     little, !is_unsigned);
-#else
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        PyObject *result = NULL, *kwds = NULL;
-        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
-        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(uint64_t));
-        if (!py_bytes) goto limited_bad;
-        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
-        if (!from_bytes_str) goto limited_bad;
-        order_str = PyUnicode_FromString(little ? "little" : "big");
-        if (!order_str) goto limited_bad;
-        {
-            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
-            if (!is_unsigned) {
-                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
-                if (!signed_str) goto limited_bad;
-#if CYTHON_VECTORCALL
-                kwds = PyTuple_Pack(1, signed_str);
-#else
-                {
-                    PyObject *keys[] = {signed_str};
-                    PyObject *values[] = {Py_True};
-                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
-                }
-#endif
-                Py_DECREF(signed_str);
-                if (unlikely(!kwds)) goto limited_bad;
-            }
-            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
-        }
-        limited_bad:
-        Py_XDECREF(kwds);
-        Py_XDECREF(order_str);
-        Py_XDECREF(py_bytes);
-        Py_XDECREF(from_bytes_str);
-        return result;
-#endif
-    }
-}
-
-/* CIntToPy */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const long neg_one = (long) -1, const_zero = (long) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    if (is_unsigned) {
-        if (sizeof(long) < sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(long) <= sizeof(unsigned long)) {
-            return PyLong_FromUnsignedLong((unsigned long) value);
-#if !CYTHON_COMPILING_IN_PYPY
-        } else if (sizeof(long) <= sizeof(unsigned PY_LONG_LONG)) {
-            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
-#endif
-        }
-    } else {
-        if (sizeof(long) <= sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(long) <= sizeof(PY_LONG_LONG)) {
-            return PyLong_FromLongLong((PY_LONG_LONG) value);
-        }
-    }
-    {
-        unsigned char *bytes = (unsigned char *)&value;
-#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
-        if (is_unsigned) {
-            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
-        } else {
-            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
-        }
-#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        return _PyLong_FromByteArray(bytes, sizeof(long),
-                                     little, !is_unsigned);
-#else
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        PyObject *result = NULL, *kwds = NULL;
-        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
-        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(long));
-        if (!py_bytes) goto limited_bad;
-        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
-        if (!from_bytes_str) goto limited_bad;
-        order_str = PyUnicode_FromString(little ? "little" : "big");
-        if (!order_str) goto limited_bad;
-        {
-            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
-            if (!is_unsigned) {
-                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
-                if (!signed_str) goto limited_bad;
-#if CYTHON_VECTORCALL
-                kwds = PyTuple_Pack(1, signed_str);
-#else
-                {
-                    PyObject *keys[] = {signed_str};
-                    PyObject *values[] = {Py_True};
-                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
-                }
-#endif
-                Py_DECREF(signed_str);
-                if (unlikely(!kwds)) goto limited_bad;
-            }
-            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
-        }
-        limited_bad:
-        Py_XDECREF(kwds);
-        Py_XDECREF(order_str);
-        Py_XDECREF(py_bytes);
-        Py_XDECREF(from_bytes_str);
-        return result;
-#endif
-    }
-}
-
 /* CIntFromPy */
 static long __Pyx_LargePyLong___Pyx_PyLong_As_long(PyObject *x);
 static long __Pyx_raise_neg_overflow___Pyx_PyLong_As_long(void) {
@@ -19780,6 +23112,243 @@ static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *x) {
         return __Pyx_PyLong___Pyx_PyLong_As_long(x);
     } else {
         return __Pyx_NonPyLong___Pyx_PyLong_As_long(x);
+    }
+}
+
+/* CIntToPy */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const int neg_one = (int) -1, const_zero = (int) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        if (sizeof(int) < sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int) <= sizeof(unsigned long)) {
+            return PyLong_FromUnsignedLong((unsigned long) value);
+#if !CYTHON_COMPILING_IN_PYPY
+        } else if (sizeof(int) <= sizeof(unsigned PY_LONG_LONG)) {
+            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
+#endif
+        }
+    } else {
+        if (sizeof(int) <= sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int) <= sizeof(PY_LONG_LONG)) {
+            return PyLong_FromLongLong((PY_LONG_LONG) value);
+        }
+    }
+    {
+        unsigned char *bytes = (unsigned char *)&value;
+#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
+        if (is_unsigned) {
+            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
+        } else {
+            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
+        }
+#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        return _PyLong_FromByteArray(bytes, sizeof(int),
+                                     little, !is_unsigned);
+#else
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        PyObject *result = NULL, *kwds = NULL;
+        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
+        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(int));
+        if (!py_bytes) goto limited_bad;
+        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
+        if (!from_bytes_str) goto limited_bad;
+        order_str = PyUnicode_FromString(little ? "little" : "big");
+        if (!order_str) goto limited_bad;
+        {
+            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
+            if (!is_unsigned) {
+                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
+                if (!signed_str) goto limited_bad;
+#if CYTHON_VECTORCALL
+                kwds = PyTuple_Pack(1, signed_str);
+#else
+                {
+                    PyObject *keys[] = {signed_str};
+                    PyObject *values[] = {Py_True};
+                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
+                }
+#endif
+                Py_DECREF(signed_str);
+                if (unlikely(!kwds)) goto limited_bad;
+            }
+            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
+        }
+        limited_bad:
+        Py_XDECREF(kwds);
+        Py_XDECREF(order_str);
+        Py_XDECREF(py_bytes);
+        Py_XDECREF(from_bytes_str);
+        return result;
+#endif
+    }
+}
+
+/* CIntToPy */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_uint64_t(uint64_t value) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const uint64_t neg_one = (uint64_t) -1, const_zero = (uint64_t) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        if (sizeof(uint64_t) < sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(uint64_t) <= sizeof(unsigned long)) {
+            return PyLong_FromUnsignedLong((unsigned long) value);
+#if !CYTHON_COMPILING_IN_PYPY
+        } else if (sizeof(uint64_t) <= sizeof(unsigned PY_LONG_LONG)) {
+            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
+#endif
+        }
+    } else {
+        if (sizeof(uint64_t) <= sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(uint64_t) <= sizeof(PY_LONG_LONG)) {
+            return PyLong_FromLongLong((PY_LONG_LONG) value);
+        }
+    }
+    {
+        unsigned char *bytes = (unsigned char *)&value;
+#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
+        if (is_unsigned) {
+            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
+        } else {
+            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
+        }
+#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        return _PyLong_FromByteArray(bytes, sizeof(uint64_t),
+                                     little, !is_unsigned);
+#else
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        PyObject *result = NULL, *kwds = NULL;
+        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
+        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(uint64_t));
+        if (!py_bytes) goto limited_bad;
+        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
+        if (!from_bytes_str) goto limited_bad;
+        order_str = PyUnicode_FromString(little ? "little" : "big");
+        if (!order_str) goto limited_bad;
+        {
+            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
+            if (!is_unsigned) {
+                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
+                if (!signed_str) goto limited_bad;
+#if CYTHON_VECTORCALL
+                kwds = PyTuple_Pack(1, signed_str);
+#else
+                {
+                    PyObject *keys[] = {signed_str};
+                    PyObject *values[] = {Py_True};
+                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
+                }
+#endif
+                Py_DECREF(signed_str);
+                if (unlikely(!kwds)) goto limited_bad;
+            }
+            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
+        }
+        limited_bad:
+        Py_XDECREF(kwds);
+        Py_XDECREF(order_str);
+        Py_XDECREF(py_bytes);
+        Py_XDECREF(from_bytes_str);
+        return result;
+#endif
+    }
+}
+
+/* CIntToPy */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const long neg_one = (long) -1, const_zero = (long) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        if (sizeof(long) < sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(long) <= sizeof(unsigned long)) {
+            return PyLong_FromUnsignedLong((unsigned long) value);
+#if !CYTHON_COMPILING_IN_PYPY
+        } else if (sizeof(long) <= sizeof(unsigned PY_LONG_LONG)) {
+            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
+#endif
+        }
+    } else {
+        if (sizeof(long) <= sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(long) <= sizeof(PY_LONG_LONG)) {
+            return PyLong_FromLongLong((PY_LONG_LONG) value);
+        }
+    }
+    {
+        unsigned char *bytes = (unsigned char *)&value;
+#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
+        if (is_unsigned) {
+            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
+        } else {
+            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
+        }
+#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        return _PyLong_FromByteArray(bytes, sizeof(long),
+                                     little, !is_unsigned);
+#else
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        PyObject *result = NULL, *kwds = NULL;
+        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
+        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(long));
+        if (!py_bytes) goto limited_bad;
+        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
+        if (!from_bytes_str) goto limited_bad;
+        order_str = PyUnicode_FromString(little ? "little" : "big");
+        if (!order_str) goto limited_bad;
+        {
+            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
+            if (!is_unsigned) {
+                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
+                if (!signed_str) goto limited_bad;
+#if CYTHON_VECTORCALL
+                kwds = PyTuple_Pack(1, signed_str);
+#else
+                {
+                    PyObject *keys[] = {signed_str};
+                    PyObject *values[] = {Py_True};
+                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
+                }
+#endif
+                Py_DECREF(signed_str);
+                if (unlikely(!kwds)) goto limited_bad;
+            }
+            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
+        }
+        limited_bad:
+        Py_XDECREF(kwds);
+        Py_XDECREF(order_str);
+        Py_XDECREF(py_bytes);
+        Py_XDECREF(from_bytes_str);
+        return result;
+#endif
     }
 }
 

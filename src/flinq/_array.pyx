@@ -11,24 +11,41 @@ through the buffer protocol, so `import flinq` needs no numpy.
 Threads. The ring is multi-producer / multi-consumer and lock-free, and the
 copies of batches of at least GIL_FREE_BYTES run with the GIL released, so
 producers and consumers copy at the same time. Everything else (validation,
-waiting, counters of this handle) runs with the GIL held. Waiting uses
-flinq/park.h; a waiter prepares and re-checks its condition with the GIL
-held, and whoever moves a ring counter notifies after re-taking the GIL, so
-the GIL orders the two sides and flq_park_notify_locked needs no fence.
+waiting, counters of this handle) runs with the GIL held.
 
-Lifetime. close() frees the ring at once when no thread of this process is
-copying without the GIL (`_copying`), else the last such thread frees it.
+Waiting. In process: flinq/park.h. A waiter prepares and re-checks its
+condition with the GIL held, and whoever moves a ring counter notifies after
+re-taking the GIL, so the GIL orders the two sides and
+flq_park_notify_locked needs no fence. Shared (shared=True): the ring lives
+in a named segment (flinq/shmseg.h) and waiters sleep on the ring header's
+words with flinq/shmwait.h (a futex on Linux), whose fences order the two
+sides across processes.
+
+Shared segment layout: META_BYTES of metadata (a magic, a version, and the
+dtype as text that numpy.lib.format parses back, never pickle), then the
+records.h block. The handle that created the segment removes its name at
+close() or when it is collected; processes that attached keep their mapping.
+
+Lifetime. close() frees the ring at once when no thread of this handle uses
+it without the GIL (`_users`: copying or sleeping), else the last one does.
 """
 
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport UINT64_MAX, int64_t, uint32_t, uint64_t
+
+from libc.errno cimport EEXIST
+from libc.string cimport memcpy
 
 from flinq._headers cimport (
     flq_now_ns, flq_park, flq_park_cancel, flq_park_destroy, flq_park_init,
     flq_park_notify_locked, flq_park_prepare, flq_park_wait,
 )
 
+import ast as _ast
+import os as _os
 import queue as _stdlib_queue
+import secrets as _secrets
+import sys as _sys
 import threading as _threading
 
 from flinq._compat import ShutDown
@@ -52,11 +69,16 @@ cdef extern from "flinq/records.h" nogil:
         uint64_t claimed
         uint64_t released
         uint64_t discarded
+        uint32_t items_epoch
+        uint32_t items_waiters
+        uint32_t room_epoch
+        uint32_t room_waiters
     uint32_t FLQ_RECORDS_OPEN
     uint32_t FLQ_RECORDS_SHUTDOWN
     uint32_t FLQ_RECORDS_SHUTDOWN_IMMEDIATE
     uint64_t flq_records_block_size(uint64_t record_size, uint64_t capacity)
     flq_records *flq_records_init(void *block, uint64_t record_size, uint64_t capacity)
+    int flq_records_check(const void *block, uint64_t mapped)
     uint64_t flq_records_size(flq_records *r)
     uint64_t flq_records_room(flq_records *r)
     uint32_t flq_records_state(flq_records *r)
@@ -67,8 +89,47 @@ cdef extern from "flinq/records.h" nogil:
     uint64_t flq_load_u64_acquire(const uint64_t *p)
 
 
+cdef extern from "flinq/shmseg.h" nogil:
+    int flq_shm_create(const char *name, uint64_t size, void **addr)
+    int flq_shm_attach(const char *name, void **addr, uint64_t *size)
+    int flq_shm_unmap(void *addr, uint64_t size)
+    int flq_shm_unlink(const char *name)
+
+
+cdef extern from "flinq/shmwait.h" nogil:
+    ctypedef struct flq_shmwait:
+        uint32_t *epoch
+        uint32_t *waiters
+    uint32_t flq_shmwait_prepare(flq_shmwait w)
+    void flq_shmwait_cancel(flq_shmwait w)
+    int flq_shmwait_wait(flq_shmwait w, uint32_t key, int64_t timeout_ns)
+    void flq_shmwait_notify(flq_shmwait w, int all)
+
+
 cdef extern from "Python.h":
     int PyErr_CheckSignals()
+
+
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    #  include <process.h>
+    #  define flq_array_getpid() ((long)_getpid())
+    #else
+    #  include <unistd.h>
+    #  define flq_array_getpid() ((long)getpid())
+    #endif
+    """
+    long flq_array_getpid() nogil
+
+# What a blocked caller waits for: index into ArrayQueue._parks / _waits.
+DEF ITEMS = 0
+DEF ROOM = 1
+
+# Shared segments: metadata ahead of the ring (a page, so the ring stays aligned).
+DEF META_BYTES = 4096
+cdef bytes META_MAGIC = b"FLQARRAY"
+cdef uint32_t META_VERSION = 1
 
 #: Batches at least this large are copied with the GIL released. A smaller
 #: copy takes a few microseconds, less than handing the GIL to another
@@ -107,32 +168,6 @@ cdef int64_t _deadline(bint block, object timeout) except -2:
     if seconds > 1e9:  # ~31 years: no limit rather than an overflow
         return -1
     return flq_now_ns() + <int64_t>(seconds * 1e9)
-
-
-cdef int _sleep(flq_park *park, uint32_t key, int64_t deadline) except -1:
-    """Sleep on park (prepared with key) until notified, a spurious wake-up
-    or the deadline (-1: none). Returns 1 when the deadline had passed, else
-    0. Raises what a signal handler raises (main thread only)."""
-    cdef int64_t timeout_ns = -1
-    cdef int64_t now
-    cdef bint in_main = _threading.current_thread() is _threading.main_thread()
-    cdef int rc
-    if deadline >= 0:
-        now = flq_now_ns()
-        if now >= deadline:
-            flq_park_cancel(park)
-            return 1
-        timeout_ns = deadline - now
-    if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
-        timeout_ns = SIGNAL_SLICE_NS
-    with nogil:
-        rc = flq_park_wait(park, key, timeout_ns)
-    if in_main and PyErr_CheckSignals() < 0:
-        if rc == 0:
-            # The wake-up we consumed was meant for someone; pass it on.
-            flq_park_notify_locked(park, 0)
-        return -1
-    return 0
 
 
 cdef bint _same_values(object converted, object given):
@@ -177,6 +212,11 @@ cdef class ArrayQueue:
 
     cdef flq_records *_ring
     cdef void *_block               # what _ring lives in, freed by _free_ring
+    cdef uint64_t _block_bytes      # its size (shared: the whole mapping)
+    cdef bint _shared
+    cdef object _name               # shared: the segment's name (str)
+    cdef long _creator_pid          # shared: pid that removes the name; 0 if attached
+    cdef flq_shmwait _waits[2]      # shared: ITEMS and ROOM words in the ring header
     cdef object _dtype              # as numpy.dtype(dtype) made it
     cdef object _base               # element dtype of a record's array
     cdef tuple _shape               # a record's array shape; () unless subarray
@@ -185,16 +225,15 @@ cdef class ArrayQueue:
     cdef uint64_t _capacity
     cdef bint _parks_ready
     cdef bint _closed
-    cdef Py_ssize_t _copying        # threads of this handle copying without the GIL
-    cdef flq_park _not_empty
-    cdef flq_park _not_full
+    cdef Py_ssize_t _users          # threads of this handle in the ring without the GIL
+    cdef flq_park _parks[2]         # in process: ITEMS and ROOM sleepers
     cdef object __weakref__
 
     def __cinit__(self, *args, **kwargs):
-        if flq_park_init(&self._not_empty) != 0:
+        if flq_park_init(&self._parks[ITEMS]) != 0:
             raise MemoryError("cannot create a wait primitive")
-        if flq_park_init(&self._not_full) != 0:
-            flq_park_destroy(&self._not_empty)
+        if flq_park_init(&self._parks[ROOM]) != 0:
+            flq_park_destroy(&self._parks[ITEMS])
             raise MemoryError("cannot create a wait primitive")
         self._parks_ready = True
 
@@ -206,8 +245,8 @@ cdef class ArrayQueue:
             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
-        if shared:
-            raise NotImplementedError("ArrayQueue(shared=True) is not available yet")
+        if shared and _sys.platform == "win32":
+            raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
         dt = np.dtype(dtype)
         if dt.hasobject:
             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
@@ -216,33 +255,140 @@ cdef class ArrayQueue:
         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0
         if size == 0 or size >= <uint64_t>(2 ** 62):
             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
+        self._set_dtype(dt)
+        if shared:
+            self._create_segment(size, capacity)
+            return
+        self._block = flq_aligned_alloc(<size_t>size, 64)
+        if self._block == NULL:
+            raise MemoryError(f"cannot allocate {size} bytes for the ring")
+        self._block_bytes = size
+        self._ring = flq_records_init(self._block, dt.itemsize, capacity)
+        self._capacity = capacity
+
+    cdef int _set_dtype(self, object dt) except -1:
         if dt.subdtype is not None:
             self._base, self._shape = dt.subdtype
         else:
             self._base, self._shape = dt, ()
         self._dtype = dt
-        self._batch_tail = (0,) + self._shape
         self._record_size = dt.itemsize
-        self._capacity = capacity
-        self._block = flq_aligned_alloc(<size_t>size, 64)
-        if self._block == NULL:
-            raise MemoryError(f"cannot allocate {size} bytes for the ring")
-        self._ring = flq_records_init(self._block, self._record_size, self._capacity)
+        return 0
+
+    cdef int _create_segment(self, uint64_t ring_bytes, uint64_t capacity) except -1:
+        """Make a named segment holding the metadata and an empty ring."""
+        from numpy.lib import format as npy_format
+        meta = repr((npy_format.dtype_to_descr(self._base), self._shape)).encode()
+        if len(meta) > META_BYTES - 16:
+            raise ValueError(f"{self._dtype} is too complex to share (its description "
+                             f"takes {len(meta)} bytes, {META_BYTES - 16} at most)")
+        cdef void *addr = NULL
+        cdef int err = 0
+        cdef bytes name
+        for _ in range(8):  # a random name; try again on the rare collision
+            name = f"/flinq-a-{_os.getpid()}-{_secrets.token_hex(6)}".encode()
+            err = flq_shm_create(name, META_BYTES + ring_bytes, &addr)
+            if err != EEXIST:
+                break
+        if err:
+            raise OSError(err, f"cannot create a shared segment: {_os.strerror(err)}")
+        cdef char *base = <char *>addr
+        memcpy(base, <char *>META_MAGIC, 8)
+        (<uint32_t *>(base + 8))[0] = META_VERSION
+        (<uint32_t *>(base + 12))[0] = len(meta)
+        memcpy(base + 16, <char *>meta, len(meta))
+        # records.h publishes the geometry with its magic (release), after
+        # the metadata above: an attacher that validates the ring sees both.
+        self._ring = flq_records_init(base + META_BYTES, self._record_size, capacity)
+        self._adopt_segment(name.decode(), addr, META_BYTES + ring_bytes, flq_array_getpid())
+        return 0
+
+    cdef int _adopt_segment(self, str name, void *addr, uint64_t size, long creator) except -1:
+        self._shared = True
+        self._name = name
+        self._block = addr
+        self._block_bytes = size
+        self._creator_pid = creator
+        self._capacity = self._ring.capacity
+        self._waits[ITEMS].epoch = &self._ring.items_epoch
+        self._waits[ITEMS].waiters = &self._ring.items_waiters
+        self._waits[ROOM].epoch = &self._ring.room_epoch
+        self._waits[ROOM].waiters = &self._ring.room_waiters
+        return 0
+
+    @classmethod
+    def attach(cls, name):
+        """Open the shared queue called name (see the name property), as
+        unpickling a shared ArrayQueue does. Raises FileNotFoundError when
+        no such queue exists (any more), ValueError when name is no
+        ArrayQueue of this version."""
+        np = _np()
+        from numpy.lib import format as npy_format
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        if _sys.platform == "win32":
+            raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
+        cdef ArrayQueue self = cls.__new__(cls)
+        cdef void *addr = NULL
+        cdef uint64_t size = 0
+        cdef bytes encoded = name.encode()
+        cdef int err = flq_shm_attach(encoded, &addr, &size)
+        if err:
+            raise OSError(err, f"cannot attach to {name!r}: {_os.strerror(err)}")
+        cdef char *base = <char *>addr
+        cdef uint32_t meta_len
+        try:
+            if (size < META_BYTES or base[:8] != META_MAGIC
+                    or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
+                raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+            if (<uint32_t *>(base + 8))[0] != META_VERSION:
+                raise ValueError(f"{name!r} is an ArrayQueue of another layout version")
+            meta_len = (<uint32_t *>(base + 12))[0]
+            if meta_len > META_BYTES - 16:
+                raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+            descr, shape = _ast.literal_eval(base[16:16 + meta_len].decode())
+            element = npy_format.descr_to_dtype(descr)
+            dt = np.dtype((element, tuple(shape))) if shape else element
+            if dt.itemsize != (<flq_records *>(base + META_BYTES)).record_size:
+                raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+        except BaseException:
+            flq_shm_unmap(addr, size)
+            raise
+        self._set_dtype(dt)
+        self._ring = <flq_records *>(base + META_BYTES)
+        self._adopt_segment(name, addr, size, 0)
+        return self
 
     def __dealloc__(self):
         self._free_ring()
         if self._parks_ready:
-            flq_park_destroy(&self._not_empty)
-            flq_park_destroy(&self._not_full)
+            flq_park_destroy(&self._parks[ITEMS])
+            flq_park_destroy(&self._parks[ROOM])
 
     cdef void _free_ring(self) noexcept:
-        if self._block != NULL:
+        """Give the ring back: free it, or unmap the segment (and remove its
+        name if this handle created it in this process)."""
+        if self._block == NULL:
+            return
+        if self._shared:
+            if self._creator_pid == flq_array_getpid():
+                flq_shm_unlink(self._name_bytes())
+                self._creator_pid = 0
+            flq_shm_unmap(self._block, self._block_bytes)
+        else:
             flq_aligned_free(self._block)
-            self._block = NULL
-            self._ring = NULL
+        self._block = NULL
+        self._ring = NULL
+
+    cdef bytes _name_bytes(self):
+        return self._name.encode()
 
     def __reduce__(self):
-        raise TypeError("an in-process ArrayQueue cannot be pickled")
+        if not self._shared:
+            raise TypeError("an in-process ArrayQueue cannot be pickled; "
+                            "use ArrayQueue(..., shared=True) to pass it to other processes")
+        self._open_ring()
+        return (_attach, (self._name,))
 
     # ---- properties ---------------------------------------------------------------
 
@@ -259,7 +405,12 @@ cdef class ArrayQueue:
     @property
     def shared(self):
         """Whether the ring lives in shared memory."""
-        return False
+        return self._shared
+
+    @property
+    def name(self):
+        """The shared segment's name, for ArrayQueue.attach(); None in process."""
+        return self._name
 
     @property
     def is_shutdown(self):
@@ -310,6 +461,58 @@ cdef class ArrayQueue:
 
     # ---- the two copies ------------------------------------------------------------
 
+    cdef inline uint32_t _prepare(self, int which) noexcept:
+        if self._shared:
+            return flq_shmwait_prepare(self._waits[which])
+        return flq_park_prepare(&self._parks[which])
+
+    cdef inline void _cancel(self, int which) noexcept:
+        if self._shared:
+            flq_shmwait_cancel(self._waits[which])
+        else:
+            flq_park_cancel(&self._parks[which])
+
+    cdef inline void _notify(self, int which, bint all) noexcept:
+        if self._block == NULL:
+            return  # closed and freed: nobody sleeps on this handle's words any more
+        if self._shared:
+            flq_shmwait_notify(self._waits[which], all)
+        else:
+            flq_park_notify_locked(&self._parks[which], all)
+
+    cdef int _sleep(self, int which, uint32_t key, int64_t deadline) except -1:
+        """Sleep (prepared with key) until notified, an early wake-up or the
+        deadline (-1: none). Returns 1 when the deadline had passed, else 0.
+        Raises what a signal handler raises (main thread only)."""
+        cdef int64_t timeout_ns = -1
+        cdef int64_t now
+        cdef bint in_main = _threading.current_thread() is _threading.main_thread()
+        cdef int rc
+        cdef bint shared = self._shared
+        cdef flq_shmwait words = self._waits[which]
+        cdef flq_park *park = &self._parks[which]
+        if deadline >= 0:
+            now = flq_now_ns()
+            if now >= deadline:
+                self._cancel(which)
+                return 1
+            timeout_ns = deadline - now
+        if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
+            timeout_ns = SIGNAL_SLICE_NS
+        self._users += 1  # a shared sleeper counts itself out in the mapping
+        with nogil:
+            if shared:
+                rc = flq_shmwait_wait(words, key, timeout_ns)
+            else:
+                rc = flq_park_wait(park, key, timeout_ns)
+        self._left()
+        if in_main and PyErr_CheckSignals() < 0:
+            if rc == 0:
+                # The wake-up we consumed was meant for someone; pass it on.
+                self._notify(which, 0)
+            return -1
+        return 0
+
     cdef int _put_array(self, object arr, uint64_t n, bint block, object timeout) except -1:
         """Put the n records of the C-contiguous array arr, all or none."""
         cdef Py_buffer view
@@ -326,34 +529,35 @@ cdef class ArrayQueue:
                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:
                     raise ShutDown
                 if n * self._record_size >= _gil_free_bytes:
-                    self._copying += 1
+                    self._users += 1
                     with nogil:
                         stored = flq_records_try_put(ring, view.buf, n)
-                    self._copied()
+                    self._left()
                 else:
                     stored = flq_records_try_put(ring, view.buf, n)
                 if stored:
-                    flq_park_notify_locked(&self._not_empty, n > 1)
-                    if self._closed:  # closed while we copied: the ring may be gone
+                    if self._block == NULL:  # closed while we copied: the ring is gone
                         return 0
+                    self._notify(ITEMS, n > 1)
                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
                         flq_records_discard(ring)  # raced shutdown(immediate=True)
                     return 0
                 if not block:
                     raise Full
-                key = flq_park_prepare(&self._not_full)
-                if (self._closed or flq_records_room(ring) >= n
-                        or flq_records_state(ring) != FLQ_RECORDS_OPEN):
-                    flq_park_cancel(&self._not_full)
-                elif _sleep(&self._not_full, key, deadline):
+                ring = self._open_ring()
+                key = self._prepare(ROOM)
+                if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:
+                    self._cancel(ROOM)
+                elif self._sleep(ROOM, key, deadline):
                     raise Full
         finally:
             PyBuffer_Release(&view)
 
-    cdef void _copied(self) noexcept:
-        """A copy without the GIL ended: free the ring if close() waits for it."""
-        self._copying -= 1
-        if self._closed and self._copying == 0:
+    cdef void _left(self) noexcept:
+        """A thread stopped using the ring without the GIL: free the ring if
+        close() waits for that."""
+        self._users -= 1
+        if self._closed and self._users == 0:
             self._free_ring()
 
     cdef uint64_t _wait_for_records(self, bint block, int64_t deadline) except 0:
@@ -374,10 +578,10 @@ cdef class ArrayQueue:
                 raise ShutDown
             if not block:
                 raise Empty
-            key = flq_park_prepare(&self._not_empty)
-            if self._closed or flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
-                flq_park_cancel(&self._not_empty)
-            elif _sleep(&self._not_empty, key, deadline):
+            key = self._prepare(ITEMS)
+            if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
+                self._cancel(ITEMS)
+            elif self._sleep(ITEMS, key, deadline):
                 raise Empty
 
     cdef uint64_t _take_into(self, object out, uint64_t limit) except? 0:
@@ -389,16 +593,16 @@ cdef class ArrayQueue:
         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
         try:
             if limit * self._record_size >= _gil_free_bytes:
-                self._copying += 1
+                self._users += 1
                 with nogil:
                     taken = flq_records_try_get(ring, view.buf, limit)
-                self._copied()
+                self._left()
             else:
                 taken = flq_records_try_get(ring, view.buf, limit)
         finally:
             PyBuffer_Release(&view)
         if taken:
-            flq_park_notify_locked(&self._not_full, 1)
+            self._notify(ROOM, 1)
         return taken
 
     # ---- public API ----------------------------------------------------------------
@@ -508,8 +712,8 @@ cdef class ArrayQueue:
             flq_records_discard(ring)
         else:
             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN)
-        flq_park_notify_locked(&self._not_empty, 1)
-        flq_park_notify_locked(&self._not_full, 1)
+        self._notify(ITEMS, 1)
+        self._notify(ROOM, 1)
 
     def close(self):
         """Release the ring: every later call but close() raises ValueError,
@@ -517,10 +721,12 @@ cdef class ArrayQueue:
         if self._closed:
             return
         self._closed = True
-        if self._copying == 0:
+        # Wake this handle's sleepers first: a shared sleeper still counts
+        # itself out in the mapping, so the last of them unmaps it.
+        self._notify(ITEMS, 1)
+        self._notify(ROOM, 1)
+        if self._users == 0:
             self._free_ring()
-        flq_park_notify_locked(&self._not_empty, 1)
-        flq_park_notify_locked(&self._not_full, 1)
 
     def __enter__(self):
         return self
@@ -547,10 +753,15 @@ cdef class ArrayQueue:
             "enqueued": published,
             "dequeued": claimed - discarded,
             "discarded": discarded,
-            "shared": False,
+            "shared": self._shared,
             "is_shutdown": flq_records_state(ring) != FLQ_RECORDS_OPEN,
         }
 
     def __repr__(self):
         state = "closed" if self._closed else f"{self.qsize()}/{self._capacity}"
         return f"<flinq.ArrayQueue {self._dtype} {state}>"
+
+
+def _attach(name):
+    """Unpickle a shared ArrayQueue: attach to its segment by name."""
+    return ArrayQueue.attach(name)
