@@ -30,14 +30,19 @@ def check_of(producer: Any, seq: Any) -> Any:
     return (np.uint64(producer) * np.uint64(1_000_003)) ^ seq.astype(np.uint64)
 
 
+@pytest.mark.parametrize(
+    "shared",
+    [False, pytest.param(True, marks=pytest.mark.skipif(sys.platform == "win32", reason="POSIX"))],
+    ids=["in-process", "shared"],
+)
 @pytest.mark.parametrize("big", [False, True], ids=["small-batches", "gil-free-batches"])
-def test_four_producers_four_consumers_exactly_once(big: bool) -> None:
+def test_four_producers_four_consumers_exactly_once(big: bool, shared: bool) -> None:
     producers, consumers = 4, 4
     # Batches above GIL_FREE_BYTES are copied without the GIL, so several
     # copies really run at once; small ones go through the GIL-held path.
     max_batch = 2 * GIL_FREE_BYTES // RECORD.itemsize if big else 64
     per_producer = 20 * max_batch if big else 20_000
-    q = flinq.ArrayQueue(RECORD, 3 * max_batch + 7)
+    q = flinq.ArrayQueue(RECORD, 3 * max_batch + 7, shared=shared)
     received: list[list[Any]] = [[] for _ in range(consumers)]
     errors: list[BaseException] = []
 
@@ -102,6 +107,7 @@ def test_four_producers_four_consumers_exactly_once(big: bool) -> None:
     assert (seen == 1).all(), "every record exactly once"
     stats = q.stats()
     assert stats["enqueued"] == stats["dequeued"] == producers * per_producer
+    q.close()
 
 
 def test_blocked_get_wakes_on_put_and_blocked_put_on_get() -> None:
@@ -217,7 +223,7 @@ KBI_SCRIPT = textwrap.dedent(
     import sys
     import flinq
 
-    q = flinq.ArrayQueue("i8", 1)
+    q = flinq.ArrayQueue("i8", 1, shared=sys.argv[2] == "shared")
     if sys.argv[1] == "put":
         q.put(1)
         call = lambda: q.put(2)
@@ -235,10 +241,11 @@ KBI_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("where", ["in-process", "shared"])
 @pytest.mark.parametrize("kind", ["put", "get_many"])
-def test_sigint_interrupts_blocked_main_thread(kind: str) -> None:
+def test_sigint_interrupts_blocked_main_thread(kind: str, where: str) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", KBI_SCRIPT, kind],
+        [sys.executable, "-c", KBI_SCRIPT, kind, where],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
