@@ -6,12 +6,17 @@ timing) ``batches`` times: put one batch, get one batch back as an int64
 array, repeat. ops = records moved. np.copyto of the same batch into the
 same output array is the bandwidth reference: one copy per record, where a
 queue needs two (in and out).
+
+The processes variant (ProcessArrayBatches) puts from a producer process,
+forked before timing and started by an event, while the measuring process
+gets: measured from the start signal until every record has arrived (the
+producer's exit is not timed).
 """
 
 from __future__ import annotations
 
 import multiprocessing
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import flinq
 from flinq.bench.env import Env, missing_reason, required_module
@@ -24,6 +29,9 @@ ARRAY_BATCH: Final = 4096
 ARRAY_RECORDS_PER_ITEM: Final = 16
 #: Capacity of the ArrayQueue, in batches.
 ARRAY_RING_BATCHES: Final = 4
+#: Capacity of the queues between processes, in batches: room for the
+#: producer to run ahead while the consumer is descheduled.
+PROCESS_RING_BATCHES: Final = 16
 NUMPY_EXTRA: Final = "pip install 'flinq[numpy]'"
 
 
@@ -35,6 +43,13 @@ def numpy_unavailable(env: Env) -> str | None:
 def faster_fifo_array_unavailable(env: Env) -> str | None:
     """Why the faster-fifo array peer cannot run here, or None."""
     return numpy_unavailable(env) or faster_fifo_unavailable(env)
+
+
+def fork_unavailable(env: Env) -> str | None:
+    """Why the processes trials cannot run here (numpy, fork), or None."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "the producer process needs the 'fork' start method"
+    return numpy_unavailable(env)
 
 
 class _ArrayBatches(Trial):
@@ -145,14 +160,89 @@ class PickledArrayBatches(_ArrayBatches):
             self.queue.close()
 
 
+Kind = Literal["flinq", "multiprocessing", "faster_fifo"]
+
+
+def _produce(queue: Any, kind: Kind, start: Any, batches: int) -> None:
+    """Producer process of ProcessArrayBatches: wait for the start signal,
+    then put the batch `batches` times."""
+    np = required_module("numpy")
+    source = np.arange(ARRAY_BATCH, dtype=np.int64)
+    start.wait()
+    if kind == "flinq":
+        put_many = queue.put_many
+        for _ in range(batches):
+            put_many(source)
+    else:
+        put = queue.put
+        for _ in range(batches):
+            put(source, True, 600.0)
+
+
+class ProcessArrayBatches(_ArrayBatches):
+    """1 producer process puts the batch; this process gets every record:
+    flinq.ArrayQueue(shared=True) get_many(out=...), or a queue of pickled
+    arrays (multiprocessing.Queue, faster_fifo.Queue) get()."""
+
+    def __init__(self, n: int, env: Env, kind: Kind) -> None:
+        super().__init__(n, env)
+        self.kind = kind
+        context = multiprocessing.get_context("fork")
+        if kind == "flinq":
+            self.queue: Any = flinq.ArrayQueue("i8", ARRAY_RING_BATCHES * ARRAY_BATCH, shared=True)
+        elif kind == "multiprocessing":
+            self.queue = context.Queue()
+        else:
+            faster_fifo = required_module("faster_fifo")
+            self.queue = faster_fifo.Queue(
+                max_size_bytes=PROCESS_RING_BATCHES * (8 * ARRAY_BATCH + 1024)
+            )
+        self.start = context.Event()
+        self.producer = context.Process(
+            target=_produce, args=(self.queue, kind, self.start, self.batches), daemon=True
+        )
+        self.producer.start()
+
+    def run(self) -> None:
+        self.start.set()
+        moved = 0
+        out = self.out
+        if self.kind == "flinq":
+            get_many = self.queue.get_many
+            while moved < self.ops:
+                moved += get_many(ARRAY_BATCH, out=out, timeout=600.0)
+        else:
+            get = self.queue.get
+            while moved < self.ops:
+                out = get(True, 600.0)
+                moved += len(out)
+        self.out = out
+        self.moved = moved
+
+    def close(self) -> None:
+        self.start.set()
+        self.producer.join(600.0)
+        if self.producer.is_alive():
+            self.producer.kill()
+        super().close()
+        if self.kind == "multiprocessing":
+            self.queue.close()
+            self.queue.join_thread()
+        else:
+            self.queue.close()
+
+
 __all__ = [
     "ARRAY_BATCH",
     "ARRAY_RECORDS_PER_ITEM",
     "ARRAY_RING_BATCHES",
+    "PROCESS_RING_BATCHES",
     "ArrayQueueBatches",
     "CopytoBatches",
     "ListQueueBatches",
     "PickledArrayBatches",
+    "ProcessArrayBatches",
     "faster_fifo_array_unavailable",
+    "fork_unavailable",
     "numpy_unavailable",
 ]

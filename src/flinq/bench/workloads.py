@@ -26,7 +26,9 @@ from flinq.bench.array_trials import (
     CopytoBatches,
     ListQueueBatches,
     PickledArrayBatches,
+    ProcessArrayBatches,
     faster_fifo_array_unavailable,
+    fork_unavailable,
     numpy_unavailable,
 )
 from flinq.bench.env import Env
@@ -339,6 +341,38 @@ def workloads() -> dict[str, Workload]:
                     lambda n, env: PickledArrayBatches(n, env, "faster_fifo"),
                     faster_fifo_array_unavailable,
                     note="put(batch) / get(): the array pickled; one process",
+                ),
+            ),
+        ),
+        Workload(
+            "array-processes",
+            f"move {ARRAY_RECORDS_PER_ITEM}n int64 records in batches of {ARRAY_BATCH} from "
+            "1 producer process (forked before timing) to this process, which gets them as "
+            "int64 arrays; ops = records moved",
+            Contender(
+                "flinq.ArrayQueue(shared=True)",
+                lambda n, env: ProcessArrayBatches(n, env, "flinq"),
+                fork_unavailable,
+                note="put_many(batch) / get_many(n, out=array)",
+            ),
+            (
+                Contender(
+                    "np.copyto",
+                    CopytoBatches,
+                    numpy_unavailable,
+                    note="bandwidth reference: one copy of the same bytes, one process",
+                ),
+                Contender(
+                    "multiprocessing.Queue (processes)",
+                    lambda n, env: ProcessArrayBatches(n, env, "multiprocessing"),
+                    fork_unavailable,
+                    note="put(batch) / get(): the array pickled",
+                ),
+                Contender(
+                    "faster_fifo.Queue (processes)",
+                    lambda n, env: ProcessArrayBatches(n, env, "faster_fifo"),
+                    lambda env: fork_unavailable(env) or faster_fifo_array_unavailable(env),
+                    note="put(batch) / get(): the array pickled",
                 ),
             ),
         ),
