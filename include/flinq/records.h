@@ -19,6 +19,8 @@
  *     completes before an earlier one is published by whichever caller
  *     completes that earlier one (see "Publication").
  *   - flq_records_size, _room and _state are snapshots.
+ *   - A consumer may read a claimed run in place (flq_records_at) instead of
+ *     copying it out, until it releases the run.
  *
  * Layout (offsets from the start of the block; the block must be aligned to
  * 64 bytes and may be mapped at different addresses in different processes)
@@ -269,9 +271,11 @@ FLQ_INLINE void flq_records_publish(flq_records *r, uint64_t start, uint64_t n)
     flq_records__finish(&r->published, flq_records__marks(r, 0), r->capacity, start, start + n);
 }
 
-/* Consumer, step 1: claim up to max published records. Returns how many
- * (0 when none is published) and sets *start. */
-FLQ_INLINE uint64_t flq_records_claim(flq_records *r, uint64_t max, uint64_t *start)
+/* Consumer, step 1: claim up to max published records; with `contiguous`,
+ * no more than reach the end of the data area from the run's start (for
+ * reading in place). Returns how many (0 when none is published) and sets
+ * *start. */
+FLQ_INLINE uint64_t flq_records__claim(flq_records *r, uint64_t max, uint64_t *start, int contiguous)
 {
     /* acquire: as in flq_records_size, the published loaded next is no older
      * than the one seen by the consumer that moved claimed here. */
@@ -281,6 +285,8 @@ FLQ_INLINE uint64_t flq_records_claim(flq_records *r, uint64_t max, uint64_t *st
         uint64_t published = flq_load_u64_acquire(&r->published);
         uint64_t ready = published > at ? published - at : 0;
         uint64_t n = ready < max ? ready : max;
+        if (contiguous && n > r->capacity - at % r->capacity)
+            n = r->capacity - at % r->capacity;
         if (n == 0)
             return 0;
         /* acq_rel: the run is ours; on failure `at` is reloaded. */
@@ -289,6 +295,21 @@ FLQ_INLINE uint64_t flq_records_claim(flq_records *r, uint64_t max, uint64_t *st
             return n;
         }
     }
+}
+
+/* Consumer, step 1: claim up to max published records. Returns how many
+ * (0 when none is published) and sets *start. */
+FLQ_INLINE uint64_t flq_records_claim(flq_records *r, uint64_t max, uint64_t *start)
+{
+    return flq_records__claim(r, max, start, 0);
+}
+
+/* Consumer, step 1 for reading in place: as flq_records_claim, but the run
+ * never wraps past the end of the data area, so flq_records_at(r, *start)
+ * addresses all of it. */
+FLQ_INLINE uint64_t flq_records_claim_contiguous(flq_records *r, uint64_t max, uint64_t *start)
+{
+    return flq_records__claim(r, max, start, 1);
 }
 
 /* Copy n records of the claimed run at start into dst (memcpy, no lock). */
@@ -300,6 +321,19 @@ FLQ_INLINE void flq_records_read(flq_records *r, uint64_t start, void *dst, uint
     memcpy(dst, data + slot * r->record_size, (size_t)(first * r->record_size));
     if (first < n)
         memcpy((char *)dst + first * r->record_size, data, (size_t)((n - first) * r->record_size));
+}
+
+/* Where position pos's record lives, for reading a claimed run in place. */
+FLQ_INLINE void *flq_records_at(flq_records *r, uint64_t pos)
+{
+    return flq_records__data(r) + (pos % r->capacity) * r->record_size;
+}
+
+/* Records from position pos to the end of the data area: the longest run
+ * from pos that is contiguous in memory. */
+FLQ_INLINE uint64_t flq_records_contiguous(const flq_records *r, uint64_t pos)
+{
+    return r->capacity - pos % r->capacity;
 }
 
 /* Consumer, step 3: give the slots of [start, start + n) back to producers

@@ -8,7 +8,8 @@
  *      keeps working there;
  *   3. random single-thread operations against a model;
  *   4. 4 producers + 4 consumers move N records (FLINQ_C_ITEMS, default
- *      10M) of 24 bytes through a 1000-slot ring in random runs of 1..64:
+ *      10M) of 24 bytes through a 1000-slot ring in random runs of 1..64,
+ *      consumers copying out or reading claimed runs in place at random:
  *      every record arrives exactly once, intact, each consumer sees each
  *      producer's records in increasing order, and no record is torn.
  */
@@ -100,6 +101,31 @@ static void unit_basic(void)
     CHECK(memcmp(out, in + 3 * RS, 7 * RS) == 0);
     CHECK_EQ(flq_records_size(r), 0);
     CHECK_EQ(flq_records_room(r), CAP);
+
+    /* a claimed run read in place, up to the end of the data area */
+    CHECK_EQ(flq_records_try_put(r, in, 4), 1); /* positions 10..13: slots 3, 4, 5, 6 */
+    uint64_t at = 0;
+    CHECK_EQ(flq_records_claim(r, 10, &at), 4);
+    CHECK_EQ(at, 10);
+    CHECK_EQ(flq_records_contiguous(r, at), 4);
+    CHECK((char *)flq_records_at(r, at) == (char *)r + r->data_offset + 3 * RS);
+    CHECK(memcmp(flq_records_at(r, at), in, 4 * RS) == 0);
+    CHECK_EQ(flq_records_room(r), CAP - 4); /* still held until released */
+    flq_records_release(r, at, 4);
+    CHECK_EQ(flq_records_room(r), CAP);
+    CHECK_EQ(flq_records_contiguous(r, 14), 7);
+    /* a contiguous claim stops at the end of the data area */
+    CHECK_EQ(flq_records_try_put(r, in, 7), 1); /* positions 14..20: slots 0..6 */
+    CHECK_EQ(flq_records_try_get(r, out, 5), 5); /* claimed now 19: slot 5 */
+    CHECK_EQ(flq_records_try_put(r, in, 5), 1);  /* positions 21..25: slots 0..4 */
+    CHECK_EQ(flq_records_claim_contiguous(r, 100, &at), 2);
+    CHECK_EQ(at, 19);
+    CHECK(memcmp(flq_records_at(r, at), in + 5 * RS, 2 * RS) == 0);
+    flq_records_release(r, at, 2);
+    CHECK_EQ(flq_records_claim_contiguous(r, 100, &at), 5);
+    CHECK_EQ(at, 21);
+    flq_records_release(r, at, 5);
+    CHECK_EQ(flq_records_size(r), 0);
 
     /* max 0 takes nothing */
     CHECK_EQ(flq_records_try_put(r, in, 2), 1);
@@ -304,7 +330,16 @@ static void *consumer(void *arg)
         /* read before the claim: an empty claim after the last producer
          * finished proves every record was claimed. */
         int left = atomic_load_explicit(&g_producers_left, memory_order_acquire);
-        uint64_t k = flq_records_try_get(g_ring, buf, rng_range(&w->seed, 1, MAX_RUN));
+        uint64_t k, start;
+        if (rng_next(&w->seed) % 2) {
+            k = flq_records_try_get(g_ring, buf, rng_range(&w->seed, 1, MAX_RUN));
+        } else { /* read in place, then release */
+            k = flq_records_claim_contiguous(g_ring, rng_range(&w->seed, 1, MAX_RUN), &start);
+            if (k) {
+                memcpy(buf, flq_records_at(g_ring, start), (size_t)k * sizeof(rec));
+                flq_records_release(g_ring, start, k);
+            }
+        }
         if (k == 0) {
             if (left == 0)
                 break;
