@@ -1540,6 +1540,7 @@ static const char * const __pyx_cfilenm = __FILE__;
 
 static const char* const __pyx_f[] = {
   "src/flinq/_array.pyx",
+  "(tree fragment)",
 };
 /* #### Code section: utility_code_proto_before_types ### */
 /* Atomics.proto (used by UnpackUnboundCMethod) */
@@ -1729,9 +1730,11 @@ static const char* const __pyx_f[] = {
 
 /*--- Type declarations ---*/
 struct __pyx_obj_5flinq_6_array_ArrayQueue;
+struct __pyx_obj_5flinq_6_array__RingSlice;
+struct __pyx_obj_5flinq_6_array_RecordView;
 struct __pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr;
 
-/* "flinq/_array.pyx":195
+/* "flinq/_array.pyx":200
  * 
  * 
  * cdef class ArrayQueue:             # <<<<<<<<<<<<<<
@@ -1762,7 +1765,40 @@ struct __pyx_obj_5flinq_6_array_ArrayQueue {
 };
 
 
-/* "flinq/_array.pyx":184
+/* "flinq/_array.pyx":818
+ * 
+ * 
+ * cdef class _RingSlice:             # <<<<<<<<<<<<<<
+ *     """Read-only buffer over records in the ring: the memory behind a
+ *     RecordView's array. It keeps the queue's ring allocated (or mapped)
+*/
+struct __pyx_obj_5flinq_6_array__RingSlice {
+  PyObject_HEAD
+  struct __pyx_obj_5flinq_6_array_ArrayQueue *_queue;
+  void *_buf;
+  uint64_t _len;
+  int _holds;
+};
+
+
+/* "flinq/_array.pyx":838
+ * 
+ * 
+ * cdef class RecordView:             # <<<<<<<<<<<<<<
+ *     """Records taken by ArrayQueue.get_view(), read in place: `array` is a
+ *     read-only ndarray over the ring. Valid until release() (or the end of
+*/
+struct __pyx_obj_5flinq_6_array_RecordView {
+  PyObject_HEAD
+  struct __pyx_obj_5flinq_6_array_ArrayQueue *_queue;
+  uint64_t _start;
+  uint64_t _count;
+  int _released;
+  PyObject *array;
+};
+
+
+/* "flinq/_array.pyx":189
  *             if len(given) != len(converted):
  *                 return False
  *             return all(_same_values(c, g) for c, g in zip(converted, given))             # <<<<<<<<<<<<<<
@@ -1778,7 +1814,7 @@ struct __pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr {
 
 
 
-/* "flinq/_array.pyx":195
+/* "flinq/_array.pyx":200
  * 
  * 
  * cdef class ArrayQueue:             # <<<<<<<<<<<<<<
@@ -1803,6 +1839,7 @@ struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue {
   uint64_t (*_wait_for_records)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int, int64_t);
   uint64_t (*_take_into)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *, uint64_t);
   int (*_check_out)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *);
+  void (*_give_back)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, uint64_t, uint64_t);
 };
 static struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *__pyx_vtabptr_5flinq_6_array_ArrayQueue;
 static CYTHON_INLINE uint32_t __pyx_f_5flinq_6_array_10ArrayQueue__prepare(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int);
@@ -2894,6 +2931,18 @@ static CYTHON_INLINE PyObject* __Pyx_PyObject_GetSlice(
 /* PyUnicode_Unicode.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyUnicode_Unicode(PyObject *obj);
 
+/* PyBufferError_Check.proto */
+#define __Pyx_PyExc_BufferError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_BufferError)
+
+/* GetAttr3.proto */
+static CYTHON_INLINE PyObject *__Pyx_GetAttr3(PyObject *, PyObject *, PyObject *);
+
+/* ArgTypeTestError.export */
+static void __Pyx_ArgTypeError(PyObject *obj, PyTypeObject *type, const char *name, int exact);
+
+/* ArgTypeTest.proto */
+static CYTHON_INLINE int __Pyx_ArgTypeTest(PyObject *obj, PyTypeObject *type, int none_allowed, const char *name, int exact);
+
 /* AllocateExtensionType.proto */
 static PyObject *__Pyx_AllocateExtensionType(PyTypeObject *t, int is_final);
 
@@ -2918,6 +2967,17 @@ static PyObject *__Pyx_AllocateExtensionType(PyTypeObject *t, int is_final);
 static int __Pyx_call_type_traverse(PyObject *o, int always_call, visitproc visit, void *arg);
 #endif
 
+/* CallSlotAsVectorcall.proto */
+#if CYTHON_VECTORCALL_TPNEW
+typedef PyObject * (*__Pyx_tpnewvectorcallfunc)(PyTypeObject* o, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+static PyObject * __Pyx_CallTpnewAsVectorcall(__Pyx_tpnewvectorcallfunc f, PyTypeObject* o, PyObject *a, PyObject *k);
+#endif
+
+/* CallNewInitFromVectorcall.proto */
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__Pyx_CallNewInitFromVectorcall(PyTypeObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+#endif
+
 /* CheckTypeForFreelists.proto */
 #if CYTHON_USE_FREELISTS
 #if CYTHON_USE_TYPE_SPECS
@@ -2930,17 +2990,6 @@ static int __Pyx_call_type_traverse(PyObject *o, int always_call, visitproc visi
 #define __PYX_CHECK_TYPE_FOR_FREELISTS(t, expected_tp, expected_size)\
     (__PYX_CHECK_FINAL_TYPE_FOR_FREELISTS((t), (expected_tp), (expected_size)) &\
      (int) (!__Pyx_PyType_HasFeature((t), __PYX_CHECK_TYPE_FOR_FREELIST_FLAGS)))
-#endif
-
-/* CallSlotAsVectorcall.proto */
-#if CYTHON_VECTORCALL_TPNEW
-typedef PyObject * (*__Pyx_tpnewvectorcallfunc)(PyTypeObject* o, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
-static PyObject * __Pyx_CallTpnewAsVectorcall(__Pyx_tpnewvectorcallfunc f, PyTypeObject* o, PyObject *a, PyObject *k);
-#endif
-
-/* CallNewInitFromVectorcall.proto */
-#if CYTHON_VECTORCALL_TPNEW
-static PyObject *__Pyx_CallNewInitFromVectorcall(PyTypeObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames);
 #endif
 
 /* PyObjectCallMethod0.proto (used by PyType_Ready) */
@@ -2968,6 +3017,26 @@ static int __Pyx_MergeVtables(PyTypeObject *type);
 /* SetVTable.export */
 static int __Pyx_SetVtable(PyTypeObject* typeptr , void* vtable);
 
+/* LimitedApiGetTypeTypeDict.proto (used by DelItemOnTypeDict) */
+#if CYTHON_COMPILING_IN_LIMITED_API
+static PyObject *__Pyx_GetTypeTypeDict(PyTypeObject *tp);
+#endif
+
+/* DelItemOnTypeDict.proto (used by SetupReduce) */
+#define __Pyx_DelItemOnTypeDict(tp, k) __Pyx__DelItemOnTypeDict((PyTypeObject*)tp, k)
+
+/* DelItemOnTypeDict.export */
+static int __Pyx__DelItemOnTypeDict(PyTypeObject *tp, PyObject *k);
+
+/* SetItemOnTypeDict.proto (used by SetupReduce) */
+#define __Pyx_SetItemOnTypeDict(tp, k, v) __Pyx__SetItemOnTypeDict((PyTypeObject*)tp, k, v)
+
+/* SetItemOnTypeDict.export */
+static int __Pyx__SetItemOnTypeDict(PyTypeObject *tp, PyObject *k, PyObject *v);
+
+/* SetupReduce.export */
+static int __Pyx_setup_reduce(PyObject* type_obj);
+
 /* ClassMethod.proto */
 #if !CYTHON_COMPILING_IN_LIMITED_API
 #include "descrobject.h"
@@ -2977,17 +3046,6 @@ CYTHON_UNUSED static PyObject* __Pyx_Method_ClassMethod(PyObject *method);
 /* GetNameInClass.proto */
 #define __Pyx_GetNameInClass(var, nmspace, name)  (var) = __Pyx__GetNameInClass(nmspace, name)
 static PyObject *__Pyx__GetNameInClass(PyObject *nmspace, PyObject *name);
-
-/* LimitedApiGetTypeTypeDict.proto (used by SetItemOnTypeDict) */
-#if CYTHON_COMPILING_IN_LIMITED_API
-static PyObject *__Pyx_GetTypeTypeDict(PyTypeObject *tp);
-#endif
-
-/* SetItemOnTypeDict.proto */
-#define __Pyx_SetItemOnTypeDict(tp, k, v) __Pyx__SetItemOnTypeDict((PyTypeObject*)tp, k, v)
-
-/* SetItemOnTypeDict.export */
-static int __Pyx__SetItemOnTypeDict(PyTypeObject *tp, PyObject *k, PyObject *v);
 
 /* dict_setdefault.proto (used by CLineInTraceback) */
 static CYTHON_INLINE PyObject *__Pyx_PyDict_SetDefault(PyObject *d, PyObject *key, PyObject *default_value);
@@ -3025,23 +3083,35 @@ static void __pyx_insert_code_object(int code_line, __Pyx_CachedCodeObjectType* 
 static void __Pyx_AddTraceback(const char *funcname, int c_line,
                                int py_line, const char *filename);
 
+/* PyObjectCallMethod1.proto */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod1(PyObject* obj, PyObject* method_name, PyObject* arg);
+
+/* CheckUnpickleChecksumError.export */
+static void __Pyx_RaiseUnpickleChecksumError(long checksum, long checksum1, long checksum2, long checksum3, const char *members);
+
+/* CIntToPy.proto */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_uint64_t(uint64_t value);
+
 /* CIntFromPy.proto */
 static CYTHON_INLINE uint64_t __Pyx_PyLong_As_uint64_t(PyObject *);
 
 /* CIntFromPy.proto */
+static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *);
+
+/* CIntFromPy.proto */
 static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *);
+
+/* UpdateUnpickledDict.export */
+static int __Pyx_UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index);
 
 /* CIntToPy.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value);
 
 /* CIntToPy.proto */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_uint64_t(uint64_t value);
-
-/* CIntToPy.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value);
 
-/* CIntFromPy.proto */
-static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *);
+/* CheckUnpickleChecksum.proto */
+static CYTHON_INLINE int __Pyx_CheckUnpickleChecksum(long checksum, long checksum1, long checksum2, long checksum3, const char *members);
 
 /* GetRuntimeVersion.proto */
 #if __PYX_LIMITED_VERSION_HEX < 0x030b0000
@@ -3080,9 +3150,6 @@ static CYTHON_INLINE PyObject *__Pyx_PyIter_Next_Plain(PyObject *iterator);
 #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
 static PyObject *__Pyx_GetBuiltinNext_LimitedAPI(void);
 #endif
-
-/* PyObjectCallMethod1.proto (used by CoroutineBase) */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod1(PyObject* obj, PyObject* method_name, PyObject* arg);
 
 /* ReturnWithStopIteration.proto (used by CoroutineBase) */
 static CYTHON_INLINE void __Pyx_ReturnWithStopIteration(PyObject* value, int async, int iternext);
@@ -3277,6 +3344,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__left(struct __pyx_obj_5flinq_6_
 static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, int __pyx_v_block, int64_t __pyx_v_deadline); /* proto*/
 static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_out, uint64_t __pyx_v_limit); /* proto*/
 static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_out); /* proto*/
+static void __pyx_f_5flinq_6_array_10ArrayQueue__give_back(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, uint64_t __pyx_v_start, uint64_t __pyx_v_count); /* proto*/
 
 /* Module declarations from "cpython.buffer" */
 
@@ -3297,6 +3365,7 @@ static PyObject *__pyx_v_5flinq_6_array__numpy = 0;
 static PyObject *__pyx_f_5flinq_6_array__np(void); /*proto*/
 static int64_t __pyx_f_5flinq_6_array__deadline(int, PyObject *); /*proto*/
 static int __pyx_f_5flinq_6_array__same_values(PyObject *, PyObject *); /*proto*/
+static PyObject *__pyx_f_5flinq_6_array___pyx_unpickle_RecordView__set_state(struct __pyx_obj_5flinq_6_array_RecordView *, PyObject *); /*proto*/
 /* #### Code section: typeinfo ### */
 /* #### Code section: before_global_var ### */
 #define __Pyx_MODULE_NAME "flinq._array"
@@ -3307,6 +3376,7 @@ int __pyx_module_is_main_flinq___array = 0;
 /* #### Code section: global_var ### */
 static PyObject *__pyx_builtin_zip;
 /* #### Code section: string_decls ### */
+static const char __pyx_k_count__queue__released__start_a[] = "_count, _queue, _released, _start, array";
 static const char __pyx_k_ArrayQueue_a_bounded_FIFO_of_fix[] = "ArrayQueue: a bounded FIFO of fixed-size numpy records over\ninclude/flinq/records.h.\n\nRecords cross the queue as bytes: put_many copies a whole array into the\nring with one memcpy (two when it wraps) and get_many copies them out into\na new or given array, with no Python object per record. numpy is imported\nwhen the first ArrayQueue is made, never when this module is: the copies go\nthrough the buffer protocol, so `import flinq` needs no numpy.\n\nThreads. The ring is multi-producer / multi-consumer and lock-free, and the\ncopies of batches of at least GIL_FREE_BYTES run with the GIL released, so\nproducers and consumers copy at the same time. Everything else (validation,\nwaiting, counters of this handle) runs with the GIL held.\n\nWaiting. In process: flinq/park.h. A waiter prepares and re-checks its\ncondition with the GIL held, and whoever moves a ring counter notifies after\nre-taking the GIL, so the GIL orders the two sides and\nflq_park_notify_locked needs no fence. Shared (shared=True): the ring lives\nin a named segment (flinq/shmseg.h) and waiters sleep on the ring header\047s\nwords with flinq/shmwait.h (a futex on Linux), whose fences order the two\nsides across processes.\n\nShared segment layout: META_BYTES of metadata (a magic, a version, and the\ndtype as text that numpy.lib.format parses back, never pickle), then the\nrecords.h block. The handle that created the segment removes its name at\nclose() or when it is collected; processes that attached keep their mapping.\n\nLifetime. close() frees the ring at once when no thread of this handle uses\nit without the GIL (`_users`: copying or sleeping), else the last one does.\n";
 /* #### Code section: decls ### */
 static PyObject *__pyx_pf_5flinq_6_array_12_same_values_genexpr(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_genexpr_arg_0); /* proto */
@@ -3327,18 +3397,79 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14put_many(struct __pyx_ob
 static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout); /* proto */
 static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_nowait(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_max_items, PyObject *__pyx_v_out, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22qsize(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24empty(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26full(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28shutdown(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_immediate); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30close(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__enter__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34__exit__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v_exc_info); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36stats(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_38__repr__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22get_view(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_max_items, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24qsize(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26empty(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28full(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30shutdown(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_immediate); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32close(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34__enter__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__exit__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v_exc_info); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_38stats(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_40__repr__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self); /* proto */
+static int __pyx_pf_5flinq_6_array_10_RingSlice___getbuffer__(struct __pyx_obj_5flinq_6_array__RingSlice *__pyx_v_self, Py_buffer *__pyx_v_buffer, int __pyx_v_flags); /* proto */
+static void __pyx_pf_5flinq_6_array_10_RingSlice_2__dealloc__(struct __pyx_obj_5flinq_6_array__RingSlice *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10_RingSlice_4__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_5flinq_6_array__RingSlice *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10_RingSlice_6__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_5flinq_6_array__RingSlice *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10RecordView_release(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10RecordView_8released___get__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self); /* proto */
+static Py_ssize_t __pyx_pf_5flinq_6_array_10RecordView_2__len__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10RecordView_4__enter__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10RecordView_6__exit__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v_exc_info); /* proto */
+static void __pyx_pf_5flinq_6_array_10RecordView_8__dealloc__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10RecordView_5array___get__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10RecordView_10__reduce_cython__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_10RecordView_12__setstate_cython__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self, PyObject *__pyx_v___pyx_state); /* proto */
 static PyObject *__pyx_pf_5flinq_6_array__attach(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_name); /* proto */
+static PyObject *__pyx_pf_5flinq_6_array_2__pyx_unpickle_RecordView(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state); /* proto */
 static PyObject *__pyx_tp_new__initialisation_5flinq_6_array_ArrayQueue(PyObject *o, PyObject *a, PyObject *k); /*proto*/
 static PyObject *__pyx_tp_new_5flinq_6_array_ArrayQueue(PyTypeObject *t, PyObject *a, PyObject *k); /*proto*/
+static PyObject *__pyx_tp_new__initialisation_5flinq_6_array__RingSlice(PyObject *o, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+); /*proto*/
+static PyObject *__pyx_tp_new_vectorcall_5flinq_6_array__RingSlice(PyTypeObject *t, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+); /*proto*/
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_new_5flinq_6_array__RingSlice(PyTypeObject *t, PyObject *a, PyObject *k); /*proto*/
+#endif
+#if !CYTHON_VECTORCALL_TPNEW
+#define __pyx_tp_new_5flinq_6_array__RingSlice __pyx_tp_new_vectorcall_5flinq_6_array__RingSlice
+#endif
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_5flinq_6_array__RingSlice(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
+#endif
+static PyObject *__pyx_tp_new__initialisation_5flinq_6_array_RecordView(PyObject *o, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+); /*proto*/
+static PyObject *__pyx_tp_new_vectorcall_5flinq_6_array_RecordView(PyTypeObject *t, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+); /*proto*/
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_new_5flinq_6_array_RecordView(PyTypeObject *t, PyObject *a, PyObject *k); /*proto*/
+#endif
+#if !CYTHON_VECTORCALL_TPNEW
+#define __pyx_tp_new_5flinq_6_array_RecordView __pyx_tp_new_vectorcall_5flinq_6_array_RecordView
+#endif
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_5flinq_6_array_RecordView(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
+#endif
 static PyObject *__pyx_tp_new__initialisation_5flinq_6_array___pyx_scope_struct__genexpr(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
@@ -3386,8 +3517,12 @@ namespace {
     PyObject *__pyx_empty_bytes;
     PyObject *__pyx_empty_unicode;
     PyObject *__pyx_type_5flinq_6_array_ArrayQueue;
+    PyObject *__pyx_type_5flinq_6_array__RingSlice;
+    PyObject *__pyx_type_5flinq_6_array_RecordView;
     PyObject *__pyx_type_5flinq_6_array___pyx_scope_struct__genexpr;
     PyTypeObject *__pyx_ptype_5flinq_6_array_ArrayQueue;
+    PyTypeObject *__pyx_ptype_5flinq_6_array__RingSlice;
+    PyTypeObject *__pyx_ptype_5flinq_6_array_RecordView;
     PyTypeObject *__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_items;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_pop;
@@ -3395,8 +3530,8 @@ namespace {
     PyObject *__pyx_slice[1];
     PyObject *__pyx_tuple[6];
     PyObject *__pyx_codeobj_tab[1];
-    PyObject *__pyx_string_tab[168];
-    PyObject *__pyx_number_tab[5];
+    PyObject *__pyx_string_tab[189];
+    PyObject *__pyx_number_tab[6];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
 #if CYTHON_COMPILING_IN_LIMITED_API
@@ -3491,143 +3626,165 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_kp_u_ArrayQueue_shared_True_needs_POS __pyx_string_tab[33]
 #define __pyx_kp_u_ArrayQueue___init___may_run_only __pyx_string_tab[34]
 #define __pyx_kp_u_None __pyx_string_tab[35]
-#define __pyx_kp_u_a_record_of __pyx_string_tab[36]
-#define __pyx_kp_u_an_in_process_ArrayQueue_cannot __pyx_string_tab[37]
-#define __pyx_kp_u_cannot_allocate __pyx_string_tab[38]
-#define __pyx_kp_u_cannot_attach_to __pyx_string_tab[39]
-#define __pyx_kp_u_cannot_create_a_shared_segment __pyx_string_tab[40]
-#define __pyx_kp_u_cannot_create_a_wait_primitive __pyx_string_tab[41]
-#define __pyx_kp_u_cannot_put __pyx_string_tab[42]
-#define __pyx_kp_u_capacity_2 __pyx_string_tab[43]
-#define __pyx_kp_u_capacity_must_be_an_int_not __pyx_string_tab[44]
-#define __pyx_kp_u_capacity_must_be_at_least_1 __pyx_string_tab[45]
-#define __pyx_kp_u_disable __pyx_string_tab[46]
-#define __pyx_kp_u_enable __pyx_string_tab[47]
-#define __pyx_kp_u_flinq_ArrayQueue_needs_numpy_pip __pyx_string_tab[48]
-#define __pyx_kp_u_gc __pyx_string_tab[49]
-#define __pyx_kp_u_isenabled __pyx_string_tab[50]
-#define __pyx_kp_u_max_items_must_be_an_int_not __pyx_string_tab[51]
-#define __pyx_kp_u_max_items_must_be_at_least_1 __pyx_string_tab[52]
-#define __pyx_kp_u_name_must_be_a_str_not __pyx_string_tab[53]
-#define __pyx_kp_u_out_has_dtype __pyx_string_tab[54]
-#define __pyx_kp_u_out_has_room_for_no_record __pyx_string_tab[55]
-#define __pyx_kp_u_out_must_be_a_numpy_array_not __pyx_string_tab[56]
-#define __pyx_kp_u_out_must_be_writable_and_C_conti __pyx_string_tab[57]
-#define __pyx_kp_u_out_must_have_shape_n __pyx_string_tab[58]
-#define __pyx_kp_u_put_many_of __pyx_string_tab[59]
-#define __pyx_kp_u_put_many_takes_an_array_of_shape __pyx_string_tab[60]
-#define __pyx_kp_u_src_flinq__array_pyx __pyx_string_tab[61]
-#define __pyx_n_u_ArrayQueue __pyx_string_tab[62]
-#define __pyx_n_u_Empty __pyx_string_tab[63]
-#define __pyx_n_u_Full __pyx_string_tab[64]
-#define __pyx_n_u_GIL_FREE_BYTES __pyx_string_tab[65]
-#define __pyx_n_u_ShutDown __pyx_string_tab[66]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[67]
-#define __pyx_n_u_dict __pyx_string_tab[68]
-#define __pyx_n_u_enter __pyx_string_tab[69]
-#define __pyx_n_u_exit __pyx_string_tab[70]
-#define __pyx_n_u_main __pyx_string_tab[71]
-#define __pyx_n_u_module __pyx_string_tab[72]
-#define __pyx_n_u_name __pyx_string_tab[73]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[74]
-#define __pyx_n_u_qualname __pyx_string_tab[75]
-#define __pyx_n_u_set_name __pyx_string_tab[76]
-#define __pyx_n_u_test __pyx_string_tab[77]
-#define __pyx_n_u_ast __pyx_string_tab[78]
-#define __pyx_n_u_attach __pyx_string_tab[79]
-#define __pyx_n_u_os __pyx_string_tab[80]
-#define __pyx_n_u_same_values_locals_genexpr __pyx_string_tab[81]
-#define __pyx_n_u_secrets __pyx_string_tab[82]
-#define __pyx_n_u_stdlib_queue __pyx_string_tab[83]
-#define __pyx_n_u_sys __pyx_string_tab[84]
-#define __pyx_n_u_threading __pyx_string_tab[85]
-#define __pyx_n_u_array __pyx_string_tab[86]
-#define __pyx_n_u_asarray __pyx_string_tab[87]
-#define __pyx_n_u_ascontiguousarray __pyx_string_tab[88]
-#define __pyx_n_u_ast_2 __pyx_string_tab[89]
-#define __pyx_n_u_astype __pyx_string_tab[90]
-#define __pyx_n_u_attach_2 __pyx_string_tab[91]
-#define __pyx_n_u_block __pyx_string_tab[92]
-#define __pyx_n_u_c __pyx_string_tab[93]
-#define __pyx_n_u_c_contiguous __pyx_string_tab[94]
-#define __pyx_n_u_can_cast __pyx_string_tab[95]
-#define __pyx_n_u_capacity __pyx_string_tab[96]
-#define __pyx_n_u_casting __pyx_string_tab[97]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[98]
-#define __pyx_n_u_close __pyx_string_tab[99]
-#define __pyx_n_u_closed __pyx_string_tab[100]
-#define __pyx_n_u_copy __pyx_string_tab[101]
-#define __pyx_n_u_current_thread __pyx_string_tab[102]
-#define __pyx_n_u_depth __pyx_string_tab[103]
-#define __pyx_n_u_dequeued __pyx_string_tab[104]
-#define __pyx_n_u_descr_to_dtype __pyx_string_tab[105]
-#define __pyx_n_u_discarded __pyx_string_tab[106]
-#define __pyx_n_u_dtype __pyx_string_tab[107]
-#define __pyx_n_u_dtype_to_descr __pyx_string_tab[108]
-#define __pyx_n_u_empty __pyx_string_tab[109]
-#define __pyx_n_u_encode __pyx_string_tab[110]
-#define __pyx_n_u_enqueued __pyx_string_tab[111]
-#define __pyx_n_u_errstate __pyx_string_tab[112]
-#define __pyx_n_u_flags __pyx_string_tab[113]
-#define __pyx_n_u_flinq__array __pyx_string_tab[114]
-#define __pyx_n_u_flinq__compat __pyx_string_tab[115]
-#define __pyx_n_u_format __pyx_string_tab[116]
-#define __pyx_n_u_g __pyx_string_tab[117]
-#define __pyx_n_u_generic __pyx_string_tab[118]
-#define __pyx_n_u_genexpr __pyx_string_tab[119]
-#define __pyx_n_u_get __pyx_string_tab[120]
-#define __pyx_n_u_getpid __pyx_string_tab[121]
-#define __pyx_n_u_hasobject __pyx_string_tab[122]
-#define __pyx_n_u_immediate __pyx_string_tab[123]
-#define __pyx_n_u_invalid __pyx_string_tab[124]
-#define __pyx_n_u_is_shutdown __pyx_string_tab[125]
-#define __pyx_n_u_items __pyx_string_tab[126]
-#define __pyx_n_u_itemsize __pyx_string_tab[127]
-#define __pyx_n_u_literal_eval __pyx_string_tab[128]
-#define __pyx_n_u_main_thread __pyx_string_tab[129]
-#define __pyx_n_u_max_items __pyx_string_tab[130]
-#define __pyx_n_u_name_2 __pyx_string_tab[131]
-#define __pyx_n_u_ndarray __pyx_string_tab[132]
-#define __pyx_n_u_ndim __pyx_string_tab[133]
-#define __pyx_n_u_next __pyx_string_tab[134]
-#define __pyx_n_u_numpy __pyx_string_tab[135]
-#define __pyx_n_u_numpy_lib __pyx_string_tab[136]
-#define __pyx_n_u_os_2 __pyx_string_tab[137]
-#define __pyx_n_u_out __pyx_string_tab[138]
-#define __pyx_n_u_over __pyx_string_tab[139]
-#define __pyx_n_u_platform __pyx_string_tab[140]
-#define __pyx_n_u_pop __pyx_string_tab[141]
-#define __pyx_n_u_qsize __pyx_string_tab[142]
-#define __pyx_n_u_queue __pyx_string_tab[143]
-#define __pyx_n_u_raise __pyx_string_tab[144]
-#define __pyx_n_u_record_size __pyx_string_tab[145]
-#define __pyx_n_u_ring_bytes __pyx_string_tab[146]
-#define __pyx_n_u_safe __pyx_string_tab[147]
-#define __pyx_n_u_secrets_2 __pyx_string_tab[148]
-#define __pyx_n_u_send __pyx_string_tab[149]
-#define __pyx_n_u_setdefault __pyx_string_tab[150]
-#define __pyx_n_u_shape __pyx_string_tab[151]
-#define __pyx_n_u_shared __pyx_string_tab[152]
-#define __pyx_n_u_strerror __pyx_string_tab[153]
-#define __pyx_n_u_subdtype __pyx_string_tab[154]
-#define __pyx_n_u_sys_2 __pyx_string_tab[155]
-#define __pyx_n_u_threading_2 __pyx_string_tab[156]
-#define __pyx_n_u_throw __pyx_string_tab[157]
-#define __pyx_n_u_timeout __pyx_string_tab[158]
-#define __pyx_n_u_token_hex __pyx_string_tab[159]
-#define __pyx_n_u_tolist __pyx_string_tab[160]
-#define __pyx_n_u_value __pyx_string_tab[161]
-#define __pyx_n_u_values __pyx_string_tab[162]
-#define __pyx_n_u_win32 __pyx_string_tab[163]
-#define __pyx_n_u_writeable __pyx_string_tab[164]
-#define __pyx_n_u_zip __pyx_string_tab[165]
-#define __pyx_n_b_FLQARRAY __pyx_string_tab[166]
-#define __pyx_kp_b_iso88591_1 __pyx_string_tab[167]
+#define __pyx_kp_u_Note_that_Cython_is_deliberately __pyx_string_tab[36]
+#define __pyx_kp_u_a_record_of __pyx_string_tab[37]
+#define __pyx_kp_u_add_note __pyx_string_tab[38]
+#define __pyx_kp_u_an_in_process_ArrayQueue_cannot __pyx_string_tab[39]
+#define __pyx_kp_u_cannot_allocate __pyx_string_tab[40]
+#define __pyx_kp_u_cannot_attach_to __pyx_string_tab[41]
+#define __pyx_kp_u_cannot_create_a_shared_segment __pyx_string_tab[42]
+#define __pyx_kp_u_cannot_create_a_wait_primitive __pyx_string_tab[43]
+#define __pyx_kp_u_cannot_put __pyx_string_tab[44]
+#define __pyx_kp_u_capacity_2 __pyx_string_tab[45]
+#define __pyx_kp_u_capacity_must_be_an_int_not __pyx_string_tab[46]
+#define __pyx_kp_u_capacity_must_be_at_least_1 __pyx_string_tab[47]
+#define __pyx_kp_u_disable __pyx_string_tab[48]
+#define __pyx_kp_u_enable __pyx_string_tab[49]
+#define __pyx_kp_u_flinq_ArrayQueue_needs_numpy_pip __pyx_string_tab[50]
+#define __pyx_kp_u_gc __pyx_string_tab[51]
+#define __pyx_kp_u_isenabled __pyx_string_tab[52]
+#define __pyx_kp_u_max_items_must_be_an_int_not __pyx_string_tab[53]
+#define __pyx_kp_u_max_items_must_be_at_least_1 __pyx_string_tab[54]
+#define __pyx_kp_u_name_must_be_a_str_not __pyx_string_tab[55]
+#define __pyx_kp_u_out_has_dtype __pyx_string_tab[56]
+#define __pyx_kp_u_out_has_room_for_no_record __pyx_string_tab[57]
+#define __pyx_kp_u_out_must_be_a_numpy_array_not __pyx_string_tab[58]
+#define __pyx_kp_u_out_must_be_writable_and_C_conti __pyx_string_tab[59]
+#define __pyx_kp_u_out_must_have_shape_n __pyx_string_tab[60]
+#define __pyx_kp_u_put_many_of __pyx_string_tab[61]
+#define __pyx_kp_u_put_many_takes_an_array_of_shape __pyx_string_tab[62]
+#define __pyx_kp_u_records_read_in_place_are_read_o __pyx_string_tab[63]
+#define __pyx_kp_u_self__buf_cannot_be_converted_to __pyx_string_tab[64]
+#define __pyx_kp_u_src_flinq__array_pyx __pyx_string_tab[65]
+#define __pyx_n_u_ArrayQueue __pyx_string_tab[66]
+#define __pyx_n_u_Empty __pyx_string_tab[67]
+#define __pyx_n_u_Full __pyx_string_tab[68]
+#define __pyx_n_u_GIL_FREE_BYTES __pyx_string_tab[69]
+#define __pyx_n_u_RecordView __pyx_string_tab[70]
+#define __pyx_n_u_ShutDown __pyx_string_tab[71]
+#define __pyx_n_u_RingSlice __pyx_string_tab[72]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[73]
+#define __pyx_n_u_dict __pyx_string_tab[74]
+#define __pyx_n_u_enter __pyx_string_tab[75]
+#define __pyx_n_u_exit __pyx_string_tab[76]
+#define __pyx_n_u_getstate __pyx_string_tab[77]
+#define __pyx_n_u_main __pyx_string_tab[78]
+#define __pyx_n_u_module __pyx_string_tab[79]
+#define __pyx_n_u_name __pyx_string_tab[80]
+#define __pyx_n_u_new __pyx_string_tab[81]
+#define __pyx_n_u_pyx_checksum __pyx_string_tab[82]
+#define __pyx_n_u_pyx_state __pyx_string_tab[83]
+#define __pyx_n_u_pyx_type __pyx_string_tab[84]
+#define __pyx_n_u_pyx_unpickle_RecordView __pyx_string_tab[85]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[86]
+#define __pyx_n_u_qualname __pyx_string_tab[87]
+#define __pyx_n_u_reduce __pyx_string_tab[88]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[89]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[90]
+#define __pyx_n_u_set_name __pyx_string_tab[91]
+#define __pyx_n_u_setstate __pyx_string_tab[92]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[93]
+#define __pyx_n_u_test __pyx_string_tab[94]
+#define __pyx_n_u_ast __pyx_string_tab[95]
+#define __pyx_n_u_attach __pyx_string_tab[96]
+#define __pyx_n_u_os __pyx_string_tab[97]
+#define __pyx_n_u_same_values_locals_genexpr __pyx_string_tab[98]
+#define __pyx_n_u_secrets __pyx_string_tab[99]
+#define __pyx_n_u_stdlib_queue __pyx_string_tab[100]
+#define __pyx_n_u_sys __pyx_string_tab[101]
+#define __pyx_n_u_threading __pyx_string_tab[102]
+#define __pyx_n_u_array __pyx_string_tab[103]
+#define __pyx_n_u_asarray __pyx_string_tab[104]
+#define __pyx_n_u_ascontiguousarray __pyx_string_tab[105]
+#define __pyx_n_u_ast_2 __pyx_string_tab[106]
+#define __pyx_n_u_astype __pyx_string_tab[107]
+#define __pyx_n_u_attach_2 __pyx_string_tab[108]
+#define __pyx_n_u_block __pyx_string_tab[109]
+#define __pyx_n_u_c __pyx_string_tab[110]
+#define __pyx_n_u_c_contiguous __pyx_string_tab[111]
+#define __pyx_n_u_can_cast __pyx_string_tab[112]
+#define __pyx_n_u_capacity __pyx_string_tab[113]
+#define __pyx_n_u_casting __pyx_string_tab[114]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[115]
+#define __pyx_n_u_close __pyx_string_tab[116]
+#define __pyx_n_u_closed __pyx_string_tab[117]
+#define __pyx_n_u_copy __pyx_string_tab[118]
+#define __pyx_n_u_current_thread __pyx_string_tab[119]
+#define __pyx_n_u_depth __pyx_string_tab[120]
+#define __pyx_n_u_dequeued __pyx_string_tab[121]
+#define __pyx_n_u_descr_to_dtype __pyx_string_tab[122]
+#define __pyx_n_u_discarded __pyx_string_tab[123]
+#define __pyx_n_u_dtype __pyx_string_tab[124]
+#define __pyx_n_u_dtype_to_descr __pyx_string_tab[125]
+#define __pyx_n_u_empty __pyx_string_tab[126]
+#define __pyx_n_u_encode __pyx_string_tab[127]
+#define __pyx_n_u_enqueued __pyx_string_tab[128]
+#define __pyx_n_u_errstate __pyx_string_tab[129]
+#define __pyx_n_u_flags __pyx_string_tab[130]
+#define __pyx_n_u_flinq__array __pyx_string_tab[131]
+#define __pyx_n_u_flinq__compat __pyx_string_tab[132]
+#define __pyx_n_u_format __pyx_string_tab[133]
+#define __pyx_n_u_frombuffer __pyx_string_tab[134]
+#define __pyx_n_u_g __pyx_string_tab[135]
+#define __pyx_n_u_generic __pyx_string_tab[136]
+#define __pyx_n_u_genexpr __pyx_string_tab[137]
+#define __pyx_n_u_get __pyx_string_tab[138]
+#define __pyx_n_u_getpid __pyx_string_tab[139]
+#define __pyx_n_u_hasobject __pyx_string_tab[140]
+#define __pyx_n_u_immediate __pyx_string_tab[141]
+#define __pyx_n_u_invalid __pyx_string_tab[142]
+#define __pyx_n_u_is_shutdown __pyx_string_tab[143]
+#define __pyx_n_u_items __pyx_string_tab[144]
+#define __pyx_n_u_itemsize __pyx_string_tab[145]
+#define __pyx_n_u_literal_eval __pyx_string_tab[146]
+#define __pyx_n_u_main_thread __pyx_string_tab[147]
+#define __pyx_n_u_max_items __pyx_string_tab[148]
+#define __pyx_n_u_name_2 __pyx_string_tab[149]
+#define __pyx_n_u_ndarray __pyx_string_tab[150]
+#define __pyx_n_u_ndim __pyx_string_tab[151]
+#define __pyx_n_u_next __pyx_string_tab[152]
+#define __pyx_n_u_numpy __pyx_string_tab[153]
+#define __pyx_n_u_numpy_lib __pyx_string_tab[154]
+#define __pyx_n_u_os_2 __pyx_string_tab[155]
+#define __pyx_n_u_out __pyx_string_tab[156]
+#define __pyx_n_u_over __pyx_string_tab[157]
+#define __pyx_n_u_platform __pyx_string_tab[158]
+#define __pyx_n_u_pop __pyx_string_tab[159]
+#define __pyx_n_u_qsize __pyx_string_tab[160]
+#define __pyx_n_u_queue __pyx_string_tab[161]
+#define __pyx_n_u_raise __pyx_string_tab[162]
+#define __pyx_n_u_record_size __pyx_string_tab[163]
+#define __pyx_n_u_release __pyx_string_tab[164]
+#define __pyx_n_u_reshape __pyx_string_tab[165]
+#define __pyx_n_u_ring_bytes __pyx_string_tab[166]
+#define __pyx_n_u_safe __pyx_string_tab[167]
+#define __pyx_n_u_secrets_2 __pyx_string_tab[168]
+#define __pyx_n_u_send __pyx_string_tab[169]
+#define __pyx_n_u_setdefault __pyx_string_tab[170]
+#define __pyx_n_u_shape __pyx_string_tab[171]
+#define __pyx_n_u_shared __pyx_string_tab[172]
+#define __pyx_n_u_strerror __pyx_string_tab[173]
+#define __pyx_n_u_subdtype __pyx_string_tab[174]
+#define __pyx_n_u_sys_2 __pyx_string_tab[175]
+#define __pyx_n_u_threading_2 __pyx_string_tab[176]
+#define __pyx_n_u_throw __pyx_string_tab[177]
+#define __pyx_n_u_timeout __pyx_string_tab[178]
+#define __pyx_n_u_token_hex __pyx_string_tab[179]
+#define __pyx_n_u_tolist __pyx_string_tab[180]
+#define __pyx_n_u_update __pyx_string_tab[181]
+#define __pyx_n_u_value __pyx_string_tab[182]
+#define __pyx_n_u_values __pyx_string_tab[183]
+#define __pyx_n_u_win32 __pyx_string_tab[184]
+#define __pyx_n_u_writeable __pyx_string_tab[185]
+#define __pyx_n_u_zip __pyx_string_tab[186]
+#define __pyx_n_b_FLQARRAY __pyx_string_tab[187]
+#define __pyx_kp_b_iso88591_1 __pyx_string_tab[188]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_1 __pyx_number_tab[1]
 #define __pyx_int_6 __pyx_number_tab[2]
 #define __pyx_int_65536 __pyx_number_tab[3]
-#define __pyx_int_0x4000000000000000 __pyx_number_tab[4]
+#define __pyx_int_13746833 __pyx_number_tab[4]
+#define __pyx_int_0x4000000000000000 __pyx_number_tab[5]
 /* #### Code section: module_state_clear ### */
 #if CYTHON_USE_MODULE_STATE
 static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
@@ -3644,6 +3801,10 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   #endif
   Py_CLEAR(clear_module_state->__pyx_ptype_5flinq_6_array_ArrayQueue);
   Py_CLEAR(clear_module_state->__pyx_type_5flinq_6_array_ArrayQueue);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5flinq_6_array__RingSlice);
+  Py_CLEAR(clear_module_state->__pyx_type_5flinq_6_array__RingSlice);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5flinq_6_array_RecordView);
+  Py_CLEAR(clear_module_state->__pyx_type_5flinq_6_array_RecordView);
   Py_CLEAR(clear_module_state->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr);
   Py_CLEAR(clear_module_state->__pyx_type_5flinq_6_array___pyx_scope_struct__genexpr);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_items.method);
@@ -3652,8 +3813,8 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<6; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<168; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
-  for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
+  for (int i=0; i<189; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<6; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
 Py_CLEAR(clear_module_state->__pyx_CommonTypesMetaclassType);
@@ -3678,6 +3839,10 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_unicode);
   Py_VISIT(traverse_module_state->__pyx_ptype_5flinq_6_array_ArrayQueue);
   Py_VISIT(traverse_module_state->__pyx_type_5flinq_6_array_ArrayQueue);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5flinq_6_array__RingSlice);
+  Py_VISIT(traverse_module_state->__pyx_type_5flinq_6_array__RingSlice);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5flinq_6_array_RecordView);
+  Py_VISIT(traverse_module_state->__pyx_type_5flinq_6_array_RecordView);
   Py_VISIT(traverse_module_state->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr);
   Py_VISIT(traverse_module_state->__pyx_type_5flinq_6_array___pyx_scope_struct__genexpr);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_items.method);
@@ -3686,8 +3851,8 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<6; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<168; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
-  for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
+  for (int i=0; i<189; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<6; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
 Py_VISIT(traverse_module_state->__pyx_CommonTypesMetaclassType);
@@ -3701,7 +3866,7 @@ return 0;
 #endif
 /* #### Code section: module_code ### */
 
-/* "flinq/_array.pyx":149
+/* "flinq/_array.pyx":154
  * 
  * 
  * cdef object _np():             # <<<<<<<<<<<<<<
@@ -3730,7 +3895,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_np", 0);
 
-  /* "flinq/_array.pyx":152
+  /* "flinq/_array.pyx":157
  *     """numpy, imported on first use (ArrayQueue is its only user in flinq)."""
  *     global _numpy
  *     if _numpy is None:             # <<<<<<<<<<<<<<
@@ -3741,7 +3906,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":153
+    /* "flinq/_array.pyx":158
  *     global _numpy
  *     if _numpy is None:
  *         try:             # <<<<<<<<<<<<<<
@@ -3757,20 +3922,20 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
       __Pyx_XGOTREF(__pyx_t_4);
       /*try:*/ {
 
-        /* "flinq/_array.pyx":154
+        /* "flinq/_array.pyx":159
  *     if _numpy is None:
  *         try:
  *             import numpy             # <<<<<<<<<<<<<<
  *         except ImportError:
  *             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None
 */
-        __pyx_t_6 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy, 0, 0, NULL, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 154, __pyx_L4_error)
+        __pyx_t_6 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy, 0, 0, NULL, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 159, __pyx_L4_error)
         __pyx_t_5 = __pyx_t_6;
         __Pyx_GOTREF(__pyx_t_5);
         __pyx_v_numpy = __pyx_t_5;
         __pyx_t_5 = 0;
 
-        /* "flinq/_array.pyx":153
+        /* "flinq/_array.pyx":158
  *     global _numpy
  *     if _numpy is None:
  *         try:             # <<<<<<<<<<<<<<
@@ -3785,7 +3950,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
       __pyx_L4_error:;
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-      /* "flinq/_array.pyx":155
+      /* "flinq/_array.pyx":160
  *         try:
  *             import numpy
  *         except ImportError:             # <<<<<<<<<<<<<<
@@ -3795,12 +3960,12 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
       __pyx_t_7 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_ImportError))));
       if (__pyx_t_7) {
         __Pyx_AddTraceback("flinq._array._np", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_5, &__pyx_t_8, &__pyx_t_9) < 0) __PYX_ERR(0, 155, __pyx_L6_except_error)
+        if (__Pyx_GetException(&__pyx_t_5, &__pyx_t_8, &__pyx_t_9) < 0) __PYX_ERR(0, 160, __pyx_L6_except_error)
         __Pyx_XGOTREF(__pyx_t_5);
         __Pyx_XGOTREF(__pyx_t_8);
         __Pyx_XGOTREF(__pyx_t_9);
 
-        /* "flinq/_array.pyx":156
+        /* "flinq/_array.pyx":161
  *             import numpy
  *         except ImportError:
  *             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None             # <<<<<<<<<<<<<<
@@ -3813,16 +3978,16 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
           PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_mstate_global->__pyx_kp_u_flinq_ArrayQueue_needs_numpy_pip};
           __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ImportError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 156, __pyx_L6_except_error)
+          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 161, __pyx_L6_except_error)
           __Pyx_GOTREF(__pyx_t_10);
         }
         __Pyx_Raise(__pyx_t_10, 0, 0, Py_None);
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        __PYX_ERR(0, 156, __pyx_L6_except_error)
+        __PYX_ERR(0, 161, __pyx_L6_except_error)
       }
       goto __pyx_L6_except_error;
 
-      /* "flinq/_array.pyx":153
+      /* "flinq/_array.pyx":158
  *     global _numpy
  *     if _numpy is None:
  *         try:             # <<<<<<<<<<<<<<
@@ -3838,7 +4003,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
       __pyx_L9_try_end:;
     }
 
-    /* "flinq/_array.pyx":157
+    /* "flinq/_array.pyx":162
  *         except ImportError:
  *             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None
  *         _numpy = numpy             # <<<<<<<<<<<<<<
@@ -3850,7 +4015,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
     __Pyx_DECREF_SET(__pyx_v_5flinq_6_array__numpy, __pyx_v_numpy);
     __Pyx_GIVEREF(__pyx_v_numpy);
 
-    /* "flinq/_array.pyx":152
+    /* "flinq/_array.pyx":157
  *     """numpy, imported on first use (ArrayQueue is its only user in flinq)."""
  *     global _numpy
  *     if _numpy is None:             # <<<<<<<<<<<<<<
@@ -3859,7 +4024,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
 */
   }
 
-  /* "flinq/_array.pyx":158
+  /* "flinq/_array.pyx":163
  *             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None
  *         _numpy = numpy
  *     return _numpy             # <<<<<<<<<<<<<<
@@ -3877,7 +4042,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":149
+  /* "flinq/_array.pyx":154
  * 
  * 
  * cdef object _np():             # <<<<<<<<<<<<<<
@@ -3901,7 +4066,7 @@ static PyObject *__pyx_f_5flinq_6_array__np(void) {
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":161
+/* "flinq/_array.pyx":166
  * 
  * 
  * cdef int64_t _deadline(bint block, object timeout) except -2:             # <<<<<<<<<<<<<<
@@ -3924,7 +4089,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_deadline", 0);
 
-  /* "flinq/_array.pyx":163
+  /* "flinq/_array.pyx":168
  * cdef int64_t _deadline(bint block, object timeout) except -2:
  *     """Absolute monotonic deadline in ns for a wait, or -1 for none."""
  *     if not block or timeout is None:             # <<<<<<<<<<<<<<
@@ -3949,7 +4114,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":164
+    /* "flinq/_array.pyx":169
  *     """Absolute monotonic deadline in ns for a wait, or -1 for none."""
  *     if not block or timeout is None:
  *         return -1             # <<<<<<<<<<<<<<
@@ -3962,7 +4127,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
     }
     goto __pyx_L0;
 
-    /* "flinq/_array.pyx":163
+    /* "flinq/_array.pyx":168
  * cdef int64_t _deadline(bint block, object timeout) except -2:
  *     """Absolute monotonic deadline in ns for a wait, or -1 for none."""
  *     if not block or timeout is None:             # <<<<<<<<<<<<<<
@@ -3971,17 +4136,17 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
 */
   }
 
-  /* "flinq/_array.pyx":165
+  /* "flinq/_array.pyx":170
  *     if not block or timeout is None:
  *         return -1
  *     cdef double seconds = float(timeout)             # <<<<<<<<<<<<<<
  *     if not seconds >= 0:  # negative or NaN
  *         raise ValueError("'timeout' must be a non-negative number")
 */
-  __pyx_t_3 = __Pyx_PyObject_AsDouble(__pyx_v_timeout); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_3, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 165, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_AsDouble(__pyx_v_timeout); if (unlikely(__PYX_CHECK_FLOAT_EXCEPTION(__pyx_t_3, ((double)((double)-1))) && PyErr_Occurred())) __PYX_ERR(0, 170, __pyx_L1_error)
   __pyx_v_seconds = __pyx_t_3;
 
-  /* "flinq/_array.pyx":166
+  /* "flinq/_array.pyx":171
  *         return -1
  *     cdef double seconds = float(timeout)
  *     if not seconds >= 0:  # negative or NaN             # <<<<<<<<<<<<<<
@@ -3993,7 +4158,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "flinq/_array.pyx":167
+    /* "flinq/_array.pyx":172
  *     cdef double seconds = float(timeout)
  *     if not seconds >= 0:  # negative or NaN
  *         raise ValueError("'timeout' must be a non-negative number")             # <<<<<<<<<<<<<<
@@ -4006,14 +4171,14 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_timeout_must_be_a_non_negative};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 167, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 172, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 167, __pyx_L1_error)
+    __PYX_ERR(0, 172, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":166
+    /* "flinq/_array.pyx":171
  *         return -1
  *     cdef double seconds = float(timeout)
  *     if not seconds >= 0:  # negative or NaN             # <<<<<<<<<<<<<<
@@ -4022,7 +4187,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
 */
   }
 
-  /* "flinq/_array.pyx":168
+  /* "flinq/_array.pyx":173
  *     if not seconds >= 0:  # negative or NaN
  *         raise ValueError("'timeout' must be a non-negative number")
  *     if seconds > 1e9:  # ~31 years: no limit rather than an overflow             # <<<<<<<<<<<<<<
@@ -4034,7 +4199,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":169
+    /* "flinq/_array.pyx":174
  *         raise ValueError("'timeout' must be a non-negative number")
  *     if seconds > 1e9:  # ~31 years: no limit rather than an overflow
  *         return -1             # <<<<<<<<<<<<<<
@@ -4047,7 +4212,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
     }
     goto __pyx_L0;
 
-    /* "flinq/_array.pyx":168
+    /* "flinq/_array.pyx":173
  *     if not seconds >= 0:  # negative or NaN
  *         raise ValueError("'timeout' must be a non-negative number")
  *     if seconds > 1e9:  # ~31 years: no limit rather than an overflow             # <<<<<<<<<<<<<<
@@ -4056,7 +4221,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
 */
   }
 
-  /* "flinq/_array.pyx":170
+  /* "flinq/_array.pyx":175
  *     if seconds > 1e9:  # ~31 years: no limit rather than an overflow
  *         return -1
  *     return flq_now_ns() + <int64_t>(seconds * 1e9)             # <<<<<<<<<<<<<<
@@ -4069,7 +4234,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":161
+  /* "flinq/_array.pyx":166
  * 
  * 
  * cdef int64_t _deadline(bint block, object timeout) except -2:             # <<<<<<<<<<<<<<
@@ -4091,7 +4256,7 @@ static int64_t __pyx_f_5flinq_6_array__deadline(int __pyx_v_block, PyObject *__p
 }
 static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_CoroutineObject *__pyx_generator, CYTHON_UNUSED PyThreadState *__pyx_tstate, PyObject *__pyx_sent_value); /* proto */
 
-/* "flinq/_array.pyx":184
+/* "flinq/_array.pyx":189
  *             if len(given) != len(converted):
  *                 return False
  *             return all(_same_values(c, g) for c, g in zip(converted, given))             # <<<<<<<<<<<<<<
@@ -4111,7 +4276,7 @@ static PyObject *__pyx_pf_5flinq_6_array_12_same_values_genexpr(CYTHON_UNUSED Py
   if (unlikely(!__pyx_cur_scope)) {
     __pyx_cur_scope = ((struct __pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr *)Py_None);
     __Pyx_INCREF(Py_None);
-    __PYX_ERR(0, 184, __pyx_L1_error)
+    __PYX_ERR(0, 189, __pyx_L1_error)
   } else {
     __Pyx_GOTREF((PyObject *)__pyx_cur_scope);
   }
@@ -4119,7 +4284,7 @@ static PyObject *__pyx_pf_5flinq_6_array_12_same_values_genexpr(CYTHON_UNUSED Py
   __Pyx_INCREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   __Pyx_GIVEREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   {
-    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_5flinq_6_array_12_same_values_2generator, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_same_values_locals_genexpr, __pyx_mstate_global->__pyx_n_u_flinq__array); if (unlikely(!gen)) __PYX_ERR(0, 184, __pyx_L1_error)
+    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_5flinq_6_array_12_same_values_2generator, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_same_values_locals_genexpr, __pyx_mstate_global->__pyx_n_u_flinq__array); if (unlikely(!gen)) __PYX_ERR(0, 189, __pyx_L1_error)
     __Pyx_DECREF(__pyx_cur_scope);
     __Pyx_RefNannyFinishContext();
     return (PyObject *) gen;
@@ -4161,16 +4326,16 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
     return NULL;
   }
   __pyx_L3_first_run:;
-  if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 184, __pyx_L1_error)
-  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 184, __pyx_L1_error) }
+  if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 189, __pyx_L1_error)
+  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 189, __pyx_L1_error) }
   if (likely(PyList_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) || PyTuple_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) {
     __pyx_t_1 = __pyx_cur_scope->__pyx_genexpr_arg_0; __Pyx_INCREF(__pyx_t_1);
     __pyx_t_2 = 0;
     __pyx_t_3 = NULL;
   } else {
-    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 184, __pyx_L1_error)
+    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 189, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 184, __pyx_L1_error)
+    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 189, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_3)) {
@@ -4178,7 +4343,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 184, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 189, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -4188,7 +4353,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 184, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 189, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -4199,13 +4364,13 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
         #endif
         ++__pyx_t_2;
       }
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 184, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 189, __pyx_L1_error)
     } else {
       __pyx_t_4 = __pyx_t_3(__pyx_t_1);
       if (unlikely(!__pyx_t_4)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 184, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 189, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -4218,7 +4383,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 184, __pyx_L1_error)
+        __PYX_ERR(0, 189, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -4228,22 +4393,22 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
         __Pyx_INCREF(__pyx_t_6);
       } else {
         __pyx_t_5 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 184, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 189, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_5);
         __pyx_t_6 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 184, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 189, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_6);
       }
       #else
-      __pyx_t_5 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 184, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 189, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_6 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 184, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 189, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       #endif
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     } else {
       Py_ssize_t index = -1;
-      __pyx_t_7 = PyObject_GetIter(__pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 184, __pyx_L1_error)
+      __pyx_t_7 = PyObject_GetIter(__pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 189, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __pyx_t_8 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_7);
@@ -4251,7 +4416,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
       __Pyx_GOTREF(__pyx_t_5);
       index = 1; __pyx_t_6 = __pyx_t_8(__pyx_t_7); if (unlikely(!__pyx_t_6)) goto __pyx_L6_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_6);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_8(__pyx_t_7), 2) < (0)) __PYX_ERR(0, 184, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_8(__pyx_t_7), 2) < (0)) __PYX_ERR(0, 189, __pyx_L1_error)
       __pyx_t_8 = NULL;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       goto __pyx_L7_unpacking_done;
@@ -4259,7 +4424,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_8 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 184, __pyx_L1_error)
+      __PYX_ERR(0, 189, __pyx_L1_error)
       __pyx_L7_unpacking_done:;
     }
     __Pyx_XGOTREF(__pyx_cur_scope->__pyx_v_c);
@@ -4270,7 +4435,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
     __Pyx_XDECREF_SET(__pyx_cur_scope->__pyx_v_g, __pyx_t_6);
     __Pyx_GIVEREF(__pyx_t_6);
     __pyx_t_6 = 0;
-    __pyx_t_9 = __pyx_f_5flinq_6_array__same_values(__pyx_cur_scope->__pyx_v_c, __pyx_cur_scope->__pyx_v_g); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 184, __pyx_L1_error)
+    __pyx_t_9 = __pyx_f_5flinq_6_array__same_values(__pyx_cur_scope->__pyx_v_c, __pyx_cur_scope->__pyx_v_g); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 189, __pyx_L1_error)
     __pyx_t_10 = (!__pyx_t_9);
 
 
@@ -4327,7 +4492,7 @@ static PyObject *__pyx_gb_5flinq_6_array_12_same_values_2generator(__pyx_Corouti
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":173
+/* "flinq/_array.pyx":178
  * 
  * 
  * cdef bint _same_values(object converted, object given):             # <<<<<<<<<<<<<<
@@ -4357,7 +4522,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
   __Pyx_RefNannySetupContext("_same_values", 0);
   __Pyx_INCREF(__pyx_v_converted);
 
-  /* "flinq/_array.pyx":176
+  /* "flinq/_array.pyx":181
  *     """Whether converted (from ndarray.tolist()) holds exactly the values of
  *     given (the caller's Python data), sequence by sequence."""
  *     if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):             # <<<<<<<<<<<<<<
@@ -4389,7 +4554,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_HasAttr(__pyx_v_converted, __pyx_mstate_global->__pyx_n_u_tolist); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 176, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_HasAttr(__pyx_v_converted, __pyx_mstate_global->__pyx_n_u_tolist); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 181, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_3;
 
@@ -4397,7 +4562,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":177
+    /* "flinq/_array.pyx":182
  *     given (the caller's Python data), sequence by sequence."""
  *     if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):
  *         converted = converted.tolist()  # tolist() leaves some subarray fields as arrays             # <<<<<<<<<<<<<<
@@ -4411,13 +4576,13 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       PyObject *__pyx_callargs[2] = {__pyx_t_5, NULL};
       __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_tolist, __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 177, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 182, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_DECREF_SET(__pyx_v_converted, __pyx_t_4);
     __pyx_t_4 = 0;
 
-    /* "flinq/_array.pyx":176
+    /* "flinq/_array.pyx":181
  *     """Whether converted (from ndarray.tolist()) holds exactly the values of
  *     given (the caller's Python data), sequence by sequence."""
  *     if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):             # <<<<<<<<<<<<<<
@@ -4426,7 +4591,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 */
   }
 
-  /* "flinq/_array.pyx":178
+  /* "flinq/_array.pyx":183
  *     if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):
  *         converted = converted.tolist()  # tolist() leaves some subarray fields as arrays
  *     if isinstance(converted, (list, tuple)):             # <<<<<<<<<<<<<<
@@ -4450,7 +4615,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":179
+    /* "flinq/_array.pyx":184
  *         converted = converted.tolist()  # tolist() leaves some subarray fields as arrays
  *     if isinstance(converted, (list, tuple)):
  *         if isinstance(given, (str, bytes)):             # <<<<<<<<<<<<<<
@@ -4474,7 +4639,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     if (__pyx_t_1) {
 
 
-      /* "flinq/_array.pyx":180
+      /* "flinq/_array.pyx":185
  *     if isinstance(converted, (list, tuple)):
  *         if isinstance(given, (str, bytes)):
  *             return False             # <<<<<<<<<<<<<<
@@ -4487,7 +4652,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       }
       goto __pyx_L0;
 
-      /* "flinq/_array.pyx":179
+      /* "flinq/_array.pyx":184
  *         converted = converted.tolist()  # tolist() leaves some subarray fields as arrays
  *     if isinstance(converted, (list, tuple)):
  *         if isinstance(given, (str, bytes)):             # <<<<<<<<<<<<<<
@@ -4496,7 +4661,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 */
     }
 
-    /* "flinq/_array.pyx":181
+    /* "flinq/_array.pyx":186
  *         if isinstance(given, (str, bytes)):
  *             return False
  *         try:             # <<<<<<<<<<<<<<
@@ -4512,15 +4677,15 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       __Pyx_XGOTREF(__pyx_t_9);
       /*try:*/ {
 
-        /* "flinq/_array.pyx":182
+        /* "flinq/_array.pyx":187
  *             return False
  *         try:
  *             if len(given) != len(converted):             # <<<<<<<<<<<<<<
  *                 return False
  *             return all(_same_values(c, g) for c, g in zip(converted, given))
 */
-        __pyx_t_10 = PyObject_Length(__pyx_v_given); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 182, __pyx_L14_error)
-        __pyx_t_11 = PyObject_Length(__pyx_v_converted); if (unlikely(__pyx_t_11 == ((Py_ssize_t)-1))) __PYX_ERR(0, 182, __pyx_L14_error)
+        __pyx_t_10 = PyObject_Length(__pyx_v_given); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 187, __pyx_L14_error)
+        __pyx_t_11 = PyObject_Length(__pyx_v_converted); if (unlikely(__pyx_t_11 == ((Py_ssize_t)-1))) __PYX_ERR(0, 187, __pyx_L14_error)
         __pyx_t_1 = (__pyx_t_10 != __pyx_t_11);
 
 
@@ -4528,7 +4693,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
         if (__pyx_t_1) {
 
 
-          /* "flinq/_array.pyx":183
+          /* "flinq/_array.pyx":188
  *         try:
  *             if len(given) != len(converted):
  *                 return False             # <<<<<<<<<<<<<<
@@ -4541,7 +4706,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
           }
           goto __pyx_L18_try_return;
 
-          /* "flinq/_array.pyx":182
+          /* "flinq/_array.pyx":187
  *             return False
  *         try:
  *             if len(given) != len(converted):             # <<<<<<<<<<<<<<
@@ -4550,7 +4715,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 */
         }
 
-        /* "flinq/_array.pyx":184
+        /* "flinq/_array.pyx":189
  *             if len(given) != len(converted):
  *                 return False
  *             return all(_same_values(c, g) for c, g in zip(converted, given))             # <<<<<<<<<<<<<<
@@ -4563,23 +4728,23 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
           PyObject *__pyx_callargs[3] = {__pyx_t_5, __pyx_v_converted, __pyx_v_given};
           __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_zip, __pyx_callargs+__pyx_t_6, (3-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 184, __pyx_L14_error)
+          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 189, __pyx_L14_error)
           __Pyx_GOTREF(__pyx_t_4);
         }
-        __pyx_t_5 = __pyx_pf_5flinq_6_array_12_same_values_genexpr(NULL, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 184, __pyx_L14_error)
+        __pyx_t_5 = __pyx_pf_5flinq_6_array_12_same_values_genexpr(NULL, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 189, __pyx_L14_error)
         __Pyx_GOTREF(__pyx_t_5);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __pyx_t_4 = __Pyx_Generator_GetInlinedResult(__pyx_t_5); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 184, __pyx_L14_error)
+        __pyx_t_4 = __Pyx_Generator_GetInlinedResult(__pyx_t_5); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 189, __pyx_L14_error)
         __Pyx_GOTREF(__pyx_t_4);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_1 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 184, __pyx_L14_error)
+        __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_1 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 189, __pyx_L14_error)
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
         {
           __pyx_r = __pyx_t_1;
         }
         goto __pyx_L18_try_return;
 
-        /* "flinq/_array.pyx":181
+        /* "flinq/_array.pyx":186
  *         if isinstance(given, (str, bytes)):
  *             return False
  *         try:             # <<<<<<<<<<<<<<
@@ -4591,7 +4756,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-      /* "flinq/_array.pyx":185
+      /* "flinq/_array.pyx":190
  *                 return False
  *             return all(_same_values(c, g) for c, g in zip(converted, given))
  *         except TypeError:             # <<<<<<<<<<<<<<
@@ -4602,7 +4767,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       if (__pyx_t_12) {
         __Pyx_ErrRestore(0,0,0);
 
-        /* "flinq/_array.pyx":186
+        /* "flinq/_array.pyx":191
  *             return all(_same_values(c, g) for c, g in zip(converted, given))
  *         except TypeError:
  *             return False             # <<<<<<<<<<<<<<
@@ -4617,7 +4782,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       }
       goto __pyx_L16_except_error;
 
-      /* "flinq/_array.pyx":181
+      /* "flinq/_array.pyx":186
  *         if isinstance(given, (str, bytes)):
  *             return False
  *         try:             # <<<<<<<<<<<<<<
@@ -4644,7 +4809,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       goto __pyx_L0;
     }
 
-    /* "flinq/_array.pyx":178
+    /* "flinq/_array.pyx":183
  *     if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):
  *         converted = converted.tolist()  # tolist() leaves some subarray fields as arrays
  *     if isinstance(converted, (list, tuple)):             # <<<<<<<<<<<<<<
@@ -4653,7 +4818,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 */
   }
 
-  /* "flinq/_array.pyx":187
+  /* "flinq/_array.pyx":192
  *         except TypeError:
  *             return False
  *     try:             # <<<<<<<<<<<<<<
@@ -4669,18 +4834,18 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     __Pyx_XGOTREF(__pyx_t_7);
     /*try:*/ {
 
-      /* "flinq/_array.pyx":188
+      /* "flinq/_array.pyx":193
  *             return False
  *     try:
  *         if converted == given:             # <<<<<<<<<<<<<<
  *             return True
  *         return converted != converted and given != given  # NaN stays NaN
 */
-      __pyx_t_1 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_converted, __pyx_v_given, Py_EQ); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 188, __pyx_L23_error)
+      __pyx_t_1 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_converted, __pyx_v_given, Py_EQ); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 193, __pyx_L23_error)
       if (__pyx_t_1) {
 
 
-        /* "flinq/_array.pyx":189
+        /* "flinq/_array.pyx":194
  *     try:
  *         if converted == given:
  *             return True             # <<<<<<<<<<<<<<
@@ -4693,7 +4858,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
         }
         goto __pyx_L27_try_return;
 
-        /* "flinq/_array.pyx":188
+        /* "flinq/_array.pyx":193
  *             return False
  *     try:
  *         if converted == given:             # <<<<<<<<<<<<<<
@@ -4702,14 +4867,14 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 */
       }
 
-      /* "flinq/_array.pyx":190
+      /* "flinq/_array.pyx":195
  *         if converted == given:
  *             return True
  *         return converted != converted and given != given  # NaN stays NaN             # <<<<<<<<<<<<<<
  *     except (TypeError, ValueError):
  *         return False
 */
-      __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_converted, __pyx_v_converted, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 190, __pyx_L23_error)
+      __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_converted, __pyx_v_converted, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 195, __pyx_L23_error)
       if (__pyx_t_3) {
 
       } else {
@@ -4718,7 +4883,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
 
         goto __pyx_L30_bool_binop_done;
       }
-      __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_given, __pyx_v_given, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 190, __pyx_L23_error)
+      __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_v_given, __pyx_v_given, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 195, __pyx_L23_error)
 
       __pyx_t_1 = __pyx_t_3;
 
@@ -4728,7 +4893,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
       }
       goto __pyx_L27_try_return;
 
-      /* "flinq/_array.pyx":187
+      /* "flinq/_array.pyx":192
  *         except TypeError:
  *             return False
  *     try:             # <<<<<<<<<<<<<<
@@ -4740,7 +4905,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-    /* "flinq/_array.pyx":191
+    /* "flinq/_array.pyx":196
  *             return True
  *         return converted != converted and given != given  # NaN stays NaN
  *     except (TypeError, ValueError):             # <<<<<<<<<<<<<<
@@ -4751,7 +4916,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     if (__pyx_t_12) {
       __Pyx_ErrRestore(0,0,0);
 
-      /* "flinq/_array.pyx":192
+      /* "flinq/_array.pyx":197
  *         return converted != converted and given != given  # NaN stays NaN
  *     except (TypeError, ValueError):
  *         return False             # <<<<<<<<<<<<<<
@@ -4766,7 +4931,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     }
     goto __pyx_L25_except_error;
 
-    /* "flinq/_array.pyx":187
+    /* "flinq/_array.pyx":192
  *         except TypeError:
  *             return False
  *     try:             # <<<<<<<<<<<<<<
@@ -4793,7 +4958,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
     goto __pyx_L0;
   }
 
-  /* "flinq/_array.pyx":173
+  /* "flinq/_array.pyx":178
  * 
  * 
  * cdef bint _same_values(object converted, object given):             # <<<<<<<<<<<<<<
@@ -4815,7 +4980,7 @@ static int __pyx_f_5flinq_6_array__same_values(PyObject *__pyx_v_converted, PyOb
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":232
+/* "flinq/_array.pyx":237
  *     cdef object __weakref__
  * 
  *     def __cinit__(self, *args, **kwargs):             # <<<<<<<<<<<<<<
@@ -4867,7 +5032,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__cinit__", 0);
 
-  /* "flinq/_array.pyx":233
+  /* "flinq/_array.pyx":238
  * 
  *     def __cinit__(self, *args, **kwargs):
  *         if flq_park_init(&self._parks[ITEMS]) != 0:             # <<<<<<<<<<<<<<
@@ -4879,7 +5044,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "flinq/_array.pyx":234
+    /* "flinq/_array.pyx":239
  *     def __cinit__(self, *args, **kwargs):
  *         if flq_park_init(&self._parks[ITEMS]) != 0:
  *             raise MemoryError("cannot create a wait primitive")             # <<<<<<<<<<<<<<
@@ -4892,14 +5057,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_cannot_create_a_wait_primitive};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_MemoryError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 234, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 239, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 234, __pyx_L1_error)
+    __PYX_ERR(0, 239, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":233
+    /* "flinq/_array.pyx":238
  * 
  *     def __cinit__(self, *args, **kwargs):
  *         if flq_park_init(&self._parks[ITEMS]) != 0:             # <<<<<<<<<<<<<<
@@ -4908,7 +5073,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":235
+  /* "flinq/_array.pyx":240
  *         if flq_park_init(&self._parks[ITEMS]) != 0:
  *             raise MemoryError("cannot create a wait primitive")
  *         if flq_park_init(&self._parks[ROOM]) != 0:             # <<<<<<<<<<<<<<
@@ -4920,7 +5085,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "flinq/_array.pyx":236
+    /* "flinq/_array.pyx":241
  *             raise MemoryError("cannot create a wait primitive")
  *         if flq_park_init(&self._parks[ROOM]) != 0:
  *             flq_park_destroy(&self._parks[ITEMS])             # <<<<<<<<<<<<<<
@@ -4929,7 +5094,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
 */
     flq_park_destroy((&(__pyx_v_self->_parks[0])));
 
-    /* "flinq/_array.pyx":237
+    /* "flinq/_array.pyx":242
  *         if flq_park_init(&self._parks[ROOM]) != 0:
  *             flq_park_destroy(&self._parks[ITEMS])
  *             raise MemoryError("cannot create a wait primitive")             # <<<<<<<<<<<<<<
@@ -4942,14 +5107,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_cannot_create_a_wait_primitive};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_MemoryError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 237, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 242, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 237, __pyx_L1_error)
+    __PYX_ERR(0, 242, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":235
+    /* "flinq/_array.pyx":240
  *         if flq_park_init(&self._parks[ITEMS]) != 0:
  *             raise MemoryError("cannot create a wait primitive")
  *         if flq_park_init(&self._parks[ROOM]) != 0:             # <<<<<<<<<<<<<<
@@ -4958,7 +5123,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":238
+  /* "flinq/_array.pyx":243
  *             flq_park_destroy(&self._parks[ITEMS])
  *             raise MemoryError("cannot create a wait primitive")
  *         self._parks_ready = True             # <<<<<<<<<<<<<<
@@ -4967,7 +5132,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
 */
   __pyx_v_self->_parks_ready = 1;
 
-  /* "flinq/_array.pyx":232
+  /* "flinq/_array.pyx":237
  *     cdef object __weakref__
  * 
  *     def __cinit__(self, *args, **kwargs):             # <<<<<<<<<<<<<<
@@ -4989,7 +5154,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue___cinit__(struct __pyx_obj_5flin
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":240
+/* "flinq/_array.pyx":245
  *         self._parks_ready = True
  * 
  *     def __init__(self, dtype, capacity, *, shared=False):             # <<<<<<<<<<<<<<
@@ -5021,33 +5186,33 @@ static int __pyx_pw_5flinq_6_array_10ArrayQueue_3__init__(PyObject *__pyx_v_self
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_dtype,&__pyx_mstate_global->__pyx_n_u_capacity,&__pyx_mstate_global->__pyx_n_u_shared,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 240, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 245, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 240, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 245, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 240, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 245, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 240, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 245, __pyx_L3_error)
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_False));
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 2, 2, i); __PYX_ERR(0, 240, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 2, 2, i); __PYX_ERR(0, 245, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 240, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 245, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 240, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 245, __pyx_L3_error)
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_False));
     }
     __pyx_v_dtype = values[0];
@@ -5056,7 +5221,7 @@ static int __pyx_pw_5flinq_6_array_10ArrayQueue_3__init__(PyObject *__pyx_v_self
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 240, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 245, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -5104,19 +5269,19 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "flinq/_array.pyx":241
+  /* "flinq/_array.pyx":246
  * 
  *     def __init__(self, dtype, capacity, *, shared=False):
  *         np = _np()             # <<<<<<<<<<<<<<
  *         if self._ring != NULL:
  *             raise TypeError("ArrayQueue.__init__ may run only once")
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 241, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 246, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":242
+  /* "flinq/_array.pyx":247
  *     def __init__(self, dtype, capacity, *, shared=False):
  *         np = _np()
  *         if self._ring != NULL:             # <<<<<<<<<<<<<<
@@ -5128,7 +5293,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":243
+    /* "flinq/_array.pyx":248
  *         np = _np()
  *         if self._ring != NULL:
  *             raise TypeError("ArrayQueue.__init__ may run only once")             # <<<<<<<<<<<<<<
@@ -5141,14 +5306,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_ArrayQueue___init___may_run_only};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 243, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 248, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 243, __pyx_L1_error)
+    __PYX_ERR(0, 248, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":242
+    /* "flinq/_array.pyx":247
  *     def __init__(self, dtype, capacity, *, shared=False):
  *         np = _np()
  *         if self._ring != NULL:             # <<<<<<<<<<<<<<
@@ -5157,7 +5322,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":244
+  /* "flinq/_array.pyx":249
  *         if self._ring != NULL:
  *             raise TypeError("ArrayQueue.__init__ may run only once")
  *         if not isinstance(capacity, int) or isinstance(capacity, bool):             # <<<<<<<<<<<<<<
@@ -5184,7 +5349,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":245
+    /* "flinq/_array.pyx":250
  *             raise TypeError("ArrayQueue.__init__ may run only once")
  *         if not isinstance(capacity, int) or isinstance(capacity, bool):
  *             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")             # <<<<<<<<<<<<<<
@@ -5192,12 +5357,12 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
  *             raise ValueError("capacity must be at least 1")
 */
     __pyx_t_3 = NULL;
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_capacity)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 245, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_capacity)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 250, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_t_7, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 245, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_t_7, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 250, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_capacity_must_be_an_int_not, __pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 245, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_capacity_must_be_an_int_not, __pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 250, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_t_4 = 1;
@@ -5206,14 +5371,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 245, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 250, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 245, __pyx_L1_error)
+    __PYX_ERR(0, 250, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":244
+    /* "flinq/_array.pyx":249
  *         if self._ring != NULL:
  *             raise TypeError("ArrayQueue.__init__ may run only once")
  *         if not isinstance(capacity, int) or isinstance(capacity, bool):             # <<<<<<<<<<<<<<
@@ -5222,18 +5387,18 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":246
+  /* "flinq/_array.pyx":251
  *         if not isinstance(capacity, int) or isinstance(capacity, bool):
  *             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
  *         if capacity < 1:             # <<<<<<<<<<<<<<
  *             raise ValueError("capacity must be at least 1")
  *         if shared and _sys.platform == "win32":
 */
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_capacity, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 246, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_capacity, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 251, __pyx_L1_error)
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":247
+    /* "flinq/_array.pyx":252
  *             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
  *         if capacity < 1:
  *             raise ValueError("capacity must be at least 1")             # <<<<<<<<<<<<<<
@@ -5246,14 +5411,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_mstate_global->__pyx_kp_u_capacity_must_be_at_least_1};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 247, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 252, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 247, __pyx_L1_error)
+    __PYX_ERR(0, 252, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":246
+    /* "flinq/_array.pyx":251
  *         if not isinstance(capacity, int) or isinstance(capacity, bool):
  *             raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
  *         if capacity < 1:             # <<<<<<<<<<<<<<
@@ -5262,14 +5427,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":248
+  /* "flinq/_array.pyx":253
  *         if capacity < 1:
  *             raise ValueError("capacity must be at least 1")
  *         if shared and _sys.platform == "win32":             # <<<<<<<<<<<<<<
  *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
  *         dt = np.dtype(dtype)
 */
-  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_v_shared); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 248, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_v_shared); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 253, __pyx_L1_error)
   if (__pyx_t_6) {
 
   } else {
@@ -5278,12 +5443,12 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 
     goto __pyx_L9_bool_binop_done;
   }
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_sys); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 248, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_sys); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 253, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_platform); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 248, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_platform); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 253, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_6 = __Pyx_PyObject_CompareBoolEq_object_str(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_win32, Py_EQ); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 248, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_CompareBoolEq_object_str(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_win32, Py_EQ); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 253, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
 
   __pyx_t_2 = __pyx_t_6;
@@ -5292,7 +5457,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":249
+    /* "flinq/_array.pyx":254
  *             raise ValueError("capacity must be at least 1")
  *         if shared and _sys.platform == "win32":
  *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")             # <<<<<<<<<<<<<<
@@ -5305,14 +5470,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_ArrayQueue_shared_True_needs_POS};
       __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_NotImplementedError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 249, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 254, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __Pyx_Raise(__pyx_t_7, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __PYX_ERR(0, 249, __pyx_L1_error)
+    __PYX_ERR(0, 254, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":248
+    /* "flinq/_array.pyx":253
  *         if capacity < 1:
  *             raise ValueError("capacity must be at least 1")
  *         if shared and _sys.platform == "win32":             # <<<<<<<<<<<<<<
@@ -5321,7 +5486,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":250
+  /* "flinq/_array.pyx":255
  *         if shared and _sys.platform == "win32":
  *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
  *         dt = np.dtype(dtype)             # <<<<<<<<<<<<<<
@@ -5335,27 +5500,27 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_dtype};
     __pyx_t_7 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_dtype, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 250, __pyx_L1_error)
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 255, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
   }
   __pyx_v_dt = __pyx_t_7;
   __pyx_t_7 = 0;
 
-  /* "flinq/_array.pyx":251
+  /* "flinq/_array.pyx":256
  *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
  *         dt = np.dtype(dtype)
  *         if dt.hasobject:             # <<<<<<<<<<<<<<
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
  *         if dt.itemsize == 0:
 */
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_hasobject); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 251, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_hasobject); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 256, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 251, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 256, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":252
+    /* "flinq/_array.pyx":257
  *         dt = np.dtype(dtype)
  *         if dt.hasobject:
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")             # <<<<<<<<<<<<<<
@@ -5363,7 +5528,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
 */
     __pyx_t_1 = NULL;
-    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_dt, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 252, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_dt, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 257, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_ArrayQueue_records_hold_bytes;
     __pyx_t_9[1] = __pyx_t_3;
@@ -5377,7 +5542,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[1]);
     #endif
     __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_9, 3, __pyx_t_10, __pyx_t_11);
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 252, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 257, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_4 = 1;
@@ -5386,14 +5551,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 252, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 257, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __Pyx_Raise(__pyx_t_7, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __PYX_ERR(0, 252, __pyx_L1_error)
+    __PYX_ERR(0, 257, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":251
+    /* "flinq/_array.pyx":256
  *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
  *         dt = np.dtype(dtype)
  *         if dt.hasobject:             # <<<<<<<<<<<<<<
@@ -5402,21 +5567,21 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":253
+  /* "flinq/_array.pyx":258
  *         if dt.hasobject:
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
  *         if dt.itemsize == 0:             # <<<<<<<<<<<<<<
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
  *         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0
 */
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 253, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 258, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_2 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_7, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 253, __pyx_L1_error)
+  __pyx_t_2 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_7, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 258, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":254
+    /* "flinq/_array.pyx":259
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
  *         if dt.itemsize == 0:
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")             # <<<<<<<<<<<<<<
@@ -5424,7 +5589,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
  *         if size == 0 or size >= <uint64_t>(2 ** 62):
 */
     __pyx_t_8 = NULL;
-    __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_dt, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 254, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_dt, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 259, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_ArrayQueue_records_must_have_a_s;
     __pyx_t_9[1] = __pyx_t_1;
@@ -5438,7 +5603,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[1]);
     #endif
     __pyx_t_3 = __Pyx_PyUnicode_Join(__pyx_t_9, 3, __pyx_t_10, __pyx_t_11);
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 254, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 259, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_t_4 = 1;
@@ -5447,14 +5612,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 254, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 259, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __Pyx_Raise(__pyx_t_7, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __PYX_ERR(0, 254, __pyx_L1_error)
+    __PYX_ERR(0, 259, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":253
+    /* "flinq/_array.pyx":258
  *         if dt.hasobject:
  *             raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
  *         if dt.itemsize == 0:             # <<<<<<<<<<<<<<
@@ -5463,20 +5628,20 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":255
+  /* "flinq/_array.pyx":260
  *         if dt.itemsize == 0:
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
  *         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0             # <<<<<<<<<<<<<<
  *         if size == 0 or size >= <uint64_t>(2 ** 62):
  *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
 */
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_object(__pyx_v_capacity, __pyx_mstate_global->__pyx_int_0x4000000000000000, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 255, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_object(__pyx_v_capacity, __pyx_mstate_global->__pyx_int_0x4000000000000000, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 260, __pyx_L1_error)
   if (__pyx_t_2) {
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 255, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 260, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_13 = __Pyx_PyLong_As_uint64_t(__pyx_t_7); if (unlikely((__pyx_t_13 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 255, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyLong_As_uint64_t(__pyx_t_7); if (unlikely((__pyx_t_13 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 260, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_14 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_14 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 255, __pyx_L1_error)
+    __pyx_t_14 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_14 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 260, __pyx_L1_error)
 
     __pyx_t_12 = flq_records_block_size(__pyx_t_13, __pyx_t_14);
 
@@ -5488,7 +5653,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 
   __pyx_v_size = __pyx_t_12;
 
-  /* "flinq/_array.pyx":256
+  /* "flinq/_array.pyx":261
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
  *         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0
  *         if size == 0 or size >= <uint64_t>(2 ** 62):             # <<<<<<<<<<<<<<
@@ -5514,7 +5679,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":257
+    /* "flinq/_array.pyx":262
  *         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0
  *         if size == 0 or size >= <uint64_t>(2 ** 62):
  *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")             # <<<<<<<<<<<<<<
@@ -5522,11 +5687,11 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
  *         if shared:
 */
     __pyx_t_3 = NULL;
-    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_v_capacity, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 257, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_v_capacity, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 262, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 257, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 262, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_15 = __Pyx_PyObject_FormatSimple(__pyx_t_1, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 257, __pyx_L1_error)
+    __pyx_t_15 = __Pyx_PyObject_FormatSimple(__pyx_t_1, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 262, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_15);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_capacity_2;
@@ -5543,7 +5708,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]);
     #endif
     __pyx_t_1 = __Pyx_PyUnicode_Join(__pyx_t_16, 5, __pyx_t_10, __pyx_t_11);
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 257, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 262, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
@@ -5553,14 +5718,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 257, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 262, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __Pyx_Raise(__pyx_t_7, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __PYX_ERR(0, 257, __pyx_L1_error)
+    __PYX_ERR(0, 262, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":256
+    /* "flinq/_array.pyx":261
  *             raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
  *         cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0
  *         if size == 0 or size >= <uint64_t>(2 ** 62):             # <<<<<<<<<<<<<<
@@ -5569,40 +5734,40 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":258
+  /* "flinq/_array.pyx":263
  *         if size == 0 or size >= <uint64_t>(2 ** 62):
  *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
  *         self._set_dtype(dt)             # <<<<<<<<<<<<<<
  *         if shared:
  *             self._create_segment(size, capacity)
 */
-  __pyx_t_11 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_set_dtype(__pyx_v_self, __pyx_v_dt); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 258, __pyx_L1_error)
+  __pyx_t_11 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_set_dtype(__pyx_v_self, __pyx_v_dt); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 263, __pyx_L1_error)
 
 
-  /* "flinq/_array.pyx":259
+  /* "flinq/_array.pyx":264
  *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
  *         self._set_dtype(dt)
  *         if shared:             # <<<<<<<<<<<<<<
  *             self._create_segment(size, capacity)
  *             return
 */
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_shared); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 259, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_shared); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 264, __pyx_L1_error)
   if (__pyx_t_2) {
 
 
-    /* "flinq/_array.pyx":260
+    /* "flinq/_array.pyx":265
  *         self._set_dtype(dt)
  *         if shared:
  *             self._create_segment(size, capacity)             # <<<<<<<<<<<<<<
  *             return
  *         self._block = flq_aligned_alloc(<size_t>size, 64)
 */
-    __pyx_t_12 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_12 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 260, __pyx_L1_error)
-    __pyx_t_11 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_create_segment(__pyx_v_self, __pyx_v_size, __pyx_t_12); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 260, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_12 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 265, __pyx_L1_error)
+    __pyx_t_11 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_create_segment(__pyx_v_self, __pyx_v_size, __pyx_t_12); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 265, __pyx_L1_error)
 
 
 
-    /* "flinq/_array.pyx":261
+    /* "flinq/_array.pyx":266
  *         if shared:
  *             self._create_segment(size, capacity)
  *             return             # <<<<<<<<<<<<<<
@@ -5614,7 +5779,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     }
     goto __pyx_L0;
 
-    /* "flinq/_array.pyx":259
+    /* "flinq/_array.pyx":264
  *             raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
  *         self._set_dtype(dt)
  *         if shared:             # <<<<<<<<<<<<<<
@@ -5623,7 +5788,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":262
+  /* "flinq/_array.pyx":267
  *             self._create_segment(size, capacity)
  *             return
  *         self._block = flq_aligned_alloc(<size_t>size, 64)             # <<<<<<<<<<<<<<
@@ -5632,7 +5797,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   __pyx_v_self->_block = flq_aligned_alloc(((size_t)__pyx_v_size), 64);
 
-  /* "flinq/_array.pyx":263
+  /* "flinq/_array.pyx":268
  *             return
  *         self._block = flq_aligned_alloc(<size_t>size, 64)
  *         if self._block == NULL:             # <<<<<<<<<<<<<<
@@ -5644,7 +5809,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":264
+    /* "flinq/_array.pyx":269
  *         self._block = flq_aligned_alloc(<size_t>size, 64)
  *         if self._block == NULL:
  *             raise MemoryError(f"cannot allocate {size} bytes for the ring")             # <<<<<<<<<<<<<<
@@ -5652,7 +5817,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
  *         self._ring = flq_records_init(self._block, dt.itemsize, capacity)
 */
     __pyx_t_1 = NULL;
-    __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_size, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 264, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_size, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 269, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_cannot_allocate;
     __pyx_t_9[1] = __pyx_t_3;
@@ -5663,7 +5828,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
     #endif
     __pyx_t_11 = 0;
     __pyx_t_15 = __Pyx_PyUnicode_Join(__pyx_t_9, 3, __pyx_t_10, __pyx_t_11);
-    if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 264, __pyx_L1_error)
+    if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 269, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_15);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_4 = 1;
@@ -5672,14 +5837,14 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
       __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_MemoryError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 264, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 269, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __Pyx_Raise(__pyx_t_7, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __PYX_ERR(0, 264, __pyx_L1_error)
+    __PYX_ERR(0, 269, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":263
+    /* "flinq/_array.pyx":268
  *             return
  *         self._block = flq_aligned_alloc(<size_t>size, 64)
  *         if self._block == NULL:             # <<<<<<<<<<<<<<
@@ -5688,7 +5853,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":265
+  /* "flinq/_array.pyx":270
  *         if self._block == NULL:
  *             raise MemoryError(f"cannot allocate {size} bytes for the ring")
  *         self._block_bytes = size             # <<<<<<<<<<<<<<
@@ -5697,33 +5862,33 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
 */
   __pyx_v_self->_block_bytes = __pyx_v_size;
 
-  /* "flinq/_array.pyx":266
+  /* "flinq/_array.pyx":271
  *             raise MemoryError(f"cannot allocate {size} bytes for the ring")
  *         self._block_bytes = size
  *         self._ring = flq_records_init(self._block, dt.itemsize, capacity)             # <<<<<<<<<<<<<<
  *         self._capacity = capacity
  * 
 */
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 266, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 271, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_12 = __Pyx_PyLong_As_uint64_t(__pyx_t_7); if (unlikely((__pyx_t_12 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 266, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyLong_As_uint64_t(__pyx_t_7); if (unlikely((__pyx_t_12 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 271, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-  __pyx_t_14 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_14 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 266, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_14 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 271, __pyx_L1_error)
   __pyx_v_self->_ring = flq_records_init(__pyx_v_self->_block, __pyx_t_12, __pyx_t_14);
 
 
 
-  /* "flinq/_array.pyx":267
+  /* "flinq/_array.pyx":272
  *         self._block_bytes = size
  *         self._ring = flq_records_init(self._block, dt.itemsize, capacity)
  *         self._capacity = capacity             # <<<<<<<<<<<<<<
  * 
  *     cdef int _set_dtype(self, object dt) except -1:
 */
-  __pyx_t_14 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_14 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 267, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyLong_As_uint64_t(__pyx_v_capacity); if (unlikely((__pyx_t_14 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 272, __pyx_L1_error)
   __pyx_v_self->_capacity = __pyx_t_14;
 
-  /* "flinq/_array.pyx":240
+  /* "flinq/_array.pyx":245
  *         self._parks_ready = True
  * 
  *     def __init__(self, dtype, capacity, *, shared=False):             # <<<<<<<<<<<<<<
@@ -5751,7 +5916,7 @@ static int __pyx_pf_5flinq_6_array_10ArrayQueue_2__init__(struct __pyx_obj_5flin
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":269
+/* "flinq/_array.pyx":274
  *         self._capacity = capacity
  * 
  *     cdef int _set_dtype(self, object dt) except -1:             # <<<<<<<<<<<<<<
@@ -5774,28 +5939,28 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__set_dtype(struct __pyx_obj_5flin
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_set_dtype", 0);
 
-  /* "flinq/_array.pyx":270
+  /* "flinq/_array.pyx":275
  * 
  *     cdef int _set_dtype(self, object dt) except -1:
  *         if dt.subdtype is not None:             # <<<<<<<<<<<<<<
  *             self._base, self._shape = dt.subdtype
  *         else:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_subdtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 270, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_subdtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 275, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_t_2 = (__pyx_t_1 != Py_None);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   if (__pyx_t_2) {
 
 
-    /* "flinq/_array.pyx":271
+    /* "flinq/_array.pyx":276
  *     cdef int _set_dtype(self, object dt) except -1:
  *         if dt.subdtype is not None:
  *             self._base, self._shape = dt.subdtype             # <<<<<<<<<<<<<<
  *         else:
  *             self._base, self._shape = dt, ()
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_subdtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 271, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_subdtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 276, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     if ((likely(PyTuple_CheckExact(__pyx_t_1))) || (PyList_CheckExact(__pyx_t_1))) {
       PyObject* sequence = __pyx_t_1;
@@ -5803,7 +5968,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__set_dtype(struct __pyx_obj_5flin
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 271, __pyx_L1_error)
+        __PYX_ERR(0, 276, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -5813,22 +5978,22 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__set_dtype(struct __pyx_obj_5flin
         __Pyx_INCREF(__pyx_t_4);
       } else {
         __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 271, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 276, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_3);
         __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 271, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 276, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_4);
       }
       #else
-      __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 271, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 276, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_4 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 271, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 276, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       #endif
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     } else {
       Py_ssize_t index = -1;
-      __pyx_t_5 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 271, __pyx_L1_error)
+      __pyx_t_5 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 276, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_5);
@@ -5836,7 +6001,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__set_dtype(struct __pyx_obj_5flin
       __Pyx_GOTREF(__pyx_t_3);
       index = 1; __pyx_t_4 = __pyx_t_6(__pyx_t_5); if (unlikely(!__pyx_t_4)) goto __pyx_L4_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_4);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_6(__pyx_t_5), 2) < (0)) __PYX_ERR(0, 271, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_6(__pyx_t_5), 2) < (0)) __PYX_ERR(0, 276, __pyx_L1_error)
       __pyx_t_6 = NULL;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       goto __pyx_L5_unpacking_done;
@@ -5844,10 +6009,10 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__set_dtype(struct __pyx_obj_5flin
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __pyx_t_6 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 271, __pyx_L1_error)
+      __PYX_ERR(0, 276, __pyx_L1_error)
       __pyx_L5_unpacking_done:;
     }
-    if (!(likely(PyTuple_CheckExact(__pyx_t_4))||((__pyx_t_4) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_4))) __PYX_ERR(0, 271, __pyx_L1_error)
+    if (!(likely(PyTuple_CheckExact(__pyx_t_4))||((__pyx_t_4) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_4))) __PYX_ERR(0, 276, __pyx_L1_error)
     __Pyx_GIVEREF(__pyx_t_3);
     __Pyx_GOTREF(__pyx_v_self->_base);
     __Pyx_DECREF_SET(__pyx_v_self->_base, __pyx_t_3);
@@ -5857,7 +6022,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__set_dtype(struct __pyx_obj_5flin
     __Pyx_DECREF_SET(__pyx_v_self->_shape, ((PyObject*)__pyx_t_4));
     __pyx_t_4 = 0;
 
-    /* "flinq/_array.pyx":270
+    /* "flinq/_array.pyx":275
  * 
  *     cdef int _set_dtype(self, object dt) except -1:
  *         if dt.subdtype is not None:             # <<<<<<<<<<<<<<
@@ -5867,7 +6032,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__set_dtype(struct __pyx_obj_5flin
     goto __pyx_L3;
   }
 
-  /* "flinq/_array.pyx":273
+  /* "flinq/_array.pyx":278
  *             self._base, self._shape = dt.subdtype
  *         else:
  *             self._base, self._shape = dt, ()             # <<<<<<<<<<<<<<
@@ -5890,7 +6055,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__set_dtype(struct __pyx_obj_5flin
   }
   __pyx_L3:;
 
-  /* "flinq/_array.pyx":274
+  /* "flinq/_array.pyx":279
  *         else:
  *             self._base, self._shape = dt, ()
  *         self._dtype = dt             # <<<<<<<<<<<<<<
@@ -5902,20 +6067,20 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__set_dtype(struct __pyx_obj_5flin
   __Pyx_GOTREF(__pyx_v_self->_dtype);
   __Pyx_DECREF_SET(__pyx_v_self->_dtype, __pyx_v_dt);
 
-  /* "flinq/_array.pyx":275
+  /* "flinq/_array.pyx":280
  *             self._base, self._shape = dt, ()
  *         self._dtype = dt
  *         self._record_size = dt.itemsize             # <<<<<<<<<<<<<<
  *         return 0
  * 
 */
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 275, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 280, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_7 = __Pyx_PyLong_As_uint64_t(__pyx_t_4); if (unlikely((__pyx_t_7 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 275, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyLong_As_uint64_t(__pyx_t_4); if (unlikely((__pyx_t_7 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 280, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_v_self->_record_size = __pyx_t_7;
 
-  /* "flinq/_array.pyx":276
+  /* "flinq/_array.pyx":281
  *         self._dtype = dt
  *         self._record_size = dt.itemsize
  *         return 0             # <<<<<<<<<<<<<<
@@ -5928,7 +6093,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__set_dtype(struct __pyx_obj_5flin
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":269
+  /* "flinq/_array.pyx":274
  *         self._capacity = capacity
  * 
  *     cdef int _set_dtype(self, object dt) except -1:             # <<<<<<<<<<<<<<
@@ -5950,7 +6115,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__set_dtype(struct __pyx_obj_5flin
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":278
+/* "flinq/_array.pyx":283
  *         return 0
  * 
  *     cdef int _create_segment(self, uint64_t ring_bytes, uint64_t capacity) except -1:             # <<<<<<<<<<<<<<
@@ -5989,7 +6154,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_create_segment", 0);
 
-  /* "flinq/_array.pyx":280
+  /* "flinq/_array.pyx":285
  *     cdef int _create_segment(self, uint64_t ring_bytes, uint64_t capacity) except -1:
  *         """Make a named segment holding the metadata and an empty ring."""
  *         from numpy.lib import format as npy_format             # <<<<<<<<<<<<<<
@@ -5998,14 +6163,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
 */
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_format};
-    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy_lib, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 280, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy_lib, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 285, __pyx_L1_error)
   }
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_format};
     __pyx_t_3 = 0; {
-      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 280, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 285, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       switch (__pyx_t_3) {
         case 0:
@@ -6019,7 +6184,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":281
+  /* "flinq/_array.pyx":286
  *         """Make a named segment holding the metadata and an empty ring."""
  *         from numpy.lib import format as npy_format
  *         meta = repr((npy_format.dtype_to_descr(self._base), self._shape)).encode()             # <<<<<<<<<<<<<<
@@ -6033,45 +6198,45 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
     PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_v_self->_base};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_dtype_to_descr, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 281, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 286, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 281, __pyx_L1_error)
+  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 286, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 281, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 286, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_self->_shape);
   __Pyx_GIVEREF(__pyx_v_self->_shape);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_v_self->_shape) != (0)) __PYX_ERR(0, 281, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_v_self->_shape) != (0)) __PYX_ERR(0, 286, __pyx_L1_error);
   __pyx_t_1 = 0;
-  __pyx_t_1 = PyObject_Repr(__pyx_t_4); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 281, __pyx_L1_error)
+  __pyx_t_1 = PyObject_Repr(__pyx_t_4); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 286, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (unlikely(__pyx_t_1 == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "encode");
-    __PYX_ERR(0, 281, __pyx_L1_error)
+    __PYX_ERR(0, 286, __pyx_L1_error)
   }
-  __pyx_t_4 = PyUnicode_AsEncodedString(((PyObject*)__pyx_t_1), NULL, NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 281, __pyx_L1_error)
+  __pyx_t_4 = PyUnicode_AsEncodedString(((PyObject*)__pyx_t_1), NULL, NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 286, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_meta = ((PyObject*)__pyx_t_4);
   __pyx_t_4 = 0;
 
-  /* "flinq/_array.pyx":282
+  /* "flinq/_array.pyx":287
  *         from numpy.lib import format as npy_format
  *         meta = repr((npy_format.dtype_to_descr(self._base), self._shape)).encode()
  *         if len(meta) > META_BYTES - 16:             # <<<<<<<<<<<<<<
  *             raise ValueError(f"{self._dtype} is too complex to share (its description "
  *                              f"takes {len(meta)} bytes, {META_BYTES - 16} at most)")
 */
-  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_meta); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 282, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_meta); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 287, __pyx_L1_error)
   __pyx_t_6 = (__pyx_t_3 > 0xff0);
 
 
   if (unlikely(__pyx_t_6)) {
 
 
-    /* "flinq/_array.pyx":283
+    /* "flinq/_array.pyx":288
  *         meta = repr((npy_format.dtype_to_descr(self._base), self._shape)).encode()
  *         if len(meta) > META_BYTES - 16:
  *             raise ValueError(f"{self._dtype} is too complex to share (its description "             # <<<<<<<<<<<<<<
@@ -6079,18 +6244,18 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
  *         cdef void *addr = NULL
 */
     __pyx_t_1 = NULL;
-    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 283, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 288, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
 
-    /* "flinq/_array.pyx":284
+    /* "flinq/_array.pyx":289
  *         if len(meta) > META_BYTES - 16:
  *             raise ValueError(f"{self._dtype} is too complex to share (its description "
  *                              f"takes {len(meta)} bytes, {META_BYTES - 16} at most)")             # <<<<<<<<<<<<<<
  *         cdef void *addr = NULL
  *         cdef int err = 0
 */
-    __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_meta); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 284, __pyx_L1_error)
-    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_t_3, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 284, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_meta); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_t_3, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 289, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
 
     __pyx_t_9[0] = __pyx_t_7;
@@ -6098,7 +6263,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
     __pyx_t_9[2] = __pyx_t_8;
     __pyx_t_9[3] = __pyx_mstate_global->__pyx_kp_u_bytes_4080_at_most;
 
-    /* "flinq/_array.pyx":283
+    /* "flinq/_array.pyx":288
  *         meta = repr((npy_format.dtype_to_descr(self._base), self._shape)).encode()
  *         if len(meta) > META_BYTES - 16:
  *             raise ValueError(f"{self._dtype} is too complex to share (its description "             # <<<<<<<<<<<<<<
@@ -6114,7 +6279,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[0]);
     #endif
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_3, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 283, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 288, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
@@ -6124,14 +6289,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 283, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 288, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 283, __pyx_L1_error)
+    __PYX_ERR(0, 288, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":282
+    /* "flinq/_array.pyx":287
  *         from numpy.lib import format as npy_format
  *         meta = repr((npy_format.dtype_to_descr(self._base), self._shape)).encode()
  *         if len(meta) > META_BYTES - 16:             # <<<<<<<<<<<<<<
@@ -6140,7 +6305,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
 */
   }
 
-  /* "flinq/_array.pyx":285
+  /* "flinq/_array.pyx":290
  *             raise ValueError(f"{self._dtype} is too complex to share (its description "
  *                              f"takes {len(meta)} bytes, {META_BYTES - 16} at most)")
  *         cdef void *addr = NULL             # <<<<<<<<<<<<<<
@@ -6149,7 +6314,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
 */
   __pyx_v_addr = NULL;
 
-  /* "flinq/_array.pyx":286
+  /* "flinq/_array.pyx":291
  *                              f"takes {len(meta)} bytes, {META_BYTES - 16} at most)")
  *         cdef void *addr = NULL
  *         cdef int err = 0             # <<<<<<<<<<<<<<
@@ -6158,7 +6323,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
 */
   __pyx_v_err = 0;
 
-  /* "flinq/_array.pyx":288
+  /* "flinq/_array.pyx":293
  *         cdef int err = 0
  *         cdef bytes name
  *         for _ in range(8):  # a random name; try again on the rare collision             # <<<<<<<<<<<<<<
@@ -6168,33 +6333,33 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
   for (__pyx_t_12 = 0; __pyx_t_12 < 8; __pyx_t_12+=1) {
     __pyx_v__ = __pyx_t_12;
 
-    /* "flinq/_array.pyx":289
+    /* "flinq/_array.pyx":294
  *         cdef bytes name
  *         for _ in range(8):  # a random name; try again on the rare collision
  *             name = f"/flinq-a-{_os.getpid()}-{_secrets.token_hex(6)}".encode()             # <<<<<<<<<<<<<<
  *             err = flq_shm_create(name, META_BYTES + ring_bytes, &addr)
  *             if err != EEXIST:
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 294, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_getpid); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_getpid); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 294, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_4 = __Pyx_PyObject_CallNoArg(__pyx_t_11); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_CallNoArg(__pyx_t_11); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 294, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 294, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_secrets); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_secrets); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 294, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_token_hex); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_token_hex); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 294, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_4 = __Pyx_PyObject_Call(__pyx_t_1, __pyx_mstate_global->__pyx_tuple[0], NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_Call(__pyx_t_1, __pyx_mstate_global->__pyx_tuple[0], NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 294, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 294, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_flinq_a;
@@ -6210,28 +6375,28 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_9[3]);
     #endif
     __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_3, __pyx_t_10);
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 289, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 294, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_1 = PyUnicode_AsEncodedString(((PyObject*)__pyx_t_4), NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_t_1 = PyUnicode_AsEncodedString(((PyObject*)__pyx_t_4), NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 294, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_XDECREF_SET(__pyx_v_name, ((PyObject*)__pyx_t_1));
     __pyx_t_1 = 0;
 
-    /* "flinq/_array.pyx":290
+    /* "flinq/_array.pyx":295
  *         for _ in range(8):  # a random name; try again on the rare collision
  *             name = f"/flinq-a-{_os.getpid()}-{_secrets.token_hex(6)}".encode()
  *             err = flq_shm_create(name, META_BYTES + ring_bytes, &addr)             # <<<<<<<<<<<<<<
  *             if err != EEXIST:
  *                 break
 */
-    __pyx_t_13 = __Pyx_PyBytes_AsString(__pyx_v_name); if (unlikely((!__pyx_t_13) && PyErr_Occurred())) __PYX_ERR(0, 290, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyBytes_AsString(__pyx_v_name); if (unlikely((!__pyx_t_13) && PyErr_Occurred())) __PYX_ERR(0, 295, __pyx_L1_error)
     __pyx_v_err = flq_shm_create(__pyx_t_13, (0x1000 + __pyx_v_ring_bytes), (&__pyx_v_addr));
 
 
-    /* "flinq/_array.pyx":291
+    /* "flinq/_array.pyx":296
  *             name = f"/flinq-a-{_os.getpid()}-{_secrets.token_hex(6)}".encode()
  *             err = flq_shm_create(name, META_BYTES + ring_bytes, &addr)
  *             if err != EEXIST:             # <<<<<<<<<<<<<<
@@ -6243,7 +6408,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
     if (__pyx_t_6) {
 
 
-      /* "flinq/_array.pyx":292
+      /* "flinq/_array.pyx":297
  *             err = flq_shm_create(name, META_BYTES + ring_bytes, &addr)
  *             if err != EEXIST:
  *                 break             # <<<<<<<<<<<<<<
@@ -6252,7 +6417,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
 */
       goto __pyx_L5_break;
 
-      /* "flinq/_array.pyx":291
+      /* "flinq/_array.pyx":296
  *             name = f"/flinq-a-{_os.getpid()}-{_secrets.token_hex(6)}".encode()
  *             err = flq_shm_create(name, META_BYTES + ring_bytes, &addr)
  *             if err != EEXIST:             # <<<<<<<<<<<<<<
@@ -6263,7 +6428,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
   }
   __pyx_L5_break:;
 
-  /* "flinq/_array.pyx":293
+  /* "flinq/_array.pyx":298
  *             if err != EEXIST:
  *                 break
  *         if err:             # <<<<<<<<<<<<<<
@@ -6275,7 +6440,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
   if (unlikely(__pyx_t_6)) {
 
 
-    /* "flinq/_array.pyx":294
+    /* "flinq/_array.pyx":299
  *                 break
  *         if err:
  *             raise OSError(err, f"cannot create a shared segment: {_os.strerror(err)}")             # <<<<<<<<<<<<<<
@@ -6283,15 +6448,15 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
  *         memcpy(base, <char *>META_MAGIC, 8)
 */
     __pyx_t_4 = NULL;
-    __pyx_t_11 = __Pyx_PyLong_From_int(__pyx_v_err); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 294, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_From_int(__pyx_v_err); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 299, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __pyx_t_7 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 294, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 299, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_14);
-    __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_strerror); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 294, __pyx_L1_error)
+    __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_strerror); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 299, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_15);
     __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
-    __pyx_t_14 = __Pyx_PyLong_From_int(__pyx_v_err); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 294, __pyx_L1_error)
+    __pyx_t_14 = __Pyx_PyLong_From_int(__pyx_v_err); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 299, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_14);
     __pyx_t_5 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -6311,13 +6476,13 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 294, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 299, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
-    __pyx_t_15 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 294, __pyx_L1_error)
+    __pyx_t_15 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 299, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_15);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_cannot_create_a_shared_segment, __pyx_t_15); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 294, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_cannot_create_a_shared_segment, __pyx_t_15); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 299, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
     __pyx_t_5 = 1;
@@ -6327,14 +6492,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 294, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 299, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 294, __pyx_L1_error)
+    __PYX_ERR(0, 299, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":293
+    /* "flinq/_array.pyx":298
  *             if err != EEXIST:
  *                 break
  *         if err:             # <<<<<<<<<<<<<<
@@ -6343,7 +6508,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
 */
   }
 
-  /* "flinq/_array.pyx":295
+  /* "flinq/_array.pyx":300
  *         if err:
  *             raise OSError(err, f"cannot create a shared segment: {_os.strerror(err)}")
  *         cdef char *base = <char *>addr             # <<<<<<<<<<<<<<
@@ -6352,7 +6517,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
 */
   __pyx_v_base = ((char *)__pyx_v_addr);
 
-  /* "flinq/_array.pyx":296
+  /* "flinq/_array.pyx":301
  *             raise OSError(err, f"cannot create a shared segment: {_os.strerror(err)}")
  *         cdef char *base = <char *>addr
  *         memcpy(base, <char *>META_MAGIC, 8)             # <<<<<<<<<<<<<<
@@ -6361,13 +6526,13 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
 */
   if (unlikely(__pyx_v_5flinq_6_array_META_MAGIC == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "expected bytes, NoneType found");
-    __PYX_ERR(0, 296, __pyx_L1_error)
+    __PYX_ERR(0, 301, __pyx_L1_error)
   }
-  __pyx_t_16 = __Pyx_PyBytes_AsWritableString(__pyx_v_5flinq_6_array_META_MAGIC); if (unlikely((!__pyx_t_16) && PyErr_Occurred())) __PYX_ERR(0, 296, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_PyBytes_AsWritableString(__pyx_v_5flinq_6_array_META_MAGIC); if (unlikely((!__pyx_t_16) && PyErr_Occurred())) __PYX_ERR(0, 301, __pyx_L1_error)
   (void)(memcpy(__pyx_v_base, ((char *)__pyx_t_16), 8));
 
 
-  /* "flinq/_array.pyx":297
+  /* "flinq/_array.pyx":302
  *         cdef char *base = <char *>addr
  *         memcpy(base, <char *>META_MAGIC, 8)
  *         (<uint32_t *>(base + 8))[0] = META_VERSION             # <<<<<<<<<<<<<<
@@ -6376,31 +6541,31 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
 */
   (((uint32_t *)(__pyx_v_base + 8))[0]) = __pyx_v_5flinq_6_array_META_VERSION;
 
-  /* "flinq/_array.pyx":298
+  /* "flinq/_array.pyx":303
  *         memcpy(base, <char *>META_MAGIC, 8)
  *         (<uint32_t *>(base + 8))[0] = META_VERSION
  *         (<uint32_t *>(base + 12))[0] = len(meta)             # <<<<<<<<<<<<<<
  *         memcpy(base + 16, <char *>meta, len(meta))
  *         # records.h publishes the geometry with its magic (release), after
 */
-  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_meta); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 298, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_meta); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 303, __pyx_L1_error)
   (((uint32_t *)(__pyx_v_base + 12))[0]) = __pyx_t_3;
 
 
-  /* "flinq/_array.pyx":299
+  /* "flinq/_array.pyx":304
  *         (<uint32_t *>(base + 8))[0] = META_VERSION
  *         (<uint32_t *>(base + 12))[0] = len(meta)
  *         memcpy(base + 16, <char *>meta, len(meta))             # <<<<<<<<<<<<<<
  *         # records.h publishes the geometry with its magic (release), after
  *         # the metadata above: an attacher that validates the ring sees both.
 */
-  __pyx_t_16 = __Pyx_PyBytes_AsWritableString(__pyx_v_meta); if (unlikely((!__pyx_t_16) && PyErr_Occurred())) __PYX_ERR(0, 299, __pyx_L1_error)
-  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_meta); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 299, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_PyBytes_AsWritableString(__pyx_v_meta); if (unlikely((!__pyx_t_16) && PyErr_Occurred())) __PYX_ERR(0, 304, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_meta); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 304, __pyx_L1_error)
   (void)(memcpy((__pyx_v_base + 16), ((char *)__pyx_t_16), __pyx_t_3));
 
 
 
-  /* "flinq/_array.pyx":302
+  /* "flinq/_array.pyx":307
  *         # records.h publishes the geometry with its magic (release), after
  *         # the metadata above: an attacher that validates the ring sees both.
  *         self._ring = flq_records_init(base + META_BYTES, self._record_size, capacity)             # <<<<<<<<<<<<<<
@@ -6409,21 +6574,21 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
 */
   __pyx_v_self->_ring = flq_records_init((__pyx_v_base + 0x1000), __pyx_v_self->_record_size, __pyx_v_capacity);
 
-  /* "flinq/_array.pyx":303
+  /* "flinq/_array.pyx":308
  *         # the metadata above: an attacher that validates the ring sees both.
  *         self._ring = flq_records_init(base + META_BYTES, self._record_size, capacity)
  *         self._adopt_segment(name.decode(), addr, META_BYTES + ring_bytes, flq_array_getpid())             # <<<<<<<<<<<<<<
  *         return 0
  * 
 */
-  if (unlikely(!__pyx_v_name)) { __Pyx_RaiseUnboundLocalError("name"); __PYX_ERR(0, 303, __pyx_L1_error) }
-  __pyx_t_1 = __Pyx_decode_bytes(__pyx_v_name, 0, PY_SSIZE_T_MAX, NULL, NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 303, __pyx_L1_error)
+  if (unlikely(!__pyx_v_name)) { __Pyx_RaiseUnboundLocalError("name"); __PYX_ERR(0, 308, __pyx_L1_error) }
+  __pyx_t_1 = __Pyx_decode_bytes(__pyx_v_name, 0, PY_SSIZE_T_MAX, NULL, NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 308, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_10 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_adopt_segment(__pyx_v_self, ((PyObject*)__pyx_t_1), __pyx_v_addr, (0x1000 + __pyx_v_ring_bytes), flq_array_getpid()); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 303, __pyx_L1_error)
+  __pyx_t_10 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_adopt_segment(__pyx_v_self, ((PyObject*)__pyx_t_1), __pyx_v_addr, (0x1000 + __pyx_v_ring_bytes), flq_array_getpid()); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 308, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
 
-  /* "flinq/_array.pyx":304
+  /* "flinq/_array.pyx":309
  *         self._ring = flq_records_init(base + META_BYTES, self._record_size, capacity)
  *         self._adopt_segment(name.decode(), addr, META_BYTES + ring_bytes, flq_array_getpid())
  *         return 0             # <<<<<<<<<<<<<<
@@ -6436,7 +6601,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":278
+  /* "flinq/_array.pyx":283
  *         return 0
  * 
  *     cdef int _create_segment(self, uint64_t ring_bytes, uint64_t capacity) except -1:             # <<<<<<<<<<<<<<
@@ -6468,7 +6633,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__create_segment(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":306
+/* "flinq/_array.pyx":311
  *         return 0
  * 
  *     cdef int _adopt_segment(self, str name, void *addr, uint64_t size, long creator) except -1:             # <<<<<<<<<<<<<<
@@ -6482,7 +6647,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment(struct __pyx_obj_5
   uint64_t __pyx_t_1;
   __Pyx_RefNannySetupContext("_adopt_segment", 0);
 
-  /* "flinq/_array.pyx":307
+  /* "flinq/_array.pyx":312
  * 
  *     cdef int _adopt_segment(self, str name, void *addr, uint64_t size, long creator) except -1:
  *         self._shared = True             # <<<<<<<<<<<<<<
@@ -6491,7 +6656,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment(struct __pyx_obj_5
 */
   __pyx_v_self->_shared = 1;
 
-  /* "flinq/_array.pyx":308
+  /* "flinq/_array.pyx":313
  *     cdef int _adopt_segment(self, str name, void *addr, uint64_t size, long creator) except -1:
  *         self._shared = True
  *         self._name = name             # <<<<<<<<<<<<<<
@@ -6503,7 +6668,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment(struct __pyx_obj_5
   __Pyx_GOTREF(__pyx_v_self->_name);
   __Pyx_DECREF_SET(__pyx_v_self->_name, __pyx_v_name);
 
-  /* "flinq/_array.pyx":309
+  /* "flinq/_array.pyx":314
  *         self._shared = True
  *         self._name = name
  *         self._block = addr             # <<<<<<<<<<<<<<
@@ -6512,7 +6677,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment(struct __pyx_obj_5
 */
   __pyx_v_self->_block = __pyx_v_addr;
 
-  /* "flinq/_array.pyx":310
+  /* "flinq/_array.pyx":315
  *         self._name = name
  *         self._block = addr
  *         self._block_bytes = size             # <<<<<<<<<<<<<<
@@ -6521,7 +6686,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment(struct __pyx_obj_5
 */
   __pyx_v_self->_block_bytes = __pyx_v_size;
 
-  /* "flinq/_array.pyx":311
+  /* "flinq/_array.pyx":316
  *         self._block = addr
  *         self._block_bytes = size
  *         self._creator_pid = creator             # <<<<<<<<<<<<<<
@@ -6530,7 +6695,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment(struct __pyx_obj_5
 */
   __pyx_v_self->_creator_pid = __pyx_v_creator;
 
-  /* "flinq/_array.pyx":312
+  /* "flinq/_array.pyx":317
  *         self._block_bytes = size
  *         self._creator_pid = creator
  *         self._capacity = self._ring.capacity             # <<<<<<<<<<<<<<
@@ -6541,7 +6706,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment(struct __pyx_obj_5
 
   __pyx_v_self->_capacity = __pyx_t_1;
 
-  /* "flinq/_array.pyx":313
+  /* "flinq/_array.pyx":318
  *         self._creator_pid = creator
  *         self._capacity = self._ring.capacity
  *         self._waits[ITEMS].epoch = &self._ring.items_epoch             # <<<<<<<<<<<<<<
@@ -6550,7 +6715,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment(struct __pyx_obj_5
 */
   (__pyx_v_self->_waits[0]).epoch = (&__pyx_v_self->_ring->items_epoch);
 
-  /* "flinq/_array.pyx":314
+  /* "flinq/_array.pyx":319
  *         self._capacity = self._ring.capacity
  *         self._waits[ITEMS].epoch = &self._ring.items_epoch
  *         self._waits[ITEMS].waiters = &self._ring.items_waiters             # <<<<<<<<<<<<<<
@@ -6559,7 +6724,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment(struct __pyx_obj_5
 */
   (__pyx_v_self->_waits[0]).waiters = (&__pyx_v_self->_ring->items_waiters);
 
-  /* "flinq/_array.pyx":315
+  /* "flinq/_array.pyx":320
  *         self._waits[ITEMS].epoch = &self._ring.items_epoch
  *         self._waits[ITEMS].waiters = &self._ring.items_waiters
  *         self._waits[ROOM].epoch = &self._ring.room_epoch             # <<<<<<<<<<<<<<
@@ -6568,7 +6733,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment(struct __pyx_obj_5
 */
   (__pyx_v_self->_waits[1]).epoch = (&__pyx_v_self->_ring->room_epoch);
 
-  /* "flinq/_array.pyx":316
+  /* "flinq/_array.pyx":321
  *         self._waits[ITEMS].waiters = &self._ring.items_waiters
  *         self._waits[ROOM].epoch = &self._ring.room_epoch
  *         self._waits[ROOM].waiters = &self._ring.room_waiters             # <<<<<<<<<<<<<<
@@ -6577,7 +6742,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment(struct __pyx_obj_5
 */
   (__pyx_v_self->_waits[1]).waiters = (&__pyx_v_self->_ring->room_waiters);
 
-  /* "flinq/_array.pyx":317
+  /* "flinq/_array.pyx":322
  *         self._waits[ROOM].epoch = &self._ring.room_epoch
  *         self._waits[ROOM].waiters = &self._ring.room_waiters
  *         return 0             # <<<<<<<<<<<<<<
@@ -6590,7 +6755,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment(struct __pyx_obj_5
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":306
+  /* "flinq/_array.pyx":311
  *         return 0
  * 
  *     cdef int _adopt_segment(self, str name, void *addr, uint64_t size, long creator) except -1:             # <<<<<<<<<<<<<<
@@ -6605,7 +6770,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__adopt_segment(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":319
+/* "flinq/_array.pyx":324
  *         return 0
  * 
  *     @classmethod             # <<<<<<<<<<<<<<
@@ -6652,32 +6817,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_name_2,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 319, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 324, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 319, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 324, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "attach", 0) < (0)) __PYX_ERR(0, 319, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "attach", 0) < (0)) __PYX_ERR(0, 324, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("attach", 1, 1, 1, i); __PYX_ERR(0, 319, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("attach", 1, 1, 1, i); __PYX_ERR(0, 324, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 319, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 324, __pyx_L3_error)
     }
     __pyx_v_name = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("attach", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 319, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("attach", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 324, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -6737,19 +6902,19 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("attach", 0);
 
-  /* "flinq/_array.pyx":325
+  /* "flinq/_array.pyx":330
  *         no such queue exists (any more), ValueError when name is no
  *         ArrayQueue of this version."""
  *         np = _np()             # <<<<<<<<<<<<<<
  *         from numpy.lib import format as npy_format
  *         if not isinstance(name, str):
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 325, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 330, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":326
+  /* "flinq/_array.pyx":331
  *         ArrayQueue of this version."""
  *         np = _np()
  *         from numpy.lib import format as npy_format             # <<<<<<<<<<<<<<
@@ -6758,14 +6923,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_format};
-    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy_lib, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 326, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy_lib, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 331, __pyx_L1_error)
   }
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_format};
     __pyx_t_3 = 0; {
-      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 326, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 331, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       switch (__pyx_t_3) {
         case 0:
@@ -6779,7 +6944,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":327
+  /* "flinq/_array.pyx":332
  *         np = _np()
  *         from numpy.lib import format as npy_format
  *         if not isinstance(name, str):             # <<<<<<<<<<<<<<
@@ -6793,7 +6958,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
   if (unlikely(__pyx_t_6)) {
 
 
-    /* "flinq/_array.pyx":328
+    /* "flinq/_array.pyx":333
  *         from numpy.lib import format as npy_format
  *         if not isinstance(name, str):
  *             raise TypeError(f"name must be a str, not {type(name).__name__}")             # <<<<<<<<<<<<<<
@@ -6801,12 +6966,12 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
  *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
 */
     __pyx_t_4 = NULL;
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_name)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 328, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_name)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 333, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_t_7, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 328, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_t_7, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 333, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_name_must_be_a_str_not, __pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 328, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_name_must_be_a_str_not, __pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 333, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_t_9 = 1;
@@ -6815,14 +6980,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 328, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 333, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 328, __pyx_L1_error)
+    __PYX_ERR(0, 333, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":327
+    /* "flinq/_array.pyx":332
  *         np = _np()
  *         from numpy.lib import format as npy_format
  *         if not isinstance(name, str):             # <<<<<<<<<<<<<<
@@ -6831,24 +6996,24 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
   }
 
-  /* "flinq/_array.pyx":329
+  /* "flinq/_array.pyx":334
  *         if not isinstance(name, str):
  *             raise TypeError(f"name must be a str, not {type(name).__name__}")
  *         if _sys.platform == "win32":             # <<<<<<<<<<<<<<
  *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
  *         cdef ArrayQueue self = cls.__new__(cls)
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_sys); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 329, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_sys); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 334, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_platform); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 329, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_platform); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 334, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_6 = __Pyx_PyObject_CompareBoolEq_object_str(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_win32, Py_EQ); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 329, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_CompareBoolEq_object_str(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_win32, Py_EQ); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 334, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   if (unlikely(__pyx_t_6)) {
 
 
-    /* "flinq/_array.pyx":330
+    /* "flinq/_array.pyx":335
  *             raise TypeError(f"name must be a str, not {type(name).__name__}")
  *         if _sys.platform == "win32":
  *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")             # <<<<<<<<<<<<<<
@@ -6861,14 +7026,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_ArrayQueue_shared_True_needs_POS};
       __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_NotImplementedError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 330, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 335, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __Pyx_Raise(__pyx_t_7, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __PYX_ERR(0, 330, __pyx_L1_error)
+    __PYX_ERR(0, 335, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":329
+    /* "flinq/_array.pyx":334
  *         if not isinstance(name, str):
  *             raise TypeError(f"name must be a str, not {type(name).__name__}")
  *         if _sys.platform == "win32":             # <<<<<<<<<<<<<<
@@ -6877,7 +7042,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
   }
 
-  /* "flinq/_array.pyx":331
+  /* "flinq/_array.pyx":336
  *         if _sys.platform == "win32":
  *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
  *         cdef ArrayQueue self = cls.__new__(cls)             # <<<<<<<<<<<<<<
@@ -6886,15 +7051,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
   if (unlikely(((PyObject *)__pyx_v_cls) == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object.__new__(X): X is not a type object (NoneType)");
-    __PYX_ERR(0, 331, __pyx_L1_error)
+    __PYX_ERR(0, 336, __pyx_L1_error)
   }
-  __pyx_t_7 = __Pyx_tp_new(((PyObject *)__pyx_v_cls), __pyx_mstate_global->__pyx_empty_tuple); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 331, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_tp_new(((PyObject *)__pyx_v_cls), __pyx_mstate_global->__pyx_empty_tuple); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 336, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  if (!(likely(__Pyx_TypeTest(__pyx_t_7, __pyx_mstate_global->__pyx_ptype_5flinq_6_array_ArrayQueue)))) __PYX_ERR(0, 331, __pyx_L1_error)
+  if (!(likely(__Pyx_TypeTest(__pyx_t_7, __pyx_mstate_global->__pyx_ptype_5flinq_6_array_ArrayQueue)))) __PYX_ERR(0, 336, __pyx_L1_error)
   __pyx_v_self = ((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_t_7);
   __pyx_t_7 = 0;
 
-  /* "flinq/_array.pyx":332
+  /* "flinq/_array.pyx":337
  *             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
  *         cdef ArrayQueue self = cls.__new__(cls)
  *         cdef void *addr = NULL             # <<<<<<<<<<<<<<
@@ -6903,7 +7068,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
   __pyx_v_addr = NULL;
 
-  /* "flinq/_array.pyx":333
+  /* "flinq/_array.pyx":338
  *         cdef ArrayQueue self = cls.__new__(cls)
  *         cdef void *addr = NULL
  *         cdef uint64_t size = 0             # <<<<<<<<<<<<<<
@@ -6912,7 +7077,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
   __pyx_v_size = 0;
 
-  /* "flinq/_array.pyx":334
+  /* "flinq/_array.pyx":339
  *         cdef void *addr = NULL
  *         cdef uint64_t size = 0
  *         cdef bytes encoded = name.encode()             # <<<<<<<<<<<<<<
@@ -6926,14 +7091,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
     PyObject *__pyx_callargs[2] = {__pyx_t_1, NULL};
     __pyx_t_7 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_encode, __pyx_callargs+__pyx_t_9, (1-__pyx_t_9) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 334, __pyx_L1_error)
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 339, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
   }
-  if (!(likely(PyBytes_CheckExact(__pyx_t_7))||((__pyx_t_7) == Py_None) || __Pyx_RaiseUnexpectedTypeError("bytes", __pyx_t_7))) __PYX_ERR(0, 334, __pyx_L1_error)
+  if (!(likely(PyBytes_CheckExact(__pyx_t_7))||((__pyx_t_7) == Py_None) || __Pyx_RaiseUnexpectedTypeError("bytes", __pyx_t_7))) __PYX_ERR(0, 339, __pyx_L1_error)
   __pyx_v_encoded = ((PyObject*)__pyx_t_7);
   __pyx_t_7 = 0;
 
-  /* "flinq/_array.pyx":335
+  /* "flinq/_array.pyx":340
  *         cdef uint64_t size = 0
  *         cdef bytes encoded = name.encode()
  *         cdef int err = flq_shm_attach(encoded, &addr, &size)             # <<<<<<<<<<<<<<
@@ -6942,13 +7107,13 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
   if (unlikely(__pyx_v_encoded == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "expected bytes, NoneType found");
-    __PYX_ERR(0, 335, __pyx_L1_error)
+    __PYX_ERR(0, 340, __pyx_L1_error)
   }
-  __pyx_t_10 = __Pyx_PyBytes_AsString(__pyx_v_encoded); if (unlikely((!__pyx_t_10) && PyErr_Occurred())) __PYX_ERR(0, 335, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyBytes_AsString(__pyx_v_encoded); if (unlikely((!__pyx_t_10) && PyErr_Occurred())) __PYX_ERR(0, 340, __pyx_L1_error)
   __pyx_v_err = flq_shm_attach(__pyx_t_10, (&__pyx_v_addr), (&__pyx_v_size));
 
 
-  /* "flinq/_array.pyx":336
+  /* "flinq/_array.pyx":341
  *         cdef bytes encoded = name.encode()
  *         cdef int err = flq_shm_attach(encoded, &addr, &size)
  *         if err:             # <<<<<<<<<<<<<<
@@ -6960,7 +7125,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
   if (unlikely(__pyx_t_6)) {
 
 
-    /* "flinq/_array.pyx":337
+    /* "flinq/_array.pyx":342
  *         cdef int err = flq_shm_attach(encoded, &addr, &size)
  *         if err:
  *             raise OSError(err, f"cannot attach to {name!r}: {_os.strerror(err)}")             # <<<<<<<<<<<<<<
@@ -6968,22 +7133,22 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
  *         cdef uint32_t meta_len
 */
     __pyx_t_1 = NULL;
-    __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_err); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 337, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_err); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 342, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_8 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 337, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 342, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 337, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 342, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_strerror); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 337, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_strerror); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 342, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-    __pyx_t_11 = __Pyx_PyLong_From_int(__pyx_v_err); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 337, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_From_int(__pyx_v_err); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 342, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
-    __pyx_t_13 = __Pyx_PyObject_CallOneArg(__pyx_t_12, __pyx_t_11); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 337, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyObject_CallOneArg(__pyx_t_12, __pyx_t_11); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 342, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_13);
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_13, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 337, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_t_13, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 342, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
     __pyx_t_14[0] = __pyx_mstate_global->__pyx_kp_u_cannot_attach_to;
@@ -6999,7 +7164,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
     __pyx_t_15 |= __Pyx_PyUnicode_KIND_04(__pyx_t_14[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_14[3]);
     #endif
     __pyx_t_13 = __Pyx_PyUnicode_Join(__pyx_t_14, 4, __pyx_t_3, __pyx_t_15);
-    if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 337, __pyx_L1_error)
+    if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 342, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_13);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -7010,14 +7175,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 337, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 342, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __Pyx_Raise(__pyx_t_7, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __PYX_ERR(0, 337, __pyx_L1_error)
+    __PYX_ERR(0, 342, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":336
+    /* "flinq/_array.pyx":341
  *         cdef bytes encoded = name.encode()
  *         cdef int err = flq_shm_attach(encoded, &addr, &size)
  *         if err:             # <<<<<<<<<<<<<<
@@ -7026,7 +7191,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
   }
 
-  /* "flinq/_array.pyx":338
+  /* "flinq/_array.pyx":343
  *         if err:
  *             raise OSError(err, f"cannot attach to {name!r}: {_os.strerror(err)}")
  *         cdef char *base = <char *>addr             # <<<<<<<<<<<<<<
@@ -7035,7 +7200,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
   __pyx_v_base = ((char *)__pyx_v_addr);
 
-  /* "flinq/_array.pyx":340
+  /* "flinq/_array.pyx":345
  *         cdef char *base = <char *>addr
  *         cdef uint32_t meta_len
  *         try:             # <<<<<<<<<<<<<<
@@ -7051,7 +7216,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
     __Pyx_XGOTREF(__pyx_t_17);
     /*try:*/ {
 
-      /* "flinq/_array.pyx":341
+      /* "flinq/_array.pyx":346
  *         cdef uint32_t meta_len
  *         try:
  *             if (size < META_BYTES or base[:8] != META_MAGIC             # <<<<<<<<<<<<<<
@@ -7069,24 +7234,24 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
         goto __pyx_L13_bool_binop_done;
       }
 
-      /* "flinq/_array.pyx":342
+      /* "flinq/_array.pyx":347
  *         try:
  *             if (size < META_BYTES or base[:8] != META_MAGIC
  *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
  *             if (<uint32_t *>(base + 8))[0] != META_VERSION:
 */
-      __pyx_t_7 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_base + 0, 8 - 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 341, __pyx_L6_error)
+      __pyx_t_7 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_base + 0, 8 - 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 346, __pyx_L6_error)
       __Pyx_GOTREF(__pyx_t_7);
 
-      /* "flinq/_array.pyx":341
+      /* "flinq/_array.pyx":346
  *         cdef uint32_t meta_len
  *         try:
  *             if (size < META_BYTES or base[:8] != META_MAGIC             # <<<<<<<<<<<<<<
  *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
  *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
 */
-      __pyx_t_5 = __Pyx_PyObject_CompareBoolNe_bytes_bytes(__pyx_t_7, __pyx_v_5flinq_6_array_META_MAGIC, Py_NE); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 341, __pyx_L6_error)
+      __pyx_t_5 = __Pyx_PyObject_CompareBoolNe_bytes_bytes(__pyx_t_7, __pyx_v_5flinq_6_array_META_MAGIC, Py_NE); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 346, __pyx_L6_error)
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       if (!__pyx_t_5) {
 
@@ -7097,7 +7262,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
         goto __pyx_L13_bool_binop_done;
       }
 
-      /* "flinq/_array.pyx":342
+      /* "flinq/_array.pyx":347
  *         try:
  *             if (size < META_BYTES or base[:8] != META_MAGIC
  *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):             # <<<<<<<<<<<<<<
@@ -7111,7 +7276,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 
       __pyx_L13_bool_binop_done:;
 
-      /* "flinq/_array.pyx":341
+      /* "flinq/_array.pyx":346
  *         cdef uint32_t meta_len
  *         try:
  *             if (size < META_BYTES or base[:8] != META_MAGIC             # <<<<<<<<<<<<<<
@@ -7121,7 +7286,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
       if (unlikely(__pyx_t_6)) {
 
 
-        /* "flinq/_array.pyx":343
+        /* "flinq/_array.pyx":348
  *             if (size < META_BYTES or base[:8] != META_MAGIC
  *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
  *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")             # <<<<<<<<<<<<<<
@@ -7129,9 +7294,9 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
  *                 raise ValueError(f"{name!r} is an ArrayQueue of another layout version")
 */
         __pyx_t_13 = NULL;
-        __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 343, __pyx_L6_error)
+        __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 348, __pyx_L6_error)
         __Pyx_GOTREF(__pyx_t_4);
-        __pyx_t_1 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_is_not_a_flinq_ArrayQueue); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 343, __pyx_L6_error)
+        __pyx_t_1 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_is_not_a_flinq_ArrayQueue); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 348, __pyx_L6_error)
         __Pyx_GOTREF(__pyx_t_1);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
         __pyx_t_9 = 1;
@@ -7140,14 +7305,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
           __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_13); __pyx_t_13 = 0;
           __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 343, __pyx_L6_error)
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 348, __pyx_L6_error)
           __Pyx_GOTREF(__pyx_t_7);
         }
         __Pyx_Raise(__pyx_t_7, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        __PYX_ERR(0, 343, __pyx_L6_error)
+        __PYX_ERR(0, 348, __pyx_L6_error)
 
-        /* "flinq/_array.pyx":341
+        /* "flinq/_array.pyx":346
  *         cdef uint32_t meta_len
  *         try:
  *             if (size < META_BYTES or base[:8] != META_MAGIC             # <<<<<<<<<<<<<<
@@ -7156,7 +7321,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
       }
 
-      /* "flinq/_array.pyx":344
+      /* "flinq/_array.pyx":349
  *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
  *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
  *             if (<uint32_t *>(base + 8))[0] != META_VERSION:             # <<<<<<<<<<<<<<
@@ -7168,7 +7333,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
       if (unlikely(__pyx_t_6)) {
 
 
-        /* "flinq/_array.pyx":345
+        /* "flinq/_array.pyx":350
  *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
  *             if (<uint32_t *>(base + 8))[0] != META_VERSION:
  *                 raise ValueError(f"{name!r} is an ArrayQueue of another layout version")             # <<<<<<<<<<<<<<
@@ -7176,9 +7341,9 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
  *             if meta_len > META_BYTES - 16:
 */
         __pyx_t_1 = NULL;
-        __pyx_t_13 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 345, __pyx_L6_error)
+        __pyx_t_13 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 350, __pyx_L6_error)
         __Pyx_GOTREF(__pyx_t_13);
-        __pyx_t_4 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_13, __pyx_mstate_global->__pyx_kp_u_is_an_ArrayQueue_of_another_lay); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 345, __pyx_L6_error)
+        __pyx_t_4 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_13, __pyx_mstate_global->__pyx_kp_u_is_an_ArrayQueue_of_another_lay); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 350, __pyx_L6_error)
         __Pyx_GOTREF(__pyx_t_4);
         __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
         __pyx_t_9 = 1;
@@ -7187,14 +7352,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
           __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
           __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 345, __pyx_L6_error)
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 350, __pyx_L6_error)
           __Pyx_GOTREF(__pyx_t_7);
         }
         __Pyx_Raise(__pyx_t_7, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        __PYX_ERR(0, 345, __pyx_L6_error)
+        __PYX_ERR(0, 350, __pyx_L6_error)
 
-        /* "flinq/_array.pyx":344
+        /* "flinq/_array.pyx":349
  *                     or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
  *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
  *             if (<uint32_t *>(base + 8))[0] != META_VERSION:             # <<<<<<<<<<<<<<
@@ -7203,7 +7368,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
       }
 
-      /* "flinq/_array.pyx":346
+      /* "flinq/_array.pyx":351
  *             if (<uint32_t *>(base + 8))[0] != META_VERSION:
  *                 raise ValueError(f"{name!r} is an ArrayQueue of another layout version")
  *             meta_len = (<uint32_t *>(base + 12))[0]             # <<<<<<<<<<<<<<
@@ -7212,7 +7377,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
       __pyx_v_meta_len = (((uint32_t *)(__pyx_v_base + 12))[0]);
 
-      /* "flinq/_array.pyx":347
+      /* "flinq/_array.pyx":352
  *                 raise ValueError(f"{name!r} is an ArrayQueue of another layout version")
  *             meta_len = (<uint32_t *>(base + 12))[0]
  *             if meta_len > META_BYTES - 16:             # <<<<<<<<<<<<<<
@@ -7224,7 +7389,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
       if (unlikely(__pyx_t_6)) {
 
 
-        /* "flinq/_array.pyx":348
+        /* "flinq/_array.pyx":353
  *             meta_len = (<uint32_t *>(base + 12))[0]
  *             if meta_len > META_BYTES - 16:
  *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")             # <<<<<<<<<<<<<<
@@ -7232,9 +7397,9 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
  *             element = npy_format.descr_to_dtype(descr)
 */
         __pyx_t_4 = NULL;
-        __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 348, __pyx_L6_error)
+        __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 353, __pyx_L6_error)
         __Pyx_GOTREF(__pyx_t_1);
-        __pyx_t_13 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_is_not_a_flinq_ArrayQueue); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 348, __pyx_L6_error)
+        __pyx_t_13 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_is_not_a_flinq_ArrayQueue); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 353, __pyx_L6_error)
         __Pyx_GOTREF(__pyx_t_13);
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
         __pyx_t_9 = 1;
@@ -7243,14 +7408,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
           __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
           __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 348, __pyx_L6_error)
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 353, __pyx_L6_error)
           __Pyx_GOTREF(__pyx_t_7);
         }
         __Pyx_Raise(__pyx_t_7, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        __PYX_ERR(0, 348, __pyx_L6_error)
+        __PYX_ERR(0, 353, __pyx_L6_error)
 
-        /* "flinq/_array.pyx":347
+        /* "flinq/_array.pyx":352
  *                 raise ValueError(f"{name!r} is an ArrayQueue of another layout version")
  *             meta_len = (<uint32_t *>(base + 12))[0]
  *             if meta_len > META_BYTES - 16:             # <<<<<<<<<<<<<<
@@ -7259,7 +7424,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
       }
 
-      /* "flinq/_array.pyx":349
+      /* "flinq/_array.pyx":354
  *             if meta_len > META_BYTES - 16:
  *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
  *             descr, shape = _ast.literal_eval(base[16:16 + meta_len].decode())             # <<<<<<<<<<<<<<
@@ -7267,12 +7432,12 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
  *             dt = np.dtype((element, tuple(shape))) if shape else element
 */
       __pyx_t_13 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ast); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 349, __pyx_L6_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ast); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 354, __pyx_L6_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_literal_eval); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 349, __pyx_L6_error)
+      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_literal_eval); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 354, __pyx_L6_error)
       __Pyx_GOTREF(__pyx_t_1);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __pyx_t_4 = __Pyx_decode_c_string(__pyx_v_base, 16, (16 + __pyx_v_meta_len), NULL, NULL, NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 349, __pyx_L6_error)
+      __pyx_t_4 = __Pyx_decode_c_string(__pyx_v_base, 16, (16 + __pyx_v_meta_len), NULL, NULL, NULL); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 354, __pyx_L6_error)
       __Pyx_GOTREF(__pyx_t_4);
       __pyx_t_9 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -7292,7 +7457,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
         __Pyx_XDECREF(__pyx_t_13); __pyx_t_13 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 349, __pyx_L6_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 354, __pyx_L6_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       if ((likely(PyTuple_CheckExact(__pyx_t_7))) || (PyList_CheckExact(__pyx_t_7))) {
@@ -7301,7 +7466,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
         if (unlikely(size != 2)) {
           if (size > 2) __Pyx_RaiseTooManyValuesError(2);
           else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-          __PYX_ERR(0, 349, __pyx_L6_error)
+          __PYX_ERR(0, 354, __pyx_L6_error)
         }
         #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
         if (likely(PyTuple_CheckExact(sequence))) {
@@ -7311,22 +7476,22 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
           __Pyx_INCREF(__pyx_t_4);
         } else {
           __pyx_t_1 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 349, __pyx_L6_error)
+          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 354, __pyx_L6_error)
           __Pyx_XGOTREF(__pyx_t_1);
           __pyx_t_4 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 349, __pyx_L6_error)
+          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 354, __pyx_L6_error)
           __Pyx_XGOTREF(__pyx_t_4);
         }
         #else
-        __pyx_t_1 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 349, __pyx_L6_error)
+        __pyx_t_1 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 354, __pyx_L6_error)
         __Pyx_GOTREF(__pyx_t_1);
-        __pyx_t_4 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 349, __pyx_L6_error)
+        __pyx_t_4 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 354, __pyx_L6_error)
         __Pyx_GOTREF(__pyx_t_4);
         #endif
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       } else {
         Py_ssize_t index = -1;
-        __pyx_t_13 = PyObject_GetIter(__pyx_t_7); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 349, __pyx_L6_error)
+        __pyx_t_13 = PyObject_GetIter(__pyx_t_7); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 354, __pyx_L6_error)
         __Pyx_GOTREF(__pyx_t_13);
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __pyx_t_18 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_13);
@@ -7334,7 +7499,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
         __Pyx_GOTREF(__pyx_t_1);
         index = 1; __pyx_t_4 = __pyx_t_18(__pyx_t_13); if (unlikely(!__pyx_t_4)) goto __pyx_L18_unpacking_failed;
         __Pyx_GOTREF(__pyx_t_4);
-        if (__Pyx_IternextUnpackEndCheck(__pyx_t_18(__pyx_t_13), 2) < (0)) __PYX_ERR(0, 349, __pyx_L6_error)
+        if (__Pyx_IternextUnpackEndCheck(__pyx_t_18(__pyx_t_13), 2) < (0)) __PYX_ERR(0, 354, __pyx_L6_error)
         __pyx_t_18 = NULL;
         __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
         goto __pyx_L19_unpacking_done;
@@ -7342,7 +7507,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
         __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
         __pyx_t_18 = NULL;
         if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-        __PYX_ERR(0, 349, __pyx_L6_error)
+        __PYX_ERR(0, 354, __pyx_L6_error)
         __pyx_L19_unpacking_done:;
       }
       __pyx_v_descr = __pyx_t_1;
@@ -7350,7 +7515,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
       __pyx_v_shape = __pyx_t_4;
       __pyx_t_4 = 0;
 
-      /* "flinq/_array.pyx":350
+      /* "flinq/_array.pyx":355
  *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
  *             descr, shape = _ast.literal_eval(base[16:16 + meta_len].decode())
  *             element = npy_format.descr_to_dtype(descr)             # <<<<<<<<<<<<<<
@@ -7364,32 +7529,32 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
         PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_v_descr};
         __pyx_t_7 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_descr_to_dtype, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 350, __pyx_L6_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 355, __pyx_L6_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __pyx_v_element = __pyx_t_7;
       __pyx_t_7 = 0;
 
-      /* "flinq/_array.pyx":351
+      /* "flinq/_array.pyx":356
  *             descr, shape = _ast.literal_eval(base[16:16 + meta_len].decode())
  *             element = npy_format.descr_to_dtype(descr)
  *             dt = np.dtype((element, tuple(shape))) if shape else element             # <<<<<<<<<<<<<<
  *             if dt.itemsize != (<flq_records *>(base + META_BYTES)).record_size:
  *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
 */
-      __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_v_shape); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 351, __pyx_L6_error)
+      __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_v_shape); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 356, __pyx_L6_error)
       if (__pyx_t_6) {
         __pyx_t_1 = __pyx_v_np;
         __Pyx_INCREF(__pyx_t_1);
-        __pyx_t_13 = __Pyx_PySequence_Tuple(__pyx_v_shape); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 351, __pyx_L6_error)
+        __pyx_t_13 = __Pyx_PySequence_Tuple(__pyx_v_shape); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 356, __pyx_L6_error)
         __Pyx_GOTREF(__pyx_t_13);
-        __pyx_t_11 = PyTuple_New(2); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 351, __pyx_L6_error)
+        __pyx_t_11 = PyTuple_New(2); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 356, __pyx_L6_error)
         __Pyx_GOTREF(__pyx_t_11);
         __Pyx_INCREF(__pyx_v_element);
         __Pyx_GIVEREF(__pyx_v_element);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_11, 0, __pyx_v_element) != (0)) __PYX_ERR(0, 351, __pyx_L6_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_11, 0, __pyx_v_element) != (0)) __PYX_ERR(0, 356, __pyx_L6_error);
         __Pyx_GIVEREF(__pyx_t_13);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_11, 1, __pyx_t_13) != (0)) __PYX_ERR(0, 351, __pyx_L6_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_11, 1, __pyx_t_13) != (0)) __PYX_ERR(0, 356, __pyx_L6_error);
         __pyx_t_13 = 0;
         __pyx_t_9 = 0;
         {
@@ -7397,7 +7562,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
           __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_dtype, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 351, __pyx_L6_error)
+          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 356, __pyx_L6_error)
           __Pyx_GOTREF(__pyx_t_4);
         }
         __pyx_t_7 = __pyx_t_4;
@@ -7410,24 +7575,24 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
       __pyx_v_dt = __pyx_t_7;
       __pyx_t_7 = 0;
 
-      /* "flinq/_array.pyx":352
+      /* "flinq/_array.pyx":357
  *             element = npy_format.descr_to_dtype(descr)
  *             dt = np.dtype((element, tuple(shape))) if shape else element
  *             if dt.itemsize != (<flq_records *>(base + META_BYTES)).record_size:             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
  *         except BaseException:
 */
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 352, __pyx_L6_error)
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_dt, __pyx_mstate_global->__pyx_n_u_itemsize); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 357, __pyx_L6_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_4 = __Pyx_PyLong_From_uint64_t(((flq_records *)(__pyx_v_base + 0x1000))->record_size); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 352, __pyx_L6_error)
+      __pyx_t_4 = __Pyx_PyLong_From_uint64_t(((flq_records *)(__pyx_v_base + 0x1000))->record_size); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 357, __pyx_L6_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_int(__pyx_t_7, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 352, __pyx_L6_error)
+      __pyx_t_6 = __Pyx_PyObject_CompareBoolNe_object_int(__pyx_t_7, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 357, __pyx_L6_error)
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       if (unlikely(__pyx_t_6)) {
 
 
-        /* "flinq/_array.pyx":353
+        /* "flinq/_array.pyx":358
  *             dt = np.dtype((element, tuple(shape))) if shape else element
  *             if dt.itemsize != (<flq_records *>(base + META_BYTES)).record_size:
  *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")             # <<<<<<<<<<<<<<
@@ -7435,9 +7600,9 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
  *             flq_shm_unmap(addr, size)
 */
         __pyx_t_7 = NULL;
-        __pyx_t_11 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 353, __pyx_L6_error)
+        __pyx_t_11 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 358, __pyx_L6_error)
         __Pyx_GOTREF(__pyx_t_11);
-        __pyx_t_1 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_11, __pyx_mstate_global->__pyx_kp_u_is_not_a_flinq_ArrayQueue); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 353, __pyx_L6_error)
+        __pyx_t_1 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlace(__pyx_t_11, __pyx_mstate_global->__pyx_kp_u_is_not_a_flinq_ArrayQueue); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 358, __pyx_L6_error)
         __Pyx_GOTREF(__pyx_t_1);
         __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
         __pyx_t_9 = 1;
@@ -7446,14 +7611,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
           __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
           __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 353, __pyx_L6_error)
+          if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 358, __pyx_L6_error)
           __Pyx_GOTREF(__pyx_t_4);
         }
         __Pyx_Raise(__pyx_t_4, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __PYX_ERR(0, 353, __pyx_L6_error)
+        __PYX_ERR(0, 358, __pyx_L6_error)
 
-        /* "flinq/_array.pyx":352
+        /* "flinq/_array.pyx":357
  *             element = npy_format.descr_to_dtype(descr)
  *             dt = np.dtype((element, tuple(shape))) if shape else element
  *             if dt.itemsize != (<flq_records *>(base + META_BYTES)).record_size:             # <<<<<<<<<<<<<<
@@ -7462,7 +7627,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
       }
 
-      /* "flinq/_array.pyx":340
+      /* "flinq/_array.pyx":345
  *         cdef char *base = <char *>addr
  *         cdef uint32_t meta_len
  *         try:             # <<<<<<<<<<<<<<
@@ -7483,7 +7648,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-    /* "flinq/_array.pyx":354
+    /* "flinq/_array.pyx":359
  *             if dt.itemsize != (<flq_records *>(base + META_BYTES)).record_size:
  *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
  *         except BaseException:             # <<<<<<<<<<<<<<
@@ -7493,12 +7658,12 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
     __pyx_t_15 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_BaseException))));
     if (__pyx_t_15) {
       __Pyx_AddTraceback("flinq._array.ArrayQueue.attach", __pyx_clineno, __pyx_lineno, __pyx_filename);
-      if (__Pyx_GetException(&__pyx_t_4, &__pyx_t_1, &__pyx_t_7) < 0) __PYX_ERR(0, 354, __pyx_L8_except_error)
+      if (__Pyx_GetException(&__pyx_t_4, &__pyx_t_1, &__pyx_t_7) < 0) __PYX_ERR(0, 359, __pyx_L8_except_error)
       __Pyx_XGOTREF(__pyx_t_4);
       __Pyx_XGOTREF(__pyx_t_1);
       __Pyx_XGOTREF(__pyx_t_7);
 
-      /* "flinq/_array.pyx":355
+      /* "flinq/_array.pyx":360
  *                 raise ValueError(f"{name!r} is not a flinq ArrayQueue")
  *         except BaseException:
  *             flq_shm_unmap(addr, size)             # <<<<<<<<<<<<<<
@@ -7507,7 +7672,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
       (void)(flq_shm_unmap(__pyx_v_addr, __pyx_v_size));
 
-      /* "flinq/_array.pyx":356
+      /* "flinq/_array.pyx":361
  *         except BaseException:
  *             flq_shm_unmap(addr, size)
  *             raise             # <<<<<<<<<<<<<<
@@ -7519,11 +7684,11 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
       __Pyx_XGIVEREF(__pyx_t_7);
       __Pyx_ErrRestoreWithState(__pyx_t_4, __pyx_t_1, __pyx_t_7);
       __pyx_t_4 = 0;  __pyx_t_1 = 0;  __pyx_t_7 = 0; 
-      __PYX_ERR(0, 356, __pyx_L8_except_error)
+      __PYX_ERR(0, 361, __pyx_L8_except_error)
     }
     goto __pyx_L8_except_error;
 
-    /* "flinq/_array.pyx":340
+    /* "flinq/_array.pyx":345
  *         cdef char *base = <char *>addr
  *         cdef uint32_t meta_len
  *         try:             # <<<<<<<<<<<<<<
@@ -7539,17 +7704,17 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
     __pyx_L11_try_end:;
   }
 
-  /* "flinq/_array.pyx":357
+  /* "flinq/_array.pyx":362
  *             flq_shm_unmap(addr, size)
  *             raise
  *         self._set_dtype(dt)             # <<<<<<<<<<<<<<
  *         self._ring = <flq_records *>(base + META_BYTES)
  *         self._adopt_segment(name, addr, size, 0)
 */
-  __pyx_t_15 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_set_dtype(__pyx_v_self, __pyx_v_dt); if (unlikely(__pyx_t_15 == ((int)-1))) __PYX_ERR(0, 357, __pyx_L1_error)
+  __pyx_t_15 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_set_dtype(__pyx_v_self, __pyx_v_dt); if (unlikely(__pyx_t_15 == ((int)-1))) __PYX_ERR(0, 362, __pyx_L1_error)
 
 
-  /* "flinq/_array.pyx":358
+  /* "flinq/_array.pyx":363
  *             raise
  *         self._set_dtype(dt)
  *         self._ring = <flq_records *>(base + META_BYTES)             # <<<<<<<<<<<<<<
@@ -7558,7 +7723,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
   __pyx_v_self->_ring = ((flq_records *)(__pyx_v_base + 0x1000));
 
-  /* "flinq/_array.pyx":359
+  /* "flinq/_array.pyx":364
  *         self._set_dtype(dt)
  *         self._ring = <flq_records *>(base + META_BYTES)
  *         self._adopt_segment(name, addr, size, 0)             # <<<<<<<<<<<<<<
@@ -7567,12 +7732,12 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
 */
   __pyx_t_7 = __pyx_v_name;
   __Pyx_INCREF(__pyx_t_7);
-  if (!(likely(PyUnicode_CheckExact(__pyx_t_7))||((__pyx_t_7) == Py_None) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_7))) __PYX_ERR(0, 359, __pyx_L1_error)
-  __pyx_t_15 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_adopt_segment(__pyx_v_self, ((PyObject*)__pyx_t_7), __pyx_v_addr, __pyx_v_size, 0); if (unlikely(__pyx_t_15 == ((int)-1))) __PYX_ERR(0, 359, __pyx_L1_error)
+  if (!(likely(PyUnicode_CheckExact(__pyx_t_7))||((__pyx_t_7) == Py_None) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_7))) __PYX_ERR(0, 364, __pyx_L1_error)
+  __pyx_t_15 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_adopt_segment(__pyx_v_self, ((PyObject*)__pyx_t_7), __pyx_v_addr, __pyx_v_size, 0); if (unlikely(__pyx_t_15 == ((int)-1))) __PYX_ERR(0, 364, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
 
 
-  /* "flinq/_array.pyx":360
+  /* "flinq/_array.pyx":365
  *         self._ring = <flq_records *>(base + META_BYTES)
  *         self._adopt_segment(name, addr, size, 0)
  *         return self             # <<<<<<<<<<<<<<
@@ -7590,7 +7755,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":319
+  /* "flinq/_array.pyx":324
  *         return 0
  * 
  *     @classmethod             # <<<<<<<<<<<<<<
@@ -7628,7 +7793,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4attach(PyTypeObject *__py
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":362
+/* "flinq/_array.pyx":367
  *         return self
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -7651,7 +7816,7 @@ static void __pyx_pw_5flinq_6_array_10ArrayQueue_7__dealloc__(PyObject *__pyx_v_
 
 static void __pyx_pf_5flinq_6_array_10ArrayQueue_6__dealloc__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
 
-  /* "flinq/_array.pyx":363
+  /* "flinq/_array.pyx":368
  * 
  *     def __dealloc__(self):
  *         self._free_ring()             # <<<<<<<<<<<<<<
@@ -7660,7 +7825,7 @@ static void __pyx_pf_5flinq_6_array_10ArrayQueue_6__dealloc__(struct __pyx_obj_5
 */
   ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_free_ring(__pyx_v_self);
 
-  /* "flinq/_array.pyx":364
+  /* "flinq/_array.pyx":369
  *     def __dealloc__(self):
  *         self._free_ring()
  *         if self._parks_ready:             # <<<<<<<<<<<<<<
@@ -7669,7 +7834,7 @@ static void __pyx_pf_5flinq_6_array_10ArrayQueue_6__dealloc__(struct __pyx_obj_5
 */
   if (__pyx_v_self->_parks_ready) {
 
-    /* "flinq/_array.pyx":365
+    /* "flinq/_array.pyx":370
  *         self._free_ring()
  *         if self._parks_ready:
  *             flq_park_destroy(&self._parks[ITEMS])             # <<<<<<<<<<<<<<
@@ -7678,7 +7843,7 @@ static void __pyx_pf_5flinq_6_array_10ArrayQueue_6__dealloc__(struct __pyx_obj_5
 */
     flq_park_destroy((&(__pyx_v_self->_parks[0])));
 
-    /* "flinq/_array.pyx":366
+    /* "flinq/_array.pyx":371
  *         if self._parks_ready:
  *             flq_park_destroy(&self._parks[ITEMS])
  *             flq_park_destroy(&self._parks[ROOM])             # <<<<<<<<<<<<<<
@@ -7687,7 +7852,7 @@ static void __pyx_pf_5flinq_6_array_10ArrayQueue_6__dealloc__(struct __pyx_obj_5
 */
     flq_park_destroy((&(__pyx_v_self->_parks[1])));
 
-    /* "flinq/_array.pyx":364
+    /* "flinq/_array.pyx":369
  *     def __dealloc__(self):
  *         self._free_ring()
  *         if self._parks_ready:             # <<<<<<<<<<<<<<
@@ -7696,7 +7861,7 @@ static void __pyx_pf_5flinq_6_array_10ArrayQueue_6__dealloc__(struct __pyx_obj_5
 */
   }
 
-  /* "flinq/_array.pyx":362
+  /* "flinq/_array.pyx":367
  *         return self
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -7708,7 +7873,7 @@ static void __pyx_pf_5flinq_6_array_10ArrayQueue_6__dealloc__(struct __pyx_obj_5
 
 }
 
-/* "flinq/_array.pyx":368
+/* "flinq/_array.pyx":373
  *             flq_park_destroy(&self._parks[ROOM])
  * 
  *     cdef void _free_ring(self) noexcept:             # <<<<<<<<<<<<<<
@@ -7726,7 +7891,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_free_ring", 0);
 
-  /* "flinq/_array.pyx":371
+  /* "flinq/_array.pyx":376
  *         """Give the ring back: free it, or unmap the segment (and remove its
  *         name if this handle created it in this process)."""
  *         if self._block == NULL:             # <<<<<<<<<<<<<<
@@ -7738,7 +7903,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":372
+    /* "flinq/_array.pyx":377
  *         name if this handle created it in this process)."""
  *         if self._block == NULL:
  *             return             # <<<<<<<<<<<<<<
@@ -7749,7 +7914,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
     }
     goto __pyx_L0;
 
-    /* "flinq/_array.pyx":371
+    /* "flinq/_array.pyx":376
  *         """Give the ring back: free it, or unmap the segment (and remove its
  *         name if this handle created it in this process)."""
  *         if self._block == NULL:             # <<<<<<<<<<<<<<
@@ -7758,7 +7923,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
 */
   }
 
-  /* "flinq/_array.pyx":373
+  /* "flinq/_array.pyx":378
  *         if self._block == NULL:
  *             return
  *         if self._shared:             # <<<<<<<<<<<<<<
@@ -7767,7 +7932,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
 */
   if (__pyx_v_self->_shared) {
 
-    /* "flinq/_array.pyx":374
+    /* "flinq/_array.pyx":379
  *             return
  *         if self._shared:
  *             if self._creator_pid == flq_array_getpid():             # <<<<<<<<<<<<<<
@@ -7779,25 +7944,25 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
     if (__pyx_t_1) {
 
 
-      /* "flinq/_array.pyx":375
+      /* "flinq/_array.pyx":380
  *         if self._shared:
  *             if self._creator_pid == flq_array_getpid():
  *                 flq_shm_unlink(self._name_bytes())             # <<<<<<<<<<<<<<
  *                 self._creator_pid = 0
  *             flq_shm_unmap(self._block, self._block_bytes)
 */
-      __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_name_bytes(__pyx_v_self); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 375, __pyx_L1_error)
+      __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_name_bytes(__pyx_v_self); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 380, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
       if (unlikely(__pyx_t_2 == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "expected bytes, NoneType found");
-        __PYX_ERR(0, 375, __pyx_L1_error)
+        __PYX_ERR(0, 380, __pyx_L1_error)
       }
-      __pyx_t_3 = __Pyx_PyBytes_AsString(__pyx_t_2); if (unlikely((!__pyx_t_3) && PyErr_Occurred())) __PYX_ERR(0, 375, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyBytes_AsString(__pyx_t_2); if (unlikely((!__pyx_t_3) && PyErr_Occurred())) __PYX_ERR(0, 380, __pyx_L1_error)
       (void)(flq_shm_unlink(__pyx_t_3));
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
 
-      /* "flinq/_array.pyx":376
+      /* "flinq/_array.pyx":381
  *             if self._creator_pid == flq_array_getpid():
  *                 flq_shm_unlink(self._name_bytes())
  *                 self._creator_pid = 0             # <<<<<<<<<<<<<<
@@ -7806,7 +7971,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
 */
       __pyx_v_self->_creator_pid = 0;
 
-      /* "flinq/_array.pyx":374
+      /* "flinq/_array.pyx":379
  *             return
  *         if self._shared:
  *             if self._creator_pid == flq_array_getpid():             # <<<<<<<<<<<<<<
@@ -7815,7 +7980,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
 */
     }
 
-    /* "flinq/_array.pyx":377
+    /* "flinq/_array.pyx":382
  *                 flq_shm_unlink(self._name_bytes())
  *                 self._creator_pid = 0
  *             flq_shm_unmap(self._block, self._block_bytes)             # <<<<<<<<<<<<<<
@@ -7824,7 +7989,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
 */
     (void)(flq_shm_unmap(__pyx_v_self->_block, __pyx_v_self->_block_bytes));
 
-    /* "flinq/_array.pyx":373
+    /* "flinq/_array.pyx":378
  *         if self._block == NULL:
  *             return
  *         if self._shared:             # <<<<<<<<<<<<<<
@@ -7834,7 +7999,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
     goto __pyx_L4;
   }
 
-  /* "flinq/_array.pyx":379
+  /* "flinq/_array.pyx":384
  *             flq_shm_unmap(self._block, self._block_bytes)
  *         else:
  *             flq_aligned_free(self._block)             # <<<<<<<<<<<<<<
@@ -7846,7 +8011,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
   }
   __pyx_L4:;
 
-  /* "flinq/_array.pyx":380
+  /* "flinq/_array.pyx":385
  *         else:
  *             flq_aligned_free(self._block)
  *         self._block = NULL             # <<<<<<<<<<<<<<
@@ -7855,7 +8020,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
 */
   __pyx_v_self->_block = NULL;
 
-  /* "flinq/_array.pyx":381
+  /* "flinq/_array.pyx":386
  *             flq_aligned_free(self._block)
  *         self._block = NULL
  *         self._ring = NULL             # <<<<<<<<<<<<<<
@@ -7864,7 +8029,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
 */
   __pyx_v_self->_ring = NULL;
 
-  /* "flinq/_array.pyx":368
+  /* "flinq/_array.pyx":373
  *             flq_park_destroy(&self._parks[ROOM])
  * 
  *     cdef void _free_ring(self) noexcept:             # <<<<<<<<<<<<<<
@@ -7882,7 +8047,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__free_ring(struct __pyx_obj_5fli
   __Pyx_RefNannyFinishContext();
 }
 
-/* "flinq/_array.pyx":383
+/* "flinq/_array.pyx":388
  *         self._ring = NULL
  * 
  *     cdef bytes _name_bytes(self):             # <<<<<<<<<<<<<<
@@ -7901,7 +8066,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__name_bytes(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_name_bytes", 0);
 
-  /* "flinq/_array.pyx":384
+  /* "flinq/_array.pyx":389
  * 
  *     cdef bytes _name_bytes(self):
  *         return self._name.encode()             # <<<<<<<<<<<<<<
@@ -7915,10 +8080,10 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__name_bytes(struct __pyx_ob
     PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_encode, __pyx_callargs+__pyx_t_3, (1-__pyx_t_3) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 384, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 389, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  if (!(likely(PyBytes_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("bytes", __pyx_t_1))) __PYX_ERR(0, 384, __pyx_L1_error)
+  if (!(likely(PyBytes_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("bytes", __pyx_t_1))) __PYX_ERR(0, 389, __pyx_L1_error)
   {
     PyObject *__pyx_temp;
     {
@@ -7930,7 +8095,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__name_bytes(struct __pyx_ob
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":383
+  /* "flinq/_array.pyx":388
  *         self._ring = NULL
  * 
  *     cdef bytes _name_bytes(self):             # <<<<<<<<<<<<<<
@@ -7950,7 +8115,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__name_bytes(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":386
+/* "flinq/_array.pyx":391
  *         return self._name.encode()
  * 
  *     def __reduce__(self):             # <<<<<<<<<<<<<<
@@ -8014,7 +8179,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8__reduce__(struct __pyx_o
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__reduce__", 0);
 
-  /* "flinq/_array.pyx":387
+  /* "flinq/_array.pyx":392
  * 
  *     def __reduce__(self):
  *         if not self._shared:             # <<<<<<<<<<<<<<
@@ -8026,7 +8191,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8__reduce__(struct __pyx_o
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "flinq/_array.pyx":388
+    /* "flinq/_array.pyx":393
  *     def __reduce__(self):
  *         if not self._shared:
  *             raise TypeError("an in-process ArrayQueue cannot be pickled; "             # <<<<<<<<<<<<<<
@@ -8039,14 +8204,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8__reduce__(struct __pyx_o
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_an_in_process_ArrayQueue_cannot};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 388, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 393, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 388, __pyx_L1_error)
+    __PYX_ERR(0, 393, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":387
+    /* "flinq/_array.pyx":392
  * 
  *     def __reduce__(self):
  *         if not self._shared:             # <<<<<<<<<<<<<<
@@ -8055,36 +8220,36 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8__reduce__(struct __pyx_o
 */
   }
 
-  /* "flinq/_array.pyx":390
+  /* "flinq/_array.pyx":395
  *             raise TypeError("an in-process ArrayQueue cannot be pickled; "
  *                             "use ArrayQueue(..., shared=True) to pass it to other processes")
  *         self._open_ring()             # <<<<<<<<<<<<<<
  *         return (_attach, (self._name,))
  * 
 */
-  __pyx_t_5 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_5 == ((void *)NULL))) __PYX_ERR(0, 390, __pyx_L1_error)
+  __pyx_t_5 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_5 == ((void *)NULL))) __PYX_ERR(0, 395, __pyx_L1_error)
 
 
-  /* "flinq/_array.pyx":391
+  /* "flinq/_array.pyx":396
  *                             "use ArrayQueue(..., shared=True) to pass it to other processes")
  *         self._open_ring()
  *         return (_attach, (self._name,))             # <<<<<<<<<<<<<<
  * 
  *     # ---- properties ---------------------------------------------------------------
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_attach); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 391, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_attach); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 396, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = PyTuple_New(1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 391, __pyx_L1_error)
+  __pyx_t_3 = PyTuple_New(1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 396, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_INCREF(__pyx_v_self->_name);
   __Pyx_GIVEREF(__pyx_v_self->_name);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_v_self->_name) != (0)) __PYX_ERR(0, 391, __pyx_L1_error);
-  __pyx_t_6 = PyTuple_New(2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 391, __pyx_L1_error)
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_v_self->_name) != (0)) __PYX_ERR(0, 396, __pyx_L1_error);
+  __pyx_t_6 = PyTuple_New(2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 396, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_GIVEREF(__pyx_t_2);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 391, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_2) != (0)) __PYX_ERR(0, 396, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_3);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 391, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 396, __pyx_L1_error);
   __pyx_t_2 = 0;
   __pyx_t_3 = 0;
   {
@@ -8098,7 +8263,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8__reduce__(struct __pyx_o
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":386
+  /* "flinq/_array.pyx":391
  *         return self._name.encode()
  * 
  *     def __reduce__(self):             # <<<<<<<<<<<<<<
@@ -8119,7 +8284,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8__reduce__(struct __pyx_o
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":395
+/* "flinq/_array.pyx":400
  *     # ---- properties ---------------------------------------------------------------
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8147,7 +8312,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_5dtype___get__(struct __py
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":398
+  /* "flinq/_array.pyx":403
  *     def dtype(self):
  *         """The record dtype, as numpy.dtype(dtype) made it."""
  *         return self._dtype             # <<<<<<<<<<<<<<
@@ -8165,7 +8330,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_5dtype___get__(struct __py
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":395
+  /* "flinq/_array.pyx":400
  *     # ---- properties ---------------------------------------------------------------
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8180,7 +8345,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_5dtype___get__(struct __py
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":400
+/* "flinq/_array.pyx":405
  *         return self._dtype
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8212,14 +8377,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8capacity___get__(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":403
+  /* "flinq/_array.pyx":408
  *     def capacity(self):
  *         """How many records the queue holds at most."""
  *         return self._capacity             # <<<<<<<<<<<<<<
  * 
  *     @property
 */
-  __pyx_t_1 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_capacity); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 403, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_capacity); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 408, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -8232,7 +8397,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8capacity___get__(struct _
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":400
+  /* "flinq/_array.pyx":405
  *         return self._dtype
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8251,7 +8416,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_8capacity___get__(struct _
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":405
+/* "flinq/_array.pyx":410
  *         return self._capacity
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8283,14 +8448,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6shared___get__(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":408
+  /* "flinq/_array.pyx":413
  *     def shared(self):
  *         """Whether the ring lives in shared memory."""
  *         return self._shared             # <<<<<<<<<<<<<<
  * 
  *     @property
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_self->_shared); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 408, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_self->_shared); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 413, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -8303,7 +8468,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6shared___get__(struct __p
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":405
+  /* "flinq/_array.pyx":410
  *         return self._capacity
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8322,7 +8487,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6shared___get__(struct __p
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":410
+/* "flinq/_array.pyx":415
  *         return self._shared
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8350,7 +8515,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4name___get__(struct __pyx
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":413
+  /* "flinq/_array.pyx":418
  *     def name(self):
  *         """The shared segment's name, for ArrayQueue.attach(); None in process."""
  *         return self._name             # <<<<<<<<<<<<<<
@@ -8368,7 +8533,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4name___get__(struct __pyx
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":410
+  /* "flinq/_array.pyx":415
  *         return self._shared
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8383,7 +8548,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_4name___get__(struct __pyx
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":415
+/* "flinq/_array.pyx":420
  *         return self._name
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8417,7 +8582,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(stru
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":418
+  /* "flinq/_array.pyx":423
  *     def is_shutdown(self):
  *         """True once shutdown() has been called."""
  *         return self._ring != NULL and flq_records_state(self._ring) != FLQ_RECORDS_OPEN             # <<<<<<<<<<<<<<
@@ -8429,7 +8594,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(stru
   if (__pyx_t_2) {
 
   } else {
-    __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 418, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 423, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_1 = __pyx_t_3;
     __pyx_t_3 = 0;
@@ -8438,7 +8603,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(stru
   }
   __pyx_t_2 = (flq_records_state(__pyx_v_self->_ring) != FLQ_RECORDS_OPEN);
 
-  __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 418, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 423, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_1 = __pyx_t_3;
   __pyx_t_3 = 0;
@@ -8455,7 +8620,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(stru
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":415
+  /* "flinq/_array.pyx":420
  *         return self._name
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8475,7 +8640,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_11is_shutdown___get__(stru
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":420
+/* "flinq/_array.pyx":425
  *         return self._ring != NULL and flq_records_state(self._ring) != FLQ_RECORDS_OPEN
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8507,14 +8672,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6closed___get__(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "flinq/_array.pyx":423
+  /* "flinq/_array.pyx":428
  *     def closed(self):
  *         """True once close() has been called."""
  *         return self._closed             # <<<<<<<<<<<<<<
  * 
  *     # ---- conversions (GIL held) ----------------------------------------------------
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_self->_closed); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 423, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_self->_closed); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 428, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -8527,7 +8692,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6closed___get__(struct __p
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":420
+  /* "flinq/_array.pyx":425
  *         return self._ring != NULL and flq_records_state(self._ring) != FLQ_RECORDS_OPEN
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -8546,7 +8711,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_6closed___get__(struct __p
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":427
+/* "flinq/_array.pyx":432
  *     # ---- conversions (GIL held) ----------------------------------------------------
  * 
  *     cdef flq_records *_open_ring(self) except NULL:             # <<<<<<<<<<<<<<
@@ -8566,7 +8731,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_open_ring", 0);
 
-  /* "flinq/_array.pyx":428
+  /* "flinq/_array.pyx":433
  * 
  *     cdef flq_records *_open_ring(self) except NULL:
  *         if self._closed:             # <<<<<<<<<<<<<<
@@ -8575,7 +8740,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
 */
   if (unlikely(__pyx_v_self->_closed)) {
 
-    /* "flinq/_array.pyx":429
+    /* "flinq/_array.pyx":434
  *     cdef flq_records *_open_ring(self) except NULL:
  *         if self._closed:
  *             raise ValueError("ArrayQueue is closed")             # <<<<<<<<<<<<<<
@@ -8588,14 +8753,14 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
       PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_mstate_global->__pyx_kp_u_ArrayQueue_is_closed};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 429, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 429, __pyx_L1_error)
+    __PYX_ERR(0, 434, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":428
+    /* "flinq/_array.pyx":433
  * 
  *     cdef flq_records *_open_ring(self) except NULL:
  *         if self._closed:             # <<<<<<<<<<<<<<
@@ -8604,7 +8769,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
 */
   }
 
-  /* "flinq/_array.pyx":430
+  /* "flinq/_array.pyx":435
  *         if self._closed:
  *             raise ValueError("ArrayQueue is closed")
  *         if self._ring == NULL:             # <<<<<<<<<<<<<<
@@ -8616,7 +8781,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "flinq/_array.pyx":431
+    /* "flinq/_array.pyx":436
  *             raise ValueError("ArrayQueue is closed")
  *         if self._ring == NULL:
  *             raise ValueError("ArrayQueue was not initialized")             # <<<<<<<<<<<<<<
@@ -8629,14 +8794,14 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
       PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_mstate_global->__pyx_kp_u_ArrayQueue_was_not_initialized};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (__pyx_t_3*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 431, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 436, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 431, __pyx_L1_error)
+    __PYX_ERR(0, 436, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":430
+    /* "flinq/_array.pyx":435
  *         if self._closed:
  *             raise ValueError("ArrayQueue is closed")
  *         if self._ring == NULL:             # <<<<<<<<<<<<<<
@@ -8645,7 +8810,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
 */
   }
 
-  /* "flinq/_array.pyx":432
+  /* "flinq/_array.pyx":437
  *         if self._ring == NULL:
  *             raise ValueError("ArrayQueue was not initialized")
  *         return self._ring             # <<<<<<<<<<<<<<
@@ -8658,7 +8823,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":427
+  /* "flinq/_array.pyx":432
  *     # ---- conversions (GIL held) ----------------------------------------------------
  * 
  *     cdef flq_records *_open_ring(self) except NULL:             # <<<<<<<<<<<<<<
@@ -8678,7 +8843,7 @@ static flq_records *__pyx_f_5flinq_6_array_10ArrayQueue__open_ring(struct __pyx_
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":434
+/* "flinq/_array.pyx":439
  *         return self._ring
  * 
  *     cdef object _records(self, object value, bint batch):             # <<<<<<<<<<<<<<
@@ -8727,28 +8892,28 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_records", 0);
 
-  /* "flinq/_array.pyx":437
+  /* "flinq/_array.pyx":442
  *         """value as a C-contiguous array of records of the queue's element
  *         dtype: shape (n,) + record shape if batch, else the record shape."""
  *         np = _np()             # <<<<<<<<<<<<<<
  *         if isinstance(value, (np.ndarray, np.generic)):
  *             arr = np.asarray(value)
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 437, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 442, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":438
+  /* "flinq/_array.pyx":443
  *         dtype: shape (n,) + record shape if batch, else the record shape."""
  *         np = _np()
  *         if isinstance(value, (np.ndarray, np.generic)):             # <<<<<<<<<<<<<<
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 438, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 443, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_generic); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 438, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_generic); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 443, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4 = PyObject_IsInstance(__pyx_v_value, __pyx_t_1); 
   if (!__pyx_t_4) {
@@ -8769,7 +8934,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   if (__pyx_t_3) {
 
 
-    /* "flinq/_array.pyx":439
+    /* "flinq/_array.pyx":444
  *         np = _np()
  *         if isinstance(value, (np.ndarray, np.generic)):
  *             arr = np.asarray(value)             # <<<<<<<<<<<<<<
@@ -8783,27 +8948,27 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_v_value};
       __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_asarray, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 444, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __pyx_v_arr = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "flinq/_array.pyx":440
+    /* "flinq/_array.pyx":445
  *         if isinstance(value, (np.ndarray, np.generic)):
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:             # <<<<<<<<<<<<<<
  *                 if not np.can_cast(arr.dtype, self._base, casting="safe"):
  *                     raise TypeError(f"cannot put {arr.dtype} into an ArrayQueue of {self._dtype} "
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 440, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 445, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->_base, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 440, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->_base, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 445, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     if (__pyx_t_3) {
 
 
-      /* "flinq/_array.pyx":441
+      /* "flinq/_array.pyx":446
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:
  *                 if not np.can_cast(arr.dtype, self._base, casting="safe"):             # <<<<<<<<<<<<<<
@@ -8812,7 +8977,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
       __pyx_t_2 = __pyx_v_np;
       __Pyx_INCREF(__pyx_t_2);
-      __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 441, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 446, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       #if CYTHON_VECTORCALL
       #endif
@@ -8821,13 +8986,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         PyObject *__pyx_callargs[4] = {__pyx_t_2, __pyx_t_6, __pyx_v_self->_base, __pyx_mstate_global->__pyx_n_u_safe};
         #if CYTHON_VECTORCALL
         __pyx_t_7 = __pyx_mstate_global->__pyx_tuple[1];
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 441, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 446, __pyx_L1_error)
         __Pyx_INCREF(__pyx_t_7);
         #else
         {
           PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_casting};
           __pyx_t_7 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+3, 1);
-          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 441, __pyx_L1_error)
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 446, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_7);
         }
         #endif
@@ -8837,10 +9002,10 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         #if CYTHON_VECTORCALL
         #endif
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 441, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 446, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
-      __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 441, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 446, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_4 = (!__pyx_t_3);
 
@@ -8848,7 +9013,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       if (unlikely(__pyx_t_4)) {
 
 
-        /* "flinq/_array.pyx":442
+        /* "flinq/_array.pyx":447
  *             if arr.dtype != self._base:
  *                 if not np.can_cast(arr.dtype, self._base, casting="safe"):
  *                     raise TypeError(f"cannot put {arr.dtype} into an ArrayQueue of {self._dtype} "             # <<<<<<<<<<<<<<
@@ -8856,12 +9021,12 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
  *                 arr = arr.astype(self._base)
 */
         __pyx_t_7 = NULL;
-        __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 442, __pyx_L1_error)
+        __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 447, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
-        __pyx_t_2 = __Pyx_PyObject_FormatSimple(__pyx_t_6, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 442, __pyx_L1_error)
+        __pyx_t_2 = __Pyx_PyObject_FormatSimple(__pyx_t_6, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 447, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_2);
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 442, __pyx_L1_error)
+        __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 447, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
         __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_cannot_put;
         __pyx_t_8[1] = __pyx_t_2;
@@ -8877,7 +9042,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[3]);
         #endif
         __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 5, __pyx_t_9, __pyx_t_10);
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 442, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 447, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
         __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -8887,14 +9052,14 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
           __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 442, __pyx_L1_error)
+          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 447, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_1);
         }
         __Pyx_Raise(__pyx_t_1, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        __PYX_ERR(0, 442, __pyx_L1_error)
+        __PYX_ERR(0, 447, __pyx_L1_error)
 
-        /* "flinq/_array.pyx":441
+        /* "flinq/_array.pyx":446
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:
  *                 if not np.can_cast(arr.dtype, self._base, casting="safe"):             # <<<<<<<<<<<<<<
@@ -8903,7 +9068,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
       }
 
-      /* "flinq/_array.pyx":444
+      /* "flinq/_array.pyx":449
  *                     raise TypeError(f"cannot put {arr.dtype} into an ArrayQueue of {self._dtype} "
  *                                     "without loss (numpy's 'safe' casting)")
  *                 arr = arr.astype(self._base)             # <<<<<<<<<<<<<<
@@ -8917,13 +9082,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_v_self->_base};
         __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_astype, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 444, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 449, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_DECREF_SET(__pyx_v_arr, __pyx_t_1);
       __pyx_t_1 = 0;
 
-      /* "flinq/_array.pyx":440
+      /* "flinq/_array.pyx":445
  *         if isinstance(value, (np.ndarray, np.generic)):
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:             # <<<<<<<<<<<<<<
@@ -8932,7 +9097,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
     }
 
-    /* "flinq/_array.pyx":438
+    /* "flinq/_array.pyx":443
  *         dtype: shape (n,) + record shape if batch, else the record shape."""
  *         np = _np()
  *         if isinstance(value, (np.ndarray, np.generic)):             # <<<<<<<<<<<<<<
@@ -8942,7 +9107,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     goto __pyx_L3;
   }
 
-  /* "flinq/_array.pyx":446
+  /* "flinq/_array.pyx":451
  *                 arr = arr.astype(self._base)
  *         else:
  *             try:             # <<<<<<<<<<<<<<
@@ -8959,7 +9124,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __Pyx_XGOTREF(__pyx_t_14);
       /*try:*/ {
 
-        /* "flinq/_array.pyx":447
+        /* "flinq/_array.pyx":452
  *         else:
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):             # <<<<<<<<<<<<<<
@@ -8976,13 +9141,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
             PyObject *__pyx_callargs[3] = {__pyx_t_11, __pyx_mstate_global->__pyx_n_u_raise, __pyx_mstate_global->__pyx_n_u_raise};
             #if CYTHON_VECTORCALL
             __pyx_t_7 = __pyx_mstate_global->__pyx_tuple[2];
-            if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 447, __pyx_L8_error)
+            if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 452, __pyx_L8_error)
             __Pyx_INCREF(__pyx_t_7);
             #else
             {
               PyObject *__pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_over, __pyx_mstate_global->__pyx_n_u_invalid};
               __pyx_t_7 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+1, 2);
-              if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 447, __pyx_L8_error)
+              if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 452, __pyx_L8_error)
               __Pyx_GOTREF(__pyx_t_7);
             }
             #endif
@@ -8991,13 +9156,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
             #if CYTHON_VECTORCALL
             #endif
             __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-            if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 447, __pyx_L8_error)
+            if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 452, __pyx_L8_error)
             __Pyx_GOTREF(__pyx_t_1);
           }
-          __pyx_t_15 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_exit); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 447, __pyx_L8_error)
+          __pyx_t_15 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_exit); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 452, __pyx_L8_error)
           __Pyx_GOTREF(__pyx_t_15);
           __pyx_t_11 = NULL;
-          __pyx_t_6 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_enter); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 447, __pyx_L14_error)
+          __pyx_t_6 = __Pyx_PyObject_LookupSpecial(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_enter); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 452, __pyx_L14_error)
           __Pyx_GOTREF(__pyx_t_6);
           __pyx_t_5 = 1;
           #if CYTHON_UNPACK_METHODS
@@ -9016,7 +9181,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
             __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
             __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-            if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 447, __pyx_L14_error)
+            if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 452, __pyx_L14_error)
             __Pyx_GOTREF(__pyx_t_7);
           }
           __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -9031,7 +9196,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
               __Pyx_XGOTREF(__pyx_t_18);
               /*try:*/ {
 
-                /* "flinq/_array.pyx":448
+                /* "flinq/_array.pyx":453
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):
  *                     arr = np.array(value, dtype=self._base)             # <<<<<<<<<<<<<<
@@ -9047,13 +9212,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
                   PyObject *__pyx_callargs[3] = {__pyx_t_7, __pyx_v_value, __pyx_v_self->_base};
                   #if CYTHON_VECTORCALL
                   __pyx_t_6 = __pyx_mstate_global->__pyx_tuple[3];
-                  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 448, __pyx_L18_error)
+                  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 453, __pyx_L18_error)
                   __Pyx_INCREF(__pyx_t_6);
                   #else
                   {
                     PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
                     __pyx_t_6 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-                    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 448, __pyx_L18_error)
+                    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 453, __pyx_L18_error)
                     __Pyx_GOTREF(__pyx_t_6);
                   }
                   #endif
@@ -9062,13 +9227,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
                   #if CYTHON_VECTORCALL
                   #endif
                   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-                  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 448, __pyx_L18_error)
+                  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 453, __pyx_L18_error)
                   __Pyx_GOTREF(__pyx_t_1);
                 }
                 __pyx_v_arr = __pyx_t_1;
                 __pyx_t_1 = 0;
 
-                /* "flinq/_array.pyx":447
+                /* "flinq/_array.pyx":452
  *         else:
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):             # <<<<<<<<<<<<<<
@@ -9088,23 +9253,23 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
               __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
               /*except:*/ {
                 __Pyx_AddTraceback("flinq._array.ArrayQueue._records", __pyx_clineno, __pyx_lineno, __pyx_filename);
-                if (__Pyx_GetException(&__pyx_t_1, &__pyx_t_6, &__pyx_t_7) < 0) __PYX_ERR(0, 447, __pyx_L20_except_error)
+                if (__Pyx_GetException(&__pyx_t_1, &__pyx_t_6, &__pyx_t_7) < 0) __PYX_ERR(0, 452, __pyx_L20_except_error)
                 __Pyx_XGOTREF(__pyx_t_1);
                 __Pyx_XGOTREF(__pyx_t_6);
                 __Pyx_XGOTREF(__pyx_t_7);
                 {
                   PyObject* __pyx_temp[3] = {__pyx_t_1, __pyx_t_6, __pyx_t_7};
-                  __pyx_t_11 = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 447, __pyx_L20_except_error)
+                  __pyx_t_11 = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 452, __pyx_L20_except_error)
                   __Pyx_GOTREF(__pyx_t_11);
                 }
                 __pyx_t_19 = __Pyx_PyObject_Call(__pyx_t_15, __pyx_t_11, NULL);
                 __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
                 __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-                if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 447, __pyx_L20_except_error)
+                if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 452, __pyx_L20_except_error)
                 __Pyx_GOTREF(__pyx_t_19);
                 __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_19);
                 __Pyx_DECREF(__pyx_t_19); __pyx_t_19 = 0;
-                if (__pyx_t_4 < (0)) __PYX_ERR(0, 447, __pyx_L20_except_error)
+                if (__pyx_t_4 < (0)) __PYX_ERR(0, 452, __pyx_L20_except_error)
                 __pyx_t_3 = (!__pyx_t_4);
 
 
@@ -9115,7 +9280,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
                   __Pyx_XGIVEREF(__pyx_t_7);
                   __Pyx_ErrRestoreWithState(__pyx_t_1, __pyx_t_6, __pyx_t_7);
                   __pyx_t_1 = 0;  __pyx_t_6 = 0;  __pyx_t_7 = 0; 
-                  __PYX_ERR(0, 447, __pyx_L20_except_error)
+                  __PYX_ERR(0, 452, __pyx_L20_except_error)
                 }
                 __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
                 __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -9141,7 +9306,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
               if (__pyx_t_15) {
                 __pyx_t_18 = __Pyx_PyObject_Call(__pyx_t_15, __pyx_mstate_global->__pyx_tuple[4], NULL);
                 __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-                if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 447, __pyx_L8_error)
+                if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 452, __pyx_L8_error)
                 __Pyx_GOTREF(__pyx_t_18);
                 __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
               }
@@ -9156,7 +9321,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
           __pyx_L27:;
         }
 
-        /* "flinq/_array.pyx":446
+        /* "flinq/_array.pyx":451
  *                 arr = arr.astype(self._base)
  *         else:
  *             try:             # <<<<<<<<<<<<<<
@@ -9175,7 +9340,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
 
-      /* "flinq/_array.pyx":449
+      /* "flinq/_array.pyx":454
  *                 with np.errstate(over="raise", invalid="raise"):
  *                     arr = np.array(value, dtype=self._base)
  *             except (OverflowError, FloatingPointError) as error:             # <<<<<<<<<<<<<<
@@ -9185,7 +9350,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_t_10 = __Pyx_PyErr_ExceptionMatches2(((PyObject *)(((PyTypeObject*)PyExc_OverflowError))), ((PyObject *)(((PyTypeObject*)PyExc_FloatingPointError))));
       if (__pyx_t_10) {
         __Pyx_AddTraceback("flinq._array.ArrayQueue._records", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_7, &__pyx_t_6, &__pyx_t_1) < 0) __PYX_ERR(0, 449, __pyx_L10_except_error)
+        if (__Pyx_GetException(&__pyx_t_7, &__pyx_t_6, &__pyx_t_1) < 0) __PYX_ERR(0, 454, __pyx_L10_except_error)
         __Pyx_XGOTREF(__pyx_t_7);
         __Pyx_XGOTREF(__pyx_t_6);
         __Pyx_XGOTREF(__pyx_t_1);
@@ -9193,7 +9358,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         __pyx_v_error = __pyx_t_6;
         /*try:*/ {
 
-          /* "flinq/_array.pyx":450
+          /* "flinq/_array.pyx":455
  *                     arr = np.array(value, dtype=self._base)
  *             except (OverflowError, FloatingPointError) as error:
  *                 raise TypeError(f"{value!r:.60} does not fit {self._dtype}: {error}") from None             # <<<<<<<<<<<<<<
@@ -9201,11 +9366,11 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
 */
           __pyx_t_2 = NULL;
-          __pyx_t_20 = __Pyx_PyObject_FormatAndDecref(PyObject_Repr(__pyx_v_value), __pyx_mstate_global->__pyx_kp_u_60); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 450, __pyx_L33_error)
+          __pyx_t_20 = __Pyx_PyObject_FormatAndDecref(PyObject_Repr(__pyx_v_value), __pyx_mstate_global->__pyx_kp_u_60); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 455, __pyx_L33_error)
           __Pyx_GOTREF(__pyx_t_20);
-          __pyx_t_21 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 450, __pyx_L33_error)
+          __pyx_t_21 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 455, __pyx_L33_error)
           __Pyx_GOTREF(__pyx_t_21);
-          __pyx_t_22 = __Pyx_PyObject_FormatSimple(__pyx_v_error, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 450, __pyx_L33_error)
+          __pyx_t_22 = __Pyx_PyObject_FormatSimple(__pyx_v_error, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 455, __pyx_L33_error)
           __Pyx_GOTREF(__pyx_t_22);
           __pyx_t_8[0] = __pyx_t_20;
           __pyx_t_8[1] = __pyx_mstate_global->__pyx_kp_u_does_not_fit;
@@ -9221,7 +9386,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
           __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[0]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[2]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[4]);
           #endif
           __pyx_t_23 = __Pyx_PyUnicode_Join(__pyx_t_8, 5, __pyx_t_9, __pyx_t_10);
-          if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 450, __pyx_L33_error)
+          if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 455, __pyx_L33_error)
           __Pyx_GOTREF(__pyx_t_23);
           __Pyx_DECREF(__pyx_t_20); __pyx_t_20 = 0;
           __Pyx_DECREF(__pyx_t_21); __pyx_t_21 = 0;
@@ -9232,15 +9397,15 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
             __pyx_t_11 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
             __Pyx_DECREF(__pyx_t_23); __pyx_t_23 = 0;
-            if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 450, __pyx_L33_error)
+            if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 455, __pyx_L33_error)
             __Pyx_GOTREF(__pyx_t_11);
           }
           __Pyx_Raise(__pyx_t_11, 0, 0, Py_None);
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-          __PYX_ERR(0, 450, __pyx_L33_error)
+          __PYX_ERR(0, 455, __pyx_L33_error)
         }
 
-        /* "flinq/_array.pyx":449
+        /* "flinq/_array.pyx":454
  *                 with np.errstate(over="raise", invalid="raise"):
  *                     arr = np.array(value, dtype=self._base)
  *             except (OverflowError, FloatingPointError) as error:             # <<<<<<<<<<<<<<
@@ -9287,7 +9452,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       }
       goto __pyx_L10_except_error;
 
-      /* "flinq/_array.pyx":446
+      /* "flinq/_array.pyx":451
  *                 arr = arr.astype(self._base)
  *         else:
  *             try:             # <<<<<<<<<<<<<<
@@ -9303,14 +9468,14 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_L13_try_end:;
     }
 
-    /* "flinq/_array.pyx":451
+    /* "flinq/_array.pyx":456
  *             except (OverflowError, FloatingPointError) as error:
  *                 raise TypeError(f"{value!r:.60} does not fit {self._dtype}: {error}") from None
  *             if not _same_values(arr.tolist(), value):             # <<<<<<<<<<<<<<
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
  *         cdef tuple shape = arr.shape
 */
-    if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 451, __pyx_L1_error) }
+    if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 456, __pyx_L1_error) }
     __pyx_t_6 = __pyx_v_arr;
     __Pyx_INCREF(__pyx_t_6);
     __pyx_t_5 = 0;
@@ -9318,10 +9483,10 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       PyObject *__pyx_callargs[2] = {__pyx_t_6, NULL};
       __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_tolist, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 451, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 456, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
-    __pyx_t_3 = __pyx_f_5flinq_6_array__same_values(__pyx_t_1, __pyx_v_value); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 451, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_5flinq_6_array__same_values(__pyx_t_1, __pyx_v_value); if (unlikely(__pyx_t_3 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 456, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_t_4 = (!__pyx_t_3);
 
@@ -9329,7 +9494,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "flinq/_array.pyx":452
+      /* "flinq/_array.pyx":457
  *                 raise TypeError(f"{value!r:.60} does not fit {self._dtype}: {error}") from None
  *             if not _same_values(arr.tolist(), value):
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")             # <<<<<<<<<<<<<<
@@ -9337,9 +9502,9 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
  *         if batch:
 */
       __pyx_t_6 = NULL;
-      __pyx_t_7 = __Pyx_PyObject_FormatAndDecref(PyObject_Repr(__pyx_v_value), __pyx_mstate_global->__pyx_kp_u_60); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 452, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_FormatAndDecref(PyObject_Repr(__pyx_v_value), __pyx_mstate_global->__pyx_kp_u_60); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 452, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __pyx_t_27[0] = __pyx_t_7;
       __pyx_t_27[1] = __pyx_mstate_global->__pyx_kp_u_would_change_when_stored_as;
@@ -9353,7 +9518,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_t_24 |= __Pyx_PyUnicode_KIND_04(__pyx_t_27[0]) | __Pyx_PyUnicode_KIND_04(__pyx_t_27[2]);
       #endif
       __pyx_t_23 = __Pyx_PyUnicode_Join(__pyx_t_27, 3, __pyx_t_9, __pyx_t_24);
-      if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 452, __pyx_L1_error)
+      if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 457, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_23);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -9363,14 +9528,14 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_23); __pyx_t_23 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 452, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 457, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 452, __pyx_L1_error)
+      __PYX_ERR(0, 457, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":451
+      /* "flinq/_array.pyx":456
  *             except (OverflowError, FloatingPointError) as error:
  *                 raise TypeError(f"{value!r:.60} does not fit {self._dtype}: {error}") from None
  *             if not _same_values(arr.tolist(), value):             # <<<<<<<<<<<<<<
@@ -9381,21 +9546,21 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   }
   __pyx_L3:;
 
-  /* "flinq/_array.pyx":453
+  /* "flinq/_array.pyx":458
  *             if not _same_values(arr.tolist(), value):
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
  *         cdef tuple shape = arr.shape             # <<<<<<<<<<<<<<
  *         if batch:
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:
 */
-  if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 453, __pyx_L1_error) }
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 453, __pyx_L1_error)
+  if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 458, __pyx_L1_error) }
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_arr, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 458, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (!(likely(PyTuple_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_1))) __PYX_ERR(0, 453, __pyx_L1_error)
+  if (!(likely(PyTuple_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_1))) __PYX_ERR(0, 458, __pyx_L1_error)
   __pyx_v_shape = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":454
+  /* "flinq/_array.pyx":459
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
  *         cdef tuple shape = arr.shape
  *         if batch:             # <<<<<<<<<<<<<<
@@ -9404,7 +9569,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
   if (__pyx_v_batch) {
 
-    /* "flinq/_array.pyx":455
+    /* "flinq/_array.pyx":460
  *         cdef tuple shape = arr.shape
  *         if batch:
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:             # <<<<<<<<<<<<<<
@@ -9413,16 +9578,16 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
     if (unlikely(__pyx_v_shape == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 455, __pyx_L1_error)
+      __PYX_ERR(0, 460, __pyx_L1_error)
     }
-    __pyx_t_9 = __Pyx_PyTuple_GET_SIZE(__pyx_v_shape); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 455, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyTuple_GET_SIZE(__pyx_v_shape); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 460, __pyx_L1_error)
     __pyx_t_1 = __pyx_v_self->_shape;
     __Pyx_INCREF(__pyx_t_1);
     if (unlikely(__pyx_t_1 == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 455, __pyx_L1_error)
+      __PYX_ERR(0, 460, __pyx_L1_error)
     }
-    __pyx_t_28 = __Pyx_PyTuple_GET_SIZE(__pyx_t_1); if (unlikely(__pyx_t_28 == ((Py_ssize_t)-1))) __PYX_ERR(0, 455, __pyx_L1_error)
+    __pyx_t_28 = __Pyx_PyTuple_GET_SIZE(__pyx_t_1); if (unlikely(__pyx_t_28 == ((Py_ssize_t)-1))) __PYX_ERR(0, 460, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_t_3 = (__pyx_t_9 != (1 + __pyx_t_28));
 
@@ -9438,11 +9603,11 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     }
     if (unlikely(__pyx_v_shape == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 455, __pyx_L1_error)
+      __PYX_ERR(0, 460, __pyx_L1_error)
     }
-    __pyx_t_1 = __Pyx_PyTuple_GetSlice(__pyx_v_shape, 1, PY_SSIZE_T_MAX); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 455, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyTuple_GetSlice(__pyx_v_shape, 1, PY_SSIZE_T_MAX); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 460, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = __Pyx_PyObject_RichCompareBool(__pyx_t_1, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 455, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_RichCompareBool(__pyx_t_1, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 460, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
     __pyx_t_4 = __pyx_t_3;
@@ -9451,7 +9616,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "flinq/_array.pyx":456
+      /* "flinq/_array.pyx":461
  *         if batch:
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:
  *                 raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "             # <<<<<<<<<<<<<<
@@ -9459,19 +9624,19 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
  *         elif shape != self._shape:
 */
       __pyx_t_23 = NULL;
-      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 456, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 461, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
 
-      /* "flinq/_array.pyx":457
+      /* "flinq/_array.pyx":462
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:
  *                 raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "
  *                                  f"for records of {self._dtype}, not {shape}")             # <<<<<<<<<<<<<<
  *         elif shape != self._shape:
  *             raise ValueError(f"a record of {self._dtype} has shape {self._shape}, not {shape}")
 */
-      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 457, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 462, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
-      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 457, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 462, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __pyx_t_29[0] = __pyx_mstate_global->__pyx_kp_u_put_many_takes_an_array_of_shape;
       __pyx_t_29[1] = __pyx_t_6;
@@ -9480,7 +9645,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_t_29[4] = __pyx_mstate_global->__pyx_kp_u_not;
       __pyx_t_29[5] = __pyx_t_7;
 
-      /* "flinq/_array.pyx":456
+      /* "flinq/_array.pyx":461
  *         if batch:
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:
  *                 raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "             # <<<<<<<<<<<<<<
@@ -9496,7 +9661,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_t_24 |= __Pyx_PyUnicode_KIND_04(__pyx_t_29[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_29[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_29[5]);
       #endif
       __pyx_t_2 = __Pyx_PyUnicode_Join(__pyx_t_29, 6, __pyx_t_28, __pyx_t_24);
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 456, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 461, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -9507,14 +9672,14 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_23); __pyx_t_23 = 0;
         __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 456, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 461, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_Raise(__pyx_t_1, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __PYX_ERR(0, 456, __pyx_L1_error)
+      __PYX_ERR(0, 461, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":455
+      /* "flinq/_array.pyx":460
  *         cdef tuple shape = arr.shape
  *         if batch:
  *             if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:             # <<<<<<<<<<<<<<
@@ -9523,7 +9688,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
     }
 
-    /* "flinq/_array.pyx":454
+    /* "flinq/_array.pyx":459
  *                 raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
  *         cdef tuple shape = arr.shape
  *         if batch:             # <<<<<<<<<<<<<<
@@ -9533,18 +9698,18 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     goto __pyx_L40;
   }
 
-  /* "flinq/_array.pyx":458
+  /* "flinq/_array.pyx":463
  *                 raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "
  *                                  f"for records of {self._dtype}, not {shape}")
  *         elif shape != self._shape:             # <<<<<<<<<<<<<<
  *             raise ValueError(f"a record of {self._dtype} has shape {self._shape}, not {shape}")
  *         return np.ascontiguousarray(arr)
 */
-  __pyx_t_4 = __Pyx_PyObject_RichCompareBool(__pyx_v_shape, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 458, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_RichCompareBool(__pyx_v_shape, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 463, __pyx_L1_error)
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "flinq/_array.pyx":459
+    /* "flinq/_array.pyx":464
  *                                  f"for records of {self._dtype}, not {shape}")
  *         elif shape != self._shape:
  *             raise ValueError(f"a record of {self._dtype} has shape {self._shape}, not {shape}")             # <<<<<<<<<<<<<<
@@ -9552,11 +9717,11 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
  * 
 */
     __pyx_t_2 = NULL;
-    __pyx_t_23 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 459, __pyx_L1_error)
+    __pyx_t_23 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 464, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_23);
-    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 459, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 464, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 459, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyObject_FormatSimple(__pyx_v_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 464, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __pyx_t_29[0] = __pyx_mstate_global->__pyx_kp_u_a_record_of;
     __pyx_t_29[1] = __pyx_t_23;
@@ -9573,7 +9738,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
     __pyx_t_24 |= __Pyx_PyUnicode_KIND_04(__pyx_t_29[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_29[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_29[5]);
     #endif
     __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_29, 6, __pyx_t_28, __pyx_t_24);
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 459, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 464, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_23); __pyx_t_23 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -9584,14 +9749,14 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 459, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 464, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 459, __pyx_L1_error)
+    __PYX_ERR(0, 464, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":458
+    /* "flinq/_array.pyx":463
  *                 raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "
  *                                  f"for records of {self._dtype}, not {shape}")
  *         elif shape != self._shape:             # <<<<<<<<<<<<<<
@@ -9601,7 +9766,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   }
   __pyx_L40:;
 
-  /* "flinq/_array.pyx":460
+  /* "flinq/_array.pyx":465
  *         elif shape != self._shape:
  *             raise ValueError(f"a record of {self._dtype} has shape {self._shape}, not {shape}")
  *         return np.ascontiguousarray(arr)             # <<<<<<<<<<<<<<
@@ -9610,13 +9775,13 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 */
   __pyx_t_6 = __pyx_v_np;
   __Pyx_INCREF(__pyx_t_6);
-  if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 460, __pyx_L1_error) }
+  if (unlikely(!__pyx_v_arr)) { __Pyx_RaiseUnboundLocalError("arr"); __PYX_ERR(0, 465, __pyx_L1_error) }
   __pyx_t_5 = 0;
   {
     PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_v_arr};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_ascontiguousarray, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 460, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 465, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -9630,7 +9795,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":434
+  /* "flinq/_array.pyx":439
  *         return self._ring
  * 
  *     cdef object _records(self, object value, bint batch):             # <<<<<<<<<<<<<<
@@ -9661,7 +9826,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":464
+/* "flinq/_array.pyx":469
  *     # ---- the two copies ------------------------------------------------------------
  * 
  *     cdef inline uint32_t _prepare(self, int which) noexcept:             # <<<<<<<<<<<<<<
@@ -9672,7 +9837,7 @@ static PyObject *__pyx_f_5flinq_6_array_10ArrayQueue__records(struct __pyx_obj_5
 static CYTHON_INLINE uint32_t __pyx_f_5flinq_6_array_10ArrayQueue__prepare(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, int __pyx_v_which) {
   uint32_t __pyx_r;
 
-  /* "flinq/_array.pyx":465
+  /* "flinq/_array.pyx":470
  * 
  *     cdef inline uint32_t _prepare(self, int which) noexcept:
  *         if self._shared:             # <<<<<<<<<<<<<<
@@ -9681,7 +9846,7 @@ static CYTHON_INLINE uint32_t __pyx_f_5flinq_6_array_10ArrayQueue__prepare(struc
 */
   if (__pyx_v_self->_shared) {
 
-    /* "flinq/_array.pyx":466
+    /* "flinq/_array.pyx":471
  *     cdef inline uint32_t _prepare(self, int which) noexcept:
  *         if self._shared:
  *             return flq_shmwait_prepare(self._waits[which])             # <<<<<<<<<<<<<<
@@ -9694,7 +9859,7 @@ static CYTHON_INLINE uint32_t __pyx_f_5flinq_6_array_10ArrayQueue__prepare(struc
     }
     goto __pyx_L0;
 
-    /* "flinq/_array.pyx":465
+    /* "flinq/_array.pyx":470
  * 
  *     cdef inline uint32_t _prepare(self, int which) noexcept:
  *         if self._shared:             # <<<<<<<<<<<<<<
@@ -9703,7 +9868,7 @@ static CYTHON_INLINE uint32_t __pyx_f_5flinq_6_array_10ArrayQueue__prepare(struc
 */
   }
 
-  /* "flinq/_array.pyx":467
+  /* "flinq/_array.pyx":472
  *         if self._shared:
  *             return flq_shmwait_prepare(self._waits[which])
  *         return flq_park_prepare(&self._parks[which])             # <<<<<<<<<<<<<<
@@ -9716,7 +9881,7 @@ static CYTHON_INLINE uint32_t __pyx_f_5flinq_6_array_10ArrayQueue__prepare(struc
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":464
+  /* "flinq/_array.pyx":469
  *     # ---- the two copies ------------------------------------------------------------
  * 
  *     cdef inline uint32_t _prepare(self, int which) noexcept:             # <<<<<<<<<<<<<<
@@ -9730,7 +9895,7 @@ static CYTHON_INLINE uint32_t __pyx_f_5flinq_6_array_10ArrayQueue__prepare(struc
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":469
+/* "flinq/_array.pyx":474
  *         return flq_park_prepare(&self._parks[which])
  * 
  *     cdef inline void _cancel(self, int which) noexcept:             # <<<<<<<<<<<<<<
@@ -9740,7 +9905,7 @@ static CYTHON_INLINE uint32_t __pyx_f_5flinq_6_array_10ArrayQueue__prepare(struc
 
 static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__cancel(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, int __pyx_v_which) {
 
-  /* "flinq/_array.pyx":470
+  /* "flinq/_array.pyx":475
  * 
  *     cdef inline void _cancel(self, int which) noexcept:
  *         if self._shared:             # <<<<<<<<<<<<<<
@@ -9749,7 +9914,7 @@ static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__cancel(struct __p
 */
   if (__pyx_v_self->_shared) {
 
-    /* "flinq/_array.pyx":471
+    /* "flinq/_array.pyx":476
  *     cdef inline void _cancel(self, int which) noexcept:
  *         if self._shared:
  *             flq_shmwait_cancel(self._waits[which])             # <<<<<<<<<<<<<<
@@ -9758,7 +9923,7 @@ static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__cancel(struct __p
 */
     flq_shmwait_cancel((__pyx_v_self->_waits[__pyx_v_which]));
 
-    /* "flinq/_array.pyx":470
+    /* "flinq/_array.pyx":475
  * 
  *     cdef inline void _cancel(self, int which) noexcept:
  *         if self._shared:             # <<<<<<<<<<<<<<
@@ -9768,7 +9933,7 @@ static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__cancel(struct __p
     goto __pyx_L3;
   }
 
-  /* "flinq/_array.pyx":473
+  /* "flinq/_array.pyx":478
  *             flq_shmwait_cancel(self._waits[which])
  *         else:
  *             flq_park_cancel(&self._parks[which])             # <<<<<<<<<<<<<<
@@ -9780,7 +9945,7 @@ static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__cancel(struct __p
   }
   __pyx_L3:;
 
-  /* "flinq/_array.pyx":469
+  /* "flinq/_array.pyx":474
  *         return flq_park_prepare(&self._parks[which])
  * 
  *     cdef inline void _cancel(self, int which) noexcept:             # <<<<<<<<<<<<<<
@@ -9792,7 +9957,7 @@ static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__cancel(struct __p
 
 }
 
-/* "flinq/_array.pyx":475
+/* "flinq/_array.pyx":480
  *             flq_park_cancel(&self._parks[which])
  * 
  *     cdef inline void _notify(self, int which, bint all) noexcept:             # <<<<<<<<<<<<<<
@@ -9803,7 +9968,7 @@ static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__cancel(struct __p
 static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__notify(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, int __pyx_v_which, int __pyx_v_all) {
   int __pyx_t_1;
 
-  /* "flinq/_array.pyx":476
+  /* "flinq/_array.pyx":481
  * 
  *     cdef inline void _notify(self, int which, bint all) noexcept:
  *         if self._block == NULL:             # <<<<<<<<<<<<<<
@@ -9815,7 +9980,7 @@ static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__notify(struct __p
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":477
+    /* "flinq/_array.pyx":482
  *     cdef inline void _notify(self, int which, bint all) noexcept:
  *         if self._block == NULL:
  *             return  # closed and freed: nobody sleeps on this handle's words any more             # <<<<<<<<<<<<<<
@@ -9826,7 +9991,7 @@ static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__notify(struct __p
     }
     goto __pyx_L0;
 
-    /* "flinq/_array.pyx":476
+    /* "flinq/_array.pyx":481
  * 
  *     cdef inline void _notify(self, int which, bint all) noexcept:
  *         if self._block == NULL:             # <<<<<<<<<<<<<<
@@ -9835,7 +10000,7 @@ static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__notify(struct __p
 */
   }
 
-  /* "flinq/_array.pyx":478
+  /* "flinq/_array.pyx":483
  *         if self._block == NULL:
  *             return  # closed and freed: nobody sleeps on this handle's words any more
  *         if self._shared:             # <<<<<<<<<<<<<<
@@ -9844,7 +10009,7 @@ static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__notify(struct __p
 */
   if (__pyx_v_self->_shared) {
 
-    /* "flinq/_array.pyx":479
+    /* "flinq/_array.pyx":484
  *             return  # closed and freed: nobody sleeps on this handle's words any more
  *         if self._shared:
  *             flq_shmwait_notify(self._waits[which], all)             # <<<<<<<<<<<<<<
@@ -9853,7 +10018,7 @@ static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__notify(struct __p
 */
     flq_shmwait_notify((__pyx_v_self->_waits[__pyx_v_which]), __pyx_v_all);
 
-    /* "flinq/_array.pyx":478
+    /* "flinq/_array.pyx":483
  *         if self._block == NULL:
  *             return  # closed and freed: nobody sleeps on this handle's words any more
  *         if self._shared:             # <<<<<<<<<<<<<<
@@ -9863,7 +10028,7 @@ static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__notify(struct __p
     goto __pyx_L4;
   }
 
-  /* "flinq/_array.pyx":481
+  /* "flinq/_array.pyx":486
  *             flq_shmwait_notify(self._waits[which], all)
  *         else:
  *             flq_park_notify_locked(&self._parks[which], all)             # <<<<<<<<<<<<<<
@@ -9875,7 +10040,7 @@ static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__notify(struct __p
   }
   __pyx_L4:;
 
-  /* "flinq/_array.pyx":475
+  /* "flinq/_array.pyx":480
  *             flq_park_cancel(&self._parks[which])
  * 
  *     cdef inline void _notify(self, int which, bint all) noexcept:             # <<<<<<<<<<<<<<
@@ -9888,7 +10053,7 @@ static CYTHON_INLINE void __pyx_f_5flinq_6_array_10ArrayQueue__notify(struct __p
 
 }
 
-/* "flinq/_array.pyx":483
+/* "flinq/_array.pyx":488
  *             flq_park_notify_locked(&self._parks[which], all)
  * 
  *     cdef int _sleep(self, int which, uint32_t key, int64_t deadline) except -1:             # <<<<<<<<<<<<<<
@@ -9919,7 +10084,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_sleep", 0);
 
-  /* "flinq/_array.pyx":487
+  /* "flinq/_array.pyx":492
  *         deadline (-1: none). Returns 1 when the deadline had passed, else 0.
  *         Raises what a signal handler raises (main thread only)."""
  *         cdef int64_t timeout_ns = -1             # <<<<<<<<<<<<<<
@@ -9928,7 +10093,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
   __pyx_v_timeout_ns = -1L;
 
-  /* "flinq/_array.pyx":489
+  /* "flinq/_array.pyx":494
  *         cdef int64_t timeout_ns = -1
  *         cdef int64_t now
  *         cdef bint in_main = _threading.current_thread() is _threading.main_thread()             # <<<<<<<<<<<<<<
@@ -9936,9 +10101,9 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
  *         cdef bint shared = self._shared
 */
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_threading); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_threading); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_current_thread); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_current_thread); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_5 = 1;
@@ -9958,13 +10123,13 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 489, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 494, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_threading); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_threading); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_main_thread); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 489, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_main_thread); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_5 = 1;
@@ -9984,7 +10149,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
     __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 489, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 494, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
   }
   __pyx_t_7 = (__pyx_t_1 == __pyx_t_4);
@@ -9992,7 +10157,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_v_in_main = __pyx_t_7;
 
-  /* "flinq/_array.pyx":491
+  /* "flinq/_array.pyx":496
  *         cdef bint in_main = _threading.current_thread() is _threading.main_thread()
  *         cdef int rc
  *         cdef bint shared = self._shared             # <<<<<<<<<<<<<<
@@ -10003,7 +10168,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 
   __pyx_v_shared = __pyx_t_7;
 
-  /* "flinq/_array.pyx":492
+  /* "flinq/_array.pyx":497
  *         cdef int rc
  *         cdef bint shared = self._shared
  *         cdef flq_shmwait words = self._waits[which]             # <<<<<<<<<<<<<<
@@ -10012,7 +10177,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
   __pyx_v_words = (__pyx_v_self->_waits[__pyx_v_which]);
 
-  /* "flinq/_array.pyx":493
+  /* "flinq/_array.pyx":498
  *         cdef bint shared = self._shared
  *         cdef flq_shmwait words = self._waits[which]
  *         cdef flq_park *park = &self._parks[which]             # <<<<<<<<<<<<<<
@@ -10021,7 +10186,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
   __pyx_v_park = (&(__pyx_v_self->_parks[__pyx_v_which]));
 
-  /* "flinq/_array.pyx":494
+  /* "flinq/_array.pyx":499
  *         cdef flq_shmwait words = self._waits[which]
  *         cdef flq_park *park = &self._parks[which]
  *         if deadline >= 0:             # <<<<<<<<<<<<<<
@@ -10033,7 +10198,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
   if (__pyx_t_7) {
 
 
-    /* "flinq/_array.pyx":495
+    /* "flinq/_array.pyx":500
  *         cdef flq_park *park = &self._parks[which]
  *         if deadline >= 0:
  *             now = flq_now_ns()             # <<<<<<<<<<<<<<
@@ -10042,7 +10207,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
     __pyx_v_now = flq_now_ns();
 
-    /* "flinq/_array.pyx":496
+    /* "flinq/_array.pyx":501
  *         if deadline >= 0:
  *             now = flq_now_ns()
  *             if now >= deadline:             # <<<<<<<<<<<<<<
@@ -10054,7 +10219,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
     if (__pyx_t_7) {
 
 
-      /* "flinq/_array.pyx":497
+      /* "flinq/_array.pyx":502
  *             now = flq_now_ns()
  *             if now >= deadline:
  *                 self._cancel(which)             # <<<<<<<<<<<<<<
@@ -10063,7 +10228,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
       __pyx_f_5flinq_6_array_10ArrayQueue__cancel(__pyx_v_self, __pyx_v_which);
 
-      /* "flinq/_array.pyx":498
+      /* "flinq/_array.pyx":503
  *             if now >= deadline:
  *                 self._cancel(which)
  *                 return 1             # <<<<<<<<<<<<<<
@@ -10076,7 +10241,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
       }
       goto __pyx_L0;
 
-      /* "flinq/_array.pyx":496
+      /* "flinq/_array.pyx":501
  *         if deadline >= 0:
  *             now = flq_now_ns()
  *             if now >= deadline:             # <<<<<<<<<<<<<<
@@ -10085,7 +10250,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
     }
 
-    /* "flinq/_array.pyx":499
+    /* "flinq/_array.pyx":504
  *                 self._cancel(which)
  *                 return 1
  *             timeout_ns = deadline - now             # <<<<<<<<<<<<<<
@@ -10094,7 +10259,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
     __pyx_v_timeout_ns = (__pyx_v_deadline - __pyx_v_now);
 
-    /* "flinq/_array.pyx":494
+    /* "flinq/_array.pyx":499
  *         cdef flq_shmwait words = self._waits[which]
  *         cdef flq_park *park = &self._parks[which]
  *         if deadline >= 0:             # <<<<<<<<<<<<<<
@@ -10103,7 +10268,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
   }
 
-  /* "flinq/_array.pyx":500
+  /* "flinq/_array.pyx":505
  *                 return 1
  *             timeout_ns = deadline - now
  *         if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):             # <<<<<<<<<<<<<<
@@ -10135,7 +10300,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
   if (__pyx_t_7) {
 
 
-    /* "flinq/_array.pyx":501
+    /* "flinq/_array.pyx":506
  *             timeout_ns = deadline - now
  *         if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
  *             timeout_ns = SIGNAL_SLICE_NS             # <<<<<<<<<<<<<<
@@ -10144,7 +10309,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
     __pyx_v_timeout_ns = __pyx_v_5flinq_6_array_SIGNAL_SLICE_NS;
 
-    /* "flinq/_array.pyx":500
+    /* "flinq/_array.pyx":505
  *                 return 1
  *             timeout_ns = deadline - now
  *         if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):             # <<<<<<<<<<<<<<
@@ -10153,7 +10318,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
   }
 
-  /* "flinq/_array.pyx":502
+  /* "flinq/_array.pyx":507
  *         if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
  *             timeout_ns = SIGNAL_SLICE_NS
  *         self._users += 1  # a shared sleeper counts itself out in the mapping             # <<<<<<<<<<<<<<
@@ -10162,7 +10327,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
   __pyx_v_self->_users = (__pyx_v_self->_users + 1);
 
-  /* "flinq/_array.pyx":503
+  /* "flinq/_array.pyx":508
  *             timeout_ns = SIGNAL_SLICE_NS
  *         self._users += 1  # a shared sleeper counts itself out in the mapping
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10175,7 +10340,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "flinq/_array.pyx":504
+        /* "flinq/_array.pyx":509
  *         self._users += 1  # a shared sleeper counts itself out in the mapping
  *         with nogil:
  *             if shared:             # <<<<<<<<<<<<<<
@@ -10184,7 +10349,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
         if (__pyx_v_shared) {
 
-          /* "flinq/_array.pyx":505
+          /* "flinq/_array.pyx":510
  *         with nogil:
  *             if shared:
  *                 rc = flq_shmwait_wait(words, key, timeout_ns)             # <<<<<<<<<<<<<<
@@ -10193,7 +10358,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
           __pyx_v_rc = flq_shmwait_wait(__pyx_v_words, __pyx_v_key, __pyx_v_timeout_ns);
 
-          /* "flinq/_array.pyx":504
+          /* "flinq/_array.pyx":509
  *         self._users += 1  # a shared sleeper counts itself out in the mapping
  *         with nogil:
  *             if shared:             # <<<<<<<<<<<<<<
@@ -10203,7 +10368,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
           goto __pyx_L12;
         }
 
-        /* "flinq/_array.pyx":507
+        /* "flinq/_array.pyx":512
  *                 rc = flq_shmwait_wait(words, key, timeout_ns)
  *             else:
  *                 rc = flq_park_wait(park, key, timeout_ns)             # <<<<<<<<<<<<<<
@@ -10216,7 +10381,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
         __pyx_L12:;
       }
 
-      /* "flinq/_array.pyx":503
+      /* "flinq/_array.pyx":508
  *             timeout_ns = SIGNAL_SLICE_NS
  *         self._users += 1  # a shared sleeper counts itself out in the mapping
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10233,7 +10398,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
       }
   }
 
-  /* "flinq/_array.pyx":508
+  /* "flinq/_array.pyx":513
  *             else:
  *                 rc = flq_park_wait(park, key, timeout_ns)
  *         self._left()             # <<<<<<<<<<<<<<
@@ -10242,7 +10407,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
   ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_left(__pyx_v_self);
 
-  /* "flinq/_array.pyx":509
+  /* "flinq/_array.pyx":514
  *                 rc = flq_park_wait(park, key, timeout_ns)
  *         self._left()
  *         if in_main and PyErr_CheckSignals() < 0:             # <<<<<<<<<<<<<<
@@ -10264,7 +10429,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
   if (__pyx_t_7) {
 
 
-    /* "flinq/_array.pyx":510
+    /* "flinq/_array.pyx":515
  *         self._left()
  *         if in_main and PyErr_CheckSignals() < 0:
  *             if rc == 0:             # <<<<<<<<<<<<<<
@@ -10276,7 +10441,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
     if (__pyx_t_7) {
 
 
-      /* "flinq/_array.pyx":512
+      /* "flinq/_array.pyx":517
  *             if rc == 0:
  *                 # The wake-up we consumed was meant for someone; pass it on.
  *                 self._notify(which, 0)             # <<<<<<<<<<<<<<
@@ -10285,7 +10450,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
       __pyx_f_5flinq_6_array_10ArrayQueue__notify(__pyx_v_self, __pyx_v_which, 0);
 
-      /* "flinq/_array.pyx":510
+      /* "flinq/_array.pyx":515
  *         self._left()
  *         if in_main and PyErr_CheckSignals() < 0:
  *             if rc == 0:             # <<<<<<<<<<<<<<
@@ -10294,7 +10459,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
     }
 
-    /* "flinq/_array.pyx":513
+    /* "flinq/_array.pyx":518
  *                 # The wake-up we consumed was meant for someone; pass it on.
  *                 self._notify(which, 0)
  *             return -1             # <<<<<<<<<<<<<<
@@ -10307,7 +10472,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
     }
     goto __pyx_L0;
 
-    /* "flinq/_array.pyx":509
+    /* "flinq/_array.pyx":514
  *                 rc = flq_park_wait(park, key, timeout_ns)
  *         self._left()
  *         if in_main and PyErr_CheckSignals() < 0:             # <<<<<<<<<<<<<<
@@ -10316,7 +10481,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
 */
   }
 
-  /* "flinq/_array.pyx":514
+  /* "flinq/_array.pyx":519
  *                 self._notify(which, 0)
  *             return -1
  *         return 0             # <<<<<<<<<<<<<<
@@ -10329,7 +10494,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":483
+  /* "flinq/_array.pyx":488
  *             flq_park_notify_locked(&self._parks[which], all)
  * 
  *     cdef int _sleep(self, int which, uint32_t key, int64_t deadline) except -1:             # <<<<<<<<<<<<<<
@@ -10359,7 +10524,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__sleep(struct __pyx_obj_5flinq_6_
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":516
+/* "flinq/_array.pyx":521
  *         return 0
  * 
  *     cdef int _put_array(self, object arr, uint64_t n, bint block, object timeout) except -1:             # <<<<<<<<<<<<<<
@@ -10401,27 +10566,27 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_put_array", 0);
 
-  /* "flinq/_array.pyx":519
+  /* "flinq/_array.pyx":524
  *         """Put the n records of the C-contiguous array arr, all or none."""
  *         cdef Py_buffer view
  *         cdef int64_t deadline = _deadline(block, timeout)             # <<<<<<<<<<<<<<
  *         cdef flq_records *ring = self._open_ring()
  *         cdef uint32_t key
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__deadline(__pyx_v_block, __pyx_v_timeout); if (unlikely(__pyx_t_1 == ((int64_t)-2L))) __PYX_ERR(0, 519, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__deadline(__pyx_v_block, __pyx_v_timeout); if (unlikely(__pyx_t_1 == ((int64_t)-2L))) __PYX_ERR(0, 524, __pyx_L1_error)
   __pyx_v_deadline = __pyx_t_1;
 
-  /* "flinq/_array.pyx":520
+  /* "flinq/_array.pyx":525
  *         cdef Py_buffer view
  *         cdef int64_t deadline = _deadline(block, timeout)
  *         cdef flq_records *ring = self._open_ring()             # <<<<<<<<<<<<<<
  *         cdef uint32_t key
  *         cdef int stored
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 520, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 525, __pyx_L1_error)
   __pyx_v_ring = __pyx_t_2;
 
-  /* "flinq/_array.pyx":523
+  /* "flinq/_array.pyx":528
  *         cdef uint32_t key
  *         cdef int stored
  *         if n > self._capacity:             # <<<<<<<<<<<<<<
@@ -10433,7 +10598,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":524
+    /* "flinq/_array.pyx":529
  *         cdef int stored
  *         if n > self._capacity:
  *             raise ValueError(f"put_many() of {n} records can never fit in capacity {self._capacity}")             # <<<<<<<<<<<<<<
@@ -10441,9 +10606,9 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
  *         try:
 */
     __pyx_t_5 = NULL;
-    __pyx_t_6 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 524, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 529, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_self->_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 524, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_self->_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 529, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_put_many_of;
     __pyx_t_8[1] = __pyx_t_6;
@@ -10455,7 +10620,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
     #endif
     __pyx_t_10 = 0;
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 4, __pyx_t_9, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 524, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 529, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -10465,14 +10630,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 524, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 529, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 524, __pyx_L1_error)
+    __PYX_ERR(0, 529, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":523
+    /* "flinq/_array.pyx":528
  *         cdef uint32_t key
  *         cdef int stored
  *         if n > self._capacity:             # <<<<<<<<<<<<<<
@@ -10481,17 +10646,17 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":525
+  /* "flinq/_array.pyx":530
  *         if n > self._capacity:
  *             raise ValueError(f"put_many() of {n} records can never fit in capacity {self._capacity}")
  *         PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS)             # <<<<<<<<<<<<<<
  *         try:
  *             while True:
 */
-  __pyx_t_10 = PyObject_GetBuffer(__pyx_v_arr, (&__pyx_v_view), PyBUF_C_CONTIGUOUS); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 525, __pyx_L1_error)
+  __pyx_t_10 = PyObject_GetBuffer(__pyx_v_arr, (&__pyx_v_view), PyBUF_C_CONTIGUOUS); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 530, __pyx_L1_error)
 
 
-  /* "flinq/_array.pyx":526
+  /* "flinq/_array.pyx":531
  *             raise ValueError(f"put_many() of {n} records can never fit in capacity {self._capacity}")
  *         PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS)
  *         try:             # <<<<<<<<<<<<<<
@@ -10500,7 +10665,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
   /*try:*/ {
 
-    /* "flinq/_array.pyx":527
+    /* "flinq/_array.pyx":532
  *         PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS)
  *         try:
  *             while True:             # <<<<<<<<<<<<<<
@@ -10509,17 +10674,17 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
     while (1) {
 
-      /* "flinq/_array.pyx":528
+      /* "flinq/_array.pyx":533
  *         try:
  *             while True:
  *                 ring = self._open_ring()             # <<<<<<<<<<<<<<
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                     raise ShutDown
 */
-      __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 528, __pyx_L5_error)
+      __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 533, __pyx_L5_error)
       __pyx_v_ring = __pyx_t_2;
 
-      /* "flinq/_array.pyx":529
+      /* "flinq/_array.pyx":534
  *             while True:
  *                 ring = self._open_ring()
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -10531,20 +10696,20 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       if (unlikely(__pyx_t_3)) {
 
 
-        /* "flinq/_array.pyx":530
+        /* "flinq/_array.pyx":535
  *                 ring = self._open_ring()
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                     raise ShutDown             # <<<<<<<<<<<<<<
  *                 if n * self._record_size >= _gil_free_bytes:
  *                     self._users += 1
 */
-        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 530, __pyx_L5_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 535, __pyx_L5_error)
         __Pyx_GOTREF(__pyx_t_4);
         __Pyx_Raise(__pyx_t_4, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __PYX_ERR(0, 530, __pyx_L5_error)
+        __PYX_ERR(0, 535, __pyx_L5_error)
 
-        /* "flinq/_array.pyx":529
+        /* "flinq/_array.pyx":534
  *             while True:
  *                 ring = self._open_ring()
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -10553,7 +10718,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
       }
 
-      /* "flinq/_array.pyx":531
+      /* "flinq/_array.pyx":536
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                     raise ShutDown
  *                 if n * self._record_size >= _gil_free_bytes:             # <<<<<<<<<<<<<<
@@ -10565,7 +10730,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       if (__pyx_t_3) {
 
 
-        /* "flinq/_array.pyx":532
+        /* "flinq/_array.pyx":537
  *                     raise ShutDown
  *                 if n * self._record_size >= _gil_free_bytes:
  *                     self._users += 1             # <<<<<<<<<<<<<<
@@ -10574,7 +10739,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
         __pyx_v_self->_users = (__pyx_v_self->_users + 1);
 
-        /* "flinq/_array.pyx":533
+        /* "flinq/_array.pyx":538
  *                 if n * self._record_size >= _gil_free_bytes:
  *                     self._users += 1
  *                     with nogil:             # <<<<<<<<<<<<<<
@@ -10587,7 +10752,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
             __Pyx_FastGIL_Remember();
             /*try:*/ {
 
-              /* "flinq/_array.pyx":534
+              /* "flinq/_array.pyx":539
  *                     self._users += 1
  *                     with nogil:
  *                         stored = flq_records_try_put(ring, view.buf, n)             # <<<<<<<<<<<<<<
@@ -10597,7 +10762,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
               __pyx_v_stored = flq_records_try_put(__pyx_v_ring, __pyx_v_view.buf, __pyx_v_n);
             }
 
-            /* "flinq/_array.pyx":533
+            /* "flinq/_array.pyx":538
  *                 if n * self._record_size >= _gil_free_bytes:
  *                     self._users += 1
  *                     with nogil:             # <<<<<<<<<<<<<<
@@ -10614,7 +10779,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
             }
         }
 
-        /* "flinq/_array.pyx":535
+        /* "flinq/_array.pyx":540
  *                     with nogil:
  *                         stored = flq_records_try_put(ring, view.buf, n)
  *                     self._left()             # <<<<<<<<<<<<<<
@@ -10623,7 +10788,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
         ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_left(__pyx_v_self);
 
-        /* "flinq/_array.pyx":531
+        /* "flinq/_array.pyx":536
  *                 if flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                     raise ShutDown
  *                 if n * self._record_size >= _gil_free_bytes:             # <<<<<<<<<<<<<<
@@ -10633,7 +10798,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
         goto __pyx_L10;
       }
 
-      /* "flinq/_array.pyx":537
+      /* "flinq/_array.pyx":542
  *                     self._left()
  *                 else:
  *                     stored = flq_records_try_put(ring, view.buf, n)             # <<<<<<<<<<<<<<
@@ -10645,7 +10810,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       }
       __pyx_L10:;
 
-      /* "flinq/_array.pyx":538
+      /* "flinq/_array.pyx":543
  *                 else:
  *                     stored = flq_records_try_put(ring, view.buf, n)
  *                 if stored:             # <<<<<<<<<<<<<<
@@ -10657,7 +10822,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       if (__pyx_t_3) {
 
 
-        /* "flinq/_array.pyx":539
+        /* "flinq/_array.pyx":544
  *                     stored = flq_records_try_put(ring, view.buf, n)
  *                 if stored:
  *                     if self._block == NULL:  # closed while we copied: the ring is gone             # <<<<<<<<<<<<<<
@@ -10669,7 +10834,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
         if (__pyx_t_3) {
 
 
-          /* "flinq/_array.pyx":540
+          /* "flinq/_array.pyx":545
  *                 if stored:
  *                     if self._block == NULL:  # closed while we copied: the ring is gone
  *                         return 0             # <<<<<<<<<<<<<<
@@ -10682,7 +10847,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
           }
           goto __pyx_L4_return;
 
-          /* "flinq/_array.pyx":539
+          /* "flinq/_array.pyx":544
  *                     stored = flq_records_try_put(ring, view.buf, n)
  *                 if stored:
  *                     if self._block == NULL:  # closed while we copied: the ring is gone             # <<<<<<<<<<<<<<
@@ -10691,7 +10856,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
         }
 
-        /* "flinq/_array.pyx":541
+        /* "flinq/_array.pyx":546
  *                     if self._block == NULL:  # closed while we copied: the ring is gone
  *                         return 0
  *                     self._notify(ITEMS, n > 1)             # <<<<<<<<<<<<<<
@@ -10700,7 +10865,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
         __pyx_f_5flinq_6_array_10ArrayQueue__notify(__pyx_v_self, 0, (__pyx_v_n > 1));
 
-        /* "flinq/_array.pyx":542
+        /* "flinq/_array.pyx":547
  *                         return 0
  *                     self._notify(ITEMS, n > 1)
  *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:             # <<<<<<<<<<<<<<
@@ -10712,7 +10877,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
         if (__pyx_t_3) {
 
 
-          /* "flinq/_array.pyx":543
+          /* "flinq/_array.pyx":548
  *                     self._notify(ITEMS, n > 1)
  *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
  *                         flq_records_discard(ring)  # raced shutdown(immediate=True)             # <<<<<<<<<<<<<<
@@ -10721,7 +10886,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
           (void)(flq_records_discard(__pyx_v_ring));
 
-          /* "flinq/_array.pyx":542
+          /* "flinq/_array.pyx":547
  *                         return 0
  *                     self._notify(ITEMS, n > 1)
  *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:             # <<<<<<<<<<<<<<
@@ -10730,7 +10895,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
         }
 
-        /* "flinq/_array.pyx":544
+        /* "flinq/_array.pyx":549
  *                     if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
  *                         flq_records_discard(ring)  # raced shutdown(immediate=True)
  *                     return 0             # <<<<<<<<<<<<<<
@@ -10743,7 +10908,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
         }
         goto __pyx_L4_return;
 
-        /* "flinq/_array.pyx":538
+        /* "flinq/_array.pyx":543
  *                 else:
  *                     stored = flq_records_try_put(ring, view.buf, n)
  *                 if stored:             # <<<<<<<<<<<<<<
@@ -10752,7 +10917,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
       }
 
-      /* "flinq/_array.pyx":545
+      /* "flinq/_array.pyx":550
  *                         flq_records_discard(ring)  # raced shutdown(immediate=True)
  *                     return 0
  *                 if not block:             # <<<<<<<<<<<<<<
@@ -10764,20 +10929,20 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       if (unlikely(__pyx_t_3)) {
 
 
-        /* "flinq/_array.pyx":546
+        /* "flinq/_array.pyx":551
  *                     return 0
  *                 if not block:
  *                     raise Full             # <<<<<<<<<<<<<<
  *                 ring = self._open_ring()
  *                 key = self._prepare(ROOM)
 */
-        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 546, __pyx_L5_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 551, __pyx_L5_error)
         __Pyx_GOTREF(__pyx_t_4);
         __Pyx_Raise(__pyx_t_4, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __PYX_ERR(0, 546, __pyx_L5_error)
+        __PYX_ERR(0, 551, __pyx_L5_error)
 
-        /* "flinq/_array.pyx":545
+        /* "flinq/_array.pyx":550
  *                         flq_records_discard(ring)  # raced shutdown(immediate=True)
  *                     return 0
  *                 if not block:             # <<<<<<<<<<<<<<
@@ -10786,17 +10951,17 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
       }
 
-      /* "flinq/_array.pyx":547
+      /* "flinq/_array.pyx":552
  *                 if not block:
  *                     raise Full
  *                 ring = self._open_ring()             # <<<<<<<<<<<<<<
  *                 key = self._prepare(ROOM)
  *                 if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:
 */
-      __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 547, __pyx_L5_error)
+      __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 552, __pyx_L5_error)
       __pyx_v_ring = __pyx_t_2;
 
-      /* "flinq/_array.pyx":548
+      /* "flinq/_array.pyx":553
  *                     raise Full
  *                 ring = self._open_ring()
  *                 key = self._prepare(ROOM)             # <<<<<<<<<<<<<<
@@ -10805,7 +10970,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
       __pyx_v_key = __pyx_f_5flinq_6_array_10ArrayQueue__prepare(__pyx_v_self, 1);
 
-      /* "flinq/_array.pyx":549
+      /* "flinq/_array.pyx":554
  *                 ring = self._open_ring()
  *                 key = self._prepare(ROOM)
  *                 if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -10831,7 +10996,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
       if (__pyx_t_3) {
 
 
-        /* "flinq/_array.pyx":550
+        /* "flinq/_array.pyx":555
  *                 key = self._prepare(ROOM)
  *                 if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                     self._cancel(ROOM)             # <<<<<<<<<<<<<<
@@ -10840,7 +11005,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
 */
         __pyx_f_5flinq_6_array_10ArrayQueue__cancel(__pyx_v_self, 1);
 
-        /* "flinq/_array.pyx":549
+        /* "flinq/_array.pyx":554
  *                 ring = self._open_ring()
  *                 key = self._prepare(ROOM)
  *                 if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -10850,34 +11015,34 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
         goto __pyx_L20;
       }
 
-      /* "flinq/_array.pyx":551
+      /* "flinq/_array.pyx":556
  *                 if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                     self._cancel(ROOM)
  *                 elif self._sleep(ROOM, key, deadline):             # <<<<<<<<<<<<<<
  *                     raise Full
  *         finally:
 */
-      __pyx_t_10 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_sleep(__pyx_v_self, 1, __pyx_v_key, __pyx_v_deadline); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 551, __pyx_L5_error)
+      __pyx_t_10 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_sleep(__pyx_v_self, 1, __pyx_v_key, __pyx_v_deadline); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 556, __pyx_L5_error)
       __pyx_t_3 = (__pyx_t_10 != 0);
 
 
       if (unlikely(__pyx_t_3)) {
 
 
-        /* "flinq/_array.pyx":552
+        /* "flinq/_array.pyx":557
  *                     self._cancel(ROOM)
  *                 elif self._sleep(ROOM, key, deadline):
  *                     raise Full             # <<<<<<<<<<<<<<
  *         finally:
  *             PyBuffer_Release(&view)
 */
-        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 552, __pyx_L5_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 557, __pyx_L5_error)
         __Pyx_GOTREF(__pyx_t_4);
         __Pyx_Raise(__pyx_t_4, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __PYX_ERR(0, 552, __pyx_L5_error)
+        __PYX_ERR(0, 557, __pyx_L5_error)
 
-        /* "flinq/_array.pyx":551
+        /* "flinq/_array.pyx":556
  *                 if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                     self._cancel(ROOM)
  *                 elif self._sleep(ROOM, key, deadline):             # <<<<<<<<<<<<<<
@@ -10889,7 +11054,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
     }
   }
 
-  /* "flinq/_array.pyx":554
+  /* "flinq/_array.pyx":559
  *                     raise Full
  *         finally:
  *             PyBuffer_Release(&view)             # <<<<<<<<<<<<<<
@@ -10944,7 +11109,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
     __pyx_L6:;
   }
 
-  /* "flinq/_array.pyx":516
+  /* "flinq/_array.pyx":521
  *         return 0
  * 
  *     cdef int _put_array(self, object arr, uint64_t n, bint block, object timeout) except -1:             # <<<<<<<<<<<<<<
@@ -10974,7 +11139,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__put_array(struct __pyx_obj_5flin
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":556
+/* "flinq/_array.pyx":561
  *             PyBuffer_Release(&view)
  * 
  *     cdef void _left(self) noexcept:             # <<<<<<<<<<<<<<
@@ -10986,7 +11151,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__left(struct __pyx_obj_5flinq_6_
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "flinq/_array.pyx":559
+  /* "flinq/_array.pyx":564
  *         """A thread stopped using the ring without the GIL: free the ring if
  *         close() waits for that."""
  *         self._users -= 1             # <<<<<<<<<<<<<<
@@ -10995,7 +11160,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__left(struct __pyx_obj_5flinq_6_
 */
   __pyx_v_self->_users = (__pyx_v_self->_users - 1);
 
-  /* "flinq/_array.pyx":560
+  /* "flinq/_array.pyx":565
  *         close() waits for that."""
  *         self._users -= 1
  *         if self._closed and self._users == 0:             # <<<<<<<<<<<<<<
@@ -11017,7 +11182,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__left(struct __pyx_obj_5flinq_6_
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":561
+    /* "flinq/_array.pyx":566
  *         self._users -= 1
  *         if self._closed and self._users == 0:
  *             self._free_ring()             # <<<<<<<<<<<<<<
@@ -11026,7 +11191,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__left(struct __pyx_obj_5flinq_6_
 */
     ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_free_ring(__pyx_v_self);
 
-    /* "flinq/_array.pyx":560
+    /* "flinq/_array.pyx":565
  *         close() waits for that."""
  *         self._users -= 1
  *         if self._closed and self._users == 0:             # <<<<<<<<<<<<<<
@@ -11035,7 +11200,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__left(struct __pyx_obj_5flinq_6_
 */
   }
 
-  /* "flinq/_array.pyx":556
+  /* "flinq/_array.pyx":561
  *             PyBuffer_Release(&view)
  * 
  *     cdef void _left(self) noexcept:             # <<<<<<<<<<<<<<
@@ -11047,7 +11212,7 @@ static void __pyx_f_5flinq_6_array_10ArrayQueue__left(struct __pyx_obj_5flinq_6_
 
 }
 
-/* "flinq/_array.pyx":563
+/* "flinq/_array.pyx":568
  *             self._free_ring()
  * 
  *     cdef uint64_t _wait_for_records(self, bint block, int64_t deadline) except 0:             # <<<<<<<<<<<<<<
@@ -11072,7 +11237,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_wait_for_records", 0);
 
-  /* "flinq/_array.pyx":569
+  /* "flinq/_array.pyx":574
  *         cdef uint32_t key
  *         cdef uint32_t state
  *         while True:             # <<<<<<<<<<<<<<
@@ -11081,17 +11246,17 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
   while (1) {
 
-    /* "flinq/_array.pyx":570
+    /* "flinq/_array.pyx":575
  *         cdef uint32_t state
  *         while True:
  *             ring = self._open_ring()             # <<<<<<<<<<<<<<
  *             state = flq_records_state(ring)
  *             if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
 */
-    __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 570, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 575, __pyx_L1_error)
     __pyx_v_ring = __pyx_t_1;
 
-    /* "flinq/_array.pyx":571
+    /* "flinq/_array.pyx":576
  *         while True:
  *             ring = self._open_ring()
  *             state = flq_records_state(ring)             # <<<<<<<<<<<<<<
@@ -11100,7 +11265,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     __pyx_v_state = flq_records_state(__pyx_v_ring);
 
-    /* "flinq/_array.pyx":572
+    /* "flinq/_array.pyx":577
  *             ring = self._open_ring()
  *             state = flq_records_state(ring)
  *             if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:             # <<<<<<<<<<<<<<
@@ -11112,20 +11277,20 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "flinq/_array.pyx":573
+      /* "flinq/_array.pyx":578
  *             state = flq_records_state(ring)
  *             if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
  *                 raise ShutDown             # <<<<<<<<<<<<<<
  *             ready = flq_records_size(ring)
  *             if ready:
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 573, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 578, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 573, __pyx_L1_error)
+      __PYX_ERR(0, 578, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":572
+      /* "flinq/_array.pyx":577
  *             ring = self._open_ring()
  *             state = flq_records_state(ring)
  *             if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:             # <<<<<<<<<<<<<<
@@ -11134,7 +11299,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     }
 
-    /* "flinq/_array.pyx":574
+    /* "flinq/_array.pyx":579
  *             if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
  *                 raise ShutDown
  *             ready = flq_records_size(ring)             # <<<<<<<<<<<<<<
@@ -11143,7 +11308,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     __pyx_v_ready = flq_records_size(__pyx_v_ring);
 
-    /* "flinq/_array.pyx":575
+    /* "flinq/_array.pyx":580
  *                 raise ShutDown
  *             ready = flq_records_size(ring)
  *             if ready:             # <<<<<<<<<<<<<<
@@ -11155,7 +11320,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     if (__pyx_t_2) {
 
 
-      /* "flinq/_array.pyx":576
+      /* "flinq/_array.pyx":581
  *             ready = flq_records_size(ring)
  *             if ready:
  *                 return ready             # <<<<<<<<<<<<<<
@@ -11168,7 +11333,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
       }
       goto __pyx_L0;
 
-      /* "flinq/_array.pyx":575
+      /* "flinq/_array.pyx":580
  *                 raise ShutDown
  *             ready = flq_records_size(ring)
  *             if ready:             # <<<<<<<<<<<<<<
@@ -11177,7 +11342,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     }
 
-    /* "flinq/_array.pyx":577
+    /* "flinq/_array.pyx":582
  *             if ready:
  *                 return ready
  *             if state != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -11189,20 +11354,20 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "flinq/_array.pyx":578
+      /* "flinq/_array.pyx":583
  *                 return ready
  *             if state != FLQ_RECORDS_OPEN:
  *                 raise ShutDown             # <<<<<<<<<<<<<<
  *             if not block:
  *                 raise Empty
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 578, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_ShutDown); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 583, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 578, __pyx_L1_error)
+      __PYX_ERR(0, 583, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":577
+      /* "flinq/_array.pyx":582
  *             if ready:
  *                 return ready
  *             if state != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -11211,7 +11376,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     }
 
-    /* "flinq/_array.pyx":579
+    /* "flinq/_array.pyx":584
  *             if state != FLQ_RECORDS_OPEN:
  *                 raise ShutDown
  *             if not block:             # <<<<<<<<<<<<<<
@@ -11223,20 +11388,20 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "flinq/_array.pyx":580
+      /* "flinq/_array.pyx":585
  *                 raise ShutDown
  *             if not block:
  *                 raise Empty             # <<<<<<<<<<<<<<
  *             key = self._prepare(ITEMS)
  *             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 580, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 585, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 580, __pyx_L1_error)
+      __PYX_ERR(0, 585, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":579
+      /* "flinq/_array.pyx":584
  *             if state != FLQ_RECORDS_OPEN:
  *                 raise ShutDown
  *             if not block:             # <<<<<<<<<<<<<<
@@ -11245,7 +11410,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     }
 
-    /* "flinq/_array.pyx":581
+    /* "flinq/_array.pyx":586
  *             if not block:
  *                 raise Empty
  *             key = self._prepare(ITEMS)             # <<<<<<<<<<<<<<
@@ -11254,7 +11419,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
     __pyx_v_key = __pyx_f_5flinq_6_array_10ArrayQueue__prepare(__pyx_v_self, 0);
 
-    /* "flinq/_array.pyx":582
+    /* "flinq/_array.pyx":587
  *                 raise Empty
  *             key = self._prepare(ITEMS)
  *             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -11280,7 +11445,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     if (__pyx_t_2) {
 
 
-      /* "flinq/_array.pyx":583
+      /* "flinq/_array.pyx":588
  *             key = self._prepare(ITEMS)
  *             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                 self._cancel(ITEMS)             # <<<<<<<<<<<<<<
@@ -11289,7 +11454,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
 */
       __pyx_f_5flinq_6_array_10ArrayQueue__cancel(__pyx_v_self, 0);
 
-      /* "flinq/_array.pyx":582
+      /* "flinq/_array.pyx":587
  *                 raise Empty
  *             key = self._prepare(ITEMS)
  *             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:             # <<<<<<<<<<<<<<
@@ -11299,34 +11464,34 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
       goto __pyx_L9;
     }
 
-    /* "flinq/_array.pyx":584
+    /* "flinq/_array.pyx":589
  *             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                 self._cancel(ITEMS)
  *             elif self._sleep(ITEMS, key, deadline):             # <<<<<<<<<<<<<<
  *                 raise Empty
  * 
 */
-    __pyx_t_5 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_sleep(__pyx_v_self, 0, __pyx_v_key, __pyx_v_deadline); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 584, __pyx_L1_error)
+    __pyx_t_5 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_sleep(__pyx_v_self, 0, __pyx_v_key, __pyx_v_deadline); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 589, __pyx_L1_error)
     __pyx_t_2 = (__pyx_t_5 != 0);
 
 
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "flinq/_array.pyx":585
+      /* "flinq/_array.pyx":590
  *                 self._cancel(ITEMS)
  *             elif self._sleep(ITEMS, key, deadline):
  *                 raise Empty             # <<<<<<<<<<<<<<
  * 
  *     cdef uint64_t _take_into(self, object out, uint64_t limit) except? 0:
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 585, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 590, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 585, __pyx_L1_error)
+      __PYX_ERR(0, 590, __pyx_L1_error)
 
-      /* "flinq/_array.pyx":584
+      /* "flinq/_array.pyx":589
  *             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
  *                 self._cancel(ITEMS)
  *             elif self._sleep(ITEMS, key, deadline):             # <<<<<<<<<<<<<<
@@ -11337,7 +11502,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
     __pyx_L9:;
   }
 
-  /* "flinq/_array.pyx":563
+  /* "flinq/_array.pyx":568
  *             self._free_ring()
  * 
  *     cdef uint64_t _wait_for_records(self, bint block, int64_t deadline) except 0:             # <<<<<<<<<<<<<<
@@ -11362,7 +11527,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records(struct __p
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":587
+/* "flinq/_array.pyx":592
  *                 raise Empty
  * 
  *     cdef uint64_t _take_into(self, object out, uint64_t limit) except? 0:             # <<<<<<<<<<<<<<
@@ -11382,27 +11547,27 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "flinq/_array.pyx":592
+  /* "flinq/_array.pyx":597
  *         cdef Py_buffer view
  *         cdef uint64_t taken
  *         cdef flq_records *ring = self._open_ring()             # <<<<<<<<<<<<<<
  *         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
  *         try:
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 592, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 597, __pyx_L1_error)
   __pyx_v_ring = __pyx_t_1;
 
-  /* "flinq/_array.pyx":593
+  /* "flinq/_array.pyx":598
  *         cdef uint64_t taken
  *         cdef flq_records *ring = self._open_ring()
  *         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)             # <<<<<<<<<<<<<<
  *         try:
  *             if limit * self._record_size >= _gil_free_bytes:
 */
-  __pyx_t_2 = PyObject_GetBuffer(__pyx_v_out, (&__pyx_v_view), (PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 593, __pyx_L1_error)
+  __pyx_t_2 = PyObject_GetBuffer(__pyx_v_out, (&__pyx_v_view), (PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 598, __pyx_L1_error)
 
 
-  /* "flinq/_array.pyx":594
+  /* "flinq/_array.pyx":599
  *         cdef flq_records *ring = self._open_ring()
  *         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
  *         try:             # <<<<<<<<<<<<<<
@@ -11411,7 +11576,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
 */
   /*try:*/ {
 
-    /* "flinq/_array.pyx":595
+    /* "flinq/_array.pyx":600
  *         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
  *         try:
  *             if limit * self._record_size >= _gil_free_bytes:             # <<<<<<<<<<<<<<
@@ -11423,7 +11588,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
     if (__pyx_t_3) {
 
 
-      /* "flinq/_array.pyx":596
+      /* "flinq/_array.pyx":601
  *         try:
  *             if limit * self._record_size >= _gil_free_bytes:
  *                 self._users += 1             # <<<<<<<<<<<<<<
@@ -11432,7 +11597,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
 */
       __pyx_v_self->_users = (__pyx_v_self->_users + 1);
 
-      /* "flinq/_array.pyx":597
+      /* "flinq/_array.pyx":602
  *             if limit * self._record_size >= _gil_free_bytes:
  *                 self._users += 1
  *                 with nogil:             # <<<<<<<<<<<<<<
@@ -11445,7 +11610,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
           __Pyx_FastGIL_Remember();
           /*try:*/ {
 
-            /* "flinq/_array.pyx":598
+            /* "flinq/_array.pyx":603
  *                 self._users += 1
  *                 with nogil:
  *                     taken = flq_records_try_get(ring, view.buf, limit)             # <<<<<<<<<<<<<<
@@ -11455,7 +11620,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
             __pyx_v_taken = flq_records_try_get(__pyx_v_ring, __pyx_v_view.buf, __pyx_v_limit);
           }
 
-          /* "flinq/_array.pyx":597
+          /* "flinq/_array.pyx":602
  *             if limit * self._record_size >= _gil_free_bytes:
  *                 self._users += 1
  *                 with nogil:             # <<<<<<<<<<<<<<
@@ -11472,7 +11637,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
           }
       }
 
-      /* "flinq/_array.pyx":599
+      /* "flinq/_array.pyx":604
  *                 with nogil:
  *                     taken = flq_records_try_get(ring, view.buf, limit)
  *                 self._left()             # <<<<<<<<<<<<<<
@@ -11481,7 +11646,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
 */
       ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_left(__pyx_v_self);
 
-      /* "flinq/_array.pyx":595
+      /* "flinq/_array.pyx":600
  *         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
  *         try:
  *             if limit * self._record_size >= _gil_free_bytes:             # <<<<<<<<<<<<<<
@@ -11491,7 +11656,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
       goto __pyx_L6;
     }
 
-    /* "flinq/_array.pyx":601
+    /* "flinq/_array.pyx":606
  *                 self._left()
  *             else:
  *                 taken = flq_records_try_get(ring, view.buf, limit)             # <<<<<<<<<<<<<<
@@ -11504,7 +11669,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
     __pyx_L6:;
   }
 
-  /* "flinq/_array.pyx":603
+  /* "flinq/_array.pyx":608
  *                 taken = flq_records_try_get(ring, view.buf, limit)
  *         finally:
  *             PyBuffer_Release(&view)             # <<<<<<<<<<<<<<
@@ -11519,7 +11684,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
     __pyx_L5:;
   }
 
-  /* "flinq/_array.pyx":604
+  /* "flinq/_array.pyx":609
  *         finally:
  *             PyBuffer_Release(&view)
  *         if taken:             # <<<<<<<<<<<<<<
@@ -11531,7 +11696,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
   if (__pyx_t_3) {
 
 
-    /* "flinq/_array.pyx":605
+    /* "flinq/_array.pyx":610
  *             PyBuffer_Release(&view)
  *         if taken:
  *             self._notify(ROOM, 1)             # <<<<<<<<<<<<<<
@@ -11540,7 +11705,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
 */
     __pyx_f_5flinq_6_array_10ArrayQueue__notify(__pyx_v_self, 1, 1);
 
-    /* "flinq/_array.pyx":604
+    /* "flinq/_array.pyx":609
  *         finally:
  *             PyBuffer_Release(&view)
  *         if taken:             # <<<<<<<<<<<<<<
@@ -11549,7 +11714,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
 */
   }
 
-  /* "flinq/_array.pyx":606
+  /* "flinq/_array.pyx":611
  *         if taken:
  *             self._notify(ROOM, 1)
  *         return taken             # <<<<<<<<<<<<<<
@@ -11562,7 +11727,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":587
+  /* "flinq/_array.pyx":592
  *                 raise Empty
  * 
  *     cdef uint64_t _take_into(self, object out, uint64_t limit) except? 0:             # <<<<<<<<<<<<<<
@@ -11582,7 +11747,7 @@ static uint64_t __pyx_f_5flinq_6_array_10ArrayQueue__take_into(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":610
+/* "flinq/_array.pyx":615
  *     # ---- public API ----------------------------------------------------------------
  * 
  *     def put(self, value, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -11631,44 +11796,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_value,&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_timeout,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 610, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 615, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 610, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 615, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 610, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 615, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 610, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 615, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put", 0) < (0)) __PYX_ERR(0, 610, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put", 0) < (0)) __PYX_ERR(0, 615, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_True));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put", 0, 1, 3, i); __PYX_ERR(0, 610, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put", 0, 1, 3, i); __PYX_ERR(0, 615, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 610, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 615, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 610, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 615, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 610, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 615, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -11681,7 +11846,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("put", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 610, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("put", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 615, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -11713,22 +11878,22 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_10put(struct __pyx_obj_5fl
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("put", 0);
 
-  /* "flinq/_array.pyx":613
+  /* "flinq/_array.pyx":618
  *         """Put one record, waiting for room if the queue is full
  *         (block=False or a timeout: raise queue.Full; shut down: ShutDown)."""
  *         self._put_array(self._records(value, False), 1, block, timeout)             # <<<<<<<<<<<<<<
  * 
  *     def put_nowait(self, value):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_value, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 613, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_value, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 618, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 613, __pyx_L1_error)
-  __pyx_t_3 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_t_1, 1, __pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 613, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 618, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_t_1, 1, __pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 618, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
 
 
-  /* "flinq/_array.pyx":610
+  /* "flinq/_array.pyx":615
  *     # ---- public API ----------------------------------------------------------------
  * 
  *     def put(self, value, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -11749,7 +11914,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_10put(struct __pyx_obj_5fl
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":615
+/* "flinq/_array.pyx":620
  *         self._put_array(self._records(value, False), 1, block, timeout)
  * 
  *     def put_nowait(self, value):             # <<<<<<<<<<<<<<
@@ -11796,32 +11961,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_value,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 615, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 620, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 615, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 620, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put_nowait", 0) < (0)) __PYX_ERR(0, 615, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put_nowait", 0) < (0)) __PYX_ERR(0, 620, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put_nowait", 1, 1, 1, i); __PYX_ERR(0, 615, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put_nowait", 1, 1, 1, i); __PYX_ERR(0, 620, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 615, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 620, __pyx_L3_error)
     }
     __pyx_v_value = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("put_nowait", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 615, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("put_nowait", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 620, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -11852,20 +12017,20 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_12put_nowait(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("put_nowait", 0);
 
-  /* "flinq/_array.pyx":617
+  /* "flinq/_array.pyx":622
  *     def put_nowait(self, value):
  *         """Put one record without waiting; raise queue.Full if there is no room."""
  *         self._put_array(self._records(value, False), 1, False, None)             # <<<<<<<<<<<<<<
  * 
  *     def put_many(self, array, block=True, timeout=None):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_value, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 617, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_value, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 622, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_t_1, 1, 0, Py_None); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 617, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_t_1, 1, 0, Py_None); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 622, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
 
-  /* "flinq/_array.pyx":615
+  /* "flinq/_array.pyx":620
  *         self._put_array(self._records(value, False), 1, block, timeout)
  * 
  *     def put_nowait(self, value):             # <<<<<<<<<<<<<<
@@ -11886,7 +12051,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_12put_nowait(struct __pyx_
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":619
+/* "flinq/_array.pyx":624
  *         self._put_array(self._records(value, False), 1, False, None)
  * 
  *     def put_many(self, array, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -11935,44 +12100,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_array,&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_timeout,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 619, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 624, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 619, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 624, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 619, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 624, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 619, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 624, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put_many", 0) < (0)) __PYX_ERR(0, 619, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "put_many", 0) < (0)) __PYX_ERR(0, 624, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_True));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put_many", 0, 1, 3, i); __PYX_ERR(0, 619, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("put_many", 0, 1, 3, i); __PYX_ERR(0, 624, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 619, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 624, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 619, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 624, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 619, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 624, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -11985,7 +12150,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("put_many", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 619, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("put_many", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 624, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -12021,39 +12186,39 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14put_many(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("put_many", 0);
 
-  /* "flinq/_array.pyx":623
+  /* "flinq/_array.pyx":628
  *         order, all or none: wait until they all fit (queue.Full on
  *         block=False or timeout); ValueError if n exceeds the capacity."""
  *         arr = self._records(array, True)             # <<<<<<<<<<<<<<
  *         cdef uint64_t n = len(arr)
  *         self._open_ring()
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_array, 1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 623, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_records(__pyx_v_self, __pyx_v_array, 1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 628, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_arr = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":624
+  /* "flinq/_array.pyx":629
  *         block=False or timeout); ValueError if n exceeds the capacity."""
  *         arr = self._records(array, True)
  *         cdef uint64_t n = len(arr)             # <<<<<<<<<<<<<<
  *         self._open_ring()
  *         if n:
 */
-  __pyx_t_2 = PyObject_Length(__pyx_v_arr); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 624, __pyx_L1_error)
+  __pyx_t_2 = PyObject_Length(__pyx_v_arr); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 629, __pyx_L1_error)
   __pyx_v_n = __pyx_t_2;
 
-  /* "flinq/_array.pyx":625
+  /* "flinq/_array.pyx":630
  *         arr = self._records(array, True)
  *         cdef uint64_t n = len(arr)
  *         self._open_ring()             # <<<<<<<<<<<<<<
  *         if n:
  *             self._put_array(arr, n, block, timeout)
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_3 == ((void *)NULL))) __PYX_ERR(0, 625, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_3 == ((void *)NULL))) __PYX_ERR(0, 630, __pyx_L1_error)
 
 
-  /* "flinq/_array.pyx":626
+  /* "flinq/_array.pyx":631
  *         cdef uint64_t n = len(arr)
  *         self._open_ring()
  *         if n:             # <<<<<<<<<<<<<<
@@ -12065,19 +12230,19 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14put_many(struct __pyx_ob
   if (__pyx_t_4) {
 
 
-    /* "flinq/_array.pyx":627
+    /* "flinq/_array.pyx":632
  *         self._open_ring()
  *         if n:
  *             self._put_array(arr, n, block, timeout)             # <<<<<<<<<<<<<<
  * 
  *     def get(self, block=True, timeout=None):
 */
-    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_4 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 627, __pyx_L1_error)
-    __pyx_t_5 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_v_arr, __pyx_v_n, __pyx_t_4, __pyx_v_timeout); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 627, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_4 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 632, __pyx_L1_error)
+    __pyx_t_5 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_put_array(__pyx_v_self, __pyx_v_arr, __pyx_v_n, __pyx_t_4, __pyx_v_timeout); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 632, __pyx_L1_error)
 
 
 
-    /* "flinq/_array.pyx":626
+    /* "flinq/_array.pyx":631
  *         cdef uint64_t n = len(arr)
  *         self._open_ring()
  *         if n:             # <<<<<<<<<<<<<<
@@ -12086,7 +12251,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14put_many(struct __pyx_ob
 */
   }
 
-  /* "flinq/_array.pyx":619
+  /* "flinq/_array.pyx":624
  *         self._put_array(self._records(value, False), 1, False, None)
  * 
  *     def put_many(self, array, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -12109,7 +12274,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_14put_many(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":629
+/* "flinq/_array.pyx":634
  *             self._put_array(arr, n, block, timeout)
  * 
  *     def get(self, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -12157,33 +12322,33 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_timeout,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 629, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 634, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 629, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 634, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 629, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 634, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "get", 0) < (0)) __PYX_ERR(0, 629, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "get", 0) < (0)) __PYX_ERR(0, 634, __pyx_L3_error)
       if (!values[0]) values[0] = __Pyx_NewRef(((PyObject *)Py_True));
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
     } else {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 629, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 634, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 629, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 634, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
@@ -12196,7 +12361,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("get", 0, 0, 2, __pyx_nargs); __PYX_ERR(0, 629, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("get", 0, 0, 2, __pyx_nargs); __PYX_ERR(0, 634, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -12235,31 +12400,31 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get(struct __pyx_obj_5fl
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("get", 0);
 
-  /* "flinq/_array.pyx":633
+  /* "flinq/_array.pyx":638
  *         the record shape), waiting if the queue is empty (block=False or a
  *         timeout: raise queue.Empty; shut down and empty: ShutDown)."""
  *         np = _np()             # <<<<<<<<<<<<<<
  *         cdef int64_t deadline = _deadline(block, timeout)
  *         out = np.empty((1,) + self._shape, self._base)
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 633, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 638, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":634
+  /* "flinq/_array.pyx":639
  *         timeout: raise queue.Empty; shut down and empty: ShutDown)."""
  *         np = _np()
  *         cdef int64_t deadline = _deadline(block, timeout)             # <<<<<<<<<<<<<<
  *         out = np.empty((1,) + self._shape, self._base)
  *         while True:
 */
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 634, __pyx_L1_error)
-  __pyx_t_3 = __pyx_f_5flinq_6_array__deadline(__pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_3 == ((int64_t)-2L))) __PYX_ERR(0, 634, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 639, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_5flinq_6_array__deadline(__pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_3 == ((int64_t)-2L))) __PYX_ERR(0, 639, __pyx_L1_error)
 
   __pyx_v_deadline = __pyx_t_3;
 
-  /* "flinq/_array.pyx":635
+  /* "flinq/_array.pyx":640
  *         np = _np()
  *         cdef int64_t deadline = _deadline(block, timeout)
  *         out = np.empty((1,) + self._shape, self._base)             # <<<<<<<<<<<<<<
@@ -12268,7 +12433,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get(struct __pyx_obj_5fl
 */
   __pyx_t_4 = __pyx_v_np;
   __Pyx_INCREF(__pyx_t_4);
-  __pyx_t_5 = PyNumber_Add(__pyx_mstate_global->__pyx_tuple[5], __pyx_v_self->_shape); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 635, __pyx_L1_error)
+  __pyx_t_5 = PyNumber_Add(__pyx_mstate_global->__pyx_tuple[5], __pyx_v_self->_shape); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 640, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_t_6 = 0;
   {
@@ -12276,13 +12441,13 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get(struct __pyx_obj_5fl
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_empty, __pyx_callargs+__pyx_t_6, (3-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 635, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 640, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_out = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":636
+  /* "flinq/_array.pyx":641
  *         cdef int64_t deadline = _deadline(block, timeout)
  *         out = np.empty((1,) + self._shape, self._base)
  *         while True:             # <<<<<<<<<<<<<<
@@ -12291,40 +12456,40 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get(struct __pyx_obj_5fl
 */
   while (1) {
 
-    /* "flinq/_array.pyx":637
+    /* "flinq/_array.pyx":642
  *         out = np.empty((1,) + self._shape, self._base)
  *         while True:
  *             self._wait_for_records(block, deadline)             # <<<<<<<<<<<<<<
  *             if self._take_into(out, 1):
  *                 return out[0]
 */
-    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 637, __pyx_L1_error)
-    __pyx_t_7 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_wait_for_records(__pyx_v_self, __pyx_t_2, __pyx_v_deadline); if (unlikely(__pyx_t_7 == ((uint64_t)0))) __PYX_ERR(0, 637, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 642, __pyx_L1_error)
+    __pyx_t_7 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_wait_for_records(__pyx_v_self, __pyx_t_2, __pyx_v_deadline); if (unlikely(__pyx_t_7 == ((uint64_t)0))) __PYX_ERR(0, 642, __pyx_L1_error)
 
 
 
-    /* "flinq/_array.pyx":638
+    /* "flinq/_array.pyx":643
  *         while True:
  *             self._wait_for_records(block, deadline)
  *             if self._take_into(out, 1):             # <<<<<<<<<<<<<<
  *                 return out[0]
  * 
 */
-    __pyx_t_7 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_out, 1); if (unlikely(__pyx_t_7 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 638, __pyx_L1_error)
+    __pyx_t_7 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_out, 1); if (unlikely(__pyx_t_7 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 643, __pyx_L1_error)
     __pyx_t_2 = (__pyx_t_7 != 0);
 
 
     if (__pyx_t_2) {
 
 
-      /* "flinq/_array.pyx":639
+      /* "flinq/_array.pyx":644
  *             self._wait_for_records(block, deadline)
  *             if self._take_into(out, 1):
  *                 return out[0]             # <<<<<<<<<<<<<<
  * 
  *     def get_nowait(self):
 */
-      __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_out, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 639, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_out, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 644, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       {
         PyObject *__pyx_temp;
@@ -12337,7 +12502,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get(struct __pyx_obj_5fl
       __pyx_t_1 = 0;
       goto __pyx_L0;
 
-      /* "flinq/_array.pyx":638
+      /* "flinq/_array.pyx":643
  *         while True:
  *             self._wait_for_records(block, deadline)
  *             if self._take_into(out, 1):             # <<<<<<<<<<<<<<
@@ -12347,7 +12512,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get(struct __pyx_obj_5fl
     }
   }
 
-  /* "flinq/_array.pyx":629
+  /* "flinq/_array.pyx":634
  *             self._put_array(arr, n, block, timeout)
  * 
  *     def get(self, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -12373,7 +12538,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_16get(struct __pyx_obj_5fl
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":641
+/* "flinq/_array.pyx":646
  *                 return out[0]
  * 
  *     def get_nowait(self):             # <<<<<<<<<<<<<<
@@ -12434,7 +12599,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_nowait(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("get_nowait", 0);
 
-  /* "flinq/_array.pyx":643
+  /* "flinq/_array.pyx":648
  *     def get_nowait(self):
  *         """Remove and return the next record without waiting; raise queue.Empty."""
  *         return self.get(False)             # <<<<<<<<<<<<<<
@@ -12448,7 +12613,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_nowait(struct __pyx_
     PyObject *__pyx_callargs[2] = {__pyx_t_2, Py_False};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get, __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 643, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 648, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -12462,7 +12627,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_nowait(struct __pyx_
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":641
+  /* "flinq/_array.pyx":646
  *                 return out[0]
  * 
  *     def get_nowait(self):             # <<<<<<<<<<<<<<
@@ -12482,7 +12647,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_18get_nowait(struct __pyx_
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":645
+/* "flinq/_array.pyx":650
  *         return self.get(False)
  * 
  *     def get_many(self, max_items, *, out=None, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -12532,29 +12697,29 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_max_items,&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_timeout,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 645, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 650, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 645, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 650, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "get_many", 0) < (0)) __PYX_ERR(0, 645, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "get_many", 0) < (0)) __PYX_ERR(0, 650, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_True));
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("get_many", 1, 1, 1, i); __PYX_ERR(0, 645, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("get_many", 1, 1, 1, i); __PYX_ERR(0, 650, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 645, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 650, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_True));
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_None));
@@ -12566,7 +12731,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("get_many", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 645, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("get_many", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 650, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -12616,19 +12781,19 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("get_many", 0);
 
-  /* "flinq/_array.pyx":653
+  /* "flinq/_array.pyx":658
  *         the start and returns how many records it filled.
  *         """
  *         np = _np()             # <<<<<<<<<<<<<<
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):
  *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 653, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 658, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":654
+  /* "flinq/_array.pyx":659
  *         """
  *         np = _np()
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):             # <<<<<<<<<<<<<<
@@ -12655,7 +12820,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":655
+    /* "flinq/_array.pyx":660
  *         np = _np()
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):
  *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")             # <<<<<<<<<<<<<<
@@ -12663,12 +12828,12 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
  *             raise ValueError("max_items must be at least 1")
 */
     __pyx_t_5 = NULL;
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_max_items)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 655, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_max_items)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 660, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_t_6, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 655, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_t_6, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 660, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_6 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_max_items_must_be_an_int_not, __pyx_t_7); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 655, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_max_items_must_be_an_int_not, __pyx_t_7); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 660, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_t_8 = 1;
@@ -12677,14 +12842,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 655, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 660, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 655, __pyx_L1_error)
+    __PYX_ERR(0, 660, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":654
+    /* "flinq/_array.pyx":659
  *         """
  *         np = _np()
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):             # <<<<<<<<<<<<<<
@@ -12693,18 +12858,18 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
 */
   }
 
-  /* "flinq/_array.pyx":656
+  /* "flinq/_array.pyx":661
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):
  *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
  *         if max_items < 1:             # <<<<<<<<<<<<<<
  *             raise ValueError("max_items must be at least 1")
  *         cdef uint64_t limit = min(max_items, UINT64_MAX)
 */
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_max_items, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 656, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_max_items, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 661, __pyx_L1_error)
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "flinq/_array.pyx":657
+    /* "flinq/_array.pyx":662
  *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
  *         if max_items < 1:
  *             raise ValueError("max_items must be at least 1")             # <<<<<<<<<<<<<<
@@ -12717,14 +12882,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
       PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_max_items_must_be_at_least_1};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 657, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 662, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 657, __pyx_L1_error)
+    __PYX_ERR(0, 662, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":656
+    /* "flinq/_array.pyx":661
  *         if not isinstance(max_items, int) or isinstance(max_items, bool):
  *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
  *         if max_items < 1:             # <<<<<<<<<<<<<<
@@ -12733,7 +12898,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
 */
   }
 
-  /* "flinq/_array.pyx":658
+  /* "flinq/_array.pyx":663
  *         if max_items < 1:
  *             raise ValueError("max_items must be at least 1")
  *         cdef uint64_t limit = min(max_items, UINT64_MAX)             # <<<<<<<<<<<<<<
@@ -12744,12 +12909,12 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
   __pyx_t_9 = UINT64_MAX;
   __Pyx_INCREF(__pyx_v_max_items);
   __pyx_t_1 = __pyx_v_max_items;
-  __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_9); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 658, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_9); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 663, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_int_object(__pyx_t_5, __pyx_t_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 658, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_int_object(__pyx_t_5, __pyx_t_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 663, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   if (__pyx_t_2) {
-    __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_9); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 658, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_9); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 663, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_t_6 = __pyx_t_5;
     __pyx_t_5 = 0;
@@ -12759,23 +12924,23 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
   }
 
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_6); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 658, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_6); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 663, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   __pyx_v_limit = __pyx_t_9;
 
-  /* "flinq/_array.pyx":659
+  /* "flinq/_array.pyx":664
  *             raise ValueError("max_items must be at least 1")
  *         cdef uint64_t limit = min(max_items, UINT64_MAX)
  *         cdef int64_t deadline = _deadline(block, timeout)             # <<<<<<<<<<<<<<
  *         cdef uint64_t ready
  *         cdef uint64_t taken
 */
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 659, __pyx_L1_error)
-  __pyx_t_10 = __pyx_f_5flinq_6_array__deadline(__pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_10 == ((int64_t)-2L))) __PYX_ERR(0, 659, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 664, __pyx_L1_error)
+  __pyx_t_10 = __pyx_f_5flinq_6_array__deadline(__pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_10 == ((int64_t)-2L))) __PYX_ERR(0, 664, __pyx_L1_error)
 
   __pyx_v_deadline = __pyx_t_10;
 
-  /* "flinq/_array.pyx":662
+  /* "flinq/_array.pyx":667
  *         cdef uint64_t ready
  *         cdef uint64_t taken
  *         if out is not None:             # <<<<<<<<<<<<<<
@@ -12786,24 +12951,24 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
   if (__pyx_t_2) {
 
 
-    /* "flinq/_array.pyx":663
+    /* "flinq/_array.pyx":668
  *         cdef uint64_t taken
  *         if out is not None:
  *             self._check_out(out)             # <<<<<<<<<<<<<<
  *             limit = min(limit, len(out))
  *         self._open_ring()
 */
-    __pyx_t_11 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_check_out(__pyx_v_self, __pyx_v_out); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 663, __pyx_L1_error)
+    __pyx_t_11 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_check_out(__pyx_v_self, __pyx_v_out); if (unlikely(__pyx_t_11 == ((int)-1))) __PYX_ERR(0, 668, __pyx_L1_error)
 
 
-    /* "flinq/_array.pyx":664
+    /* "flinq/_array.pyx":669
  *         if out is not None:
  *             self._check_out(out)
  *             limit = min(limit, len(out))             # <<<<<<<<<<<<<<
  *         self._open_ring()
  *         while True:
 */
-    __pyx_t_12 = PyObject_Length(__pyx_v_out); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 664, __pyx_L1_error)
+    __pyx_t_12 = PyObject_Length(__pyx_v_out); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 669, __pyx_L1_error)
 
     __pyx_t_9 = __pyx_v_limit;
     __pyx_t_2 = (__pyx_t_12 < __pyx_t_9);
@@ -12820,7 +12985,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
     __pyx_v_limit = __pyx_t_13;
 
 
-    /* "flinq/_array.pyx":662
+    /* "flinq/_array.pyx":667
  *         cdef uint64_t ready
  *         cdef uint64_t taken
  *         if out is not None:             # <<<<<<<<<<<<<<
@@ -12829,17 +12994,17 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
 */
   }
 
-  /* "flinq/_array.pyx":665
+  /* "flinq/_array.pyx":670
  *             self._check_out(out)
  *             limit = min(limit, len(out))
  *         self._open_ring()             # <<<<<<<<<<<<<<
  *         while True:
  *             ready = self._wait_for_records(block, deadline)
 */
-  __pyx_t_14 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_14 == ((void *)NULL))) __PYX_ERR(0, 665, __pyx_L1_error)
+  __pyx_t_14 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_14 == ((void *)NULL))) __PYX_ERR(0, 670, __pyx_L1_error)
 
 
-  /* "flinq/_array.pyx":666
+  /* "flinq/_array.pyx":671
  *             limit = min(limit, len(out))
  *         self._open_ring()
  *         while True:             # <<<<<<<<<<<<<<
@@ -12848,19 +13013,19 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
 */
   while (1) {
 
-    /* "flinq/_array.pyx":667
+    /* "flinq/_array.pyx":672
  *         self._open_ring()
  *         while True:
  *             ready = self._wait_for_records(block, deadline)             # <<<<<<<<<<<<<<
  *             if out is not None:
  *                 taken = self._take_into(out, limit)
 */
-    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 667, __pyx_L1_error)
-    __pyx_t_13 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_wait_for_records(__pyx_v_self, __pyx_t_2, __pyx_v_deadline); if (unlikely(__pyx_t_13 == ((uint64_t)0))) __PYX_ERR(0, 667, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 672, __pyx_L1_error)
+    __pyx_t_13 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_wait_for_records(__pyx_v_self, __pyx_t_2, __pyx_v_deadline); if (unlikely(__pyx_t_13 == ((uint64_t)0))) __PYX_ERR(0, 672, __pyx_L1_error)
 
     __pyx_v_ready = __pyx_t_13;
 
-    /* "flinq/_array.pyx":668
+    /* "flinq/_array.pyx":673
  *         while True:
  *             ready = self._wait_for_records(block, deadline)
  *             if out is not None:             # <<<<<<<<<<<<<<
@@ -12871,17 +13036,17 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
     if (__pyx_t_2) {
 
 
-      /* "flinq/_array.pyx":669
+      /* "flinq/_array.pyx":674
  *             ready = self._wait_for_records(block, deadline)
  *             if out is not None:
  *                 taken = self._take_into(out, limit)             # <<<<<<<<<<<<<<
  *                 if taken:
  *                     return taken
 */
-      __pyx_t_13 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_out, __pyx_v_limit); if (unlikely(__pyx_t_13 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 669, __pyx_L1_error)
+      __pyx_t_13 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_out, __pyx_v_limit); if (unlikely(__pyx_t_13 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 674, __pyx_L1_error)
       __pyx_v_taken = __pyx_t_13;
 
-      /* "flinq/_array.pyx":670
+      /* "flinq/_array.pyx":675
  *             if out is not None:
  *                 taken = self._take_into(out, limit)
  *                 if taken:             # <<<<<<<<<<<<<<
@@ -12893,14 +13058,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
       if (__pyx_t_2) {
 
 
-        /* "flinq/_array.pyx":671
+        /* "flinq/_array.pyx":676
  *                 taken = self._take_into(out, limit)
  *                 if taken:
  *                     return taken             # <<<<<<<<<<<<<<
  *             else:
  *                 result = np.empty((min(ready, limit),) + self._shape, self._base)
 */
-        __pyx_t_6 = __Pyx_PyLong_From_uint64_t(__pyx_v_taken); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 671, __pyx_L1_error)
+        __pyx_t_6 = __Pyx_PyLong_From_uint64_t(__pyx_v_taken); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 676, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
         {
           PyObject *__pyx_temp;
@@ -12913,7 +13078,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
         __pyx_t_6 = 0;
         goto __pyx_L0;
 
-        /* "flinq/_array.pyx":670
+        /* "flinq/_array.pyx":675
  *             if out is not None:
  *                 taken = self._take_into(out, limit)
  *                 if taken:             # <<<<<<<<<<<<<<
@@ -12922,7 +13087,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
 */
       }
 
-      /* "flinq/_array.pyx":668
+      /* "flinq/_array.pyx":673
  *         while True:
  *             ready = self._wait_for_records(block, deadline)
  *             if out is not None:             # <<<<<<<<<<<<<<
@@ -12932,7 +13097,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
       goto __pyx_L10;
     }
 
-    /* "flinq/_array.pyx":673
+    /* "flinq/_array.pyx":678
  *                     return taken
  *             else:
  *                 result = np.empty((min(ready, limit),) + self._shape, self._base)             # <<<<<<<<<<<<<<
@@ -12956,15 +13121,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
         __pyx_t_15 = __pyx_t_9;
       }
 
-      __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_15); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 673, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_15); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 678, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
 
-      __pyx_t_7 = PyTuple_New(1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 673, __pyx_L1_error)
+      __pyx_t_7 = PyTuple_New(1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 678, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_GIVEREF(__pyx_t_5);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 673, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 678, __pyx_L1_error);
       __pyx_t_5 = 0;
-      __pyx_t_5 = PyNumber_Add(__pyx_t_7, __pyx_v_self->_shape); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 673, __pyx_L1_error)
+      __pyx_t_5 = PyNumber_Add(__pyx_t_7, __pyx_v_self->_shape); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 678, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_8 = 0;
@@ -12973,25 +13138,25 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
         __pyx_t_6 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_empty, __pyx_callargs+__pyx_t_8, (3-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 673, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 678, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
       __Pyx_XDECREF_SET(__pyx_v_result, __pyx_t_6);
       __pyx_t_6 = 0;
 
-      /* "flinq/_array.pyx":674
+      /* "flinq/_array.pyx":679
  *             else:
  *                 result = np.empty((min(ready, limit),) + self._shape, self._base)
  *                 taken = self._take_into(result, len(result))             # <<<<<<<<<<<<<<
  *                 if taken:
  *                     return result if taken == len(result) else result[:taken].copy()
 */
-      __pyx_t_12 = PyObject_Length(__pyx_v_result); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 674, __pyx_L1_error)
-      __pyx_t_15 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_result, __pyx_t_12); if (unlikely(__pyx_t_15 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 674, __pyx_L1_error)
+      __pyx_t_12 = PyObject_Length(__pyx_v_result); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 679, __pyx_L1_error)
+      __pyx_t_15 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_take_into(__pyx_v_self, __pyx_v_result, __pyx_t_12); if (unlikely(__pyx_t_15 == ((uint64_t)0) && PyErr_Occurred())) __PYX_ERR(0, 679, __pyx_L1_error)
 
       __pyx_v_taken = __pyx_t_15;
 
-      /* "flinq/_array.pyx":675
+      /* "flinq/_array.pyx":680
  *                 result = np.empty((min(ready, limit),) + self._shape, self._base)
  *                 taken = self._take_into(result, len(result))
  *                 if taken:             # <<<<<<<<<<<<<<
@@ -13003,14 +13168,14 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
       if (__pyx_t_2) {
 
 
-        /* "flinq/_array.pyx":676
+        /* "flinq/_array.pyx":681
  *                 taken = self._take_into(result, len(result))
  *                 if taken:
  *                     return result if taken == len(result) else result[:taken].copy()             # <<<<<<<<<<<<<<
  * 
  *     cdef int _check_out(self, object out) except -1:
 */
-        __pyx_t_12 = PyObject_Length(__pyx_v_result); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 676, __pyx_L1_error)
+        __pyx_t_12 = PyObject_Length(__pyx_v_result); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 681, __pyx_L1_error)
         __pyx_t_2 = (__pyx_v_taken == __pyx_t_12);
 
 
@@ -13018,7 +13183,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
           __Pyx_INCREF(__pyx_v_result);
           __pyx_t_6 = __pyx_v_result;
         } else {
-          __pyx_t_7 = __Pyx_PyObject_GetSlice(__pyx_v_result, 0, __pyx_v_taken, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 676, __pyx_L1_error)
+          __pyx_t_7 = __Pyx_PyObject_GetSlice(__pyx_v_result, 0, __pyx_v_taken, NULL, NULL, NULL, 0, 1, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 681, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_7);
           __pyx_t_1 = __pyx_t_7;
           __Pyx_INCREF(__pyx_t_1);
@@ -13028,7 +13193,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
             __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_copy, __pyx_callargs+__pyx_t_8, (1-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
             __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-            if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 676, __pyx_L1_error)
+            if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 681, __pyx_L1_error)
             __Pyx_GOTREF(__pyx_t_5);
           }
           __pyx_t_6 = __pyx_t_5;
@@ -13046,7 +13211,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
         __pyx_t_6 = 0;
         goto __pyx_L0;
 
-        /* "flinq/_array.pyx":675
+        /* "flinq/_array.pyx":680
  *                 result = np.empty((min(ready, limit),) + self._shape, self._base)
  *                 taken = self._take_into(result, len(result))
  *                 if taken:             # <<<<<<<<<<<<<<
@@ -13058,7 +13223,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
     __pyx_L10:;
   }
 
-  /* "flinq/_array.pyx":645
+  /* "flinq/_array.pyx":650
  *         return self.get(False)
  * 
  *     def get_many(self, max_items, *, out=None, block=True, timeout=None):             # <<<<<<<<<<<<<<
@@ -13088,7 +13253,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_20get_many(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":678
+/* "flinq/_array.pyx":683
  *                     return result if taken == len(result) else result[:taken].copy()
  * 
  *     cdef int _check_out(self, object out) except -1:             # <<<<<<<<<<<<<<
@@ -13117,28 +13282,28 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_check_out", 0);
 
-  /* "flinq/_array.pyx":679
+  /* "flinq/_array.pyx":684
  * 
  *     cdef int _check_out(self, object out) except -1:
  *         np = _np()             # <<<<<<<<<<<<<<
  *         if not isinstance(out, np.ndarray):
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
 */
-  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 679, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 684, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":680
+  /* "flinq/_array.pyx":685
  *     cdef int _check_out(self, object out) except -1:
  *         np = _np()
  *         if not isinstance(out, np.ndarray):             # <<<<<<<<<<<<<<
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
  *         if out.dtype != self._base:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 680, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_np, __pyx_mstate_global->__pyx_n_u_ndarray); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 685, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = PyObject_IsInstance(__pyx_v_out, __pyx_t_1); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 680, __pyx_L1_error)
+  __pyx_t_2 = PyObject_IsInstance(__pyx_v_out, __pyx_t_1); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 685, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_3 = (!__pyx_t_2);
 
@@ -13146,7 +13311,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":681
+    /* "flinq/_array.pyx":686
  *         np = _np()
  *         if not isinstance(out, np.ndarray):
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")             # <<<<<<<<<<<<<<
@@ -13154,12 +13319,12 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_out)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 681, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_out)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 686, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 681, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 686, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_out_must_be_a_numpy_array_not, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 681, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_out_must_be_a_numpy_array_not, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 686, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_7 = 1;
@@ -13168,14 +13333,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 681, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 686, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 681, __pyx_L1_error)
+    __PYX_ERR(0, 686, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":680
+    /* "flinq/_array.pyx":685
  *     cdef int _check_out(self, object out) except -1:
  *         np = _np()
  *         if not isinstance(out, np.ndarray):             # <<<<<<<<<<<<<<
@@ -13184,21 +13349,21 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":682
+  /* "flinq/_array.pyx":687
  *         if not isinstance(out, np.ndarray):
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
  *         if out.dtype != self._base:             # <<<<<<<<<<<<<<
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 682, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 687, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->_base, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 682, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(__pyx_t_1, __pyx_v_self->_base, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 687, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":683
+    /* "flinq/_array.pyx":688
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
  *         if out.dtype != self._base:
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")             # <<<<<<<<<<<<<<
@@ -13206,12 +13371,12 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
 */
     __pyx_t_5 = NULL;
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 683, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_dtype); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 688, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 683, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 688, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_base, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 683, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_base, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 688, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_out_has_dtype;
     __pyx_t_8[1] = __pyx_t_6;
@@ -13226,7 +13391,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[3]);
     #endif
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 4, __pyx_t_9, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 683, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 688, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -13236,14 +13401,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 683, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 688, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 683, __pyx_L1_error)
+    __PYX_ERR(0, 688, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":682
+    /* "flinq/_array.pyx":687
  *         if not isinstance(out, np.ndarray):
  *             raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
  *         if out.dtype != self._base:             # <<<<<<<<<<<<<<
@@ -13252,19 +13417,19 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":684
+  /* "flinq/_array.pyx":689
  *         if out.dtype != self._base:
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
  *         if len(out) == 0:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 684, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 689, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_11 = __Pyx_PyObject_GetSlice(__pyx_t_1, 1, 0, NULL, NULL, &__pyx_mstate_global->__pyx_slice[0], 1, 0, 0); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 684, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetSlice(__pyx_t_1, 1, 0, NULL, NULL, &__pyx_mstate_global->__pyx_slice[0], 1, 0, 0); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 689, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_2 = __Pyx_PyObject_RichCompareBool(__pyx_t_11, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 684, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_RichCompareBool(__pyx_t_11, __pyx_v_self->_shape, Py_NE); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 689, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   if (!__pyx_t_2) {
 
@@ -13274,20 +13439,20 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 
     goto __pyx_L6_bool_binop_done;
   }
-  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 684, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_ndim); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 689, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
   __pyx_t_1 = __pyx_v_self->_shape;
   __Pyx_INCREF(__pyx_t_1);
   if (unlikely(__pyx_t_1 == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 684, __pyx_L1_error)
+    __PYX_ERR(0, 689, __pyx_L1_error)
   }
-  __pyx_t_9 = __Pyx_PyTuple_GET_SIZE(__pyx_t_1); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 684, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyTuple_GET_SIZE(__pyx_t_1); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 689, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_1 = PyLong_FromSsize_t((1 + __pyx_t_9)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 684, __pyx_L1_error)
+  __pyx_t_1 = PyLong_FromSsize_t((1 + __pyx_t_9)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 689, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
 
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolNe_object_int(__pyx_t_11, __pyx_t_1, Py_NE); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 684, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolNe_object_int(__pyx_t_11, __pyx_t_1, Py_NE); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 689, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
@@ -13297,7 +13462,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":685
+    /* "flinq/_array.pyx":690
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")             # <<<<<<<<<<<<<<
@@ -13305,11 +13470,11 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
  *             raise ValueError("out has room for no record")
 */
     __pyx_t_11 = NULL;
-    __pyx_t_5 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 685, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_shape, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 690, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 685, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_shape); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 690, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 685, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 690, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_out_must_have_shape_n;
@@ -13325,7 +13490,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[3]);
     #endif
     __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_8, 4, __pyx_t_9, __pyx_t_10);
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 685, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 690, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -13335,14 +13500,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 685, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 690, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 685, __pyx_L1_error)
+    __PYX_ERR(0, 690, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":684
+    /* "flinq/_array.pyx":689
  *         if out.dtype != self._base:
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):             # <<<<<<<<<<<<<<
@@ -13351,21 +13516,21 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":686
+  /* "flinq/_array.pyx":691
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
  *         if len(out) == 0:             # <<<<<<<<<<<<<<
  *             raise ValueError("out has room for no record")
  *         if not out.flags.c_contiguous or not out.flags.writeable:
 */
-  __pyx_t_9 = PyObject_Length(__pyx_v_out); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 686, __pyx_L1_error)
+  __pyx_t_9 = PyObject_Length(__pyx_v_out); if (unlikely(__pyx_t_9 == ((Py_ssize_t)-1))) __PYX_ERR(0, 691, __pyx_L1_error)
   __pyx_t_3 = (__pyx_t_9 == 0);
 
 
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":687
+    /* "flinq/_array.pyx":692
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
  *         if len(out) == 0:
  *             raise ValueError("out has room for no record")             # <<<<<<<<<<<<<<
@@ -13378,14 +13543,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_out_has_room_for_no_record};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 687, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 692, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 687, __pyx_L1_error)
+    __PYX_ERR(0, 692, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":686
+    /* "flinq/_array.pyx":691
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
  *         if len(out) == 0:             # <<<<<<<<<<<<<<
@@ -13394,19 +13559,19 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":688
+  /* "flinq/_array.pyx":693
  *         if len(out) == 0:
  *             raise ValueError("out has room for no record")
  *         if not out.flags.c_contiguous or not out.flags.writeable:             # <<<<<<<<<<<<<<
  *             raise ValueError("out must be writable and C-contiguous")
  *         return 0
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 688, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 693, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 688, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_c_contiguous); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 693, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 688, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 693, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_t_12 = (!__pyx_t_2);
 
@@ -13419,12 +13584,12 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 
     goto __pyx_L10_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 688, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 693, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 688, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_writeable); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 693, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_12 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_12 < 0))) __PYX_ERR(0, 688, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_12 < 0))) __PYX_ERR(0, 693, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_2 = (!__pyx_t_12);
 
@@ -13436,7 +13601,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   if (unlikely(__pyx_t_3)) {
 
 
-    /* "flinq/_array.pyx":689
+    /* "flinq/_array.pyx":694
  *             raise ValueError("out has room for no record")
  *         if not out.flags.c_contiguous or not out.flags.writeable:
  *             raise ValueError("out must be writable and C-contiguous")             # <<<<<<<<<<<<<<
@@ -13449,14 +13614,14 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_out_must_be_writable_and_C_conti};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 689, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 694, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 689, __pyx_L1_error)
+    __PYX_ERR(0, 694, __pyx_L1_error)
 
-    /* "flinq/_array.pyx":688
+    /* "flinq/_array.pyx":693
  *         if len(out) == 0:
  *             raise ValueError("out has room for no record")
  *         if not out.flags.c_contiguous or not out.flags.writeable:             # <<<<<<<<<<<<<<
@@ -13465,12 +13630,12 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
   }
 
-  /* "flinq/_array.pyx":690
+  /* "flinq/_array.pyx":695
  *         if not out.flags.c_contiguous or not out.flags.writeable:
  *             raise ValueError("out must be writable and C-contiguous")
  *         return 0             # <<<<<<<<<<<<<<
  * 
- *     def qsize(self):
+ *     def get_view(self, max_items, *, block=True, timeout=None):
 */
   {
 
@@ -13478,7 +13643,7 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":678
+  /* "flinq/_array.pyx":683
  *                     return result if taken == len(result) else result[:taken].copy()
  * 
  *     cdef int _check_out(self, object out) except -1:             # <<<<<<<<<<<<<<
@@ -13502,8 +13667,752 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":692
+/* "flinq/_array.pyx":697
  *         return 0
+ * 
+ *     def get_view(self, max_items, *, block=True, timeout=None):             # <<<<<<<<<<<<<<
+ *         """Remove up to max_items records, first first, and let them be read
+ *         in place, without a copy: waits like get_many(), then returns a
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_23get_view(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_22get_view, "ArrayQueue.get_view(self, max_items, *, block=True, timeout=None)\n\nRemove up to max_items records, first first, and let them be read\nin place, without a copy: waits like get_many(), then returns a\nRecordView whose read-only `array` shows the records where they lie\nin the ring (fewer than are ready when the run reaches the ring\047s\nend). Use it as a context manager (`with q.get_view(n) as array:`)\nor call release(): until then the slots stay out of producers\047\nreach; after that the array may show later records.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_23get_view(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  PyObject *__pyx_v_max_items = 0;
+  PyObject *__pyx_v_block = 0;
+  PyObject *__pyx_v_timeout = 0;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[3] = {0,0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("get_view (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_max_items,&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_timeout,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 697, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 697, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "get_view", 0) < (0)) __PYX_ERR(0, 697, __pyx_L3_error)
+      if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_True));
+      if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
+      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("get_view", 1, 1, 1, i); __PYX_ERR(0, 697, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 1)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 697, __pyx_L3_error)
+      if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_True));
+      if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
+    }
+    __pyx_v_max_items = values[0];
+    __pyx_v_block = values[1];
+    __pyx_v_timeout = values[2];
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("get_view", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 697, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("flinq._array.ArrayQueue.get_view", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_22get_view(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_max_items, __pyx_v_block, __pyx_v_timeout);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22get_view(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_max_items, PyObject *__pyx_v_block, PyObject *__pyx_v_timeout) {
+  PyObject *__pyx_v_np = NULL;
+  uint64_t __pyx_v_limit;
+  int64_t __pyx_v_deadline;
+  uint64_t __pyx_v_start;
+  uint64_t __pyx_v_taken;
+  struct __pyx_obj_5flinq_6_array__RingSlice *__pyx_v_piece = 0;
+  struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_view = 0;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_t_2;
+  int __pyx_t_3;
+  int __pyx_t_4;
+  PyObject *__pyx_t_5 = NULL;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7 = NULL;
+  size_t __pyx_t_8;
+  uint64_t __pyx_t_9;
+  int64_t __pyx_t_10;
+  flq_records *__pyx_t_11;
+  PyObject *__pyx_t_12 = NULL;
+  PyObject *__pyx_t_13 = NULL;
+  PyObject *__pyx_t_14 = NULL;
+  int __pyx_t_15;
+  PyObject *__pyx_t_16 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("get_view", 0);
+
+  /* "flinq/_array.pyx":705
+ *         or call release(): until then the slots stay out of producers'
+ *         reach; after that the array may show later records."""
+ *         np = _np()             # <<<<<<<<<<<<<<
+ *         if not isinstance(max_items, int) or isinstance(max_items, bool):
+ *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
+*/
+  __pyx_t_1 = __pyx_f_5flinq_6_array__np(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 705, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_v_np = __pyx_t_1;
+  __pyx_t_1 = 0;
+
+  /* "flinq/_array.pyx":706
+ *         reach; after that the array may show later records."""
+ *         np = _np()
+ *         if not isinstance(max_items, int) or isinstance(max_items, bool):             # <<<<<<<<<<<<<<
+ *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
+ *         if max_items < 1:
+*/
+  __pyx_t_3 = PyLong_Check(__pyx_v_max_items); 
+  __pyx_t_4 = (!__pyx_t_3);
+
+
+  if (!__pyx_t_4) {
+
+  } else {
+
+    __pyx_t_2 = __pyx_t_4;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_4 = PyBool_Check(__pyx_v_max_items); 
+
+  __pyx_t_2 = __pyx_t_4;
+
+  __pyx_L4_bool_binop_done:;
+  if (unlikely(__pyx_t_2)) {
+
+
+    /* "flinq/_array.pyx":707
+ *         np = _np()
+ *         if not isinstance(max_items, int) or isinstance(max_items, bool):
+ *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")             # <<<<<<<<<<<<<<
+ *         if max_items < 1:
+ *             raise ValueError("max_items must be at least 1")
+*/
+    __pyx_t_5 = NULL;
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_max_items)), __pyx_mstate_global->__pyx_n_u_name); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 707, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_t_6, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 707, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __pyx_t_6 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_max_items_must_be_an_int_not, __pyx_t_7); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 707, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __pyx_t_8 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_t_6};
+      __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+      __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 707, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+    }
+    __Pyx_Raise(__pyx_t_1, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __PYX_ERR(0, 707, __pyx_L1_error)
+
+    /* "flinq/_array.pyx":706
+ *         reach; after that the array may show later records."""
+ *         np = _np()
+ *         if not isinstance(max_items, int) or isinstance(max_items, bool):             # <<<<<<<<<<<<<<
+ *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
+ *         if max_items < 1:
+*/
+  }
+
+  /* "flinq/_array.pyx":708
+ *         if not isinstance(max_items, int) or isinstance(max_items, bool):
+ *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
+ *         if max_items < 1:             # <<<<<<<<<<<<<<
+ *             raise ValueError("max_items must be at least 1")
+ *         cdef uint64_t limit = min(max_items, UINT64_MAX)
+*/
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_max_items, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 708, __pyx_L1_error)
+  if (unlikely(__pyx_t_2)) {
+
+
+    /* "flinq/_array.pyx":709
+ *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
+ *         if max_items < 1:
+ *             raise ValueError("max_items must be at least 1")             # <<<<<<<<<<<<<<
+ *         cdef uint64_t limit = min(max_items, UINT64_MAX)
+ *         cdef int64_t deadline = _deadline(block, timeout)
+*/
+    __pyx_t_6 = NULL;
+    __pyx_t_8 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_max_items_must_be_at_least_1};
+      __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 709, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+    }
+    __Pyx_Raise(__pyx_t_1, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __PYX_ERR(0, 709, __pyx_L1_error)
+
+    /* "flinq/_array.pyx":708
+ *         if not isinstance(max_items, int) or isinstance(max_items, bool):
+ *             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
+ *         if max_items < 1:             # <<<<<<<<<<<<<<
+ *             raise ValueError("max_items must be at least 1")
+ *         cdef uint64_t limit = min(max_items, UINT64_MAX)
+*/
+  }
+
+  /* "flinq/_array.pyx":710
+ *         if max_items < 1:
+ *             raise ValueError("max_items must be at least 1")
+ *         cdef uint64_t limit = min(max_items, UINT64_MAX)             # <<<<<<<<<<<<<<
+ *         cdef int64_t deadline = _deadline(block, timeout)
+ *         cdef uint64_t start
+*/
+
+  __pyx_t_9 = UINT64_MAX;
+  __Pyx_INCREF(__pyx_v_max_items);
+  __pyx_t_1 = __pyx_v_max_items;
+  __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_9); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 710, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __pyx_t_2 = __Pyx_PyObject_CompareBoolLt_int_object(__pyx_t_5, __pyx_t_1, Py_LT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 710, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+  if (__pyx_t_2) {
+    __pyx_t_5 = __Pyx_PyLong_From_uint64_t(__pyx_t_9); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 710, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    __pyx_t_6 = __pyx_t_5;
+    __pyx_t_5 = 0;
+  } else {
+    __Pyx_INCREF(__pyx_t_1);
+    __pyx_t_6 = __pyx_t_1;
+  }
+
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_6); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 710, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  __pyx_v_limit = __pyx_t_9;
+
+  /* "flinq/_array.pyx":711
+ *             raise ValueError("max_items must be at least 1")
+ *         cdef uint64_t limit = min(max_items, UINT64_MAX)
+ *         cdef int64_t deadline = _deadline(block, timeout)             # <<<<<<<<<<<<<<
+ *         cdef uint64_t start
+ *         cdef uint64_t taken
+*/
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 711, __pyx_L1_error)
+  __pyx_t_10 = __pyx_f_5flinq_6_array__deadline(__pyx_t_2, __pyx_v_timeout); if (unlikely(__pyx_t_10 == ((int64_t)-2L))) __PYX_ERR(0, 711, __pyx_L1_error)
+
+  __pyx_v_deadline = __pyx_t_10;
+
+  /* "flinq/_array.pyx":716
+ *         cdef _RingSlice piece
+ *         cdef RecordView view
+ *         while True:             # <<<<<<<<<<<<<<
+ *             self._wait_for_records(block, deadline)
+ *             taken = flq_records_claim_contiguous(self._open_ring(), limit, &start)
+*/
+  while (1) {
+
+    /* "flinq/_array.pyx":717
+ *         cdef RecordView view
+ *         while True:
+ *             self._wait_for_records(block, deadline)             # <<<<<<<<<<<<<<
+ *             taken = flq_records_claim_contiguous(self._open_ring(), limit, &start)
+ *             if taken:
+*/
+    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_block); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 717, __pyx_L1_error)
+    __pyx_t_9 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_wait_for_records(__pyx_v_self, __pyx_t_2, __pyx_v_deadline); if (unlikely(__pyx_t_9 == ((uint64_t)0))) __PYX_ERR(0, 717, __pyx_L1_error)
+
+
+
+    /* "flinq/_array.pyx":718
+ *         while True:
+ *             self._wait_for_records(block, deadline)
+ *             taken = flq_records_claim_contiguous(self._open_ring(), limit, &start)             # <<<<<<<<<<<<<<
+ *             if taken:
+ *                 break
+*/
+    __pyx_t_11 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_11 == ((void *)NULL))) __PYX_ERR(0, 718, __pyx_L1_error)
+    __pyx_v_taken = flq_records_claim_contiguous(__pyx_t_11, __pyx_v_limit, (&__pyx_v_start));
+
+
+    /* "flinq/_array.pyx":719
+ *             self._wait_for_records(block, deadline)
+ *             taken = flq_records_claim_contiguous(self._open_ring(), limit, &start)
+ *             if taken:             # <<<<<<<<<<<<<<
+ *                 break
+ *         view = RecordView.__new__(RecordView)
+*/
+    __pyx_t_2 = (__pyx_v_taken != 0);
+
+    if (__pyx_t_2) {
+
+
+      /* "flinq/_array.pyx":720
+ *             taken = flq_records_claim_contiguous(self._open_ring(), limit, &start)
+ *             if taken:
+ *                 break             # <<<<<<<<<<<<<<
+ *         view = RecordView.__new__(RecordView)
+ *         view._queue = self
+*/
+      goto __pyx_L8_break;
+
+      /* "flinq/_array.pyx":719
+ *             self._wait_for_records(block, deadline)
+ *             taken = flq_records_claim_contiguous(self._open_ring(), limit, &start)
+ *             if taken:             # <<<<<<<<<<<<<<
+ *                 break
+ *         view = RecordView.__new__(RecordView)
+*/
+    }
+  }
+  __pyx_L8_break:;
+
+  /* "flinq/_array.pyx":721
+ *             if taken:
+ *                 break
+ *         view = RecordView.__new__(RecordView)             # <<<<<<<<<<<<<<
+ *         view._queue = self
+ *         view._start = start
+*/
+  __pyx_t_6 = ((PyObject *)__pyx_tp_new_5flinq_6_array_RecordView(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_5flinq_6_array_RecordView), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 721, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_v_view = ((struct __pyx_obj_5flinq_6_array_RecordView *)__pyx_t_6);
+  __pyx_t_6 = 0;
+
+  /* "flinq/_array.pyx":722
+ *                 break
+ *         view = RecordView.__new__(RecordView)
+ *         view._queue = self             # <<<<<<<<<<<<<<
+ *         view._start = start
+ *         view._count = taken
+*/
+  __Pyx_INCREF((PyObject *)__pyx_v_self);
+  __Pyx_GIVEREF((PyObject *)__pyx_v_self);
+  __Pyx_GOTREF((PyObject *)__pyx_v_view->_queue);
+  __Pyx_DECREF_SET(__pyx_v_view->_queue, __pyx_v_self);
+
+  /* "flinq/_array.pyx":723
+ *         view = RecordView.__new__(RecordView)
+ *         view._queue = self
+ *         view._start = start             # <<<<<<<<<<<<<<
+ *         view._count = taken
+ *         try:
+*/
+  __pyx_v_view->_start = __pyx_v_start;
+
+  /* "flinq/_array.pyx":724
+ *         view._queue = self
+ *         view._start = start
+ *         view._count = taken             # <<<<<<<<<<<<<<
+ *         try:
+ *             piece = _RingSlice.__new__(_RingSlice)
+*/
+  __pyx_v_view->_count = __pyx_v_taken;
+
+  /* "flinq/_array.pyx":725
+ *         view._start = start
+ *         view._count = taken
+ *         try:             # <<<<<<<<<<<<<<
+ *             piece = _RingSlice.__new__(_RingSlice)
+ *             piece._queue = self
+*/
+  {
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    __Pyx_ExceptionSave(&__pyx_t_12, &__pyx_t_13, &__pyx_t_14);
+    __Pyx_XGOTREF(__pyx_t_12);
+    __Pyx_XGOTREF(__pyx_t_13);
+    __Pyx_XGOTREF(__pyx_t_14);
+    /*try:*/ {
+
+      /* "flinq/_array.pyx":726
+ *         view._count = taken
+ *         try:
+ *             piece = _RingSlice.__new__(_RingSlice)             # <<<<<<<<<<<<<<
+ *             piece._queue = self
+ *             piece._buf = flq_records_at(self._ring, start)
+*/
+      __pyx_t_6 = ((PyObject *)__pyx_tp_new_5flinq_6_array__RingSlice(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_5flinq_6_array__RingSlice), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 726, __pyx_L10_error)
+      __Pyx_GOTREF(__pyx_t_6);
+      __pyx_v_piece = ((struct __pyx_obj_5flinq_6_array__RingSlice *)__pyx_t_6);
+      __pyx_t_6 = 0;
+
+      /* "flinq/_array.pyx":727
+ *         try:
+ *             piece = _RingSlice.__new__(_RingSlice)
+ *             piece._queue = self             # <<<<<<<<<<<<<<
+ *             piece._buf = flq_records_at(self._ring, start)
+ *             piece._len = taken * self._record_size
+*/
+      __Pyx_INCREF((PyObject *)__pyx_v_self);
+      __Pyx_GIVEREF((PyObject *)__pyx_v_self);
+      __Pyx_GOTREF((PyObject *)__pyx_v_piece->_queue);
+      __Pyx_DECREF_SET(__pyx_v_piece->_queue, __pyx_v_self);
+
+      /* "flinq/_array.pyx":728
+ *             piece = _RingSlice.__new__(_RingSlice)
+ *             piece._queue = self
+ *             piece._buf = flq_records_at(self._ring, start)             # <<<<<<<<<<<<<<
+ *             piece._len = taken * self._record_size
+ *             self._users += 1  # the ring's memory outlives every array over it
+*/
+      __pyx_v_piece->_buf = flq_records_at(__pyx_v_self->_ring, __pyx_v_start);
+
+      /* "flinq/_array.pyx":729
+ *             piece._queue = self
+ *             piece._buf = flq_records_at(self._ring, start)
+ *             piece._len = taken * self._record_size             # <<<<<<<<<<<<<<
+ *             self._users += 1  # the ring's memory outlives every array over it
+ *             piece._holds = True
+*/
+      __pyx_v_piece->_len = (__pyx_v_taken * __pyx_v_self->_record_size);
+
+      /* "flinq/_array.pyx":730
+ *             piece._buf = flq_records_at(self._ring, start)
+ *             piece._len = taken * self._record_size
+ *             self._users += 1  # the ring's memory outlives every array over it             # <<<<<<<<<<<<<<
+ *             piece._holds = True
+ *             view.array = np.frombuffer(piece, dtype=self._base)
+*/
+      __pyx_v_self->_users = (__pyx_v_self->_users + 1);
+
+      /* "flinq/_array.pyx":731
+ *             piece._len = taken * self._record_size
+ *             self._users += 1  # the ring's memory outlives every array over it
+ *             piece._holds = True             # <<<<<<<<<<<<<<
+ *             view.array = np.frombuffer(piece, dtype=self._base)
+ *             if self._shape:
+*/
+      __pyx_v_piece->_holds = 1;
+
+      /* "flinq/_array.pyx":732
+ *             self._users += 1  # the ring's memory outlives every array over it
+ *             piece._holds = True
+ *             view.array = np.frombuffer(piece, dtype=self._base)             # <<<<<<<<<<<<<<
+ *             if self._shape:
+ *                 view.array = view.array.reshape((taken,) + self._shape)
+*/
+      __pyx_t_1 = __pyx_v_np;
+      __Pyx_INCREF(__pyx_t_1);
+      #if CYTHON_VECTORCALL
+      #endif
+      __pyx_t_8 = 0;
+      {
+        PyObject *__pyx_callargs[3] = {__pyx_t_1, ((PyObject *)__pyx_v_piece), __pyx_v_self->_base};
+        #if CYTHON_VECTORCALL
+        __pyx_t_5 = __pyx_mstate_global->__pyx_tuple[3];
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 732, __pyx_L10_error)
+        __Pyx_INCREF(__pyx_t_5);
+        #else
+        {
+          PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
+          __pyx_t_5 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 732, __pyx_L10_error)
+          __Pyx_GOTREF(__pyx_t_5);
+        }
+        #endif
+        __pyx_t_6 = __Pyx_Object_VectorcallMethodKwds((PyObject*)__pyx_mstate_global->__pyx_n_u_frombuffer, __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_5);
+        __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+        #if CYTHON_VECTORCALL
+        #endif
+        __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 732, __pyx_L10_error)
+        __Pyx_GOTREF(__pyx_t_6);
+      }
+      __Pyx_GIVEREF(__pyx_t_6);
+      __Pyx_GOTREF(__pyx_v_view->array);
+      __Pyx_DECREF_SET(__pyx_v_view->array, __pyx_t_6);
+      __pyx_t_6 = 0;
+
+      /* "flinq/_array.pyx":733
+ *             piece._holds = True
+ *             view.array = np.frombuffer(piece, dtype=self._base)
+ *             if self._shape:             # <<<<<<<<<<<<<<
+ *                 view.array = view.array.reshape((taken,) + self._shape)
+ *         except BaseException:
+*/
+      if (__pyx_v_self->_shape == Py_None) __pyx_t_2 = 0;
+      else
+      {
+        Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_v_self->_shape);
+        if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 733, __pyx_L10_error)
+        __pyx_t_2 = (__pyx_temp != 0);
+      }
+
+      if (__pyx_t_2) {
+
+
+        /* "flinq/_array.pyx":734
+ *             view.array = np.frombuffer(piece, dtype=self._base)
+ *             if self._shape:
+ *                 view.array = view.array.reshape((taken,) + self._shape)             # <<<<<<<<<<<<<<
+ *         except BaseException:
+ *             view.release()
+*/
+        __pyx_t_5 = __pyx_v_view->array;
+        __Pyx_INCREF(__pyx_t_5);
+        __pyx_t_1 = __Pyx_PyLong_From_uint64_t(__pyx_v_taken); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 734, __pyx_L10_error)
+        __Pyx_GOTREF(__pyx_t_1);
+        __pyx_t_7 = PyTuple_New(1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 734, __pyx_L10_error)
+        __Pyx_GOTREF(__pyx_t_7);
+        __Pyx_GIVEREF(__pyx_t_1);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_7, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 734, __pyx_L10_error);
+        __pyx_t_1 = 0;
+        __pyx_t_1 = PyNumber_Add(__pyx_t_7, __pyx_v_self->_shape); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 734, __pyx_L10_error)
+        __Pyx_GOTREF(__pyx_t_1);
+        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+        __pyx_t_8 = 0;
+        {
+          PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_t_1};
+          __pyx_t_6 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_reshape, __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+          __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+          __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+          if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 734, __pyx_L10_error)
+          __Pyx_GOTREF(__pyx_t_6);
+        }
+        __Pyx_GIVEREF(__pyx_t_6);
+        __Pyx_GOTREF(__pyx_v_view->array);
+        __Pyx_DECREF_SET(__pyx_v_view->array, __pyx_t_6);
+        __pyx_t_6 = 0;
+
+        /* "flinq/_array.pyx":733
+ *             piece._holds = True
+ *             view.array = np.frombuffer(piece, dtype=self._base)
+ *             if self._shape:             # <<<<<<<<<<<<<<
+ *                 view.array = view.array.reshape((taken,) + self._shape)
+ *         except BaseException:
+*/
+      }
+
+      /* "flinq/_array.pyx":725
+ *         view._start = start
+ *         view._count = taken
+ *         try:             # <<<<<<<<<<<<<<
+ *             piece = _RingSlice.__new__(_RingSlice)
+ *             piece._queue = self
+*/
+    }
+    __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
+    __Pyx_XDECREF(__pyx_t_13); __pyx_t_13 = 0;
+    __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
+    goto __pyx_L15_try_end;
+    __pyx_L10_error:;
+    __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+
+    /* "flinq/_array.pyx":735
+ *             if self._shape:
+ *                 view.array = view.array.reshape((taken,) + self._shape)
+ *         except BaseException:             # <<<<<<<<<<<<<<
+ *             view.release()
+ *             raise
+*/
+    __pyx_t_15 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_BaseException))));
+    if (__pyx_t_15) {
+      __Pyx_AddTraceback("flinq._array.ArrayQueue.get_view", __pyx_clineno, __pyx_lineno, __pyx_filename);
+      if (__Pyx_GetException(&__pyx_t_6, &__pyx_t_1, &__pyx_t_5) < 0) __PYX_ERR(0, 735, __pyx_L12_except_error)
+      __Pyx_XGOTREF(__pyx_t_6);
+      __Pyx_XGOTREF(__pyx_t_1);
+      __Pyx_XGOTREF(__pyx_t_5);
+
+      /* "flinq/_array.pyx":736
+ *                 view.array = view.array.reshape((taken,) + self._shape)
+ *         except BaseException:
+ *             view.release()             # <<<<<<<<<<<<<<
+ *             raise
+ *         return view
+*/
+      __pyx_t_16 = ((PyObject *)__pyx_v_view);
+      __Pyx_INCREF(__pyx_t_16);
+      __pyx_t_8 = 0;
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_16, NULL};
+        __pyx_t_7 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_release, __pyx_callargs+__pyx_t_8, (1-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_16); __pyx_t_16 = 0;
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 736, __pyx_L12_except_error)
+        __Pyx_GOTREF(__pyx_t_7);
+      }
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+
+      /* "flinq/_array.pyx":737
+ *         except BaseException:
+ *             view.release()
+ *             raise             # <<<<<<<<<<<<<<
+ *         return view
+ * 
+*/
+      __Pyx_GIVEREF(__pyx_t_6);
+      __Pyx_GIVEREF(__pyx_t_1);
+      __Pyx_XGIVEREF(__pyx_t_5);
+      __Pyx_ErrRestoreWithState(__pyx_t_6, __pyx_t_1, __pyx_t_5);
+      __pyx_t_6 = 0;  __pyx_t_1 = 0;  __pyx_t_5 = 0; 
+      __PYX_ERR(0, 737, __pyx_L12_except_error)
+    }
+    goto __pyx_L12_except_error;
+
+    /* "flinq/_array.pyx":725
+ *         view._start = start
+ *         view._count = taken
+ *         try:             # <<<<<<<<<<<<<<
+ *             piece = _RingSlice.__new__(_RingSlice)
+ *             piece._queue = self
+*/
+    __pyx_L12_except_error:;
+    __Pyx_XGIVEREF(__pyx_t_12);
+    __Pyx_XGIVEREF(__pyx_t_13);
+    __Pyx_XGIVEREF(__pyx_t_14);
+    __Pyx_ExceptionReset(__pyx_t_12, __pyx_t_13, __pyx_t_14);
+    goto __pyx_L1_error;
+    __pyx_L15_try_end:;
+  }
+
+  /* "flinq/_array.pyx":738
+ *             view.release()
+ *             raise
+ *         return view             # <<<<<<<<<<<<<<
+ * 
+ *     cdef void _give_back(self, uint64_t start, uint64_t count) noexcept:
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF((PyObject *)__pyx_v_view);
+      __pyx_r = ((PyObject *)__pyx_v_view);
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "flinq/_array.pyx":697
+ *         return 0
+ * 
+ *     def get_view(self, max_items, *, block=True, timeout=None):             # <<<<<<<<<<<<<<
+ *         """Remove up to max_items records, first first, and let them be read
+ *         in place, without a copy: waits like get_many(), then returns a
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_16);
+  __Pyx_AddTraceback("flinq._array.ArrayQueue.get_view", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XDECREF(__pyx_v_np);
+
+
+
+
+  __Pyx_XDECREF((PyObject *)__pyx_v_piece);
+  __Pyx_XDECREF((PyObject *)__pyx_v_view);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "flinq/_array.pyx":740
+ *         return view
+ * 
+ *     cdef void _give_back(self, uint64_t start, uint64_t count) noexcept:             # <<<<<<<<<<<<<<
+ *         """Release a run read in place (RecordView)."""
+ *         flq_records_release(self._ring, start, count)
+*/
+
+static void __pyx_f_5flinq_6_array_10ArrayQueue__give_back(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, uint64_t __pyx_v_start, uint64_t __pyx_v_count) {
+
+  /* "flinq/_array.pyx":742
+ *     cdef void _give_back(self, uint64_t start, uint64_t count) noexcept:
+ *         """Release a run read in place (RecordView)."""
+ *         flq_records_release(self._ring, start, count)             # <<<<<<<<<<<<<<
+ *         self._notify(ROOM, 1)
+ * 
+*/
+  flq_records_release(__pyx_v_self->_ring, __pyx_v_start, __pyx_v_count);
+
+  /* "flinq/_array.pyx":743
+ *         """Release a run read in place (RecordView)."""
+ *         flq_records_release(self._ring, start, count)
+ *         self._notify(ROOM, 1)             # <<<<<<<<<<<<<<
+ * 
+ *     def qsize(self):
+*/
+  __pyx_f_5flinq_6_array_10ArrayQueue__notify(__pyx_v_self, 1, 1);
+
+  /* "flinq/_array.pyx":740
+ *         return view
+ * 
+ *     cdef void _give_back(self, uint64_t start, uint64_t count) noexcept:             # <<<<<<<<<<<<<<
+ *         """Release a run read in place (RecordView)."""
+ *         flq_records_release(self._ring, start, count)
+*/
+
+  /* function exit code */
+
+}
+
+/* "flinq/_array.pyx":745
+ *         self._notify(ROOM, 1)
  * 
  *     def qsize(self):             # <<<<<<<<<<<<<<
  *         """Records in the queue now."""
@@ -13511,15 +14420,15 @@ static int __pyx_f_5flinq_6_array_10ArrayQueue__check_out(struct __pyx_obj_5flin
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_23qsize(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_25qsize(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_22qsize, "ArrayQueue.qsize(self)\n\nRecords in the queue now.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_23qsize(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_24qsize, "ArrayQueue.qsize(self)\n\nRecords in the queue now.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_25qsize(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -13545,14 +14454,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("qsize", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_22qsize(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_24qsize(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22qsize(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24qsize(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   flq_records *__pyx_t_1;
@@ -13562,15 +14471,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22qsize(struct __pyx_obj_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("qsize", 0);
 
-  /* "flinq/_array.pyx":694
+  /* "flinq/_array.pyx":747
  *     def qsize(self):
  *         """Records in the queue now."""
  *         return flq_records_size(self._open_ring())             # <<<<<<<<<<<<<<
  * 
  *     def empty(self):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 694, __pyx_L1_error)
-  __pyx_t_2 = __Pyx_PyLong_From_uint64_t(flq_records_size(__pyx_t_1)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 694, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 747, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_uint64_t(flq_records_size(__pyx_t_1)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 747, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -13584,8 +14493,8 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22qsize(struct __pyx_obj_5
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":692
- *         return 0
+  /* "flinq/_array.pyx":745
+ *         self._notify(ROOM, 1)
  * 
  *     def qsize(self):             # <<<<<<<<<<<<<<
  *         """Records in the queue now."""
@@ -13603,7 +14512,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22qsize(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":696
+/* "flinq/_array.pyx":749
  *         return flq_records_size(self._open_ring())
  * 
  *     def empty(self):             # <<<<<<<<<<<<<<
@@ -13612,15 +14521,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_22qsize(struct __pyx_obj_5
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_25empty(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_27empty(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_24empty, "ArrayQueue.empty(self)\n\nTrue if the queue holds no record now.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_25empty(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_26empty, "ArrayQueue.empty(self)\n\nTrue if the queue holds no record now.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_27empty(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -13646,14 +14555,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("empty", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_24empty(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_26empty(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24empty(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26empty(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   flq_records *__pyx_t_1;
@@ -13663,15 +14572,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24empty(struct __pyx_obj_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("empty", 0);
 
-  /* "flinq/_array.pyx":698
+  /* "flinq/_array.pyx":751
  *     def empty(self):
  *         """True if the queue holds no record now."""
  *         return flq_records_size(self._open_ring()) == 0             # <<<<<<<<<<<<<<
  * 
  *     def full(self):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 698, __pyx_L1_error)
-  __pyx_t_2 = __Pyx_PyBool_FromLong((flq_records_size(__pyx_t_1) == 0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 698, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 751, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong((flq_records_size(__pyx_t_1) == 0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 751, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -13685,7 +14594,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24empty(struct __pyx_obj_5
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":696
+  /* "flinq/_array.pyx":749
  *         return flq_records_size(self._open_ring())
  * 
  *     def empty(self):             # <<<<<<<<<<<<<<
@@ -13704,7 +14613,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24empty(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":700
+/* "flinq/_array.pyx":753
  *         return flq_records_size(self._open_ring()) == 0
  * 
  *     def full(self):             # <<<<<<<<<<<<<<
@@ -13713,15 +14622,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_24empty(struct __pyx_obj_5
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_27full(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_29full(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_26full, "ArrayQueue.full(self)\n\nTrue if the queue has no room for one more record now.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_27full(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_28full, "ArrayQueue.full(self)\n\nTrue if the queue has no room for one more record now.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_29full(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -13747,14 +14656,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("full", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_26full(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_28full(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26full(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28full(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   flq_records *__pyx_t_1;
@@ -13764,15 +14673,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26full(struct __pyx_obj_5f
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("full", 0);
 
-  /* "flinq/_array.pyx":702
+  /* "flinq/_array.pyx":755
  *     def full(self):
  *         """True if the queue has no room for one more record now."""
  *         return flq_records_room(self._open_ring()) == 0             # <<<<<<<<<<<<<<
  * 
  *     def shutdown(self, immediate=False):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 702, __pyx_L1_error)
-  __pyx_t_2 = __Pyx_PyBool_FromLong((flq_records_room(__pyx_t_1) == 0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 702, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 755, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong((flq_records_room(__pyx_t_1) == 0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 755, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -13786,7 +14695,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26full(struct __pyx_obj_5f
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":700
+  /* "flinq/_array.pyx":753
  *         return flq_records_size(self._open_ring()) == 0
  * 
  *     def full(self):             # <<<<<<<<<<<<<<
@@ -13805,7 +14714,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26full(struct __pyx_obj_5f
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":704
+/* "flinq/_array.pyx":757
  *         return flq_records_room(self._open_ring()) == 0
  * 
  *     def shutdown(self, immediate=False):             # <<<<<<<<<<<<<<
@@ -13814,15 +14723,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_26full(struct __pyx_obj_5f
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_29shutdown(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_31shutdown(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_28shutdown, "ArrayQueue.shutdown(self, immediate=False)\n\nShut the queue down: put() raises ShutDown from now on; get()\nreturns what is queued, then raises ShutDown. immediate=True also\ndiscards what is queued and get() raises at once. Every blocked\ncaller wakes up.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_29shutdown(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_30shutdown, "ArrayQueue.shutdown(self, immediate=False)\n\nShut the queue down: put() raises ShutDown from now on; get()\nreturns what is queued, then raises ShutDown. immediate=True also\ndiscards what is queued and get() raises at once. Every blocked\ncaller wakes up.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_31shutdown(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -13852,24 +14761,24 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_immediate,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 704, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 757, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 704, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 757, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "shutdown", 0) < (0)) __PYX_ERR(0, 704, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "shutdown", 0) < (0)) __PYX_ERR(0, 757, __pyx_L3_error)
       if (!values[0]) values[0] = __Pyx_NewRef(((PyObject *)Py_False));
     } else {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 704, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 757, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
@@ -13880,7 +14789,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("shutdown", 0, 0, 1, __pyx_nargs); __PYX_ERR(0, 704, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("shutdown", 0, 0, 1, __pyx_nargs); __PYX_ERR(0, 757, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -13891,7 +14800,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_28shutdown(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_immediate);
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_30shutdown(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_immediate);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -13901,7 +14810,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28shutdown(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_immediate) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30shutdown(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, PyObject *__pyx_v_immediate) {
   flq_records *__pyx_v_ring;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
@@ -13912,28 +14821,28 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28shutdown(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("shutdown", 0);
 
-  /* "flinq/_array.pyx":709
+  /* "flinq/_array.pyx":762
  *         discards what is queued and get() raises at once. Every blocked
  *         caller wakes up."""
  *         cdef flq_records *ring = self._open_ring()             # <<<<<<<<<<<<<<
  *         if immediate:
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE)
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 709, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 762, __pyx_L1_error)
   __pyx_v_ring = __pyx_t_1;
 
-  /* "flinq/_array.pyx":710
+  /* "flinq/_array.pyx":763
  *         caller wakes up."""
  *         cdef flq_records *ring = self._open_ring()
  *         if immediate:             # <<<<<<<<<<<<<<
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE)
  *             flq_records_discard(ring)
 */
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_immediate); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 710, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_immediate); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 763, __pyx_L1_error)
   if (__pyx_t_2) {
 
 
-    /* "flinq/_array.pyx":711
+    /* "flinq/_array.pyx":764
  *         cdef flq_records *ring = self._open_ring()
  *         if immediate:
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE)             # <<<<<<<<<<<<<<
@@ -13942,7 +14851,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28shutdown(struct __pyx_ob
 */
     flq_records_set_state(__pyx_v_ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE);
 
-    /* "flinq/_array.pyx":712
+    /* "flinq/_array.pyx":765
  *         if immediate:
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE)
  *             flq_records_discard(ring)             # <<<<<<<<<<<<<<
@@ -13951,7 +14860,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28shutdown(struct __pyx_ob
 */
     (void)(flq_records_discard(__pyx_v_ring));
 
-    /* "flinq/_array.pyx":710
+    /* "flinq/_array.pyx":763
  *         caller wakes up."""
  *         cdef flq_records *ring = self._open_ring()
  *         if immediate:             # <<<<<<<<<<<<<<
@@ -13961,7 +14870,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28shutdown(struct __pyx_ob
     goto __pyx_L3;
   }
 
-  /* "flinq/_array.pyx":714
+  /* "flinq/_array.pyx":767
  *             flq_records_discard(ring)
  *         else:
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN)             # <<<<<<<<<<<<<<
@@ -13973,7 +14882,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28shutdown(struct __pyx_ob
   }
   __pyx_L3:;
 
-  /* "flinq/_array.pyx":715
+  /* "flinq/_array.pyx":768
  *         else:
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN)
  *         self._notify(ITEMS, 1)             # <<<<<<<<<<<<<<
@@ -13982,7 +14891,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28shutdown(struct __pyx_ob
 */
   __pyx_f_5flinq_6_array_10ArrayQueue__notify(__pyx_v_self, 0, 1);
 
-  /* "flinq/_array.pyx":716
+  /* "flinq/_array.pyx":769
  *             flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN)
  *         self._notify(ITEMS, 1)
  *         self._notify(ROOM, 1)             # <<<<<<<<<<<<<<
@@ -13991,7 +14900,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28shutdown(struct __pyx_ob
 */
   __pyx_f_5flinq_6_array_10ArrayQueue__notify(__pyx_v_self, 1, 1);
 
-  /* "flinq/_array.pyx":704
+  /* "flinq/_array.pyx":757
  *         return flq_records_room(self._open_ring()) == 0
  * 
  *     def shutdown(self, immediate=False):             # <<<<<<<<<<<<<<
@@ -14012,7 +14921,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28shutdown(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":718
+/* "flinq/_array.pyx":771
  *         self._notify(ROOM, 1)
  * 
  *     def close(self):             # <<<<<<<<<<<<<<
@@ -14021,15 +14930,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_28shutdown(struct __pyx_ob
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_31close(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_33close(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_30close, "ArrayQueue.close(self)\n\nRelease the ring: every later call but close() raises ValueError,\nand callers blocked in this queue wake up with ValueError.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_31close(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_32close, "ArrayQueue.close(self)\n\nRelease the ring: every later call but close() raises ValueError,\nand callers blocked in this queue wake up with ValueError.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_33close(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -14055,20 +14964,20 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("close", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_30close(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_32close(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30close(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32close(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_t_1;
   __Pyx_RefNannySetupContext("close", 0);
 
-  /* "flinq/_array.pyx":721
+  /* "flinq/_array.pyx":774
  *         """Release the ring: every later call but close() raises ValueError,
  *         and callers blocked in this queue wake up with ValueError."""
  *         if self._closed:             # <<<<<<<<<<<<<<
@@ -14077,7 +14986,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30close(struct __pyx_obj_5
 */
   if (__pyx_v_self->_closed) {
 
-    /* "flinq/_array.pyx":722
+    /* "flinq/_array.pyx":775
  *         and callers blocked in this queue wake up with ValueError."""
  *         if self._closed:
  *             return             # <<<<<<<<<<<<<<
@@ -14094,7 +15003,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30close(struct __pyx_obj_5
     }
     goto __pyx_L0;
 
-    /* "flinq/_array.pyx":721
+    /* "flinq/_array.pyx":774
  *         """Release the ring: every later call but close() raises ValueError,
  *         and callers blocked in this queue wake up with ValueError."""
  *         if self._closed:             # <<<<<<<<<<<<<<
@@ -14103,7 +15012,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30close(struct __pyx_obj_5
 */
   }
 
-  /* "flinq/_array.pyx":723
+  /* "flinq/_array.pyx":776
  *         if self._closed:
  *             return
  *         self._closed = True             # <<<<<<<<<<<<<<
@@ -14112,7 +15021,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30close(struct __pyx_obj_5
 */
   __pyx_v_self->_closed = 1;
 
-  /* "flinq/_array.pyx":726
+  /* "flinq/_array.pyx":779
  *         # Wake this handle's sleepers first: a shared sleeper still counts
  *         # itself out in the mapping, so the last of them unmaps it.
  *         self._notify(ITEMS, 1)             # <<<<<<<<<<<<<<
@@ -14121,7 +15030,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30close(struct __pyx_obj_5
 */
   __pyx_f_5flinq_6_array_10ArrayQueue__notify(__pyx_v_self, 0, 1);
 
-  /* "flinq/_array.pyx":727
+  /* "flinq/_array.pyx":780
  *         # itself out in the mapping, so the last of them unmaps it.
  *         self._notify(ITEMS, 1)
  *         self._notify(ROOM, 1)             # <<<<<<<<<<<<<<
@@ -14130,7 +15039,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30close(struct __pyx_obj_5
 */
   __pyx_f_5flinq_6_array_10ArrayQueue__notify(__pyx_v_self, 1, 1);
 
-  /* "flinq/_array.pyx":728
+  /* "flinq/_array.pyx":781
  *         self._notify(ITEMS, 1)
  *         self._notify(ROOM, 1)
  *         if self._users == 0:             # <<<<<<<<<<<<<<
@@ -14142,7 +15051,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30close(struct __pyx_obj_5
   if (__pyx_t_1) {
 
 
-    /* "flinq/_array.pyx":729
+    /* "flinq/_array.pyx":782
  *         self._notify(ROOM, 1)
  *         if self._users == 0:
  *             self._free_ring()             # <<<<<<<<<<<<<<
@@ -14151,7 +15060,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30close(struct __pyx_obj_5
 */
     ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_free_ring(__pyx_v_self);
 
-    /* "flinq/_array.pyx":728
+    /* "flinq/_array.pyx":781
  *         self._notify(ITEMS, 1)
  *         self._notify(ROOM, 1)
  *         if self._users == 0:             # <<<<<<<<<<<<<<
@@ -14160,7 +15069,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30close(struct __pyx_obj_5
 */
   }
 
-  /* "flinq/_array.pyx":718
+  /* "flinq/_array.pyx":771
  *         self._notify(ROOM, 1)
  * 
  *     def close(self):             # <<<<<<<<<<<<<<
@@ -14176,7 +15085,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30close(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":731
+/* "flinq/_array.pyx":784
  *             self._free_ring()
  * 
  *     def __enter__(self):             # <<<<<<<<<<<<<<
@@ -14185,15 +15094,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_30close(struct __pyx_obj_5
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_33__enter__(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_35__enter__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_32__enter__, "ArrayQueue.__enter__(self)");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_33__enter__(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_34__enter__, "ArrayQueue.__enter__(self)");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_35__enter__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -14219,19 +15128,19 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__enter__", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_32__enter__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_34__enter__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__enter__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34__enter__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__enter__", 0);
 
-  /* "flinq/_array.pyx":732
+  /* "flinq/_array.pyx":785
  * 
  *     def __enter__(self):
  *         return self             # <<<<<<<<<<<<<<
@@ -14249,7 +15158,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__enter__(struct __pyx_o
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":731
+  /* "flinq/_array.pyx":784
  *             self._free_ring()
  * 
  *     def __enter__(self):             # <<<<<<<<<<<<<<
@@ -14264,7 +15173,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__enter__(struct __pyx_o
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":734
+/* "flinq/_array.pyx":787
  *         return self
  * 
  *     def __exit__(self, *exc_info):             # <<<<<<<<<<<<<<
@@ -14273,9 +15182,9 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_32__enter__(struct __pyx_o
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_35__exit__(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_34__exit__, "ArrayQueue.__exit__(self, *exc_info)");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_35__exit__(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_37__exit__(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_36__exit__, "ArrayQueue.__exit__(self, *exc_info)");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_37__exit__(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   CYTHON_UNUSED PyObject *__pyx_v_exc_info = 0;
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
@@ -14293,7 +15202,7 @@ static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_35__exit__(PyObject *__pyx
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__exit__", __pyx_kwds); return NULL;}
   __Pyx_INCREF(__pyx_args);
   __pyx_v_exc_info = __pyx_args;
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_34__exit__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_exc_info);
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_36__exit__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self), __pyx_v_exc_info);
 
   /* function exit code */
   __Pyx_DECREF(__pyx_v_exc_info);
@@ -14301,7 +15210,7 @@ static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_35__exit__(PyObject *__pyx
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34__exit__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v_exc_info) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36__exit__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v_exc_info) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -14312,7 +15221,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34__exit__(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__exit__", 0);
 
-  /* "flinq/_array.pyx":735
+  /* "flinq/_array.pyx":788
  * 
  *     def __exit__(self, *exc_info):
  *         self.close()             # <<<<<<<<<<<<<<
@@ -14326,12 +15235,12 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34__exit__(struct __pyx_ob
     PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_close, __pyx_callargs+__pyx_t_3, (1-__pyx_t_3) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 735, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 788, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":736
+  /* "flinq/_array.pyx":789
  *     def __exit__(self, *exc_info):
  *         self.close()
  *         return False             # <<<<<<<<<<<<<<
@@ -14349,7 +15258,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34__exit__(struct __pyx_ob
   }
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":734
+  /* "flinq/_array.pyx":787
  *         return self
  * 
  *     def __exit__(self, *exc_info):             # <<<<<<<<<<<<<<
@@ -14369,7 +15278,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34__exit__(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":738
+/* "flinq/_array.pyx":791
  *         return False
  * 
  *     def stats(self):             # <<<<<<<<<<<<<<
@@ -14378,15 +15287,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_34__exit__(struct __pyx_ob
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_37stats(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_39stats(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_36stats, "ArrayQueue.stats(self)\n\nA snapshot of the queue\047s counters as a dict: depth (records\nready now), capacity, record_size and ring_bytes (the ring\047s memory),\nand totals since creation: enqueued, dequeued, discarded (dropped by\nshutdown(immediate=True)); enqueued = dequeued + discarded + depth\nwhen nobody is mid-copy.");
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_37stats(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10ArrayQueue_38stats, "ArrayQueue.stats(self)\n\nA snapshot of the queue\047s counters as a dict: depth (records\nready now), capacity, record_size and ring_bytes (the ring\047s memory),\nand totals since creation: enqueued, dequeued, discarded (dropped by\nshutdown(immediate=True)); enqueued = dequeued + discarded + depth\nwhen nobody is mid-copy.");
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_39stats(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -14412,14 +15321,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("stats", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_36stats(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_38stats(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36stats(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_38stats(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   flq_records *__pyx_v_ring;
   uint64_t __pyx_v_claimed;
   uint64_t __pyx_v_published;
@@ -14436,17 +15345,17 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36stats(struct __pyx_obj_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("stats", 0);
 
-  /* "flinq/_array.pyx":744
+  /* "flinq/_array.pyx":797
  *         shutdown(immediate=True)); enqueued = dequeued + discarded + depth
  *         when nobody is mid-copy."""
  *         cdef flq_records *ring = self._open_ring()             # <<<<<<<<<<<<<<
  *         cdef uint64_t claimed = flq_load_u64_acquire(&ring.claimed)
  *         cdef uint64_t published = flq_load_u64_acquire(&ring.published)
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 744, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->__pyx_vtab)->_open_ring(__pyx_v_self); if (unlikely(__pyx_t_1 == ((void *)NULL))) __PYX_ERR(0, 797, __pyx_L1_error)
   __pyx_v_ring = __pyx_t_1;
 
-  /* "flinq/_array.pyx":745
+  /* "flinq/_array.pyx":798
  *         when nobody is mid-copy."""
  *         cdef flq_records *ring = self._open_ring()
  *         cdef uint64_t claimed = flq_load_u64_acquire(&ring.claimed)             # <<<<<<<<<<<<<<
@@ -14455,7 +15364,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36stats(struct __pyx_obj_5
 */
   __pyx_v_claimed = flq_load_u64_acquire((&__pyx_v_ring->claimed));
 
-  /* "flinq/_array.pyx":746
+  /* "flinq/_array.pyx":799
  *         cdef flq_records *ring = self._open_ring()
  *         cdef uint64_t claimed = flq_load_u64_acquire(&ring.claimed)
  *         cdef uint64_t published = flq_load_u64_acquire(&ring.published)             # <<<<<<<<<<<<<<
@@ -14464,7 +15373,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36stats(struct __pyx_obj_5
 */
   __pyx_v_published = flq_load_u64_acquire((&__pyx_v_ring->published));
 
-  /* "flinq/_array.pyx":747
+  /* "flinq/_array.pyx":800
  *         cdef uint64_t claimed = flq_load_u64_acquire(&ring.claimed)
  *         cdef uint64_t published = flq_load_u64_acquire(&ring.published)
  *         cdef uint64_t discarded = flq_load_u64_acquire(&ring.discarded)             # <<<<<<<<<<<<<<
@@ -14473,19 +15382,19 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36stats(struct __pyx_obj_5
 */
   __pyx_v_discarded = flq_load_u64_acquire((&__pyx_v_ring->discarded));
 
-  /* "flinq/_array.pyx":749
+  /* "flinq/_array.pyx":802
  *         cdef uint64_t discarded = flq_load_u64_acquire(&ring.discarded)
  *         return {
  *             "depth": published - claimed if published > claimed else 0,             # <<<<<<<<<<<<<<
  *             "capacity": self._capacity,
  *             "record_size": self._record_size,
 */
-  __pyx_t_2 = __Pyx_PyDict_NewPresized(9); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 749, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_NewPresized(9); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 802, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4 = (__pyx_v_published > __pyx_v_claimed);
 
   if (__pyx_t_4) {
-    __pyx_t_5 = __Pyx_PyLong_From_uint64_t((__pyx_v_published - __pyx_v_claimed)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 749, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyLong_From_uint64_t((__pyx_v_published - __pyx_v_claimed)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 802, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_t_3 = __pyx_t_5;
     __pyx_t_5 = 0;
@@ -14494,103 +15403,103 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36stats(struct __pyx_obj_5
     __pyx_t_3 = __pyx_mstate_global->__pyx_int_0;
   }
 
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_depth, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_depth, __pyx_t_3) < (0)) __PYX_ERR(0, 802, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":750
+  /* "flinq/_array.pyx":803
  *         return {
  *             "depth": published - claimed if published > claimed else 0,
  *             "capacity": self._capacity,             # <<<<<<<<<<<<<<
  *             "record_size": self._record_size,
  *             "ring_bytes": ring.total_size,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_capacity); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 750, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_capacity); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 803, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_capacity, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_capacity, __pyx_t_3) < (0)) __PYX_ERR(0, 802, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":751
+  /* "flinq/_array.pyx":804
  *             "depth": published - claimed if published > claimed else 0,
  *             "capacity": self._capacity,
  *             "record_size": self._record_size,             # <<<<<<<<<<<<<<
  *             "ring_bytes": ring.total_size,
  *             "enqueued": published,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_record_size); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 751, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_record_size); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 804, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_record_size, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_record_size, __pyx_t_3) < (0)) __PYX_ERR(0, 802, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":752
+  /* "flinq/_array.pyx":805
  *             "capacity": self._capacity,
  *             "record_size": self._record_size,
  *             "ring_bytes": ring.total_size,             # <<<<<<<<<<<<<<
  *             "enqueued": published,
  *             "dequeued": claimed - discarded,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_ring->total_size); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 752, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_ring->total_size); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 805, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_ring_bytes, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_ring_bytes, __pyx_t_3) < (0)) __PYX_ERR(0, 802, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":753
+  /* "flinq/_array.pyx":806
  *             "record_size": self._record_size,
  *             "ring_bytes": ring.total_size,
  *             "enqueued": published,             # <<<<<<<<<<<<<<
  *             "dequeued": claimed - discarded,
  *             "discarded": discarded,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_published); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 753, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_published); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 806, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_enqueued, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_enqueued, __pyx_t_3) < (0)) __PYX_ERR(0, 802, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":754
+  /* "flinq/_array.pyx":807
  *             "ring_bytes": ring.total_size,
  *             "enqueued": published,
  *             "dequeued": claimed - discarded,             # <<<<<<<<<<<<<<
  *             "discarded": discarded,
  *             "shared": self._shared,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t((__pyx_v_claimed - __pyx_v_discarded)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 754, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t((__pyx_v_claimed - __pyx_v_discarded)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 807, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_dequeued, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_dequeued, __pyx_t_3) < (0)) __PYX_ERR(0, 802, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":755
+  /* "flinq/_array.pyx":808
  *             "enqueued": published,
  *             "dequeued": claimed - discarded,
  *             "discarded": discarded,             # <<<<<<<<<<<<<<
  *             "shared": self._shared,
  *             "is_shutdown": flq_records_state(ring) != FLQ_RECORDS_OPEN,
 */
-  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_discarded); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 755, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_discarded); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 808, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_discarded, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_discarded, __pyx_t_3) < (0)) __PYX_ERR(0, 802, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":756
+  /* "flinq/_array.pyx":809
  *             "dequeued": claimed - discarded,
  *             "discarded": discarded,
  *             "shared": self._shared,             # <<<<<<<<<<<<<<
  *             "is_shutdown": flq_records_state(ring) != FLQ_RECORDS_OPEN,
  *         }
 */
-  __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_v_self->_shared); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 756, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_v_self->_shared); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 809, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_shared, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_shared, __pyx_t_3) < (0)) __PYX_ERR(0, 802, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "flinq/_array.pyx":757
+  /* "flinq/_array.pyx":810
  *             "discarded": discarded,
  *             "shared": self._shared,
  *             "is_shutdown": flq_records_state(ring) != FLQ_RECORDS_OPEN,             # <<<<<<<<<<<<<<
  *         }
  * 
 */
-  __pyx_t_3 = __Pyx_PyBool_FromLong((flq_records_state(__pyx_v_ring) != FLQ_RECORDS_OPEN)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 757, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong((flq_records_state(__pyx_v_ring) != FLQ_RECORDS_OPEN)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 810, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_is_shutdown, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_is_shutdown, __pyx_t_3) < (0)) __PYX_ERR(0, 802, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   {
     PyObject *__pyx_temp;
@@ -14603,7 +15512,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36stats(struct __pyx_obj_5
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":738
+  /* "flinq/_array.pyx":791
  *         return False
  * 
  *     def stats(self):             # <<<<<<<<<<<<<<
@@ -14628,7 +15537,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36stats(struct __pyx_obj_5
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":760
+/* "flinq/_array.pyx":813
  *         }
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -14637,21 +15546,21 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_36stats(struct __pyx_obj_5
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_39__repr__(PyObject *__pyx_v_self); /*proto*/
-static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_39__repr__(PyObject *__pyx_v_self) {
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_41__repr__(PyObject *__pyx_v_self); /*proto*/
+static PyObject *__pyx_pw_5flinq_6_array_10ArrayQueue_41__repr__(PyObject *__pyx_v_self) {
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
   PyObject *__pyx_r = 0;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__repr__ (wrapper)", 0);
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_38__repr__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
+  __pyx_r = __pyx_pf_5flinq_6_array_10ArrayQueue_40__repr__(((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_38__repr__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
+static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_40__repr__(struct __pyx_obj_5flinq_6_array_ArrayQueue *__pyx_v_self) {
   PyObject *__pyx_v_state = NULL;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
@@ -14668,7 +15577,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_38__repr__(struct __pyx_ob
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "flinq/_array.pyx":761
+  /* "flinq/_array.pyx":814
  * 
  *     def __repr__(self):
  *         state = "closed" if self._closed else f"{self.qsize()}/{self._capacity}"             # <<<<<<<<<<<<<<
@@ -14679,15 +15588,15 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_38__repr__(struct __pyx_ob
     __Pyx_INCREF(__pyx_mstate_global->__pyx_n_u_closed);
     __pyx_t_1 = __pyx_mstate_global->__pyx_n_u_closed;
   } else {
-    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_qsize); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 761, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_qsize); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 814, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_3 = __Pyx_PyObject_CallNoArg(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 761, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_CallNoArg(__pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 814, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __pyx_t_2 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 761, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 814, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_self->_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 761, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_self->_capacity, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 814, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_4[0] = __pyx_t_2;
     __pyx_t_4[1] = __pyx_mstate_global->__pyx_kp_u__5;
@@ -14701,7 +15610,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_38__repr__(struct __pyx_ob
     __pyx_t_6 |= __Pyx_PyUnicode_KIND_04(__pyx_t_4[0]);
     #endif
     __pyx_t_7 = __Pyx_PyUnicode_Join(__pyx_t_4, 3, __pyx_t_5, __pyx_t_6);
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 761, __pyx_L1_error)
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 814, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -14711,16 +15620,16 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_38__repr__(struct __pyx_ob
   __pyx_v_state = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "flinq/_array.pyx":762
+  /* "flinq/_array.pyx":815
  *     def __repr__(self):
  *         state = "closed" if self._closed else f"{self.qsize()}/{self._capacity}"
  *         return f"<flinq.ArrayQueue {self._dtype} {state}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 762, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_v_self->_dtype, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 815, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_v_state); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 762, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_v_state); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 815, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_flinq_ArrayQueue;
   __pyx_t_8[1] = __pyx_t_1;
@@ -14736,7 +15645,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_38__repr__(struct __pyx_ob
   __pyx_t_6 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_8[3]);
   #endif
   __pyx_t_3 = __Pyx_PyUnicode_Join(__pyx_t_8, 5, __pyx_t_5, __pyx_t_6);
-  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 762, __pyx_L1_error)
+  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 815, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -14751,7 +15660,7 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_38__repr__(struct __pyx_ob
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":760
+  /* "flinq/_array.pyx":813
  *         }
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -14774,7 +15683,1520 @@ static PyObject *__pyx_pf_5flinq_6_array_10ArrayQueue_38__repr__(struct __pyx_ob
   return __pyx_r;
 }
 
-/* "flinq/_array.pyx":765
+/* "flinq/_array.pyx":828
+ *     cdef bint _holds
+ * 
+ *     def __getbuffer__(self, Py_buffer *buffer, int flags):             # <<<<<<<<<<<<<<
+ *         if flags & PyBUF_WRITABLE:
+ *             raise BufferError("records read in place are read-only")
+*/
+
+/* Python wrapper */
+CYTHON_UNUSED static int __pyx_pw_5flinq_6_array_10_RingSlice_1__getbuffer__(PyObject *__pyx_v_self, Py_buffer *__pyx_v_buffer, int __pyx_v_flags); /*proto*/
+CYTHON_UNUSED static int __pyx_pw_5flinq_6_array_10_RingSlice_1__getbuffer__(PyObject *__pyx_v_self, Py_buffer *__pyx_v_buffer, int __pyx_v_flags) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__getbuffer__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_r = __pyx_pf_5flinq_6_array_10_RingSlice___getbuffer__(((struct __pyx_obj_5flinq_6_array__RingSlice *)__pyx_v_self), ((Py_buffer *)__pyx_v_buffer), ((int)__pyx_v_flags));
+
+  /* function exit code */
+
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static int __pyx_pf_5flinq_6_array_10_RingSlice___getbuffer__(struct __pyx_obj_5flinq_6_array__RingSlice *__pyx_v_self, Py_buffer *__pyx_v_buffer, int __pyx_v_flags) {
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  size_t __pyx_t_4;
+  int __pyx_t_5;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  if (unlikely(__pyx_v_buffer == NULL)) {
+    PyErr_SetString(PyExc_BufferError, "PyObject_GetBuffer: view==NULL argument is obsolete");
+    return -1;
+  }
+  __Pyx_RefNannySetupContext("__getbuffer__", 0);
+  __pyx_v_buffer->obj = Py_None; __Pyx_INCREF(Py_None);
+  __Pyx_GIVEREF(__pyx_v_buffer->obj);
+
+  /* "flinq/_array.pyx":829
+ * 
+ *     def __getbuffer__(self, Py_buffer *buffer, int flags):
+ *         if flags & PyBUF_WRITABLE:             # <<<<<<<<<<<<<<
+ *             raise BufferError("records read in place are read-only")
+ *         PyBuffer_FillInfo(buffer, self, self._buf, self._len, 1, flags)
+*/
+  __pyx_t_1 = ((__pyx_v_flags & PyBUF_WRITABLE) != 0);
+
+  if (unlikely(__pyx_t_1)) {
+
+
+    /* "flinq/_array.pyx":830
+ *     def __getbuffer__(self, Py_buffer *buffer, int flags):
+ *         if flags & PyBUF_WRITABLE:
+ *             raise BufferError("records read in place are read-only")             # <<<<<<<<<<<<<<
+ *         PyBuffer_FillInfo(buffer, self, self._buf, self._len, 1, flags)
+ * 
+*/
+    __pyx_t_3 = NULL;
+    __pyx_t_4 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_records_read_in_place_are_read_o};
+      __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_BufferError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 830, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+    }
+    __Pyx_Raise(__pyx_t_2, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __PYX_ERR(0, 830, __pyx_L1_error)
+
+    /* "flinq/_array.pyx":829
+ * 
+ *     def __getbuffer__(self, Py_buffer *buffer, int flags):
+ *         if flags & PyBUF_WRITABLE:             # <<<<<<<<<<<<<<
+ *             raise BufferError("records read in place are read-only")
+ *         PyBuffer_FillInfo(buffer, self, self._buf, self._len, 1, flags)
+*/
+  }
+
+  /* "flinq/_array.pyx":831
+ *         if flags & PyBUF_WRITABLE:
+ *             raise BufferError("records read in place are read-only")
+ *         PyBuffer_FillInfo(buffer, self, self._buf, self._len, 1, flags)             # <<<<<<<<<<<<<<
+ * 
+ *     def __dealloc__(self):
+*/
+  __pyx_t_5 = PyBuffer_FillInfo(__pyx_v_buffer, ((PyObject *)__pyx_v_self), __pyx_v_self->_buf, __pyx_v_self->_len, 1, __pyx_v_flags); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 831, __pyx_L1_error)
+
+
+  /* "flinq/_array.pyx":828
+ *     cdef bint _holds
+ * 
+ *     def __getbuffer__(self, Py_buffer *buffer, int flags):             # <<<<<<<<<<<<<<
+ *         if flags & PyBUF_WRITABLE:
+ *             raise BufferError("records read in place are read-only")
+*/
+
+  /* function exit code */
+  __pyx_r = 0;
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_AddTraceback("flinq._array._RingSlice.__getbuffer__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  if (__pyx_v_buffer->obj != NULL) {
+    __Pyx_GOTREF(__pyx_v_buffer->obj);
+    __Pyx_DECREF(__pyx_v_buffer->obj); __pyx_v_buffer->obj = 0;
+  }
+  goto __pyx_L2;
+  __pyx_L0:;
+  if (__pyx_v_buffer->obj == Py_None) {
+    __Pyx_GOTREF(__pyx_v_buffer->obj);
+    __Pyx_DECREF(__pyx_v_buffer->obj); __pyx_v_buffer->obj = 0;
+  }
+  __pyx_L2:;
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "flinq/_array.pyx":833
+ *         PyBuffer_FillInfo(buffer, self, self._buf, self._len, 1, flags)
+ * 
+ *     def __dealloc__(self):             # <<<<<<<<<<<<<<
+ *         if self._holds and self._queue is not None:
+ *             self._queue._left()
+*/
+
+/* Python wrapper */
+static void __pyx_pw_5flinq_6_array_10_RingSlice_3__dealloc__(PyObject *__pyx_v_self); /*proto*/
+static void __pyx_pw_5flinq_6_array_10_RingSlice_3__dealloc__(PyObject *__pyx_v_self) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__dealloc__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_pf_5flinq_6_array_10_RingSlice_2__dealloc__(((struct __pyx_obj_5flinq_6_array__RingSlice *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+}
+
+static void __pyx_pf_5flinq_6_array_10_RingSlice_2__dealloc__(struct __pyx_obj_5flinq_6_array__RingSlice *__pyx_v_self) {
+  int __pyx_t_1;
+  int __pyx_t_2;
+
+  /* "flinq/_array.pyx":834
+ * 
+ *     def __dealloc__(self):
+ *         if self._holds and self._queue is not None:             # <<<<<<<<<<<<<<
+ *             self._queue._left()
+ * 
+*/
+  if (__pyx_v_self->_holds) {
+  } else {
+
+    __pyx_t_1 = __pyx_v_self->_holds;
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_2 = (((PyObject *)__pyx_v_self->_queue) != Py_None);
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L4_bool_binop_done:;
+  if (__pyx_t_1) {
+
+
+    /* "flinq/_array.pyx":835
+ *     def __dealloc__(self):
+ *         if self._holds and self._queue is not None:
+ *             self._queue._left()             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+    ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->_queue->__pyx_vtab)->_left(__pyx_v_self->_queue);
+
+    /* "flinq/_array.pyx":834
+ * 
+ *     def __dealloc__(self):
+ *         if self._holds and self._queue is not None:             # <<<<<<<<<<<<<<
+ *             self._queue._left()
+ * 
+*/
+  }
+
+  /* "flinq/_array.pyx":833
+ *         PyBuffer_FillInfo(buffer, self, self._buf, self._len, 1, flags)
+ * 
+ *     def __dealloc__(self):             # <<<<<<<<<<<<<<
+ *         if self._holds and self._queue is not None:
+ *             self._queue._left()
+*/
+
+  /* function exit code */
+
+}
+
+/* "(tree fragment)":1
+ * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "self._buf cannot be converted to a Python object for pickling"
+ * def __setstate_cython__(self, __pyx_state):
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_5flinq_6_array_10_RingSlice_5__reduce_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10_RingSlice_4__reduce_cython__, "_RingSlice.__reduce_cython__(self)");
+static PyObject *__pyx_pw_5flinq_6_array_10_RingSlice_5__reduce_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__reduce_cython__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  if (unlikely(__pyx_nargs > 0)) { __Pyx_RaiseArgtupleInvalid("__reduce_cython__", 1, 0, 0, __pyx_nargs); return NULL; }
+  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+  if (unlikely(__pyx_kwds_len < 0)) return NULL;
+  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__reduce_cython__", __pyx_kwds); return NULL;}
+  __pyx_r = __pyx_pf_5flinq_6_array_10_RingSlice_4__reduce_cython__(((struct __pyx_obj_5flinq_6_array__RingSlice *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_5flinq_6_array_10_RingSlice_4__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_5flinq_6_array__RingSlice *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__reduce_cython__", 0);
+
+  /* "(tree fragment)":2
+ * def __reduce_cython__(self):
+ *     raise TypeError, "self._buf cannot be converted to a Python object for pickling"             # <<<<<<<<<<<<<<
+ * def __setstate_cython__(self, __pyx_state):
+ *     raise TypeError, "self._buf cannot be converted to a Python object for pickling"
+*/
+  __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_self__buf_cannot_be_converted_to, 0, 0);
+  __PYX_ERR(1, 2, __pyx_L1_error)
+
+  /* "(tree fragment)":1
+ * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "self._buf cannot be converted to a Python object for pickling"
+ * def __setstate_cython__(self, __pyx_state):
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_AddTraceback("flinq._array._RingSlice.__reduce_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "(tree fragment)":3
+ * def __reduce_cython__(self):
+ *     raise TypeError, "self._buf cannot be converted to a Python object for pickling"
+ * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "self._buf cannot be converted to a Python object for pickling"
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_5flinq_6_array_10_RingSlice_7__setstate_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10_RingSlice_6__setstate_cython__, "_RingSlice.__setstate_cython__(self, __pyx_state)");
+static PyObject *__pyx_pw_5flinq_6_array_10_RingSlice_7__setstate_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  CYTHON_UNUSED PyObject *__pyx_v___pyx_state = 0;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[1] = {0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__setstate_cython__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_pyx_state,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 3, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 3, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__setstate_cython__", 0) < (0)) __PYX_ERR(1, 3, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, i); __PYX_ERR(1, 3, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 1)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 3, __pyx_L3_error)
+    }
+    __pyx_v___pyx_state = values[0];
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, __pyx_nargs); __PYX_ERR(1, 3, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("flinq._array._RingSlice.__setstate_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_5flinq_6_array_10_RingSlice_6__setstate_cython__(((struct __pyx_obj_5flinq_6_array__RingSlice *)__pyx_v_self), __pyx_v___pyx_state);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_5flinq_6_array_10_RingSlice_6__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_5flinq_6_array__RingSlice *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__setstate_cython__", 0);
+
+  /* "(tree fragment)":4
+ *     raise TypeError, "self._buf cannot be converted to a Python object for pickling"
+ * def __setstate_cython__(self, __pyx_state):
+ *     raise TypeError, "self._buf cannot be converted to a Python object for pickling"             # <<<<<<<<<<<<<<
+*/
+  __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_self__buf_cannot_be_converted_to, 0, 0);
+  __PYX_ERR(1, 4, __pyx_L1_error)
+
+  /* "(tree fragment)":3
+ * def __reduce_cython__(self):
+ *     raise TypeError, "self._buf cannot be converted to a Python object for pickling"
+ * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
+ *     raise TypeError, "self._buf cannot be converted to a Python object for pickling"
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_AddTraceback("flinq._array._RingSlice.__setstate_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "flinq/_array.pyx":851
+ *     cdef readonly object array
+ * 
+ *     def release(self):             # <<<<<<<<<<<<<<
+ *         """Give the records' slots back to producers (again: no effect)."""
+ *         if not self._released and self._queue is not None:
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_5flinq_6_array_10RecordView_1release(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10RecordView_release, "RecordView.release(self)\n\nGive the records\047 slots back to producers (again: no effect).");
+static PyObject *__pyx_pw_5flinq_6_array_10RecordView_1release(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("release (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  if (unlikely(__pyx_nargs > 0)) { __Pyx_RaiseArgtupleInvalid("release", 1, 0, 0, __pyx_nargs); return NULL; }
+  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+  if (unlikely(__pyx_kwds_len < 0)) return NULL;
+  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("release", __pyx_kwds); return NULL;}
+  __pyx_r = __pyx_pf_5flinq_6_array_10RecordView_release(((struct __pyx_obj_5flinq_6_array_RecordView *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_5flinq_6_array_10RecordView_release(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  int __pyx_t_2;
+  __Pyx_RefNannySetupContext("release", 0);
+
+  /* "flinq/_array.pyx":853
+ *     def release(self):
+ *         """Give the records' slots back to producers (again: no effect)."""
+ *         if not self._released and self._queue is not None:             # <<<<<<<<<<<<<<
+ *             self._released = True
+ *             self._queue._give_back(self._start, self._count)
+*/
+  __pyx_t_2 = (!__pyx_v_self->_released);
+
+  if (__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_2 = (((PyObject *)__pyx_v_self->_queue) != Py_None);
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L4_bool_binop_done:;
+  if (__pyx_t_1) {
+
+
+    /* "flinq/_array.pyx":854
+ *         """Give the records' slots back to producers (again: no effect)."""
+ *         if not self._released and self._queue is not None:
+ *             self._released = True             # <<<<<<<<<<<<<<
+ *             self._queue._give_back(self._start, self._count)
+ * 
+*/
+    __pyx_v_self->_released = 1;
+
+    /* "flinq/_array.pyx":855
+ *         if not self._released and self._queue is not None:
+ *             self._released = True
+ *             self._queue._give_back(self._start, self._count)             # <<<<<<<<<<<<<<
+ * 
+ *     @property
+*/
+    ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->_queue->__pyx_vtab)->_give_back(__pyx_v_self->_queue, __pyx_v_self->_start, __pyx_v_self->_count);
+
+    /* "flinq/_array.pyx":853
+ *     def release(self):
+ *         """Give the records' slots back to producers (again: no effect)."""
+ *         if not self._released and self._queue is not None:             # <<<<<<<<<<<<<<
+ *             self._released = True
+ *             self._queue._give_back(self._start, self._count)
+*/
+  }
+
+  /* "flinq/_array.pyx":851
+ *     cdef readonly object array
+ * 
+ *     def release(self):             # <<<<<<<<<<<<<<
+ *         """Give the records' slots back to producers (again: no effect)."""
+ *         if not self._released and self._queue is not None:
+*/
+
+  /* function exit code */
+  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "flinq/_array.pyx":857
+ *             self._queue._give_back(self._start, self._count)
+ * 
+ *     @property             # <<<<<<<<<<<<<<
+ *     def released(self):
+ *         """True once release() has run."""
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_5flinq_6_array_10RecordView_8released_1__get__(PyObject *__pyx_v_self); /*proto*/
+static PyObject *__pyx_pw_5flinq_6_array_10RecordView_8released_1__get__(PyObject *__pyx_v_self) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__get__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_r = __pyx_pf_5flinq_6_array_10RecordView_8released___get__(((struct __pyx_obj_5flinq_6_array_RecordView *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_5flinq_6_array_10RecordView_8released___get__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__get__", 0);
+
+  /* "flinq/_array.pyx":860
+ *     def released(self):
+ *         """True once release() has run."""
+ *         return self._released             # <<<<<<<<<<<<<<
+ * 
+ *     def __len__(self):
+*/
+  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_v_self->_released); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 860, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "flinq/_array.pyx":857
+ *             self._queue._give_back(self._start, self._count)
+ * 
+ *     @property             # <<<<<<<<<<<<<<
+ *     def released(self):
+ *         """True once release() has run."""
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("flinq._array.RecordView.released.__get__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "flinq/_array.pyx":862
+ *         return self._released
+ * 
+ *     def __len__(self):             # <<<<<<<<<<<<<<
+ *         return self._count
+ * 
+*/
+
+/* Python wrapper */
+static Py_ssize_t __pyx_pw_5flinq_6_array_10RecordView_3__len__(PyObject *__pyx_v_self); /*proto*/
+static Py_ssize_t __pyx_pw_5flinq_6_array_10RecordView_3__len__(PyObject *__pyx_v_self) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  Py_ssize_t __pyx_r;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__len__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_r = __pyx_pf_5flinq_6_array_10RecordView_2__len__(((struct __pyx_obj_5flinq_6_array_RecordView *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static Py_ssize_t __pyx_pf_5flinq_6_array_10RecordView_2__len__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self) {
+  Py_ssize_t __pyx_r;
+
+  /* "flinq/_array.pyx":863
+ * 
+ *     def __len__(self):
+ *         return self._count             # <<<<<<<<<<<<<<
+ * 
+ *     def __enter__(self):
+*/
+  {
+
+    __pyx_r = __pyx_v_self->_count;
+  }
+  goto __pyx_L0;
+
+  /* "flinq/_array.pyx":862
+ *         return self._released
+ * 
+ *     def __len__(self):             # <<<<<<<<<<<<<<
+ *         return self._count
+ * 
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+  return __pyx_r;
+}
+
+/* "flinq/_array.pyx":865
+ *         return self._count
+ * 
+ *     def __enter__(self):             # <<<<<<<<<<<<<<
+ *         return self.array
+ * 
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_5flinq_6_array_10RecordView_5__enter__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10RecordView_4__enter__, "RecordView.__enter__(self)");
+static PyObject *__pyx_pw_5flinq_6_array_10RecordView_5__enter__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__enter__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  if (unlikely(__pyx_nargs > 0)) { __Pyx_RaiseArgtupleInvalid("__enter__", 1, 0, 0, __pyx_nargs); return NULL; }
+  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+  if (unlikely(__pyx_kwds_len < 0)) return NULL;
+  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__enter__", __pyx_kwds); return NULL;}
+  __pyx_r = __pyx_pf_5flinq_6_array_10RecordView_4__enter__(((struct __pyx_obj_5flinq_6_array_RecordView *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_5flinq_6_array_10RecordView_4__enter__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__enter__", 0);
+
+  /* "flinq/_array.pyx":866
+ * 
+ *     def __enter__(self):
+ *         return self.array             # <<<<<<<<<<<<<<
+ * 
+ *     def __exit__(self, *exc_info):
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(__pyx_v_self->array);
+      __pyx_r = __pyx_v_self->array;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "flinq/_array.pyx":865
+ *         return self._count
+ * 
+ *     def __enter__(self):             # <<<<<<<<<<<<<<
+ *         return self.array
+ * 
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "flinq/_array.pyx":868
+ *         return self.array
+ * 
+ *     def __exit__(self, *exc_info):             # <<<<<<<<<<<<<<
+ *         self.release()
+ *         return False
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_5flinq_6_array_10RecordView_7__exit__(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10RecordView_6__exit__, "RecordView.__exit__(self, *exc_info)");
+static PyObject *__pyx_pw_5flinq_6_array_10RecordView_7__exit__(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+  CYTHON_UNUSED PyObject *__pyx_v_exc_info = 0;
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__exit__ (wrapper)", 0);
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
+  if (unlikely(__pyx_kwds_len < 0)) return NULL;
+  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__exit__", __pyx_kwds); return NULL;}
+  __Pyx_INCREF(__pyx_args);
+  __pyx_v_exc_info = __pyx_args;
+  __pyx_r = __pyx_pf_5flinq_6_array_10RecordView_6__exit__(((struct __pyx_obj_5flinq_6_array_RecordView *)__pyx_v_self), __pyx_v_exc_info);
+
+  /* function exit code */
+  __Pyx_DECREF(__pyx_v_exc_info);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_5flinq_6_array_10RecordView_6__exit__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v_exc_info) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  size_t __pyx_t_3;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__exit__", 0);
+
+  /* "flinq/_array.pyx":869
+ * 
+ *     def __exit__(self, *exc_info):
+ *         self.release()             # <<<<<<<<<<<<<<
+ *         return False
+ * 
+*/
+  __pyx_t_2 = ((PyObject *)__pyx_v_self);
+  __Pyx_INCREF(__pyx_t_2);
+  __pyx_t_3 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
+    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_release, __pyx_callargs+__pyx_t_3, (1-__pyx_t_3) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 869, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+
+  /* "flinq/_array.pyx":870
+ *     def __exit__(self, *exc_info):
+ *         self.release()
+ *         return False             # <<<<<<<<<<<<<<
+ * 
+ *     def __dealloc__(self):
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(Py_False);
+      __pyx_r = Py_False;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "flinq/_array.pyx":868
+ *         return self.array
+ * 
+ *     def __exit__(self, *exc_info):             # <<<<<<<<<<<<<<
+ *         self.release()
+ *         return False
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_AddTraceback("flinq._array.RecordView.__exit__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "flinq/_array.pyx":872
+ *         return False
+ * 
+ *     def __dealloc__(self):             # <<<<<<<<<<<<<<
+ *         # The array (and its _RingSlice, which keeps the ring) is still
+ *         # referenced here: Cython clears attributes after this body.
+*/
+
+/* Python wrapper */
+static void __pyx_pw_5flinq_6_array_10RecordView_9__dealloc__(PyObject *__pyx_v_self); /*proto*/
+static void __pyx_pw_5flinq_6_array_10RecordView_9__dealloc__(PyObject *__pyx_v_self) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__dealloc__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_pf_5flinq_6_array_10RecordView_8__dealloc__(((struct __pyx_obj_5flinq_6_array_RecordView *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+}
+
+static void __pyx_pf_5flinq_6_array_10RecordView_8__dealloc__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self) {
+  int __pyx_t_1;
+  int __pyx_t_2;
+
+  /* "flinq/_array.pyx":875
+ *         # The array (and its _RingSlice, which keeps the ring) is still
+ *         # referenced here: Cython clears attributes after this body.
+ *         if not self._released and self._queue is not None and self._queue._ring != NULL:             # <<<<<<<<<<<<<<
+ *             self._released = True
+ *             self._queue._give_back(self._start, self._count)
+*/
+  __pyx_t_2 = (!__pyx_v_self->_released);
+
+  if (__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_2 = (((PyObject *)__pyx_v_self->_queue) != Py_None);
+  if (__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_2 = (__pyx_v_self->_queue->_ring != NULL);
+
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L4_bool_binop_done:;
+  if (__pyx_t_1) {
+
+
+    /* "flinq/_array.pyx":876
+ *         # referenced here: Cython clears attributes after this body.
+ *         if not self._released and self._queue is not None and self._queue._ring != NULL:
+ *             self._released = True             # <<<<<<<<<<<<<<
+ *             self._queue._give_back(self._start, self._count)
+ * 
+*/
+    __pyx_v_self->_released = 1;
+
+    /* "flinq/_array.pyx":877
+ *         if not self._released and self._queue is not None and self._queue._ring != NULL:
+ *             self._released = True
+ *             self._queue._give_back(self._start, self._count)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+    ((struct __pyx_vtabstruct_5flinq_6_array_ArrayQueue *)__pyx_v_self->_queue->__pyx_vtab)->_give_back(__pyx_v_self->_queue, __pyx_v_self->_start, __pyx_v_self->_count);
+
+    /* "flinq/_array.pyx":875
+ *         # The array (and its _RingSlice, which keeps the ring) is still
+ *         # referenced here: Cython clears attributes after this body.
+ *         if not self._released and self._queue is not None and self._queue._ring != NULL:             # <<<<<<<<<<<<<<
+ *             self._released = True
+ *             self._queue._give_back(self._start, self._count)
+*/
+  }
+
+  /* "flinq/_array.pyx":872
+ *         return False
+ * 
+ *     def __dealloc__(self):             # <<<<<<<<<<<<<<
+ *         # The array (and its _RingSlice, which keeps the ring) is still
+ *         # referenced here: Cython clears attributes after this body.
+*/
+
+  /* function exit code */
+
+}
+
+/* "flinq/_array.pyx":849
+ *     cdef uint64_t _count
+ *     cdef bint _released
+ *     cdef readonly object array             # <<<<<<<<<<<<<<
+ * 
+ *     def release(self):
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_5flinq_6_array_10RecordView_5array_1__get__(PyObject *__pyx_v_self); /*proto*/
+static PyObject *__pyx_pw_5flinq_6_array_10RecordView_5array_1__get__(PyObject *__pyx_v_self) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__get__ (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_r = __pyx_pf_5flinq_6_array_10RecordView_5array___get__(((struct __pyx_obj_5flinq_6_array_RecordView *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_5flinq_6_array_10RecordView_5array___get__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  __Pyx_RefNannySetupContext("__get__", 0);
+  {
+      __Pyx_PyCriticalSection __pyx_cs;
+      __pyx_t_1 = ((PyObject *)__pyx_v_self);
+      __Pyx_INCREF(__pyx_t_1);
+      __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
+      /*try:*/ {
+        {
+          PyObject *__pyx_temp;
+          {
+            __pyx_temp = __pyx_r;
+            __Pyx_INCREF(__pyx_v_self->array);
+            __pyx_r = __pyx_v_self->array;
+          }
+          __Pyx_XDECREF(__pyx_temp);
+        }
+        __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+        goto __pyx_L3_return;
+      }
+      /*finally:*/ {
+        __pyx_L3_return: {
+          __pyx_t_2 = __pyx_r;
+          __pyx_r = 0;
+          __Pyx_PyCriticalSection_End(&__pyx_cs);
+          __pyx_r = __pyx_t_2;
+          __pyx_t_2 = 0;
+          goto __pyx_L0;
+        }
+      }
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  }
+
+  /* function exit code */
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "(tree fragment)":1
+ * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
+ *     cdef tuple state
+ *     cdef object _dict
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_5flinq_6_array_10RecordView_11__reduce_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10RecordView_10__reduce_cython__, "RecordView.__reduce_cython__(self)");
+static PyObject *__pyx_pw_5flinq_6_array_10RecordView_11__reduce_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__reduce_cython__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  if (unlikely(__pyx_nargs > 0)) { __Pyx_RaiseArgtupleInvalid("__reduce_cython__", 1, 0, 0, __pyx_nargs); return NULL; }
+  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+  if (unlikely(__pyx_kwds_len < 0)) return NULL;
+  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__reduce_cython__", __pyx_kwds); return NULL;}
+  __pyx_r = __pyx_pf_5flinq_6_array_10RecordView_10__reduce_cython__(((struct __pyx_obj_5flinq_6_array_RecordView *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_5flinq_6_array_10RecordView_10__reduce_cython__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self) {
+  PyObject *__pyx_v_state = 0;
+  PyObject *__pyx_v__dict = 0;
+  int __pyx_v_use_setstate;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  PyObject *__pyx_t_5 = NULL;
+  int __pyx_t_6;
+  int __pyx_t_7;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__reduce_cython__", 0);
+
+  /* "(tree fragment)":5
+ *     cdef object _dict
+ *     cdef bint use_setstate
+ *     with CRITICAL_SECTION(self):             # <<<<<<<<<<<<<<
+ *         state = (self._count, self._queue, self._released, self._start, self.array)
+ *         _dict = getattr(self, '__dict__', None)
+*/
+  {
+      __Pyx_PyCriticalSection __pyx_cs;
+      __pyx_t_1 = ((PyObject *)__pyx_v_self);
+      __Pyx_INCREF(__pyx_t_1);
+      __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
+      /*try:*/ {
+
+        /* "(tree fragment)":6
+ *     cdef bint use_setstate
+ *     with CRITICAL_SECTION(self):
+ *         state = (self._count, self._queue, self._released, self._start, self.array)             # <<<<<<<<<<<<<<
+ *         _dict = getattr(self, '__dict__', None)
+ *     if _dict is not None and _dict:
+*/
+        __pyx_t_2 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_count); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_2);
+        __pyx_t_3 = __Pyx_PyBool_FromLong(__pyx_v_self->_released); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_3);
+        __pyx_t_4 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->_start); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_4);
+        __pyx_t_5 = PyTuple_New(5); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_5);
+        __Pyx_GIVEREF(__pyx_t_2);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_2) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __Pyx_INCREF((PyObject *)__pyx_v_self->_queue);
+        __Pyx_GIVEREF((PyObject *)__pyx_v_self->_queue);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, ((PyObject *)__pyx_v_self->_queue)) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __Pyx_GIVEREF(__pyx_t_3);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_t_3) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __Pyx_GIVEREF(__pyx_t_4);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_t_4) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __Pyx_INCREF(__pyx_v_self->array);
+        __Pyx_GIVEREF(__pyx_v_self->array);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 4, __pyx_v_self->array) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __pyx_t_2 = 0;
+        __pyx_t_3 = 0;
+        __pyx_t_4 = 0;
+        __pyx_v_state = ((PyObject*)__pyx_t_5);
+        __pyx_t_5 = 0;
+
+        /* "(tree fragment)":7
+ *     with CRITICAL_SECTION(self):
+ *         state = (self._count, self._queue, self._released, self._start, self.array)
+ *         _dict = getattr(self, '__dict__', None)             # <<<<<<<<<<<<<<
+ *     if _dict is not None and _dict:
+ *         state += (_dict,)
+*/
+        __pyx_t_5 = __Pyx_GetAttr3(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_dict, Py_None); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 7, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_5);
+        __pyx_v__dict = __pyx_t_5;
+        __pyx_t_5 = 0;
+      }
+
+      /* "(tree fragment)":5
+ *     cdef object _dict
+ *     cdef bint use_setstate
+ *     with CRITICAL_SECTION(self):             # <<<<<<<<<<<<<<
+ *         state = (self._count, self._queue, self._released, self._start, self.array)
+ *         _dict = getattr(self, '__dict__', None)
+*/
+      /*finally:*/ {
+        /*normal exit:*/{
+          __Pyx_PyCriticalSection_End(&__pyx_cs);
+          goto __pyx_L5;
+        }
+        __pyx_L4_error: {
+          __Pyx_PyCriticalSection_End(&__pyx_cs);
+          goto __pyx_L1_error;
+        }
+        __pyx_L5:;
+      }
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  }
+
+  /* "(tree fragment)":8
+ *         state = (self._count, self._queue, self._released, self._start, self.array)
+ *         _dict = getattr(self, '__dict__', None)
+ *     if _dict is not None and _dict:             # <<<<<<<<<<<<<<
+ *         state += (_dict,)
+ *         use_setstate = True
+*/
+  __pyx_t_7 = (__pyx_v__dict != Py_None);
+  if (__pyx_t_7) {
+
+  } else {
+
+    __pyx_t_6 = __pyx_t_7;
+
+    goto __pyx_L7_bool_binop_done;
+  }
+  __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_v__dict); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(1, 8, __pyx_L1_error)
+
+  __pyx_t_6 = __pyx_t_7;
+
+  __pyx_L7_bool_binop_done:;
+  if (__pyx_t_6) {
+
+
+    /* "(tree fragment)":9
+ *         _dict = getattr(self, '__dict__', None)
+ *     if _dict is not None and _dict:
+ *         state += (_dict,)             # <<<<<<<<<<<<<<
+ *         use_setstate = True
+ *     else:
+*/
+    __pyx_t_1 = PyTuple_New(1); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 9, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_INCREF(__pyx_v__dict);
+    __Pyx_GIVEREF(__pyx_v__dict);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_v__dict) != (0)) __PYX_ERR(1, 9, __pyx_L1_error);
+    __pyx_t_5 = PyNumber_InPlaceAdd(__pyx_v_state, __pyx_t_1); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 9, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_DECREF_SET(__pyx_v_state, ((PyObject*)__pyx_t_5));
+    __pyx_t_5 = 0;
+
+    /* "(tree fragment)":10
+ *     if _dict is not None and _dict:
+ *         state += (_dict,)
+ *         use_setstate = True             # <<<<<<<<<<<<<<
+ *     else:
+ *         use_setstate = self._queue is not None or self.array is not None
+*/
+    __pyx_v_use_setstate = 1;
+
+    /* "(tree fragment)":8
+ *         state = (self._count, self._queue, self._released, self._start, self.array)
+ *         _dict = getattr(self, '__dict__', None)
+ *     if _dict is not None and _dict:             # <<<<<<<<<<<<<<
+ *         state += (_dict,)
+ *         use_setstate = True
+*/
+    goto __pyx_L6;
+  }
+
+  /* "(tree fragment)":12
+ *         use_setstate = True
+ *     else:
+ *         use_setstate = self._queue is not None or self.array is not None             # <<<<<<<<<<<<<<
+ *     if use_setstate:
+ *         return __pyx_unpickle_RecordView, (type(self), 0x0d1c291, None), state
+*/
+  /*else*/ {
+    __pyx_t_7 = (((PyObject *)__pyx_v_self->_queue) != Py_None);
+    if (!__pyx_t_7) {
+
+    } else {
+
+      __pyx_t_6 = __pyx_t_7;
+
+      goto __pyx_L9_bool_binop_done;
+    }
+    __pyx_t_7 = (__pyx_v_self->array != Py_None);
+
+    __pyx_t_6 = __pyx_t_7;
+
+    __pyx_L9_bool_binop_done:;
+    __pyx_v_use_setstate = __pyx_t_6;
+  }
+  __pyx_L6:;
+
+  /* "(tree fragment)":13
+ *     else:
+ *         use_setstate = self._queue is not None or self.array is not None
+ *     if use_setstate:             # <<<<<<<<<<<<<<
+ *         return __pyx_unpickle_RecordView, (type(self), 0x0d1c291, None), state
+ *     else:
+*/
+  if (__pyx_v_use_setstate) {
+
+    /* "(tree fragment)":14
+ *         use_setstate = self._queue is not None or self.array is not None
+ *     if use_setstate:
+ *         return __pyx_unpickle_RecordView, (type(self), 0x0d1c291, None), state             # <<<<<<<<<<<<<<
+ *     else:
+ *         return __pyx_unpickle_RecordView, (type(self), 0x0d1c291, state)
+*/
+    __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_RecordView); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 14, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    __pyx_t_1 = PyTuple_New(3); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 14, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_INCREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
+    __Pyx_GIVEREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, ((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self)))) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    __Pyx_INCREF(__pyx_mstate_global->__pyx_int_13746833);
+    __Pyx_GIVEREF(__pyx_mstate_global->__pyx_int_13746833);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_mstate_global->__pyx_int_13746833) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    __Pyx_INCREF(Py_None);
+    __Pyx_GIVEREF(Py_None);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 2, Py_None) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    __pyx_t_4 = PyTuple_New(3); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 14, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __Pyx_GIVEREF(__pyx_t_5);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_5) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_1);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_t_1) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    __Pyx_INCREF(__pyx_v_state);
+    __Pyx_GIVEREF(__pyx_v_state);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 2, __pyx_v_state) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    __pyx_t_5 = 0;
+    __pyx_t_1 = 0;
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __pyx_r = __pyx_t_4;
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    __pyx_t_4 = 0;
+    goto __pyx_L0;
+
+    /* "(tree fragment)":13
+ *     else:
+ *         use_setstate = self._queue is not None or self.array is not None
+ *     if use_setstate:             # <<<<<<<<<<<<<<
+ *         return __pyx_unpickle_RecordView, (type(self), 0x0d1c291, None), state
+ *     else:
+*/
+  }
+
+  /* "(tree fragment)":16
+ *         return __pyx_unpickle_RecordView, (type(self), 0x0d1c291, None), state
+ *     else:
+ *         return __pyx_unpickle_RecordView, (type(self), 0x0d1c291, state)             # <<<<<<<<<<<<<<
+ * def __setstate_cython__(self, __pyx_state):
+ *     __pyx_unpickle_RecordView__set_state(self, __pyx_state)
+*/
+  /*else*/ {
+    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_RecordView); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 16, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __pyx_t_1 = PyTuple_New(3); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 16, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_INCREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
+    __Pyx_GIVEREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, ((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self)))) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    __Pyx_INCREF(__pyx_mstate_global->__pyx_int_13746833);
+    __Pyx_GIVEREF(__pyx_mstate_global->__pyx_int_13746833);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_mstate_global->__pyx_int_13746833) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    __Pyx_INCREF(__pyx_v_state);
+    __Pyx_GIVEREF(__pyx_v_state);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 2, __pyx_v_state) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    __pyx_t_5 = PyTuple_New(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 16, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    __Pyx_GIVEREF(__pyx_t_4);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_4) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_1);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_t_1) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    __pyx_t_4 = 0;
+    __pyx_t_1 = 0;
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __pyx_r = __pyx_t_5;
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    __pyx_t_5 = 0;
+    goto __pyx_L0;
+  }
+
+  /* "(tree fragment)":1
+ * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
+ *     cdef tuple state
+ *     cdef object _dict
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_AddTraceback("flinq._array.RecordView.__reduce_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XDECREF(__pyx_v_state);
+  __Pyx_XDECREF(__pyx_v__dict);
+
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "(tree fragment)":17
+ *     else:
+ *         return __pyx_unpickle_RecordView, (type(self), 0x0d1c291, state)
+ * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
+ *     __pyx_unpickle_RecordView__set_state(self, __pyx_state)
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_5flinq_6_array_10RecordView_13__setstate_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_10RecordView_12__setstate_cython__, "RecordView.__setstate_cython__(self, __pyx_state)");
+static PyObject *__pyx_pw_5flinq_6_array_10RecordView_13__setstate_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  PyObject *__pyx_v___pyx_state = 0;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[1] = {0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__setstate_cython__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_pyx_state,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 17, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__setstate_cython__", 0) < (0)) __PYX_ERR(1, 17, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, i); __PYX_ERR(1, 17, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 1)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 17, __pyx_L3_error)
+    }
+    __pyx_v___pyx_state = values[0];
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, __pyx_nargs); __PYX_ERR(1, 17, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("flinq._array.RecordView.__setstate_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_5flinq_6_array_10RecordView_12__setstate_cython__(((struct __pyx_obj_5flinq_6_array_RecordView *)__pyx_v_self), __pyx_v___pyx_state);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_5flinq_6_array_10RecordView_12__setstate_cython__(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v_self, PyObject *__pyx_v___pyx_state) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__setstate_cython__", 0);
+
+  /* "(tree fragment)":18
+ *         return __pyx_unpickle_RecordView, (type(self), 0x0d1c291, state)
+ * def __setstate_cython__(self, __pyx_state):
+ *     __pyx_unpickle_RecordView__set_state(self, __pyx_state)             # <<<<<<<<<<<<<<
+*/
+  __pyx_t_1 = __pyx_v___pyx_state;
+  __Pyx_INCREF(__pyx_t_1);
+  if (!(likely(PyTuple_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_1))) __PYX_ERR(1, 18, __pyx_L1_error)
+  if (unlikely(__pyx_t_1 == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "cannot pass None into a C function argument that is declared \047not None\047");
+    __PYX_ERR(1, 18, __pyx_L1_error)
+  }
+  __pyx_t_2 = __pyx_f_5flinq_6_array___pyx_unpickle_RecordView__set_state(__pyx_v_self, ((PyObject*)__pyx_t_1)); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 18, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+
+  /* "(tree fragment)":17
+ *     else:
+ *         return __pyx_unpickle_RecordView, (type(self), 0x0d1c291, state)
+ * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
+ *     __pyx_unpickle_RecordView__set_state(self, __pyx_state)
+*/
+
+  /* function exit code */
+  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_AddTraceback("flinq._array.RecordView.__setstate_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "flinq/_array.pyx":880
  * 
  * 
  * def _attach(name):             # <<<<<<<<<<<<<<
@@ -14822,32 +17244,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_name_2,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 765, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 880, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 765, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 880, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_attach", 0) < (0)) __PYX_ERR(0, 765, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_attach", 0) < (0)) __PYX_ERR(0, 880, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_attach", 1, 1, 1, i); __PYX_ERR(0, 765, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_attach", 1, 1, 1, i); __PYX_ERR(0, 880, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 765, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 880, __pyx_L3_error)
     }
     __pyx_v_name = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_attach", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 765, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_attach", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 880, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -14879,7 +17301,7 @@ static PyObject *__pyx_pf_5flinq_6_array__attach(CYTHON_UNUSED PyObject *__pyx_s
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_attach", 0);
 
-  /* "flinq/_array.pyx":767
+  /* "flinq/_array.pyx":882
  * def _attach(name):
  *     """Unpickle a shared ArrayQueue: attach to its segment by name."""
  *     return ArrayQueue.attach(name)             # <<<<<<<<<<<<<<
@@ -14891,7 +17313,7 @@ static PyObject *__pyx_pf_5flinq_6_array__attach(CYTHON_UNUSED PyObject *__pyx_s
     PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_v_name};
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_attach_2, __pyx_callargs+__pyx_t_3, (2-__pyx_t_3) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 767, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 882, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -14905,7 +17327,7 @@ static PyObject *__pyx_pf_5flinq_6_array__attach(CYTHON_UNUSED PyObject *__pyx_s
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "flinq/_array.pyx":765
+  /* "flinq/_array.pyx":880
  * 
  * 
  * def _attach(name):             # <<<<<<<<<<<<<<
@@ -14919,6 +17341,320 @@ static PyObject *__pyx_pf_5flinq_6_array__attach(CYTHON_UNUSED PyObject *__pyx_s
   __Pyx_XDECREF(__pyx_t_2);
   __Pyx_AddTraceback("flinq._array._attach", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "(tree fragment)":4
+ *     int __Pyx_CheckUnpickleChecksum(long, long, long, long, const char*) except -1
+ *     int __Pyx_UpdateUnpickledDict(object, object, Py_ssize_t) except -1
+ * def __pyx_unpickle_RecordView(__pyx_type, long __pyx_checksum, tuple __pyx_state):             # <<<<<<<<<<<<<<
+ *     cdef object __pyx_result
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x0d1c291, 0x0db2f61, 0xb30705b, b'_count, _queue, _released, _start, array')
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_5flinq_6_array_3__pyx_unpickle_RecordView(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_5flinq_6_array_2__pyx_unpickle_RecordView, "__pyx_unpickle_RecordView(__pyx_type, long __pyx_checksum, tuple __pyx_state)");
+static PyMethodDef __pyx_mdef_5flinq_6_array_3__pyx_unpickle_RecordView = {"__pyx_unpickle_RecordView", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_3__pyx_unpickle_RecordView, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_2__pyx_unpickle_RecordView};
+static PyObject *__pyx_pw_5flinq_6_array_3__pyx_unpickle_RecordView(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  PyObject *__pyx_v___pyx_type = 0;
+  long __pyx_v___pyx_checksum;
+  PyObject *__pyx_v___pyx_state = 0;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[3] = {0,0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__pyx_unpickle_RecordView (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_pyx_type,&__pyx_mstate_global->__pyx_n_u_pyx_checksum,&__pyx_mstate_global->__pyx_n_u_pyx_state,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 4, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  3:
+        values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(1, 4, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  2:
+        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 4, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 4, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_unpickle_RecordView", 0) < (0)) __PYX_ERR(1, 4, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_unpickle_RecordView", 1, 3, 3, i); __PYX_ERR(1, 4, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 3)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 4, __pyx_L3_error)
+      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 4, __pyx_L3_error)
+      values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(1, 4, __pyx_L3_error)
+    }
+    __pyx_v___pyx_type = values[0];
+    __pyx_v___pyx_checksum = __Pyx_PyLong_As_long(values[1]); if (unlikely((__pyx_v___pyx_checksum == (long)-1) && PyErr_Occurred())) __PYX_ERR(1, 4, __pyx_L3_error)
+    __pyx_v___pyx_state = ((PyObject*)values[2]);
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("__pyx_unpickle_RecordView", 1, 3, 3, __pyx_nargs); __PYX_ERR(1, 4, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("flinq._array.__pyx_unpickle_RecordView", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v___pyx_state), (&PyTuple_Type), 1, "__pyx_state", 1))) __PYX_ERR(1, 4, __pyx_L1_error)
+  __pyx_r = __pyx_pf_5flinq_6_array_2__pyx_unpickle_RecordView(__pyx_self, __pyx_v___pyx_type, __pyx_v___pyx_checksum, __pyx_v___pyx_state);
+
+  /* function exit code */
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __pyx_r = NULL;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  goto __pyx_L7_cleaned_up;
+  __pyx_L0:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __pyx_L7_cleaned_up:;
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_5flinq_6_array_2__pyx_unpickle_RecordView(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state) {
+  PyObject *__pyx_v___pyx_result = 0;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  size_t __pyx_t_4;
+  int __pyx_t_5;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__pyx_unpickle_RecordView", 0);
+
+  /* "(tree fragment)":6
+ * def __pyx_unpickle_RecordView(__pyx_type, long __pyx_checksum, tuple __pyx_state):
+ *     cdef object __pyx_result
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x0d1c291, 0x0db2f61, 0xb30705b, b'_count, _queue, _released, _start, array')             # <<<<<<<<<<<<<<
+ *     __pyx_result = RecordView.__new__(__pyx_type)
+ *     if __pyx_state is not None:
+*/
+  __pyx_t_1 = __Pyx_CheckUnpickleChecksum(__pyx_v___pyx_checksum, 0x0d1c291, 0x0db2f61, 0xb30705b, __pyx_k_count__queue__released__start_a); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(1, 6, __pyx_L1_error)
+
+
+  /* "(tree fragment)":7
+ *     cdef object __pyx_result
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x0d1c291, 0x0db2f61, 0xb30705b, b'_count, _queue, _released, _start, array')
+ *     __pyx_result = RecordView.__new__(__pyx_type)             # <<<<<<<<<<<<<<
+ *     if __pyx_state is not None:
+ *         __pyx_unpickle_RecordView__set_state(<RecordView> __pyx_result, __pyx_state)
+*/
+  __pyx_t_3 = ((PyObject *)__pyx_mstate_global->__pyx_ptype_5flinq_6_array_RecordView);
+  __Pyx_INCREF(__pyx_t_3);
+  __pyx_t_4 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_v___pyx_type};
+    __pyx_t_2 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_new, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 7, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+  }
+  __pyx_v___pyx_result = __pyx_t_2;
+  __pyx_t_2 = 0;
+
+  /* "(tree fragment)":8
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x0d1c291, 0x0db2f61, 0xb30705b, b'_count, _queue, _released, _start, array')
+ *     __pyx_result = RecordView.__new__(__pyx_type)
+ *     if __pyx_state is not None:             # <<<<<<<<<<<<<<
+ *         __pyx_unpickle_RecordView__set_state(<RecordView> __pyx_result, __pyx_state)
+ *     return __pyx_result
+*/
+  __pyx_t_5 = (__pyx_v___pyx_state != ((PyObject*)Py_None));
+  if (__pyx_t_5) {
+
+
+    /* "(tree fragment)":9
+ *     __pyx_result = RecordView.__new__(__pyx_type)
+ *     if __pyx_state is not None:
+ *         __pyx_unpickle_RecordView__set_state(<RecordView> __pyx_result, __pyx_state)             # <<<<<<<<<<<<<<
+ *     return __pyx_result
+ * cdef __pyx_unpickle_RecordView__set_state(RecordView __pyx_result, __pyx_state: tuple):
+*/
+    if (unlikely(__pyx_v___pyx_state == Py_None)) {
+      PyErr_SetString(PyExc_TypeError, "cannot pass None into a C function argument that is declared \047not None\047");
+      __PYX_ERR(1, 9, __pyx_L1_error)
+    }
+    __pyx_t_2 = __pyx_f_5flinq_6_array___pyx_unpickle_RecordView__set_state(((struct __pyx_obj_5flinq_6_array_RecordView *)__pyx_v___pyx_result), __pyx_v___pyx_state); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 9, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+
+    /* "(tree fragment)":8
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x0d1c291, 0x0db2f61, 0xb30705b, b'_count, _queue, _released, _start, array')
+ *     __pyx_result = RecordView.__new__(__pyx_type)
+ *     if __pyx_state is not None:             # <<<<<<<<<<<<<<
+ *         __pyx_unpickle_RecordView__set_state(<RecordView> __pyx_result, __pyx_state)
+ *     return __pyx_result
+*/
+  }
+
+  /* "(tree fragment)":10
+ *     if __pyx_state is not None:
+ *         __pyx_unpickle_RecordView__set_state(<RecordView> __pyx_result, __pyx_state)
+ *     return __pyx_result             # <<<<<<<<<<<<<<
+ * cdef __pyx_unpickle_RecordView__set_state(RecordView __pyx_result, __pyx_state: tuple):
+ *     __pyx_result._count = __pyx_state[0]; __pyx_result._queue = __pyx_state[1]; __pyx_result._released = __pyx_state[2]; __pyx_result._start = __pyx_state[3]; __pyx_result.array = __pyx_state[4]
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(__pyx_v___pyx_result);
+      __pyx_r = __pyx_v___pyx_result;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "(tree fragment)":4
+ *     int __Pyx_CheckUnpickleChecksum(long, long, long, long, const char*) except -1
+ *     int __Pyx_UpdateUnpickledDict(object, object, Py_ssize_t) except -1
+ * def __pyx_unpickle_RecordView(__pyx_type, long __pyx_checksum, tuple __pyx_state):             # <<<<<<<<<<<<<<
+ *     cdef object __pyx_result
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x0d1c291, 0x0db2f61, 0xb30705b, b'_count, _queue, _released, _start, array')
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_AddTraceback("flinq._array.__pyx_unpickle_RecordView", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XDECREF(__pyx_v___pyx_result);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "(tree fragment)":11
+ *         __pyx_unpickle_RecordView__set_state(<RecordView> __pyx_result, __pyx_state)
+ *     return __pyx_result
+ * cdef __pyx_unpickle_RecordView__set_state(RecordView __pyx_result, __pyx_state: tuple):             # <<<<<<<<<<<<<<
+ *     __pyx_result._count = __pyx_state[0]; __pyx_result._queue = __pyx_state[1]; __pyx_result._released = __pyx_state[2]; __pyx_result._start = __pyx_state[3]; __pyx_result.array = __pyx_state[4]
+ *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 5)
+*/
+
+static PyObject *__pyx_f_5flinq_6_array___pyx_unpickle_RecordView__set_state(struct __pyx_obj_5flinq_6_array_RecordView *__pyx_v___pyx_result, PyObject *__pyx_v___pyx_state) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  uint64_t __pyx_t_1;
+  PyObject *__pyx_t_2 = NULL;
+  int __pyx_t_3;
+  int __pyx_t_4;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__pyx_unpickle_RecordView__set_state", 0);
+
+  /* "(tree fragment)":12
+ *     return __pyx_result
+ * cdef __pyx_unpickle_RecordView__set_state(RecordView __pyx_result, __pyx_state: tuple):
+ *     __pyx_result._count = __pyx_state[0]; __pyx_result._queue = __pyx_state[1]; __pyx_result._released = __pyx_state[2]; __pyx_result._start = __pyx_state[3]; __pyx_result.array = __pyx_state[4]             # <<<<<<<<<<<<<<
+ *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 5)
+*/
+  __pyx_t_1 = __Pyx_PyLong_As_uint64_t(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 0)); if (unlikely((__pyx_t_1 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
+  __pyx_v___pyx_result->_count = __pyx_t_1;
+  __pyx_t_2 = __Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 1);
+  __Pyx_INCREF(__pyx_t_2);
+  if (!(likely(((__pyx_t_2) == Py_None) || likely(__Pyx_TypeTest(__pyx_t_2, __pyx_mstate_global->__pyx_ptype_5flinq_6_array_ArrayQueue))))) __PYX_ERR(1, 12, __pyx_L1_error)
+  __Pyx_GIVEREF(__pyx_t_2);
+  __Pyx_GOTREF((PyObject *)__pyx_v___pyx_result->_queue);
+  __Pyx_DECREF_SET(__pyx_v___pyx_result->_queue, ((struct __pyx_obj_5flinq_6_array_ArrayQueue *)__pyx_t_2));
+  __pyx_t_2 = 0;
+  __pyx_t_3 = __Pyx_PyObject_IsTrue(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 2)); if (unlikely((__pyx_t_3 == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
+  __pyx_v___pyx_result->_released = __pyx_t_3;
+  __pyx_t_1 = __Pyx_PyLong_As_uint64_t(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 3)); if (unlikely((__pyx_t_1 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
+  __pyx_v___pyx_result->_start = __pyx_t_1;
+  __pyx_t_2 = __Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 4);
+  __Pyx_INCREF(__pyx_t_2);
+  __Pyx_GIVEREF(__pyx_t_2);
+  __Pyx_GOTREF(__pyx_v___pyx_result->array);
+  __Pyx_DECREF_SET(__pyx_v___pyx_result->array, __pyx_t_2);
+  __pyx_t_2 = 0;
+
+  /* "(tree fragment)":13
+ * cdef __pyx_unpickle_RecordView__set_state(RecordView __pyx_result, __pyx_state: tuple):
+ *     __pyx_result._count = __pyx_state[0]; __pyx_result._queue = __pyx_state[1]; __pyx_result._released = __pyx_state[2]; __pyx_result._start = __pyx_state[3]; __pyx_result.array = __pyx_state[4]
+ *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 5)             # <<<<<<<<<<<<<<
+*/
+  __pyx_t_4 = __Pyx_UpdateUnpickledDict(((PyObject *)__pyx_v___pyx_result), __pyx_v___pyx_state, 5); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(1, 13, __pyx_L1_error)
+
+
+  /* "(tree fragment)":11
+ *         __pyx_unpickle_RecordView__set_state(<RecordView> __pyx_result, __pyx_state)
+ *     return __pyx_result
+ * cdef __pyx_unpickle_RecordView__set_state(RecordView __pyx_result, __pyx_state: tuple):             # <<<<<<<<<<<<<<
+ *     __pyx_result._count = __pyx_state[0]; __pyx_result._queue = __pyx_state[1]; __pyx_result._released = __pyx_state[2]; __pyx_result._start = __pyx_state[3]; __pyx_result.array = __pyx_state[4]
+ *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 5)
+*/
+
+  /* function exit code */
+  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_AddTraceback("flinq._array.__pyx_unpickle_RecordView__set_state", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
   __pyx_L0:;
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
@@ -15069,14 +17805,15 @@ static PyMethodDef __pyx_methods_5flinq_6_array_ArrayQueue[] = {
   {"get", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_17get, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_16get},
   {"get_nowait", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_19get_nowait, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_18get_nowait},
   {"get_many", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_21get_many, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_20get_many},
-  {"qsize", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_23qsize, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_22qsize},
-  {"empty", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_25empty, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_24empty},
-  {"full", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_27full, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_26full},
-  {"shutdown", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_29shutdown, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_28shutdown},
-  {"close", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_31close, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_30close},
-  {"__enter__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_33__enter__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_32__enter__},
-  {"__exit__", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_35__exit__, METH_VARARGS|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_34__exit__},
-  {"stats", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_37stats, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_36stats},
+  {"get_view", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_23get_view, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_22get_view},
+  {"qsize", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_25qsize, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_24qsize},
+  {"empty", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_27empty, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_26empty},
+  {"full", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_29full, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_28full},
+  {"shutdown", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_31shutdown, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_30shutdown},
+  {"close", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_33close, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_32close},
+  {"__enter__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_35__enter__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_34__enter__},
+  {"__exit__", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_37__exit__, METH_VARARGS|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_36__exit__},
+  {"stats", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10ArrayQueue_39stats, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10ArrayQueue_38stats},
   {0, 0, 0, 0}
 };
 
@@ -15098,7 +17835,7 @@ static PyMemberDef __pyx_type_5flinq_6_array_ArrayQueue_members[] = {
 };
 static PyType_Slot __pyx_type_5flinq_6_array_ArrayQueue_slots[] = {
   {Py_tp_dealloc, (void *)__pyx_tp_dealloc_5flinq_6_array_ArrayQueue},
-  {Py_tp_repr, (void *)__pyx_pw_5flinq_6_array_10ArrayQueue_39__repr__},
+  {Py_tp_repr, (void *)__pyx_pw_5flinq_6_array_10ArrayQueue_41__repr__},
   {Py_tp_doc, (void *)PyDoc_STR("ArrayQueue(dtype, capacity, shared=False, *)\n\nA bounded FIFO of fixed-size records of one numpy dtype.\n\nArrayQueue(dtype, capacity, *, shared=False): capacity records of\nnumpy.dtype(dtype) (scalars, fixed-shape subarrays such as (\"f4\", (3,)),\nstructured dtypes; no object fields). A subarray dtype\047s records come\nout as arrays of its shape: ArrayQueue((\"f4\", (3,)), n).get_many(k)\nhas shape (k, 3) and dtype float32.\n\nWhat goes in must convert without loss. Arrays and numpy scalars cast\nunder numpy\047s \"safe\" rule (numpy.can_cast(src, dtype, \"safe\")). Python\nnumbers and sequences are converted by numpy and refused unless every\nvalue comes back unchanged (0.5 fits float32, 0.1 does not). A lossy\ninput raises TypeError, a shape that is not the record\047s (put) or a\nbatch of records (put_many) raises ValueError; a failed call changes\nnothing.")},
   {Py_tp_traverse, (void *)__pyx_tp_traverse_5flinq_6_array_ArrayQueue},
   {Py_tp_clear, (void *)__pyx_tp_clear_5flinq_6_array_ArrayQueue},
@@ -15128,7 +17865,7 @@ static PyTypeObject __pyx_type_5flinq_6_array_ArrayQueue = {
   0, /*tp_getattr*/
   0, /*tp_setattr*/
   0, /*tp_as_async*/
-  __pyx_pw_5flinq_6_array_10ArrayQueue_39__repr__, /*tp_repr*/
+  __pyx_pw_5flinq_6_array_10ArrayQueue_41__repr__, /*tp_repr*/
   0, /*tp_as_number*/
   0, /*tp_as_sequence*/
   0, /*tp_as_mapping*/
@@ -15176,6 +17913,486 @@ static PyTypeObject __pyx_type_5flinq_6_array_ArrayQueue = {
   #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
   #if CYTHON_VECTORCALL_TPNEW
   0, /*tp_vectorcall*/
+  #else
+  NULL, /*tp_vectorcall*/
+  #endif
+  #endif
+  #if __PYX_NEED_TP_PRINT_SLOT == 1
+  0, /*tp_print*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030C0000
+  0, /*tp_watched*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030d00A4
+  0, /*tp_versions_used*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY && PY_VERSION_HEX < 0x030a0000
+  0, /*tp_pypy_flags*/
+  #endif
+};
+#endif
+
+static PyObject *__pyx_tp_new__initialisation_5flinq_6_array__RingSlice(PyObject *o, 
+#if CYTHON_VECTORCALL_TPNEW
+    CYTHON_UNUSED PyObject *const *args, CYTHON_UNUSED Py_ssize_t nargs, CYTHON_UNUSED PyObject *kwnames
+#else
+    CYTHON_UNUSED PyObject *a, CYTHON_UNUSED PyObject *k
+#endif
+) {
+  struct __pyx_obj_5flinq_6_array__RingSlice *p = ((struct __pyx_obj_5flinq_6_array__RingSlice *)o);
+  p->_queue = ((struct __pyx_obj_5flinq_6_array_ArrayQueue *)Py_None); Py_INCREF(Py_None);
+  return o;
+}
+
+static PyObject *__pyx_tp_new_vectorcall_5flinq_6_array__RingSlice(PyTypeObject *t, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+) {
+  PyObject *o;
+  o = __Pyx_AllocateExtensionType(t, 0);
+  if (unlikely(!o)) return 0;
+  return __pyx_tp_new__initialisation_5flinq_6_array__RingSlice(o, 
+#if CYTHON_VECTORCALL_TPNEW
+    args, nargs, kwnames
+#else
+    a, k
+#endif
+);
+}
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_new_5flinq_6_array__RingSlice(PyTypeObject *t, PyObject *a, PyObject *k) {
+  return __Pyx_CallTpnewAsVectorcall(__pyx_tp_new_vectorcall_5flinq_6_array__RingSlice, t, a, k);
+}
+#endif
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_5flinq_6_array__RingSlice(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_5flinq_6_array__RingSlice || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
+    return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
+  }
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject *o = __pyx_tp_new_vectorcall_5flinq_6_array__RingSlice((PyTypeObject*)t, args, nargs, kwnames);
+  return o;
+}
+#endif
+
+static void __pyx_tp_dealloc_5flinq_6_array__RingSlice(PyObject *o) {
+  struct __pyx_obj_5flinq_6_array__RingSlice *p = (struct __pyx_obj_5flinq_6_array__RingSlice *)o;
+  #if CYTHON_USE_TP_FINALIZE
+  if (unlikely(__Pyx_PyObject_GetSlot(o, tp_finalize, destructor)) && !__Pyx_PyObject_GC_IsFinalized(o)) {
+    if (__Pyx_PyObject_GetSlot(o, tp_dealloc, destructor) == __pyx_tp_dealloc_5flinq_6_array__RingSlice) {
+      if (PyObject_CallFinalizerFromDealloc(o)) return;
+    }
+  }
+  #endif
+  PyObject_GC_UnTrack(o);
+  {
+    PyObject *etype, *eval, *etb;
+    __Pyx_PyErr_FetchException(&etype, &eval, &etb);
+    __Pyx_DeallocKeepAliveBegin(o);
+    __pyx_pw_5flinq_6_array_10_RingSlice_3__dealloc__(o);
+    __Pyx_DeallocKeepAliveEnd(o);
+    __Pyx_PyErr_RestoreException(etype, eval, etb);
+  }
+  Py_CLEAR(p->_queue);
+  PyTypeObject *tp = Py_TYPE(o);
+  #if CYTHON_USE_TYPE_SLOTS
+  (*tp->tp_free)(o);
+  #else
+  {
+    freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    if (tp_free) tp_free(o);
+  }
+  #endif
+  #if CYTHON_USE_TYPE_SPECS
+  Py_DECREF(tp);
+  #endif
+}
+
+static int __pyx_tp_traverse_5flinq_6_array__RingSlice(PyObject *o, visitproc v, void *a) {
+  int e;
+  struct __pyx_obj_5flinq_6_array__RingSlice *p = (struct __pyx_obj_5flinq_6_array__RingSlice *)o;
+  {
+    e = __Pyx_call_type_traverse(o, 1, v, a);
+    if (e) return e;
+  }
+  if (p->_queue) {
+    e = (*v)(((PyObject *)p->_queue), a); if (e) return e;
+  }
+  return 0;
+}
+
+static int __pyx_tp_clear_5flinq_6_array__RingSlice(PyObject *o) {
+  PyObject* tmp;
+  struct __pyx_obj_5flinq_6_array__RingSlice *p = (struct __pyx_obj_5flinq_6_array__RingSlice *)o;
+  tmp = ((PyObject*)p->_queue);
+  p->_queue = ((struct __pyx_obj_5flinq_6_array_ArrayQueue *)Py_None); Py_INCREF(Py_None);
+  Py_XDECREF(tmp);
+  return 0;
+}
+
+static PyMethodDef __pyx_methods_5flinq_6_array__RingSlice[] = {
+  {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10_RingSlice_5__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10_RingSlice_4__reduce_cython__},
+  {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10_RingSlice_7__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10_RingSlice_6__setstate_cython__},
+  {0, 0, 0, 0}
+};
+#if CYTHON_USE_TYPE_SPECS
+#if !CYTHON_COMPILING_IN_LIMITED_API
+
+static PyBufferProcs __pyx_tp_as_buffer__RingSlice = {
+  __pyx_pw_5flinq_6_array_10_RingSlice_1__getbuffer__, /*bf_getbuffer*/
+  0, /*bf_releasebuffer*/
+};
+#endif
+static PyType_Slot __pyx_type_5flinq_6_array__RingSlice_slots[] = {
+  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_5flinq_6_array__RingSlice},
+  #if defined(Py_bf_getbuffer)
+  {Py_bf_getbuffer, (void *)__pyx_pw_5flinq_6_array_10_RingSlice_1__getbuffer__},
+  #endif
+  {Py_tp_doc, (void *)PyDoc_STR("Read-only buffer over records in the ring: the memory behind a\n    RecordView\047s array. It keeps the queue\047s ring allocated (or mapped)\n    while any array uses it.")},
+  {Py_tp_traverse, (void *)__pyx_tp_traverse_5flinq_6_array__RingSlice},
+  {Py_tp_clear, (void *)__pyx_tp_clear_5flinq_6_array__RingSlice},
+  {Py_tp_methods, (void *)__pyx_methods_5flinq_6_array__RingSlice},
+  {Py_tp_new, (void *)__pyx_tp_new_5flinq_6_array__RingSlice},
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_5flinq_6_array__RingSlice},
+  #endif
+  #endif
+  {0, 0},
+};
+static PyType_Spec __pyx_type_5flinq_6_array__RingSlice_spec = {
+  "flinq._array._RingSlice",
+  sizeof(struct __pyx_obj_5flinq_6_array__RingSlice),
+  0,
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC,
+  __pyx_type_5flinq_6_array__RingSlice_slots,
+};
+#else
+
+static PyBufferProcs __pyx_tp_as_buffer__RingSlice = {
+  __pyx_pw_5flinq_6_array_10_RingSlice_1__getbuffer__, /*bf_getbuffer*/
+  0, /*bf_releasebuffer*/
+};
+
+static PyTypeObject __pyx_type_5flinq_6_array__RingSlice = {
+  PyVarObject_HEAD_INIT(0, 0)
+  "flinq._array.""_RingSlice", /*tp_name*/
+  sizeof(struct __pyx_obj_5flinq_6_array__RingSlice), /*tp_basicsize*/
+  0, /*tp_itemsize*/
+  __pyx_tp_dealloc_5flinq_6_array__RingSlice, /*tp_dealloc*/
+  0, /*tp_vectorcall_offset*/
+  0, /*tp_getattr*/
+  0, /*tp_setattr*/
+  0, /*tp_as_async*/
+  0, /*tp_repr*/
+  0, /*tp_as_number*/
+  0, /*tp_as_sequence*/
+  0, /*tp_as_mapping*/
+  0, /*tp_hash*/
+  0, /*tp_call*/
+  0, /*tp_str*/
+  0, /*tp_getattro*/
+  0, /*tp_setattro*/
+  &__pyx_tp_as_buffer__RingSlice, /*tp_as_buffer*/
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC, /*tp_flags*/
+  PyDoc_STR("Read-only buffer over records in the ring: the memory behind a\n    RecordView\047s array. It keeps the queue\047s ring allocated (or mapped)\n    while any array uses it."), /*tp_doc*/
+  __pyx_tp_traverse_5flinq_6_array__RingSlice, /*tp_traverse*/
+  __pyx_tp_clear_5flinq_6_array__RingSlice, /*tp_clear*/
+  0, /*tp_richcompare*/
+  0, /*tp_weaklistoffset*/
+  0, /*tp_iter*/
+  0, /*tp_iternext*/
+  __pyx_methods_5flinq_6_array__RingSlice, /*tp_methods*/
+  0, /*tp_members*/
+  0, /*tp_getset*/
+  0, /*tp_base*/
+  0, /*tp_dict*/
+  0, /*tp_descr_get*/
+  0, /*tp_descr_set*/
+  #if !CYTHON_USE_TYPE_SPECS
+  0, /*tp_dictoffset*/
+  #endif
+  0, /*tp_init*/
+  0, /*tp_alloc*/
+  __pyx_tp_new_5flinq_6_array__RingSlice, /*tp_new*/
+  0, /*tp_free*/
+  0, /*tp_is_gc*/
+  0, /*tp_bases*/
+  0, /*tp_mro*/
+  0, /*tp_cache*/
+  0, /*tp_subclasses*/
+  0, /*tp_weaklist*/
+  0, /*tp_del*/
+  0, /*tp_version_tag*/
+  #if CYTHON_USE_TP_FINALIZE
+  0, /*tp_finalize*/
+  #else
+  NULL, /*tp_finalize*/
+  #endif
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  __pyx_tp_vectorcall_5flinq_6_array__RingSlice, /*tp_vectorcall*/
+  #else
+  NULL, /*tp_vectorcall*/
+  #endif
+  #endif
+  #if __PYX_NEED_TP_PRINT_SLOT == 1
+  0, /*tp_print*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030C0000
+  0, /*tp_watched*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030d00A4
+  0, /*tp_versions_used*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY && PY_VERSION_HEX < 0x030a0000
+  0, /*tp_pypy_flags*/
+  #endif
+};
+#endif
+
+static PyObject *__pyx_tp_new__initialisation_5flinq_6_array_RecordView(PyObject *o, 
+#if CYTHON_VECTORCALL_TPNEW
+    CYTHON_UNUSED PyObject *const *args, CYTHON_UNUSED Py_ssize_t nargs, CYTHON_UNUSED PyObject *kwnames
+#else
+    CYTHON_UNUSED PyObject *a, CYTHON_UNUSED PyObject *k
+#endif
+) {
+  struct __pyx_obj_5flinq_6_array_RecordView *p = ((struct __pyx_obj_5flinq_6_array_RecordView *)o);
+  p->_queue = ((struct __pyx_obj_5flinq_6_array_ArrayQueue *)Py_None); Py_INCREF(Py_None);
+  p->array = Py_None; Py_INCREF(Py_None);
+  return o;
+}
+
+static PyObject *__pyx_tp_new_vectorcall_5flinq_6_array_RecordView(PyTypeObject *t, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+) {
+  PyObject *o;
+  o = __Pyx_AllocateExtensionType(t, 0);
+  if (unlikely(!o)) return 0;
+  return __pyx_tp_new__initialisation_5flinq_6_array_RecordView(o, 
+#if CYTHON_VECTORCALL_TPNEW
+    args, nargs, kwnames
+#else
+    a, k
+#endif
+);
+}
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_new_5flinq_6_array_RecordView(PyTypeObject *t, PyObject *a, PyObject *k) {
+  return __Pyx_CallTpnewAsVectorcall(__pyx_tp_new_vectorcall_5flinq_6_array_RecordView, t, a, k);
+}
+#endif
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_5flinq_6_array_RecordView(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_5flinq_6_array_RecordView || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
+    return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
+  }
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject *o = __pyx_tp_new_vectorcall_5flinq_6_array_RecordView((PyTypeObject*)t, args, nargs, kwnames);
+  return o;
+}
+#endif
+
+static void __pyx_tp_dealloc_5flinq_6_array_RecordView(PyObject *o) {
+  struct __pyx_obj_5flinq_6_array_RecordView *p = (struct __pyx_obj_5flinq_6_array_RecordView *)o;
+  #if CYTHON_USE_TP_FINALIZE
+  if (unlikely(__Pyx_PyObject_GetSlot(o, tp_finalize, destructor)) && !__Pyx_PyObject_GC_IsFinalized(o)) {
+    if (__Pyx_PyObject_GetSlot(o, tp_dealloc, destructor) == __pyx_tp_dealloc_5flinq_6_array_RecordView) {
+      if (PyObject_CallFinalizerFromDealloc(o)) return;
+    }
+  }
+  #endif
+  PyObject_GC_UnTrack(o);
+  {
+    PyObject *etype, *eval, *etb;
+    __Pyx_PyErr_FetchException(&etype, &eval, &etb);
+    __Pyx_DeallocKeepAliveBegin(o);
+    __pyx_pw_5flinq_6_array_10RecordView_9__dealloc__(o);
+    __Pyx_DeallocKeepAliveEnd(o);
+    __Pyx_PyErr_RestoreException(etype, eval, etb);
+  }
+  Py_CLEAR(p->_queue);
+  Py_CLEAR(p->array);
+  PyTypeObject *tp = Py_TYPE(o);
+  #if CYTHON_USE_TYPE_SLOTS
+  (*tp->tp_free)(o);
+  #else
+  {
+    freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    if (tp_free) tp_free(o);
+  }
+  #endif
+  #if CYTHON_USE_TYPE_SPECS
+  Py_DECREF(tp);
+  #endif
+}
+
+static int __pyx_tp_traverse_5flinq_6_array_RecordView(PyObject *o, visitproc v, void *a) {
+  int e;
+  struct __pyx_obj_5flinq_6_array_RecordView *p = (struct __pyx_obj_5flinq_6_array_RecordView *)o;
+  {
+    e = __Pyx_call_type_traverse(o, 1, v, a);
+    if (e) return e;
+  }
+  if (p->_queue) {
+    e = (*v)(((PyObject *)p->_queue), a); if (e) return e;
+  }
+  if (p->array) {
+    e = (*v)(p->array, a); if (e) return e;
+  }
+  return 0;
+}
+
+static int __pyx_tp_clear_5flinq_6_array_RecordView(PyObject *o) {
+  PyObject* tmp;
+  struct __pyx_obj_5flinq_6_array_RecordView *p = (struct __pyx_obj_5flinq_6_array_RecordView *)o;
+  tmp = ((PyObject*)p->_queue);
+  p->_queue = ((struct __pyx_obj_5flinq_6_array_ArrayQueue *)Py_None); Py_INCREF(Py_None);
+  Py_XDECREF(tmp);
+  tmp = ((PyObject*)p->array);
+  p->array = Py_None; Py_INCREF(Py_None);
+  Py_XDECREF(tmp);
+  return 0;
+}
+
+static PyObject *__pyx_getprop_5flinq_6_array_10RecordView_released(PyObject *o, CYTHON_UNUSED void *x) {
+  return __pyx_pw_5flinq_6_array_10RecordView_8released_1__get__(o);
+}
+
+static PyObject *__pyx_getprop_5flinq_6_array_10RecordView_array(PyObject *o, CYTHON_UNUSED void *x) {
+  return __pyx_pw_5flinq_6_array_10RecordView_5array_1__get__(o);
+}
+
+static PyMethodDef __pyx_methods_5flinq_6_array_RecordView[] = {
+  {"release", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10RecordView_1release, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10RecordView_release},
+  {"__enter__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10RecordView_5__enter__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10RecordView_4__enter__},
+  {"__exit__", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_5flinq_6_array_10RecordView_7__exit__, METH_VARARGS|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10RecordView_6__exit__},
+  {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10RecordView_11__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10RecordView_10__reduce_cython__},
+  {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_5flinq_6_array_10RecordView_13__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_5flinq_6_array_10RecordView_12__setstate_cython__},
+  {0, 0, 0, 0}
+};
+
+static struct PyGetSetDef __pyx_getsets_5flinq_6_array_RecordView[] = {
+  {"released", __pyx_getprop_5flinq_6_array_10RecordView_released, 0, PyDoc_STR("True once release() has run."), 0},
+  {"array", __pyx_getprop_5flinq_6_array_10RecordView_array, 0, 0, 0},
+  {0, 0, 0, 0, 0}
+};
+#if CYTHON_USE_TYPE_SPECS
+static PyType_Slot __pyx_type_5flinq_6_array_RecordView_slots[] = {
+  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_5flinq_6_array_RecordView},
+  {Py_sq_length, (void *)__pyx_pw_5flinq_6_array_10RecordView_3__len__},
+  {Py_mp_length, (void *)__pyx_pw_5flinq_6_array_10RecordView_3__len__},
+  {Py_tp_doc, (void *)PyDoc_STR("Records taken by ArrayQueue.get_view(), read in place: `array` is a\n    read-only ndarray over the ring. Valid until release() (or the end of\n    the with block); after that the slots belong to producers again and the\n    array may show later records. A view dropped without release() is\n    released when collected.")},
+  {Py_tp_traverse, (void *)__pyx_tp_traverse_5flinq_6_array_RecordView},
+  {Py_tp_clear, (void *)__pyx_tp_clear_5flinq_6_array_RecordView},
+  {Py_tp_methods, (void *)__pyx_methods_5flinq_6_array_RecordView},
+  {Py_tp_getset, (void *)__pyx_getsets_5flinq_6_array_RecordView},
+  {Py_tp_new, (void *)__pyx_tp_new_5flinq_6_array_RecordView},
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_5flinq_6_array_RecordView},
+  #endif
+  #endif
+  {0, 0},
+};
+static PyType_Spec __pyx_type_5flinq_6_array_RecordView_spec = {
+  "flinq._array.RecordView",
+  sizeof(struct __pyx_obj_5flinq_6_array_RecordView),
+  0,
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC,
+  __pyx_type_5flinq_6_array_RecordView_slots,
+};
+#else
+
+static PySequenceMethods __pyx_tp_as_sequence_RecordView = {
+  __pyx_pw_5flinq_6_array_10RecordView_3__len__, /*sq_length*/
+  0, /*sq_concat*/
+  0, /*sq_repeat*/
+  0, /*sq_item*/
+  0, /*sq_slice*/
+  0, /*sq_ass_item*/
+  0, /*sq_ass_slice*/
+  0, /*sq_contains*/
+  0, /*sq_inplace_concat*/
+  0, /*sq_inplace_repeat*/
+};
+
+static PyMappingMethods __pyx_tp_as_mapping_RecordView = {
+  __pyx_pw_5flinq_6_array_10RecordView_3__len__, /*mp_length*/
+  0, /*mp_subscript*/
+  0, /*mp_ass_subscript*/
+};
+
+static PyTypeObject __pyx_type_5flinq_6_array_RecordView = {
+  PyVarObject_HEAD_INIT(0, 0)
+  "flinq._array.""RecordView", /*tp_name*/
+  sizeof(struct __pyx_obj_5flinq_6_array_RecordView), /*tp_basicsize*/
+  0, /*tp_itemsize*/
+  __pyx_tp_dealloc_5flinq_6_array_RecordView, /*tp_dealloc*/
+  0, /*tp_vectorcall_offset*/
+  0, /*tp_getattr*/
+  0, /*tp_setattr*/
+  0, /*tp_as_async*/
+  0, /*tp_repr*/
+  0, /*tp_as_number*/
+  &__pyx_tp_as_sequence_RecordView, /*tp_as_sequence*/
+  &__pyx_tp_as_mapping_RecordView, /*tp_as_mapping*/
+  0, /*tp_hash*/
+  0, /*tp_call*/
+  0, /*tp_str*/
+  0, /*tp_getattro*/
+  0, /*tp_setattro*/
+  0, /*tp_as_buffer*/
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC, /*tp_flags*/
+  PyDoc_STR("Records taken by ArrayQueue.get_view(), read in place: `array` is a\n    read-only ndarray over the ring. Valid until release() (or the end of\n    the with block); after that the slots belong to producers again and the\n    array may show later records. A view dropped without release() is\n    released when collected."), /*tp_doc*/
+  __pyx_tp_traverse_5flinq_6_array_RecordView, /*tp_traverse*/
+  __pyx_tp_clear_5flinq_6_array_RecordView, /*tp_clear*/
+  0, /*tp_richcompare*/
+  0, /*tp_weaklistoffset*/
+  0, /*tp_iter*/
+  0, /*tp_iternext*/
+  __pyx_methods_5flinq_6_array_RecordView, /*tp_methods*/
+  0, /*tp_members*/
+  __pyx_getsets_5flinq_6_array_RecordView, /*tp_getset*/
+  0, /*tp_base*/
+  0, /*tp_dict*/
+  0, /*tp_descr_get*/
+  0, /*tp_descr_set*/
+  #if !CYTHON_USE_TYPE_SPECS
+  0, /*tp_dictoffset*/
+  #endif
+  0, /*tp_init*/
+  0, /*tp_alloc*/
+  __pyx_tp_new_5flinq_6_array_RecordView, /*tp_new*/
+  0, /*tp_free*/
+  0, /*tp_is_gc*/
+  0, /*tp_bases*/
+  0, /*tp_mro*/
+  0, /*tp_cache*/
+  0, /*tp_subclasses*/
+  0, /*tp_weaklist*/
+  0, /*tp_del*/
+  0, /*tp_version_tag*/
+  #if CYTHON_USE_TP_FINALIZE
+  0, /*tp_finalize*/
+  #else
+  NULL, /*tp_finalize*/
+  #endif
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  __pyx_tp_vectorcall_5flinq_6_array_RecordView, /*tp_vectorcall*/
   #else
   NULL, /*tp_vectorcall*/
   #endif
@@ -15423,6 +18640,8 @@ static CYTHON_SMALL_CODE int __Pyx_modinit_Global_init_code(__pyx_mstatetype *__
 static CYTHON_SMALL_CODE int __Pyx_modinit_Variable_export_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Function_export_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_5flinq_6_array_ArrayQueue(__pyx_mstatetype *__pyx_mstate); /*proto*/
+static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_5flinq_6_array__RingSlice(__pyx_mstatetype *__pyx_mstate); /*proto*/
+static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_5flinq_6_array_RecordView(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Type_import_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Variable_import_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
@@ -15484,15 +18703,16 @@ static int __Pyx_modinit_Exttype___pyx_obj_5flinq_6_array_ArrayQueue(__pyx_mstat
   __pyx_vtable_5flinq_6_array_ArrayQueue._wait_for_records = (uint64_t (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, int, int64_t))__pyx_f_5flinq_6_array_10ArrayQueue__wait_for_records;
   __pyx_vtable_5flinq_6_array_ArrayQueue._take_into = (uint64_t (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *, uint64_t))__pyx_f_5flinq_6_array_10ArrayQueue__take_into;
   __pyx_vtable_5flinq_6_array_ArrayQueue._check_out = (int (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, PyObject *))__pyx_f_5flinq_6_array_10ArrayQueue__check_out;
+  __pyx_vtable_5flinq_6_array_ArrayQueue._give_back = (void (*)(struct __pyx_obj_5flinq_6_array_ArrayQueue *, uint64_t, uint64_t))__pyx_f_5flinq_6_array_10ArrayQueue__give_back;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5flinq_6_array_ArrayQueue_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue)) __PYX_ERR(0, 195, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5flinq_6_array_ArrayQueue_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue)) __PYX_ERR(0, 200, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue = &__pyx_type_5flinq_6_array_ArrayQueue;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 195, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 200, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue);
@@ -15502,11 +18722,93 @@ static int __Pyx_modinit_Exttype___pyx_obj_5flinq_6_array_ArrayQueue(__pyx_mstat
     __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue, __pyx_vtabptr_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 195, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_ArrayQueue, (PyObject *) __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 195, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue, __pyx_vtabptr_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 200, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_ArrayQueue, (PyObject *) __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue) < (0)) __PYX_ERR(0, 200, __pyx_L1_error)
   #if CYTHON_USE_TYPE_SLOTS
   if (__pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue->tp_weaklistoffset == 0) __pyx_mstate->__pyx_ptype_5flinq_6_array_ArrayQueue->tp_weaklistoffset = offsetof(struct __pyx_obj_5flinq_6_array_ArrayQueue, __weakref__);
   #endif
+  __Pyx_RefNannyFinishContext();
+  return 0;
+  __pyx_L1_error:;
+  __Pyx_RefNannyFinishContext();
+  return -1;
+}
+
+static int __Pyx_modinit_Exttype___pyx_obj_5flinq_6_array__RingSlice(__pyx_mstatetype *__pyx_mstate) {
+  __Pyx_RefNannyDeclarations
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  CYTHON_UNUSED_VAR(__pyx_mstate);
+  __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_5flinq_6_array__RingSlice", 0);
+  /*--- Exttype __pyx_obj_5flinq_6_array__RingSlice ---*/
+  #if CYTHON_USE_TYPE_SPECS
+  __pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5flinq_6_array__RingSlice_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice)) __PYX_ERR(0, 818, __pyx_L1_error)
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  __pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice->tp_as_buffer = &__pyx_tp_as_buffer__RingSlice;
+  if (!__pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice->tp_as_buffer->bf_releasebuffer && __pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice->tp_base->tp_as_buffer && __pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice->tp_base->tp_as_buffer->bf_releasebuffer) {
+    __pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice->tp_as_buffer->bf_releasebuffer = __pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice->tp_base->tp_as_buffer->bf_releasebuffer;
+  }
+  #elif defined(Py_bf_getbuffer) && defined(Py_bf_releasebuffer)
+  /* PY_VERSION_HEX >= 0x03090000 || Py_LIMITED_API >= 0x030B0000 */
+  #elif defined(_MSC_VER)
+  #pragma message ("The buffer protocol is not supported in the Limited C-API < 3.11.")
+  #else
+  #warning "The buffer protocol is not supported in the Limited C-API < 3.11."
+  #endif
+  #else
+  __pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice = &__pyx_type_5flinq_6_array__RingSlice;
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  #endif
+  #if !CYTHON_USE_TYPE_SPECS
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice) < (0)) __PYX_ERR(0, 818, __pyx_L1_error)
+  #endif
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice);
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice->tp_dictoffset && __pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice->tp_getattro == PyObject_GenericGetAttr)) {
+    __pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice->tp_getattro = PyObject_GenericGetAttr;
+  }
+  #endif
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_RingSlice, (PyObject *) __pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice) < (0)) __PYX_ERR(0, 818, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_5flinq_6_array__RingSlice) < (0)) __PYX_ERR(0, 818, __pyx_L1_error)
+  __Pyx_RefNannyFinishContext();
+  return 0;
+  __pyx_L1_error:;
+  __Pyx_RefNannyFinishContext();
+  return -1;
+}
+
+static int __Pyx_modinit_Exttype___pyx_obj_5flinq_6_array_RecordView(__pyx_mstatetype *__pyx_mstate) {
+  __Pyx_RefNannyDeclarations
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  CYTHON_UNUSED_VAR(__pyx_mstate);
+  __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_5flinq_6_array_RecordView", 0);
+  /*--- Exttype __pyx_obj_5flinq_6_array_RecordView ---*/
+  #if CYTHON_USE_TYPE_SPECS
+  __pyx_mstate->__pyx_ptype_5flinq_6_array_RecordView = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5flinq_6_array_RecordView_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5flinq_6_array_RecordView)) __PYX_ERR(0, 838, __pyx_L1_error)
+  #else
+  __pyx_mstate->__pyx_ptype_5flinq_6_array_RecordView = &__pyx_type_5flinq_6_array_RecordView;
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  #endif
+  #if !CYTHON_USE_TYPE_SPECS
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5flinq_6_array_RecordView) < (0)) __PYX_ERR(0, 838, __pyx_L1_error)
+  #endif
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_5flinq_6_array_RecordView);
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_5flinq_6_array_RecordView->tp_dictoffset && __pyx_mstate->__pyx_ptype_5flinq_6_array_RecordView->tp_getattro == PyObject_GenericGetAttr)) {
+    __pyx_mstate->__pyx_ptype_5flinq_6_array_RecordView->tp_getattro = PyObject_GenericGetAttr;
+  }
+  #endif
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_RecordView, (PyObject *) __pyx_mstate->__pyx_ptype_5flinq_6_array_RecordView) < (0)) __PYX_ERR(0, 838, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_5flinq_6_array_RecordView) < (0)) __PYX_ERR(0, 838, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -15523,14 +18825,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_5flinq_6_array___pyx_scope_struct__ge
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr", 0);
   /*--- Exttype __pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5flinq_6_array___pyx_scope_struct__genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr)) __PYX_ERR(0, 184, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_5flinq_6_array___pyx_scope_struct__genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr)) __PYX_ERR(0, 189, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr = &__pyx_type_5flinq_6_array___pyx_scope_struct__genexpr;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr) < (0)) __PYX_ERR(0, 184, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr) < (0)) __PYX_ERR(0, 189, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_5flinq_6_array___pyx_scope_struct__genexpr);
@@ -15852,6 +19154,8 @@ __Pyx_RefNannySetupContext("PyInit__array", 0);
   (void)__Pyx_modinit_Function_export_code(__pyx_mstate);
   /*--- Type init code ---*/
   if (unlikely((__Pyx_modinit_Exttype___pyx_obj_5flinq_6_array_ArrayQueue(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
+  if (unlikely((__Pyx_modinit_Exttype___pyx_obj_5flinq_6_array__RingSlice(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
+  if (unlikely((__Pyx_modinit_Exttype___pyx_obj_5flinq_6_array_RecordView(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
   if (unlikely((__Pyx_modinit_Exttype___pyx_obj_5flinq_6_array___pyx_scope_struct__genexpr(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
   (void)__Pyx_modinit_Type_import_code(__pyx_mstate);
   (void)__Pyx_modinit_Variable_import_code(__pyx_mstate);
@@ -15859,85 +19163,85 @@ __Pyx_RefNannySetupContext("PyInit__array", 0);
   if (__Pyx_InitAfterSharedUtility() < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
   /*--- Execution code ---*/
 
-  /* "flinq/_array.pyx":44
+  /* "flinq/_array.pyx":46
  * )
  * 
  * import ast as _ast             # <<<<<<<<<<<<<<
  * import os as _os
  * import queue as _stdlib_queue
 */
-  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_ast_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 44, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_ast_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 46, __pyx_L1_error)
   __pyx_t_2 = __pyx_t_1;
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_ast, __pyx_t_2) < (0)) __PYX_ERR(0, 44, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_ast, __pyx_t_2) < (0)) __PYX_ERR(0, 46, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "flinq/_array.pyx":45
+  /* "flinq/_array.pyx":47
  * 
  * import ast as _ast
  * import os as _os             # <<<<<<<<<<<<<<
  * import queue as _stdlib_queue
  * import secrets as _secrets
 */
-  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_os_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 45, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_os_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 47, __pyx_L1_error)
   __pyx_t_2 = __pyx_t_1;
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_os, __pyx_t_2) < (0)) __PYX_ERR(0, 45, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_os, __pyx_t_2) < (0)) __PYX_ERR(0, 47, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "flinq/_array.pyx":46
+  /* "flinq/_array.pyx":48
  * import ast as _ast
  * import os as _os
  * import queue as _stdlib_queue             # <<<<<<<<<<<<<<
  * import secrets as _secrets
  * import sys as _sys
 */
-  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_queue, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 46, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_queue, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 48, __pyx_L1_error)
   __pyx_t_2 = __pyx_t_1;
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_stdlib_queue, __pyx_t_2) < (0)) __PYX_ERR(0, 46, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_stdlib_queue, __pyx_t_2) < (0)) __PYX_ERR(0, 48, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "flinq/_array.pyx":47
+  /* "flinq/_array.pyx":49
  * import os as _os
  * import queue as _stdlib_queue
  * import secrets as _secrets             # <<<<<<<<<<<<<<
  * import sys as _sys
  * import threading as _threading
 */
-  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_secrets_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 47, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_secrets_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 49, __pyx_L1_error)
   __pyx_t_2 = __pyx_t_1;
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_secrets, __pyx_t_2) < (0)) __PYX_ERR(0, 47, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_secrets, __pyx_t_2) < (0)) __PYX_ERR(0, 49, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "flinq/_array.pyx":48
+  /* "flinq/_array.pyx":50
  * import queue as _stdlib_queue
  * import secrets as _secrets
  * import sys as _sys             # <<<<<<<<<<<<<<
  * import threading as _threading
  * 
 */
-  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_sys_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 48, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_sys_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 50, __pyx_L1_error)
   __pyx_t_2 = __pyx_t_1;
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_sys, __pyx_t_2) < (0)) __PYX_ERR(0, 48, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_sys, __pyx_t_2) < (0)) __PYX_ERR(0, 50, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "flinq/_array.pyx":49
+  /* "flinq/_array.pyx":51
  * import secrets as _secrets
  * import sys as _sys
  * import threading as _threading             # <<<<<<<<<<<<<<
  * 
  * from flinq._compat import ShutDown
 */
-  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_threading_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 49, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_threading_2, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 51, __pyx_L1_error)
   __pyx_t_2 = __pyx_t_1;
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_threading, __pyx_t_2) < (0)) __PYX_ERR(0, 49, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_threading, __pyx_t_2) < (0)) __PYX_ERR(0, 51, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "flinq/_array.pyx":51
+  /* "flinq/_array.pyx":53
  * import threading as _threading
  * 
  * from flinq._compat import ShutDown             # <<<<<<<<<<<<<<
@@ -15946,52 +19250,52 @@ __Pyx_RefNannySetupContext("PyInit__array", 0);
 */
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_ShutDown};
-    __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_flinq__compat, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 51, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_flinq__compat, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 53, __pyx_L1_error)
   }
   __pyx_t_2 = __pyx_t_1;
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_ShutDown};
     __pyx_t_3 = 0; {
-      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_2, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 51, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_2, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 53, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_imported_names[__pyx_t_3], __pyx_t_4) < (0)) __PYX_ERR(0, 51, __pyx_L1_error)
+      if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_imported_names[__pyx_t_3], __pyx_t_4) < (0)) __PYX_ERR(0, 53, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     }
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "flinq/_array.pyx":53
+  /* "flinq/_array.pyx":55
  * from flinq._compat import ShutDown
  * 
  * Empty = _stdlib_queue.Empty             # <<<<<<<<<<<<<<
  * Full = _stdlib_queue.Full
  * 
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_stdlib_queue); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 53, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_stdlib_queue); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 55, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 53, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_Empty); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 55, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_Empty, __pyx_t_4) < (0)) __PYX_ERR(0, 53, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_Empty, __pyx_t_4) < (0)) __PYX_ERR(0, 55, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "flinq/_array.pyx":54
+  /* "flinq/_array.pyx":56
  * 
  * Empty = _stdlib_queue.Empty
  * Full = _stdlib_queue.Full             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_stdlib_queue); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 54, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_stdlib_queue); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 56, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 54, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_Full); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 56, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_Full, __pyx_t_2) < (0)) __PYX_ERR(0, 54, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_Full, __pyx_t_2) < (0)) __PYX_ERR(0, 56, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "flinq/_array.pyx":131
+  /* "flinq/_array.pyx":136
  * # Shared segments: metadata ahead of the ring (a page, so the ring stays aligned).
  * DEF META_BYTES = 4096
  * cdef bytes META_MAGIC = b"FLQARRAY"             # <<<<<<<<<<<<<<
@@ -16003,7 +19307,7 @@ __Pyx_RefNannySetupContext("PyInit__array", 0);
   __Pyx_DECREF_SET(__pyx_v_5flinq_6_array_META_MAGIC, __pyx_mstate_global->__pyx_n_b_FLQARRAY);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_n_b_FLQARRAY);
 
-  /* "flinq/_array.pyx":132
+  /* "flinq/_array.pyx":137
  * DEF META_BYTES = 4096
  * cdef bytes META_MAGIC = b"FLQARRAY"
  * cdef uint32_t META_VERSION = 1             # <<<<<<<<<<<<<<
@@ -16012,29 +19316,29 @@ __Pyx_RefNannySetupContext("PyInit__array", 0);
 */
   __pyx_v_5flinq_6_array_META_VERSION = 1;
 
-  /* "flinq/_array.pyx":138
+  /* "flinq/_array.pyx":143
  * #: thread and back (measured: 1 producer and 1 consumer thread moving int64
  * #: batches of 4096 went faster holding the GIL for the 32 KiB copies).
  * GIL_FREE_BYTES = 65536             # <<<<<<<<<<<<<<
  * cdef uint64_t _gil_free_bytes = GIL_FREE_BYTES
  * 
 */
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_GIL_FREE_BYTES, __pyx_mstate_global->__pyx_int_65536) < (0)) __PYX_ERR(0, 138, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_GIL_FREE_BYTES, __pyx_mstate_global->__pyx_int_65536) < (0)) __PYX_ERR(0, 143, __pyx_L1_error)
 
-  /* "flinq/_array.pyx":139
+  /* "flinq/_array.pyx":144
  * #: batches of 4096 went faster holding the GIL for the 32 KiB copies).
  * GIL_FREE_BYTES = 65536
  * cdef uint64_t _gil_free_bytes = GIL_FREE_BYTES             # <<<<<<<<<<<<<<
  * 
  * # Signals reach Python only in the main thread, and a condition-variable
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_GIL_FREE_BYTES); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 139, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_GIL_FREE_BYTES); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 144, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_5 = __Pyx_PyLong_As_uint64_t(__pyx_t_2); if (unlikely((__pyx_t_5 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 139, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_As_uint64_t(__pyx_t_2); if (unlikely((__pyx_t_5 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 144, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   __pyx_v_5flinq_6_array__gil_free_bytes = __pyx_t_5;
 
-  /* "flinq/_array.pyx":144
+  /* "flinq/_array.pyx":149
  * # wait does not return on a signal, so the main thread sleeps in slices this
  * # long and runs pending signal handlers between them (prompt Ctrl-C).
  * cdef int64_t SIGNAL_SLICE_NS = 50 * 1000 * 1000             # <<<<<<<<<<<<<<
@@ -16043,7 +19347,7 @@ __Pyx_RefNannySetupContext("PyInit__array", 0);
 */
   __pyx_v_5flinq_6_array_SIGNAL_SLICE_NS = 0x2faf080;
 
-  /* "flinq/_array.pyx":146
+  /* "flinq/_array.pyx":151
  * cdef int64_t SIGNAL_SLICE_NS = 50 * 1000 * 1000
  * 
  * cdef object _numpy = None             # <<<<<<<<<<<<<<
@@ -16055,31 +19359,43 @@ __Pyx_RefNannySetupContext("PyInit__array", 0);
   __Pyx_DECREF_SET(__pyx_v_5flinq_6_array__numpy, Py_None);
   __Pyx_GIVEREF(Py_None);
 
-  /* "flinq/_array.pyx":319
+  /* "flinq/_array.pyx":324
  *         return 0
  * 
  *     @classmethod             # <<<<<<<<<<<<<<
  *     def attach(cls, name):
  *         """Open the shared queue called name (see the name property), as
 */
-  __Pyx_GetNameInClass(__pyx_t_2, (PyObject*)__pyx_mstate_global->__pyx_ptype_5flinq_6_array_ArrayQueue, __pyx_mstate_global->__pyx_n_u_attach_2); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 319, __pyx_L1_error)
+  __Pyx_GetNameInClass(__pyx_t_2, (PyObject*)__pyx_mstate_global->__pyx_ptype_5flinq_6_array_ArrayQueue, __pyx_mstate_global->__pyx_n_u_attach_2); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 324, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_4 = __Pyx_Method_ClassMethod(__pyx_t_2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 319, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_Method_ClassMethod(__pyx_t_2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 324, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_5flinq_6_array_ArrayQueue, __pyx_mstate_global->__pyx_n_u_attach_2, __pyx_t_4) < (0)) __PYX_ERR(0, 319, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_5flinq_6_array_ArrayQueue, __pyx_mstate_global->__pyx_n_u_attach_2, __pyx_t_4) < (0)) __PYX_ERR(0, 324, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "flinq/_array.pyx":765
+  /* "flinq/_array.pyx":880
  * 
  * 
  * def _attach(name):             # <<<<<<<<<<<<<<
  *     """Unpickle a shared ArrayQueue: attach to its segment by name."""
  *     return ArrayQueue.attach(name)
 */
-  __pyx_t_4 = PyCFunction_NewEx(&__pyx_mdef_5flinq_6_array_1_attach, NULL, __pyx_mstate_global->__pyx_n_u_flinq__array); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 765, __pyx_L1_error)
+  __pyx_t_4 = PyCFunction_NewEx(&__pyx_mdef_5flinq_6_array_1_attach, NULL, __pyx_mstate_global->__pyx_n_u_flinq__array); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 880, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_attach, __pyx_t_4) < (0)) __PYX_ERR(0, 765, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_attach, __pyx_t_4) < (0)) __PYX_ERR(0, 880, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+  /* "(tree fragment)":4
+ *     int __Pyx_CheckUnpickleChecksum(long, long, long, long, const char*) except -1
+ *     int __Pyx_UpdateUnpickledDict(object, object, Py_ssize_t) except -1
+ * def __pyx_unpickle_RecordView(__pyx_type, long __pyx_checksum, tuple __pyx_state):             # <<<<<<<<<<<<<<
+ *     cdef object __pyx_result
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x0d1c291, 0x0db2f61, 0xb30705b, b'_count, _queue, _released, _start, array')
+*/
+  __pyx_t_4 = PyCFunction_NewEx(&__pyx_mdef_5flinq_6_array_3__pyx_unpickle_RecordView, NULL, __pyx_mstate_global->__pyx_n_u_flinq__array); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 4, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_RecordView, __pyx_t_4) < (0)) __PYX_ERR(1, 4, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   /* "flinq/_array.pyx":1
@@ -16132,7 +19448,7 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_zip = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_zip); if (!__pyx_builtin_zip) __PYX_ERR(0, 184, __pyx_L1_error)
+  __pyx_builtin_zip = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_zip); if (!__pyx_builtin_zip) __PYX_ERR(0, 189, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_items.type = (PyObject*)&PyDict_Type;
@@ -16155,7 +19471,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "flinq/_array.pyx":289
+  /* "flinq/_array.pyx":294
  *         cdef bytes name
  *         for _ in range(8):  # a random name; try again on the rare collision
  *             name = f"/flinq-a-{_os.getpid()}-{_secrets.token_hex(6)}".encode()             # <<<<<<<<<<<<<<
@@ -16164,12 +19480,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_int_6};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 289, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 294, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
 
-  /* "flinq/_array.pyx":441
+  /* "flinq/_array.pyx":446
  *             arr = np.asarray(value)
  *             if arr.dtype != self._base:
  *                 if not np.can_cast(arr.dtype, self._base, casting="safe"):             # <<<<<<<<<<<<<<
@@ -16178,12 +19494,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_casting};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 441, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 446, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "flinq/_array.pyx":447
+  /* "flinq/_array.pyx":452
  *         else:
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):             # <<<<<<<<<<<<<<
@@ -16192,12 +19508,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_over, __pyx_mstate_global->__pyx_n_u_invalid};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 447, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 452, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
 
-  /* "flinq/_array.pyx":448
+  /* "flinq/_array.pyx":453
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):
  *                     arr = np.array(value, dtype=self._base)             # <<<<<<<<<<<<<<
@@ -16206,12 +19522,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 448, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 453, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
 
-  /* "flinq/_array.pyx":447
+  /* "flinq/_array.pyx":452
  *         else:
  *             try:
  *                 with np.errstate(over="raise", invalid="raise"):             # <<<<<<<<<<<<<<
@@ -16220,12 +19536,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[3] = {Py_None, Py_None, Py_None};
-    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 447, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 452, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
 
-  /* "flinq/_array.pyx":635
+  /* "flinq/_array.pyx":640
  *         np = _np()
  *         cdef int64_t deadline = _deadline(block, timeout)
  *         out = np.empty((1,) + self._shape, self._base)             # <<<<<<<<<<<<<<
@@ -16234,19 +19550,19 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_int_1};
-    __pyx_mstate_global->__pyx_tuple[5] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[5])) __PYX_ERR(0, 635, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[5] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[5])) __PYX_ERR(0, 640, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[5]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[5]);
 
-  /* "flinq/_array.pyx":684
+  /* "flinq/_array.pyx":689
  *         if out.dtype != self._base:
  *             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
  *         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):             # <<<<<<<<<<<<<<
  *             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
  *         if len(out) == 0:
 */
-  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 684, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 689, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
   #if CYTHON_IMMORTAL_CONSTANTS
@@ -16309,41 +19625,41 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 7; } str_length_index[] = {{1},{19},{21},{14},{16},{25},{9},{11},{23},{43},{26},{48},{4},{35},{38},{29},{39},{6},{1},{26},{1},{3},{1},{9},{2},{28},{18},{1},{1},{20},{31},{37},{30},{49},{37},{4},{12},{106},{16},{17},{32},{30},{11},{9},{29},{27},{7},{6},{56},{2},{9},{30},{28},{24},{14},{26},{31},{37},{27},{14},{42},{20},{10},{5},{4},{14},{8},{20},{8},{9},{8},{8},{10},{8},{14},{12},{12},{8},{4},{7},{3},{29},{8},{13},{4},{10},{5},{7},{17},{3},{6},{6},{5},{1},{12},{8},{8},{7},{18},{5},{6},{4},{14},{5},{8},{14},{9},{5},{14},{5},{6},{8},{8},{5},{12},{13},{6},{1},{7},{7},{3},{6},{9},{9},{7},{11},{5},{8},{12},{11},{9},{4},{7},{4},{4},{5},{9},{2},{3},{4},{8},{3},{5},{5},{5},{11},{10},{4},{7},{4},{10},{5},{6},{8},{8},{3},{9},{5},{7},{9},{6},{5},{6},{5},{9},{3}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{1},{19},{21},{14},{16},{25},{9},{11},{23},{43},{26},{48},{4},{35},{38},{29},{39},{6},{1},{26},{1},{3},{1},{9},{2},{28},{18},{1},{1},{20},{31},{37},{30},{49},{37},{4},{179},{12},{8},{106},{16},{17},{32},{30},{11},{9},{29},{27},{7},{6},{56},{2},{9},{30},{28},{24},{14},{26},{31},{37},{27},{14},{42},{35},{61},{20},{10},{5},{4},{14},{10},{8},{10},{20},{8},{9},{8},{12},{8},{10},{8},{7},{14},{11},{10},{25},{14},{12},{10},{17},{13},{12},{12},{19},{8},{4},{7},{3},{29},{8},{13},{4},{10},{5},{7},{17},{3},{6},{6},{5},{1},{12},{8},{8},{7},{18},{5},{6},{4},{14},{5},{8},{14},{9},{5},{14},{5},{6},{8},{8},{5},{12},{13},{6},{10},{1},{7},{7},{3},{6},{9},{9},{7},{11},{5},{8},{12},{11},{9},{4},{7},{4},{4},{5},{9},{2},{3},{4},{8},{3},{5},{5},{5},{11},{7},{7},{10},{4},{7},{4},{10},{5},{6},{8},{8},{3},{9},{5},{7},{9},{6},{6},{5},{6},{5},{9},{3}};
     const struct { const unsigned int length: 4; } bytes_length_index[] = {{8},{2}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1082 bytes) */
-static const char cstring[] = "x\332mU\341n\0337\014~\025\376s\202\305n\273\r\303\320v\035\2725\035\n\024]\232\366\307\212a\020d\211\366i\321I\027\211\027\373\3724{\324}\222\316\216\2034p\356t\"E\362#?RD\353I8\323&&\222\216)\271\260m[\027\364\343\323\237\237\222\026\352c\226s\262\021j!\nm\234P\325Olb\262\231\342\206\250\323\231\256&\351b\240\270\376\227MQc\017a\021\204\030\270.r\247\007&rA\"\351@\257S\322\323\307\221G\2566\\~\274\251\341\261\343D^Oq\024\272\343\224\035|\270\026\212\246\215w\341\366\364\014$\022#\231\330\017\236\367X\027\247\211\351\314I&\313\331$7H1!\372\006\200\252\343\003\020\003\367\201\341\243bt\001\033\2036N&\242\235\0036\004\340c\316t\026\306~\230\026\231\026Yox\001\265,\310\3339\355\342\350-\231N\207-\323\256\343@YbbK\300\276\020\3273L,\250\037\263\320\232\021=\022\263\014\274\325\342\356\230`t\315\351\242\002[.K\r\216\201\315\240\274N[^\255~z\372\344I\305\275\324\313\347\364\342\264\016\322A\365\266&\242\200~Y\325V\047\351y\365\353\303\\\031\000b{\262w0\326E \251DxA\337\020W\014\235\276+(\262\373\312\017\224v\272\225\307\005\047N{\210O<\234\325z\330_>\247\221\317\221n\206\265\253\077\077\275\373\253\025\312R\317}L\323\375\201\225R\305\220R\324\353\211\322\010\206\005?\341a\370\003\210\245\347\230\032[\340s9\244h\030e:\211\010\225-\001!\351\20337\236\355\013\0323\237h\234\255V\253\013z\020\032\2503h\230\001\025\260l4\234M\203F\315\240\366>\032-G\007ZD\233\256\350\317\033&q\021\353\003\270\314\333\236\203<\177$\337i\370\031\222\353]!\303,\035\300\270#\007\217\213#\177\nZi\204y,\004W\031\274\244g\326e\275\366\314\241<\037\021\242\025\240\022\3729\2223\300d\026\300\242EU\375\273J\376Yl\215\313\315\202\355\365^9\341>\1773\220oH\217\221\004\335\363\t\373\263\314l/\215U\306\203\225\t\343\341\360\225b\354\353\234\tq.q\221\2344O\211\0144\007\224{3\007\361.9)\321\"6K\277/M\014\342\266c\034\363Q\251\222\267\r\244\263pqN\337\225l\253^\207\351\354\274p\351\344\253\215\n\240\254\316\212\360\301\271\234L\353\307\047\252*\254\206i\177\237\341\313~\220\351\355\350\375\037\357\336\253\267""\327\227\227\352\267/\237/?}\352Fy\023wA\251\253i\217\3777\316\210\372\300{\271\346\215R\266|\341\017T\341T\027{W7z\355B}G;z.\253\222\324\362\206SuW1\227\257\333Q\373\203$\263\034\265\320\317\305\016\312\241\032WU\314*\027\341\235\366#\347\325\313Bh\237_\255\266\034x?$\234\006G\005Jb\275[\253:\\T\236\262\222\016\334\265\230{\025\264\316\363\353>\325\363\206\340\207\2726wk\230\2771F\335k\201\352\252\014\320\003\203\347aj\220PF\343+I\332\360Z\343T\031Um^\2318LfL\t\351\231\303\260<Hg\271Fg\353\230W\022U%\024\370ot\262\330\256_\345QeE\211Kq8\230h\321\037\3550\247\204\220\005\235\242\267\271\265K+\353\274.7\213\026\360\262\327\262-IJ\316\314\271\332\262\34078\013\372\266[\320\365=\374\303\232\013\310\257C(*\243\360\026\205\257M\322\036_\331c\221\264W\014\255Z\342\206\352\330L\245|\301\3260\202u=\274I\245\177}\254P\227X\210\035qu\r\276\0057\304\341\266X\256\240\222F\367\266\036Re\263\334\362\252\016\367r\201\315\025F\177[P\305\362F\217^*\303\333\320B\237\")1\345q]\263\207\342\037k\217E\334\3157\233\304\033\016\252Cl\321\273,\225P\215U;\027~\370\276\264$\027~~u\303\333\367\037___\277\376\362\337\263\377\001\365T7\014";
-    PyObject *data = __Pyx_DecompressString(cstring, 1082, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1309 bytes) */
+static const char cstring[] = "x\332mV\177o\3336\020\375*\374\317\t\026\253\355V\014E\333u\350\332d(P\244iR\014+\206\201\240\311\263\305\205\"\025\222\212\255~\232}\324\275#e[Y\0328\022\311;\036\357\307{G\t\261\0323%\261\016Q\344\226D\264~S\227\316\304\363\247/\236\n\225E\027R>\025&@\315\207,\3266\213\242\037I\207h\222\010k!Z\225\304\325\230\333\340EX\375C\232\325\310A\310\002\037<\225AjUOBX\237\203P^\274\215Q\215\237\007\032\250\330\260\351\361\242\302\211-E\341\324\030\206,\356)&\2133luE\211\265\263\376n\276\007\222\034\202\320\241\353\035\3550\346C#\211\023\233\2230\224t\264}f\023Y\335\"\240r\360>\020\215\343=\341\214\022\243\365X\350\225\266y\024bk\021\033\034p!%q\342\207\256\037\027I,\222Z\323\002j)#o\247b\033\006g\204n\225\337\220\330\266\344E\312!\222\021\210}\221mG0\261\020\335\220\262X\021\274Gb\226\2366*\333{\0220\272\242xV\002[.\271\006\007\307\246\240\234\212\033j\232\237\237>yR\342^\252\345K\361j^\207\334B\365\256$\202\203~]\324\232Yz\336\374\3720W\032\001\221\231\255\355\215\265\001\221\024 \274\022\337\021\227\030Zu\317Q$\373\215\036(mU-\217\3656[\345 \236\235pR\352a~\371\022\007:E\272\t\326\256>\335|\370\263\026\312\210\216\272\020\307\343\206FJ6$\245\350\324(\342\000\204y7\342\241\351\022\300\272\014HTn\201\323w\025\177\226\353\354,r\2512A1\345hu&\3067\352{u~\265|\376\3429\200e\020\014#\025\260\034V\332\251\224\250\344p5X\207r\212<\366\224\032\361a-\000\275\342(\243\251\207\336|C.U\246\\\330\263P\036q+\306\227\304v`b!\214E\316J\201\261\373B\271D\215\232\322X\000n\214\304\036\202k\326/\373\0304\341\200Y2u\261\311x\351\255\276ud^\211!\321L\343\244i\2323\361 \253{?\201b\014+\203&\323`@5\250\234\013\032\031\332\037\240rV\272e\375iAGb\261\332\327%\321\246#\237_>\222o\025\316\351\243\355,\2079I{\220\345@\237\303\340\000}\2166W\254?\026\202f\004J\211g\306&\265rD\236\237\217\260\\\261S\270\370\022\311\351a2e\204%\026E\365\257\"\371{\261\3216U\013\246S;i3u\351\273\216|Gz\360\304\253\216f\304\005\246\352\036\356\t\334\331\014\243\3450\213!t\245E\3720\225\232%3\336\263g`(B9\232\331\213\267""\321f\366\266@\364\335R\007\237\355f\010C:(\025\336\325^z\342\317N\305\017\234m\331)?\236\2342\246f\263\332\345\020e9\214\205\017\366\355\351\214R\032nx\275S\272\266\016^Y2\321\022\271u#W\303z\206D\370\204.\231+#\324\377\033?\342.P\005\374S\324\265U=\221\305\201\246\037w\307\n\236w}\036/\006\347~\377\360Q^\\\237\237\313\337\276~9\277\271.N\375ai{\323\016\371}\330zy\r[7\316j\222\362j\334\341\377=(-/i\227\257i-\245\341\031\376\000O\212e\260\263eaC\031\220\310\304\343NY_\336\301\014\256\254pQ\313\233\266\374\202oR\267\244o\323\320\325\331\264\227\207\\\337:\032|%\242<\372Y\005\367\245ll\351nPno\034\324\031\364|\244K\266f\013\264\343\tz\310\301\2414s\3730>\356CS\346\350\000LYY+C\222\211\367\336+7\240i\275fj\273\364\246\331\220\247]\037a\004l\315P\312\006\235Q\226\033B\2461\311\334r\241\221\335R\036\225\246\327\021t\323B\306\017\031\250\307\255`\376Vky\324\0024$\337\202{.O7\242F\351\t\335[\346\010\\\255\024v\361}S/\035\035\372Q\0171\242h\223\033\206\372\334\032*\336\231rW\313\034d\241\026:\201V\321`\271\314J5X\306J\3040\"\257\203A\247\250\233)\306\222\264\265S\233T\033G\005\3404\346\317\003\225\201\324\016\317\030:\300{Mq\303\351\302e1e\r\340\301\257\267\006\224\256\330\266]\007O`\327zd\332\302)\231\000Q\003\210\226\306Q\037\337p\373\000\207\312I\202V\201]\215\357\320`\270\316\336\024\207\274\261\035N\313\245%\224G\203\n\005&{\000\307@\310\342f\037\372;\266\\\302\213\n\035\255RW\362b$\356Rx\025n\363\047\234,77\177\235L\225G\0074@\222\241\265\032\\.z\265\255\243\223!Y!\342J+Y\005(\016\230\300 l\247\317\226\034n\311\313\026\236\006gS\036z\2034\024\270U\314m\255\377\351Gn]\304$\370f\373\213\217\237\337^_\277\375\372\357\263\377\000\206\n\360W";
+    PyObject *data = __Pyx_DecompressString(cstring, 1309, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (1560 bytes) */
-static const char cstring[] = "\377  bytes \377for the \357ring\r\003, 4\377080 at m\177ost) do$\000\377not fit \376+\002records\377 of  has\377 Python \337objec#\001el\274\032\000\025\001none\035\002s\377hape  in\377to an Ar\377rayQueue\326?\002is\003\017ao\000he\377r layout? versia\000(\000\376\207\001a flinq\374=\tB\000too co?mplex f\000r\000\377re (its \377descript\216?\001tak\365\000\270\002\301\005c\346\221\000nea\000\337\002in \377capacity\317  wi\331\000~\000lo\377ss (nump\377y\047s \047saf\333e\047$\000st\265 ) \377would ch\377ange whe\377n stored} \233 \047time\301\000\377\047 must b\357e a \226 -ne\177gative R\000\357ber,\022\000t -\345-\223A \332%\316\004lar\377ge..60//\376\363\002-a-: ; V\375(th\302 q\315\"a\362\0005<\232\".\335(>?\352(\356 \315c\316\000ed\376(\315Eho\314\307\000\227b; \014\020\277\002ha~\264\000a size\030\n\371w\212`\246ainiti\323al\034\000W\010(\213Bd=\377True) ne\375e\277`POSIX \376\023\003 memory\356\222g.__E\001__ \277may ru\337`n\377ly onceN\342\326`a\237$\203\204\001\321`in-\037proce\244@\324h\327@\374\267\204\001\362 pickle\277d; use\366h(\337..., \216\nto\267 pa\353@it\302ao\261t\203\204\001T\004\304`an\374bl\177locate Z\004?attach\362ak\004\327cre\033\001a\325\005se\177gment: \020\r\377wait pri\355m\260 ve\251\004put\210\372g\204\204\006\267fn\306\205\001\253c\013\017t\357 lea\346`1di\177sableen\002\001\370\200n\373#\314\204\002: pip\377 install\353 \047\326\205\002[\346\204\002]\047g\367cis<\003dmax\177_items u\021\274\013\020\201\006name\363\204\010s\361t\347\204\004\326\206\001\275\207\001dtyp{e \006\005room\223\210\002\303no\202\205\004\376\206\001\262\205\010\201\206\001 ax\300\207\001\257\205\003\023\twrit\362\001\377 and C-c\377ontiguou\361s;\006\270\204\002\213\210\003(n,)\367 + \353 _man\307y()\317\210\001\003\010\245\207\003an\270g\003\354\210\001+\nsrc\212\206\003/\275_\211\002.pyx\321\210\007E\377mptyFull\377GIL_FREE\377_BYTESSh\377utDown__\367Pyx\001\000Dict\377_NextRefw__d\n\001___\250`\373er\005\000_exit\336\004\001main\003\002od\207ule\026""\001\321!\036\001r\000_yv\357\002,\001qual\022\005\357set_\036\005tes\364D\001\226`_\246\204\003_os_\375s\225@_value\367s.<\315\204\001ls>.\377genexpr_\277secret\"\000t\337dlib_\330\207\002_s\377ys_threaoding\376\"as\000\004\234\341\047\021\004tas\324A\225\205\003b\177lockcc_\207G\377can_cast\374\344\211\005\010\001ingcli\367ne_\352\000trac\307eba3\000\247\210\001\252\210\003co\377pycurren\375t\200\004depthd\365e\366\210\002d\342\212\002_to_\376\314bdiscardCed\010\003\340a\027\002\210\213\001e\231A\377encodeen\3767\003errstat?eflags\272\211\003\321C\374\005\004\326\213\001atformwatg\241!ric\245$\367get\000\000pidh\373as\200\215\003immed\277iatein\335 i\023di\352 \366@d\366@\276\205\002\303\205\002\377izeliter\017al_e\203@\336B\327#\342\205\006\366\266\205\001nd\347\204\002ndimR\227@t\377\213\002\204\214\002.\225@o\325\204\001\277overpl\227\003p\347opq\225\212\001\210\213\002raiKse\251\216\003_\252\212\001\342\216\001_\364\216\002\274\275\214\001\333Dsend\250`d?efault\246\216\002\245\212\003\367str\222 orsuab\235\206\002\372@\363F\202`ow\323\214\004\377token_he\177xtolist\314b\276\320cwin32\217\206\001e\376\206\210\001zipFLQA?RRAY\2401";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 1560, 2177);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (1918 bytes) */
+static const char cstring[] = "\377  bytes \377for the \357ring\r\003, 4\377080 at m\177ost) do$\000\377not fit \376+\002records\377 of  has\377 Python \337objec#\001el\274\032\000\025\001none\035\002s\377hape  in\377to an Ar\377rayQueue\326?\002is\003\017ao\000he\377r layout? versia\000(\000\376\207\001a flinq\374=\tB\000too co?mplex f\000r\000\377re (its \377descript\216?\001tak\365\000\270\002\301\005c\346\221\000nea\000\337\002in \377capacity\317  wi\331\000~\000lo\377ss (nump\377y\047s \047saf\333e\047$\000st\265 ) \377would ch\377ange whe\377n stored} \233 \047time\301\000\377\047 must b\357e a \226 -ne\177gative R\000\357ber,\022\000t -\345-\223A \332%\316\004lar\377ge..60//\376\363\002-a-: ; V\375(th\302 q\315\"a\362\0005<\232\".\335(>?\352(\356 \315c\316\000ed\376(\315Eho\314\307\000\227b; \014\020\277\002ha~\264\000a size\030\n\371w\212`\246ainiti\323al\034\000W\010(\213Bd=\377True) ne\375e\277`POSIX \376\023\003 memory\356\222g.__E\001__ \277may ru\337`n\377ly onceN\376\326`Note th\317at C\372c\304`de\273li\311 ate&\000s\237trict\301`\"\000n\377 PEP-484\362\374`d\334 \246\204\001s su\177bclasse\307\204\002\357buil\314@ ty\377pes. If H\370`\244\002\312ap%\000%\tt\341B\373et\271\205\002\047anno\335t\314@on_<\000in\377g\047 direc\376\334Bto Fals\347e.a\322D\266\205\001add\373_n\300\000an in?-proce\337`\217\205\010\371cO\002\254apickl\177ed; use\261\205\010\277(..., \311*t\353o \243\002i\224\000o o\331t\276\205\001T\004esJ\004al\327loc\237  \010\005tt\347ach\255\205\001k\004cre\372\033\001a\220Esegme\357nt: \020\rwai\277t prim\353@v\035e\251\004put\265\205\007\277\205\006\362\204\006\362\352\001t\346\204\003\013\017t le\377ast 1dis?ableen\002\001\273\204\016\374\266c\207\206\002: pip oinst\324\000 \047\221\207\002\375[\241\206\002]\047gcis\376<\003dmax_it\217ems u\021\013\020\201\006n\007ame\256\206\010\321`\243\206\003\221\210\001\370\210\001\365d\252a \006\005room\206\316\211\002no\275\206\004\271\210\001\355\206\010\274\207\001 \361a\373\210\001=\007\217\207\005writ\374\362\001\236\204""\002C-cont?iguous;\006\363\205\002\376\306\211\003(n,) + \376\353 _many()\030\212\212\001\003\010\340\210\003ang\003\247\212\001+\n\374\273\212\005\350@d in polace\226\000e \016\001\377-onlysel\177f._buf \200\204\007~\221\000verted\334\211\001\335a\351\212\ror \246\204\002inogsrc\245\210\003/_\351\002\357.pyx\354\212\007Emp\377tyFullGI\377L_FREE_B\337YTESR\323\213\002Vi\377ewShutDo\377wn_RingS\377lice__Py\375x\001\000Dict_N\377extRef__\375d\n\001___ent\373er\005\000_exit\256\004\001get\220`t4\000_\366\235 in\030\001moduql\r\002\321A*\001new1\001\376\231\000_checks\017um__\n\0015\004\025\001\212\207\001\226\017\003un\203\206\003_\236\007(\003v\274\262B{\001qualU\005r\267edu\264\001__\003\004c\330\242\215\002\242\001\024\004ex\257\001se\213t_\211\005s\254\010\003\006.\007t\253es\332\001a\003\000a\261\206\002_\377os_same_\377values.<\376\327\206\001ls>.gen\377expr_sec\375r\210 _stdli\373b_\235\213\002_sys_\273th\367Aing\210\204\002aqs\000\004\353g\021\004tas\214\211\001\376i\003blockcc\375_\221\204\007can_ca\363st\251\215\005\010\001ingc\337line_\364 tr\306\325`ba3\000\354\213\001\357\213\003co\377pycurren\375t\200\004depthd\365e\273\214\002d\247\216\002_to_\376\326\205\002discardCed\010\003\211B\030\001\315\216\001e\303a\377encodeen\3567\003err\363Bfla\303gs\377\214\003\373c\005\004\233\217\001at\357form\003\000rom\177bufferg\253!\307ric\257$\272`\275`pi\357dhas\317\220\003imm\377ediatein\356\347 idi\364 hut\317down\322\207\002\327\207\002iz\377eliteral\033_e\215@ma\374\001\342\"\366\207\006\366\312\207\001nd\373\206\002ndim\362\241@t\316\217\002\323\217\002.lib\375o\351\206\001overpl\236\241\003popq\344\215\001\327\216\002r\257aise\370\221\003_\371\215\001r!e\254\211\001\017\000\333\221\002\277\222\001_\321\222\002\232\220\001\336\363Dsend\337`de\237fault\203\222\002\202\216\003s\373tr\252 orsub\260\277\210\002\222`\213f\232`ow\260\220\004t\377oken_hex\377tolistup\327dat\333\001u\000\002es_win32\267\210\001e\256\212\001\377zipFLQAR\037RAY\2401";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 1918, 2660);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (2177 bytes) */
-static const char bytes[] = "  bytes for the ring bytes, 4080 at most) does not fit  for records of  has Python object fields has none has shape  into an ArrayQueue of  is an ArrayQueue of another layout version is not a flinq ArrayQueue is too complex to share (its description takes  of  records can never fit in capacity  without loss (numpy\047s \047safe\047 casting) would change when stored as \047timeout\047 must be a non-negative number, not --byte records is too large..60//flinq-a-: ; records of this queue are <flinq.ArrayQueue >?ArrayQueue is closedArrayQueue records hold bytes; ArrayQueue records must have a size; ArrayQueue was not initializedArrayQueue(shared=True) needs POSIX shared memoryArrayQueue.__init__ may run only onceNonea record of an in-process ArrayQueue cannot be pickled; use ArrayQueue(..., shared=True) to pass it to other processescannot allocate cannot attach to cannot create a shared segment: cannot create a wait primitivecannot put capacity capacity must be an int, not capacity must be at least 1disableenableflinq.ArrayQueue needs numpy: pip install \047flinq[numpy]\047gcisenabledmax_items must be an int, not max_items must be at least 1name must be a str, not out has dtype out has room for no recordout must be a numpy array, not out must be writable and C-contiguousout must have shape (n,) + put_many() of put_many() takes an array of shape (n,) + src/flinq/_array.pyxArrayQueueEmptyFullGIL_FREE_BYTESShutDown__Pyx_PyDict_NextRef__dict____enter____exit____main____module____name____pyx_vtable____qualname____set_name____test___ast_attach_os_same_values.<locals>.genexpr_secrets_stdlib_queue_sys_threadingarrayasarrayascontiguousarrayastastypeattachblockcc_contiguouscan_castcapacitycastingcline_in_tracebackcloseclosedcopycurrent_threaddepthdequeueddescr_to_dtypediscardeddtypedtype_to_descremptyencodeenqueuederrstateflagsflinq._arrayflinq._compatformatggenericgenexprgetgetpidhasobjectimmediateinvalidis_shutdownitemsitemsizeliteral_evalmain_threadmax_itemsnamendarrayndimnextn""umpynumpy.libosoutoverplatformpopqsizequeueraiserecord_sizering_bytessafesecretssendsetdefaultshapesharedstrerrorsubdtypesysthreadingthrowtimeouttoken_hextolistvaluevalueswin32writeablezipFLQARRAY\2401";
+    #else /* compression: none (2660 bytes) */
+static const char bytes[] = "  bytes for the ring bytes, 4080 at most) does not fit  for records of  has Python object fields has none has shape  into an ArrayQueue of  is an ArrayQueue of another layout version is not a flinq ArrayQueue is too complex to share (its description takes  of  records can never fit in capacity  without loss (numpy\047s \047safe\047 casting) would change when stored as \047timeout\047 must be a non-negative number, not --byte records is too large..60//flinq-a-: ; records of this queue are <flinq.ArrayQueue >?ArrayQueue is closedArrayQueue records hold bytes; ArrayQueue records must have a size; ArrayQueue was not initializedArrayQueue(shared=True) needs POSIX shared memoryArrayQueue.__init__ may run only onceNoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.a record of add_notean in-process ArrayQueue cannot be pickled; use ArrayQueue(..., shared=True) to pass it to other processescannot allocate cannot attach to cannot create a shared segment: cannot create a wait primitivecannot put capacity capacity must be an int, not capacity must be at least 1disableenableflinq.ArrayQueue needs numpy: pip install \047flinq[numpy]\047gcisenabledmax_items must be an int, not max_items must be at least 1name must be a str, not out has dtype out has room for no recordout must be a numpy array, not out must be writable and C-contiguousout must have shape (n,) + put_many() of put_many() takes an array of shape (n,) + records read in place are read-onlyself._buf cannot be converted to a Python object for picklingsrc/flinq/_array.pyxArrayQueueEmptyFullGIL_FREE_BYTESRecordViewShutDown_RingSlice__Pyx_PyDict_NextRef__dict____enter____exit____getstate____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_RecordView__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____""test___ast_attach_os_same_values.<locals>.genexpr_secrets_stdlib_queue_sys_threadingarrayasarrayascontiguousarrayastastypeattachblockcc_contiguouscan_castcapacitycastingcline_in_tracebackcloseclosedcopycurrent_threaddepthdequeueddescr_to_dtypediscardeddtypedtype_to_descremptyencodeenqueuederrstateflagsflinq._arrayflinq._compatformatfrombufferggenericgenexprgetgetpidhasobjectimmediateinvalidis_shutdownitemsitemsizeliteral_evalmain_threadmax_itemsnamendarrayndimnextnumpynumpy.libosoutoverplatformpopqsizequeueraiserecord_sizereleasereshapering_bytessafesecretssendsetdefaultshapesharedstrerrorsubdtypesysthreadingthrowtimeouttoken_hextolistupdatevaluevalueswin32writeablezipFLQARRAY\2401";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 166; i++) {
+    for (int i = 0; i < 187; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
-      if (likely(string) && i >= 62) PyUnicode_InternInPlace(&string);
+      if (likely(string) && i >= 66) PyUnicode_InternInPlace(&string);
       if (unlikely(!string)) {
         Py_XDECREF(data);
         __PYX_ERR(0, 1, __pyx_L1_error)
@@ -16351,8 +19667,8 @@ static const char bytes[] = "  bytes for the ring bytes, 4080 at most) does not 
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 166; i < 168; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-166].length;
+    for (int i = 187; i < 189; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-187].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -16362,14 +19678,14 @@ static const char bytes[] = "  bytes for the ring bytes, 4080 at most) does not 
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 168; i++) {
+    for (Py_ssize_t i = 0; i < 189; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 166;
+      PyObject **table = stringtab + 187;
       for (Py_ssize_t i=0; i<2; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
@@ -16394,17 +19710,17 @@ static const char bytes[] = "  bytes for the ring bytes, 4080 at most) does not 
   {
     PyObject **numbertab = __pyx_mstate->__pyx_number_tab + 0;
     int8_t const cint_constants_1[] = {0,1,6};
-    int32_t const cint_constants_4[] = {65536L};
+    int32_t const cint_constants_4[] = {65536L,13746833L};
     int64_t const cint_constants_8[] = {4611686018427387904LL};
-    for (int i = 0; i < 5; i++) {
-      numbertab[i] = PyLong_FromLongLong((i < 3 ? cint_constants_1[i - 0] : (i < 4 ? cint_constants_4[i - 3] : cint_constants_8[i - 4])));
+    for (int i = 0; i < 6; i++) {
+      numbertab[i] = PyLong_FromLongLong((i < 3 ? cint_constants_1[i - 0] : (i < 5 ? cint_constants_4[i - 3] : cint_constants_8[i - 5])));
       if (unlikely(!numbertab[i])) __PYX_ERR(0, 1, __pyx_L1_error)
     }
   }
   #if CYTHON_IMMORTAL_CONSTANTS
   {
     PyObject **table = __pyx_mstate->__pyx_number_tab;
-    for (Py_ssize_t i=0; i<5; ++i) {
+    for (Py_ssize_t i=0; i<6; ++i) {
       #if PY_VERSION_HEX >= 0x030F0000
       PyUnstable_SetImmortal(table[i]);
       #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -16458,7 +19774,7 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 184};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 189};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_g};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_flinq__array_pyx, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_kp_b_iso88591_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
@@ -21505,6 +24821,101 @@ static CYTHON_INLINE PyObject* __Pyx_PyUnicode_Unicode(PyObject *obj) {
     return __Pyx_NewRef(obj);
 }
 
+/* GetAttr3 */
+#if __PYX_LIMITED_VERSION_HEX < 0x030d0000
+static PyObject *__Pyx_GetAttr3Default(PyObject *d) {
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    if (unlikely(!__Pyx_PyErr_ExceptionMatches(PyExc_AttributeError)))
+        return NULL;
+    __Pyx_PyErr_Clear();
+    Py_INCREF(d);
+    return d;
+}
+#endif
+static CYTHON_INLINE PyObject *__Pyx_GetAttr3(PyObject *o, PyObject *n, PyObject *d) {
+    PyObject *r;
+#if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
+    int res = PyObject_GetOptionalAttr(o, n, &r);
+    return (res != 0) ? r : __Pyx_NewRef(d);
+#else
+  #if CYTHON_USE_TYPE_SLOTS
+    if (likely(PyUnicode_Check(n))) {
+        r = __Pyx_PyObject_GetAttrStrNoError(o, n);
+        if (unlikely(!r) && likely(!PyErr_Occurred())) {
+            r = __Pyx_NewRef(d);
+        }
+        return r;
+    }
+  #endif
+    r = PyObject_GetAttr(o, n);
+    return (likely(r)) ? r : __Pyx_GetAttr3Default(d);
+#endif
+}
+
+/* ArgTypeTestError (used by ArgTypeTest) */
+static void __Pyx_ArgTypeError(PyObject *obj, PyTypeObject *type, const char *name, int exact)
+{
+    __Pyx_TypeName type_name;
+    __Pyx_TypeName obj_type_name;
+    PyObject *extra_info = __pyx_mstate_global->__pyx_empty_unicode;
+    int from_annotation_subclass = 0;
+    if (unlikely(!type)) {
+        PyErr_SetString(PyExc_SystemError, "Missing type object");
+        return;
+    } else if (exact == 2) {
+        if (__Pyx_TypeCheck(obj, type)) {
+            from_annotation_subclass = 1;
+            extra_info = __pyx_mstate_global->__pyx_kp_u_Note_that_Cython_is_deliberately;
+        }
+    }
+    type_name = __Pyx_PyType_GetFullyQualifiedName(type);
+    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+    if (unlikely(!type_name)) return;
+    #endif
+    obj_type_name = __Pyx_PyType_GetFullyQualifiedName(Py_TYPE(obj));
+    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+    if (unlikely(!obj_type_name)) goto obj_type_name_failed;
+    #endif
+    PyErr_Format(PyExc_TypeError,
+        "Argument '%.200s' has incorrect type (expected " __Pyx_FMT_TYPENAME ", got " __Pyx_FMT_TYPENAME ")"
+#if __PYX_LIMITED_VERSION_HEX < 0x030C0000
+        "%s%U"
+#endif
+        , name, type_name, obj_type_name
+#if __PYX_LIMITED_VERSION_HEX < 0x030C0000
+        , (from_annotation_subclass ? ". " : ""), extra_info
+#endif
+        );
+#if __PYX_LIMITED_VERSION_HEX >= 0x030C0000
+    if (exact == 2 && from_annotation_subclass) {
+        PyObject *res;
+        PyObject *vargs[2];
+        vargs[0] = PyErr_GetRaisedException();
+        vargs[1] = extra_info;
+        res = PyObject_VectorcallMethod(__pyx_mstate_global->__pyx_kp_u_add_note, vargs, 2, NULL);
+        Py_XDECREF(res);
+        PyErr_SetRaisedException(vargs[0]);
+    }
+#endif
+    __Pyx_DECREF_TypeName(obj_type_name);
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+obj_type_name_failed:
+#endif
+    __Pyx_DECREF_TypeName(type_name);
+    return;
+}
+
+/* ArgTypeTest */
+static CYTHON_INLINE int __Pyx_ArgTypeTest(PyObject *obj, PyTypeObject *type, int none_allowed, const char *name, int exact) {
+    if (likely(Py_IS_TYPE(obj, type) | (none_allowed && (obj == Py_None))))
+        return 1;
+    if (!exact && likely(type) && likely(__Pyx_TypeCheck(obj, type)))
+        return 1;
+    __Pyx_ArgTypeError(obj, type, name, exact);
+    return 0;
+}
+
 /* AllocateExtensionType */
 static PyObject *__Pyx_AllocateExtensionType(PyTypeObject *t, int is_final) {
     if (is_final || likely(!__Pyx_PyType_HasFeature(t, Py_TPFLAGS_IS_ABSTRACT))) {
@@ -22051,6 +25462,182 @@ bad:
     return -1;
 }
 
+/* LimitedApiGetTypeTypeDict (used by DelItemOnTypeDict) */
+#if CYTHON_COMPILING_IN_LIMITED_API
+static PyObject *__Pyx_GetTypeTypeDict(PyTypeObject *tp) {
+    static Py_ssize_t tp_dictoffset = 0;
+    if (unlikely(tp_dictoffset == 0)) {
+        tp_dictoffset = __Pyx_GetTypeDictOffset((PyObject*)(&PyType_Type), 1);
+        if (unlikely(tp_dictoffset == -1 && PyErr_Occurred())) {
+            tp_dictoffset = 0; // try again next time?
+            return NULL;
+        }
+    }
+    return *(PyObject**)((char*)tp + tp_dictoffset);
+}
+#endif
+
+/* DelItemOnTypeDict (used by SetupReduce) */
+static int __Pyx__DelItemOnTypeDict(PyTypeObject *tp, PyObject *k) {
+    int result;
+    PyObject *tp_dict;
+#if CYTHON_COMPILING_IN_LIMITED_API
+    tp_dict = __Pyx_GetTypeTypeDict(tp);
+    if (unlikely(!tp_dict)) return -1;
+#else
+    tp_dict = tp->tp_dict;
+#endif
+    result = PyDict_DelItem(tp_dict, k);
+    if (likely(!result)) PyType_Modified(tp);
+    return result;
+}
+
+/* SetItemOnTypeDict (used by SetupReduce) */
+static int __Pyx__SetItemOnTypeDict(PyTypeObject *tp, PyObject *k, PyObject *v) {
+    int result;
+    PyObject *tp_dict;
+#if CYTHON_COMPILING_IN_LIMITED_API
+    tp_dict = __Pyx_GetTypeTypeDict(tp);
+    if (unlikely(!tp_dict)) return -1;
+#else
+    tp_dict = tp->tp_dict;
+#endif
+    result = PyDict_SetItem(tp_dict, k, v);
+    if (likely(!result)) {
+        PyType_Modified(tp);
+        if (unlikely(PyObject_HasAttr(v, __pyx_mstate_global->__pyx_n_u_set_name))) {
+            PyObject *setNameResult = PyObject_CallMethodObjArgs(v, __pyx_mstate_global->__pyx_n_u_set_name,  (PyObject *) tp, k, NULL);
+            if (!setNameResult) return -1;
+            Py_DECREF(setNameResult);
+        }
+    }
+    return result;
+}
+
+/* SetupReduce */
+static int __Pyx_setup_reduce_is_named(PyObject* meth, PyObject* name) {
+  int ret;
+  PyObject *name_attr;
+  name_attr = __Pyx_PyObject_GetAttrStrNoError(meth, __pyx_mstate_global->__pyx_n_u_name);
+  if (likely(name_attr)) {
+      ret = PyObject_RichCompareBool(name_attr, name, Py_EQ);
+  } else {
+      ret = -1;
+  }
+  if (unlikely(ret < 0) && __Pyx_IgnoreException(PyExc_Exception)) {
+      ret = 0;  // But BaseException is still propagated.
+  }
+  Py_XDECREF(name_attr);
+  return ret;
+}
+static PyObject *__Pyx_setup_reduce_get_reduce_attribute(PyObject *type_obj, PyObject *name, int allow_not_present) {
+#if CYTHON_USE_PYTYPE_LOOKUP
+    CYTHON_UNUSED_VAR(allow_not_present);
+    return _PyType_Lookup((PyTypeObject*)type_obj, name);
+#else
+    if (allow_not_present) {
+        return __Pyx_PyObject_GetAttrStrNoError(type_obj, name);
+    } else {
+        return __Pyx_PyObject_GetAttrStr(type_obj, name);
+    }
+#endif
+}
+static int __Pyx_setup_reduce(PyObject* type_obj) {
+    int ret = 0;
+    PyObject *object_reduce = NULL;
+    PyObject *object_getstate = NULL;
+    PyObject *object_reduce_ex = NULL;
+    PyObject *reduce = NULL;
+    PyObject *reduce_ex = NULL;
+    PyObject *reduce_cython = NULL;
+    PyObject *setstate = NULL;
+    PyObject *setstate_cython = NULL;
+    PyObject *getstate = NULL;
+    getstate = __Pyx_setup_reduce_get_reduce_attribute(type_obj, __pyx_mstate_global->__pyx_n_u_getstate, 1);
+    if (!getstate && PyErr_Occurred()) {
+        goto __PYX_BAD;
+    }
+    if (getstate) {
+        object_getstate = __Pyx_setup_reduce_get_reduce_attribute((PyObject*)&PyBaseObject_Type, __pyx_mstate_global->__pyx_n_u_getstate, 1);
+        if (!object_getstate && PyErr_Occurred()) {
+            goto __PYX_BAD;
+        }
+        if (object_getstate != getstate) {
+            goto __PYX_GOOD;
+        }
+    }
+    object_reduce_ex = __Pyx_setup_reduce_get_reduce_attribute((PyObject*)&PyBaseObject_Type, __pyx_mstate_global->__pyx_n_u_reduce_ex, 0);
+    if (unlikely(!object_reduce_ex)) goto __PYX_BAD;
+    reduce_ex = __Pyx_PyObject_GetAttrStr(type_obj, __pyx_mstate_global->__pyx_n_u_reduce_ex); if (unlikely(!reduce_ex)) goto __PYX_BAD;
+    if (reduce_ex == object_reduce_ex) {
+        object_reduce = __Pyx_setup_reduce_get_reduce_attribute((PyObject*)&PyBaseObject_Type, __pyx_mstate_global->__pyx_n_u_reduce, 0);
+        if (!object_reduce) goto __PYX_BAD;
+        reduce = __Pyx_PyObject_GetAttrStr(type_obj, __pyx_mstate_global->__pyx_n_u_reduce); if (unlikely(!reduce)) goto __PYX_BAD;
+        int try_to_replace_reduce = (reduce == object_reduce);
+        if (!try_to_replace_reduce) {
+            try_to_replace_reduce = __Pyx_setup_reduce_is_named(reduce, __pyx_mstate_global->__pyx_n_u_reduce_cython);
+            if (unlikely(try_to_replace_reduce < 0)) {
+                goto __PYX_BAD;
+            }
+        }
+        if (try_to_replace_reduce) {
+            reduce_cython = __Pyx_PyObject_GetAttrStrNoError(type_obj, __pyx_mstate_global->__pyx_n_u_reduce_cython);
+            if (likely(reduce_cython)) {
+                ret = __Pyx_SetItemOnTypeDict((PyTypeObject*)type_obj, __pyx_mstate_global->__pyx_n_u_reduce, reduce_cython); if (unlikely(ret < 0)) goto __PYX_BAD;
+                ret = __Pyx_DelItemOnTypeDict((PyTypeObject*)type_obj, __pyx_mstate_global->__pyx_n_u_reduce_cython); if (unlikely(ret < 0)) goto __PYX_BAD;
+            } else if (reduce == object_reduce || PyErr_Occurred()) {
+                goto __PYX_BAD;
+            }
+            setstate = __Pyx_PyObject_GetAttrStrNoError(type_obj, __pyx_mstate_global->__pyx_n_u_setstate);
+            int try_to_replace_setstate;
+            if (!setstate) {
+                PyObject *exc = PyErr_Occurred();
+                if (exc && !__Pyx_IgnoreGivenException(exc, PyExc_Exception)) {
+                    goto __PYX_BAD;
+                }
+                try_to_replace_setstate = 1;
+            } else {
+                try_to_replace_setstate = __Pyx_setup_reduce_is_named(setstate, __pyx_mstate_global->__pyx_n_u_setstate_cython);
+                if (unlikely(try_to_replace_setstate < 0)) {
+                    goto __PYX_BAD;
+                }
+            }
+            if (try_to_replace_setstate) {
+                setstate_cython = __Pyx_PyObject_GetAttrStrNoError(type_obj, __pyx_mstate_global->__pyx_n_u_setstate_cython);
+                if (likely(setstate_cython)) {
+                    ret = __Pyx_SetItemOnTypeDict((PyTypeObject*)type_obj, __pyx_mstate_global->__pyx_n_u_setstate, setstate_cython); if (unlikely(ret < 0)) goto __PYX_BAD;
+                    ret = __Pyx_DelItemOnTypeDict((PyTypeObject*)type_obj, __pyx_mstate_global->__pyx_n_u_setstate_cython); if (unlikely(ret < 0)) goto __PYX_BAD;
+                } else if (!setstate || PyErr_Occurred()) {
+                    goto __PYX_BAD;
+                }
+            }
+            PyType_Modified((PyTypeObject*)type_obj);
+        }
+    }
+    goto __PYX_GOOD;
+__PYX_BAD:
+    if (!PyErr_Occurred()) {
+        __Pyx_RaiseErrorWithType(
+            PyExc_RuntimeError,
+            "Unable to initialize pickling for " __Pyx_FMT_TYPENAME,
+            (PyTypeObject*)type_obj);
+    }
+    ret = -1;
+__PYX_GOOD:
+#if !CYTHON_USE_PYTYPE_LOOKUP
+    Py_XDECREF(object_reduce);
+    Py_XDECREF(object_reduce_ex);
+    Py_XDECREF(object_getstate);
+    Py_XDECREF(getstate);
+#endif
+    Py_XDECREF(reduce);
+    Py_XDECREF(reduce_ex);
+    Py_XDECREF(reduce_cython);
+    Py_XDECREF(setstate);
+    Py_XDECREF(setstate_cython);
+    return ret;
+}
+
 /* ClassMethod */
 static PyObject* __Pyx_Method_ClassMethod(PyObject *method) {
 #if CYTHON_COMPILING_IN_PYPY && PYPY_VERSION_NUM <= 0x05080000
@@ -22140,43 +25727,6 @@ static PyObject *__Pyx__GetNameInClass(PyObject *nmspace, PyObject *name) {
         return NULL; // BaseException
     }
     __Pyx_GetModuleGlobalNameUncached(result, name);
-    return result;
-}
-
-/* LimitedApiGetTypeTypeDict (used by SetItemOnTypeDict) */
-#if CYTHON_COMPILING_IN_LIMITED_API
-static PyObject *__Pyx_GetTypeTypeDict(PyTypeObject *tp) {
-    static Py_ssize_t tp_dictoffset = 0;
-    if (unlikely(tp_dictoffset == 0)) {
-        tp_dictoffset = __Pyx_GetTypeDictOffset((PyObject*)(&PyType_Type), 1);
-        if (unlikely(tp_dictoffset == -1 && PyErr_Occurred())) {
-            tp_dictoffset = 0; // try again next time?
-            return NULL;
-        }
-    }
-    return *(PyObject**)((char*)tp + tp_dictoffset);
-}
-#endif
-
-/* SetItemOnTypeDict */
-static int __Pyx__SetItemOnTypeDict(PyTypeObject *tp, PyObject *k, PyObject *v) {
-    int result;
-    PyObject *tp_dict;
-#if CYTHON_COMPILING_IN_LIMITED_API
-    tp_dict = __Pyx_GetTypeTypeDict(tp);
-    if (unlikely(!tp_dict)) return -1;
-#else
-    tp_dict = tp->tp_dict;
-#endif
-    result = PyDict_SetItem(tp_dict, k, v);
-    if (likely(!result)) {
-        PyType_Modified(tp);
-        if (unlikely(PyObject_HasAttr(v, __pyx_mstate_global->__pyx_n_u_set_name))) {
-            PyObject *setNameResult = PyObject_CallMethodObjArgs(v, __pyx_mstate_global->__pyx_n_u_set_name,  (PyObject *) tp, k, NULL);
-            if (!setNameResult) return -1;
-            Py_DECREF(setNameResult);
-        }
-    }
     return result;
 }
 
@@ -22513,6 +26063,117 @@ bad:
         return (target_type) value;\
     }
 
+/* PyObjectCallMethod1 */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod1(PyObject* obj, PyObject* method_name, PyObject* arg) {
+#if CYTHON_VECTORCALL && (__PYX_LIMITED_VERSION_HEX >= 0x030C0000 || !CYTHON_COMPILING_IN_LIMITED_API)
+    PyObject *args[2] = {obj, arg};
+    return PyObject_VectorcallMethod(method_name, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+#elif CYTHON_COMPILING_IN_LIMITED_API
+    return PyObject_CallMethodObjArgs(obj, method_name, arg, NULL);
+#else
+    return PyObject_CallMethodOneArg(obj, method_name, arg);
+#endif
+}
+
+/* CheckUnpickleChecksumError */
+static void __Pyx_RaiseUnpickleChecksumError(long checksum, long checksum1, long checksum2, long checksum3, const char *members) {
+    PyObject *pickle_module = PyImport_ImportModule("pickle");
+    if (unlikely(!pickle_module)) return;
+    PyObject *pickle_error = PyObject_GetAttrString(pickle_module, "PickleError");
+    Py_DECREF(pickle_module);
+    if (unlikely(!pickle_error)) return;
+    if (checksum2 == checksum1) {
+        PyErr_Format(pickle_error, "Incompatible checksums (0x%x vs (0x%x) = (%s))",
+            checksum, checksum1, members);
+    } else if (checksum3 == checksum2) {
+        PyErr_Format(pickle_error, "Incompatible checksums (0x%x vs (0x%x, 0x%x) = (%s))",
+            checksum, checksum1, checksum2, members);
+    } else {
+        PyErr_Format(pickle_error, "Incompatible checksums (0x%x vs (0x%x, 0x%x, 0x%x) = (%s))",
+            checksum, checksum1, checksum2, checksum3, members);
+    }
+    Py_DECREF(pickle_error);
+}
+
+/* CIntToPy */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_uint64_t(uint64_t value) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const uint64_t neg_one = (uint64_t) -1, const_zero = (uint64_t) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        if (sizeof(uint64_t) < sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(uint64_t) <= sizeof(unsigned long)) {
+            return PyLong_FromUnsignedLong((unsigned long) value);
+#if !CYTHON_COMPILING_IN_PYPY
+        } else if (sizeof(uint64_t) <= sizeof(unsigned PY_LONG_LONG)) {
+            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
+#endif
+        }
+    } else {
+        if (sizeof(uint64_t) <= sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(uint64_t) <= sizeof(PY_LONG_LONG)) {
+            return PyLong_FromLongLong((PY_LONG_LONG) value);
+        }
+    }
+    {
+        unsigned char *bytes = (unsigned char *)&value;
+#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
+        if (is_unsigned) {
+            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
+        } else {
+            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
+        }
+#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        return _PyLong_FromByteArray(bytes, sizeof(uint64_t),
+                                     little, !is_unsigned);
+#else
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        PyObject *result = NULL, *kwds = NULL;
+        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
+        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(uint64_t));
+        if (!py_bytes) goto limited_bad;
+        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
+        if (!from_bytes_str) goto limited_bad;
+        order_str = PyUnicode_FromString(little ? "little" : "big");
+        if (!order_str) goto limited_bad;
+        {
+            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
+            if (!is_unsigned) {
+                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
+                if (!signed_str) goto limited_bad;
+#if CYTHON_VECTORCALL
+                kwds = PyTuple_Pack(1, signed_str);
+#else
+                {
+                    PyObject *keys[] = {signed_str};
+                    PyObject *values[] = {Py_True};
+                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
+                }
+#endif
+                Py_DECREF(signed_str);
+                if (unlikely(!kwds)) goto limited_bad;
+            }
+            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
+        }
+        limited_bad:
+        Py_XDECREF(kwds);
+        Py_XDECREF(order_str);
+        Py_XDECREF(py_bytes);
+        Py_XDECREF(from_bytes_str);
+        return result;
+#endif
+    }
+}
+
 /* CIntFromPy */
 static uint64_t __Pyx_LargePyLong___Pyx_PyLong_As_uint64_t(PyObject *x);
 static uint64_t __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint64_t(void) {
@@ -22811,544 +26472,6 @@ static CYTHON_INLINE uint64_t __Pyx_PyLong_As_uint64_t(PyObject *x) {
         return __Pyx_PyLong___Pyx_PyLong_As_uint64_t(x);
     } else {
         return __Pyx_NonPyLong___Pyx_PyLong_As_uint64_t(x);
-    }
-}
-
-/* CIntFromPy */
-static long __Pyx_LargePyLong___Pyx_PyLong_As_long(PyObject *x);
-static long __Pyx_raise_neg_overflow___Pyx_PyLong_As_long(void) {
-    const char* type_name = "long";
-    PyErr_Format(PyExc_OverflowError,
-        "can't convert negative value to %.200s", type_name);
-    return (long) -1;
-}
-static long __Pyx_raise_overflow___Pyx_PyLong_As_long(void) {
-    const char* type_name = "long";
-    PyErr_Format(PyExc_OverflowError,
-        "value too large to convert to %.200s", type_name);
-    return (long) -1;
-}
-static CYTHON_INLINE long __Pyx_PyULong___Pyx_PyLong_As_long(PyObject *x) {
-    const int is_unsigned = 1;
-#if CYTHON_USE_PYLONG_INTERNALS
-    {
-        const digit* digits = __Pyx_PyLong_Digits(x);
-        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
-        if (size == 2 && (8 * sizeof(long) > 1 * PyLong_SHIFT)) {
-            if ((8 * sizeof(unsigned long) > 2 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(long, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(long) >= 2 * PyLong_SHIFT)) {
-                return (long) (((((long)digits[1]) << PyLong_SHIFT) | (long)digits[0]));
-            }
-        } else
-        if (size == 3 && (8 * sizeof(long) > 2 * PyLong_SHIFT)) {
-            if ((8 * sizeof(unsigned long) > 3 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(long, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(long) >= 3 * PyLong_SHIFT)) {
-                return (long) (((((((long)digits[2]) << PyLong_SHIFT) | (long)digits[1]) << PyLong_SHIFT) | (long)digits[0]));
-            }
-        } else
-        if (size == 4 && (8 * sizeof(long) > 3 * PyLong_SHIFT)) {
-            if ((8 * sizeof(unsigned long) > 4 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(long, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(long) >= 4 * PyLong_SHIFT)) {
-                return (long) (((((((((long)digits[3]) << PyLong_SHIFT) | (long)digits[2]) << PyLong_SHIFT) | (long)digits[1]) << PyLong_SHIFT) | (long)digits[0]));
-            }
-        } else
-        {}
-    }
-#elif CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A7
-    if (unlikely(Py_SIZE(x) < 0)) {
-        goto raise_neg_overflow;
-    }
-#else
-    {
-        int result = PyObject_RichCompareBool(x, Py_False, Py_LT);
-        if (unlikely(result < 0))
-            return (long) -1;
-        if (unlikely(result == 1))
-            goto raise_neg_overflow;
-    }
-#endif
-    if ((sizeof(long) <= sizeof(unsigned long))) {
-        __PYX_VERIFY_RETURN_INT_EXC(long, unsigned long, PyLong_AsUnsignedLong(x))
-    } else if ((sizeof(long) <= sizeof(unsigned PY_LONG_LONG))) {
-        __PYX_VERIFY_RETURN_INT_EXC(long, unsigned PY_LONG_LONG, PyLong_AsUnsignedLongLong(x))
-    }
-    return __Pyx_LargePyLong___Pyx_PyLong_As_long(x);
-raise_neg_overflow:
-    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_long();
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_long();
-}
-static CYTHON_INLINE long __Pyx_PySLong___Pyx_PyLong_As_long(PyObject *x) {
-    const int is_unsigned = 0;
-#if CYTHON_USE_PYLONG_INTERNALS
-    if (__Pyx_PyLong_IsNeg(x)) {
-        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
-        const digit* digits = __Pyx_PyLong_Digits(x);
-        if (size == 2 && (8 * sizeof(long) > 1 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
-                long ival = - (long) (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
-                __PYX_VERIFY_RETURN_INT(long, long, ival)
-            } else if ((8 * sizeof(long) - 1 > 2 * PyLong_SHIFT)) {
-                return (long) (((long) -1) * (((((long)digits[1]) << PyLong_SHIFT) | (long)digits[0])));
-            }
-        } else
-        if (size == 3 && (8 * sizeof(long) > 2 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
-                long ival = - (long) (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
-                __PYX_VERIFY_RETURN_INT(long, long, ival)
-            } else if ((8 * sizeof(long) - 1 > 3 * PyLong_SHIFT)) {
-                return (long) (((long) -1) * (((((((long)digits[2]) << PyLong_SHIFT) | (long)digits[1]) << PyLong_SHIFT) | (long)digits[0])));
-            }
-        } else
-        if (size == 4 && (8 * sizeof(long) > 3 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
-                long ival = - (long) (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
-                __PYX_VERIFY_RETURN_INT(long, long, ival)
-            } else if ((8 * sizeof(long) - 1 > 4 * PyLong_SHIFT)) {
-                return (long) (((long) -1) * (((((((((long)digits[3]) << PyLong_SHIFT) | (long)digits[2]) << PyLong_SHIFT) | (long)digits[1]) << PyLong_SHIFT) | (long)digits[0])));
-            }
-        } else
-        {}
-    } else {
-        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
-        const digit* digits = __Pyx_PyLong_Digits(x);
-        if (size == 2 && (8 * sizeof(long) > 1 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(long, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(long) - 1 > 2 * PyLong_SHIFT)) {
-                return (long) (((((long)digits[1]) << PyLong_SHIFT) | (long)digits[0]));
-            }
-        } else
-        if (size == 3 && (8 * sizeof(long) > 2 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(long, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(long) - 1 > 3 * PyLong_SHIFT)) {
-                return (long) (((((((long)digits[2]) << PyLong_SHIFT) | (long)digits[1]) << PyLong_SHIFT) | (long)digits[0]));
-            }
-        } else
-        if (size == 4 && (8 * sizeof(long) > 3 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(long, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(long) - 1 > 4 * PyLong_SHIFT)) {
-                return (long) (((((((((long)digits[3]) << PyLong_SHIFT) | (long)digits[2]) << PyLong_SHIFT) | (long)digits[1]) << PyLong_SHIFT) | (long)digits[0]));
-            }
-        } else
-        {}
-    }
-#endif
-    #if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
-    if ((sizeof(long) <= sizeof(int)) && (sizeof(int) < sizeof(long))) {
-        __PYX_VERIFY_RETURN_INT_EXC(long, int, PyLong_AsInt(x))
-    } else
-    #endif
-    if ((sizeof(long) <= sizeof(long))) {
-        __PYX_VERIFY_RETURN_INT_EXC(long, long, PyLong_AsLong(x))
-    } else if ((sizeof(long) <= sizeof(PY_LONG_LONG))) {
-        __PYX_VERIFY_RETURN_INT_EXC(long, PY_LONG_LONG, PyLong_AsLongLong(x))
-    }
-    return __Pyx_LargePyLong___Pyx_PyLong_As_long(x);
-raise_neg_overflow:
-    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_long();
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_long();
-}
-static long __Pyx_LargePyLong___Pyx_PyLong_As_long(PyObject *x) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const long neg_one = (long) -1, const_zero = (long) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    long val;
-    int ret = -1;
-#if PY_VERSION_HEX >= 0x030d00A6 && !CYTHON_COMPILING_IN_LIMITED_API
-    Py_ssize_t bytes_copied = PyLong_AsNativeBytes(
-        x, &val, sizeof(val), Py_ASNATIVEBYTES_NATIVE_ENDIAN | (is_unsigned ? Py_ASNATIVEBYTES_UNSIGNED_BUFFER | Py_ASNATIVEBYTES_REJECT_NEGATIVE : 0));
-    if (unlikely(bytes_copied == -1)) {
-    } else if (unlikely(bytes_copied > (Py_ssize_t) sizeof(val))) {
-        goto raise_overflow;
-    } else {
-        ret = 0;
-    }
-#elif PY_VERSION_HEX < 0x030d0000 && !(CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_LIMITED_API) || defined(_PyLong_AsByteArray)
-    int one = 1; int is_little = (int)*(unsigned char *)&one;
-    unsigned char *bytes = (unsigned char *)&val;
-    ret = _PyLong_AsByteArray((PyLongObject *)x,
-                                bytes, sizeof(val),
-                                is_little, !is_unsigned);
-    if ((0)) goto raise_overflow;
-#else
-    PyObject *v;
-    PyObject *stepval = NULL, *mask = NULL, *shift = NULL;
-    int bits, remaining_bits, is_negative = 0;
-    int chunk_size = (sizeof(long) < 8) ? 30 : 62;
-    if (likely(PyLong_CheckExact(x))) {
-        v = __Pyx_NewRef(x);
-    } else {
-        v = PyNumber_Long(x);
-        if (unlikely(!v)) return (long) -1;
-        assert(PyLong_CheckExact(v));
-    }
-    {
-        int result = PyObject_RichCompareBool(v, Py_False, Py_LT);
-        if (unlikely(result < 0)) {
-            Py_DECREF(v);
-            return (long) -1;
-        }
-        is_negative = result == 1;
-    }
-    if (is_unsigned && unlikely(is_negative)) {
-        Py_DECREF(v);
-        PyErr_SetString(PyExc_OverflowError,
-            "can't convert negative value to long");
-        return (long) -1;
-    } else if (is_negative) {
-        stepval = PyNumber_Invert(v);
-        Py_DECREF(v);
-        if (unlikely(!stepval))
-            return (long) -1;
-    } else {
-        stepval = v;
-    }
-    v = NULL;
-    val = (long) 0;
-    mask = PyLong_FromLong((1L << chunk_size) - 1); if (unlikely(!mask)) goto done;
-    shift = PyLong_FromLong(chunk_size); if (unlikely(!shift)) goto done;
-    for (bits = 0; bits < (int) sizeof(long) * 8 - chunk_size; bits += chunk_size) {
-        PyObject *tmp, *digit;
-        long idigit;
-        digit = PyNumber_And(stepval, mask);
-        if (unlikely(!digit)) goto done;
-        idigit = PyLong_AsLong(digit);
-        Py_DECREF(digit);
-        if (unlikely(idigit < 0)) goto done;
-        val |= ((long) idigit) << bits;
-        tmp = PyNumber_Rshift(stepval, shift);
-        if (unlikely(!tmp)) goto done;
-        Py_DECREF(stepval); stepval = tmp;
-    }
-    Py_DECREF(shift); shift = NULL;
-    Py_DECREF(mask); mask = NULL;
-    {
-        long idigit = PyLong_AsLong(stepval);
-        if (unlikely(idigit < 0)) goto done;
-        remaining_bits = ((int) sizeof(long) * 8) - bits - (is_unsigned ? 0 : 1);
-        if (unlikely(idigit >= (1L << remaining_bits)))
-            goto raise_overflow;
-        val |= ((long) idigit) << bits;
-    }
-    if (!is_unsigned) {
-        if (unlikely(val & (((long) 1) << (sizeof(long) * 8 - 1))))
-            goto raise_overflow;
-        if (is_negative)
-            val = ~val;
-    }
-    ret = 0;
-done:
-    Py_XDECREF(shift);
-    Py_XDECREF(mask);
-    Py_XDECREF(stepval);
-#endif
-    if (unlikely(ret))
-        return (long) -1;
-    return val;
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_long();
-}
-static CYTHON_INLINE long __Pyx_PyLong___Pyx_PyLong_As_long(PyObject *x) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const long neg_one = (long) -1, const_zero = (long) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    if (is_unsigned) {
-        #if CYTHON_USE_PYLONG_INTERNALS
-        if (unlikely(__Pyx_PyLong_IsNeg(x))) {
-            goto raise_neg_overflow;
-        } else if (__Pyx_PyLong_IsCompact(x)) {
-            __PYX_VERIFY_RETURN_INT(long, __Pyx_compact_upylong, __Pyx_PyLong_CompactValueUnsigned(x))
-        } else
-        #endif
-        {
-            return __Pyx_PyULong___Pyx_PyLong_As_long(x);
-        }
-    } else {
-        #if CYTHON_USE_PYLONG_INTERNALS
-        if (__Pyx_PyLong_IsCompact(x)) {
-            __PYX_VERIFY_RETURN_INT(long, __Pyx_compact_pylong, __Pyx_PyLong_CompactValue(x))
-        } else
-        #endif
-        {
-            return __Pyx_PySLong___Pyx_PyLong_As_long(x);
-        }
-    }
-#if CYTHON_USE_PYLONG_INTERNALS
-raise_neg_overflow:
-    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_long();
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_long();
-#endif
-}
-static long __Pyx_NonPyLong___Pyx_PyLong_As_long(PyObject *x) {
-    long val;
-    PyObject *tmp = __Pyx_PyNumber_Long(x);
-    if (!tmp) return (long) -1;
-    val = __Pyx_PyLong_As_long(tmp);
-    Py_DECREF(tmp);
-    return val;
-}
-static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *x) {
-    if (likely(PyLong_Check(x))) {
-        return __Pyx_PyLong___Pyx_PyLong_As_long(x);
-    } else {
-        return __Pyx_NonPyLong___Pyx_PyLong_As_long(x);
-    }
-}
-
-/* CIntToPy */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const int neg_one = (int) -1, const_zero = (int) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    if (is_unsigned) {
-        if (sizeof(int) < sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(int) <= sizeof(unsigned long)) {
-            return PyLong_FromUnsignedLong((unsigned long) value);
-#if !CYTHON_COMPILING_IN_PYPY
-        } else if (sizeof(int) <= sizeof(unsigned PY_LONG_LONG)) {
-            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
-#endif
-        }
-    } else {
-        if (sizeof(int) <= sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(int) <= sizeof(PY_LONG_LONG)) {
-            return PyLong_FromLongLong((PY_LONG_LONG) value);
-        }
-    }
-    {
-        unsigned char *bytes = (unsigned char *)&value;
-#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
-        if (is_unsigned) {
-            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
-        } else {
-            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
-        }
-#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        return _PyLong_FromByteArray(bytes, sizeof(int),
-                                     little, !is_unsigned);
-#else
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        PyObject *result = NULL, *kwds = NULL;
-        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
-        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(int));
-        if (!py_bytes) goto limited_bad;
-        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
-        if (!from_bytes_str) goto limited_bad;
-        order_str = PyUnicode_FromString(little ? "little" : "big");
-        if (!order_str) goto limited_bad;
-        {
-            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
-            if (!is_unsigned) {
-                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
-                if (!signed_str) goto limited_bad;
-#if CYTHON_VECTORCALL
-                kwds = PyTuple_Pack(1, signed_str);
-#else
-                {
-                    PyObject *keys[] = {signed_str};
-                    PyObject *values[] = {Py_True};
-                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
-                }
-#endif
-                Py_DECREF(signed_str);
-                if (unlikely(!kwds)) goto limited_bad;
-            }
-            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
-        }
-        limited_bad:
-        Py_XDECREF(kwds);
-        Py_XDECREF(order_str);
-        Py_XDECREF(py_bytes);
-        Py_XDECREF(from_bytes_str);
-        return result;
-#endif
-    }
-}
-
-/* CIntToPy */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_uint64_t(uint64_t value) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const uint64_t neg_one = (uint64_t) -1, const_zero = (uint64_t) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    if (is_unsigned) {
-        if (sizeof(uint64_t) < sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(uint64_t) <= sizeof(unsigned long)) {
-            return PyLong_FromUnsignedLong((unsigned long) value);
-#if !CYTHON_COMPILING_IN_PYPY
-        } else if (sizeof(uint64_t) <= sizeof(unsigned PY_LONG_LONG)) {
-            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
-#endif
-        }
-    } else {
-        if (sizeof(uint64_t) <= sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(uint64_t) <= sizeof(PY_LONG_LONG)) {
-            return PyLong_FromLongLong((PY_LONG_LONG) value);
-        }
-    }
-    {
-        unsigned char *bytes = (unsigned char *)&value;
-#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
-        if (is_unsigned) {
-            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
-        } else {
-            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
-        }
-#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        return _PyLong_FromByteArray(bytes, sizeof(uint64_t),
-                                     little, !is_unsigned);
-#else
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        PyObject *result = NULL, *kwds = NULL;
-        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
-        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(uint64_t));
-        if (!py_bytes) goto limited_bad;
-        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
-        if (!from_bytes_str) goto limited_bad;
-        order_str = PyUnicode_FromString(little ? "little" : "big");
-        if (!order_str) goto limited_bad;
-        {
-            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
-            if (!is_unsigned) {
-                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
-                if (!signed_str) goto limited_bad;
-#if CYTHON_VECTORCALL
-                kwds = PyTuple_Pack(1, signed_str);
-#else
-                {
-                    PyObject *keys[] = {signed_str};
-                    PyObject *values[] = {Py_True};
-                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
-                }
-#endif
-                Py_DECREF(signed_str);
-                if (unlikely(!kwds)) goto limited_bad;
-            }
-            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
-        }
-        limited_bad:
-        Py_XDECREF(kwds);
-        Py_XDECREF(order_str);
-        Py_XDECREF(py_bytes);
-        Py_XDECREF(from_bytes_str);
-        return result;
-#endif
-    }
-}
-
-/* CIntToPy */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const long neg_one = (long) -1, const_zero = (long) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    if (is_unsigned) {
-        if (sizeof(long) < sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(long) <= sizeof(unsigned long)) {
-            return PyLong_FromUnsignedLong((unsigned long) value);
-#if !CYTHON_COMPILING_IN_PYPY
-        } else if (sizeof(long) <= sizeof(unsigned PY_LONG_LONG)) {
-            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
-#endif
-        }
-    } else {
-        if (sizeof(long) <= sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(long) <= sizeof(PY_LONG_LONG)) {
-            return PyLong_FromLongLong((PY_LONG_LONG) value);
-        }
-    }
-    {
-        unsigned char *bytes = (unsigned char *)&value;
-#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
-        if (is_unsigned) {
-            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
-        } else {
-            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
-        }
-#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        return _PyLong_FromByteArray(bytes, sizeof(long),
-                                     little, !is_unsigned);
-#else
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        PyObject *result = NULL, *kwds = NULL;
-        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
-        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(long));
-        if (!py_bytes) goto limited_bad;
-        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
-        if (!from_bytes_str) goto limited_bad;
-        order_str = PyUnicode_FromString(little ? "little" : "big");
-        if (!order_str) goto limited_bad;
-        {
-            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
-            if (!is_unsigned) {
-                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
-                if (!signed_str) goto limited_bad;
-#if CYTHON_VECTORCALL
-                kwds = PyTuple_Pack(1, signed_str);
-#else
-                {
-                    PyObject *keys[] = {signed_str};
-                    PyObject *values[] = {Py_True};
-                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
-                }
-#endif
-                Py_DECREF(signed_str);
-                if (unlikely(!kwds)) goto limited_bad;
-            }
-            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
-        }
-        limited_bad:
-        Py_XDECREF(kwds);
-        Py_XDECREF(order_str);
-        Py_XDECREF(py_bytes);
-        Py_XDECREF(from_bytes_str);
-        return result;
-#endif
     }
 }
 
@@ -23653,6 +26776,527 @@ static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *x) {
     }
 }
 
+/* CIntFromPy */
+static long __Pyx_LargePyLong___Pyx_PyLong_As_long(PyObject *x);
+static long __Pyx_raise_neg_overflow___Pyx_PyLong_As_long(void) {
+    const char* type_name = "long";
+    PyErr_Format(PyExc_OverflowError,
+        "can't convert negative value to %.200s", type_name);
+    return (long) -1;
+}
+static long __Pyx_raise_overflow___Pyx_PyLong_As_long(void) {
+    const char* type_name = "long";
+    PyErr_Format(PyExc_OverflowError,
+        "value too large to convert to %.200s", type_name);
+    return (long) -1;
+}
+static CYTHON_INLINE long __Pyx_PyULong___Pyx_PyLong_As_long(PyObject *x) {
+    const int is_unsigned = 1;
+#if CYTHON_USE_PYLONG_INTERNALS
+    {
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        if (size == 2 && (8 * sizeof(long) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 2 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(long, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(long) >= 2 * PyLong_SHIFT)) {
+                return (long) (((((long)digits[1]) << PyLong_SHIFT) | (long)digits[0]));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(long) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 3 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(long, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(long) >= 3 * PyLong_SHIFT)) {
+                return (long) (((((((long)digits[2]) << PyLong_SHIFT) | (long)digits[1]) << PyLong_SHIFT) | (long)digits[0]));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(long) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 4 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(long, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(long) >= 4 * PyLong_SHIFT)) {
+                return (long) (((((((((long)digits[3]) << PyLong_SHIFT) | (long)digits[2]) << PyLong_SHIFT) | (long)digits[1]) << PyLong_SHIFT) | (long)digits[0]));
+            }
+        } else
+        {}
+    }
+#elif CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A7
+    if (unlikely(Py_SIZE(x) < 0)) {
+        goto raise_neg_overflow;
+    }
+#else
+    {
+        int result = PyObject_RichCompareBool(x, Py_False, Py_LT);
+        if (unlikely(result < 0))
+            return (long) -1;
+        if (unlikely(result == 1))
+            goto raise_neg_overflow;
+    }
+#endif
+    if ((sizeof(long) <= sizeof(unsigned long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(long, unsigned long, PyLong_AsUnsignedLong(x))
+    } else if ((sizeof(long) <= sizeof(unsigned PY_LONG_LONG))) {
+        __PYX_VERIFY_RETURN_INT_EXC(long, unsigned PY_LONG_LONG, PyLong_AsUnsignedLongLong(x))
+    }
+    return __Pyx_LargePyLong___Pyx_PyLong_As_long(x);
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_long();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_long();
+}
+static CYTHON_INLINE long __Pyx_PySLong___Pyx_PyLong_As_long(PyObject *x) {
+    const int is_unsigned = 0;
+#if CYTHON_USE_PYLONG_INTERNALS
+    if (__Pyx_PyLong_IsNeg(x)) {
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        if (size == 2 && (8 * sizeof(long) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
+                long ival = - (long) (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(long, long, ival)
+            } else if ((8 * sizeof(long) - 1 > 2 * PyLong_SHIFT)) {
+                return (long) (((long) -1) * (((((long)digits[1]) << PyLong_SHIFT) | (long)digits[0])));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(long) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
+                long ival = - (long) (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(long, long, ival)
+            } else if ((8 * sizeof(long) - 1 > 3 * PyLong_SHIFT)) {
+                return (long) (((long) -1) * (((((((long)digits[2]) << PyLong_SHIFT) | (long)digits[1]) << PyLong_SHIFT) | (long)digits[0])));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(long) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
+                long ival = - (long) (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(long, long, ival)
+            } else if ((8 * sizeof(long) - 1 > 4 * PyLong_SHIFT)) {
+                return (long) (((long) -1) * (((((((((long)digits[3]) << PyLong_SHIFT) | (long)digits[2]) << PyLong_SHIFT) | (long)digits[1]) << PyLong_SHIFT) | (long)digits[0])));
+            }
+        } else
+        {}
+    } else {
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        if (size == 2 && (8 * sizeof(long) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(long, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(long) - 1 > 2 * PyLong_SHIFT)) {
+                return (long) (((((long)digits[1]) << PyLong_SHIFT) | (long)digits[0]));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(long) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(long, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(long) - 1 > 3 * PyLong_SHIFT)) {
+                return (long) (((((((long)digits[2]) << PyLong_SHIFT) | (long)digits[1]) << PyLong_SHIFT) | (long)digits[0]));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(long) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(long, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(long) - 1 > 4 * PyLong_SHIFT)) {
+                return (long) (((((((((long)digits[3]) << PyLong_SHIFT) | (long)digits[2]) << PyLong_SHIFT) | (long)digits[1]) << PyLong_SHIFT) | (long)digits[0]));
+            }
+        } else
+        {}
+    }
+#endif
+    #if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
+    if ((sizeof(long) <= sizeof(int)) && (sizeof(int) < sizeof(long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(long, int, PyLong_AsInt(x))
+    } else
+    #endif
+    if ((sizeof(long) <= sizeof(long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(long, long, PyLong_AsLong(x))
+    } else if ((sizeof(long) <= sizeof(PY_LONG_LONG))) {
+        __PYX_VERIFY_RETURN_INT_EXC(long, PY_LONG_LONG, PyLong_AsLongLong(x))
+    }
+    return __Pyx_LargePyLong___Pyx_PyLong_As_long(x);
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_long();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_long();
+}
+static long __Pyx_LargePyLong___Pyx_PyLong_As_long(PyObject *x) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const long neg_one = (long) -1, const_zero = (long) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    long val;
+    int ret = -1;
+#if PY_VERSION_HEX >= 0x030d00A6 && !CYTHON_COMPILING_IN_LIMITED_API
+    Py_ssize_t bytes_copied = PyLong_AsNativeBytes(
+        x, &val, sizeof(val), Py_ASNATIVEBYTES_NATIVE_ENDIAN | (is_unsigned ? Py_ASNATIVEBYTES_UNSIGNED_BUFFER | Py_ASNATIVEBYTES_REJECT_NEGATIVE : 0));
+    if (unlikely(bytes_copied == -1)) {
+    } else if (unlikely(bytes_copied > (Py_ssize_t) sizeof(val))) {
+        goto raise_overflow;
+    } else {
+        ret = 0;
+    }
+#elif PY_VERSION_HEX < 0x030d0000 && !(CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_LIMITED_API) || defined(_PyLong_AsByteArray)
+    int one = 1; int is_little = (int)*(unsigned char *)&one;
+    unsigned char *bytes = (unsigned char *)&val;
+    ret = _PyLong_AsByteArray((PyLongObject *)x,
+                                bytes, sizeof(val),
+                                is_little, !is_unsigned);
+    if ((0)) goto raise_overflow;
+#else
+    PyObject *v;
+    PyObject *stepval = NULL, *mask = NULL, *shift = NULL;
+    int bits, remaining_bits, is_negative = 0;
+    int chunk_size = (sizeof(long) < 8) ? 30 : 62;
+    if (likely(PyLong_CheckExact(x))) {
+        v = __Pyx_NewRef(x);
+    } else {
+        v = PyNumber_Long(x);
+        if (unlikely(!v)) return (long) -1;
+        assert(PyLong_CheckExact(v));
+    }
+    {
+        int result = PyObject_RichCompareBool(v, Py_False, Py_LT);
+        if (unlikely(result < 0)) {
+            Py_DECREF(v);
+            return (long) -1;
+        }
+        is_negative = result == 1;
+    }
+    if (is_unsigned && unlikely(is_negative)) {
+        Py_DECREF(v);
+        PyErr_SetString(PyExc_OverflowError,
+            "can't convert negative value to long");
+        return (long) -1;
+    } else if (is_negative) {
+        stepval = PyNumber_Invert(v);
+        Py_DECREF(v);
+        if (unlikely(!stepval))
+            return (long) -1;
+    } else {
+        stepval = v;
+    }
+    v = NULL;
+    val = (long) 0;
+    mask = PyLong_FromLong((1L << chunk_size) - 1); if (unlikely(!mask)) goto done;
+    shift = PyLong_FromLong(chunk_size); if (unlikely(!shift)) goto done;
+    for (bits = 0; bits < (int) sizeof(long) * 8 - chunk_size; bits += chunk_size) {
+        PyObject *tmp, *digit;
+        long idigit;
+        digit = PyNumber_And(stepval, mask);
+        if (unlikely(!digit)) goto done;
+        idigit = PyLong_AsLong(digit);
+        Py_DECREF(digit);
+        if (unlikely(idigit < 0)) goto done;
+        val |= ((long) idigit) << bits;
+        tmp = PyNumber_Rshift(stepval, shift);
+        if (unlikely(!tmp)) goto done;
+        Py_DECREF(stepval); stepval = tmp;
+    }
+    Py_DECREF(shift); shift = NULL;
+    Py_DECREF(mask); mask = NULL;
+    {
+        long idigit = PyLong_AsLong(stepval);
+        if (unlikely(idigit < 0)) goto done;
+        remaining_bits = ((int) sizeof(long) * 8) - bits - (is_unsigned ? 0 : 1);
+        if (unlikely(idigit >= (1L << remaining_bits)))
+            goto raise_overflow;
+        val |= ((long) idigit) << bits;
+    }
+    if (!is_unsigned) {
+        if (unlikely(val & (((long) 1) << (sizeof(long) * 8 - 1))))
+            goto raise_overflow;
+        if (is_negative)
+            val = ~val;
+    }
+    ret = 0;
+done:
+    Py_XDECREF(shift);
+    Py_XDECREF(mask);
+    Py_XDECREF(stepval);
+#endif
+    if (unlikely(ret))
+        return (long) -1;
+    return val;
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_long();
+}
+static CYTHON_INLINE long __Pyx_PyLong___Pyx_PyLong_As_long(PyObject *x) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const long neg_one = (long) -1, const_zero = (long) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        #if CYTHON_USE_PYLONG_INTERNALS
+        if (unlikely(__Pyx_PyLong_IsNeg(x))) {
+            goto raise_neg_overflow;
+        } else if (__Pyx_PyLong_IsCompact(x)) {
+            __PYX_VERIFY_RETURN_INT(long, __Pyx_compact_upylong, __Pyx_PyLong_CompactValueUnsigned(x))
+        } else
+        #endif
+        {
+            return __Pyx_PyULong___Pyx_PyLong_As_long(x);
+        }
+    } else {
+        #if CYTHON_USE_PYLONG_INTERNALS
+        if (__Pyx_PyLong_IsCompact(x)) {
+            __PYX_VERIFY_RETURN_INT(long, __Pyx_compact_pylong, __Pyx_PyLong_CompactValue(x))
+        } else
+        #endif
+        {
+            return __Pyx_PySLong___Pyx_PyLong_As_long(x);
+        }
+    }
+#if CYTHON_USE_PYLONG_INTERNALS
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_long();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_long();
+#endif
+}
+static long __Pyx_NonPyLong___Pyx_PyLong_As_long(PyObject *x) {
+    long val;
+    PyObject *tmp = __Pyx_PyNumber_Long(x);
+    if (!tmp) return (long) -1;
+    val = __Pyx_PyLong_As_long(tmp);
+    Py_DECREF(tmp);
+    return val;
+}
+static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *x) {
+    if (likely(PyLong_Check(x))) {
+        return __Pyx_PyLong___Pyx_PyLong_As_long(x);
+    } else {
+        return __Pyx_NonPyLong___Pyx_PyLong_As_long(x);
+    }
+}
+
+/* UpdateUnpickledDict */
+static int __Pyx__UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index) {
+    PyObject *state_dict = __Pyx_PySequence_ITEM(state, index);
+    if (unlikely(!state_dict)) {
+        return -1;
+    }
+    int non_empty = PyObject_IsTrue(state_dict);
+    if (non_empty == 0) {
+        Py_DECREF(state_dict);
+        return 0;
+    } else if (unlikely(non_empty == -1)) {
+        return -1;
+    }
+    PyObject *dict;
+    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+    dict = PyObject_GetAttrString(obj, "__dict__");
+    #else
+    dict = PyObject_GenericGetDict(obj, NULL);
+    #endif
+    if (unlikely(!dict)) {
+        Py_DECREF(state_dict);
+        return -1;
+    }
+    int result;
+    if (likely(PyDict_CheckExact(dict))) {
+        result = PyDict_Update(dict, state_dict);
+    } else {
+        PyObject *obj_result = __Pyx_PyObject_CallMethod1(dict, __pyx_mstate_global->__pyx_n_u_update, state_dict);
+        if (likely(obj_result)) {
+            Py_DECREF(obj_result);
+            result = 0;
+        } else {
+            result = -1;
+        }
+    }
+    Py_DECREF(state_dict);
+    Py_DECREF(dict);
+    return result;
+}
+static int __Pyx_UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index) {
+    Py_ssize_t state_size = __Pyx_PyTuple_GET_SIZE(state);
+    #if !CYTHON_ASSUME_SAFE_SIZE
+    if (unlikely(state_size == -1)) return -1;
+    #endif
+    if (state_size <= index) {
+        return 0;
+    }
+    return __Pyx__UpdateUnpickledDict(obj, state, index);
+}
+
+/* CIntToPy */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const int neg_one = (int) -1, const_zero = (int) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        if (sizeof(int) < sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int) <= sizeof(unsigned long)) {
+            return PyLong_FromUnsignedLong((unsigned long) value);
+#if !CYTHON_COMPILING_IN_PYPY
+        } else if (sizeof(int) <= sizeof(unsigned PY_LONG_LONG)) {
+            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
+#endif
+        }
+    } else {
+        if (sizeof(int) <= sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int) <= sizeof(PY_LONG_LONG)) {
+            return PyLong_FromLongLong((PY_LONG_LONG) value);
+        }
+    }
+    {
+        unsigned char *bytes = (unsigned char *)&value;
+#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
+        if (is_unsigned) {
+            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
+        } else {
+            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
+        }
+#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        return _PyLong_FromByteArray(bytes, sizeof(int),
+                                     little, !is_unsigned);
+#else
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        PyObject *result = NULL, *kwds = NULL;
+        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
+        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(int));
+        if (!py_bytes) goto limited_bad;
+        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
+        if (!from_bytes_str) goto limited_bad;
+        order_str = PyUnicode_FromString(little ? "little" : "big");
+        if (!order_str) goto limited_bad;
+        {
+            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
+            if (!is_unsigned) {
+                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
+                if (!signed_str) goto limited_bad;
+#if CYTHON_VECTORCALL
+                kwds = PyTuple_Pack(1, signed_str);
+#else
+                {
+                    PyObject *keys[] = {signed_str};
+                    PyObject *values[] = {Py_True};
+                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
+                }
+#endif
+                Py_DECREF(signed_str);
+                if (unlikely(!kwds)) goto limited_bad;
+            }
+            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
+        }
+        limited_bad:
+        Py_XDECREF(kwds);
+        Py_XDECREF(order_str);
+        Py_XDECREF(py_bytes);
+        Py_XDECREF(from_bytes_str);
+        return result;
+#endif
+    }
+}
+
+/* CIntToPy */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const long neg_one = (long) -1, const_zero = (long) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        if (sizeof(long) < sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(long) <= sizeof(unsigned long)) {
+            return PyLong_FromUnsignedLong((unsigned long) value);
+#if !CYTHON_COMPILING_IN_PYPY
+        } else if (sizeof(long) <= sizeof(unsigned PY_LONG_LONG)) {
+            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
+#endif
+        }
+    } else {
+        if (sizeof(long) <= sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(long) <= sizeof(PY_LONG_LONG)) {
+            return PyLong_FromLongLong((PY_LONG_LONG) value);
+        }
+    }
+    {
+        unsigned char *bytes = (unsigned char *)&value;
+#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
+        if (is_unsigned) {
+            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
+        } else {
+            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
+        }
+#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        return _PyLong_FromByteArray(bytes, sizeof(long),
+                                     little, !is_unsigned);
+#else
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        PyObject *result = NULL, *kwds = NULL;
+        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
+        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(long));
+        if (!py_bytes) goto limited_bad;
+        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
+        if (!from_bytes_str) goto limited_bad;
+        order_str = PyUnicode_FromString(little ? "little" : "big");
+        if (!order_str) goto limited_bad;
+        {
+            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
+            if (!is_unsigned) {
+                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
+                if (!signed_str) goto limited_bad;
+#if CYTHON_VECTORCALL
+                kwds = PyTuple_Pack(1, signed_str);
+#else
+                {
+                    PyObject *keys[] = {signed_str};
+                    PyObject *values[] = {Py_True};
+                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
+                }
+#endif
+                Py_DECREF(signed_str);
+                if (unlikely(!kwds)) goto limited_bad;
+            }
+            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
+        }
+        limited_bad:
+        Py_XDECREF(kwds);
+        Py_XDECREF(order_str);
+        Py_XDECREF(py_bytes);
+        Py_XDECREF(from_bytes_str);
+        return result;
+#endif
+    }
+}
+
+/* CheckUnpickleChecksum */
+static int __Pyx_CheckUnpickleChecksum(long checksum, long checksum1, long checksum2, long checksum3, const char *members) {
+    int found = 0;
+    found |= checksum1 == checksum;
+    found |= checksum2 == checksum;
+    found |= checksum3 == checksum;
+    if (likely(found))
+        return 0;
+    __Pyx_RaiseUnpickleChecksumError(checksum, checksum1, checksum2, checksum3, members);
+    return -1;
+}
+
 /* GetRuntimeVersion */
 #if __PYX_LIMITED_VERSION_HEX < 0x030b0000
 void __Pyx_init_runtime_version(void) {
@@ -23919,18 +27563,6 @@ static CYTHON_INLINE PyObject *__Pyx_PyIter_Next_Plain(PyObject *iterator) {
     iternextfunc iternext = __Pyx_PyObject_GetIterNextFunc(iterator);
     assert(iternext);
     return iternext(iterator);
-#endif
-}
-
-/* PyObjectCallMethod1 (used by CoroutineBase) */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod1(PyObject* obj, PyObject* method_name, PyObject* arg) {
-#if CYTHON_VECTORCALL && (__PYX_LIMITED_VERSION_HEX >= 0x030C0000 || !CYTHON_COMPILING_IN_LIMITED_API)
-    PyObject *args[2] = {obj, arg};
-    return PyObject_VectorcallMethod(method_name, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-#elif CYTHON_COMPILING_IN_LIMITED_API
-    return PyObject_CallMethodObjArgs(obj, method_name, arg, NULL);
-#else
-    return PyObject_CallMethodOneArg(obj, method_name, arg);
 #endif
 }
 

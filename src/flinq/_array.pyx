@@ -30,7 +30,9 @@ Lifetime. close() frees the ring at once when no thread of this handle uses
 it without the GIL (`_users`: copying or sleeping), else the last one does.
 """
 
-from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport (
+    PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer,
+)
 from libc.stdint cimport UINT64_MAX, int64_t, uint32_t, uint64_t
 
 from libc.errno cimport EEXIST
@@ -86,6 +88,9 @@ cdef extern from "flinq/records.h" nogil:
     int flq_records_try_put(flq_records *r, const void *src, uint64_t n)
     uint64_t flq_records_try_get(flq_records *r, void *dst, uint64_t max)
     uint64_t flq_records_discard(flq_records *r)
+    uint64_t flq_records_claim_contiguous(flq_records *r, uint64_t max, uint64_t *start)
+    void flq_records_release(flq_records *r, uint64_t start, uint64_t n)
+    void *flq_records_at(flq_records *r, uint64_t pos)
     uint64_t flq_load_u64_acquire(const uint64_t *p)
 
 
@@ -689,6 +694,54 @@ cdef class ArrayQueue:
             raise ValueError("out must be writable and C-contiguous")
         return 0
 
+    def get_view(self, max_items, *, block=True, timeout=None):
+        """Remove up to max_items records, first first, and let them be read
+        in place, without a copy: waits like get_many(), then returns a
+        RecordView whose read-only `array` shows the records where they lie
+        in the ring (fewer than are ready when the run reaches the ring's
+        end). Use it as a context manager (`with q.get_view(n) as array:`)
+        or call release(): until then the slots stay out of producers'
+        reach; after that the array may show later records."""
+        np = _np()
+        if not isinstance(max_items, int) or isinstance(max_items, bool):
+            raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
+        if max_items < 1:
+            raise ValueError("max_items must be at least 1")
+        cdef uint64_t limit = min(max_items, UINT64_MAX)
+        cdef int64_t deadline = _deadline(block, timeout)
+        cdef uint64_t start
+        cdef uint64_t taken
+        cdef _RingSlice piece
+        cdef RecordView view
+        while True:
+            self._wait_for_records(block, deadline)
+            taken = flq_records_claim_contiguous(self._open_ring(), limit, &start)
+            if taken:
+                break
+        view = RecordView.__new__(RecordView)
+        view._queue = self
+        view._start = start
+        view._count = taken
+        try:
+            piece = _RingSlice.__new__(_RingSlice)
+            piece._queue = self
+            piece._buf = flq_records_at(self._ring, start)
+            piece._len = taken * self._record_size
+            self._users += 1  # the ring's memory outlives every array over it
+            piece._holds = True
+            view.array = np.frombuffer(piece, dtype=self._base)
+            if self._shape:
+                view.array = view.array.reshape((taken,) + self._shape)
+        except BaseException:
+            view.release()
+            raise
+        return view
+
+    cdef void _give_back(self, uint64_t start, uint64_t count) noexcept:
+        """Release a run read in place (RecordView)."""
+        flq_records_release(self._ring, start, count)
+        self._notify(ROOM, 1)
+
     def qsize(self):
         """Records in the queue now."""
         return flq_records_size(self._open_ring())
@@ -760,6 +813,68 @@ cdef class ArrayQueue:
     def __repr__(self):
         state = "closed" if self._closed else f"{self.qsize()}/{self._capacity}"
         return f"<flinq.ArrayQueue {self._dtype} {state}>"
+
+
+cdef class _RingSlice:
+    """Read-only buffer over records in the ring: the memory behind a
+    RecordView's array. It keeps the queue's ring allocated (or mapped)
+    while any array uses it."""
+
+    cdef ArrayQueue _queue
+    cdef void *_buf
+    cdef uint64_t _len
+    cdef bint _holds
+
+    def __getbuffer__(self, Py_buffer *buffer, int flags):
+        if flags & PyBUF_WRITABLE:
+            raise BufferError("records read in place are read-only")
+        PyBuffer_FillInfo(buffer, self, self._buf, self._len, 1, flags)
+
+    def __dealloc__(self):
+        if self._holds and self._queue is not None:
+            self._queue._left()
+
+
+cdef class RecordView:
+    """Records taken by ArrayQueue.get_view(), read in place: `array` is a
+    read-only ndarray over the ring. Valid until release() (or the end of
+    the with block); after that the slots belong to producers again and the
+    array may show later records. A view dropped without release() is
+    released when collected."""
+
+    cdef ArrayQueue _queue
+    cdef uint64_t _start
+    cdef uint64_t _count
+    cdef bint _released
+    cdef readonly object array
+
+    def release(self):
+        """Give the records' slots back to producers (again: no effect)."""
+        if not self._released and self._queue is not None:
+            self._released = True
+            self._queue._give_back(self._start, self._count)
+
+    @property
+    def released(self):
+        """True once release() has run."""
+        return self._released
+
+    def __len__(self):
+        return self._count
+
+    def __enter__(self):
+        return self.array
+
+    def __exit__(self, *exc_info):
+        self.release()
+        return False
+
+    def __dealloc__(self):
+        # The array (and its _RingSlice, which keeps the ring) is still
+        # referenced here: Cython clears attributes after this body.
+        if not self._released and self._queue is not None and self._queue._ring != NULL:
+            self._released = True
+            self._queue._give_back(self._start, self._count)
 
 
 def _attach(name):

@@ -90,6 +90,28 @@ class ArrayQueueBatches(_ArrayBatches):
         self.queue.close()
 
 
+class ArrayQueueViews(ArrayQueueBatches):
+    """flinq.ArrayQueue read in place: put_many(batch), then get_view()
+    the records (no copy out) and release them."""
+
+    def run(self) -> None:
+        put_many = self.queue.put_many
+        get_view = self.queue.get_view
+        source = self.source
+        moved = 0
+        for _ in range(self.batches):
+            put_many(source)
+            with get_view(ARRAY_BATCH) as records:
+                moved += len(records)
+        self.moved = moved
+
+    def close(self) -> None:
+        self.queue.put_many(self.source)  # one more trip, to check the bytes
+        with self.queue.get_view(ARRAY_BATCH) as records:
+            self.out[:] = records
+        super().close()
+
+
 class CopytoBatches(_ArrayBatches):
     """np.copyto(out, batch): the bandwidth of one copy of the same bytes."""
 
@@ -238,6 +260,7 @@ __all__ = [
     "ARRAY_RING_BATCHES",
     "PROCESS_RING_BATCHES",
     "ArrayQueueBatches",
+    "ArrayQueueViews",
     "CopytoBatches",
     "ListQueueBatches",
     "PickledArrayBatches",

@@ -23,6 +23,7 @@ from flinq.bench.array_trials import (
     ARRAY_BATCH,
     ARRAY_RECORDS_PER_ITEM,
     ArrayQueueBatches,
+    ArrayQueueViews,
     CopytoBatches,
     ListQueueBatches,
     PickledArrayBatches,
@@ -323,6 +324,12 @@ def workloads() -> dict[str, Workload]:
                     CopytoBatches,
                     numpy_unavailable,
                     note="bandwidth reference: one copy of the same bytes (a queue makes two)",
+                ),
+                Contender(
+                    "flinq.ArrayQueue get_view()",
+                    ArrayQueueViews,
+                    numpy_unavailable,
+                    note="put_many(batch) / get_view(n): read in place, one copy per record",
                 ),
                 Contender(
                     "flinq.Queue + tolist()",

@@ -48,8 +48,12 @@ def consume(q: flinq.ArrayQueue, results: Any, seed: int) -> None:
     out = np.empty(150, RECORD)
     try:
         while True:
-            if rng.integers(2):
+            choice = rng.integers(3)
+            if choice == 0:
                 taken.append(q.get_many(int(rng.integers(1, 300)), timeout=HANG))
+            elif choice == 1:
+                with q.get_view(int(rng.integers(1, 300)), timeout=HANG) as viewed:
+                    taken.append(viewed.copy())
             else:
                 n = q.get_many(int(rng.integers(1, 300)), out=out, timeout=HANG)
                 taken.append(out[:n].copy())

@@ -361,3 +361,65 @@ def test_bad_timeout() -> None:
 def test_in_process_queue_does_not_pickle() -> None:
     with pytest.raises(TypeError, match="pickle"):
         pickle.dumps(flinq.ArrayQueue("i8", 2))
+
+
+# ---------------------------------------------------------------- reading in place
+
+
+def test_get_view_reads_in_place_and_holds_slots_until_released() -> None:
+    q = flinq.ArrayQueue(("f4", (3,)), 8)
+    q.put_many(np.arange(18, dtype="f4").reshape(6, 3))
+    view = q.get_view(4)
+    assert len(view) == 4 and not view.released
+    assert view.array.shape == (4, 3) and view.array.dtype == np.float32
+    assert view.array.tolist() == np.arange(12, dtype="f4").reshape(4, 3).tolist()
+    assert not view.array.flags.writeable
+    with pytest.raises(ValueError):
+        view.array[0, 0] = 1
+    assert q.qsize() == 2
+    q.put_many(np.zeros((2, 3), "f4"))
+    with pytest.raises(queue.Full):  # the 4 viewed slots are not free yet
+        q.put(np.zeros(3, "f4"), block=False)
+    view.release()
+    view.release()  # twice is fine
+    assert view.released
+    q.put_many(np.ones((4, 3), "f4"))
+    assert q.full()
+
+
+def test_get_view_stops_at_the_ring_end_and_keeps_order() -> None:
+    q = flinq.ArrayQueue("i8", 5)
+    q.put_many([0, 1, 2])
+    assert q.get_many(3).tolist() == [0, 1, 2]
+    q.put_many([3, 4, 5, 6])  # positions 3..6: slots 3, 4, 0, 1
+    with q.get_view(10) as first:
+        assert first.tolist() == [3, 4]
+    with q.get_view(10) as second:
+        assert second.tolist() == [5, 6]
+    with pytest.raises(queue.Empty):
+        q.get_view(1, block=False)
+
+
+def test_dropped_view_is_released_and_array_outlives_close() -> None:
+    q = flinq.ArrayQueue("i8", 2)
+    q.put_many([7, 8])
+    view = q.get_view(2)
+    array = view.array
+    del view  # released when collected
+    q.put_many([9, 10])
+    assert array.tolist() == [9, 10]  # the slots were reused: documented
+    view = q.get_view(2)
+    array = view.array
+    q.close()
+    assert array.tolist() == [9, 10]  # the ring stays allocated while viewed
+    view.release()
+    del view, array
+
+
+@pytest.mark.parametrize(("max_items", "error"), [(0, ValueError), (1.5, TypeError)])
+def test_bad_get_view_arguments(max_items: Any, error: type[Exception]) -> None:
+    q = flinq.ArrayQueue("i8", 2)
+    q.put(1)
+    with pytest.raises(error):
+        q.get_view(max_items)
+    assert q.qsize() == 1

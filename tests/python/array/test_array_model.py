@@ -64,7 +64,7 @@ def test_matches_a_deque_of_records(data: Any) -> None:
     model: deque[bytes] = deque()
     enqueued = 0
     for _ in range(data.draw(st.integers(1, 30), label="steps")):
-        op = data.draw(st.sampled_from(["put_many", "put", "get_many", "get_out", "get"]))
+        op = data.draw(st.sampled_from(["put_many", "put", "get_many", "get_out", "get", "view"]))
         if op in ("put_many", "put"):
             n = 1 if op == "put" else data.draw(st.integers(0, capacity + 2))
             records = batch(data.draw, dtype, n)
@@ -90,7 +90,12 @@ def test_matches_a_deque_of_records(data: Any) -> None:
         else:
             if not model:
                 with pytest.raises(queue.Empty):
-                    q.get(block=False) if op == "get" else q.get_many(3, block=False)
+                    if op == "get":
+                        q.get(block=False)
+                    elif op == "view":
+                        q.get_view(3, block=False)
+                    else:
+                        q.get_many(3, block=False)
                 continue
             if op == "get":
                 got = np.asarray(q.get(block=False))
@@ -98,6 +103,13 @@ def test_matches_a_deque_of_records(data: Any) -> None:
                 assert got.tobytes() == model.popleft()
                 continue
             max_items = data.draw(st.integers(1, capacity + 2))
+            if op == "view":
+                with q.get_view(max_items, block=False) as got:
+                    assert 1 <= len(got) <= min(max_items, len(model))
+                    assert got.shape[1:] == record_shape(dtype)
+                    for record in got:
+                        assert record.tobytes() == model.popleft()
+                continue
             if op == "get_out":
                 room = data.draw(st.integers(1, capacity + 2))
                 out = np.empty((room, *record_shape(dtype)), element_dtype(dtype))

@@ -105,6 +105,18 @@ def test_attach_refuses_what_is_not_an_array_queue(tmp_path: Any) -> None:
         os.unlink("/dev/shm" + name)
 
 
+def test_view_of_a_shared_queue_outlives_close() -> None:
+    q = flinq.ArrayQueue("i8", 4, shared=True)
+    q.put_many([1, 2, 3])
+    other = flinq.ArrayQueue.attach(q.name)
+    view = other.get_view(2)
+    other.close()  # the mapping stays while the view's array exists
+    assert view.array.tolist() == [1, 2]
+    view.release()
+    assert q.get_many(4).tolist() == [3]
+    q.close()
+
+
 def test_closed_shared_queue_does_not_pickle() -> None:
     q = flinq.ArrayQueue("i8", 8, shared=True)
     q.close()

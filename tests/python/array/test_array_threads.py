@@ -69,8 +69,11 @@ def test_four_producers_four_consumers_exactly_once(big: bool, shared: bool) -> 
         out = np.empty(max_batch, RECORD)
         try:
             while True:
-                choice = rng.integers(3)
-                if choice == 0:
+                choice = rng.integers(4)
+                if choice == 3:
+                    with q.get_view(int(rng.integers(1, max_batch + 1))) as viewed:
+                        received[index].append(viewed.copy())
+                elif choice == 0:
                     received[index].append(np.asarray([q.get()]))
                 elif choice == 1:
                     received[index].append(q.get_many(int(rng.integers(1, max_batch + 1))))
