@@ -666,7 +666,7 @@ cdef class ArrayQueue:
         cdef uint64_t taken
         if out is not None:
             self._check_out(out)
-            limit = min(limit, len(out))
+            limit = min(limit, <uint64_t>len(out))
         self._open_ring()
         while True:
             ready = self._wait_for_records(block, deadline)
@@ -678,7 +678,7 @@ cdef class ArrayQueue:
                 result = np.empty((min(ready, limit),) + self._shape, self._base)
                 taken = self._take_into(result, len(result))
                 if taken:
-                    return result if taken == len(result) else result[:taken].copy()
+                    return result if taken == <uint64_t>len(result) else result[:taken].copy()
 
     cdef int _check_out(self, object out) except -1:
         np = _np()
