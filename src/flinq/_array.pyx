@@ -167,8 +167,10 @@ cdef int64_t _deadline(bint block, object timeout) except -2:
     """Absolute monotonic deadline in ns for a wait, or -1 for none."""
     if not block or timeout is None:
         return -1
+    if timeout < 0:  # also TypeError for what is no number, as in flinq.Queue
+        raise ValueError("'timeout' must be a non-negative number")
     cdef double seconds = float(timeout)
-    if not seconds >= 0:  # negative or NaN
+    if not seconds >= 0:  # NaN
         raise ValueError("'timeout' must be a non-negative number")
     if seconds > 1e9:  # ~31 years: no limit rather than an overflow
         return -1
@@ -225,7 +227,6 @@ cdef class ArrayQueue:
     cdef object _dtype              # as numpy.dtype(dtype) made it
     cdef object _base               # element dtype of a record's array
     cdef tuple _shape               # a record's array shape; () unless subarray
-    cdef tuple _batch_tail          # (0,) + _shape, for empty batches
     cdef uint64_t _record_size
     cdef uint64_t _capacity
     cdef bint _parks_ready

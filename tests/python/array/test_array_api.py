@@ -352,6 +352,8 @@ def test_bad_timeout() -> None:
         q.get(timeout=-1)
     with pytest.raises(ValueError):
         q.get_many(1, timeout=float("nan"))
+    with pytest.raises(TypeError):
+        q.get(timeout="1")
     q.put(1)
     with pytest.raises(ValueError):
         q.put(2, timeout=-0.5)
