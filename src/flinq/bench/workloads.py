@@ -19,6 +19,19 @@ from collections.abc import Callable
 from typing import Final
 
 import flinq
+from flinq.bench.array_trials import (
+    ARRAY_BATCH,
+    ARRAY_RECORDS_PER_ITEM,
+    ArrayQueueBatches,
+    ArrayQueueViews,
+    CopytoBatches,
+    ListQueueBatches,
+    PickledArrayBatches,
+    ProcessArrayBatches,
+    faster_fifo_array_unavailable,
+    fork_unavailable,
+    numpy_unavailable,
+)
 from flinq.bench.env import Env
 from flinq.bench.model import Contender, Trial, Workload
 from flinq.bench.trials import (
@@ -292,6 +305,81 @@ def workloads() -> dict[str, Workload]:
                     faster_fifo_unavailable,
                     scale=FASTER_FIFO_SCALE,
                     note="put_many() / get_many(); one process",
+                ),
+            ),
+        ),
+        Workload(
+            "array",
+            f"move {ARRAY_RECORDS_PER_ITEM}n int64 records in batches of {ARRAY_BATCH}, one "
+            "thread: put a batch, get it back as an int64 array, repeat; ops = records moved",
+            Contender(
+                "flinq.ArrayQueue",
+                ArrayQueueBatches,
+                numpy_unavailable,
+                note="put_many(batch) / get_many(n, out=array)",
+            ),
+            (
+                Contender(
+                    "np.copyto",
+                    CopytoBatches,
+                    numpy_unavailable,
+                    note="bandwidth reference: one copy of the same bytes (a queue makes two)",
+                ),
+                Contender(
+                    "flinq.ArrayQueue get_view()",
+                    ArrayQueueViews,
+                    numpy_unavailable,
+                    note="put_many(batch) / get_view(n): read in place, one copy per record",
+                ),
+                Contender(
+                    "flinq.Queue + tolist()",
+                    ListQueueBatches,
+                    numpy_unavailable,
+                    note="put_many(batch.tolist()) / np.asarray(get_many(n), int64)",
+                ),
+                Contender(
+                    "multiprocessing.Queue",
+                    lambda n, env: PickledArrayBatches(n, env, "multiprocessing"),
+                    numpy_unavailable,
+                    note="put(batch) / get(): the array pickled; one process",
+                ),
+                Contender(
+                    "faster_fifo.Queue",
+                    lambda n, env: PickledArrayBatches(n, env, "faster_fifo"),
+                    faster_fifo_array_unavailable,
+                    note="put(batch) / get(): the array pickled; one process",
+                ),
+            ),
+        ),
+        Workload(
+            "array-processes",
+            f"move {ARRAY_RECORDS_PER_ITEM}n int64 records in batches of {ARRAY_BATCH} from "
+            "1 producer process (forked before timing) to this process, which gets them as "
+            "int64 arrays; ops = records moved",
+            Contender(
+                "flinq.ArrayQueue(shared=True)",
+                lambda n, env: ProcessArrayBatches(n, env, "flinq"),
+                fork_unavailable,
+                note="put_many(batch) / get_many(n, out=array)",
+            ),
+            (
+                Contender(
+                    "np.copyto",
+                    CopytoBatches,
+                    numpy_unavailable,
+                    note="bandwidth reference: one copy of the same bytes, one process",
+                ),
+                Contender(
+                    "multiprocessing.Queue (processes)",
+                    lambda n, env: ProcessArrayBatches(n, env, "multiprocessing"),
+                    fork_unavailable,
+                    note="put(batch) / get(): the array pickled",
+                ),
+                Contender(
+                    "faster_fifo.Queue (processes)",
+                    lambda n, env: ProcessArrayBatches(n, env, "faster_fifo"),
+                    lambda env: fork_unavailable(env) or faster_fifo_array_unavailable(env),
+                    note="put(batch) / get(): the array pickled",
                 ),
             ),
         ),

@@ -1,0 +1,883 @@
+# cython: language_level=3, embedsignature=True, binding=False, boundscheck=False, wraparound=False, cdivision=True
+"""ArrayQueue: a bounded FIFO of fixed-size numpy records over
+include/flinq/records.h.
+
+Records cross the queue as bytes: put_many copies a whole array into the
+ring with one memcpy (two when it wraps) and get_many copies them out into
+a new or given array, with no Python object per record. numpy is imported
+when the first ArrayQueue is made, never when this module is: the copies go
+through the buffer protocol, so `import flinq` needs no numpy.
+
+Threads. The ring is multi-producer / multi-consumer and lock-free, and the
+copies of batches of at least GIL_FREE_BYTES run with the GIL released, so
+producers and consumers copy at the same time. Everything else (validation,
+waiting, counters of this handle) runs with the GIL held.
+
+Waiting. In process: flinq/park.h. A waiter prepares and re-checks its
+condition with the GIL held, and whoever moves a ring counter notifies after
+re-taking the GIL, so the GIL orders the two sides and
+flq_park_notify_locked needs no fence. Shared (shared=True): the ring lives
+in a named segment (flinq/shmseg.h) and waiters sleep on the ring header's
+words with flinq/shmwait.h (a futex on Linux), whose fences order the two
+sides across processes.
+
+Shared segment layout: META_BYTES of metadata (a magic, a version, and the
+dtype as text that numpy.lib.format parses back, never pickle), then the
+records.h block. The handle that created the segment removes its name at
+close() or when it is collected; processes that attached keep their mapping.
+
+Lifetime. close() frees the ring at once when no thread of this handle uses
+it without the GIL (`_users`: copying or sleeping), else the last one does.
+"""
+
+from cpython.buffer cimport (
+    PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer,
+)
+from libc.stdint cimport UINT64_MAX, int64_t, uint32_t, uint64_t
+
+from libc.errno cimport EEXIST
+from libc.string cimport memcpy
+
+from flinq._headers cimport (
+    flq_now_ns, flq_park, flq_park_cancel, flq_park_destroy, flq_park_init,
+    flq_park_notify_locked, flq_park_prepare, flq_park_wait,
+)
+
+import ast as _ast
+import os as _os
+import queue as _stdlib_queue
+import secrets as _secrets
+import sys as _sys
+import threading as _threading
+
+from flinq._compat import ShutDown
+
+Empty = _stdlib_queue.Empty
+Full = _stdlib_queue.Full
+
+
+cdef extern from "flinq/alloc.h" nogil:
+    void *flq_aligned_alloc(size_t size, size_t align)
+    void flq_aligned_free(void *p)
+
+
+cdef extern from "flinq/records.h" nogil:
+    ctypedef struct flq_records:
+        uint64_t record_size
+        uint64_t capacity
+        uint64_t total_size
+        uint64_t reserved
+        uint64_t published
+        uint64_t claimed
+        uint64_t released
+        uint64_t discarded
+        uint32_t items_epoch
+        uint32_t items_waiters
+        uint32_t room_epoch
+        uint32_t room_waiters
+    uint32_t FLQ_RECORDS_OPEN
+    uint32_t FLQ_RECORDS_SHUTDOWN
+    uint32_t FLQ_RECORDS_SHUTDOWN_IMMEDIATE
+    uint64_t flq_records_block_size(uint64_t record_size, uint64_t capacity)
+    flq_records *flq_records_init(void *block, uint64_t record_size, uint64_t capacity)
+    int flq_records_check(const void *block, uint64_t mapped)
+    uint64_t flq_records_size(flq_records *r)
+    uint64_t flq_records_room(flq_records *r)
+    uint32_t flq_records_state(flq_records *r)
+    void flq_records_set_state(flq_records *r, uint32_t state)
+    int flq_records_try_put(flq_records *r, const void *src, uint64_t n)
+    uint64_t flq_records_try_get(flq_records *r, void *dst, uint64_t max)
+    uint64_t flq_records_discard(flq_records *r)
+    uint64_t flq_records_claim_contiguous(flq_records *r, uint64_t max, uint64_t *start)
+    void flq_records_release(flq_records *r, uint64_t start, uint64_t n)
+    void *flq_records_at(flq_records *r, uint64_t pos)
+    uint64_t flq_load_u64_acquire(const uint64_t *p)
+
+
+cdef extern from "flinq/shmseg.h" nogil:
+    int flq_shm_create(const char *name, uint64_t size, void **addr)
+    int flq_shm_attach(const char *name, void **addr, uint64_t *size)
+    int flq_shm_unmap(void *addr, uint64_t size)
+    int flq_shm_unlink(const char *name)
+
+
+cdef extern from "flinq/shmwait.h" nogil:
+    ctypedef struct flq_shmwait:
+        uint32_t *epoch
+        uint32_t *waiters
+    uint32_t flq_shmwait_prepare(flq_shmwait w)
+    void flq_shmwait_cancel(flq_shmwait w)
+    int flq_shmwait_wait(flq_shmwait w, uint32_t key, int64_t timeout_ns)
+    void flq_shmwait_notify(flq_shmwait w, int all)
+
+
+cdef extern from "Python.h":
+    int PyErr_CheckSignals()
+
+
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    #  include <process.h>
+    #  define flq_array_getpid() ((long)_getpid())
+    #else
+    #  include <unistd.h>
+    #  define flq_array_getpid() ((long)getpid())
+    #endif
+    """
+    long flq_array_getpid() nogil
+
+# What a blocked caller waits for: index into ArrayQueue._parks / _waits.
+DEF ITEMS = 0
+DEF ROOM = 1
+
+# Shared segments: metadata ahead of the ring (a page, so the ring stays aligned).
+DEF META_BYTES = 4096
+cdef bytes META_MAGIC = b"FLQARRAY"
+cdef uint32_t META_VERSION = 1
+
+#: Batches at least this large are copied with the GIL released. A smaller
+#: copy takes a few microseconds, less than handing the GIL to another
+#: thread and back (measured: 1 producer and 1 consumer thread moving int64
+#: batches of 4096 went faster holding the GIL for the 32 KiB copies).
+GIL_FREE_BYTES = 65536
+cdef uint64_t _gil_free_bytes = GIL_FREE_BYTES
+
+# Signals reach Python only in the main thread, and a condition-variable
+# wait does not return on a signal, so the main thread sleeps in slices this
+# long and runs pending signal handlers between them (prompt Ctrl-C).
+cdef int64_t SIGNAL_SLICE_NS = 50 * 1000 * 1000
+
+cdef object _numpy = None
+
+
+cdef object _np():
+    """numpy, imported on first use (ArrayQueue is its only user in flinq)."""
+    global _numpy
+    if _numpy is None:
+        try:
+            import numpy
+        except ImportError:
+            raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None
+        _numpy = numpy
+    return _numpy
+
+
+cdef int64_t _deadline(bint block, object timeout) except -2:
+    """Absolute monotonic deadline in ns for a wait, or -1 for none."""
+    if not block or timeout is None:
+        return -1
+    if timeout < 0:  # also TypeError for what is no number, as in flinq.Queue
+        raise ValueError("'timeout' must be a non-negative number")
+    cdef double seconds = float(timeout)
+    if not seconds >= 0:  # NaN
+        raise ValueError("'timeout' must be a non-negative number")
+    if seconds > 1e9:  # ~31 years: no limit rather than an overflow
+        return -1
+    return flq_now_ns() + <int64_t>(seconds * 1e9)
+
+
+cdef bint _same_values(object converted, object given):
+    """Whether converted (from ndarray.tolist()) holds exactly the values of
+    given (the caller's Python data), sequence by sequence."""
+    if not isinstance(converted, (list, tuple)) and hasattr(converted, "tolist"):
+        converted = converted.tolist()  # tolist() leaves some subarray fields as arrays
+    if isinstance(converted, (list, tuple)):
+        if isinstance(given, (str, bytes)):
+            return False
+        try:
+            if len(given) != len(converted):
+                return False
+            return all(_same_values(c, g) for c, g in zip(converted, given))
+        except TypeError:
+            return False
+    try:
+        if converted == given:
+            return True
+        return converted != converted and given != given  # NaN stays NaN
+    except (TypeError, ValueError):
+        return False
+
+
+cdef class ArrayQueue:
+    """A bounded FIFO of fixed-size records of one numpy dtype.
+
+    ArrayQueue(dtype, capacity, *, shared=False): capacity records of
+    numpy.dtype(dtype) (scalars, fixed-shape subarrays such as ("f4", (3,)),
+    structured dtypes; no object fields). A subarray dtype's records come
+    out as arrays of its shape: ArrayQueue(("f4", (3,)), n).get_many(k)
+    has shape (k, 3) and dtype float32.
+
+    What goes in must convert without loss. Arrays and numpy scalars cast
+    under numpy's "safe" rule (numpy.can_cast(src, dtype, "safe")). Python
+    numbers and sequences are converted by numpy and refused unless every
+    value comes back unchanged (0.5 fits float32, 0.1 does not). A lossy
+    input raises TypeError, a shape that is not the record's (put) or a
+    batch of records (put_many) raises ValueError; a failed call changes
+    nothing.
+    """
+
+    cdef flq_records *_ring
+    cdef void *_block               # what _ring lives in, freed by _free_ring
+    cdef uint64_t _block_bytes      # its size (shared: the whole mapping)
+    cdef bint _shared
+    cdef object _name               # shared: the segment's name (str)
+    cdef long _creator_pid          # shared: pid that removes the name; 0 if attached
+    cdef flq_shmwait _waits[2]      # shared: ITEMS and ROOM words in the ring header
+    cdef object _dtype              # as numpy.dtype(dtype) made it
+    cdef object _base               # element dtype of a record's array
+    cdef tuple _shape               # a record's array shape; () unless subarray
+    cdef uint64_t _record_size
+    cdef uint64_t _capacity
+    cdef bint _parks_ready
+    cdef bint _closed
+    cdef Py_ssize_t _users          # threads of this handle in the ring without the GIL
+    cdef flq_park _parks[2]         # in process: ITEMS and ROOM sleepers
+    cdef object __weakref__
+
+    def __cinit__(self, *args, **kwargs):
+        if flq_park_init(&self._parks[ITEMS]) != 0:
+            raise MemoryError("cannot create a wait primitive")
+        if flq_park_init(&self._parks[ROOM]) != 0:
+            flq_park_destroy(&self._parks[ITEMS])
+            raise MemoryError("cannot create a wait primitive")
+        self._parks_ready = True
+
+    def __init__(self, dtype, capacity, *, shared=False):
+        np = _np()
+        if self._ring != NULL:
+            raise TypeError("ArrayQueue.__init__ may run only once")
+        if not isinstance(capacity, int) or isinstance(capacity, bool):
+            raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        if shared and _sys.platform == "win32":
+            raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
+        dt = np.dtype(dtype)
+        if dt.hasobject:
+            raise TypeError(f"ArrayQueue records hold bytes; {dt} has Python object fields")
+        if dt.itemsize == 0:
+            raise ValueError(f"ArrayQueue records must have a size; {dt} has none")
+        cdef uint64_t size = flq_records_block_size(dt.itemsize, capacity) if capacity < 2 ** 62 else 0
+        if size == 0 or size >= <uint64_t>(2 ** 62):
+            raise ValueError(f"capacity {capacity} of {dt.itemsize}-byte records is too large")
+        self._set_dtype(dt)
+        if shared:
+            self._create_segment(size, capacity)
+            return
+        self._block = flq_aligned_alloc(<size_t>size, 64)
+        if self._block == NULL:
+            raise MemoryError(f"cannot allocate {size} bytes for the ring")
+        self._block_bytes = size
+        self._ring = flq_records_init(self._block, dt.itemsize, capacity)
+        self._capacity = capacity
+
+    cdef int _set_dtype(self, object dt) except -1:
+        if dt.subdtype is not None:
+            self._base, self._shape = dt.subdtype
+        else:
+            self._base, self._shape = dt, ()
+        self._dtype = dt
+        self._record_size = dt.itemsize
+        return 0
+
+    cdef int _create_segment(self, uint64_t ring_bytes, uint64_t capacity) except -1:
+        """Make a named segment holding the metadata and an empty ring."""
+        from numpy.lib import format as npy_format
+        meta = repr((npy_format.dtype_to_descr(self._base), self._shape)).encode()
+        if len(meta) > META_BYTES - 16:
+            raise ValueError(f"{self._dtype} is too complex to share (its description "
+                             f"takes {len(meta)} bytes, {META_BYTES - 16} at most)")
+        cdef void *addr = NULL
+        cdef int err = 0
+        cdef bytes name
+        for _ in range(8):  # a random name; try again on the rare collision
+            name = f"/flinq-a-{_os.getpid()}-{_secrets.token_hex(6)}".encode()
+            err = flq_shm_create(name, META_BYTES + ring_bytes, &addr)
+            if err != EEXIST:
+                break
+        if err:
+            raise OSError(err, f"cannot create a shared segment: {_os.strerror(err)}")
+        cdef char *base = <char *>addr
+        memcpy(base, <char *>META_MAGIC, 8)
+        (<uint32_t *>(base + 8))[0] = META_VERSION
+        (<uint32_t *>(base + 12))[0] = len(meta)
+        memcpy(base + 16, <char *>meta, len(meta))
+        # records.h publishes the geometry with its magic (release), after
+        # the metadata above: an attacher that validates the ring sees both.
+        self._ring = flq_records_init(base + META_BYTES, self._record_size, capacity)
+        self._adopt_segment(name.decode(), addr, META_BYTES + ring_bytes, flq_array_getpid())
+        return 0
+
+    cdef int _adopt_segment(self, str name, void *addr, uint64_t size, long creator) except -1:
+        self._shared = True
+        self._name = name
+        self._block = addr
+        self._block_bytes = size
+        self._creator_pid = creator
+        self._capacity = self._ring.capacity
+        self._waits[ITEMS].epoch = &self._ring.items_epoch
+        self._waits[ITEMS].waiters = &self._ring.items_waiters
+        self._waits[ROOM].epoch = &self._ring.room_epoch
+        self._waits[ROOM].waiters = &self._ring.room_waiters
+        return 0
+
+    @classmethod
+    def attach(cls, name):
+        """Open the shared queue called name (see the name property), as
+        unpickling a shared ArrayQueue does. Raises FileNotFoundError when
+        no such queue exists (any more), ValueError when name is no
+        ArrayQueue of this version."""
+        np = _np()
+        from numpy.lib import format as npy_format
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        if _sys.platform == "win32":
+            raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
+        cdef ArrayQueue self = cls.__new__(cls)
+        cdef void *addr = NULL
+        cdef uint64_t size = 0
+        cdef bytes encoded = name.encode()
+        cdef int err = flq_shm_attach(encoded, &addr, &size)
+        if err:
+            raise OSError(err, f"cannot attach to {name!r}: {_os.strerror(err)}")
+        cdef char *base = <char *>addr
+        cdef uint32_t meta_len
+        try:
+            if (size < META_BYTES or base[:8] != META_MAGIC
+                    or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
+                raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+            if (<uint32_t *>(base + 8))[0] != META_VERSION:
+                raise ValueError(f"{name!r} is an ArrayQueue of another layout version")
+            meta_len = (<uint32_t *>(base + 12))[0]
+            if meta_len > META_BYTES - 16:
+                raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+            descr, shape = _ast.literal_eval(base[16:16 + meta_len].decode())
+            element = npy_format.descr_to_dtype(descr)
+            dt = np.dtype((element, tuple(shape))) if shape else element
+            if dt.itemsize != (<flq_records *>(base + META_BYTES)).record_size:
+                raise ValueError(f"{name!r} is not a flinq ArrayQueue")
+        except BaseException:
+            flq_shm_unmap(addr, size)
+            raise
+        self._set_dtype(dt)
+        self._ring = <flq_records *>(base + META_BYTES)
+        self._adopt_segment(name, addr, size, 0)
+        return self
+
+    def __dealloc__(self):
+        self._free_ring()
+        if self._parks_ready:
+            flq_park_destroy(&self._parks[ITEMS])
+            flq_park_destroy(&self._parks[ROOM])
+
+    cdef void _free_ring(self) noexcept:
+        """Give the ring back: free it, or unmap the segment (and remove its
+        name if this handle created it in this process)."""
+        if self._block == NULL:
+            return
+        if self._shared:
+            if self._creator_pid == flq_array_getpid():
+                flq_shm_unlink(self._name_bytes())
+                self._creator_pid = 0
+            flq_shm_unmap(self._block, self._block_bytes)
+        else:
+            flq_aligned_free(self._block)
+        self._block = NULL
+        self._ring = NULL
+
+    cdef bytes _name_bytes(self):
+        return self._name.encode()
+
+    def __reduce__(self):
+        if not self._shared:
+            raise TypeError("an in-process ArrayQueue cannot be pickled; "
+                            "use ArrayQueue(..., shared=True) to pass it to other processes")
+        self._open_ring()
+        return (_attach, (self._name,))
+
+    # ---- properties ---------------------------------------------------------------
+
+    @property
+    def dtype(self):
+        """The record dtype, as numpy.dtype(dtype) made it."""
+        return self._dtype
+
+    @property
+    def capacity(self):
+        """How many records the queue holds at most."""
+        return self._capacity
+
+    @property
+    def shared(self):
+        """Whether the ring lives in shared memory."""
+        return self._shared
+
+    @property
+    def name(self):
+        """The shared segment's name, for ArrayQueue.attach(); None in process."""
+        return self._name
+
+    @property
+    def is_shutdown(self):
+        """True once shutdown() has been called."""
+        return self._ring != NULL and flq_records_state(self._ring) != FLQ_RECORDS_OPEN
+
+    @property
+    def closed(self):
+        """True once close() has been called."""
+        return self._closed
+
+    # ---- conversions (GIL held) ----------------------------------------------------
+
+    cdef flq_records *_open_ring(self) except NULL:
+        if self._closed:
+            raise ValueError("ArrayQueue is closed")
+        if self._ring == NULL:
+            raise ValueError("ArrayQueue was not initialized")
+        return self._ring
+
+    cdef object _records(self, object value, bint batch):
+        """value as a C-contiguous array of records of the queue's element
+        dtype: shape (n,) + record shape if batch, else the record shape."""
+        np = _np()
+        if isinstance(value, (np.ndarray, np.generic)):
+            arr = np.asarray(value)
+            if arr.dtype != self._base:
+                if not np.can_cast(arr.dtype, self._base, casting="safe"):
+                    raise TypeError(f"cannot put {arr.dtype} into an ArrayQueue of {self._dtype} "
+                                    "without loss (numpy's 'safe' casting)")
+                arr = arr.astype(self._base)
+        else:
+            try:
+                with np.errstate(over="raise", invalid="raise"):
+                    arr = np.array(value, dtype=self._base)
+            except (OverflowError, FloatingPointError) as error:
+                raise TypeError(f"{value!r:.60} does not fit {self._dtype}: {error}") from None
+            if not _same_values(arr.tolist(), value):
+                raise TypeError(f"{value!r:.60} would change when stored as {self._dtype}")
+        cdef tuple shape = arr.shape
+        if batch:
+            if len(shape) != 1 + len(self._shape) or shape[1:] != self._shape:
+                raise ValueError(f"put_many() takes an array of shape (n,) + {self._shape} "
+                                 f"for records of {self._dtype}, not {shape}")
+        elif shape != self._shape:
+            raise ValueError(f"a record of {self._dtype} has shape {self._shape}, not {shape}")
+        return np.ascontiguousarray(arr)
+
+    # ---- the two copies ------------------------------------------------------------
+
+    cdef inline uint32_t _prepare(self, int which) noexcept:
+        if self._shared:
+            return flq_shmwait_prepare(self._waits[which])
+        return flq_park_prepare(&self._parks[which])
+
+    cdef inline void _cancel(self, int which) noexcept:
+        if self._shared:
+            flq_shmwait_cancel(self._waits[which])
+        else:
+            flq_park_cancel(&self._parks[which])
+
+    cdef inline void _notify(self, int which, bint all) noexcept:
+        if self._block == NULL:
+            return  # closed and freed: nobody sleeps on this handle's words any more
+        if self._shared:
+            flq_shmwait_notify(self._waits[which], all)
+        else:
+            flq_park_notify_locked(&self._parks[which], all)
+
+    cdef int _sleep(self, int which, uint32_t key, int64_t deadline) except -1:
+        """Sleep (prepared with key) until notified, an early wake-up or the
+        deadline (-1: none). Returns 1 when the deadline had passed, else 0.
+        Raises what a signal handler raises (main thread only)."""
+        cdef int64_t timeout_ns = -1
+        cdef int64_t now
+        cdef bint in_main = _threading.current_thread() is _threading.main_thread()
+        cdef int rc
+        cdef bint shared = self._shared
+        cdef flq_shmwait words = self._waits[which]
+        cdef flq_park *park = &self._parks[which]
+        if deadline >= 0:
+            now = flq_now_ns()
+            if now >= deadline:
+                self._cancel(which)
+                return 1
+            timeout_ns = deadline - now
+        if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
+            timeout_ns = SIGNAL_SLICE_NS
+        self._users += 1  # a shared sleeper counts itself out in the mapping
+        with nogil:
+            if shared:
+                rc = flq_shmwait_wait(words, key, timeout_ns)
+            else:
+                rc = flq_park_wait(park, key, timeout_ns)
+        self._left()
+        if in_main and PyErr_CheckSignals() < 0:
+            if rc == 0:
+                # The wake-up we consumed was meant for someone; pass it on.
+                self._notify(which, 0)
+            return -1
+        return 0
+
+    cdef int _put_array(self, object arr, uint64_t n, bint block, object timeout) except -1:
+        """Put the n records of the C-contiguous array arr, all or none."""
+        cdef Py_buffer view
+        cdef int64_t deadline = _deadline(block, timeout)
+        cdef flq_records *ring = self._open_ring()
+        cdef uint32_t key
+        cdef int stored
+        if n > self._capacity:
+            raise ValueError(f"put_many() of {n} records can never fit in capacity {self._capacity}")
+        PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS)
+        try:
+            while True:
+                ring = self._open_ring()
+                if flq_records_state(ring) != FLQ_RECORDS_OPEN:
+                    raise ShutDown
+                if n * self._record_size >= _gil_free_bytes:
+                    self._users += 1
+                    with nogil:
+                        stored = flq_records_try_put(ring, view.buf, n)
+                    self._left()
+                else:
+                    stored = flq_records_try_put(ring, view.buf, n)
+                if stored:
+                    if self._block == NULL:  # closed while we copied: the ring is gone
+                        return 0
+                    self._notify(ITEMS, n > 1)
+                    if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
+                        flq_records_discard(ring)  # raced shutdown(immediate=True)
+                    return 0
+                if not block:
+                    raise Full
+                ring = self._open_ring()
+                key = self._prepare(ROOM)
+                if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:
+                    self._cancel(ROOM)
+                elif self._sleep(ROOM, key, deadline):
+                    raise Full
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef void _left(self) noexcept:
+        """A thread stopped using the ring without the GIL: free the ring if
+        close() waits for that."""
+        self._users -= 1
+        if self._closed and self._users == 0:
+            self._free_ring()
+
+    cdef uint64_t _wait_for_records(self, bint block, int64_t deadline) except 0:
+        """Records ready now (at least 1), after waiting for them if need be."""
+        cdef flq_records *ring
+        cdef uint64_t ready
+        cdef uint32_t key
+        cdef uint32_t state
+        while True:
+            ring = self._open_ring()
+            state = flq_records_state(ring)
+            if state == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
+                raise ShutDown
+            ready = flq_records_size(ring)
+            if ready:
+                return ready
+            if state != FLQ_RECORDS_OPEN:
+                raise ShutDown
+            if not block:
+                raise Empty
+            key = self._prepare(ITEMS)
+            if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
+                self._cancel(ITEMS)
+            elif self._sleep(ITEMS, key, deadline):
+                raise Empty
+
+    cdef uint64_t _take_into(self, object out, uint64_t limit) except? 0:
+        """Copy up to limit ready records into the writable C-contiguous
+        array out; returns how many (0 when others took them first)."""
+        cdef Py_buffer view
+        cdef uint64_t taken
+        cdef flq_records *ring = self._open_ring()
+        PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
+        try:
+            if limit * self._record_size >= _gil_free_bytes:
+                self._users += 1
+                with nogil:
+                    taken = flq_records_try_get(ring, view.buf, limit)
+                self._left()
+            else:
+                taken = flq_records_try_get(ring, view.buf, limit)
+        finally:
+            PyBuffer_Release(&view)
+        if taken:
+            self._notify(ROOM, 1)
+        return taken
+
+    # ---- public API ----------------------------------------------------------------
+
+    def put(self, value, block=True, timeout=None):
+        """Put one record, waiting for room if the queue is full
+        (block=False or a timeout: raise queue.Full; shut down: ShutDown)."""
+        self._put_array(self._records(value, False), 1, block, timeout)
+
+    def put_nowait(self, value):
+        """Put one record without waiting; raise queue.Full if there is no room."""
+        self._put_array(self._records(value, False), 1, False, None)
+
+    def put_many(self, array, block=True, timeout=None):
+        """Put every record of array (shape (n,) + the record shape), in
+        order, all or none: wait until they all fit (queue.Full on
+        block=False or timeout); ValueError if n exceeds the capacity."""
+        arr = self._records(array, True)
+        cdef uint64_t n = len(arr)
+        self._open_ring()
+        if n:
+            self._put_array(arr, n, block, timeout)
+
+    def get(self, block=True, timeout=None):
+        """Remove and return the next record (a numpy scalar, or an array of
+        the record shape), waiting if the queue is empty (block=False or a
+        timeout: raise queue.Empty; shut down and empty: ShutDown)."""
+        np = _np()
+        cdef int64_t deadline = _deadline(block, timeout)
+        out = np.empty((1,) + self._shape, self._base)
+        while True:
+            self._wait_for_records(block, deadline)
+            if self._take_into(out, 1):
+                return out[0]
+
+    def get_nowait(self):
+        """Remove and return the next record without waiting; raise queue.Empty."""
+        return self.get(False)
+
+    def get_many(self, max_items, *, out=None, block=True, timeout=None):
+        """Remove up to max_items records, first first: wait like get() until
+        there is one, then take what is there without waiting further.
+
+        Returns a new array of 1..max_items records, or, with out (a
+        writable C-contiguous array of the queue's records), fills out from
+        the start and returns how many records it filled.
+        """
+        np = _np()
+        if not isinstance(max_items, int) or isinstance(max_items, bool):
+            raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
+        if max_items < 1:
+            raise ValueError("max_items must be at least 1")
+        cdef uint64_t limit = min(max_items, UINT64_MAX)
+        cdef int64_t deadline = _deadline(block, timeout)
+        cdef uint64_t ready
+        cdef uint64_t taken
+        if out is not None:
+            self._check_out(out)
+            limit = min(limit, <uint64_t>len(out))
+        self._open_ring()
+        while True:
+            ready = self._wait_for_records(block, deadline)
+            if out is not None:
+                taken = self._take_into(out, limit)
+                if taken:
+                    return taken
+            else:
+                result = np.empty((min(ready, limit),) + self._shape, self._base)
+                taken = self._take_into(result, len(result))
+                if taken:
+                    return result if taken == <uint64_t>len(result) else result[:taken].copy()
+
+    cdef int _check_out(self, object out) except -1:
+        np = _np()
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
+        if out.dtype != self._base:
+            raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
+        if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):
+            raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
+        if len(out) == 0:
+            raise ValueError("out has room for no record")
+        if not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError("out must be writable and C-contiguous")
+        return 0
+
+    def get_view(self, max_items, *, block=True, timeout=None):
+        """Remove up to max_items records, first first, and let them be read
+        in place, without a copy: waits like get_many(), then returns a
+        RecordView whose read-only `array` shows the records where they lie
+        in the ring (fewer than are ready when the run reaches the ring's
+        end). Use it as a context manager (`with q.get_view(n) as array:`)
+        or call release(): until then the slots stay out of producers'
+        reach; after that the array may show later records."""
+        np = _np()
+        if not isinstance(max_items, int) or isinstance(max_items, bool):
+            raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
+        if max_items < 1:
+            raise ValueError("max_items must be at least 1")
+        cdef uint64_t limit = min(max_items, UINT64_MAX)
+        cdef int64_t deadline = _deadline(block, timeout)
+        cdef uint64_t start
+        cdef uint64_t taken
+        cdef _RingSlice piece
+        cdef RecordView view
+        while True:
+            self._wait_for_records(block, deadline)
+            taken = flq_records_claim_contiguous(self._open_ring(), limit, &start)
+            if taken:
+                break
+        view = RecordView.__new__(RecordView)
+        view._queue = self
+        view._start = start
+        view._count = taken
+        try:
+            piece = _RingSlice.__new__(_RingSlice)
+            piece._queue = self
+            piece._buf = flq_records_at(self._ring, start)
+            piece._len = taken * self._record_size
+            self._users += 1  # the ring's memory outlives every array over it
+            piece._holds = True
+            view.array = np.frombuffer(piece, dtype=self._base)
+            if self._shape:
+                view.array = view.array.reshape((taken,) + self._shape)
+        except BaseException:
+            view.release()
+            raise
+        return view
+
+    cdef void _give_back(self, uint64_t start, uint64_t count) noexcept:
+        """Release a run read in place (RecordView)."""
+        flq_records_release(self._ring, start, count)
+        self._notify(ROOM, 1)
+
+    def qsize(self):
+        """Records in the queue now."""
+        return flq_records_size(self._open_ring())
+
+    def empty(self):
+        """True if the queue holds no record now."""
+        return flq_records_size(self._open_ring()) == 0
+
+    def full(self):
+        """True if the queue has no room for one more record now."""
+        return flq_records_room(self._open_ring()) == 0
+
+    def shutdown(self, immediate=False):
+        """Shut the queue down: put() raises ShutDown from now on; get()
+        returns what is queued, then raises ShutDown. immediate=True also
+        discards what is queued and get() raises at once. Every blocked
+        caller wakes up."""
+        cdef flq_records *ring = self._open_ring()
+        if immediate:
+            flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN_IMMEDIATE)
+            flq_records_discard(ring)
+        else:
+            flq_records_set_state(ring, FLQ_RECORDS_SHUTDOWN)
+        self._notify(ITEMS, 1)
+        self._notify(ROOM, 1)
+
+    def close(self):
+        """Release the ring: every later call but close() raises ValueError,
+        and callers blocked in this queue wake up with ValueError."""
+        if self._closed:
+            return
+        self._closed = True
+        # Wake this handle's sleepers first: a shared sleeper still counts
+        # itself out in the mapping, so the last of them unmaps it.
+        self._notify(ITEMS, 1)
+        self._notify(ROOM, 1)
+        if self._users == 0:
+            self._free_ring()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
+    def stats(self):
+        """A snapshot of the queue's counters as a dict: depth (records
+        ready now), capacity, record_size and ring_bytes (the ring's memory),
+        and totals since creation: enqueued, dequeued, discarded (dropped by
+        shutdown(immediate=True)); enqueued = dequeued + discarded + depth
+        when nobody is mid-copy."""
+        cdef flq_records *ring = self._open_ring()
+        cdef uint64_t claimed = flq_load_u64_acquire(&ring.claimed)
+        cdef uint64_t published = flq_load_u64_acquire(&ring.published)
+        cdef uint64_t discarded = flq_load_u64_acquire(&ring.discarded)
+        return {
+            "depth": published - claimed if published > claimed else 0,
+            "capacity": self._capacity,
+            "record_size": self._record_size,
+            "ring_bytes": ring.total_size,
+            "enqueued": published,
+            "dequeued": claimed - discarded,
+            "discarded": discarded,
+            "shared": self._shared,
+            "is_shutdown": flq_records_state(ring) != FLQ_RECORDS_OPEN,
+        }
+
+    def __repr__(self):
+        state = "closed" if self._closed else f"{self.qsize()}/{self._capacity}"
+        return f"<flinq.ArrayQueue {self._dtype} {state}>"
+
+
+cdef class _RingSlice:
+    """Read-only buffer over records in the ring: the memory behind a
+    RecordView's array. It keeps the queue's ring allocated (or mapped)
+    while any array uses it."""
+
+    cdef ArrayQueue _queue
+    cdef void *_buf
+    cdef uint64_t _len
+    cdef bint _holds
+
+    def __getbuffer__(self, Py_buffer *buffer, int flags):
+        if flags & PyBUF_WRITABLE:
+            raise BufferError("records read in place are read-only")
+        PyBuffer_FillInfo(buffer, self, self._buf, self._len, 1, flags)
+
+    def __dealloc__(self):
+        if self._holds and self._queue is not None:
+            self._queue._left()
+
+
+cdef class RecordView:
+    """Records taken by ArrayQueue.get_view(), read in place: `array` is a
+    read-only ndarray over the ring. Valid until release() (or the end of
+    the with block); after that the slots belong to producers again and the
+    array may show later records. A view dropped without release() is
+    released when collected."""
+
+    cdef ArrayQueue _queue
+    cdef uint64_t _start
+    cdef uint64_t _count
+    cdef bint _released
+    cdef readonly object array
+
+    def release(self):
+        """Give the records' slots back to producers (again: no effect)."""
+        if not self._released and self._queue is not None:
+            self._released = True
+            self._queue._give_back(self._start, self._count)
+
+    @property
+    def released(self):
+        """True once release() has run."""
+        return self._released
+
+    def __len__(self):
+        return self._count
+
+    def __enter__(self):
+        return self.array
+
+    def __exit__(self, *exc_info):
+        self.release()
+        return False
+
+    def __dealloc__(self):
+        # The array (and its _RingSlice, which keeps the ring) is still
+        # referenced here: Cython clears attributes after this body.
+        if not self._released and self._queue is not None and self._queue._ring != NULL:
+            self._released = True
+            self._queue._give_back(self._start, self._count)
+
+
+def _attach(name):
+    """Unpickle a shared ArrayQueue: attach to its segment by name."""
+    return ArrayQueue.attach(name)

@@ -1,0 +1,271 @@
+"""Trials of the ``array`` workload: int64 records moved through a queue in
+batches, by flinq.ArrayQueue and by what a numpy user would do without it.
+
+Every trial moves the same batch of ARRAY_BATCH int64 records (built before
+timing) ``batches`` times: put one batch, get one batch back as an int64
+array, repeat. ops = records moved. np.copyto of the same batch into the
+same output array is the bandwidth reference: one copy per record, where a
+queue needs two (in and out).
+
+The processes variant (ProcessArrayBatches) puts from a producer process,
+forked before timing and started by an event, while the measuring process
+gets: measured from the start signal until every record has arrived (the
+producer's exit is not timed).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from typing import Any, Final, Literal
+
+import flinq
+from flinq.bench.env import Env, missing_reason, required_module
+from flinq.bench.model import Trial
+from flinq.bench.trials import faster_fifo_unavailable
+
+#: Records per put_many / get_many call.
+ARRAY_BATCH: Final = 4096
+#: Records moved per item of the run's n (a record is far cheaper than an item).
+ARRAY_RECORDS_PER_ITEM: Final = 16
+#: Capacity of the ArrayQueue, in batches.
+ARRAY_RING_BATCHES: Final = 4
+#: Capacity of the queues between processes, in batches: room for the
+#: producer to run ahead while the consumer is descheduled.
+PROCESS_RING_BATCHES: Final = 16
+NUMPY_EXTRA: Final = "pip install 'flinq[numpy]'"
+
+
+def numpy_unavailable(env: Env) -> str | None:
+    """Why the array trials cannot run here (no numpy), or None."""
+    return missing_reason("numpy", "numpy", NUMPY_EXTRA)
+
+
+def faster_fifo_array_unavailable(env: Env) -> str | None:
+    """Why the faster-fifo array peer cannot run here, or None."""
+    return numpy_unavailable(env) or faster_fifo_unavailable(env)
+
+
+def fork_unavailable(env: Env) -> str | None:
+    """Why the processes trials cannot run here (numpy, fork), or None."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "the producer process needs the 'fork' start method"
+    return numpy_unavailable(env)
+
+
+class _ArrayBatches(Trial):
+    """What every array trial shares: the batch, the output, the check."""
+
+    def __init__(self, n: int, env: Env) -> None:
+        self.np = required_module("numpy")
+        self.batches = max(1, n * ARRAY_RECORDS_PER_ITEM // ARRAY_BATCH)
+        self.ops = self.batches * ARRAY_BATCH
+        self.source = self.np.arange(ARRAY_BATCH, dtype=self.np.int64)
+        self.out = self.np.zeros(ARRAY_BATCH, dtype=self.np.int64)
+        self.moved = 0
+
+    def close(self) -> None:
+        if self.moved != self.ops or not (self.out == self.source).all():
+            raise RuntimeError("benchmark trial check failed: every record moved, intact")
+
+
+class ArrayQueueBatches(_ArrayBatches):
+    """flinq.ArrayQueue: put_many(batch), then get_many(ARRAY_BATCH, out=out)."""
+
+    def __init__(self, n: int, env: Env) -> None:
+        super().__init__(n, env)
+        self.queue = flinq.ArrayQueue("i8", ARRAY_RING_BATCHES * ARRAY_BATCH)
+
+    def run(self) -> None:
+        put_many = self.queue.put_many
+        get_many = self.queue.get_many
+        source, out = self.source, self.out
+        moved = 0
+        for _ in range(self.batches):
+            put_many(source)
+            moved += get_many(ARRAY_BATCH, out=out)
+        self.moved = moved
+
+    def close(self) -> None:
+        super().close()
+        self.queue.close()
+
+
+class ArrayQueueViews(ArrayQueueBatches):
+    """flinq.ArrayQueue read in place: put_many(batch), then get_view()
+    the records (no copy out) and release them."""
+
+    def run(self) -> None:
+        put_many = self.queue.put_many
+        get_view = self.queue.get_view
+        source = self.source
+        moved = 0
+        for _ in range(self.batches):
+            put_many(source)
+            with get_view(ARRAY_BATCH) as records:
+                moved += len(records)
+        self.moved = moved
+
+    def close(self) -> None:
+        self.queue.put_many(self.source)  # one more trip, to check the bytes
+        with self.queue.get_view(ARRAY_BATCH) as records:
+            self.out[:] = records
+        super().close()
+
+
+class CopytoBatches(_ArrayBatches):
+    """np.copyto(out, batch): the bandwidth of one copy of the same bytes."""
+
+    def run(self) -> None:
+        copyto = self.np.copyto
+        source, out = self.source, self.out
+        for _ in range(self.batches):
+            copyto(out, source)
+        self.moved = self.ops
+
+
+class ListQueueBatches(_ArrayBatches):
+    """flinq.Queue as a numpy user has it today: put_many(batch.tolist()),
+    then get_many(ARRAY_BATCH) back into an int64 array."""
+
+    def __init__(self, n: int, env: Env) -> None:
+        super().__init__(n, env)
+        self.queue: flinq.Queue[int] = flinq.Queue()
+
+    def run(self) -> None:
+        put_many = self.queue.put_many
+        get_many = self.queue.get_many
+        asarray = self.np.asarray
+        int64 = self.np.int64
+        source = self.source
+        moved = 0
+        out = self.out
+        for _ in range(self.batches):
+            put_many(source.tolist())
+            out = asarray(get_many(ARRAY_BATCH), dtype=int64)
+            moved += len(out)
+        self.out = out
+        self.moved = moved
+
+
+class PickledArrayBatches(_ArrayBatches):
+    """A queue of pickled arrays (multiprocessing.Queue, faster_fifo.Queue):
+    put(batch), then get() it back."""
+
+    def __init__(self, n: int, env: Env, kind: str) -> None:
+        super().__init__(n, env)
+        self.kind = kind
+        if kind == "multiprocessing":
+            self.queue: Any = multiprocessing.get_context().Queue()
+        else:
+            faster_fifo = required_module("faster_fifo")
+            self.queue = faster_fifo.Queue(max_size_bytes=8 * ARRAY_BATCH * 4 + (1 << 20))
+
+    def run(self) -> None:
+        put = self.queue.put
+        get = self.queue.get
+        source = self.source
+        moved = 0
+        out = self.out
+        for _ in range(self.batches):
+            put(source)
+            out = get()
+            moved += len(out)
+        self.out = out
+        self.moved = moved
+
+    def close(self) -> None:
+        super().close()
+        if self.kind == "multiprocessing":
+            self.queue.close()
+            self.queue.join_thread()
+        else:
+            self.queue.close()
+
+
+Kind = Literal["flinq", "multiprocessing", "faster_fifo"]
+
+
+def _produce(queue: Any, kind: Kind, start: Any, batches: int) -> None:
+    """Producer process of ProcessArrayBatches: wait for the start signal,
+    then put the batch `batches` times."""
+    np = required_module("numpy")
+    source = np.arange(ARRAY_BATCH, dtype=np.int64)
+    start.wait()
+    if kind == "flinq":
+        put_many = queue.put_many
+        for _ in range(batches):
+            put_many(source)
+    else:
+        put = queue.put
+        for _ in range(batches):
+            put(source, True, 600.0)
+
+
+class ProcessArrayBatches(_ArrayBatches):
+    """1 producer process puts the batch; this process gets every record:
+    flinq.ArrayQueue(shared=True) get_many(out=...), or a queue of pickled
+    arrays (multiprocessing.Queue, faster_fifo.Queue) get()."""
+
+    def __init__(self, n: int, env: Env, kind: Kind) -> None:
+        super().__init__(n, env)
+        self.kind = kind
+        context = multiprocessing.get_context("fork")
+        if kind == "flinq":
+            self.queue: Any = flinq.ArrayQueue("i8", ARRAY_RING_BATCHES * ARRAY_BATCH, shared=True)
+        elif kind == "multiprocessing":
+            self.queue = context.Queue()
+        else:
+            faster_fifo = required_module("faster_fifo")
+            self.queue = faster_fifo.Queue(
+                max_size_bytes=PROCESS_RING_BATCHES * (8 * ARRAY_BATCH + 1024)
+            )
+        self.start = context.Event()
+        self.producer = context.Process(
+            target=_produce, args=(self.queue, kind, self.start, self.batches), daemon=True
+        )
+        self.producer.start()
+
+    def run(self) -> None:
+        self.start.set()
+        moved = 0
+        out = self.out
+        if self.kind == "flinq":
+            get_many = self.queue.get_many
+            while moved < self.ops:
+                moved += get_many(ARRAY_BATCH, out=out, timeout=600.0)
+        else:
+            get = self.queue.get
+            while moved < self.ops:
+                out = get(True, 600.0)
+                moved += len(out)
+        self.out = out
+        self.moved = moved
+
+    def close(self) -> None:
+        self.start.set()
+        self.producer.join(600.0)
+        if self.producer.is_alive():
+            self.producer.kill()
+        super().close()
+        if self.kind == "multiprocessing":
+            self.queue.close()
+            self.queue.join_thread()
+        else:
+            self.queue.close()
+
+
+__all__ = [
+    "ARRAY_BATCH",
+    "ARRAY_RECORDS_PER_ITEM",
+    "ARRAY_RING_BATCHES",
+    "PROCESS_RING_BATCHES",
+    "ArrayQueueBatches",
+    "ArrayQueueViews",
+    "CopytoBatches",
+    "ListQueueBatches",
+    "PickledArrayBatches",
+    "ProcessArrayBatches",
+    "faster_fifo_array_unavailable",
+    "fork_unavailable",
+    "numpy_unavailable",
+]
