@@ -84,6 +84,41 @@ DEF NOTE_EXPIRED = 4
 NOTE_KINDS = {"acked": NOTE_ACKED, "nacked": NOTE_NACKED, "redelivered": NOTE_REDELIVERED,
               "dead_lettered": NOTE_DEAD_LETTERED, "expired": NOTE_EXPIRED}
 
+# What a queue tells its watcher (set_watcher): items arrived, room was
+# freed (or the bound grew), every task is done. Shutdown tells both of the
+# first two, so that every waiter looks again.
+DEF WATCH_ITEMS = 0
+DEF WATCH_ROOM = 1
+DEF WATCH_DONE = 2
+WATCH_EVENTS = {"items": WATCH_ITEMS, "room": WATCH_ROOM, "done": WATCH_DONE}
+
+
+cdef void _tell_watcher(object watcher, int event) noexcept:
+    # Inside a queue operation, which cannot fail half-way: a watcher's
+    # exception is reported as unraisable, as a finalizer's would be.
+    try:
+        watcher(event)
+    except BaseException as error:
+        _write_unraisable(error, watcher)
+
+
+cdef _write_unraisable(error, obj):
+    import sys
+    sys.unraisablehook(_Unraisable(type(error), error, error.__traceback__,
+                                   "flinq: exception in a queue watcher", obj))
+
+
+class _Unraisable:
+    """The argument sys.unraisablehook expects."""
+
+    def __init__(self, exc_type, exc_value, exc_traceback, err_msg, obj):
+        self.exc_type = exc_type
+        self.exc_value = exc_value
+        self.exc_traceback = exc_traceback
+        self.err_msg = err_msg
+        self.object = obj
+
+
 # Returned by _QueueCore._take_one when storage held nothing after all.
 cdef object _NOTHING = object()
 
@@ -866,6 +901,7 @@ cdef class _QueueCore:
     cdef Py_ssize_t _batch_putters  # put_many callers waiting for room (they need > 1 slot)
     cdef bint _parks_ready
     cdef bint _hooked               # a subclass overrides _put/_get/_qsize/_init (see Queue)
+    cdef object _watcher            # set_watcher()'s callback, or None
     cdef flq_park _not_empty        # getters sleep here
     cdef flq_park _not_full         # putters of a bounded queue sleep here
     cdef flq_park _all_done         # join() sleeps here
@@ -924,6 +960,18 @@ cdef class _QueueCore:
     # ---- the shared mechanism ------------------------------------------------
 
     @cython.final
+    cdef inline void _signal(self, int event, bint all) noexcept:
+        """Wake the threads parked for event, then tell the watcher."""
+        if event == WATCH_ITEMS:
+            flq_park_notify_locked(&self._not_empty, all)
+        elif event == WATCH_ROOM:
+            flq_park_notify_locked(&self._not_full, all)
+        else:
+            flq_park_notify_locked(&self._all_done, all)
+        if self._watcher is not None:
+            _tell_watcher(self._watcher, event)
+
+    @cython.final
     cdef inline void _stored(self, Py_ssize_t n) noexcept:
         self._count += n
         self._unfinished += n
@@ -934,7 +982,7 @@ cdef class _QueueCore:
             # beside it is nearly free and keeps lag exact for idle queues.
             flq_metrics_mark(&self._metrics)
         flq_metrics_arrived(&self._metrics, n)
-        flq_park_notify_locked(&self._not_empty, n > 1)
+        self._signal(WATCH_ITEMS, n > 1)
 
     @cython.final
     cdef inline void _removed(self, Py_ssize_t n) noexcept:
@@ -942,7 +990,7 @@ cdef class _QueueCore:
         if self._limit:
             # A batch putter woken for one free slot may still not fit and
             # sleep again: wake them all then, so no fitting putter is missed.
-            flq_park_notify_locked(&self._not_full, n > 1 or self._batch_putters > 0)
+            self._signal(WATCH_ROOM, n > 1 or self._batch_putters > 0)
 
     @cython.final
     cdef int _wait_for_room(self, Py_ssize_t n, bint block, object timeout) except -1:
@@ -991,7 +1039,7 @@ cdef class _QueueCore:
                 stored = self._store_items(items, n, priority, keyed)
             except BaseException:
                 self._pushing -= n
-                flq_park_notify_locked(&self._not_full, 1)  # the room held is free
+                self._signal(WATCH_ROOM, 1)  # the room held is free
                 raise
             self._pushing -= n
         if stored:
@@ -1133,7 +1181,7 @@ cdef class _QueueCore:
         self._count -= n
         self._discarded += n
         self._unfinished = max(0, self._unfinished - n)
-        flq_park_notify_locked(&self._all_done, 1)
+        self._signal(WATCH_DONE, 1)
         del dropped  # items' finalizers run with the queue consistent
         return 0
 
@@ -1145,8 +1193,8 @@ cdef class _QueueCore:
                 self._discarding = True
                 self._discard_all()
         finally:
-            flq_park_notify_locked(&self._not_empty, 1)
-            flq_park_notify_locked(&self._not_full, 1)
+            self._signal(WATCH_ITEMS, 1)
+            self._signal(WATCH_ROOM, 1)
         return 0
 
     # ---- public API: what queue.SimpleQueue has, plus batches and stats ----------
@@ -1257,6 +1305,23 @@ cdef class _QueueCore:
             stats[f"dequeue_rate_{seconds}s"] = departed_rate
         return stats
 
+    def set_watcher(self, callback):
+        """Have callback(event) called, with the GIL held, each time this
+        queue wakes its waiters: WATCH_EVENTS["items"] when items arrive,
+        ["room"] when room is freed, ["done"] when every task is done (and
+        items and room on shutdown). One watcher per queue; None removes it.
+        For bridges to other waiting mechanisms (flinq.aio): the callback
+        runs inside the queue operation, so it must be quick and must not
+        block; an exception from it is reported as unraisable."""
+        if callback is not None and not callable(callback):
+            raise TypeError(f"watcher must be callable or None, not {type(callback).__name__}")
+        self._watcher = callback
+
+    @property
+    def watcher(self):
+        """The callback given to set_watcher(), or None."""
+        return self._watcher
+
     # ---- at-least-once delivery: reserve, settle, consume --------------------------
 
     def reserve(self, timeout=None):
@@ -1332,7 +1397,7 @@ cdef class _QueueCore:
         if self._unfinished > 0:
             self._unfinished -= 1
             if self._unfinished == 0:
-                flq_park_notify_locked(&self._all_done, 1)
+                self._signal(WATCH_DONE, 1)
 
     @cython.final
     cdef inline void _acked(self) noexcept:
@@ -1412,7 +1477,7 @@ cdef class _QueueCore:
             raise ValueError("task_done() called too many times")
         self._unfinished -= n
         if n and self._unfinished == 0:
-            flq_park_notify_locked(&self._all_done, 1)
+            self._signal(WATCH_DONE, 1)
 
     def _note(self, int kind, Py_ssize_t n=1):
         """Count n events of a kind (NOTE_ACKED, ...) that the durable layer
@@ -1511,7 +1576,7 @@ cdef class Queue(_QueueCore):
             with self.not_full:
                 self.not_full.notify_all()
         else:
-            flq_park_notify_locked(&self._not_full, 1)
+            self._signal(WATCH_ROOM, 1)
 
     @property
     def unfinished_tasks(self):
@@ -1532,7 +1597,7 @@ cdef class Queue(_QueueCore):
             raise ValueError("task_done() called too many times")
         self._unfinished -= 1
         if self._unfinished == 0:
-            flq_park_notify_locked(&self._all_done, 1)
+            self._signal(WATCH_DONE, 1)
 
     def join(self):
         """Wait until every item put has been marked done by task_done()."""
@@ -1569,7 +1634,7 @@ cdef class Queue(_QueueCore):
         if self._hooked:
             raise _hooks_refuse("clear")
         self._discard_all()
-        flq_park_notify_locked(&self._not_full, 1)
+        self._signal(WATCH_ROOM, 1)
         return before
 
     # ---- the stdlib's storage hooks, over flinq's storage ----------------------------
@@ -1619,7 +1684,7 @@ cdef class Queue(_QueueCore):
         cdef Py_ssize_t count = n
         self._pushing -= count
         if self._limit:
-            flq_park_notify_locked(&self._not_full, 1)
+            self._signal(WATCH_ROOM, 1)
 
     def _push_held(self, items, priority=None):
         """Store items into the room _hold_room held for them."""

@@ -234,3 +234,48 @@ def test_plain_subclasses_keep_the_fast_path():
     q.put_many([1, 2])
     assert q.get_many(5) == [1, 2]
     assert not hasattr(q, "mutex")
+
+
+# ---- set_watcher: the hook that bridges (flinq.aio) use -------------------------------
+
+ITEMS = flinq._core.WATCH_EVENTS["items"]
+ROOM = flinq._core.WATCH_EVENTS["room"]
+DONE = flinq._core.WATCH_EVENTS["done"]
+
+
+@bounded_classes
+def test_watcher_hears_items_room_and_done(cls):
+    q = cls(2)
+    events: list[int] = []
+    q.set_watcher(events.append)
+    assert q.watcher is not None
+    q.put(1)
+    q.get()
+    q.task_done()
+    q.put_many([1, 2])
+    q.get_many(2)
+    assert events == [ITEMS, ROOM, DONE, ITEMS, ROOM]
+    events.clear()
+    q.shutdown()
+    assert set(events) >= {ITEMS, ROOM}
+    q.set_watcher(None)
+    assert q.watcher is None
+
+
+def test_watcher_errors_are_unraisable_and_change_nothing(monkeypatch):
+    q = flinq.SimpleQueue()
+    seen: list[BaseException | None] = []
+    monkeypatch.setattr("sys.unraisablehook", lambda u: seen.append(u.exc_value))
+
+    def bad(event: int) -> None:
+        raise RuntimeError("watcher")
+
+    q.set_watcher(bad)
+    q.put(1)
+    assert q.qsize() == 1 and q.get() == 1
+    assert [type(e) for e in seen] == [RuntimeError]  # put; an unbounded get frees no room
+
+
+def test_watcher_must_be_callable():
+    with pytest.raises(TypeError):
+        flinq.Queue().set_watcher(5)
