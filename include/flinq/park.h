@@ -234,21 +234,27 @@ static inline void flq_park__wake(flq_park *p, int all)
 #if defined(_WIN32)
     AcquireSRWLockExclusive(&p->mutex);
     flq_store_u32_release(&p->epoch, flq_load_u32_relaxed(&p->epoch) + 1);
+    ReleaseSRWLockExclusive(&p->mutex);
+    /* After unlocking, for the reason given in the POSIX branch below. */
     if (all)
         WakeAllConditionVariable(&p->cond);
     else
         WakeConditionVariable(&p->cond);
-    ReleaseSRWLockExclusive(&p->mutex);
 #else
     pthread_mutex_lock(&p->mutex);
     /* release: a waiter that reads the new epoch in prepare also sees the
      * condition change made before this notify. */
     flq_store_u32_release(&p->epoch, flq_load_u32_relaxed(&p->epoch) + 1);
+    pthread_mutex_unlock(&p->mutex);
+    /* Signal after unlocking, so the woken thread does not wake only to block
+     * on the mutex we hold. No wake-up is lost: a waiter that saw the old
+     * epoch under the mutex is inside pthread_cond_wait before we could
+     * take the mutex to bump it, and one that comes later sees the new epoch
+     * and does not sleep. The park outlives the call (its owner is in use). */
     if (all)
         pthread_cond_broadcast(&p->cond);
     else
         pthread_cond_signal(&p->cond);
-    pthread_mutex_unlock(&p->mutex);
 #endif
 }
 
