@@ -14,8 +14,10 @@
 #    alternating, 7 times; medians.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-python_bin="$(python3 -c 'import sys; print(sys.executable)')"
-python_bin="$(readlink -f "$python_bin")"  # not a shim script: callgrind must see Python itself
+build_python="$(python3 -c 'import sys; print(sys.executable)')"  # the active environment's
+python_bin="$(readlink -f "$build_python")"  # not a shim script: callgrind must see Python itself
+# ...which then needs the environment's packages (lmdb) on its path.
+site_packages="$("$build_python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -24,7 +26,7 @@ for side in before after; do  # before: metrics compiled out; after: as shipped
     cp -r "$root/src/flinq" "$work/$side/src/flinq"
     rm -f "$work/$side/src/flinq/"_core.*.so "$work/$side/src/flinq/_core.c"
     metrics=1; [ "$side" = before ] && metrics=0
-    (cd "$root" && FLINQ_METRICS=$metrics "$python_bin" setup.py -q build_ext \
+    (cd "$root" && FLINQ_METRICS=$metrics "$build_python" setup.py -q build_ext \
         -b "$work/$side/src" -t "$work/$side/tmp" >"$work/$side/build.log" 2>&1) \
         || { cat "$work/$side/build.log"; exit 1; }
 done
@@ -51,7 +53,7 @@ for _ in range(rounds):
 PY
 
 instructions() {  # src-dir mode rounds kind
-    PYTHONHASHSEED=0 PYTHONPATH="$1" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+    PYTHONHASHSEED=0 PYTHONPATH="$1:$site_packages" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
         "$python_bin" "$work/calls.py" "$2" "$3" "$4" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 
@@ -103,14 +105,14 @@ def rates(kind):
 print(repr({kind: rates(kind) for kind in ("Queue", "SimpleQueue", "PriorityQueue")}))
 PY
 
-"$python_bin" - "$work" "$root" "$python_bin" <<'PY'
+"$python_bin" - "$work" "$site_packages" "$python_bin" <<'PY'
 import ast, os, statistics, subprocess, sys
-work, root, python = sys.argv[1:]
+work, site_packages, python = sys.argv[1:]
 runs = {"before": [], "after": []}
 for _ in range(7):
     for side in ("before", "after"):
         src = f"{work}/{side}/src"
-        env = dict(os.environ, PYTHONPATH=src)
+        env = dict(os.environ, PYTHONPATH=f"{src}:{site_packages}")
         done = subprocess.run([python, f"{work}/timed.py"], env=env, capture_output=True,
                               text=True, check=True, cwd=work)
         runs[side].append(ast.literal_eval(done.stdout.strip()))
