@@ -46,7 +46,18 @@ extensions = [
         define_macros=macros,
         extra_compile_args=compile_args,
         extra_link_args=link_args,
-    )
+    ),
+    # ProcessQueue: shared memory between processes. shm_open lives in librt
+    # before glibc 2.34 (manylinux_2_28 wheels build against 2.28).
+    Extension(
+        "flinq._process",
+        ["src/flinq/_process.pyx"],
+        include_dirs=["include"],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+        libraries=["rt"] if sys.platform.startswith("linux") else [],
+    ),
 ]
 
 setup(

@@ -115,8 +115,8 @@ FLQ_INLINE int flq_shm_pid_alive(uint32_t pid)
 }
 
 /* Create the segment `name` ("/..." as shm_open wants) of `size` bytes,
- * zero-filled, and map it at *base. Fails with EEXIST when the name is
- * taken. Returns 0 or an errno value; on failure nothing is left behind. */
+ * zero-filled and (on Linux) with every page reserved, and map it at
+ * *base. Fails with EEXIST when the name is taken. Returns 0 or an errno value; on failure nothing is left behind. */
 static inline int flq_shm_create(const char *name, uint64_t size, void **base)
 {
 #if defined(_WIN32)
@@ -131,6 +131,12 @@ static inline int flq_shm_create(const char *name, uint64_t size, void **base)
     int err = 0;
     if (ftruncate(fd, (off_t)size) != 0) {
         err = errno;
+#  if defined(__linux__)
+    /* Reserve the pages now: a full tmpfs then fails here with ENOSPC,
+     * rather than with SIGBUS in whichever process first touches a page. */
+    } else if ((err = posix_fallocate(fd, 0, (off_t)size)) != 0) {
+        ;
+#  endif
     } else {
         void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED)

@@ -134,6 +134,19 @@ FLQ_INLINE void flq_shm_wait_notify(flq_shm_wait *w, int all)
 #endif
 }
 
+/* A pause for a polling loop before the caller commits to sleeping: tells
+ * the CPU (and a sibling hyperthread) that this is a spin. */
+FLQ_INLINE void flq_shm_relax(void)
+{
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_ia32_pause();
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#elif defined(_MSC_VER)
+    YieldProcessor();
+#endif
+}
+
 /* Whether any thread of any process is counted in (dead ones included). */
 FLQ_INLINE int flq_shm_wait_has_waiters(const flq_shm_wait *w)
 {

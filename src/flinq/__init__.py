@@ -8,12 +8,16 @@ working).
 Durable named queues live in a Store: ``flinq.open(path).queue(name)``.
 Every queue also delivers at least once: ``q.reserve()`` and ``msg.ack()``,
 ``q.messages()``, and worker threads with retries through ``q.consume(handler)``.
+
+Between processes: ``flinq.ProcessQueue``, drop-in for ``multiprocessing.Queue``,
+over shared memory.
 """
 
 from queue import Empty, Full
 
 from flinq._compat import ShutDown
 from flinq._core import LifoQueue, LocalMessage, PriorityQueue, Queue, SimpleQueue
+from flinq._process import ProcessQueue
 from flinq.consumer import Consumer
 from flinq.durable import DurableQueue, Message
 from flinq.errors import (
@@ -38,6 +42,7 @@ __all__ = [
     "LocalMessage",
     "Message",
     "PriorityQueue",
+    "ProcessQueue",
     "Queue",
     "ShutDown",
     "SimpleQueue",
