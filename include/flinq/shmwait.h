@@ -50,6 +50,11 @@
 
 #include "atomic.h"
 
+#if defined(_WIN32)
+#  include <windows.h> /* SwitchToThread, YieldProcessor */
+#elif defined(__unix__) || defined(__APPLE__)
+#  include <sched.h>
+#endif
 #if defined(__linux__)
 #  include <limits.h>
 #  include <linux/futex.h>
@@ -144,6 +149,18 @@ FLQ_INLINE void flq_shm_relax(void)
     __asm__ __volatile__("yield");
 #elif defined(_MSC_VER)
     YieldProcessor();
+#endif
+}
+
+/* Give the CPU to another runnable thread, if any, in a longer polling
+ * loop: on a machine with fewer cores than busy processes, the one we wait
+ * for may need this core. */
+FLQ_INLINE void flq_shm_yield(void)
+{
+#if defined(_WIN32)
+    SwitchToThread();
+#elif defined(__unix__) || defined(__APPLE__)
+    sched_yield();
 #endif
 }
 

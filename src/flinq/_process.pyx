@@ -32,7 +32,7 @@ from flinq._shm cimport (
     flq_mq_ready, flq_mq_rec, flq_mq_segment_bytes, flq_mq_size, flq_mq_stage,
     flq_mq_stage_begin, flq_mq_stage_record, flq_mq_take, flq_mq_view,
     flq_shm_attach, flq_shm_check, flq_shm_create, flq_shm_header, flq_shm_pid,
-    flq_shm_pid_alive, flq_shm_publish, flq_shm_relax, flq_shm_supported, flq_shm_unlink,
+    flq_shm_pid_alive, flq_shm_publish, flq_shm_relax, flq_shm_supported, flq_shm_yield, flq_shm_unlink,
     flq_shm_unmap, flq_shm_wait, flq_shm_wait_cancel, flq_shm_wait_notify,
     flq_shm_wait_prepare, flq_shm_wait_sleep, flq_shm_wait_supported,
 )
@@ -57,10 +57,13 @@ cdef extern from "Python.h":
 # wake-up given to a process that was killed before acting on it delays the
 # others by at most this long.
 cdef int64_t WAKE_SLICE_NS = 50 * 1000 * 1000
-# Polls of the queue before a getter or putter commits to sleeping: a short
-# spin (a few microseconds) saves the system calls of a sleep and a wake-up
-# when the other side is about to act.
-cdef int SPIN_POLLS = 200
+# How long a getter or putter keeps polling before it commits to sleeping:
+# a futex sleep and the wake-up that ends it cost the two sides system calls
+# and a context switch (several microseconds), which a short spin saves
+# whenever the other side acts within it. The first polls only pause the
+# CPU; later ones yield it, in case the process we wait for needs this core.
+cdef int64_t SPIN_NS = 50 * 1000
+cdef int SPIN_PAUSES = 32
 
 # Record kinds (shmring.h descriptors hold 1..255).
 DEF KIND_BYTES = 1
@@ -117,6 +120,22 @@ cdef inline int64_t _deadline(bint block, object timeout) except -2:
     if seconds > 1e9:  # ~31 years: no limit rather than overflow
         return -1
     return flq_now_ns() + <int64_t>(seconds * 1e9) + 1
+
+
+cdef inline bint _spin(int64_t *spin_until, int *polls, int64_t deadline):
+    """One step of the polling before a sleep: False when the caller should
+    sleep (or time out) now instead."""
+    cdef int64_t now = flq_now_ns()
+    if spin_until[0] == 0:
+        spin_until[0] = now + SPIN_NS
+    if now >= spin_until[0] or (deadline > 0 and now >= deadline):
+        return False
+    polls[0] += 1
+    if polls[0] <= SPIN_PAUSES:
+        flq_shm_relax()
+    else:
+        flq_shm_yield()
+    return True
 
 
 cdef int _sleep(flq_shm_wait *w, uint32_t key, int64_t deadline) except -1:
@@ -541,6 +560,7 @@ cdef class ProcessQueue:
         cdef unsigned char *body
         cdef uint32_t key
         cdef int polls = 0
+        cdef int64_t spin_until = 0
         if length > self._q.data_bytes:
             raise ValueError(
                 f"message of {length} bytes exceeds buffer_bytes={self._q.data_bytes}; "
@@ -557,9 +577,7 @@ cdef class ProcessQueue:
                     return 0
             if deadline == 0:
                 raise Full
-            if polls < SPIN_POLLS:
-                polls += 1
-                flq_shm_relax()
+            if _spin(&spin_until, &polls, deadline):
                 continue
             key = flq_shm_wait_prepare(&self._q.ctl.not_full)
             if self._below_maxsize(1):
@@ -678,14 +696,13 @@ cdef class ProcessQueue:
         cdef list out = []
         cdef uint32_t key
         cdef int polls = 0
+        cdef int64_t spin_until = 0
         while True:
             if self._take(out, limit):
                 return out
             if deadline == 0:
                 raise Empty
-            if polls < SPIN_POLLS:
-                polls += 1
-                flq_shm_relax()
+            if _spin(&spin_until, &polls, deadline):
                 continue
             key = flq_shm_wait_prepare(&self._q.ctl.not_empty)
             if flq_mq_size(&self._q) != 0:

@@ -46,6 +46,7 @@ cdef extern from "flinq/shmwait.h" nogil:
     void flq_shm_wait_notify(flq_shm_wait *w, int all)
     int flq_shm_wait_has_waiters(const flq_shm_wait *w)
     void flq_shm_relax()
+    void flq_shm_yield()
 
 
 cdef extern from "flinq/shmring.h" nogil:

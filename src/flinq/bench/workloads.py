@@ -21,6 +21,21 @@ from typing import Final
 import flinq
 from flinq.bench.env import Env
 from flinq.bench.model import Contender, Trial, Workload
+from flinq.bench.process_trials import (
+    FASTER_FIFO,
+    FLINQ,
+    LARGE_BYTES,
+    MP_QUEUE,
+    MP_SIMPLE,
+    MemcpyReference,
+    PingPong,
+    faster_fifo_processes_unavailable,
+    fork_unavailable,
+    large_numpy_trial,
+    large_trial,
+    numpy_unavailable,
+    small_trial,
+)
 from flinq.bench.trials import (
     BATCH,
     LATENCY_PAUSE,
@@ -86,6 +101,16 @@ LATENCY_SCALE: Final = 0.01
 DURABLE_SYNC_PUT_SCALE: Final = 0.002
 #: Other flinq durable workloads but batch put and get.
 DURABLE_SCALE: Final = 0.2
+
+#: Consumer processes in the processes workload.
+PROCESS_CONSUMERS: Final = 2
+#: multiprocessing and faster-fifo peers between processes (a pipe or a lock
+#: per message).
+PROCESS_PEER_SCALE: Final = 0.1
+#: The 1 MiB workload (n messages of 1 MiB would be n MiB moved).
+LARGE_SCALE: Final = 0.002
+#: The ping-pong workload (a round trip per message).
+PING_PONG_SCALE: Final = 0.01
 
 #: Targets from the original status report, in ops/s.
 TARGETS: Final[dict[str, float]] = {"enqueue": 50_000, "dequeue": 40_000, "consume": 30_000}
@@ -169,6 +194,110 @@ def _stdlib_get_peers() -> tuple[Contender, ...]:
         ),
         Contender("collections.deque", lambda n, env: GetAll(n, env, deque, "append", "popleft")),
     )
+
+
+def _process_contenders(
+    prepare_for: Callable[[str], PrepareFn], mp_note: str = "", peer_scale: float = 1.0
+) -> tuple[Contender, tuple[Contender, ...]]:
+    """flinq.ProcessQueue and its three peers for a between-processes workload."""
+    scale = PROCESS_PEER_SCALE * peer_scale
+    return (
+        Contender("flinq.ProcessQueue", prepare_for(FLINQ), fork_unavailable, scale=peer_scale),
+        (
+            Contender(
+                "multiprocessing.Queue",
+                prepare_for(MP_QUEUE),
+                fork_unavailable,
+                scale=scale,
+                note=mp_note,
+            ),
+            Contender(
+                "multiprocessing.SimpleQueue",
+                prepare_for(MP_SIMPLE),
+                fork_unavailable,
+                scale=scale,
+                note=mp_note,
+            ),
+            Contender(
+                "faster_fifo.Queue",
+                prepare_for(FASTER_FIFO),
+                faster_fifo_processes_unavailable,
+                scale=scale,
+            ),
+        ),
+    )
+
+
+def _process_workloads() -> list[Workload]:
+    """The between-processes workloads (forked consumer processes)."""
+    flinq_2c, peers_2c = _process_contenders(small_trial(PROCESS_CONSUMERS))
+    flinq_1c, peers_1c = _process_contenders(small_trial(1))
+    flinq_batch, peers_batch = _process_contenders(
+        small_trial(1, batch=True), mp_note=f"a list of {BATCH} per put()"
+    )
+    flinq_large, peers_large = _process_contenders(large_trial, peer_scale=1.0)
+    flinq_ping, peers_ping = _process_contenders(lambda kind: lambda n, env: PingPong(n, env, kind))
+    mib = LARGE_BYTES >> 20
+    return [
+        Workload(
+            "processes",
+            f"1 producer (the caller) puts n 64-byte bytes; {PROCESS_CONSUMERS} consumer "
+            "processes take them with get()",
+            flinq_2c,
+            peers_2c,
+            suite="processes",
+        ),
+        Workload(
+            "processes-1c",
+            "1 producer (the caller) puts n 64-byte bytes; 1 consumer process takes them "
+            "with get()",
+            flinq_1c,
+            peers_1c,
+            suite="processes",
+        ),
+        Workload(
+            "processes-batch",
+            f"1 producer puts n 64-byte bytes in batches of {BATCH}; 1 consumer process "
+            f"takes batches of up to {BATCH}; ops = messages",
+            flinq_batch,
+            peers_batch,
+            suite="processes",
+        ),
+        Workload(
+            "processes-1MiB",
+            f"1 producer puts n {mib} MiB bytes bodies; 1 consumer process takes them with "
+            "get(); ops = messages",
+            flinq_large,
+            (
+                Contender(
+                    "flinq.ProcessQueue (numpy)",
+                    large_numpy_trial,
+                    numpy_unavailable,
+                    note=f"{mib} MiB float64 arrays, pickle protocol 5 with out-of-band buffers",
+                ),
+                *peers_large,
+                Contender(
+                    "memcpy (one process)",
+                    MemcpyReference,
+                    note=f"one in-process copy of {mib} MiB per op: the bandwidth reference",
+                ),
+            ),
+            scale=LARGE_SCALE,
+            min_items=20,
+            suite="processes",
+        ),
+        Workload(
+            "processes-ping-pong",
+            "round trip between two processes: put a 64-byte message on one queue, the "
+            "partner process puts it back on a second queue",
+            flinq_ping,
+            peers_ping,
+            metrics=(P50, P99),
+            scale=PING_PONG_SCALE,
+            min_items=200,
+            suite="processes",
+        ),
+    ]
 
 
 def workloads() -> dict[str, Workload]:
@@ -430,6 +559,7 @@ def workloads() -> dict[str, Workload]:
             (_redis_reserve_ack(),),
             suite="durable",
         ),
+        *_process_workloads(),
     ]
     return {workload.name: workload for workload in defined}
 
@@ -448,6 +578,7 @@ __all__ = [
     "NOT_DURABLE",
     "P50",
     "P99",
+    "PROCESS_CONSUMERS",
     "TARGETS",
     "THREAD_CONSUMERS",
     "workload_names",
