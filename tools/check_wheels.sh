@@ -218,7 +218,7 @@ for lic in sorted(root.glob("LICEN[CS]E*")) + sorted(root.glob("COPYING*")):
     if lic.name not in names:
         problems.append(f"missing {lic.name} (license file in the repo)")
 
-forbidden = ["src/flinq/_core.c", "*.so", "*.pyd", "*.dll", "*.dylib", "*.o", "*.obj",
+forbidden = ["src/flinq/_core.c", "src/flinq/_process.c", "*.so", "*.pyd", "*.dll", "*.dylib", "*.o", "*.obj",
              "*.pyc", "*__pycache__*", "*.html", "build/*", "dist/*", "wheelhouse/*",
              ".github/*", ".ci/*", "tests/c/build/*"]
 for pattern in forbidden:
@@ -275,8 +275,9 @@ for n in names:
     print("   ", n)
 
 problems = []
-if not fnmatch.filter(names, "flinq/_core.*.so"):
-    problems.append("missing the extension flinq/_core.*.so")
+for ext in ("_core", "_process"):
+    if not fnmatch.filter(names, f"flinq/{ext}.*.so"):
+        problems.append(f"missing the extension flinq/{ext}.*.so")
 if not fnmatch.filter(names, "flinq/*.pyi"):
     problems.append("missing typing stubs flinq/*.pyi")
 if "flinq/py.typed" not in names:
