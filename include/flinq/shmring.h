@@ -105,6 +105,9 @@ typedef struct flq_mq_ctl {
     FLQ_CACHELINE_ALIGNED flq_shm_wait not_full;  /* producers sleep here */
     FLQ_CACHELINE_ALIGNED uint64_t lanes_used;    /* lanes [0, lanes_used) were ever claimed */
     uint64_t maxsize;                             /* 0: only room in a lane bounds a put */
+    uint64_t flights_used;                        /* the same for flight lanes (shmflight.h) */
+    uint64_t next_reap_ns;                        /* shmflight.h: when expired reservations are next looked for */
+    uint64_t visibility_ns;                       /* shmflight.h: default reservation lifetime */
 } flq_mq_ctl;
 
 typedef struct flq_mq_lane {
@@ -127,7 +130,9 @@ typedef char flq_mq__lane_lines[sizeof(flq_mq_lane) == 3 * FLQ_CACHELINE ? 1 : -
 typedef struct flq_mq {
     flq_mq_ctl *ctl;
     unsigned char *lanes;  /* first lane */
+    unsigned char *flights; /* first flight lane (shmflight.h), after the lanes */
     uint64_t nlanes;
+    uint64_t nflights;
     uint64_t slots;        /* descriptors per lane, a power of two */
     uint64_t data_bytes;   /* body bytes per lane, a multiple of 64 */
     uint64_t lane_stride;  /* bytes from one lane to the next */
@@ -150,37 +155,41 @@ typedef struct flq_mq_rec {
 FLQ_INLINE uint64_t flq_mq__round8(uint64_t n) { return (n + 7) & ~(uint64_t)7; }
 
 /* Whether the parameters make a valid layout (also checks an attacher's
- * view of a header it does not trust yet). */
-FLQ_INLINE int flq_mq_params_valid(uint64_t nlanes, uint64_t slots, uint64_t data_bytes)
+ * view of a header it does not trust yet). nflights: lanes for reservations
+ * (flinq/shmflight.h), laid out like the others after them; may be 0. */
+FLQ_INLINE int flq_mq_params_valid(uint64_t nlanes, uint64_t nflights, uint64_t slots, uint64_t data_bytes)
 {
-    return nlanes >= 1 && nlanes <= 4096 && slots >= 2 && slots <= (UINT64_C(1) << 32) &&
+    return nlanes >= 1 && nlanes <= 4096 && nflights <= 4096 && slots >= 2 && slots <= (UINT64_C(1) << 32) &&
            (slots & (slots - 1)) == 0 && data_bytes >= 64 && data_bytes % 64 == 0 &&
            data_bytes <= UINT32_MAX - 63;
 }
 
 /* Segment size for the layout, header included; 0 if it would overflow. */
-FLQ_INLINE uint64_t flq_mq_segment_bytes(uint64_t nlanes, uint64_t slots, uint64_t data_bytes)
+FLQ_INLINE uint64_t flq_mq_segment_bytes(uint64_t nlanes, uint64_t nflights, uint64_t slots, uint64_t data_bytes)
 {
-    if (!flq_mq_params_valid(nlanes, slots, data_bytes))
+    if (!flq_mq_params_valid(nlanes, nflights, slots, data_bytes))
         return 0;
     uint64_t stride = sizeof(flq_mq_lane) + slots * sizeof(flq_mq_slot) + data_bytes;
     uint64_t fixed = sizeof(flq_shm_header) + sizeof(flq_mq_ctl);
-    if (stride > (UINT64_MAX - fixed) / nlanes)
+    if (stride > (UINT64_MAX - fixed) / (nlanes + nflights))
         return 0;
-    return fixed + nlanes * stride;
+    return fixed + (nlanes + nflights) * stride;
 }
 
 /* Compute the view of a mapping at base laid out with these parameters
  * (validated by flq_mq_segment_bytes against the mapping's size). */
-FLQ_INLINE void flq_mq_view(flq_mq *q, void *base, uint64_t nlanes, uint64_t slots, uint64_t data_bytes)
+FLQ_INLINE void flq_mq_view(flq_mq *q, void *base, uint64_t nlanes, uint64_t nflights, uint64_t slots,
+                            uint64_t data_bytes)
 {
     unsigned char *b = (unsigned char *)base;
     q->ctl = (flq_mq_ctl *)(b + sizeof(flq_shm_header));
     q->lanes = b + sizeof(flq_shm_header) + sizeof(flq_mq_ctl);
     q->nlanes = nlanes;
+    q->nflights = nflights;
     q->slots = slots;
     q->data_bytes = data_bytes;
     q->lane_stride = sizeof(flq_mq_lane) + slots * sizeof(flq_mq_slot) + data_bytes;
+    q->flights = q->lanes + nlanes * q->lane_stride;
 }
 
 FLQ_INLINE flq_mq_lane *flq_mq_lane_at(const flq_mq *q, uint64_t i)
@@ -206,19 +215,22 @@ FLQ_INLINE uint64_t flq_mq_lanes_used(const flq_mq *q)
     return flq_load_u64_acquire(&q->ctl->lanes_used);
 }
 
-/* Claim a lane for process pid: the one it owns already, else a lane never
- * claimed, else one whose owner is dead (alive is flq_shm_pid_alive, or a
- * stand-in for tests). Returns the lane's index, or -1 when every lane
- * belongs to a live process. */
-static inline int64_t flq_mq_claim_lane(flq_mq *q, uint64_t pid, int (*alive)(uint32_t pid))
+/* Claim one of count lanes from first for process pid, counting claimed
+ * lanes in *used: the lane it owns already, else a lane never claimed, else
+ * one whose owner is dead (alive is flq_shm_pid_alive, or a stand-in for
+ * tests). Returns the lane's index, or -1 when every lane belongs to a live
+ * process. *adopted is set when the lane had a dead owner. */
+static inline int64_t flq_mq__claim(const flq_mq *q, unsigned char *first, uint64_t count, uint64_t *used_count,
+                                    uint64_t pid, int (*alive)(uint32_t pid), int *adopted)
 {
-    for (uint64_t i = 0; i < q->nlanes; i++)
+    *adopted = 0;
+    for (uint64_t i = 0; i < count; i++)
         /* acquire: a lane we owned before (another handle in this process)
          * is seen with our own earlier publications. */
-        if (flq_load_u64_acquire(&flq_mq_lane_at(q, i)->owner) == pid)
+        if (flq_load_u64_acquire(&((flq_mq_lane *)(first + i * q->lane_stride))->owner) == pid)
             return (int64_t)i;
-    for (uint64_t i = 0; i < q->nlanes; i++) {
-        flq_mq_lane *lane = flq_mq_lane_at(q, i);
+    for (uint64_t i = 0; i < count; i++) {
+        flq_mq_lane *lane = (flq_mq_lane *)(first + i * q->lane_stride);
         uint64_t owner = flq_load_u64_acquire(&lane->owner);
         if (owner != 0 && alive((uint32_t)owner))
             continue;
@@ -226,13 +238,21 @@ static inline int64_t flq_mq_claim_lane(flq_mq *q, uint64_t pid, int (*alive)(ui
          * claim is visible before anything we publish in the lane. */
         if (!flq_cas_u64_acq_rel(&lane->owner, &owner, pid))
             continue; /* another process took it first */
-        uint64_t used = flq_load_u64_acquire(&q->ctl->lanes_used);
+        *adopted = owner != 0;
+        uint64_t used = flq_load_u64_acquire(used_count);
         /* acq_rel: consumers that read the new count see the lane claimed. */
-        while (used < i + 1 && !flq_cas_u64_acq_rel(&q->ctl->lanes_used, &used, i + 1))
+        while (used < i + 1 && !flq_cas_u64_acq_rel(used_count, &used, i + 1))
             ;
         return (int64_t)i;
     }
     return -1;
+}
+
+/* Claim a producer lane for process pid (see flq_mq__claim). */
+static inline int64_t flq_mq_claim_lane(flq_mq *q, uint64_t pid, int (*alive)(uint32_t pid))
+{
+    int adopted;
+    return flq_mq__claim(q, q->lanes, q->nlanes, &q->ctl->lanes_used, pid, alive, &adopted);
 }
 
 /* ------------------------------------------------------------- producer */
@@ -348,13 +368,16 @@ FLQ_INLINE int flq_mq_read(const flq_mq *q, flq_mq_lane *lane, uint64_t idx, flq
 }
 
 /* Claim n records from *head on. Returns 1, or 0 when another consumer
- * moved head first (*head then holds the current head, and whatever was
- * read since the last flq_mq_head must be discarded). */
+ * moved head first (and whatever was read since the last flq_mq_head must
+ * be discarded). Either way *head then holds the lane's head as it left it. */
 FLQ_INLINE int flq_mq_take(flq_mq_lane *lane, uint64_t *head, uint64_t n)
 {
     /* acq_rel: the reads of the records complete before head moves past
      * them (release); on failure the new head is acquired as in flq_mq_head. */
-    return flq_cas_u64_acq_rel(&lane->head, head, *head + n);
+    if (!flq_cas_u64_acq_rel(&lane->head, head, *head + n))
+        return 0;
+    *head += n;
+    return 1;
 }
 
 /* Copy a body out of the ring (n = rec.len; dst holds n bytes). */

@@ -17,7 +17,7 @@ from queue import Empty, Full
 
 from flinq._compat import ShutDown
 from flinq._core import LifoQueue, LocalMessage, PriorityQueue, Queue, SimpleQueue
-from flinq._process import ProcessQueue
+from flinq._process import ProcessMessage, ProcessQueue
 from flinq.consumer import Consumer
 from flinq.durable import DurableQueue, Message
 from flinq.errors import (
@@ -42,6 +42,7 @@ __all__ = [
     "LocalMessage",
     "Message",
     "PriorityQueue",
+    "ProcessMessage",
     "ProcessQueue",
     "Queue",
     "ShutDown",

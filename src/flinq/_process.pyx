@@ -1,14 +1,15 @@
 # cython: language_level=3, embedsignature=True, binding=False, boundscheck=False, wraparound=False, cdivision=True
 """Queues between processes over flinq's shared-memory headers.
 
-Two parts, kept apart so that other shared structures can reuse the first:
+Three parts, kept apart so that other shared structures can reuse the first:
   - _Segment: one named shared-memory segment mapped into this process
     (include/flinq/shmseg.h): create or attach, header check, unlink by the
     creator, unmap when the last reference goes;
   - ProcessQueue: byte records in lanes (include/flinq/shmring.h), with
     waiting on futex words (include/flinq/shmwait.h), and the Python side of
     a message: raw bytes-like bodies or pickle protocol 5 with out-of-band
-    buffers.
+    buffers;
+  - ProcessMessage: a reservation (include/flinq/shmflight.h), at least once.
 
 Every method runs with the GIL held, except the sleep inside a blocking wait,
 which releases it. The GIL is the serializer shmring.h asks of a lane's
@@ -25,6 +26,10 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.errno cimport ENOENT, EEXIST
 
 from flinq._shm cimport (
+    FLQ_FLIGHT_HDR_BYTES, FLQ_FLIGHT_REQUEUING, FLQ_FLIGHT_RESERVED, FLQ_FLIGHT_SETTLED,
+    flq_flight_cas, flq_flight_claim_lane, flq_flight_find, flq_flight_hdr, flq_flight_hdr_at,
+    flq_flight_lane_at, flq_flight_lanes_used, flq_flight_mark, flq_flight_reap_due,
+    flq_flight_reclaim, flq_flight_stage, flq_flight_state, flq_flight_tag,
     FLQ_SHM_BAD_KIND, FLQ_SHM_BAD_MAGIC, FLQ_SHM_BAD_SIZE, FLQ_SHM_BAD_VERSION,
     FLQ_SHM_KIND_MESSAGES, FLQ_SHM_NOT_READY, FLQ_SHM_OK, FLQ_SHM_VERSION,
     flq_mq, flq_mq_claim_lane, flq_mq_copy_in, flq_mq_copy_out, flq_mq_head, flq_mq_lane,
@@ -65,14 +70,22 @@ cdef int64_t WAKE_SLICE_NS = 50 * 1000 * 1000
 cdef int64_t SPIN_NS = 50 * 1000
 cdef int SPIN_PAUSES = 32
 
-# Record kinds (shmring.h descriptors hold 1..255).
+# Record kinds (shmring.h descriptors hold 1..255): the low 3 bits say what
+# the body is, the bits above how many times the message was redelivered
+# (0..31, saturating).
+DEF KIND_MASK = 7
+DEF REDELIVERY_SHIFT = 3
+DEF MAX_REDELIVERIES = 31
 DEF KIND_BYTES = 1
 DEF KIND_BYTEARRAY = 2
 DEF KIND_MEMORYVIEW = 3      # delivered as bytes
 DEF KIND_PICKLE = 4          # a protocol-5 pickle, no out-of-band buffers
 DEF KIND_PICKLE_BUFFERS = 5  # header, pickle, then out-of-band buffers
 
-DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024
+DEFAULT_BUFFER_BYTES = 1024 * 1024
+DEFAULT_VISIBILITY_TIMEOUT = 30.0
+# One process at a time looks for expired reservations, at most this often.
+cdef int64_t REAP_INTERVAL_NS = 10 * 1000 * 1000
 # Descriptors per lane: one per 128 body bytes (rounded up to a power of two).
 cdef uint64_t BYTES_PER_SLOT = 128
 cdef uint64_t MIN_SLOTS = 64
@@ -340,20 +353,26 @@ cdef int _write_body(unsigned char *dst, object pieces) except -1:
     return _copy_piece(dst, pieces)
 
 
-cdef object _new_body(const flq_mq_rec *rec):
-    """A fresh object holding a copy of the record's body."""
-    if rec.kind == KIND_BYTEARRAY or rec.kind == KIND_PICKLE_BUFFERS:
+cdef object _copy_body(uint32_t kind, const unsigned char *at, uint32_t length):
+    """A fresh object holding a copy of a record's body of this kind."""
+    kind &= KIND_MASK
+    if kind == KIND_BYTEARRAY or kind == KIND_PICKLE_BUFFERS:
         # Writable, so that arrays rebuilt over it are writable too.
-        out = PyByteArray_FromStringAndSize(NULL, rec.len)
-        flq_mq_copy_out(PyByteArray_AS_STRING(out), rec.body, rec.len)
+        out = PyByteArray_FromStringAndSize(NULL, length)
+        flq_mq_copy_out(PyByteArray_AS_STRING(out), at, length)
         return out
-    out = PyBytes_FromStringAndSize(NULL, rec.len)
-    flq_mq_copy_out(PyBytes_AS_STRING(out), rec.body, rec.len)
+    out = PyBytes_FromStringAndSize(NULL, length)
+    flq_mq_copy_out(PyBytes_AS_STRING(out), at, length)
     return out
+
+
+cdef inline object _new_body(const flq_mq_rec *rec):
+    return _copy_body(rec.kind, rec.body, rec.len)
 
 
 cdef object _decode(uint32_t kind, object body):
     """The message a body copied out by _new_body stands for."""
+    kind &= KIND_MASK
     if kind == KIND_BYTES or kind == KIND_BYTEARRAY or kind == KIND_MEMORYVIEW:
         return body
     if kind == KIND_PICKLE:
@@ -381,6 +400,15 @@ cdef uint64_t _next_pow2(uint64_t n):
     return p
 
 
+cdef uint64_t _visibility_ns(object seconds) except? 0:
+    """A visibility timeout in ns, checked."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"visibility_timeout must be a number, not {type(seconds).__name__}")
+    if not 0 < seconds < 1e9:  # NaN fails too
+        raise ValueError(f"visibility_timeout must be a positive number of seconds, not {seconds}")
+    return <uint64_t>(seconds * 1e9)
+
+
 cdef object _positive_int(object value, str what):
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
@@ -398,30 +426,35 @@ def _attach(name):
 cdef class ProcessQueue:
     """A FIFO queue shared by processes, drop-in for multiprocessing.Queue.
 
-    ProcessQueue(maxsize=0, *, buffer_bytes=4 MiB, max_producers=None,
-    name=None) creates a queue in a new shared-memory segment (named name,
-    or a random name); ProcessQueue.attach(name) opens an existing one from
-    any process. A queue passes to child processes as an argument, under
-    fork and spawn alike (it pickles as its name).
+    ProcessQueue(maxsize=0, *, buffer_bytes=1 MiB, max_producers=None,
+    visibility_timeout=30.0, name=None) creates a queue in a new
+    shared-memory segment (named name, or a random name);
+    ProcessQueue.attach(name) opens an existing one from any process. A
+    queue passes to child processes as an argument, under fork and spawn
+    alike (it pickles as its name).
 
     Every producing process writes into a lane of its own of buffer_bytes
     (a message larger than that raises ValueError); max_producers lanes
     exist (default: max(8, CPU count)), and a dead process's lane is reused.
-    maxsize > 0 bounds the number of messages; with several producers a put
-    may pass it by at most the number of producers minus one.
+    As many processes can hold reservations, each in a lane of the same
+    size. maxsize > 0 bounds the number of messages; with several producers
+    a put may pass it by at most the number of producers minus one.
 
     bytes, bytearray and memoryview messages are copied in raw (a
     memoryview arrives as bytes); anything else is pickled with protocol 5
     in the caller, with out-of-band buffers copied straight into the queue.
     A message taken by get() is gone (at-most-once), as with
-    multiprocessing.Queue. The creating process unlinks the segment at
-    close(); processes already attached keep using it.
+    multiprocessing.Queue; one taken by reserve() comes back unless acked
+    within its visibility timeout. The creating process unlinks the segment
+    at close(); processes already attached keep using it.
     """
     cdef _Segment _seg
     cdef flq_mq _q
     cdef int64_t _lane             # the lane this process produces into; -1: none yet
     cdef uint32_t _lane_pid        # the pid _lane was claimed for
     cdef uint64_t _next_lane       # where the next get starts looking
+    cdef int64_t _flight           # this process's flight lane (reservations); -1: none yet
+    cdef uint32_t _flight_pid      # the pid _flight was claimed for
     cdef bint _closed
     cdef object __weakref__
 
@@ -429,10 +462,12 @@ cdef class ProcessQueue:
         self._lane = -1
         self._lane_pid = 0
         self._next_lane = 0
+        self._flight = -1
+        self._flight_pid = 0
         self._closed = False
 
     def __init__(self, maxsize=0, *, buffer_bytes=DEFAULT_BUFFER_BYTES, max_producers=None,
-                 name=None):
+                 visibility_timeout=DEFAULT_VISIBILITY_TIMEOUT, name=None):
         _check_supported()
         if not isinstance(maxsize, int) or isinstance(maxsize, bool):
             raise TypeError(f"maxsize must be an int, not {type(maxsize).__name__}")
@@ -444,21 +479,23 @@ cdef class ProcessQueue:
             raise ValueError("buffer_bytes must be below 4 GiB")
         if max_producers > 4096:
             raise ValueError("max_producers must be at most 4096")
+        cdef uint64_t visibility_ns = _visibility_ns(visibility_timeout)
         name = _validate_name(name) if name is not None else "flinq-" + _secrets.token_hex(8)
         cdef uint64_t data_bytes = (<uint64_t>buffer_bytes + 63) & ~(<uint64_t>63)
         cdef uint64_t slots = _next_pow2(max(MIN_SLOTS, data_bytes // BYTES_PER_SLOT))
         cdef uint64_t nlanes = max_producers
-        cdef uint64_t size = flq_mq_segment_bytes(nlanes, slots, data_bytes)
+        cdef uint64_t size = flq_mq_segment_bytes(nlanes, nlanes, slots, data_bytes)
         if size == 0:
             raise ValueError("buffer_bytes and max_producers make a segment too large")
         self._seg = _create_segment(name, size)
-        flq_mq_view(&self._q, self._seg.base, nlanes, slots, data_bytes)
+        flq_mq_view(&self._q, self._seg.base, nlanes, nlanes, slots, data_bytes)
         self._q.ctl.maxsize = maxsize if maxsize > 0 else 0
+        self._q.ctl.visibility_ns = visibility_ns
         cdef uint64_t params[4]
         params[0] = nlanes
         params[1] = slots
         params[2] = data_bytes
-        params[3] = 0
+        params[3] = nlanes  # flight lanes
         flq_shm_publish(self._seg.base, FLQ_SHM_KIND_MESSAGES, size, params)
 
     @staticmethod
@@ -476,12 +513,13 @@ cdef class ProcessQueue:
         cdef _Segment seg = _attach_segment(name, FLQ_SHM_KIND_MESSAGES, "ProcessQueue")
         cdef const flq_shm_header *h = seg.header()
         cdef uint64_t nlanes = h.params[0], slots = h.params[1], data_bytes = h.params[2]
-        if (not flq_mq_params_valid(nlanes, slots, data_bytes)
-                or flq_mq_segment_bytes(nlanes, slots, data_bytes) != seg.size):
+        cdef uint64_t nflights = h.params[3]
+        if (not flq_mq_params_valid(nlanes, nflights, slots, data_bytes)
+                or flq_mq_segment_bytes(nlanes, nflights, slots, data_bytes) != seg.size):
             raise ValueError(f"shared memory {name!r} is corrupted: its layout does not fit its size")
         self._seg = seg
-        flq_mq_view(&self._q, seg.base, nlanes, slots, data_bytes)
-        if flq_mq_lanes_used(&self._q) > nlanes:
+        flq_mq_view(&self._q, seg.base, nlanes, nflights, slots, data_bytes)
+        if flq_mq_lanes_used(&self._q) > nlanes or flq_flight_lanes_used(&self._q) > nflights:
             raise ValueError(f"shared memory {name!r} is corrupted: lane count out of range")
         return self
 
@@ -510,8 +548,15 @@ cdef class ProcessQueue:
 
     @property
     def max_producers(self):
-        """How many processes can produce at once (one lane each)."""
+        """How many processes can produce at once (one lane each), and how
+        many can hold reservations at once."""
         return self._q.nlanes
+
+    @property
+    def visibility_timeout(self):
+        """Seconds a reserved message stays reserved unless acked (default
+        for reserve())."""
+        return self._q.ctl.visibility_ns / 1e9
 
     cdef inline int _check_open(self) except -1:
         if self._closed:
@@ -554,7 +599,10 @@ cdef class ProcessQueue:
         flq_shm_wait_notify(&self._q.ctl.not_empty, count > 1)
         return 1
 
-    cdef int _put_one(self, uint32_t kind, uint64_t length, object pieces, int64_t deadline) except -1:
+    cdef int _put_one(self, uint32_t kind, uint64_t length, object pieces, int64_t deadline,
+                      bint bounded=True) except -1:
+        """Put one encoded message; bounded=False ignores maxsize (for a
+        message that goes back into the queue, already counted once)."""
         cdef flq_mq_lane *lane = self._own_lane()
         cdef flq_mq_stage st
         cdef unsigned char *body
@@ -567,7 +615,7 @@ cdef class ProcessQueue:
                 f"create the queue with a larger buffer_bytes"
             )
         while True:
-            if self._below_maxsize(1):
+            if not bounded or self._below_maxsize(1):
                 flq_mq_stage_begin(lane, &st)
                 body = flq_mq_stage_record(&self._q, lane, &st, length, kind)
                 if body != NULL:
@@ -580,7 +628,7 @@ cdef class ProcessQueue:
             if _spin(&spin_until, &polls, deadline):
                 continue
             key = flq_shm_wait_prepare(&self._q.ctl.not_full)
-            if self._below_maxsize(1):
+            if not bounded or self._below_maxsize(1):
                 flq_mq_stage_begin(lane, &st)
                 if flq_mq_stage_record(&self._q, lane, &st, length, kind) != NULL:
                     flq_shm_wait_cancel(&self._q.ctl.not_full)
@@ -700,6 +748,8 @@ cdef class ProcessQueue:
         while True:
             if self._take(out, limit):
                 return out
+            if self._reap(False) and self._take(out, limit):
+                return out
             if deadline == 0:
                 raise Empty
             if _spin(&spin_until, &polls, deadline):
@@ -742,6 +792,177 @@ cdef class ProcessQueue:
             pass
         return [_decode(kind, body) for kind, body in out]
 
+    # ---- reservations (include/flinq/shmflight.h) ----------------------------
+
+    cdef flq_mq_lane *_own_flight(self) except NULL:
+        """This process's flight lane, claimed on first use (and again after
+        fork). A lane adopted from a dead process is emptied first: its
+        reservations go back into the queue."""
+        if self._flight >= 0 and self._flight_pid == _pid:
+            return flq_flight_lane_at(&self._q, <uint64_t>self._flight)
+        cdef int adopted = 0
+        cdef int64_t i = flq_flight_claim_lane(&self._q, _pid, _alive, &adopted)
+        if i < 0:
+            raise RuntimeError(
+                f"ProcessQueue {self._seg.name!r}: all {self._q.nflights} reservation lanes belong "
+                f"to live processes; create the queue with a larger max_producers"
+            )
+        cdef flq_mq_lane *lane = flq_flight_lane_at(&self._q, <uint64_t>i)
+        cdef uint64_t idx, state
+        if adopted:
+            while flq_flight_find(&self._q, lane, 0, 1, _alive, &idx, &state):
+                self._requeue(lane, idx, state, -1)
+            flq_flight_reclaim(&self._q, lane)
+        self._flight = i
+        self._flight_pid = _pid
+        return lane
+
+    cdef bint _requeue(self, flq_mq_lane *lane, uint64_t idx, uint64_t state, int64_t deadline) except -1:
+        """Put flight record idx (found in state) back into the queue, one
+        more redelivery counted. Returns False when someone else changed it
+        first, or (deadline 0) when there is no room now."""
+        cdef flq_mq_rec rec
+        cdef flq_flight_hdr *h = flq_flight_hdr_at(&self._q, lane, idx, &rec)
+        if h == NULL or not flq_flight_cas(h, &state, idx, FLQ_FLIGHT_REQUEUING, _pid):
+            return False
+        # Ours now: the owner does not reuse a record until it is SETTLED.
+        cdef uint32_t length = rec.len - FLQ_FLIGHT_HDR_BYTES
+        cdef uint32_t redelivered = (rec.kind >> REDELIVERY_SHIFT) + 1
+        if redelivered > MAX_REDELIVERIES:
+            redelivered = MAX_REDELIVERIES
+        cdef uint32_t kind = (rec.kind & KIND_MASK) | (redelivered << REDELIVERY_SHIFT)
+        cdef uint64_t mine = flq_flight_state(FLQ_FLIGHT_REQUEUING, _pid, idx)
+        body = PyBytes_FromStringAndSize(NULL, length)
+        flq_mq_copy_out(PyBytes_AS_STRING(body), rec.body + FLQ_FLIGHT_HDR_BYTES, length)
+        try:
+            self._put_one(kind, length, body, deadline, False)
+        except (Full, RuntimeError):
+            # No room or no lane now: leave it as it was, for a later try.
+            flq_flight_cas(h, &mine, idx, flq_flight_tag(state), 0)
+            return False
+        except BaseException:
+            flq_flight_cas(h, &mine, idx, flq_flight_tag(state), 0)
+            raise
+        flq_flight_cas(h, &mine, idx, FLQ_FLIGHT_SETTLED, 0)
+        return True
+
+    cdef bint _reap(self, bint force) except -1:
+        """Put expired reservations, and those of dead processes, back into
+        the queue; by one process at a time, every REAP_INTERVAL_NS (force:
+        now). Returns whether any went back."""
+        cdef uint64_t used = flq_flight_lanes_used(&self._q)
+        if used == 0:
+            return False
+        cdef int64_t now = flq_now_ns()
+        if not force and not flq_flight_reap_due(&self._q, <uint64_t>now, REAP_INTERVAL_NS):
+            return False  # not yet, or another process is at it
+        cdef bint any = False
+        cdef uint64_t i, idx, state
+        cdef flq_mq_lane *lane
+        for i in range(used):
+            lane = flq_flight_lane_at(&self._q, i)
+            while flq_flight_find(&self._q, lane, <uint64_t>now, 0, _alive, &idx, &state):
+                if not self._requeue(lane, idx, state, 0):
+                    break
+                any = True
+        return any
+
+    cdef ProcessMessage _reserve_from(self, flq_mq_lane *flight, uint64_t visibility_ns):
+        """Reserve the next message of any lane into flight; None if none."""
+        cdef uint64_t used = flq_mq_lanes_used(&self._q)
+        cdef uint64_t k, i, head, idx
+        cdef flq_mq_lane *lane
+        cdef flq_mq_rec rec, copy
+        cdef flq_mq_stage st
+        cdef unsigned char *at
+        cdef flq_flight_hdr *h
+        cdef ProcessMessage msg
+        flq_flight_reclaim(&self._q, flight)
+        for k in range(used):
+            i = (self._next_lane + k) % used
+            lane = flq_mq_lane_at(&self._q, i)
+            head = flq_mq_head(lane)
+            while flq_mq_ready(lane, head) != 0:
+                if flq_mq_read(&self._q, lane, head, &rec) != 0:
+                    head = flq_mq_head(lane)
+                    continue
+                flq_mq_stage_begin(flight, &st)
+                at = flq_flight_stage(&self._q, flight, &st, rec.len, rec.kind, &idx)
+                if at == NULL:
+                    return None  # too much in flight here: wait for acks or expiry
+                flq_mq_copy_out(at, rec.body, rec.len)
+                flq_mq_publish(flight, &st)
+                h = flq_flight_hdr_at(&self._q, flight, idx, &copy)
+                if not flq_mq_take(lane, &head, 1):
+                    flq_flight_mark(h, idx, FLQ_FLIGHT_SETTLED, 0)
+                    flq_flight_reclaim(&self._q, flight)
+                    continue
+                flq_flight_mark(h, idx, FLQ_FLIGHT_RESERVED, <uint64_t>flq_now_ns() + visibility_ns)
+                flq_shm_wait_notify(&self._q.ctl.not_full, 1)
+                self._next_lane = i + 1
+                msg = ProcessMessage.__new__(ProcessMessage)
+                msg._queue = self
+                msg._flight = self._flight
+                msg._idx = idx
+                msg._pid = _pid
+                msg._body = _decode(rec.kind, _copy_body(rec.kind, at, rec.len))
+                msg._attempts = (rec.kind >> REDELIVERY_SHIFT) + 1
+                return msg
+        return None
+
+    def reserve(self, timeout=None, visibility_timeout=None):
+        """Take the next message as a ProcessMessage, at least once: unless
+        msg.ack() comes within visibility_timeout seconds (default: the
+        queue's), or if this process dies first, it goes back into the queue
+        for any process to take. Waits up to timeout seconds (None: for
+        ever) for a message, then raises queue.Empty."""
+        self._check_open()
+        cdef int64_t deadline = _deadline(True, timeout)
+        cdef uint64_t visibility_ns = (
+            self._q.ctl.visibility_ns if visibility_timeout is None
+            else _visibility_ns(visibility_timeout)
+        )
+        cdef flq_mq_lane *flight = self._own_flight()
+        cdef uint32_t key
+        cdef int polls = 0
+        cdef int64_t spin_until = 0
+        cdef ProcessMessage msg
+        while True:
+            msg = self._reserve_from(flight, visibility_ns)
+            if msg is not None:
+                return msg
+            if self._reap(False):
+                continue
+            if deadline >= 0 and flq_now_ns() >= deadline:
+                raise Empty
+            if _spin(&spin_until, &polls, deadline):
+                continue
+            key = flq_shm_wait_prepare(&self._q.ctl.not_empty)
+            if flq_mq_size(&self._q) != 0:
+                flq_shm_wait_cancel(&self._q.ctl.not_empty)
+                continue
+            if _sleep(&self._q.ctl.not_empty, key, deadline):
+                raise Empty
+            self._check_open()
+
+    cdef bint _settle(self, ProcessMessage msg, bint requeue) except -1:
+        """ack (requeue False) or nack(requeue=True) a reservation."""
+        self._check_open()
+        cdef flq_mq_lane *lane = flq_flight_lane_at(&self._q, <uint64_t>msg._flight)
+        cdef flq_mq_rec rec
+        cdef flq_flight_hdr *h = flq_flight_hdr_at(&self._q, lane, msg._idx, &rec)
+        cdef uint64_t state = flq_flight_state(FLQ_FLIGHT_RESERVED, 0, msg._idx)
+        cdef bint done
+        if h == NULL:
+            return False
+        if requeue:
+            done = self._requeue(lane, msg._idx, state, -1)
+        else:
+            done = flq_flight_cas(h, &state, msg._idx, FLQ_FLIGHT_SETTLED, 0)
+        if msg._pid == _pid:
+            flq_flight_reclaim(&self._q, lane)
+        return done
+
     def qsize(self):
         """Number of messages in the queue now (all producers)."""
         self._check_open()
@@ -778,8 +999,9 @@ cdef class ProcessQueue:
     def stats(self):
         """A snapshot of the queue as a dict.
 
-        depth (messages now), enqueued and dequeued (totals since creation,
-        all processes), maxsize, buffer_bytes (per producer), max_producers,
+        depth (messages now), in_flight (reserved, not yet acked or put
+        back), enqueued and dequeued (totals since creation, all processes;
+        a message put back after its reservation counts again), maxsize, buffer_bytes (per producer), max_producers,
         lanes_used, producers (pids owning a lane, dead ones included until
         a new producer takes their lane), getters_waiting and
         putters_waiting (threads counted in a wait, in any process; a
@@ -796,9 +1018,20 @@ cdef class ProcessQueue:
             dequeued += head
             enqueued += head + flq_mq_ready(lane, head)
             producers.append(lane.owner)
+        cdef uint64_t in_flight = 0, j
+        cdef flq_mq_rec rec
+        cdef flq_flight_hdr *h
+        for i in range(flq_flight_lanes_used(&self._q)):
+            lane = flq_flight_lane_at(&self._q, i)
+            head = flq_mq_head(lane)
+            for j in range(head, head + flq_mq_ready(lane, head)):
+                h = flq_flight_hdr_at(&self._q, lane, j, &rec)
+                if h != NULL and flq_flight_tag(h.state) != FLQ_FLIGHT_SETTLED:
+                    in_flight += 1
         return {
             "name": self._seg.name,
             "depth": enqueued - dequeued,
+            "in_flight": in_flight,
             "enqueued": enqueued,
             "dequeued": dequeued,
             "maxsize": self._q.ctl.maxsize,
@@ -816,3 +1049,67 @@ cdef class ProcessQueue:
     def __exit__(self, *exc_info):
         self.close()
         return False
+
+
+@cython.final
+cdef class ProcessMessage:
+    """A message reserved from a ProcessQueue (at least once).
+
+    ack() when done with it; nack() to put it back now. Unless acked within
+    the visibility timeout, or if the reserving process dies, it goes back
+    into the queue by itself. Use it as a context manager to ack on success
+    and nack on an exception.
+    """
+    cdef ProcessQueue _queue
+    cdef int64_t _flight
+    cdef uint64_t _idx
+    cdef uint32_t _pid
+    cdef object _body
+    cdef uint32_t _attempts
+    cdef bint _settled
+
+    @property
+    def body(self):
+        """The message."""
+        return self._body
+
+    @property
+    def attempts(self):
+        """Deliveries so far, this one included (1 on the first; counts up
+        to 32)."""
+        return self._attempts
+
+    @property
+    def settled(self):
+        """Whether ack() or nack() was called on it here."""
+        return self._settled
+
+    def ack(self):
+        """Mark it done. Returns False if it was no longer reserved (its
+        visibility timeout passed and it went back into the queue)."""
+        if self._settled:
+            return False
+        self._settled = True
+        return self._queue._settle(self, False)
+
+    def nack(self, requeue=True):
+        """Give it up: back into the queue now (requeue=True), or dropped.
+        Returns False if it was no longer reserved."""
+        if self._settled:
+            return False
+        self._settled = True
+        return self._queue._settle(self, bool(requeue))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if not self._settled:
+            if kind is None:
+                self.ack()
+            else:
+                self.nack()
+        return False
+
+    def __repr__(self):
+        return f"<flinq.ProcessMessage attempts={self._attempts} settled={self._settled}>"

@@ -55,6 +55,9 @@ cdef extern from "flinq/shmring.h" nogil:
         flq_shm_wait not_full
         uint64_t lanes_used
         uint64_t maxsize
+        uint64_t flights_used
+        uint64_t next_reap_ns
+        uint64_t visibility_ns
     ctypedef struct flq_mq_lane:
         uint64_t head
         uint64_t tail
@@ -63,6 +66,7 @@ cdef extern from "flinq/shmring.h" nogil:
     ctypedef struct flq_mq:
         flq_mq_ctl *ctl
         uint64_t nlanes
+        uint64_t nflights
         uint64_t slots
         uint64_t data_bytes
     ctypedef struct flq_mq_stage:
@@ -73,9 +77,11 @@ cdef extern from "flinq/shmring.h" nogil:
         const unsigned char *body
         uint32_t len
         uint32_t kind
-    int flq_mq_params_valid(uint64_t nlanes, uint64_t slots, uint64_t data_bytes)
-    uint64_t flq_mq_segment_bytes(uint64_t nlanes, uint64_t slots, uint64_t data_bytes)
-    void flq_mq_view(flq_mq *q, void *base, uint64_t nlanes, uint64_t slots, uint64_t data_bytes)
+    int flq_mq_params_valid(uint64_t nlanes, uint64_t nflights, uint64_t slots, uint64_t data_bytes)
+    uint64_t flq_mq_segment_bytes(uint64_t nlanes, uint64_t nflights, uint64_t slots,
+                                  uint64_t data_bytes)
+    void flq_mq_view(flq_mq *q, void *base, uint64_t nlanes, uint64_t nflights, uint64_t slots,
+                     uint64_t data_bytes)
     flq_mq_lane *flq_mq_lane_at(const flq_mq *q, uint64_t i)
     uint64_t flq_mq_lanes_used(const flq_mq *q)
     int64_t flq_mq_claim_lane(flq_mq *q, uint64_t pid, int (*alive)(uint32_t pid) noexcept nogil)
@@ -90,3 +96,31 @@ cdef extern from "flinq/shmring.h" nogil:
     void flq_mq_copy_out(void *dst, const unsigned char *body, size_t n)
     void flq_mq_copy_in(unsigned char *body, const void *src, size_t n)
     uint64_t flq_mq_size(const flq_mq *q)
+
+
+cdef extern from "flinq/shmflight.h" nogil:
+    uint32_t FLQ_FLIGHT_PENDING
+    uint32_t FLQ_FLIGHT_RESERVED
+    uint32_t FLQ_FLIGHT_SETTLED
+    uint32_t FLQ_FLIGHT_REQUEUING
+    uint32_t FLQ_FLIGHT_HDR_BYTES
+    ctypedef struct flq_flight_hdr:
+        uint64_t state
+        uint64_t deadline
+    uint64_t flq_flight_state(uint32_t tag, uint32_t pid, uint64_t idx)
+    uint32_t flq_flight_tag(uint64_t state)
+    flq_mq_lane *flq_flight_lane_at(const flq_mq *q, uint64_t i)
+    uint64_t flq_flight_lanes_used(const flq_mq *q)
+    int64_t flq_flight_claim_lane(flq_mq *q, uint64_t pid,
+                                  int (*alive)(uint32_t pid) noexcept nogil, int *adopted)
+    flq_flight_hdr *flq_flight_hdr_at(const flq_mq *q, flq_mq_lane *lane, uint64_t idx,
+                                      flq_mq_rec *rec)
+    unsigned char *flq_flight_stage(flq_mq *q, flq_mq_lane *lane, flq_mq_stage *st, uint64_t len,
+                                    uint32_t kind, uint64_t *idx)
+    void flq_flight_mark(flq_flight_hdr *h, uint64_t idx, uint32_t tag, uint64_t deadline)
+    int flq_flight_cas(flq_flight_hdr *h, uint64_t *expected, uint64_t idx, uint32_t tag,
+                       uint32_t pid)
+    int flq_flight_find(const flq_mq *q, flq_mq_lane *lane, uint64_t now, int orphaned,
+                        int (*alive)(uint32_t pid) noexcept nogil, uint64_t *idx, uint64_t *state)
+    uint64_t flq_flight_reclaim(const flq_mq *q, flq_mq_lane *lane)
+    int flq_flight_reap_due(flq_mq *q, uint64_t now, uint64_t interval_ns)

@@ -14,7 +14,11 @@
  *   6. SIGKILL: producer processes killed at random points; the survivors
  *      never hang, a new producer adopts the dead one's lane, every record
  *      whose publish was reported arrives exactly once, none arrives torn;
- *      then consumers are killed too (at-most-once: no duplicates).
+ *      then consumers are killed too (at-most-once: no duplicates);
+ *   7. reservations (shmflight.h): the state protocol and reclaim in one
+ *      thread; then a reserving process killed at random points while it
+ *      reserves and acks: every message was acked or comes back, none is
+ *      lost.
  */
 /* MAP_ANONYMOUS for the test's shared bookkeeping; the headers need only POSIX. */
 #define _DEFAULT_SOURCE 1
@@ -30,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "flinq/shmflight.h"
 #include "flinq/shmring.h"
 
 #define MAX_PRODUCERS 64
@@ -60,12 +65,12 @@ static void *make_queue(flq_mq *q, uint64_t nlanes, uint64_t slots, uint64_t dat
 {
     char name[64];
     snprintf(name, sizeof name, "/flinq-ctest-%d", (int)getpid());
-    *size = flq_mq_segment_bytes(nlanes, slots, data);
+    *size = flq_mq_segment_bytes(nlanes, 0, slots, data);
     CHECK(*size != 0);
     void *base = NULL;
     CHECK_EQ(flq_shm_create(name, *size, &base), 0);
     uint64_t params[4] = {nlanes, slots, data, 0};
-    flq_mq_view(q, base, nlanes, slots, data);
+    flq_mq_view(q, base, nlanes, 0, slots, data);
     flq_shm_publish(base, FLQ_SHM_KIND_MESSAGES, *size, params);
     CHECK_EQ(flq_shm_unlink(name), 0);
     return base;
@@ -225,7 +230,7 @@ static void test_segments(void)
 {
     char name[64];
     snprintf(name, sizeof name, "/flinq-ctest-seg-%d", (int)getpid());
-    uint64_t size = flq_mq_segment_bytes(2, 64, 4096);
+    uint64_t size = flq_mq_segment_bytes(2, 0, 64, 4096);
     void *base = NULL, *other = NULL;
     uint64_t osize = 0;
     CHECK_EQ(flq_shm_create(name, size, &base), 0);
@@ -257,10 +262,12 @@ static void test_segments(void)
     CHECK_EQ(flq_shm_check(base, size, FLQ_SHM_KIND_MESSAGES), FLQ_SHM_OK);
     flq_shm_unmap(base, size);
 
-    CHECK(flq_mq_segment_bytes(0, 64, 4096) == 0);
-    CHECK(flq_mq_segment_bytes(1, 63, 4096) == 0);
-    CHECK(flq_mq_segment_bytes(1, 64, 4000) == 0);
-    CHECK(flq_mq_segment_bytes(4096, UINT64_C(1) << 32, UINT32_MAX - 63 - 31) == 0);
+    CHECK(flq_mq_segment_bytes(0, 0, 64, 4096) == 0);
+    CHECK(flq_mq_segment_bytes(1, 0, 63, 4096) == 0);
+    CHECK(flq_mq_segment_bytes(1, 0, 64, 4000) == 0);
+    CHECK(flq_mq_segment_bytes(1, 4097, 64, 4096) == 0);
+    CHECK(flq_mq_segment_bytes(4096, 4096, UINT64_C(1) << 32, UINT32_MAX - 63 - 31) == 0);
+    CHECK(flq_mq_segment_bytes(1, 1, 64, 4096) > flq_mq_segment_bytes(1, 0, 64, 4096));
     CHECK(flq_shm_pid_alive(flq_shm_pid()));
     CHECK(!flq_shm_pid_alive(0));
 }
@@ -626,6 +633,225 @@ static void test_kills(uint32_t kills, int kill_consumers, uint64_t seed)
     munmap((void *)seen, seen_bytes);
 }
 
+/* ------------------------------------------------- 7. reservations */
+
+/* Reserve the oldest record of any producer lane into flight lane fl (the
+ * shmflight.h protocol). Returns 1 with *fidx, or 0 when nothing is there. */
+static int reserve_one(flq_mq *q, flq_mq_lane *fl, uint64_t deadline, uint64_t *fidx)
+{
+    for (uint64_t i = 0; i < flq_mq_lanes_used(q); i++) {
+        flq_mq_lane *lane = flq_mq_lane_at(q, i);
+        uint64_t head = flq_mq_head(lane);
+        while (flq_mq_ready(lane, head) != 0) {
+            flq_mq_rec rec = {NULL, 0, 0};
+            if (flq_mq_read(q, lane, head, &rec) != 0) {
+                head = flq_mq_head(lane);
+                continue;
+            }
+            flq_mq_stage st;
+            flq_flight_reclaim(q, fl);
+            flq_mq_stage_begin(fl, &st);
+            unsigned char *body = flq_flight_stage(q, fl, &st, rec.len, rec.kind, fidx);
+            if (body == NULL)
+                return 0; /* flight lane full */
+            flq_mq_copy_out(body, rec.body, rec.len);
+            flq_mq_publish(fl, &st);
+            flq_mq_rec frec = {NULL, 0, 0};
+            flq_flight_hdr *h = flq_flight_hdr_at(q, fl, *fidx, &frec);
+            if (flq_mq_take(lane, &head, 1)) {
+                flq_flight_mark(h, *fidx, FLQ_FLIGHT_RESERVED, deadline);
+                return 1;
+            }
+            flq_flight_mark(h, *fidx, FLQ_FLIGHT_SETTLED, 0);
+        }
+    }
+    return 0;
+}
+
+/* Put record idx of flight lane fl back through producer lane out. */
+static int requeue_one(flq_mq *q, flq_mq_lane *fl, uint64_t idx, uint64_t state, flq_mq_lane *out, uint32_t pid)
+{
+    flq_mq_rec rec = {NULL, 0, 0};
+    flq_flight_hdr *h = flq_flight_hdr_at(q, fl, idx, &rec);
+    if (h == NULL || !flq_flight_cas(h, &state, idx, FLQ_FLIGHT_REQUEUING, pid))
+        return 0;
+    flq_mq_stage st;
+    flq_mq_stage_begin(out, &st);
+    uint32_t len = rec.len - FLQ_FLIGHT_HDR_BYTES;
+    unsigned char *body = flq_mq_stage_record(q, out, &st, len, rec.kind);
+    CHECK(body != NULL);
+    if (body == NULL)
+        return 0;
+    flq_mq_copy_out(body, rec.body + FLQ_FLIGHT_HDR_BYTES, len);
+    flq_mq_publish(out, &st);
+    uint64_t mine = flq_flight_state(FLQ_FLIGHT_REQUEUING, pid, idx);
+    CHECK(flq_flight_cas(h, &mine, idx, FLQ_FLIGHT_SETTLED, 0));
+    return 1;
+}
+
+static uint32_t record_seq(flq_mq_rec *rec, uint32_t skip)
+{
+    uint32_t seq;
+    memcpy(&seq, rec->body + skip, 4);
+    return seq;
+}
+
+static void put_seq(flq_mq *q, flq_mq_lane *lane, uint32_t seq)
+{
+    flq_mq_stage st;
+    flq_mq_stage_begin(lane, &st);
+    unsigned char *body = flq_mq_stage_record(q, lane, &st, 4, 1);
+    CHECK(body != NULL);
+    flq_mq_copy_in(body, &seq, 4);
+    flq_mq_publish(lane, &st);
+}
+
+static void test_flight_protocol(void)
+{
+    char name[64];
+    snprintf(name, sizeof name, "/flinq-ctest-flight-%d", (int)getpid());
+    uint64_t size = flq_mq_segment_bytes(2, 2, 16, 1024);
+    void *base = NULL;
+    CHECK_EQ(flq_shm_create(name, size, &base), 0);
+    CHECK_EQ(flq_shm_unlink(name), 0);
+    flq_mq q;
+    flq_mq_view(&q, base, 2, 2, 16, 1024);
+    int adopted = 1;
+    CHECK_EQ(flq_flight_claim_lane(&q, 7, always_alive, &adopted), 0);
+    CHECK(!adopted);
+    CHECK_EQ(flq_flight_lanes_used(&q), 1);
+    flq_mq_lane *out = flq_mq_lane_at(&q, flq_mq_claim_lane(&q, 7, always_alive));
+    flq_mq_lane *fl = flq_flight_lane_at(&q, 0);
+    for (uint32_t i = 0; i < 3; i++)
+        put_seq(&q, out, i);
+
+    uint64_t a, b, c, idx, state;
+    CHECK(reserve_one(&q, fl, 1000, &a));
+    CHECK(reserve_one(&q, fl, 5000, &b));
+    CHECK(reserve_one(&q, fl, 5000, &c));
+    CHECK(!reserve_one(&q, fl, 5000, &idx)); /* queue empty */
+    CHECK_EQ(flq_mq_size(&q), 0);
+    /* Nothing expired at t=999; a has at t=1000. */
+    CHECK(!flq_flight_find(&q, fl, 999, 0, always_alive, &idx, &state));
+    CHECK(flq_flight_find(&q, fl, 1000, 0, always_alive, &idx, &state));
+    CHECK_EQ(idx, a);
+    /* ack b: RESERVED -> SETTLED; a second ack fails */
+    flq_mq_rec rec = {NULL, 0, 0};
+    flq_flight_hdr *hb = flq_flight_hdr_at(&q, fl, b, &rec);
+    uint64_t s = flq_flight_state(FLQ_FLIGHT_RESERVED, 0, b);
+    CHECK(flq_flight_cas(hb, &s, b, FLQ_FLIGHT_SETTLED, 0));
+    s = flq_flight_state(FLQ_FLIGHT_RESERVED, 0, b);
+    CHECK(!flq_flight_cas(hb, &s, b, FLQ_FLIGHT_SETTLED, 0));
+    CHECK_EQ(flq_flight_tag(s), FLQ_FLIGHT_SETTLED);
+    /* a stale index never matches (no ABA) */
+    s = flq_flight_state(FLQ_FLIGHT_SETTLED, 0, b + 16);
+    CHECK(!flq_flight_cas(hb, &s, b + 16, FLQ_FLIGHT_PENDING, 0));
+    /* b is settled but a is still in flight: nothing to reclaim yet */
+    CHECK_EQ(flq_flight_reclaim(&q, fl), 0);
+    /* requeue a (expired): it is back in the queue with its kind */
+    CHECK(requeue_one(&q, fl, idx, state, out, 7));
+    CHECK_EQ(flq_mq_size(&q), 1);
+    CHECK_EQ(flq_flight_reclaim(&q, fl), 2); /* a and b */
+    uint64_t head = flq_mq_head(out);
+    CHECK(flq_mq_read(&q, out, head, &rec) == 0 && record_seq(&rec, 0) == 0);
+    /* a dead owner: c (RESERVED, not expired) comes back at once */
+    CHECK(flq_flight_find(&q, fl, 0, 1, always_alive, &idx, &state));
+    CHECK_EQ(idx, c);
+    CHECK(requeue_one(&q, fl, idx, state, out, 8));
+    CHECK(!requeue_one(&q, fl, idx, state, out, 9)); /* only once */
+    CHECK_EQ(flq_flight_reclaim(&q, fl), 1);
+    CHECK_EQ(flq_mq_size(&q), 2);
+    flq_shm_unmap(base, size);
+}
+
+static int never_alive(uint32_t pid) { (void)pid; return 0; }
+
+/* A reserving process (reserve, record, ack; some it keeps) killed at random
+ * points; the parent then takes the dead one's lane back and requeues. */
+static void test_flight_kills(uint32_t kills, uint64_t seed)
+{
+    const uint32_t total = 20000;
+    flq_mq q;
+    uint64_t size;
+    char name[64];
+    snprintf(name, sizeof name, "/flinq-ctest-fk-%d", (int)getpid());
+    size = flq_mq_segment_bytes(2, 2, 1024, 16384);
+    void *base = NULL;
+    CHECK_EQ(flq_shm_create(name, size, &base), 0);
+    CHECK_EQ(flq_shm_unlink(name), 0);
+    flq_mq_view(&q, base, 2, 2, 1024, 16384);
+    _Atomic uint32_t *acked = shared_alloc(sizeof(uint32_t) * total);
+    uint32_t *delivered = calloc(total, sizeof(uint32_t));
+    flq_mq_lane *out = flq_mq_lane_at(&q, flq_mq_claim_lane(&q, flq_shm_pid(), flq_shm_pid_alive));
+    uint32_t next = 0, done = 0;
+    uint64_t duplicates = 0;
+    for (uint32_t k = 0; k < kills; k++) {
+        /* keep ~500 messages queued for the reserver */
+        while (next < total && flq_mq_size(&q) < 500)
+            put_seq(&q, out, next++);
+        pid_t child = fork();
+        CHECK(child >= 0);
+        if (child == 0) {
+            int adopted;
+            int64_t li = flq_flight_claim_lane(&q, flq_shm_pid(), flq_shm_pid_alive, &adopted);
+            if (li < 0)
+                _exit(3);
+            flq_mq_lane *fl = flq_flight_lane_at(&q, (uint64_t)li);
+            uint64_t fidx;
+            uint64_t n = 0;
+            while (reserve_one(&q, fl, UINT64_MAX, &fidx)) {
+                if (++n % 5 == 0)
+                    continue; /* kept in flight: only the kill returns it */
+                flq_mq_rec rec = {NULL, 0, 0};
+                flq_flight_hdr *h = flq_flight_hdr_at(&q, fl, fidx, &rec);
+                atomic_fetch_add(&acked[record_seq(&rec, FLQ_FLIGHT_HDR_BYTES)], 1);
+                uint64_t s = flq_flight_state(FLQ_FLIGHT_RESERVED, 0, fidx);
+                flq_flight_cas(h, &s, fidx, FLQ_FLIGHT_SETTLED, 0);
+            }
+            for (;;)
+                sleep_us(1000); /* wait for the kill */
+        }
+        sleep_us((long)rng_range(&seed, 50, 3000));
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        /* Requeue every flight record of the dead reserver. */
+        for (uint64_t i = 0; i < flq_flight_lanes_used(&q); i++) {
+            flq_mq_lane *fl = flq_flight_lane_at(&q, i);
+            uint64_t idx, state;
+            while (flq_flight_find(&q, fl, 0, 0, flq_shm_pid_alive, &idx, &state))
+                CHECK(requeue_one(&q, fl, idx, state, out, flq_shm_pid()));
+        }
+    }
+    /* Drain: what remains is delivered to the parent (at most once each). */
+    do {
+        while (next < total && flq_mq_size(&q) < 500)
+            put_seq(&q, out, next++);
+        for (uint64_t i = 0; i < flq_mq_lanes_used(&q); i++) {
+            flq_mq_lane *lane = flq_mq_lane_at(&q, i);
+            uint64_t head = flq_mq_head(lane);
+            while (flq_mq_ready(lane, head)) {
+                flq_mq_rec rec = {NULL, 0, 0};
+                CHECK(flq_mq_read(&q, lane, head, &rec) == 0);
+                delivered[record_seq(&rec, 0)]++;
+                CHECK(flq_mq_take(lane, &head, 1));
+            }
+        }
+    } while (next < total);
+    for (uint32_t i = 0; i < total; i++) {
+        uint32_t n = acked[i] + delivered[i];
+        if (n == 0)
+            done++; /* lost */
+        duplicates += n > 1;
+    }
+    CHECK_EQ(done, 0);
+    CHECK(duplicates <= kills); /* at most one per kill, by the protocol */
+    CHECK(never_alive(1) == 0);
+    printf("  reservation kills=%u: %" PRIu64 " delivered twice\n", kills, duplicates);
+    free(delivered);
+    munmap((void *)acked, sizeof(uint32_t) * total);
+    flq_shm_unmap(base, size);
+}
+
 int main(void)
 {
     uint64_t items = items_from_env(10000000);
@@ -637,5 +863,7 @@ int main(void)
     test_processes(per);
     test_kills(30, 0, 42);
     test_kills(30, 1, 7);
+    test_flight_protocol();
+    test_flight_kills(40, 99);
     return check_report("test_shmring");
 }

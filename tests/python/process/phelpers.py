@@ -49,3 +49,18 @@ def worker_put(i: int) -> int:
     assert _worker_queue is not None
     _worker_queue.put((os.getpid(), i))
     return i
+
+
+def reserve_and_hang(q: ProcessQueue, count: int, ready: Any) -> None:
+    """Reserve count messages, never ack them, report, and wait to be killed."""
+    import time
+
+    held = [q.reserve(timeout=30) for _ in range(count)]
+    ready.put([m.body for m in held])
+    time.sleep(60)
+
+
+def reserve_and_ack(q: ProcessQueue, count: int, out: ProcessQueue) -> None:
+    for _ in range(count):
+        with q.reserve(timeout=30) as msg:
+            out.put(msg.body)
