@@ -481,7 +481,8 @@ cdef class ProcessQueue:
             raise ValueError("max_producers must be at most 4096")
         cdef uint64_t visibility_ns = _visibility_ns(visibility_timeout)
         name = _validate_name(name) if name is not None else "flinq-" + _secrets.token_hex(8)
-        cdef uint64_t data_bytes = (<uint64_t>buffer_bytes + 63) & ~(<uint64_t>63)
+        # Room for a message of buffer_bytes in a flight lane too, after its header.
+        cdef uint64_t data_bytes = (<uint64_t>buffer_bytes + FLQ_FLIGHT_HDR_BYTES + 63) & ~(<uint64_t>63)
         cdef uint64_t slots = _next_pow2(max(MIN_SLOTS, data_bytes // BYTES_PER_SLOT))
         cdef uint64_t nlanes = max_producers
         cdef uint64_t size = flq_mq_segment_bytes(nlanes, nlanes, slots, data_bytes)
@@ -543,8 +544,9 @@ cdef class ProcessQueue:
 
     @property
     def buffer_bytes(self):
-        """Bytes of message bodies each producing process can have queued."""
-        return self._q.data_bytes
+        """Bytes of message bodies each producing process can have queued
+        (at least the buffer_bytes asked for; the largest message)."""
+        return self._largest()
 
     @property
     def max_producers(self):
@@ -557,6 +559,10 @@ cdef class ProcessQueue:
         """Seconds a reserved message stays reserved unless acked (default
         for reserve())."""
         return self._q.ctl.visibility_ns / 1e9
+
+    cdef inline uint64_t _largest(self):
+        """The largest message body: what fits a lane and a flight lane."""
+        return self._q.data_bytes - FLQ_FLIGHT_HDR_BYTES
 
     cdef inline int _check_open(self) except -1:
         if self._closed:
@@ -609,9 +615,9 @@ cdef class ProcessQueue:
         cdef uint32_t key
         cdef int polls = 0
         cdef int64_t spin_until = 0
-        if length > self._q.data_bytes:
+        if length > self._largest():
             raise ValueError(
-                f"message of {length} bytes exceeds buffer_bytes={self._q.data_bytes}; "
+                f"message of {length} bytes exceeds buffer_bytes={self._largest()}; "
                 f"create the queue with a larger buffer_bytes"
             )
         while True:
@@ -672,7 +678,7 @@ cdef class ProcessQueue:
                 or (maxsize != 0 and <uint64_t>len(encoded) > maxsize)):
             raise ValueError(
                 f"a batch of {len(encoded)} messages ({total} bytes) never fits this queue "
-                f"(buffer_bytes={self._q.data_bytes}, maxsize={maxsize}); split it"
+                f"(buffer_bytes={self._largest()}, maxsize={maxsize}); split it"
             )
         cdef flq_mq_lane *lane = self._own_lane()
         cdef uint32_t key
@@ -1035,7 +1041,7 @@ cdef class ProcessQueue:
             "enqueued": enqueued,
             "dequeued": dequeued,
             "maxsize": self._q.ctl.maxsize,
-            "buffer_bytes": self._q.data_bytes,
+            "buffer_bytes": self._largest(),
             "max_producers": self._q.nlanes,
             "lanes_used": used,
             "producers": producers,

@@ -82,9 +82,14 @@ def test_many_wraps_and_large_messages() -> None:
             for body in batch:
                 q.put(body)
             assert [q.get() for _ in batch] == batch
-        big = os.urandom(64 * 1024)
+        big = os.urandom(q.buffer_bytes)
         q.put(big)  # exactly the buffer: fits when the lane is empty
         assert q.get() == big
+        q.put(big)
+        m = q.reserve()  # and fits a reservation
+        assert m.body == big and m.ack()
+        with pytest.raises(ValueError):
+            q.put(big + b"x")
     finally:
         q.close()
 
@@ -251,8 +256,9 @@ def test_unpicklable_object_raises_in_put_and_changes_nothing(pq: ProcessQueue) 
 def test_message_larger_than_the_buffer_is_refused() -> None:
     q = ProcessQueue(buffer_bytes=4096)
     try:
+        assert q.buffer_bytes >= 4096
         with pytest.raises(ValueError, match="buffer_bytes"):
-            q.put(b"x" * 4097)
+            q.put(b"x" * (q.buffer_bytes + 1))
         with pytest.raises(ValueError, match="never fits"):
             q.put_many([b"x" * 3000])
         assert q.qsize() == 0
