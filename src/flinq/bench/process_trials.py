@@ -211,11 +211,16 @@ def large_trial(kind: str) -> PrepareFn:
     return lambda n, env: ProcessConsumersTrial(n, kind, large_bodies(), 1)
 
 
-def large_numpy_trial(n: int, env: Env) -> Trial:
-    """1 MiB numpy arrays through flinq.ProcessQueue (pickle 5, out of band)."""
-    np = required_module("numpy")
-    arrays = [np.full(LARGE_BYTES // 8, i, dtype=np.float64) for i in range(LARGE_DISTINCT)]
-    return ProcessConsumersTrial(n, FLINQ, arrays, 1)
+def large_numpy_trial(kind: str) -> PrepareFn:
+    """prepare(n, env) for 1 MiB numpy arrays, 1 consumer process (flinq:
+    pickle 5 with out-of-band buffers; multiprocessing: its own pickling)."""
+
+    def prepare(n: int, env: Env) -> Trial:
+        np = required_module("numpy")
+        arrays = [np.full(LARGE_BYTES // 8, i, dtype=np.float64) for i in range(LARGE_DISTINCT)]
+        return ProcessConsumersTrial(n, kind, arrays, 1)
+
+    return prepare
 
 
 class MemcpyReference(Trial):

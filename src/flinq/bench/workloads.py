@@ -197,12 +197,12 @@ def _stdlib_get_peers() -> tuple[Contender, ...]:
 
 
 def _process_contenders(
-    prepare_for: Callable[[str], PrepareFn], mp_note: str = "", peer_scale: float = 1.0
+    prepare_for: Callable[[str], PrepareFn], mp_note: str = ""
 ) -> tuple[Contender, tuple[Contender, ...]]:
     """flinq.ProcessQueue and its three peers for a between-processes workload."""
-    scale = PROCESS_PEER_SCALE * peer_scale
+    scale = PROCESS_PEER_SCALE
     return (
-        Contender("flinq.ProcessQueue", prepare_for(FLINQ), fork_unavailable, scale=peer_scale),
+        Contender("flinq.ProcessQueue", prepare_for(FLINQ), fork_unavailable),
         (
             Contender(
                 "multiprocessing.Queue",
@@ -235,7 +235,7 @@ def _process_workloads() -> list[Workload]:
     flinq_batch, peers_batch = _process_contenders(
         small_trial(1, batch=True), mp_note=f"a list of {BATCH} per put()"
     )
-    flinq_large, peers_large = _process_contenders(large_trial, peer_scale=1.0)
+    flinq_large, peers_large = _process_contenders(large_trial)
     flinq_ping, peers_ping = _process_contenders(lambda kind: lambda n, env: PingPong(n, env, kind))
     mib = LARGE_BYTES >> 20
     return [
@@ -271,11 +271,18 @@ def _process_workloads() -> list[Workload]:
             (
                 Contender(
                     "flinq.ProcessQueue (numpy)",
-                    large_numpy_trial,
+                    large_numpy_trial(FLINQ),
                     numpy_unavailable,
                     note=f"{mib} MiB float64 arrays, pickle protocol 5 with out-of-band buffers",
                 ),
                 *peers_large,
+                Contender(
+                    "multiprocessing.Queue (numpy)",
+                    large_numpy_trial(MP_QUEUE),
+                    numpy_unavailable,
+                    scale=PROCESS_PEER_SCALE,
+                    note=f"the same {mib} MiB arrays",
+                ),
                 Contender(
                     "memcpy (one process)",
                     MemcpyReference,
