@@ -116,11 +116,14 @@ FLQ_INLINE int flq_shm_pid_alive(uint32_t pid)
 
 /* Create the segment `name` ("/..." as shm_open wants) of `size` bytes,
  * zero-filled and (on Linux) with every page reserved, and map it at
- * *base. Fails with EEXIST when the name is taken. Returns 0 or an errno value; on failure nothing is left behind. */
-static inline int flq_shm_create(const char *name, uint64_t size, void **base)
+ * *base. Fails with EEXIST when the name is taken. Returns 0 or an errno
+ * value; on failure nothing is left behind. With fd_out, the segment's file
+ * descriptor stays open there (to hand to a child process: it maps the
+ * segment even after the name is gone); else it is closed. */
+static inline int flq_shm_create(const char *name, uint64_t size, void **base, int *fd_out)
 {
 #if defined(_WIN32)
-    (void)name; (void)size; (void)base;
+    (void)name; (void)size; (void)base; (void)fd_out;
     return ENOSYS;
 #else
     if (size < sizeof(flq_shm_header) || size > (uint64_t)(SIZE_MAX / 2))
@@ -144,7 +147,10 @@ static inline int flq_shm_create(const char *name, uint64_t size, void **base)
         else
             *base = p;
     }
-    close(fd);
+    if (err || fd_out == NULL)
+        close(fd);
+    else
+        *fd_out = fd;
     if (err)
         shm_unlink(name);
     return err;
@@ -168,18 +174,15 @@ FLQ_INLINE void flq_shm_publish(void *base, uint32_t kind, uint64_t size, const 
     flq_store_u32_release(&h->ready, FLQ_SHM_READY);
 }
 
-/* Map the existing segment `name` at *base; *size receives the size of the
- * file. Returns 0 or an errno value (ENOENT: no such segment). The caller
- * must flq_shm_check the mapping before using it. */
-static inline int flq_shm_attach(const char *name, void **base, uint64_t *size)
+/* Map the segment open as fd at *base; *size receives the size of the
+ * file. Returns 0 or an errno value; fd stays open. The caller must
+ * flq_shm_check the mapping before using it. */
+static inline int flq_shm_map_fd(int fd, void **base, uint64_t *size)
 {
 #if defined(_WIN32)
-    (void)name; (void)base; (void)size;
+    (void)fd; (void)base; (void)size;
     return ENOSYS;
 #else
-    int fd = shm_open(name, O_RDWR, 0);
-    if (fd < 0)
-        return errno;
     int err = 0;
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -195,7 +198,26 @@ static inline int flq_shm_attach(const char *name, void **base, uint64_t *size)
             *size = (uint64_t)st.st_size;
         }
     }
-    close(fd);
+    return err;
+#endif
+}
+
+/* Map the existing segment `name` as flq_shm_map_fd does (ENOENT: no such
+ * segment). fd_out as in flq_shm_create. */
+static inline int flq_shm_attach(const char *name, void **base, uint64_t *size, int *fd_out)
+{
+#if defined(_WIN32)
+    (void)name; (void)base; (void)size; (void)fd_out;
+    return ENOSYS;
+#else
+    int fd = shm_open(name, O_RDWR, 0);
+    if (fd < 0)
+        return errno;
+    int err = flq_shm_map_fd(fd, base, size);
+    if (err || fd_out == NULL)
+        close(fd);
+    else
+        *fd_out = fd;
     return err;
 #endif
 }
@@ -226,6 +248,17 @@ FLQ_INLINE void flq_shm_unmap(void *base, uint64_t size)
     (void)base; (void)size;
 #else
     munmap(base, (size_t)size);
+#endif
+}
+
+/* Close a descriptor kept by flq_shm_create or flq_shm_attach. */
+FLQ_INLINE void flq_shm_close_fd(int fd)
+{
+#if !defined(_WIN32)
+    if (fd >= 0)
+        close(fd);
+#else
+    (void)fd;
 #endif
 }
 

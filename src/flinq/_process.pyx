@@ -36,7 +36,7 @@ from flinq._shm cimport (
     flq_mq_lane_at, flq_mq_lanes_used, flq_mq_params_valid, flq_mq_publish, flq_mq_read,
     flq_mq_ready, flq_mq_rec, flq_mq_segment_bytes, flq_mq_size, flq_mq_stage,
     flq_mq_stage_begin, flq_mq_stage_record, flq_mq_take, flq_mq_view,
-    flq_shm_attach, flq_shm_check, flq_shm_create, flq_shm_header, flq_shm_pid,
+    flq_shm_attach, flq_shm_check, flq_shm_close_fd, flq_shm_create, flq_shm_map_fd, flq_shm_header, flq_shm_pid,
     flq_shm_pid_alive, flq_shm_publish, flq_shm_relax, flq_shm_supported, flq_shm_yield, flq_shm_unlink,
     flq_shm_unmap, flq_shm_wait, flq_shm_wait_cancel, flq_shm_wait_notify,
     flq_shm_wait_prepare, flq_shm_wait_sleep, flq_shm_wait_supported,
@@ -199,12 +199,15 @@ def _unlink_if_creator(bytes path, uint32_t creator_pid):
 cdef class _Segment:
     """One named shared-memory segment mapped into this process.
 
-    The mapping lives as long as this object; the name lives until the
-    creating process closes it (or this object is collected there).
+    The mapping and a file descriptor of the segment live as long as this
+    object (the descriptor lets a spawned child map the segment without its
+    name); the name lives until the creating process closes it (or this
+    object is collected there).
     """
     cdef void *base
     cdef readonly uint64_t size
     cdef readonly str name
+    cdef readonly int fd
     cdef bint creator
     cdef object _unlink
     cdef object __weakref__
@@ -212,12 +215,15 @@ cdef class _Segment:
     def __cinit__(self):
         self.base = NULL
         self.size = 0
+        self.fd = -1
         self.creator = False
 
     def __dealloc__(self):
         if self.base != NULL:
             flq_shm_unmap(self.base, self.size)
             self.base = NULL
+        flq_shm_close_fd(self.fd)
+        self.fd = -1
 
     cdef const flq_shm_header *header(self):
         return <const flq_shm_header *>self.base
@@ -232,13 +238,15 @@ cdef _Segment _create_segment(str name, uint64_t size):
     cdef _Segment seg = _Segment.__new__(_Segment)
     cdef bytes path = _shm_path(name)
     cdef void *base = NULL
-    cdef int err = flq_shm_create(path, size, &base)
+    cdef int fd = -1
+    cdef int err = flq_shm_create(path, size, &base, &fd)
     if err == EEXIST:
         raise FileExistsError(err, f"a shared-memory segment named {name!r} exists already")
     if err != 0:
         raise OSError(err, f"cannot create shared memory {name!r} of {size} bytes: {_os.strerror(err)}")
     seg.base = base
     seg.size = size
+    seg.fd = fd
     seg.name = name
     seg.creator = True
     seg._unlink = _weakref.finalize(seg, _unlink_if_creator, path, flq_shm_pid())
@@ -246,21 +254,47 @@ cdef _Segment _create_segment(str name, uint64_t size):
 
 
 cdef _Segment _attach_segment(str name, uint32_t kind, str what):
+    """Map the segment called name and check it holds a kind."""
     cdef _Segment seg = _Segment.__new__(_Segment)
     cdef bytes path = _shm_path(name)
     cdef void *base = NULL
     cdef uint64_t size = 0
-    cdef int err = flq_shm_attach(path, &base, &size)
+    cdef int fd = -1
+    cdef int err = flq_shm_attach(path, &base, &size, &fd)
     if err == ENOENT:
         raise FileNotFoundError(err, f"no flinq {what} named {name!r}")
     if err != 0:
         raise OSError(err, f"cannot attach shared memory {name!r}: {_os.strerror(err)}")
     seg.base = base
     seg.size = size
+    seg.fd = fd
     seg.name = name
-    cdef int verdict = flq_shm_check(base, size, kind)
+    _check_segment(seg, kind, what)
+    return seg
+
+
+cdef _Segment _map_segment_fd(int fd, str name, uint32_t kind, str what):
+    """Map the segment open as fd (ours to close) and check it holds a kind."""
+    cdef _Segment seg = _Segment.__new__(_Segment)
+    seg.fd = fd
+    seg.name = name
+    cdef void *base = NULL
+    cdef uint64_t size = 0
+    cdef int err = flq_shm_map_fd(fd, &base, &size)
+    if err != 0:
+        raise OSError(err, f"cannot map shared memory {name!r}: {_os.strerror(err)}")
+    seg.base = base
+    seg.size = size
+    _check_segment(seg, kind, what)
+    return seg
+
+
+cdef int _check_segment(_Segment seg, uint32_t kind, str what) except -1:
+    """Refuse a mapping that is not a published segment of kind."""
+    cdef str name = seg.name
+    cdef int verdict = flq_shm_check(seg.base, seg.size, kind)
     if verdict == FLQ_SHM_OK:
-        return seg
+        return 0
     if verdict == FLQ_SHM_BAD_VERSION:
         raise ValueError(
             f"shared memory {name!r} holds flinq format version {seg.header().version}; "
@@ -422,6 +456,16 @@ def _attach(name):
     return ProcessQueue.attach(name)
 
 
+def _attach_fd(name, dup_fd):
+    """Unpickle a ProcessQueue in a spawned child from the descriptor its
+    parent passed (multiprocessing.reduction.DupFd): works even if the
+    creator has removed the name since."""
+    _check_supported()
+    return ProcessQueue._from_segment(
+        _map_segment_fd(dup_fd.detach(), name, FLQ_SHM_KIND_MESSAGES, "ProcessQueue")
+    )
+
+
 @cython.final
 cdef class ProcessQueue:
     """A FIFO queue shared by processes, drop-in for multiprocessing.Queue.
@@ -510,8 +554,16 @@ cdef class ProcessQueue:
         ValueError if the segment holds something else)."""
         _check_supported()
         name = _validate_name(name)
+        return ProcessQueue._from_segment(
+            _attach_segment(name, FLQ_SHM_KIND_MESSAGES, "ProcessQueue")
+        )
+
+    @staticmethod
+    cdef ProcessQueue _from_segment(_Segment seg):
+        """A queue over a mapped segment (checked by kind already): its
+        layout is validated before anything in it is followed."""
         cdef ProcessQueue self = ProcessQueue.__new__(ProcessQueue)
-        cdef _Segment seg = _attach_segment(name, FLQ_SHM_KIND_MESSAGES, "ProcessQueue")
+        cdef str name = seg.name
         cdef const flq_shm_header *h = seg.header()
         cdef uint64_t nlanes = h.params[0], slots = h.params[1], data_bytes = h.params[2]
         cdef uint64_t nflights = h.params[3]
@@ -526,6 +578,13 @@ cdef class ProcessQueue:
 
     def __reduce__(self):
         self._check_open()
+        from multiprocessing import context, reduction
+
+        if context.get_spawning_popen() is not None:
+            # Pickled to start a child (spawn, forkserver): pass the segment
+            # itself, so the child maps it even if we close it before the
+            # child gets there.
+            return (_attach_fd, (self._seg.name, reduction.DupFd(self._seg.fd)))
         return (_attach, (self._seg.name,))
 
     def __repr__(self):

@@ -68,7 +68,7 @@ static void *make_queue(flq_mq *q, uint64_t nlanes, uint64_t slots, uint64_t dat
     *size = flq_mq_segment_bytes(nlanes, 0, slots, data);
     CHECK(*size != 0);
     void *base = NULL;
-    CHECK_EQ(flq_shm_create(name, *size, &base), 0);
+    CHECK_EQ(flq_shm_create(name, *size, &base, NULL), 0);
     uint64_t params[4] = {nlanes, slots, data, 0};
     flq_mq_view(q, base, nlanes, 0, slots, data);
     flq_shm_publish(base, FLQ_SHM_KIND_MESSAGES, *size, params);
@@ -233,10 +233,12 @@ static void test_segments(void)
     uint64_t size = flq_mq_segment_bytes(2, 0, 64, 4096);
     void *base = NULL, *other = NULL;
     uint64_t osize = 0;
-    CHECK_EQ(flq_shm_create(name, size, &base), 0);
-    CHECK_EQ(flq_shm_create(name, size, &other), EEXIST);
+    CHECK_EQ(flq_shm_create(name, size, &base, NULL), 0);
+    CHECK_EQ(flq_shm_create(name, size, &other, NULL), EEXIST);
     /* Before publish: not ready, whatever else it holds. */
-    CHECK_EQ(flq_shm_attach(name, &other, &osize), 0);
+    int fd = -1;
+    CHECK_EQ(flq_shm_attach(name, &other, &osize, &fd), 0);
+    CHECK(fd >= 0);
     CHECK_EQ(osize, size);
     CHECK(flq_shm_check(other, osize, FLQ_SHM_KIND_MESSAGES) != FLQ_SHM_OK);
     uint64_t params[4] = {2, 64, 4096, 0};
@@ -256,7 +258,15 @@ static void test_segments(void)
     CHECK_EQ(flq_shm_check(other, osize, FLQ_SHM_KIND_MESSAGES), FLQ_SHM_OK);
     flq_shm_unmap(other, osize);
     CHECK_EQ(flq_shm_unlink(name), 0);
-    CHECK_EQ(flq_shm_attach(name, &other, &osize), ENOENT);
+    CHECK_EQ(flq_shm_attach(name, &other, &osize, NULL), ENOENT);
+    /* The descriptor still maps it without the name. */
+    void *again = NULL;
+    uint64_t asize = 0;
+    CHECK_EQ(flq_shm_map_fd(fd, &again, &asize), 0);
+    CHECK_EQ(asize, size);
+    CHECK_EQ(flq_shm_check(again, asize, FLQ_SHM_KIND_MESSAGES), FLQ_SHM_OK);
+    flq_shm_unmap(again, asize);
+    close(fd);
     CHECK_EQ(flq_shm_unlink(name), ENOENT);
     /* The creator's mapping outlives the name. */
     CHECK_EQ(flq_shm_check(base, size, FLQ_SHM_KIND_MESSAGES), FLQ_SHM_OK);
@@ -712,7 +722,7 @@ static void test_flight_protocol(void)
     snprintf(name, sizeof name, "/flinq-ctest-flight-%d", (int)getpid());
     uint64_t size = flq_mq_segment_bytes(2, 2, 16, 1024);
     void *base = NULL;
-    CHECK_EQ(flq_shm_create(name, size, &base), 0);
+    CHECK_EQ(flq_shm_create(name, size, &base, NULL), 0);
     CHECK_EQ(flq_shm_unlink(name), 0);
     flq_mq q;
     flq_mq_view(&q, base, 2, 2, 16, 1024);
@@ -777,7 +787,7 @@ static void test_flight_kills(uint32_t kills, uint64_t seed)
     snprintf(name, sizeof name, "/flinq-ctest-fk-%d", (int)getpid());
     size = flq_mq_segment_bytes(2, 2, 1024, 16384);
     void *base = NULL;
-    CHECK_EQ(flq_shm_create(name, size, &base), 0);
+    CHECK_EQ(flq_shm_create(name, size, &base, NULL), 0);
     CHECK_EQ(flq_shm_unlink(name), 0);
     flq_mq_view(&q, base, 2, 2, 1024, 16384);
     _Atomic uint32_t *acked = shared_alloc(sizeof(uint32_t) * total);

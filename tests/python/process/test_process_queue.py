@@ -469,6 +469,24 @@ def test_process_pool_executor_initializer(method: str) -> None:
         q.close()
 
 
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_child_started_before_close_maps_the_queue_after_it(method: str) -> None:
+    """A spawned child receives the segment itself, not only its name: the
+    creator may close (remove the name) before the child gets to it."""
+    ctx = mp.get_context(method)
+    q = ProcessQueue()
+    reader = ProcessQueue.attach(q.name)
+    try:
+        p = ctx.Process(target=phelpers.put_range, args=(q, 0, 3))
+        p.start()
+        q.close()
+        assert [reader.get(timeout=60) for _ in range(3)] == [0, 1, 2]
+        p.join(30)
+        assert p.exitcode == 0
+    finally:
+        reader.close()
+
+
 def test_unrelated_process_attaches_by_name(pq: ProcessQueue) -> None:
     code = (
         "import sys; from flinq import ProcessQueue\n"
