@@ -179,6 +179,23 @@ static inline int flq_flight_find(const flq_mq *q, flq_mq_lane *lane, uint64_t n
     return 0;
 }
 
+/* Records of lane not yet SETTLED (a snapshot, for statistics). */
+FLQ_INLINE uint64_t flq_flight_unsettled(const flq_mq *q, flq_mq_lane *lane)
+{
+    uint64_t head = flq_mq_head(lane);
+    uint64_t ready = flq_mq_ready(lane, head), n = 0;
+    for (uint64_t i = head; i < head + ready; i++) {
+        flq_mq_rec rec;
+        flq_flight_hdr *h = flq_flight_hdr_at(q, lane, i, &rec);
+        if (h == NULL)
+            break; /* reclaimed meanwhile */
+        /* relaxed: a count, nothing read through it. */
+        uint64_t s = flq_load_u64_relaxed(&h->state);
+        n += flq_flight_of(s, i) && flq_flight_tag(s) != FLQ_FLIGHT_SETTLED;
+    }
+    return n;
+}
+
 /* Whether the caller should look for records to requeue now: at most one
  * process wins each interval_ns (the others skip the scan). */
 FLQ_INLINE int flq_flight_reap_due(flq_mq *q, uint64_t now, uint64_t interval_ns)

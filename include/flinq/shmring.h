@@ -411,6 +411,13 @@ FLQ_INLINE void flq_mq_copy_in(unsigned char *body, const void *src, size_t n)
 
 /* ------------------------------------------------------------ snapshots */
 
+/* The pid owning lane (0: never claimed). */
+FLQ_INLINE uint64_t flq_mq_lane_owner(flq_mq_lane *lane)
+{
+    /* relaxed: reported, never acted on. */
+    return flq_load_u64_relaxed(&lane->owner);
+}
+
 /* Records published and not yet taken, over all lanes. */
 FLQ_INLINE uint64_t flq_mq_size(const flq_mq *q)
 {

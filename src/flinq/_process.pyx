@@ -30,6 +30,7 @@ from flinq._shm cimport (
     flq_flight_cas, flq_flight_claim_lane, flq_flight_find, flq_flight_hdr, flq_flight_hdr_at,
     flq_flight_lane_at, flq_flight_lanes_used, flq_flight_mark, flq_flight_reap_due,
     flq_flight_reclaim, flq_flight_stage, flq_flight_state, flq_flight_tag,
+    flq_flight_unsettled, flq_mq_lane_owner,
     FLQ_SHM_BAD_KIND, FLQ_SHM_BAD_MAGIC, FLQ_SHM_BAD_SIZE, FLQ_SHM_BAD_VERSION,
     FLQ_SHM_KIND_MESSAGES, FLQ_SHM_NOT_READY, FLQ_SHM_OK, FLQ_SHM_VERSION,
     flq_mq, flq_mq_claim_lane, flq_mq_copy_in, flq_mq_copy_out, flq_mq_head, flq_mq_lane,
@@ -1082,17 +1083,10 @@ cdef class ProcessQueue:
             head = flq_mq_head(lane)
             dequeued += head
             enqueued += head + flq_mq_ready(lane, head)
-            producers.append(lane.owner)
-        cdef uint64_t in_flight = 0, j
-        cdef flq_mq_rec rec
-        cdef flq_flight_hdr *h
+            producers.append(flq_mq_lane_owner(lane))
+        cdef uint64_t in_flight = 0
         for i in range(flq_flight_lanes_used(&self._q)):
-            lane = flq_flight_lane_at(&self._q, i)
-            head = flq_mq_head(lane)
-            for j in range(head, head + flq_mq_ready(lane, head)):
-                h = flq_flight_hdr_at(&self._q, lane, j, &rec)
-                if h != NULL and flq_flight_tag(h.state) != FLQ_FLIGHT_SETTLED:
-                    in_flight += 1
+            in_flight += flq_flight_unsettled(&self._q, flq_flight_lane_at(&self._q, i))
         return {
             "name": self._seg.name,
             "depth": enqueued - dequeued,

@@ -98,6 +98,7 @@ cdef extern from "flinq/shmring.h" nogil:
     void flq_mq_copy_out(void *dst, const unsigned char *body, size_t n)
     void flq_mq_copy_in(unsigned char *body, const void *src, size_t n)
     uint64_t flq_mq_size(const flq_mq *q)
+    uint64_t flq_mq_lane_owner(flq_mq_lane *lane)
 
 
 cdef extern from "flinq/shmflight.h" nogil:
@@ -126,3 +127,4 @@ cdef extern from "flinq/shmflight.h" nogil:
                         int (*alive)(uint32_t pid) noexcept nogil, uint64_t *idx, uint64_t *state)
     uint64_t flq_flight_reclaim(const flq_mq *q, flq_mq_lane *lane)
     int flq_flight_reap_due(flq_mq *q, uint64_t now, uint64_t interval_ns)
+    uint64_t flq_flight_unsettled(const flq_mq *q, flq_mq_lane *lane)

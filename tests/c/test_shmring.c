@@ -741,6 +741,8 @@ static void test_flight_protocol(void)
     CHECK(reserve_one(&q, fl, 5000, &c));
     CHECK(!reserve_one(&q, fl, 5000, &idx)); /* queue empty */
     CHECK_EQ(flq_mq_size(&q), 0);
+    CHECK_EQ(flq_flight_unsettled(&q, fl), 3);
+    CHECK_EQ(flq_mq_lane_owner(fl), 7);
     /* Nothing expired at t=999; a has at t=1000. */
     CHECK(!flq_flight_find(&q, fl, 999, 0, always_alive, &idx, &state));
     CHECK(flq_flight_find(&q, fl, 1000, 0, always_alive, &idx, &state));
@@ -756,6 +758,7 @@ static void test_flight_protocol(void)
     /* a stale index never matches (no ABA) */
     s = flq_flight_state(FLQ_FLIGHT_SETTLED, 0, b + 16);
     CHECK(!flq_flight_cas(hb, &s, b + 16, FLQ_FLIGHT_PENDING, 0));
+    CHECK_EQ(flq_flight_unsettled(&q, fl), 2);
     /* b is settled but a is still in flight: nothing to reclaim yet */
     CHECK_EQ(flq_flight_reclaim(&q, fl), 0);
     /* requeue a (expired): it is back in the queue with its kind */
