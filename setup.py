@@ -44,6 +44,10 @@ macros += [
 if not metrics:
     macros += [("FLQ_METRICS_OFF", "1")]
 
+# shm_open lives in librt before glibc 2.34 (manylinux_2_28 wheels build
+# against 2.28): the two extensions that map shared memory link it.
+shm_libraries = ["rt"] if sys.platform.startswith("linux") else []
+
 extensions = [
     Extension(
         "flinq._core",
@@ -62,6 +66,17 @@ extensions = [
         define_macros=macros,
         extra_compile_args=compile_args,
         extra_link_args=link_args,
+        libraries=shm_libraries,
+    ),
+    # ProcessQueue: shared memory between processes.
+    Extension(
+        "flinq._process",
+        ["src/flinq/_process.pyx"],
+        include_dirs=["include"],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+        libraries=shm_libraries,
     ),
 ]
 

@@ -11,6 +11,8 @@ Every queue also delivers at least once: ``q.reserve()`` and ``msg.ack()``,
 
 ``ArrayQueue`` moves fixed-size numpy records by memcpy, with no Python object
 per record (needs numpy: ``pip install 'flinq[numpy]'``; ``import flinq`` does not).
+Between processes: ``flinq.ProcessQueue``, drop-in for ``multiprocessing.Queue``,
+over shared memory.
 """
 
 from queue import Empty, Full
@@ -18,6 +20,7 @@ from queue import Empty, Full
 from flinq._array import ArrayQueue
 from flinq._compat import ShutDown
 from flinq._core import LifoQueue, LocalMessage, PriorityQueue, Queue, SimpleQueue
+from flinq._process import ProcessMessage, ProcessQueue
 from flinq.consumer import Consumer
 from flinq.durable import DurableQueue, Message
 from flinq.errors import (
@@ -43,6 +46,8 @@ __all__ = [
     "LocalMessage",
     "Message",
     "PriorityQueue",
+    "ProcessMessage",
+    "ProcessQueue",
     "Queue",
     "ShutDown",
     "SimpleQueue",

@@ -17,8 +17,8 @@ Waiting. In process: flinq/park.h. A waiter prepares and re-checks its
 condition with the GIL held, and whoever moves a ring counter notifies after
 re-taking the GIL, so the GIL orders the two sides and
 flq_park_notify_locked needs no fence. Shared (shared=True): the ring lives
-in a named segment (flinq/shmseg.h) and waiters sleep on the ring header's
-words with flinq/shmwait.h (a futex on Linux), whose fences order the two
+in a named segment (flinq/array_shmseg.h) and waiters sleep on the ring header's
+words with flinq/array_shmwait.h (a futex on Linux), whose fences order the two
 sides across processes.
 
 Shared segment layout: META_BYTES of metadata (a magic, a version, and the
@@ -94,14 +94,14 @@ cdef extern from "flinq/records.h" nogil:
     uint64_t flq_load_u64_acquire(const uint64_t *p)
 
 
-cdef extern from "flinq/shmseg.h" nogil:
+cdef extern from "flinq/array_shmseg.h" nogil:
     int flq_shm_create(const char *name, uint64_t size, void **addr)
     int flq_shm_attach(const char *name, void **addr, uint64_t *size)
     int flq_shm_unmap(void *addr, uint64_t size)
     int flq_shm_unlink(const char *name)
 
 
-cdef extern from "flinq/shmwait.h" nogil:
+cdef extern from "flinq/array_shmwait.h" nogil:
     ctypedef struct flq_shmwait:
         uint32_t *epoch
         uint32_t *waiters

@@ -1,5 +1,5 @@
 /*
- * tests/c/test_shm.c: flinq/shmseg.h and flinq/shmwait.h, and flinq/records.h
+ * tests/c/test_shm.c: flinq/array_shmseg.h and flinq/array_shmwait.h, and flinq/records.h
  * in a segment shared by processes.
  *
  *   1. segments: create, refuse an existing name, attach elsewhere and see
@@ -12,7 +12,7 @@
  *      sleeping on the ring's shmwait words when it is full or empty: every
  *      record exactly once, in order per producer.
  */
-#define _DEFAULT_SOURCE /* syscall() for flinq/shmwait.h (Python.h defines _GNU_SOURCE) */
+#define _DEFAULT_SOURCE /* syscall() for flinq/array_shmwait.h (Python.h defines _GNU_SOURCE) */
 #include "check.h"
 
 #include <pthread.h>
@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "flinq/records.h"
-#include "flinq/shmseg.h"
-#include "flinq/shmwait.h"
+#include "flinq/array_shmseg.h"
+#include "flinq/array_shmwait.h"
 
 #define NPROD 2
 #define NCONS 2

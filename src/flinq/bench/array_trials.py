@@ -45,7 +45,7 @@ def faster_fifo_array_unavailable(env: Env) -> str | None:
     return numpy_unavailable(env) or faster_fifo_unavailable(env)
 
 
-def fork_unavailable(env: Env) -> str | None:
+def shared_array_unavailable(env: Env) -> str | None:
     """Why the processes trials cannot run here (numpy, fork), or None."""
     if "fork" not in multiprocessing.get_all_start_methods():
         return "the producer process needs the 'fork' start method"
@@ -266,6 +266,6 @@ __all__ = [
     "PickledArrayBatches",
     "ProcessArrayBatches",
     "faster_fifo_array_unavailable",
-    "fork_unavailable",
     "numpy_unavailable",
+    "shared_array_unavailable",
 ]

@@ -123,7 +123,8 @@ class Workload:
     scale: float = 1.0
     #: Smallest item count worth measuring for this workload.
     min_items: int = 10
-    #: pytest-benchmark suite that times it: "memory" (in-memory queues) or "durable".
+    #: pytest-benchmark suite that times it: "memory" (in-memory queues), "durable" or
+    #: "processes" (between processes).
     suite: str = "memory"
 
     @property

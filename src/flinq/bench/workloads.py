@@ -29,11 +29,26 @@ from flinq.bench.array_trials import (
     PickledArrayBatches,
     ProcessArrayBatches,
     faster_fifo_array_unavailable,
-    fork_unavailable,
     numpy_unavailable,
+    shared_array_unavailable,
 )
 from flinq.bench.env import Env
 from flinq.bench.model import Contender, Trial, Workload
+from flinq.bench.process_trials import (
+    FASTER_FIFO,
+    FLINQ,
+    LARGE_BYTES,
+    MP_QUEUE,
+    MP_SIMPLE,
+    MemcpyReference,
+    PingPong,
+    faster_fifo_processes_unavailable,
+    fork_unavailable,
+    large_numpy_trial,
+    large_trial,
+    numpy_processes_unavailable,
+    small_trial,
+)
 from flinq.bench.trials import (
     BATCH,
     LATENCY_PAUSE,
@@ -99,6 +114,16 @@ LATENCY_SCALE: Final = 0.01
 DURABLE_SYNC_PUT_SCALE: Final = 0.002
 #: Other flinq durable workloads but batch put and get.
 DURABLE_SCALE: Final = 0.2
+
+#: Consumer processes in the processes workload.
+PROCESS_CONSUMERS: Final = 2
+#: multiprocessing and faster-fifo peers between processes (a pipe or a lock
+#: per message).
+PROCESS_PEER_SCALE: Final = 0.1
+#: The 1 MiB workload (n messages of 1 MiB would be n MiB moved).
+LARGE_SCALE: Final = 0.002
+#: The ping-pong workload (a round trip per message).
+PING_PONG_SCALE: Final = 0.01
 
 #: Targets from the original status report, in ops/s.
 TARGETS: Final[dict[str, float]] = {"enqueue": 50_000, "dequeue": 40_000, "consume": 30_000}
@@ -182,6 +207,117 @@ def _stdlib_get_peers() -> tuple[Contender, ...]:
         ),
         Contender("collections.deque", lambda n, env: GetAll(n, env, deque, "append", "popleft")),
     )
+
+
+def _process_contenders(
+    prepare_for: Callable[[str], PrepareFn], mp_note: str = ""
+) -> tuple[Contender, tuple[Contender, ...]]:
+    """flinq.ProcessQueue and its three peers for a between-processes workload."""
+    scale = PROCESS_PEER_SCALE
+    return (
+        Contender("flinq.ProcessQueue", prepare_for(FLINQ), fork_unavailable),
+        (
+            Contender(
+                "multiprocessing.Queue",
+                prepare_for(MP_QUEUE),
+                fork_unavailable,
+                scale=scale,
+                note=mp_note,
+            ),
+            Contender(
+                "multiprocessing.SimpleQueue",
+                prepare_for(MP_SIMPLE),
+                fork_unavailable,
+                scale=scale,
+                note=mp_note,
+            ),
+            Contender(
+                "faster_fifo.Queue",
+                prepare_for(FASTER_FIFO),
+                faster_fifo_processes_unavailable,
+                scale=scale,
+            ),
+        ),
+    )
+
+
+def _process_workloads() -> list[Workload]:
+    """The between-processes workloads (forked consumer processes)."""
+    flinq_2c, peers_2c = _process_contenders(small_trial(PROCESS_CONSUMERS))
+    flinq_1c, peers_1c = _process_contenders(small_trial(1))
+    flinq_batch, peers_batch = _process_contenders(
+        small_trial(1, batch=True), mp_note=f"a list of {BATCH} per put()"
+    )
+    flinq_large, peers_large = _process_contenders(large_trial)
+    flinq_ping, peers_ping = _process_contenders(lambda kind: lambda n, env: PingPong(n, env, kind))
+    mib = LARGE_BYTES >> 20
+    return [
+        Workload(
+            "processes",
+            f"1 producer (the caller) puts n 64-byte bytes; {PROCESS_CONSUMERS} consumer "
+            "processes take them with get()",
+            flinq_2c,
+            peers_2c,
+            suite="processes",
+        ),
+        Workload(
+            "processes-1c",
+            "1 producer (the caller) puts n 64-byte bytes; 1 consumer process takes them "
+            "with get()",
+            flinq_1c,
+            peers_1c,
+            suite="processes",
+        ),
+        Workload(
+            "processes-batch",
+            f"1 producer puts n 64-byte bytes in batches of {BATCH}; 1 consumer process "
+            f"takes batches of up to {BATCH}; ops = messages",
+            flinq_batch,
+            peers_batch,
+            suite="processes",
+        ),
+        Workload(
+            "processes-1MiB",
+            f"1 producer puts n {mib} MiB bytes bodies; 1 consumer process takes them with "
+            "get(); ops = messages",
+            flinq_large,
+            (
+                Contender(
+                    "flinq.ProcessQueue (numpy)",
+                    large_numpy_trial(FLINQ),
+                    numpy_processes_unavailable,
+                    note=f"{mib} MiB float64 arrays, pickle protocol 5 with out-of-band buffers",
+                ),
+                *peers_large,
+                Contender(
+                    "multiprocessing.Queue (numpy)",
+                    large_numpy_trial(MP_QUEUE),
+                    numpy_processes_unavailable,
+                    scale=PROCESS_PEER_SCALE,
+                    note=f"the same {mib} MiB arrays",
+                ),
+                Contender(
+                    "memcpy (one process)",
+                    MemcpyReference,
+                    note=f"one in-process copy of {mib} MiB per op: the bandwidth reference",
+                ),
+            ),
+            scale=LARGE_SCALE,
+            min_items=20,
+            suite="processes",
+        ),
+        Workload(
+            "processes-ping-pong",
+            "round trip between two processes: put a 64-byte message on one queue, the "
+            "partner process puts it back on a second queue",
+            flinq_ping,
+            peers_ping,
+            metrics=(P50, P99),
+            scale=PING_PONG_SCALE,
+            min_items=200,
+            suite="processes",
+        ),
+    ]
 
 
 def workloads() -> dict[str, Workload]:
@@ -359,7 +495,7 @@ def workloads() -> dict[str, Workload]:
             Contender(
                 "flinq.ArrayQueue(shared=True)",
                 lambda n, env: ProcessArrayBatches(n, env, "flinq"),
-                fork_unavailable,
+                shared_array_unavailable,
                 note="put_many(batch) / get_many(n, out=array)",
             ),
             (
@@ -372,13 +508,13 @@ def workloads() -> dict[str, Workload]:
                 Contender(
                     "multiprocessing.Queue (processes)",
                     lambda n, env: ProcessArrayBatches(n, env, "multiprocessing"),
-                    fork_unavailable,
+                    shared_array_unavailable,
                     note="put(batch) / get(): the array pickled",
                 ),
                 Contender(
                     "faster_fifo.Queue (processes)",
                     lambda n, env: ProcessArrayBatches(n, env, "faster_fifo"),
-                    lambda env: fork_unavailable(env) or faster_fifo_array_unavailable(env),
+                    lambda env: shared_array_unavailable(env) or faster_fifo_array_unavailable(env),
                     note="put(batch) / get(): the array pickled",
                 ),
             ),
@@ -518,6 +654,7 @@ def workloads() -> dict[str, Workload]:
             (_redis_reserve_ack(),),
             suite="durable",
         ),
+        *_process_workloads(),
     ]
     return {workload.name: workload for workload in defined}
 
@@ -536,6 +673,7 @@ __all__ = [
     "NOT_DURABLE",
     "P50",
     "P99",
+    "PROCESS_CONSUMERS",
     "TARGETS",
     "THREAD_CONSUMERS",
     "workload_names",
