@@ -22,6 +22,7 @@ from flinq.errors import (
     StoreError,
     StoreForkedError,
     StoreLockedError,
+    StorePermissionError,
     StoreVersionError,
     StoreWriteError,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "StoreError",
     "StoreForkedError",
     "StoreLockedError",
+    "StorePermissionError",
     "StoreVersionError",
     "StoreWriteError",
     "__version__",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import struct
 import threading
 import time
@@ -39,10 +40,12 @@ from flinq.codec import (
     key_seq,
     priority_key,
     with_attempts,
+    with_header,
     without_expiry,
 )
 from flinq.consumer import Consumer, iter_messages, serve_batch
-from flinq.errors import StoreClosedError
+from flinq.errors import StoreClosedError, StoreCorruptError
+from flinq.settings import QueueSettings
 from flinq.store import OP_CLEAR, OP_DEL, OP_PUT, OP_SET
 
 if TYPE_CHECKING:
@@ -62,6 +65,24 @@ _NOTE_DEAD_LETTERED = _core.NOTE_KINDS["dead_lettered"]
 _NOTE_EXPIRED = _core.NOTE_KINDS["expired"]
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
+#: The header a message moved to a dead-letter queue because it could not
+#: be decoded carries: why.
+DECODE_ERROR_HEADER = "flinq-decode-error"
+
+_log = logging.getLogger("flinq")
+
+
+def _check_timeout(timeout: float | None) -> None:
+    """ValueError for a timeout the in-memory queues refuse too."""
+    if timeout is not None and not timeout >= 0:
+        raise ValueError("'timeout' must be a non-negative number")
+
+
+def _body(record: bytes, serializer: Any) -> Any:
+    """The body of a record; StoreCorruptError if it cannot be decoded."""
+    if record[0] == TAG_BYTES and record[HEADER_SIZE - 4 : HEADER_SIZE] == b"\x00\x00\x00\x00":
+        return record[HEADER_SIZE:]  # bytes, no headers: the body follows the header
+    return decode_body(record, decode_record(record), serializer)
 
 
 def _expired(record: bytes, now: float) -> bool:
@@ -88,17 +109,16 @@ class Message:
         "key",
     )
 
-    def __init__(self, queue: DurableQueue, key: bytes, raw: bytes, delivery: int) -> None:
+    def __init__(
+        self, queue: DurableQueue, key: bytes, raw: bytes, delivery: int, body: Any
+    ) -> None:
         self._queue = queue
         self._delivery = delivery
         self._raw = raw
         self._decoded: Record | None = None
         self._settled = False
         self.key = key
-        if raw[0] == TAG_BYTES and raw[HEADER_SIZE - 4 : HEADER_SIZE] == b"\x00\x00\x00\x00":
-            self.body: Any = raw[HEADER_SIZE:]  # bytes, no headers: the body follows
-        else:
-            self.body = decode_body(raw, self._record, queue._serializer)
+        self.body = body
 
     @property
     def _record(self) -> Record:
@@ -201,27 +221,15 @@ class DurableQueue:
     bytes).
     """
 
-    def __init__(
-        self,
-        store: Store,
-        name: str,
-        handle: Any,
-        *,
-        priority: bool,
-        maxsize: int,
-        max_attempts: int | None,
-        visibility_timeout: float | None,
-        dead_letter: str | None,
-    ) -> None:
-        if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
-            raise ValueError("max_attempts must be a positive int or None")
-        if visibility_timeout is not None and not visibility_timeout > 0:
-            raise ValueError("visibility_timeout must be a positive number of seconds or None")
+    def __init__(self, store: Store, name: str, handle: Any, settings: QueueSettings) -> None:
         self.name = name
-        self.priority = priority
-        self.max_attempts = max_attempts
-        self.visibility_timeout = visibility_timeout
-        self.dead_letter = dead_letter
+        self.settings = settings
+        self.priority = settings.priority
+        self.max_attempts = settings.max_attempts
+        self.visibility_timeout = settings.visibility_timeout
+        self.dead_letter = settings.dead_letter
+        maxsize = settings.maxsize
+        priority = settings.priority
         self._store = store
         self._serializer = store.serializer
         self._seq = store._seq  # store-wide: keys are unique across queues
@@ -406,29 +414,76 @@ class DurableQueue:
 
     # ---- consuming -----------------------------------------------------------------
 
-    def _next_entry(self, block: bool, timeout: float | None) -> Entry:
-        """The next live entry from the core; expired ones are retired."""
-        deadline = None if timeout is None or not block else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            entry: Entry = self._core.get(block, remaining)
-            record = entry[1]
-            if _expired(record, time.time()):
-                self._retire(entry[0], record, expired=True)
-                self._core.task_done()
-                continue
-            return entry
+    def _take(self, block: bool, timeout: float | None) -> Entry:
+        """The next entry from the core; StoreClosedError if the store
+        closed (or the queue was deleted) while waiting."""
+        try:
+            entry: Entry = self._core.get(block, timeout)
+        except ShutDown:
+            if self._detached:
+                self._raise_unusable()
+            raise
+        return entry
+
+    def _take_many(self, max_items: int, block: bool, timeout: float | None) -> list[Entry]:
+        """_take for up to max_items entries."""
+        try:
+            entries: list[Entry] = self._core.get_many(max_items, block, timeout)
+        except ShutDown:
+            if self._detached:
+                self._raise_unusable()
+            raise
+        return entries
+
+    def _quarantine(self, key: bytes, record: bytes, error: Exception) -> StoreCorruptError:
+        """Move a taken message that cannot be decoded to the dead-letter
+        queue (the queue's own, else "<name>.dead"), with the reason in its
+        DECODE_ERROR_HEADER, and log it; returns the error to report."""
+        target = self.dead_letter or f"{self.name}.dead"
+        reason = f"{type(error).__name__}: {error}"
+        try:
+            moved = with_header(record, DECODE_ERROR_HEADER, reason)
+        except StoreCorruptError:
+            moved = record  # its header is damaged too: moved as it is
+        self._note(_NOTE_DEAD_LETTERED)
+        self._store._dead_letter_queue(target)._adopt(moved, keep_expiry=moved is record)
+        self._store._log((OP_DEL, self._handle, key, None, None))
+        self._core.task_done()
+        message = (
+            f"queue {self.name!r}: message {key_seq(key)} cannot be decoded ({reason}); "
+            f"moved to the dead-letter queue {target!r}"
+        )
+        _log.error("flinq: %s", message)
+        return StoreCorruptError(message)
+
+    def _live(self, key: bytes, record: bytes, now: float) -> bool:
+        """False (and the message retired) if it expired: TTL passed."""
+        if _expired(record, now):
+            self._retire(key, record, expired=True)
+            self._core.task_done()
+            return False
+        return True
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return the next body (at-most-once: the removal is
-        logged before this returns)."""
+        logged before this returns). A message that cannot be decoded is
+        moved to the dead-letter queue, and StoreCorruptError names it."""
         if self._detached or self._store._closing:
             self._raise_unusable()
-        key, record = self._next_entry(block, timeout)
-        self._store._log((OP_DEL, self._handle, key, None, None))
-        if record[0] == TAG_BYTES and record[HEADER_SIZE - 4 : HEADER_SIZE] == b"\x00\x00\x00\x00":
-            return record[HEADER_SIZE:]  # bytes, no headers: the body follows the header
-        return decode_body(record, decode_record(record), self._serializer)
+        if block:
+            _check_timeout(timeout)
+        deadline = None if timeout is None or not block else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            key, record = self._take(block, remaining)
+            try:
+                if not self._live(key, record, time.time()):
+                    continue
+                body = _body(record, self._serializer)
+            except StoreCorruptError as exc:
+                raise self._quarantine(key, record, exc) from exc
+            self._store._log((OP_DEL, self._handle, key, None, None))
+            return body
 
     def get_nowait(self) -> Any:
         """Remove and return the next body without blocking; raise queue.Empty."""
@@ -437,88 +492,112 @@ class DurableQueue:
     def get_many(
         self, max_items: int, block: bool = True, timeout: float | None = None
     ) -> list[Any]:
-        """Remove and return 1 to max_items bodies, first first."""
+        """Remove and return 1 to max_items bodies, first first. Messages
+        that cannot be decoded are moved to the dead-letter queue (and
+        logged); if no other message came, StoreCorruptError names them."""
         self._check_attached()
-        entries: list[Entry] = self._core.get_many(max_items, block, timeout)
+        if block:
+            _check_timeout(timeout)
+        deadline = None if timeout is None or not block else time.monotonic() + timeout
         log = self._store._log
         handle = self._handle
-        out = []
-        now = time.time()
-        serializer = self._store.serializer
-        for key, record in entries:
-            decoded = decode_record(record)
-            if decoded.expires_at and decoded.expires_at <= now:
-                self._retire(key, record, expired=True)
-                self._core.task_done()
-                continue
-            log((OP_DEL, handle, key, None, None))
-            out.append(decode_body(record, decoded, serializer))
-        if not out:
-            return self.get_many(max_items, block, timeout)
-        return out
+        serializer = self._serializer
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            entries = self._take_many(max_items, block, remaining)
+            out = []
+            failure: StoreCorruptError | None = None
+            now = time.time()
+            for key, record in entries:
+                try:
+                    if not self._live(key, record, now):
+                        continue
+                    body = _body(record, serializer)
+                except StoreCorruptError as exc:
+                    failure = self._quarantine(key, record, exc)
+                    continue
+                log((OP_DEL, handle, key, None, None))
+                out.append(body)
+            if out:
+                return out
+            if failure is not None:
+                raise failure
 
     def reserve(self, timeout: float | None = None) -> Message:
         """Take the next message at least once: it stays stored until
         msg.ack(), and comes back if it is nacked, not acked within
         visibility_timeout, or the process dies first. Waits up to timeout
-        seconds (None: for ever; 0: not at all), then raises queue.Empty."""
+        seconds (None: for ever; 0: not at all), then raises queue.Empty.
+        A message that cannot be decoded is moved to the dead-letter queue,
+        and StoreCorruptError names it."""
         self._check_attached()
+        _check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            message = self._deliver(*self._core.get(True, remaining))
-            if message is not None:
-                return message
+            key, record = self._take(True, remaining)
+            try:
+                flight = self._prepare(key, record)
+            except StoreCorruptError as exc:
+                raise self._quarantine(key, record, exc) from exc
+            if flight is not None:
+                self._take_off([flight])
+                return Message(self, *flight)
 
     def _reserve_many(self, max_items: int, timeout: float | None) -> list[Message]:
         """Reserve 1 to max_items messages, waiting up to timeout seconds for
-        the first; [] if none came (or all that came were retired)."""
+        the first; [] if none came (or all that came were retired). Messages
+        that cannot be decoded are moved to the dead-letter queue and logged."""
         self._check_attached()
         try:
-            entries: list[Entry] = self._core.get_many(max_items, True, timeout)
+            entries = self._take_many(max_items, True, timeout)
         except Empty:
             return []
         prepare = self._prepare
-        flying = [f for f in (prepare(key, record) for key, record in entries) if f is not None]
+        flying = []
+        for key, record in entries:
+            try:
+                flight = prepare(key, record)
+            except StoreCorruptError as exc:
+                self._quarantine(key, record, exc)
+                continue
+            if flight is not None:
+                flying.append(flight)
         self._take_off(flying)
-        return [Message(self, key, record, delivery) for key, record, delivery in flying]
+        return [Message(self, *flight) for flight in flying]
 
-    def _deliver(self, key: bytes, record: bytes) -> Message | None:
-        """Put a ready entry in flight as a Message; None if it was retired."""
-        flight = self._prepare(key, record)
-        if flight is None:
-            return None
-        self._take_off([flight])
-        return Message(self, *flight)
-
-    def _prepare(self, key: bytes, record: bytes) -> tuple[bytes, bytes, int] | None:
-        """(key, record with attempts + 1, delivery number) for a ready entry
-        about to be delivered; None if it was retired instead: expired, or
-        its attempts spent (deliveries ended by crashes: a message that kills
-        its consumer, say)."""
-        if _expired(record, time.time()):
-            self._retire(key, record, expired=True)
-            self._core.task_done()
+    def _prepare(self, key: bytes, record: bytes) -> tuple[bytes, bytes, int, Any] | None:
+        """(key, record with attempts + 1, delivery number, body) for a ready
+        entry about to be delivered; None if it was retired instead: expired,
+        or its attempts spent (deliveries ended by crashes: a message that
+        kills its consumer, say). StoreCorruptError if it cannot be decoded."""
+        if not self._live(key, record, time.time()):
             return None
         attempts = _unpack_attempts(record, 1)[0] + 1
         if self.max_attempts is not None and attempts > self.max_attempts:
             self._retire(key, record, expired=False)
             self._core.task_done()
             return None
-        return key, record[:1] + _pack_attempts(attempts) + record[5:], next(self._deliveries)
+        body = _body(record, self._serializer)
+        return (
+            key,
+            record[:1] + _pack_attempts(attempts) + record[5:],
+            next(self._deliveries),
+            body,
+        )
 
-    def _take_off(self, flights: list[tuple[bytes, bytes, int]]) -> None:
+    def _take_off(self, flights: list[tuple[bytes, bytes, int, Any]]) -> None:
         """Hold prepared deliveries in flight and log their new attempts."""
         with self._lock:
             in_flight = self._in_flight
-            for key, record, delivery in flights:
+            for key, record, delivery, _body in flights:
                 in_flight[key] = (record, delivery)
             if self.visibility_timeout:
                 deadline = time.monotonic() + self.visibility_timeout
-                for key, _record, delivery in flights:
+                for key, _record, delivery, _body in flights:
                     heapq.heappush(self._expiries, (deadline, delivery, key))
         handle = self._handle
-        self._store._log_many([(OP_SET, handle, key, record, None) for key, record, _ in flights])
+        self._store._log_many([(OP_SET, handle, f[0], f[1], None) for f in flights])
 
     def messages(self, timeout: float | None = None) -> Iterator[Message]:
         """Iterate over reserved messages (use each as a context manager to
@@ -646,11 +725,12 @@ class DurableQueue:
             self._store._dead_letter_queue(dead_letter)._adopt(record)
         self._store._log((OP_DEL, self._handle, key, None, None))
 
-    def _adopt(self, record: bytes) -> None:
+    def _adopt(self, record: bytes, keep_expiry: bool = False) -> None:
         """Append a record retired from another queue (a dead letter): it
         keeps its body, headers and attempts, and loses its expiry, so that
-        it can be read here."""
-        record = without_expiry(record)
+        it can be read here (keep_expiry: a record too damaged to change)."""
+        if not keep_expiry:
+            record = without_expiry(record)
         seq = next(self._seq)
         key = priority_key(0, seq) if self.priority else fifo_key(seq)
         self._store._log((OP_PUT, self._handle, key, record, None))
@@ -687,9 +767,13 @@ class DurableQueue:
             self._raise_unusable()
 
     def _detach(self) -> None:
+        """The queue is deleted or its store closed: callers blocked in it
+        wake (with StoreClosedError), and it is no longer usable."""
         self._detached = True
         if self._on_tick in self._store._timers:
             self._store._timers.remove(self._on_tick)
+        # Ready messages leave memory only: they stay stored.
+        self._core.shutdown(immediate=True)
 
     def qsize(self) -> int:
         """Messages ready now (not counting those in flight)."""

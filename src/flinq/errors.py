@@ -10,6 +10,7 @@ __all__ = [
     "StoreError",
     "StoreForkedError",
     "StoreLockedError",
+    "StorePermissionError",
     "StoreVersionError",
     "StoreWriteError",
 ]
@@ -31,6 +32,12 @@ class StoreLockedError(StoreError):
     """Another process or Store already has this path open for writing."""
 
 
+class StorePermissionError(StoreError, PermissionError):
+    """The store's files cannot be opened safely or with the rights needed:
+    a read-only directory, a directory others may write to, or a file
+    planted there as a symbolic link."""
+
+
 class StoreCorruptError(StoreError):
     """The path is not a flinq store, or its files are damaged."""
 
@@ -40,4 +47,5 @@ class StoreVersionError(StoreError):
 
 
 class StoreWriteError(StoreError):
-    """The writer could not commit (for example, the disk is full)."""
+    """The writer could not commit (for example, the disk is full), or its
+    thread failed: the store then refuses further writes."""

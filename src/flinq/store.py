@@ -24,10 +24,13 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import operator
 import os
+import stat
 import struct
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -39,13 +42,15 @@ from typing import Any, Literal
 import lmdb
 import lmdb.verify
 
-from flinq.codec import Serializer, resolve_serializer
+from flinq.codec import Serializer, is_named_serializer, resolve_serializer, serializer_name
+from flinq.settings import UNSET, QueueSettings, Unset, check_name
 from flinq.errors import (
     StoreClosedError,
     StoreCorruptError,
     StoreError,
     StoreForkedError,
     StoreLockedError,
+    StorePermissionError,
     StoreVersionError,
     StoreWriteError,
 )
@@ -83,10 +88,59 @@ _CLEAN_FILE = "flinq.clean"  # size and CRC of data.mdb, written by a clean clos
 # open for writing, removed at close. Advisory: never read back by a Store.
 STATUS_FILE = "flinq.status.json"
 STATUS_INTERVAL = 1.0
+# The longest flush_interval: a longer one is a mistake (a store that never
+# commits on its own), and a timeout the platform's locks cannot take.
+MAX_FLUSH_INTERVAL = 3600.0
 
 _open_paths: set[str] = set()
 _open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
 _registry_lock = threading.Lock()
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _open_private(path: str, create: bool = True) -> int:
+    """A descriptor of path for reading and writing, created 0600 if need
+    be, never through a symbolic link (StorePermissionError for one)."""
+    flags = os.O_RDWR | _NOFOLLOW | (os.O_CREAT if create else 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise StorePermissionError(
+                f"{path} is a symbolic link: refusing to write through it"
+            ) from exc
+        if isinstance(exc, PermissionError):
+            raise StorePermissionError(f"cannot open {path}: {exc}") from exc
+        raise
+    return fd
+
+
+def _write_private(path: str, data: bytes) -> None:
+    """Replace the file at path with data, atomically and 0600 whatever
+    the umask: written to a new temporary file (never an existing one, so
+    never through a planted link), then renamed over path."""
+    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".flinq-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _check_directory(path: str) -> None:
+    """StorePermissionError if others may write to the store's directory:
+    anyone could then plant files (links to the owner's files) in it."""
+    mode = os.stat(path).st_mode
+    if sys.platform != "win32" and mode & stat.S_IWOTH:
+        raise StorePermissionError(
+            f"{path} is writable by every user (mode {stat.filemode(mode)}): "
+            "refusing to keep a store there; chmod o-w it"
+        )
 
 
 class _Waiter:
@@ -120,7 +174,7 @@ class _PathLock:
     locks are not inherited by a forked child; Windows locks a byte)."""
 
     def __init__(self, directory: str) -> None:
-        self._fd = os.open(os.path.join(directory, _LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = _open_private(os.path.join(directory, _LOCK_FILE))
         try:
             if sys.platform == "win32":
                 import msvcrt
@@ -170,15 +224,19 @@ class Store:
         durability: Literal["batch", "sync"] = "batch",
         flush_interval: float = 0.005,
         map_size: int = 64 << 20,
-        serializer: str | Serializer = "pickle",
+        serializer: str | Serializer | None = None,
         max_pending: int = 262_144,
         batch_size: int = 16_384,
         readonly: bool = False,
     ) -> None:
         if durability not in ("batch", "sync"):
             raise ValueError(f"durability must be 'batch' or 'sync', not {durability!r}")
-        if not flush_interval > 0:
-            raise ValueError("flush_interval must be a positive number of seconds")
+        if not isinstance(flush_interval, int | float) or isinstance(flush_interval, bool):
+            raise TypeError("flush_interval must be a number of seconds")
+        if not 0 < flush_interval <= MAX_FLUSH_INTERVAL:
+            raise ValueError(
+                f"flush_interval must be more than 0 and at most {MAX_FLUSH_INTERVAL:g} seconds"
+            )
         for name, value in (
             ("map_size", map_size),
             ("max_pending", max_pending),
@@ -193,7 +251,9 @@ class Store:
         self.durability = durability
         self.readonly = readonly
         self.flush_interval = float(flush_interval)
-        self.serializer: Serializer = resolve_serializer(serializer)
+        # Checked now, matched against the store's own at open (_adopt_serializer).
+        self._given_serializer = None if serializer is None else resolve_serializer(serializer)
+        self.serializer: Serializer = self._given_serializer or resolve_serializer("pickle")
         self._sync = durability == "sync"
         self._max_pending = max_pending
         self._batch_size = batch_size
@@ -220,6 +280,7 @@ class Store:
         self._folding = False  # a removal was logged since the last commit
         self._stopping = False
         self._write_error: BaseException | None = None
+        self._writer_failure: BaseException | None = None
         self._timers: list[Callable[[float], None]] = []
         self._commits = 0
         self._status_at = -STATUS_INTERVAL  # the first writer round publishes
@@ -264,14 +325,19 @@ class Store:
             return
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise StoreCorruptError(f"{self.path} is not a directory")
-        os.makedirs(self.path, mode=0o700, exist_ok=True)
+        try:
+            os.makedirs(self.path, mode=0o700, exist_ok=True)
+        except PermissionError as exc:
+            raise StorePermissionError(f"cannot create the store at {self.path}: {exc}") from exc
+        _check_directory(self.path)
         entries = set(os.listdir(self.path)) - {
             _LOCK_FILE,
             _CLEAN_FILE,
             STATUS_FILE,
-            STATUS_FILE + ".tmp",
+            STATUS_FILE + ".tmp",  # left by flinq before 0.2
             "lock.mdb",
         }
+        entries = {e for e in entries if not (e.startswith(".flinq-") and e.endswith(".tmp"))}
         if entries and _DATA_FILE not in entries:
             raise StoreCorruptError(f"{self.path} is not a flinq store (it holds other files)")
         with _registry_lock:
@@ -293,6 +359,9 @@ class Store:
             raise StoreCorruptError(f"{self.path} is not a flinq store (no {_DATA_FILE})")
         if not self.readonly:
             self._verify_unless_closed_cleanly(data)
+            # LMDB follows symbolic links: create its files here first, refusing one planted.
+            for name in (_DATA_FILE, "lock.mdb"):
+                os.close(_open_private(os.path.join(self.path, name)))
         try:
             env = lmdb.open(
                 self.path,
@@ -306,6 +375,8 @@ class Store:
                 meminit=False,
                 mode=0o600,
             )
+        except lmdb.ReadonlyError as exc:  # EACCES
+            raise StorePermissionError(f"{self.path}: cannot open the store: {exc}") from exc
         except lmdb.Error as exc:
             raise StoreCorruptError(f"{self.path}: cannot open the store: {exc}") from exc
         return env
@@ -319,7 +390,7 @@ class Store:
         since this session will change the file."""
         marker = os.path.join(self.path, _CLEAN_FILE)
         try:
-            with builtins.open(marker) as f:
+            with builtins.open(_open_private(marker, create=False)) as f:
                 expected = json.load(f)
             os.unlink(marker)
         except (OSError, ValueError):
@@ -349,19 +420,56 @@ class Store:
                 with env.begin() as txn:
                     self._check_format(txn, self._meta)
                     self._next_seq = self._read_next_seq(txn, self._meta)
+                    self._adopt_serializer(txn.get(b"serializer", db=self._meta))
                 return
-            with env.begin(write=True) as txn:
-                fresh = txn.stat(env.open_db(None, txn=txn))["entries"] == 0  # main db: named dbs
-                self._meta = env.open_db(b"meta", txn=txn, create=True)
-                self._registry = env.open_db(b"queues", txn=txn, create=True)
-                if fresh:
-                    txn.put(b"format", FORMAT_NAME, db=self._meta)
-                    txn.put(b"version", str(FORMAT_VERSION).encode(), db=self._meta)
-                    txn.put(b"next_seq", (0).to_bytes(8, "big"), db=self._meta)
-                self._check_format(txn, self._meta)
-                self._next_seq = self._read_next_seq(txn, self._meta)
+            while True:
+                try:
+                    self._create_meta(env)
+                    return
+                except lmdb.MapFullError:  # a map_size too small for even this
+                    env.set_mapsize(env.info()["map_size"] * 2)
         except lmdb.Error as exc:
             raise StoreCorruptError(f"{self.path}: cannot read the store: {exc}") from exc
+
+    def _create_meta(self, env: lmdb.Environment) -> None:
+        with env.begin(write=True) as txn:
+            fresh = txn.stat(env.open_db(None, txn=txn))["entries"] == 0  # main db: named dbs
+            self._meta = env.open_db(b"meta", txn=txn, create=True)
+            self._registry = env.open_db(b"queues", txn=txn, create=True)
+            if fresh:
+                txn.put(b"format", FORMAT_NAME, db=self._meta)
+                txn.put(b"version", str(FORMAT_VERSION).encode(), db=self._meta)
+                txn.put(b"next_seq", (0).to_bytes(8, "big"), db=self._meta)
+            self._check_format(txn, self._meta)
+            self._next_seq = self._read_next_seq(txn, self._meta)
+            stored = txn.get(b"serializer", db=self._meta)
+            self._adopt_serializer(stored)
+            if stored is None:
+                txn.put(b"serializer", serializer_name(self.serializer).encode(), db=self._meta)
+
+    def _adopt_serializer(self, stored: bytes | None) -> None:
+        """Use the serializer the store was written with: refuse (ValueError)
+        one given that differs from it. A store from before flinq recorded
+        its serializer takes the one given."""
+        if stored is None:
+            return
+        name = bytes(stored).decode()
+        given = self._given_serializer
+        if given is not None:
+            if serializer_name(given) != name:
+                raise ValueError(
+                    f"{self.path} stores bodies with the {name!r} serializer, "
+                    f"not {serializer_name(given)!r}: open it with serializer={name!r}"
+                    + ("" if is_named_serializer(name) else " (an instance of that class)")
+                )
+        elif is_named_serializer(name):
+            self.serializer = resolve_serializer(name)
+        elif self.readonly:
+            self.serializer = resolve_serializer("raw")  # inspection: serialized bodies stay opaque
+        else:
+            raise ValueError(
+                f"{self.path} stores bodies with the serializer {name}: pass an instance of it"
+            )
 
     def _check_format(self, txn: lmdb.Transaction, meta: Any) -> None:
         if txn.get(b"format", db=meta) != FORMAT_NAME:
@@ -387,74 +495,70 @@ class Store:
         self,
         name: str,
         *,
-        priority: bool = False,
-        maxsize: int = 0,
-        max_attempts: int | None = None,
-        visibility_timeout: float | None = None,
-        dead_letter: str | None = None,
+        priority: bool | Unset = UNSET,
+        maxsize: int | Unset = UNSET,
+        max_attempts: int | None | Unset = UNSET,
+        visibility_timeout: float | None | Unset = UNSET,
+        dead_letter: str | None | Unset = UNSET,
     ) -> Any:
         """The durable queue called name, created on first use.
 
         priority=True orders by put(item, priority=n) (lowest first, FIFO
-        among equals); it is fixed when the queue is created. max_attempts
-        moves a message to the dead_letter queue after that many deliveries;
-        visibility_timeout (seconds) redelivers a reserved message that was
-        not acked in time.
+        among equals); it is fixed when the queue is created. maxsize bounds
+        the ready messages (0: unbounded). max_attempts moves a message to
+        the dead_letter queue after that many deliveries; visibility_timeout
+        (seconds) redelivers a reserved message that was not acked in time.
+
+        The settings are stored with the queue: an argument left out keeps
+        the stored value (the default for a new queue); one given replaces it
+        (None clears it), except priority, which a queue keeps (ValueError).
+        A queue already open in this Store must be asked for with its current
+        settings, or none (ValueError). Every argument is checked before
+        anything is created.
         """
         from flinq.durable import DurableQueue
 
         self._check_usable()
         if self.readonly:
             raise StoreError("a store opened with readonly=True has no writable queues")
-        if not isinstance(name, str) or not name:
-            raise TypeError("a queue name must be a non-empty str")
-        if dead_letter == name:
-            raise ValueError("a queue cannot be its own dead-letter queue")
+        check_name(name)
+        given = {
+            "priority": priority,
+            "maxsize": maxsize,
+            "max_attempts": max_attempts,
+            "visibility_timeout": visibility_timeout,
+            "dead_letter": dead_letter,
+        }
+        # Checked on their own first: nothing is created for bad arguments.
+        QueueSettings().updated(**given).check(name)
         with self._queues_lock:
             existing = self._queues.get(name)
             if existing is not None:
-                if existing.priority != bool(priority):
+                current = existing.settings
+                wanted = current.updated(**given)
+                if wanted != current:
+                    changed = sorted(k for k, v in given.items() if v is not UNSET and getattr(current, k) != v)
                     raise ValueError(
-                        f"queue {name!r} is {'' if existing.priority else 'not '}a priority queue"
+                        f"queue {name!r} is open with other settings ({', '.join(changed)}): "
+                        "reopen the store to change them"
                     )
                 return existing
-            settings, handle = self._ensure_queue(name, bool(priority), dead_letter)
-            if settings["priority"] != bool(priority):
-                raise ValueError(f"queue {name!r} was created with priority={settings['priority']}")
-            queue = DurableQueue(
-                self,
-                name,
-                handle,
-                priority=settings["priority"],
-                maxsize=maxsize,
-                max_attempts=max_attempts,
-                visibility_timeout=visibility_timeout,
-                dead_letter=dead_letter,
-            )
+            settings, handle = self._ensure_queue(name, given)
+            queue = DurableQueue(self, name, handle, settings)
             self._queues[name] = queue
             return queue
 
     def _dead_letter_queue(self, name: str) -> Any:
         """The queue called name, to receive dead letters: as it is if it
-        exists (FIFO or priority), else created as a FIFO queue."""
-        with self._queues_lock:
-            existing = self._queues.get(name)
-            if existing is not None:
-                return existing
-            with self._txn(write=False) as txn:
-                raw = txn.get(name.encode(), db=self._registry)
-            settings = json.loads(raw) if raw is not None else {}
-            return self.queue(
-                name,
-                priority=bool(settings.get("priority", False)),
-                dead_letter=settings.get("dead_letter"),
-            )
+        exists (with its stored settings), else created as a FIFO queue."""
+        return self.queue(name)
 
     @contextlib.contextmanager
     def _txn(self, write: bool, db: Any = None) -> Iterator[Any]:
         """An LMDB transaction, under the lock that growing the map takes
         (LMDB resizes only while no transaction is open in the process).
-        LMDB errors come out as StoreError."""
+        LMDB errors come out as StoreError, but a full map (MapFullError),
+        which the caller grows and retries."""
         with self._env_lock:
             try:
                 try:
@@ -466,33 +570,44 @@ class Store:
                     txn = self._env.begin(write=write, db=db)
                 with txn:
                     yield txn
+            except lmdb.MapFullError:
+                raise
             except lmdb.Error as exc:
                 raise StoreCorruptError(f"{self.path}: {exc}") from exc
 
-    def _ensure_queue(
-        self, name: str, priority: bool, dead_letter: str | None = None
-    ) -> tuple[dict[str, Any], Any]:
-        """The stored settings and database of queue name, creating both if
-        needed. The settings also record the queue's dead-letter queue as
-        last opened (for readers such as `flinq stats`)."""
-        with self._txn(write=True) as txn:
-            raw = txn.get(name.encode(), db=self._registry)
-            if raw is not None:
-                settings: dict[str, Any] = json.loads(raw)
-                changed = settings.get("dead_letter") != dead_letter
-            else:
-                if txn.stat(self._registry)["entries"] >= MAX_QUEUES:
-                    raise StoreError(f"a store holds at most {MAX_QUEUES} queues")
-                settings = {"priority": priority}
-                changed = True
-            if changed:
-                if dead_letter is None:
-                    settings.pop("dead_letter", None)
-                else:
-                    settings["dead_letter"] = dead_letter
-                txn.put(name.encode(), json.dumps(settings).encode(), db=self._registry)
-            handle = self._env.open_db(f"q:{name}".encode(), txn=txn, create=True)
-            return settings, handle
+    def _grow_map(self) -> None:
+        """Double the map (call while no transaction of this store is open)."""
+        with self._env_lock:
+            self._env.set_mapsize(self._env.info()["map_size"] * 2)
+
+    def _ensure_queue(self, name: str, given: dict[str, Any]) -> tuple[QueueSettings, Any]:
+        """The settings (stored, updated by those given) and database of
+        queue name, creating both if needed."""
+        while True:
+            try:
+                with self._txn(write=True) as txn:
+                    raw = txn.get(name.encode(), db=self._registry)
+                    if raw is not None:
+                        stored = QueueSettings.from_dict(json.loads(raw))
+                    else:
+                        if txn.stat(self._registry)["entries"] >= MAX_QUEUES:
+                            raise StoreError(f"a store holds at most {MAX_QUEUES} queues")
+                        stored = QueueSettings()
+                    settings = stored.updated(**given).check(name)
+                    if raw is not None and settings.priority != stored.priority:
+                        raise ValueError(
+                            f"queue {name!r} was created with priority={stored.priority}"
+                        )
+                    if raw is None or settings != stored:
+                        txn.put(
+                            name.encode(),
+                            json.dumps(settings.to_dict()).encode(),
+                            db=self._registry,
+                        )
+                    handle = self._env.open_db(f"q:{name}".encode(), txn=txn, create=True)
+                    return settings, handle
+            except lmdb.MapFullError:
+                self._grow_map()
 
     def queues(self) -> list[str]:
         """Names of the queues in the store, sorted."""
@@ -527,6 +642,11 @@ class Store:
                 raise StoreForkedError(
                     f"the store at {self.path} was opened before fork(); open it again here"
                 )
+            failure = self._writer_failure
+            if failure is not None and not self._closed:
+                raise StoreWriteError(
+                    f"the writer thread of {self.path} failed ({failure!r}): close the store"
+                ) from failure
             raise StoreClosedError(f"the store at {self.path} is closed")
 
     def _log(self, op: Op) -> None:
@@ -732,6 +852,24 @@ class Store:
     # ---- the writer thread ----------------------------------------------------------
 
     def _run_writer(self) -> None:
+        try:
+            self._write_until_stopped()
+        except BaseException as exc:
+            self._writer_failed(exc)
+
+    def _writer_failed(self, exc: BaseException) -> None:
+        """The writer thread cannot go on: refuse writes from now on, and wake
+        every caller waiting for it (for room in the log, or for a message)
+        with the error. What is pending stays: close() commits it."""
+        _log.critical("flinq: the writer thread of %s failed", self.path, exc_info=exc)
+        self._writer_failure = exc
+        self._closing = True
+        with self._cv:
+            self._cv.notify_all()
+        for queue in list(self._queues.values()):
+            queue._detach()
+
+    def _write_until_stopped(self) -> None:
         backoff = 0.0
         while True:
             with self._cv:
@@ -789,9 +927,7 @@ class Store:
         }
         path = os.path.join(self.path, STATUS_FILE)
         try:
-            with builtins.open(path + ".tmp", "w") as f:
-                json.dump(status, f)
-            os.replace(path + ".tmp", path)
+            _write_private(path, json.dumps(status).encode())
         except OSError as exc:  # advisory: a full disk must not stop the writer
             if not self._status_failed:
                 _log.warning("flinq: cannot write %s: %s", path, exc)
@@ -918,8 +1054,7 @@ class Store:
         """Record the data file's fingerprint: the next open may skip the full check."""
         data = os.path.join(self.path, _DATA_FILE)
         try:
-            with builtins.open(os.path.join(self.path, _CLEAN_FILE), "w") as f:
-                json.dump(_fingerprint(data), f)
+            _write_private(os.path.join(self.path, _CLEAN_FILE), json.dumps(_fingerprint(data)).encode())
         except OSError:
             pass  # the next open verifies the file instead
 
