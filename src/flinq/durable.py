@@ -853,6 +853,6 @@ class DurableQueue:
         return stats
 
     def __repr__(self) -> str:
-        return (
-            f"<flinq.DurableQueue {self.name!r} ready={self.qsize()} in_flight={self.in_flight()}>"
-        )
+        if self._detached:
+            return f"<flinq.DurableQueue {self.name!r} closed>"
+        return f"<flinq.DurableQueue {self.name!r} ready={self._core.qsize()} in_flight={len(self._in_flight)}>"

@@ -24,7 +24,6 @@ import contextlib
 import itertools
 import json
 import logging
-import math
 import operator
 import os
 import stat
@@ -43,7 +42,6 @@ import lmdb
 import lmdb.verify
 
 from flinq.codec import Serializer, is_named_serializer, resolve_serializer, serializer_name
-from flinq.settings import UNSET, QueueSettings, Unset, check_name
 from flinq.errors import (
     StoreClosedError,
     StoreCorruptError,
@@ -54,6 +52,7 @@ from flinq.errors import (
     StoreVersionError,
     StoreWriteError,
 )
+from flinq.settings import UNSET, QueueSettings, Unset, check_name
 
 __all__ = ["FORMAT_VERSION", "Store", "open"]
 
@@ -358,10 +357,10 @@ class Store:
         if self.readonly and not os.path.exists(data):
             raise StoreCorruptError(f"{self.path} is not a flinq store (no {_DATA_FILE})")
         if not self.readonly:
-            self._verify_unless_closed_cleanly(data)
             # LMDB follows symbolic links: create its files here first, refusing one planted.
             for name in (_DATA_FILE, "lock.mdb"):
                 os.close(_open_private(os.path.join(self.path, name)))
+            self._verify_unless_closed_cleanly(data)
         try:
             env = lmdb.open(
                 self.path,
@@ -497,9 +496,9 @@ class Store:
         *,
         priority: bool | Unset = UNSET,
         maxsize: int | Unset = UNSET,
-        max_attempts: int | None | Unset = UNSET,
-        visibility_timeout: float | None | Unset = UNSET,
-        dead_letter: str | None | Unset = UNSET,
+        max_attempts: int | Unset | None = UNSET,
+        visibility_timeout: float | Unset | None = UNSET,
+        dead_letter: str | Unset | None = UNSET,
     ) -> Any:
         """The durable queue called name, created on first use.
 
@@ -537,7 +536,9 @@ class Store:
                 current = existing.settings
                 wanted = current.updated(**given)
                 if wanted != current:
-                    changed = sorted(k for k, v in given.items() if v is not UNSET and getattr(current, k) != v)
+                    changed = sorted(
+                        k for k, v in given.items() if v is not UNSET and getattr(current, k) != v
+                    )
                     raise ValueError(
                         f"queue {name!r} is open with other settings ({', '.join(changed)}): "
                         "reopen the store to change them"
@@ -1053,10 +1054,10 @@ class Store:
     def _mark_clean(self) -> None:
         """Record the data file's fingerprint: the next open may skip the full check."""
         data = os.path.join(self.path, _DATA_FILE)
-        try:
-            _write_private(os.path.join(self.path, _CLEAN_FILE), json.dumps(_fingerprint(data)).encode())
-        except OSError:
-            pass  # the next open verifies the file instead
+        with contextlib.suppress(OSError):  # the next open verifies the file instead
+            _write_private(
+                os.path.join(self.path, _CLEAN_FILE), json.dumps(_fingerprint(data)).encode()
+            )
 
     def __enter__(self) -> Store:
         return self
