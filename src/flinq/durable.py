@@ -855,4 +855,5 @@ class DurableQueue:
     def __repr__(self) -> str:
         if self._detached:
             return f"<flinq.DurableQueue {self.name!r} closed>"
-        return f"<flinq.DurableQueue {self.name!r} ready={self._core.qsize()} in_flight={len(self._in_flight)}>"
+        ready, flying = self._core.qsize(), len(self._in_flight)
+        return f"<flinq.DurableQueue {self.name!r} ready={ready} in_flight={flying}>"
