@@ -10,6 +10,7 @@ __all__ = [
     "StoreError",
     "StoreForkedError",
     "StoreLockedError",
+    "StoreNotFoundError",
     "StorePermissionError",
     "StoreVersionError",
     "StoreWriteError",
@@ -40,6 +41,10 @@ class StorePermissionError(StoreError, PermissionError):
 
 class StoreCorruptError(StoreError):
     """The path is not a flinq store, or its files are damaged."""
+
+
+class StoreNotFoundError(StoreCorruptError):
+    """The path holds no flinq store: nothing there, or something else."""
 
 
 class StoreVersionError(StoreError):

@@ -19,7 +19,7 @@ from dhelpers import FAST, POSIX, ok, reserve_all, run_script, stored
 
 import flinq
 from flinq.cli import main
-from flinq.durable import DECODE_ERROR_HEADER
+from flinq.lmdbstore import DECODE_ERROR_HEADER
 
 WAIT = 10.0  # seconds a test waits for a thread it expects to wake
 
@@ -212,14 +212,14 @@ def test_a_failing_writer_thread_wakes_every_waiter_with_the_error(opener, path,
     # room meanwhile (the log is full) and a consumer waits for a message.
     for i in range(4):
         q.put(i)
-    monkeypatch.setattr(store, "_drain", fail)
+    monkeypatch.setattr(store._log, "drain", fail)
     threads = [
         threading.Thread(target=blocked, args=("put", lambda: q.put("waits"))),
         threading.Thread(target=blocked, args=("get", lambda: r.get())),
     ]
     for t in threads:
         t.start()
-    store._kick()
+    store._log.kick()
     for t in threads:
         t.join(WAIT)
         assert not t.is_alive()

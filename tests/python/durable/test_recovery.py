@@ -10,7 +10,7 @@ import pytest
 from dhelpers import FAST, drain, ok, reserve_all, run_script, script, stored, stored_messages
 
 import flinq
-from flinq.store import SEQ_RESERVE
+from flinq.lmdbstore.ids import SEQ_RESERVE
 
 # Prelude of the child scripts: die() ends the process the hard way (no close,
 # no atexit, no flush), as a crash would.
@@ -214,7 +214,7 @@ def test_sequence_continues_after_crash_past_reservations(path):
     # with every message consumed and several reservations used up.
     out = run_child(
         """
-        from flinq.store import SEQ_RESERVE
+        from flinq.lmdbstore.ids import SEQ_RESERVE
         s = flinq.open(sys.argv[1], durability="sync")
         q = s.queue("q")
         for _ in range(3):

@@ -1,8 +1,8 @@
-"""Durable queues and messages: the core queue API over a Store.
+"""The LMDB store's queues and messages: the core queue API over a pending log.
 
 A DurableQueue keeps its ready messages in an in-memory core (flinq.Queue,
 or flinq.PriorityQueue keyed by priority) as (key, record) pairs, and logs
-every change to its store's writer:
+every change to its store's pending log:
   put       log the record (sync mode: wait for its commit), then hand it
             to the core, so a consumer can only log its removal after it;
   get       take from the core, log the removal (at most once);
@@ -17,13 +17,15 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from queue import Empty
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flinq import _core
 from flinq._compat import ShutDown
@@ -43,15 +45,16 @@ from flinq.codec import (
     with_header,
     without_expiry,
 )
-from flinq.consumer import Consumer, iter_messages, serve_batch
+from flinq.consumer import Consumer, iter_messages
 from flinq.errors import StoreClosedError, StoreCorruptError
+from flinq.lmdbstore.ids import Ids
+from flinq.lmdbstore.layout import Layout
+from flinq.lmdbstore.log import OP_CLEAR, OP_DEL, OP_PUT, OP_SET, PendingLog
+from flinq.lmdbstore.scheduler import Scheduler
+from flinq.lmdbstore.state import StoreState
 from flinq.settings import QueueSettings
-from flinq.store import OP_CLEAR, OP_DEL, OP_PUT, OP_SET
 
-if TYPE_CHECKING:
-    from flinq.store import Store
-
-__all__ = ["DurableQueue", "Message"]
+__all__ = ["DECODE_ERROR_HEADER", "DurableQueue", "Message", "QueueContext"]
 
 Entry = tuple[bytes, bytes]  # (key, record)
 
@@ -70,6 +73,20 @@ _I64_MAX = (1 << 63) - 1
 DECODE_ERROR_HEADER = "flinq-decode-error"
 
 _log = logging.getLogger("flinq")
+
+
+@dataclass(frozen=True)
+class QueueContext:
+    """What a queue shares with the other queues of its store."""
+
+    state: StoreState
+    log: PendingLog
+    ids: Ids
+    scheduler: Scheduler
+    layout: Layout
+    serializer: Any
+    #: store.queue: opens (creating if need be) a queue to take dead letters.
+    open_queue: Callable[[str], DurableQueue]
 
 
 def _check_timeout(timeout: float | None) -> None:
@@ -161,7 +178,7 @@ class Message:
         """Remove the message for good. Returns False if it was no longer
         in flight (already settled, or redelivered after its visibility
         timeout)."""
-        return self._queue._ack_all([self]) == 1
+        return self._queue.ack_many([self]) == 1
 
     def nack(self, requeue: bool = True, delay: float = 0.0) -> bool:
         """Give the message back: ready again after delay seconds, or (with
@@ -179,15 +196,19 @@ class Message:
         """True once acked or nacked here."""
         return self._settled
 
-    def _dead_letter(self, dead_letter: str) -> bool:
-        """Move the message to the named dead-letter queue (for consumers)."""
+    def dead_letter(self, queue: str | None = None) -> bool:
+        """Move the message to the dead-letter queue named queue (None: the
+        queue's own; dropped if it has none). Returns False if no longer
+        in flight."""
         if self._settled:
             return False
         self._settled = True
-        return self._queue._nack(self.key, self._delivery, False, 0.0, dead_letter)
+        return self._queue._nack(self.key, self._delivery, False, 0.0, queue)
 
-    def _unreserve(self) -> None:
-        """Give back a message reserved but never handed out (consumers)."""
+    def release(self) -> None:
+        """Give the message back as if it had never been delivered: its
+        attempt is not counted (a consumer stopping with messages reserved
+        but not yet handled)."""
         if not self._settled:
             self._settled = True
             self._queue._unreserve(self.key, self._delivery)
@@ -221,7 +242,9 @@ class DurableQueue:
     bytes).
     """
 
-    def __init__(self, store: Store, name: str, handle: Any, settings: QueueSettings) -> None:
+    def __init__(
+        self, name: str, settings: QueueSettings, handle: Any, context: QueueContext
+    ) -> None:
         self.name = name
         self.settings = settings
         self.priority = settings.priority
@@ -230,9 +253,12 @@ class DurableQueue:
         self.dead_letter = settings.dead_letter
         maxsize = settings.maxsize
         priority = settings.priority
-        self._store = store
-        self._serializer = store.serializer
-        self._seq = store._seq  # store-wide: keys are unique across queues
+        self._state = context.state
+        self._log = context.log
+        self._ids = context.ids  # store-wide: keys are unique across queues
+        self._scheduler = context.scheduler
+        self._open_queue = context.open_queue
+        self._serializer = context.serializer
         self._handle = handle
         self._core: Any = _core.PriorityQueue(maxsize) if priority else _core.Queue(maxsize)
         self._bounded = self._core.maxsize > 0
@@ -241,19 +267,19 @@ class DurableQueue:
         # late ack of a delivery that timed out cannot settle the next one.
         self._in_flight: dict[bytes, tuple[bytes, int]] = {}
         self._deliveries = itertools.count(1)
-        self._expiries: list[
-            tuple[float, int, bytes]
-        ] = []  # (deadline, delivery, key), lazily pruned
+        # (deadline, delivery, key), lazily pruned
+        self._expiries: list[tuple[float, int, bytes]] = []
         self._delayed: list[tuple[float, bytes, bytes]] = []  # (due, key, record)
+        # When the scheduler calls _on_due next (inf: never); guarded by _lock.
+        self._wake_at = math.inf
         self._note = self._core._note  # delivery counters live in the core, in C
         self._detached = False
-        self._load()
-        store._timers.append(self._on_tick)
+        self._load(context.layout)
 
     # ---- loading ---------------------------------------------------------------
 
-    def _load(self) -> None:
-        entries = self._store._load(self._handle)
+    def _load(self, layout: Layout) -> None:
+        entries = layout.load(self._handle)
         if not entries:
             return
         restore = self._core._restore  # stored messages may exceed maxsize: no waiting
@@ -280,7 +306,7 @@ class DurableQueue:
         ttl: float | None,
     ) -> tuple[bytes, bytes, int]:
         """(key, record, priority) of a new message; nothing is changed."""
-        if self._detached or self._store._closing:
+        if self._detached or self._state.closing:
             self._raise_unusable()
         if priority is None:
             priority = 0
@@ -303,12 +329,12 @@ class DurableQueue:
                 raise ValueError("ttl must be a positive number of seconds")
             record = encode_record(
                 item,
-                self._store.serializer,
+                self._serializer,
                 enqueued_at=now,
                 expires_at=now + ttl if ttl is not None else 0.0,
                 headers=headers,
             )
-        seq = next(self._seq)
+        seq = self._ids.take()
         key = priority_key(priority, seq) if self.priority else fifo_key(seq)
         return key, record, priority
 
@@ -329,14 +355,14 @@ class DurableQueue:
         """
         if priority is None and headers is None and ttl is None and not self.priority:
             # The common case, kept lean: no option to check, a FIFO key.
-            if self._detached or self._store._closing:
+            if self._detached or self._state.closing:
                 self._raise_unusable()
             record = encode_plain(item, self._serializer, time.time())
-            key = fifo_key(next(self._seq))
+            key = fifo_key(self._ids.take())
             p = 0
         else:
             key, record, p = self._new_message(item, priority, headers, ttl)
-        if self._bounded or self._store._sync:
+        if self._bounded or self._log.sync:
             self._publish([(key, record)], p, block, timeout)
             return
         # _publish's unbounded, batch-mode case for one message, inlined: it
@@ -344,14 +370,14 @@ class DurableQueue:
         core = self._core
         if core.is_shutdown:
             raise ShutDown
-        self._store._log_put(self._handle, key, record, block, timeout)
+        self._log.put(self._handle, key, record, block, timeout)
         try:
             if self.priority:
                 core.put((key, record), priority=p)
             else:
                 core.put((key, record))
         except BaseException:
-            self._store._log((OP_DEL, self._handle, key, None, None))
+            self._log.append((OP_DEL, self._handle, key, None, None))
             raise
 
     def put_nowait(self, item: Any, *, priority: int | None = None) -> None:
@@ -382,12 +408,12 @@ class DurableQueue:
         only when shut down in the meantime; the log is then taken back.
         """
         core = self._core
-        store = self._store
+        log = self._log
         ordering = priority if self.priority else None
         if not self._bounded:
             if core.is_shutdown:
                 raise ShutDown
-            store._log_puts(self._handle, entries, block, timeout)
+            log.put_many(self._handle, entries, block, timeout)
             try:
                 if len(entries) > 1:
                     core._restore(entries, ordering)
@@ -397,19 +423,19 @@ class DurableQueue:
                     core.put(entries[0], priority=ordering)
             except BaseException:
                 for key, _record in entries:
-                    store._log((OP_DEL, self._handle, key, None, None))
+                    log.append((OP_DEL, self._handle, key, None, None))
                 raise
             return
         core._hold_room(len(entries), block, timeout)
         try:
-            store._log_puts(self._handle, entries, block, timeout)
+            log.put_many(self._handle, entries, block, timeout)
         except BaseException:
             core._release_room(len(entries))
             raise
         core._push_held(entries, ordering)
 
     def _raise_unusable(self) -> None:
-        self._store._check_usable()
+        self._state.check()
         raise StoreClosedError(f"queue {self.name!r} was deleted or its store closed")
 
     # ---- consuming -----------------------------------------------------------------
@@ -446,8 +472,8 @@ class DurableQueue:
         except StoreCorruptError:
             moved = record  # its header is damaged too: moved as it is
         self._note(_NOTE_DEAD_LETTERED)
-        self._store._dead_letter_queue(target)._adopt(moved, keep_expiry=moved is record)
-        self._store._log((OP_DEL, self._handle, key, None, None))
+        self._open_queue(target).adopt(moved, keep_expiry=moved is record)
+        self._log.append((OP_DEL, self._handle, key, None, None))
         self._core.task_done()
         message = (
             f"queue {self.name!r}: message {key_seq(key)} cannot be decoded ({reason}); "
@@ -468,7 +494,7 @@ class DurableQueue:
         """Remove and return the next body (at-most-once: the removal is
         logged before this returns). A message that cannot be decoded is
         moved to the dead-letter queue, and StoreCorruptError names it."""
-        if self._detached or self._store._closing:
+        if self._detached or self._state.closing:
             self._raise_unusable()
         if block:
             _check_timeout(timeout)
@@ -482,7 +508,7 @@ class DurableQueue:
                 body = _body(record, self._serializer)
             except StoreCorruptError as exc:
                 raise self._quarantine(key, record, exc) from exc
-            self._store._log((OP_DEL, self._handle, key, None, None))
+            self._log.append((OP_DEL, self._handle, key, None, None))
             return body
 
     def get_nowait(self) -> Any:
@@ -499,7 +525,7 @@ class DurableQueue:
         if block:
             _check_timeout(timeout)
         deadline = None if timeout is None or not block else time.monotonic() + timeout
-        log = self._store._log
+        log = self._log.append
         handle = self._handle
         serializer = self._serializer
         while True:
@@ -544,11 +570,12 @@ class DurableQueue:
                 self._take_off([flight])
                 return Message(self, *flight)
 
-    def _reserve_many(self, max_items: int, timeout: float | None) -> list[Message]:
+    def reserve_many(self, max_items: int, timeout: float | None = None) -> list[Message]:
         """Reserve 1 to max_items messages, waiting up to timeout seconds for
         the first; [] if none came (or all that came were retired). Messages
         that cannot be decoded are moved to the dead-letter queue and logged."""
         self._check_attached()
+        _check_timeout(timeout)
         try:
             entries = self._take_many(max_items, True, timeout)
         except Empty:
@@ -592,12 +619,13 @@ class DurableQueue:
             in_flight = self._in_flight
             for key, record, delivery, _body in flights:
                 in_flight[key] = (record, delivery)
-            if self.visibility_timeout:
+            if self.visibility_timeout and flights:
                 deadline = time.monotonic() + self.visibility_timeout
                 for key, _record, delivery, _body in flights:
                     heapq.heappush(self._expiries, (deadline, delivery, key))
+                self._wake_by(deadline)
         handle = self._handle
-        self._store._log_many([(OP_SET, handle, f[0], f[1], None) for f in flights])
+        self._log.extend([(OP_SET, handle, f[0], f[1], None) for f in flights])
 
     def messages(self, timeout: float | None = None) -> Iterator[Message]:
         """Iterate over reserved messages (use each as a context manager to
@@ -611,21 +639,6 @@ class DurableQueue:
         the running Consumer (see flinq.Consumer for the options)."""
         return Consumer(self, handler, **options)
 
-    def _serve(
-        self,
-        handler: Callable[[Message], object],
-        prefetch: int,
-        timeout: float | None,
-        on_error: Callable[[Message, BaseException], None],
-        state: Any,
-    ) -> int:
-        """One step of a consume() worker (see flinq.consumer)."""
-        messages = self._reserve_many(prefetch, timeout)
-        # Acks of a batch go together, unless a visibility timeout could
-        # redeliver a message whose ack waits for the rest of its batch.
-        ack_all = None if self.visibility_timeout else self._ack_all
-        return serve_batch(messages, handler, on_error, state, Message._unreserve, ack_all)
-
     def _settle(self, key: bytes, delivery: int) -> bytes | None:
         """Take delivery of key out of flight; its record, or None if that
         delivery is no longer in flight."""
@@ -637,9 +650,9 @@ class DurableQueue:
             del self._in_flight[key]
             return held[0]
 
-    def _ack_all(self, messages: list[Message]) -> int:
-        """Ack the unsettled ones of messages at once (msg.ack(), or a
-        consumer's batch); returns how many were still in flight."""
+    def ack_many(self, messages: list[Message]) -> int:
+        """Ack the unsettled ones of messages (reserved from this queue) at
+        once; returns how many were still in flight."""
         self._check_attached()
         acked = []
         with self._lock:
@@ -653,7 +666,7 @@ class DurableQueue:
                     del in_flight[message.key]
                     acked.append(message.key)
         handle = self._handle
-        self._store._log_many([(OP_DEL, handle, key, None, None) for key in acked])
+        self._log.extend([(OP_DEL, handle, key, None, None) for key in acked])
         self._note(_NOTE_ACKED, len(acked))
         self._core._done(len(acked))
         return len(acked)
@@ -681,7 +694,7 @@ class DurableQueue:
             return
         self._core.task_done()
         record = with_attempts(record, decode_record(record).attempts - 1)
-        self._store._log((OP_SET, self._handle, key, record, None))
+        self._log.append((OP_SET, self._handle, key, record, None))
         self._note(_NOTE_REDELIVERED)  # back in the queue: see the stats identity
         self._core._restore([(key, record)], key_priority(key) if self.priority else None)
 
@@ -700,8 +713,10 @@ class DurableQueue:
             self._retire(key, record, expired=False, dead_letter=dead_letter)
             return
         if delay > 0:
+            due = time.monotonic() + delay
             with self._lock:
-                heapq.heappush(self._delayed, (time.monotonic() + delay, key, record))
+                heapq.heappush(self._delayed, (due, key, record))
+                self._wake_by(due)
             return
         self._ready_again(key, record)
 
@@ -722,29 +737,40 @@ class DurableQueue:
         self._note(_NOTE_EXPIRED if expired else _NOTE_DEAD_LETTERED)
         dead_letter = dead_letter or self.dead_letter
         if dead_letter is not None:
-            self._store._dead_letter_queue(dead_letter)._adopt(record)
-        self._store._log((OP_DEL, self._handle, key, None, None))
+            self._open_queue(dead_letter).adopt(record)
+        self._log.append((OP_DEL, self._handle, key, None, None))
 
-    def _adopt(self, record: bytes, keep_expiry: bool = False) -> None:
+    def adopt(self, record: bytes, keep_expiry: bool = False) -> None:
         """Append a record retired from another queue (a dead letter): it
         keeps its body, headers and attempts, and loses its expiry, so that
         it can be read here (keep_expiry: a record too damaged to change)."""
         if not keep_expiry:
             record = without_expiry(record)
-        seq = next(self._seq)
+        seq = self._ids.take()
         key = priority_key(0, seq) if self.priority else fifo_key(seq)
-        self._store._log((OP_PUT, self._handle, key, record, None))
+        self._log.append((OP_PUT, self._handle, key, record, None))
         # A dead letter must neither wait for room nor be refused.
         self._core._restore([(key, record)], 0 if self.priority else None)
 
-    def _on_tick(self, now: float) -> None:
-        """Writer thread, every interval: redeliver what timed out, release
-        what was delayed."""
-        if self._detached or (not self._expiries and not self._delayed):
+    def _wake_by(self, deadline: float) -> None:
+        """Have the store's scheduler call _on_due by deadline (under _lock).
+        Deadlines mostly come later than the one already asked for, so a
+        queue rarely has more than one call scheduled."""
+        if deadline < self._wake_at:
+            self._wake_at = deadline
+            self._scheduler.call_at(deadline, self._on_due)
+
+    def _on_due(self, now: float) -> None:
+        """Writer thread, by the scheduler: redeliver what timed out, release
+        what was delayed, and ask to be called for what is next."""
+        if self._detached:
             return
         due: list[tuple[bytes, bytes]] = []
         timed_out: list[tuple[bytes, bytes]] = []
         with self._lock:
+            if now < self._wake_at:
+                return  # an earlier call, made moot: the next is scheduled
+            self._wake_at = math.inf
             while self._delayed and self._delayed[0][0] <= now:
                 _, key, record = heapq.heappop(self._delayed)
                 due.append((key, record))
@@ -754,6 +780,9 @@ class DurableQueue:
                 if held is not None and held[1] == delivery:
                     del self._in_flight[key]
                     timed_out.append((key, held[0]))
+            heads = [h[0][0] for h in (self._delayed, self._expiries) if h]
+            if heads:
+                self._wake_by(min(heads))
         for key, record in due:
             self._ready_again(key, record)
         for key, record in timed_out:
@@ -763,15 +792,14 @@ class DurableQueue:
     # ---- the rest of the core API --------------------------------------------------------
 
     def _check_attached(self) -> None:
-        if self._detached or self._store._closing:
+        if self._detached or self._state.closing:
             self._raise_unusable()
 
-    def _detach(self) -> None:
-        """The queue is deleted or its store closed: callers blocked in it
-        wake (with StoreClosedError), and it is no longer usable."""
+    def detach(self) -> None:
+        """The queue is deleted or its store closed (for the store): callers
+        blocked in it wake (with StoreClosedError), and it is no longer
+        usable."""
         self._detached = True
-        if self._on_tick in self._store._timers:
-            self._store._timers.remove(self._on_tick)
         # Ready messages leave memory only: they stay stored.
         self._core.shutdown(immediate=True)
 
@@ -800,7 +828,7 @@ class DurableQueue:
         self._check_attached()
         return len(self._in_flight)
 
-    def _in_flight_count(self) -> int:
+    def out_of_ready(self) -> int:
         """Messages out of the ready set: reserved, or nacked with a delay."""
         with self._lock:
             return len(self._in_flight) + len(self._delayed)
@@ -819,10 +847,15 @@ class DurableQueue:
         only: they stay stored and return on the next open."""
         self._core.shutdown(immediate)
 
+    @property
+    def is_shutdown(self) -> bool:
+        """True once shutdown() has been called (or the queue closed)."""
+        return bool(self._core.is_shutdown)
+
     def purge(self) -> int:
         """Delete every message, ready or in flight. Returns how many."""
         self._check_attached()
-        self._store._check_usable()
+        self._state.check()
         with self._lock:
             in_flight = len(self._in_flight)
             dropped = in_flight + len(self._delayed)
@@ -840,7 +873,7 @@ class DurableQueue:
             done += ready
         for _ in range(done):
             self._core.task_done()
-        self._store._log((OP_CLEAR, self._handle, None, None, None))
+        self._log.append((OP_CLEAR, self._handle, None, None, None))
         return dropped
 
     def stats(self) -> dict[str, Any]:
@@ -849,7 +882,7 @@ class DurableQueue:
         included."""
         self._check_attached()
         stats: dict[str, Any] = dict(self._core.stats())
-        stats["in_flight"] = self._in_flight_count()
+        stats["in_flight"] = self.out_of_ready()
         return stats
 
     def __repr__(self) -> str:
