@@ -7,13 +7,12 @@ own classes, files or private members.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-import types
 from typing import Any
 
 import pytest
+from qhelpers import drain, vanishing_class
 
 import flinq
 from flinq.protocols import DurableMessage, DurableQueue, DurableStore
@@ -28,15 +27,6 @@ def wait_until(condition: Any, timeout: float = WAIT) -> bool:
             return False
         time.sleep(0.005)
     return True
-
-
-def drain(q: DurableQueue) -> list[Any]:
-    out = []
-    while True:
-        try:
-            out.append(q.get_nowait())
-        except flinq.Empty:
-            return out
 
 
 # ---- the protocols ----------------------------------------------------------------
@@ -392,20 +382,8 @@ def test_bad_queue_names_are_refused(store, name):
 
 
 def test_an_undecodable_message_is_dead_lettered_not_lost(opener):
-    module = types.ModuleType("flinq_conformance_gone")
-
-    class Gone:
-        pass
-
-    Gone.__module__ = module.__name__
-    Gone.__qualname__ = "Gone"
-    module.Gone = Gone  # type: ignore[attr-defined]
-    sys.modules[module.__name__] = module
-    try:
-        with opener() as store:
-            store.queue("jobs").put_many(["a", Gone(), "c"])
-    finally:
-        del sys.modules[module.__name__]
+    with vanishing_class() as gone, opener() as store:
+        store.queue("jobs").put_many(["a", gone(), "c"])
     with opener() as store:
         q = store.queue("jobs")
         assert q.get_many(10) == ["a", "c"]

@@ -9,39 +9,18 @@ import json
 import os
 import pickle
 import stat
-import sys
 import threading
 import time
-import types
 
 import pytest
 from dhelpers import FAST, POSIX, ok, reserve_all, run_script, stored
+from qhelpers import vanishing_class
 
 import flinq
 from flinq.cli import main
 from flinq.lmdbstore import DECODE_ERROR_HEADER
 
 WAIT = 10.0  # seconds a test waits for a thread it expects to wake
-
-
-@contextlib.contextmanager
-def vanishing_class():
-    """A class whose instances pickle while the block runs, and cannot be
-    unpickled after it (its module is gone, as in a program that no longer
-    defines it)."""
-    module = types.ModuleType("flinq_test_gone")
-
-    class Gone:
-        pass
-
-    Gone.__module__ = module.__name__
-    Gone.__qualname__ = "Gone"
-    module.Gone = Gone  # type: ignore[attr-defined]
-    sys.modules[module.__name__] = module
-    try:
-        yield Gone
-    finally:
-        del sys.modules[module.__name__]
 
 
 def store_with_undecodable(path, name="jobs", **queue_kwargs):
