@@ -8,6 +8,7 @@ without arguments gets them back.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
@@ -81,7 +82,9 @@ class QueueSettings:
         """self, if every field is valid for queue name; TypeError or ValueError otherwise."""
         if not isinstance(self.priority, bool):
             raise TypeError("priority must be True or False")
-        _check_int("maxsize", self.maxsize, -(1 << 62))
+        _check_int("maxsize", self.maxsize, -sys.maxsize - 1)
+        if self.maxsize > sys.maxsize:
+            raise ValueError(f"maxsize must be at most {sys.maxsize}")
         if self.max_attempts is not None:
             _check_int("max_attempts", self.max_attempts, 1)
         timeout = self.visibility_timeout
