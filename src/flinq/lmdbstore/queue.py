@@ -255,13 +255,16 @@ class DurableQueue:
         priority = settings.priority
         self._state = context.state
         self._log = context.log
-        self._ids = context.ids  # store-wide: keys are unique across queues
+        self._take_id = context.ids.take  # store-wide: keys are unique across queues
         self._scheduler = context.scheduler
         self._open_queue = context.open_queue
         self._serializer = context.serializer
         self._handle = handle
         self._core: Any = _core.PriorityQueue(maxsize) if priority else _core.Queue(maxsize)
         self._bounded = self._core.maxsize > 0
+        # put()'s lean path: unbounded, batch mode (a put logs and returns).
+        self._lean = not self._bounded and not context.log.sync
+        self._log_put = context.log.put
         self._lock = threading.Lock()  # guards the in-flight table and timers
         # key -> (record, delivery): each reserve numbers its delivery, so a
         # late ack of a delivery that timed out cannot settle the next one.
@@ -334,7 +337,7 @@ class DurableQueue:
                 expires_at=now + ttl if ttl is not None else 0.0,
                 headers=headers,
             )
-        seq = self._ids.take()
+        seq = self._take_id()
         key = priority_key(priority, seq) if self.priority else fifo_key(seq)
         return key, record, priority
 
@@ -358,11 +361,11 @@ class DurableQueue:
             if self._detached or self._state.closing:
                 self._raise_unusable()
             record = encode_plain(item, self._serializer, time.time())
-            key = fifo_key(self._ids.take())
+            key = fifo_key(self._take_id())
             p = 0
         else:
             key, record, p = self._new_message(item, priority, headers, ttl)
-        if self._bounded or self._log.sync:
+        if not self._lean:
             self._publish([(key, record)], p, block, timeout)
             return
         # _publish's unbounded, batch-mode case for one message, inlined: it
@@ -370,7 +373,7 @@ class DurableQueue:
         core = self._core
         if core.is_shutdown:
             raise ShutDown
-        self._log.put(self._handle, key, record, block, timeout)
+        self._log_put(self._handle, key, record, block, timeout)
         try:
             if self.priority:
                 core.put((key, record), priority=p)
@@ -746,7 +749,7 @@ class DurableQueue:
         it can be read here (keep_expiry: a record too damaged to change)."""
         if not keep_expiry:
             record = without_expiry(record)
-        seq = self._ids.take()
+        seq = self._take_id()
         key = priority_key(0, seq) if self.priority else fifo_key(seq)
         self._log.append((OP_PUT, self._handle, key, record, None))
         # A dead letter must neither wait for room nor be refused.

@@ -12,7 +12,9 @@ import contextlib
 import json
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flinq.lmdbstore.files import locked_by_another_process, write_private
@@ -32,20 +34,24 @@ class StatusFile:
         self.path = os.path.join(directory, STATUS_FILE)
         self.pid = pid
         self._failed = False
+        # Taken and written as one step: a snapshot taken earlier never
+        # replaces a later one (the writer and flush() both publish).
+        self._lock = threading.Lock()
 
-    def publish(self, queues: dict[str, dict[str, Any]]) -> None:
-        """Replace the file with queues ({name: {in_flight, dead_letter}});
-        a failure is logged once, never raised (a full disk must not stop
-        the writer)."""
-        status = {"pid": self.pid, "written_at": time.time(), "queues": queues}
-        try:
-            write_private(self.path, json.dumps(status).encode())
-        except OSError as exc:
-            if not self._failed:
-                _log.warning("flinq: cannot write %s: %s", self.path, exc)
-            self._failed = True
-        else:
-            self._failed = False
+    def publish(self, snapshot: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        """Replace the file with snapshot() ({queue name: {in_flight,
+        dead_letter}}); a failure is logged once, never raised (a full disk
+        must not stop the writer)."""
+        with self._lock:
+            status = {"pid": self.pid, "written_at": time.time(), "queues": snapshot()}
+            try:
+                write_private(self.path, json.dumps(status).encode())
+            except OSError as exc:
+                if not self._failed:
+                    _log.warning("flinq: cannot write %s: %s", self.path, exc)
+                self._failed = True
+            else:
+                self._failed = False
 
     def remove(self) -> None:
         """Remove the file (at close)."""

@@ -345,7 +345,9 @@ class Store:
     # ---- writing ----------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> None:
-        """Return once everything logged before this call is on disk.
+        """Return once everything logged before this call is on disk, and
+        the status file (what `flinq stats` shows of messages in flight) is
+        up to date.
 
         Raises StoreWriteError if it cannot be committed (the disk is full,
         say); what was pending stays pending and is retried.
@@ -358,11 +360,12 @@ class Store:
         error = log.write_error if log.ops else None
         if error is not None:
             raise StoreWriteError(f"cannot write to {self.path}: {error}") from error
+        self._publish_status()
 
     def _publish_status(self) -> None:
         """Writer thread: what only this process knows, for `flinq stats`."""
         self._status.publish(
-            {
+            lambda: {
                 name: {"in_flight": queue.out_of_ready(), "dead_letter": queue.dead_letter}
                 for name, queue in self.open_queues().items()
             }
