@@ -35,7 +35,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from flinq.settings import QueueSettings, Unset
 
-__all__ = ["DurableMessage", "DurableQueue", "DurableStore"]
+__all__ = ["DECODE_ERROR_HEADER", "DurableMessage", "DurableQueue", "DurableStore"]
+
+#: The header a message carries, with the reason, once it was moved to a
+#: dead-letter queue because it could not be decoded.
+DECODE_ERROR_HEADER = "flinq-decode-error"
 
 
 @runtime_checkable

@@ -17,10 +17,10 @@ One module per job:
 """
 
 from flinq.lmdbstore.lifecycle import open_stores as _tracked
-from flinq.lmdbstore.queue import DECODE_ERROR_HEADER, DurableQueue, Message
+from flinq.lmdbstore.queue import DurableQueue, Message
 from flinq.lmdbstore.store import Store
 
-__all__ = ["DECODE_ERROR_HEADER", "DurableQueue", "Message", "Store", "open_stores"]
+__all__ = ["DurableQueue", "Message", "Store", "open_stores"]
 
 
 def open_stores() -> list[Store]:

@@ -52,9 +52,10 @@ from flinq.lmdbstore.layout import Layout
 from flinq.lmdbstore.log import OP_CLEAR, OP_DEL, OP_PUT, OP_SET, PendingLog
 from flinq.lmdbstore.scheduler import Scheduler
 from flinq.lmdbstore.state import StoreState
+from flinq.protocols import DECODE_ERROR_HEADER
 from flinq.settings import QueueSettings
 
-__all__ = ["DECODE_ERROR_HEADER", "DurableQueue", "Message", "QueueContext"]
+__all__ = ["DurableQueue", "Message", "QueueContext"]
 
 Entry = tuple[bytes, bytes]  # (key, record)
 
@@ -68,9 +69,6 @@ _NOTE_DEAD_LETTERED = _core.NOTE_KINDS["dead_lettered"]
 _NOTE_EXPIRED = _core.NOTE_KINDS["expired"]
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
-#: The header a message moved to a dead-letter queue because it could not
-#: be decoded carries: why.
-DECODE_ERROR_HEADER = "flinq-decode-error"
 
 _log = logging.getLogger("flinq")
 

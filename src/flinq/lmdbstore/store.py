@@ -364,10 +364,13 @@ class Store:
 
     def _publish_status(self) -> None:
         """Writer thread: what only this process knows, for `flinq stats`."""
+        # Copied before the status lock is taken: delete_queue() holds the
+        # queues' lock while it flushes (and so publishes).
+        queues = self.open_queues()
         self._status.publish(
             lambda: {
                 name: {"in_flight": queue.out_of_ready(), "dead_letter": queue.dead_letter}
-                for name, queue in self.open_queues().items()
+                for name, queue in queues.items()
             }
         )
 

@@ -18,7 +18,7 @@ from qhelpers import vanishing_class
 
 import flinq
 from flinq.cli import main
-from flinq.lmdbstore import DECODE_ERROR_HEADER
+from flinq.protocols import DECODE_ERROR_HEADER
 
 WAIT = 10.0  # seconds a test waits for a thread it expects to wake
 
