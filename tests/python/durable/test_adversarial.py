@@ -249,35 +249,9 @@ def test_nack_to_a_dead_letter_queue_after_refused_arguments_keeps_the_message(s
 # ---- A6: close() wakes every thread blocked in the store ----------------------------
 
 
-@pytest.mark.parametrize("call", ["get", "reserve", "get_many"])
-def test_close_wakes_a_blocked_consumer_with_store_closed_error(store, call):
-    q = store.queue("jobs")
-    outcome: list[BaseException] = []
-
-    def wait():
-        try:
-            getattr(q, call)() if call != "get_many" else q.get_many(5)
-        except BaseException as exc:  # what it raised is the result
-            outcome.append(exc)
-
-    thread = threading.Thread(target=wait, daemon=False)
-    thread.start()
-    time.sleep(0.05)  # let it block (the test holds either way)
-    store.close()
-    thread.join(WAIT)
-    assert not thread.is_alive()
-    assert len(outcome) == 1 and isinstance(outcome[0], flinq.StoreClosedError)
-
-
-def test_close_ends_a_durable_consumer_waiting_for_messages(store):
-    q = store.queue("jobs")
-    consumer = q.consume(lambda m: None, workers=2)
-    time.sleep(0.05)
-    store.close()
-    deadline = time.monotonic() + WAIT
-    while consumer.running and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not consumer.running
+# Threads blocked in get/reserve/get_many/reserve_many, and consumers: the
+# conformance suite's test_close_wakes_blocked_callers and
+# test_close_stops_consumers, for every backend.
 
 
 def test_a_non_daemon_thread_blocked_in_get_does_not_keep_the_process_alive(path):
