@@ -483,13 +483,14 @@ class DurableQueue:
         _log.error("flinq: %s", message)
         return StoreCorruptError(message)
 
-    def _live(self, key: bytes, record: bytes, now: float) -> bool:
-        """False (and the message retired) if it expired: TTL passed."""
-        if _expired(record, now):
+    def _expire(self, key: bytes, record: bytes) -> bool:
+        """True (and the message retired) if its TTL has passed. Callers
+        skip the call for a record without one (record[13:21] == _NO_EXPIRY)."""
+        if _expired(record, time.time()):
             self._retire(key, record, expired=True)
             self._core.task_done()
-            return False
-        return True
+            return True
+        return False
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return the next body (at-most-once: the removal is
@@ -497,14 +498,15 @@ class DurableQueue:
         moved to the dead-letter queue, and StoreCorruptError names it."""
         if self._detached or self._state.closing:
             self._raise_unusable()
-        if block:
+        deadline = None
+        if block and timeout is not None:
             _check_timeout(timeout)
-        deadline = None if timeout is None or not block else time.monotonic() + timeout
+            deadline = time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             key, record = self._take(block, remaining)
             try:
-                if not self._live(key, record, time.time()):
+                if record[13:21] != _NO_EXPIRY and self._expire(key, record):
                     continue
                 body = _body(record, self._serializer)
             except StoreCorruptError as exc:
@@ -534,10 +536,9 @@ class DurableQueue:
             entries = self._take_many(max_items, block, remaining)
             out = []
             failure: StoreCorruptError | None = None
-            now = time.time()
             for key, record in entries:
                 try:
-                    if not self._live(key, record, now):
+                    if record[13:21] != _NO_EXPIRY and self._expire(key, record):
                         continue
                     body = _body(record, serializer)
                 except StoreCorruptError as exc:
@@ -599,7 +600,7 @@ class DurableQueue:
         entry about to be delivered; None if it was retired instead: expired,
         or its attempts spent (deliveries ended by crashes: a message that
         kills its consumer, say). StoreCorruptError if it cannot be decoded."""
-        if not self._live(key, record, time.time()):
+        if record[13:21] != _NO_EXPIRY and self._expire(key, record):
             return None
         attempts = _unpack_attempts(record, 1)[0] + 1
         if self.max_attempts is not None and attempts > self.max_attempts:
