@@ -81,8 +81,11 @@ def _consume_on_new_loop(q, out, loop_factory=None):
         mine = []
         while True:
             batch = await face.get_many(7) if random.random() < 0.3 else [await face.get()]
-            for item in batch:
+            for i, item in enumerate(batch):
                 if item is STOP:
+                    # One STOP per consumer: give back any other in this batch.
+                    for _ in range(len(batch) - i - 1):
+                        q.put(STOP)
                     out.append(mine)
                     return
                 mine.append(item)
