@@ -509,7 +509,7 @@ class FasterFifoBatch(Trial):
 # ---- latency: enqueue-to-dequeue with a waiting consumer --------------------------
 
 
-def _percentile(ordered: list[int], fraction: float) -> float:
+def percentile(ordered: list[int], fraction: float) -> float:
     """Nearest-rank percentile of an ascending list."""
     index = max(0, math.ceil(fraction * len(ordered)) - 1)
     return float(ordered[index])
@@ -559,7 +559,7 @@ class Latency(Trial):
 
     def figures(self, seconds: float) -> dict[str, float]:
         ordered = sorted(r - s for r, s in zip(self.received, self.sent, strict=True))
-        return {P50.key: _percentile(ordered, 0.50), P99.key: _percentile(ordered, 0.99)}
+        return {P50.key: percentile(ordered, 0.50), P99.key: percentile(ordered, 0.99)}
 
     def close(self) -> None:
         self._stop()
