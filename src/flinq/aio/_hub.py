@@ -125,7 +125,11 @@ class LoopSide:
         waiting = self.waiters[event]
         waiting.append(future)
         if not self.wanted[event]:
-            self.hub.want(self, event)
+            try:
+                self.hub.want(self, event)
+            except BaseException:
+                waiting.remove(future)
+                raise
         return future
 
     def leave(self, event: int, future: asyncio.Future[None]) -> None:
@@ -198,9 +202,8 @@ class WatchHub:
         """The side of loop, the running loop of the calling thread."""
         side = self._sides.get(loop)
         if side is None:
-            side = LoopSide(self, loop)
             with self._lock:
-                self._sides.setdefault(loop, side)
+                side = self._sides.setdefault(loop, LoopSide(self, loop))
         else:
             side.thread = _get_ident()  # a loop may run in another thread later
         return side

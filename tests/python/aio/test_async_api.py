@@ -284,9 +284,16 @@ def test_someone_elses_watcher_is_not_replaced():
     async def main():
         q = flinq.Queue()
         q.set_watcher(print)
+        face = async_queue(q)
         with pytest.raises(RuntimeError, match="already has a watcher"):
-            await async_queue(q).get()
+            await face.get()
         assert q.watcher is print
+        q.set_watcher(None)  # once it is gone, the face waits as usual
+        getter = asyncio.create_task(face.get())
+        await asyncio.sleep(0)
+        q.put("x")
+        assert await getter == "x"
+        assert face.stats()["waits"] == 1
 
     run(main())
 
