@@ -114,3 +114,38 @@ def test_a_woken_waiter_cancelled_before_it_runs_passes_the_item_on():
         return await asyncio.wait_for(second, HANG_GUARD)
 
     assert asyncio.run(main()) == "only"
+
+
+def test_random_cancellations_on_three_loops_lose_nothing():
+    """Three loops in three threads take from one bounded queue under
+    cancellation while a thread puts; then the rest is taken uncancelled."""
+    n = 3000
+    q = flinq.Queue(32)
+    face = async_queue(q)
+    producer = threading.Thread(target=_producer, args=(q, n, 99))
+    results: list[list[int]] = []
+
+    def loop_thread(seed):
+        async def main():
+            got = await _get_under_fire(face, face.get, n_waiters=4, rounds=150, seed=seed)
+            results.append(got)
+
+        asyncio.run(asyncio.wait_for(main(), HANG_GUARD))
+
+    loops = [threading.Thread(target=loop_thread, args=(seed,)) for seed in range(3)]
+    producer.start()
+    for thread in loops:
+        thread.start()
+    for thread in loops:
+        thread.join(HANG_GUARD)
+        assert not thread.is_alive()
+
+    async def rest():
+        taken = sum(len(got) for got in results)
+        return [await face.get() for _ in range(n - taken)]
+
+    results.append(asyncio.run(asyncio.wait_for(rest(), HANG_GUARD)))
+    producer.join()
+    counts = Counter(item for got in results for item in got)
+    assert sorted(counts) == list(range(n)) and set(counts.values()) == {1}
+    assert q.empty() and q.watcher is None
