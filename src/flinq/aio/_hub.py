@@ -199,49 +199,58 @@ class WatchHub:
                 side.poke()
 
     def side(self, loop: asyncio.AbstractEventLoop) -> LoopSide:
-        """The side of loop, the running loop of the calling thread."""
+        """The side of loop, the running loop of the calling thread. A side
+        lives as long as its loop is open, so that a coroutine waiting again
+        and again reuses it."""
         side = self._sides.get(loop)
         if side is None:
             with self._lock:
+                self._prune_closed()
                 side = self._sides.setdefault(loop, LoopSide(self, loop))
         else:
             side.thread = _get_ident()  # a loop may run in another thread later
         return side
 
+    def _prune_closed(self) -> None:
+        """Forget the sides of closed loops (their waiters can never resume)."""
+        for loop, side in list(self._sides.items()):
+            if loop.is_closed():
+                del self._sides[loop]
+                for event in (ITEMS, ROOM, DONE):
+                    if side.wanted[event]:
+                        self._drop(side, event)
+                retired = self._retired
+                retired["wakeups"] += side.wakeups
+                retired["inline_wakeups"] += side.inline_wakeups
+                retired["waits"] += side.waits
+
     def want(self, side: LoopSide, event: int) -> None:
         """side has waiters for event: tell it of every such event from now on."""
         with self._lock:
-            self._wanting[event] = (*self._wanting[event], side)
-            side.wanted[event] = True
             if not self._installed:
                 current = self.queue.watcher
                 if current is not None and current is not self._callback:
-                    side.wanted[event] = False
-                    self._wanting[event] = tuple(s for s in self._wanting[event] if s is not side)
                     raise RuntimeError(
                         f"{type(self.queue).__name__} already has a watcher ({current!r}); "
                         "its async face needs to own it"
                     )
                 self.queue.set_watcher(self._callback)
                 self._installed = True
-            self._sides.setdefault(side.loop, side)
+            self._wanting[event] = (*self._wanting[event], side)
+            side.wanted[event] = True
 
     def unwant(self, side: LoopSide, event: int) -> None:
         """side has no waiter for event any more."""
         with self._lock:
-            self._wanting[event] = tuple(s for s in self._wanting[event] if s is not side)
-            side.wanted[event] = False
-            if not any(side.wanted):
-                if self._sides.get(side.loop) is side:
-                    del self._sides[side.loop]
-                retired = self._retired
-                retired["wakeups"] += side.wakeups
-                retired["inline_wakeups"] += side.inline_wakeups
-                retired["waits"] += side.waits
-                side.wakeups = side.inline_wakeups = side.waits = 0
-            if self._installed and not any(self._wanting):
-                self.queue.set_watcher(None)
-                self._installed = False
+            self._drop(side, event)
+
+    def _drop(self, side: LoopSide, event: int) -> None:
+        # Under the lock.
+        self._wanting[event] = tuple(s for s in self._wanting[event] if s is not side)
+        side.wanted[event] = False
+        if self._installed and not any(self._wanting):
+            self.queue.set_watcher(None)
+            self._installed = False
 
     async def wait_until(
         self, event: int, attempt: Callable[..., Any], *args: Any, batch: bool = False
@@ -279,6 +288,6 @@ class WatchHub:
                 totals["wakeups"] += side.wakeups
                 totals["inline_wakeups"] += side.inline_wakeups
                 totals["waits"] += side.waits
-            totals["loops_waiting"] = len(self._sides)
+            totals["loops_waiting"] = sum(any(side.wanted) for side in self._sides.values())
             totals["watching"] = int(self._installed)
         return totals
