@@ -5,7 +5,9 @@ coroutine waits on it: a synchronous put with no async waiter pays nothing.
 The hub keeps one LoopSide per event loop with waiters. An event from the
 queue (items, room, done) pokes every side waiting for it; a side in another
 thread gets at most one call_soon_threadsafe until it has run, however many
-events come in the meantime; a side in the poking thread runs at once.
+events come in the meantime; a side in the poking thread runs at once. A
+run outside any task (the cross-thread case) resumes the woken tasks within
+its own handle (see WakeUp), one loop iteration sooner than a Future would.
 
 Threads: the watcher runs in whichever thread changed the queue, with the
 GIL held. It only reads an immutable tuple of sides and a side's scheduled
@@ -26,6 +28,7 @@ from typing import Any
 
 from flinq._core import WATCH_EVENTS
 from flinq.aio._errors import NOT_YET
+from flinq.aio._wakeup import WakeUp
 
 __all__ = ["DONE", "ITEMS", "ROOM", "LoopSide", "WatchHub"]
 
@@ -37,6 +40,7 @@ if sorted((ITEMS, ROOM, DONE)) != [0, 1, 2]:
     raise ImportError("flinq.aio expects the watch events to be 0, 1 and 2")
 
 _get_ident = threading.get_ident
+_current_task = asyncio.current_task
 
 
 class LoopSide:
@@ -44,10 +48,12 @@ class LoopSide:
 
     __slots__ = (
         "batch_putters",
+        "call_threadsafe",
         "hub",
         "inline_wakeups",
         "loop",
         "muted",
+        "run_remote_",
         "scheduled",
         "thread",
         "waiters",
@@ -60,7 +66,7 @@ class LoopSide:
         self.hub = hub
         self.loop = loop
         self.thread = _get_ident()
-        self.waiters: list[deque[asyncio.Future[None]]] = [deque(), deque(), deque()]
+        self.waiters: list[deque[WakeUp]] = [deque(), deque(), deque()]
         self.wanted = [False, False, False]
         self.batch_putters = 0  # waiting for more than one free slot
         self.scheduled = False  # a cross-thread run is on its way
@@ -71,22 +77,9 @@ class LoopSide:
         self.wakeups = 0  # cross-thread runs (each one call_soon_threadsafe)
         self.inline_wakeups = 0  # events handled in this loop's own thread
         self.waits = 0  # times a coroutine suspended
-
-    # ---- any thread: the watcher --------------------------------------------------
-
-    def poke(self) -> None:
-        """Make this side look at the queue again, soon."""
-        if _get_ident() == self.thread:
-            self.inline_wakeups += 1
-            self.run()
-            return
-        self.scheduled = True
-        # Not contextlib.suppress: this runs inside a queue operation, where
-        # a context manager object per wake-up is measurable.
-        try:  # noqa: SIM105
-            self.loop.call_soon_threadsafe(self.run_remote)
-        except RuntimeError:
-            pass  # the loop is closed: its waiters can never resume
+        # Bound once: the watcher uses them on every cross-thread wake-up.
+        self.call_threadsafe = loop.call_soon_threadsafe
+        self.run_remote_ = self.run_remote
 
     # ---- this loop's thread -------------------------------------------------------
 
@@ -102,25 +95,28 @@ class LoopSide:
         hub = self.hub
         queue = hub.queue
         getters, putters, joiners = self.waiters[ITEMS], self.waiters[ROOM], self.waiters[DONE]
+        # Outside any task (a handle: a cross-thread wake-up), woken tasks
+        # step right here; inside one (a put made by a task), next iteration.
+        now = _current_task(self.loop) is None
         if getters:
             n = queue.qsize()
             if n == 0 and hub.is_shutdown():
                 n = len(getters)
-            _wake(getters, n)
+            _wake(getters, n, now)
         if putters:
             if hub.is_shutdown() or self.batch_putters:
                 n = len(putters)
             else:
                 maxsize = hub.maxsize()
                 n = maxsize - queue.qsize() if maxsize > 0 else len(putters)
-            _wake(putters, n)
+            _wake(putters, n, now)
         if joiners and hub.unfinished() == 0:
-            _wake(joiners, len(joiners))
+            _wake(joiners, len(joiners), now)
         self.muted = not (getters or putters or joiners)
 
-    def enter(self, event: int) -> asyncio.Future[None]:
-        """A new waiter for event: its future, resolved when it should look again."""
-        future = self.loop.create_future()
+    def enter(self, event: int) -> WakeUp:
+        """A new waiter for event: what it awaits until it should look again."""
+        future = WakeUp(self.loop)
         self.muted = False
         waiting = self.waiters[event]
         waiting.append(future)
@@ -132,7 +128,7 @@ class LoopSide:
                 raise
         return future
 
-    def leave(self, event: int, future: asyncio.Future[None]) -> None:
+    def leave(self, event: int, future: WakeUp) -> None:
         """The waiter of future is gone."""
         waiting = self.waiters[event]
         if not future.done() or future.cancelled():
@@ -146,12 +142,15 @@ class LoopSide:
         self.loop.call_soon(self.run)
 
 
-def _wake(waiting: deque[asyncio.Future[None]], n: int) -> None:
+def _wake(waiting: deque[WakeUp], n: int, now: bool) -> None:
     while n > 0 and waiting:
         future = waiting.popleft()
         if not future.done():  # a cancelled waiter's is done
-            future.set_result(None)
             n -= 1
+            if now:
+                future.resume()
+            else:
+                future.resume_soon()
 
 
 class WatchHub:
@@ -194,9 +193,21 @@ class WatchHub:
         )
 
     def _on_event(self, event: int) -> None:
+        """The queue's watcher: make each side waiting for event look again soon."""
         for side in self._wanting[event]:
-            if not (side.scheduled or side.muted):
-                side.poke()
+            if side.scheduled or side.muted:
+                continue
+            if _get_ident() == side.thread:
+                side.inline_wakeups += 1
+                side.run()
+                continue
+            side.scheduled = True
+            # Not contextlib.suppress: this runs inside a queue operation,
+            # where a context manager object per wake-up is measurable.
+            try:  # noqa: SIM105
+                side.call_threadsafe(side.run_remote_)
+            except RuntimeError:
+                pass  # the loop is closed: its waiters can never resume
 
     def side(self, loop: asyncio.AbstractEventLoop) -> LoopSide:
         """The side of loop, the running loop of the calling thread. A side

@@ -55,6 +55,20 @@ def culsans_bridge() -> tuple[Callable[[Any], None], Callable[[], Any], Callable
     return q.sync_q.put, q.async_q.get, q.close
 
 
+def asyncio_bridge() -> tuple[Callable[[Any], None], Callable[[], Any], Callable[[], None]]:
+    """asyncio.Queue fed from threads the usual way:
+    loop.call_soon_threadsafe(q.put_nowait, x) in threads, q.get in coroutines."""
+    loop = asyncio.get_running_loop()
+    q: asyncio.Queue[Any] = asyncio.Queue()
+    call = loop.call_soon_threadsafe
+    put_nowait = q.put_nowait
+
+    def put(item: Any) -> None:
+        call(put_nowait, item)
+
+    return put, q.get, _nothing
+
+
 def janus_unavailable(env: Env) -> str | None:
     return missing_reason("janus", "janus")
 

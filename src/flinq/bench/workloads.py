@@ -25,6 +25,7 @@ from flinq.bench.aio_trials import (
     TaskToTask,
     ThreadToLoop,
     WakeUp,
+    asyncio_bridge,
     asyncio_tasks,
     culsans_bridge,
     culsans_unavailable,
@@ -457,10 +458,15 @@ def workloads() -> dict[str, Workload]:
             ),
             (
                 Contender(
+                    "asyncio.Queue via call_soon_threadsafe",
+                    lambda n, env: WakeUp(n, env, asyncio_bridge),
+                    note="loop.call_soon_threadsafe(q.put_nowait, x) / await q.get()",
+                ),
+                Contender(
                     "loop.call_soon_threadsafe",
                     lambda n, env: WakeUp(n, env, None),
                     note="call_soon_threadsafe(future.set_result) / await future: "
-                    "asyncio's least cross-thread wake-up",
+                    "asyncio's least cross-thread wake-up, no queue",
                 ),
                 Contender(
                     "culsans.Queue",
