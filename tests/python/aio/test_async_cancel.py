@@ -64,10 +64,21 @@ async def _get_under_fire(face, take, n_waiters, rounds, seed):
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("kind", ["get", "reserve"])
 def test_random_cancellations_lose_nothing(kind, seed):
+    """Seeds 0 and 1: a thread puts (cross-thread wake-ups resume waiters
+    at once); 2 and 3: a task in the same loop puts (a woken waiter resumes
+    next iteration, so cancellations often fall in between). Odd seeds
+    bound the queue."""
     n = 3000
     q = flinq.Queue(64 if seed % 2 else 0)
     face = async_queue(q)
     producer = threading.Thread(target=_producer, args=(q, n, seed))
+
+    async def produce_in_loop():
+        rng = random.Random(seed)
+        for i in range(n):
+            await face.put(i)
+            if rng.random() < 0.05:
+                await asyncio.sleep(rng.random() * 0.0005)
 
     if kind == "get":
         take = face.get
@@ -79,13 +90,19 @@ def test_random_cancellations_lose_nothing(kind, seed):
             return msg.body
 
     async def main():
-        producer.start()
+        if seed < 2:
+            producer.start()
+        else:
+            in_loop = asyncio.create_task(produce_in_loop())
         got = await _get_under_fire(face, take, n_waiters=8, rounds=300, seed=seed)
         # The rest, uncancelled: a lost item would hang this (and fail the
         # hang guard) rather than pass.
         while len(got) < n:
             got.append(await take())
-        producer.join()
+        if seed < 2:
+            producer.join()
+        else:
+            await in_loop
         assert face.empty()
         return got, face.stats()
 
