@@ -40,7 +40,6 @@ if sorted((ITEMS, ROOM, DONE)) != [0, 1, 2]:
     raise ImportError("flinq.aio expects the watch events to be 0, 1 and 2")
 
 _get_ident = threading.get_ident
-_current_task = asyncio.current_task
 
 
 class LoopSide:
@@ -85,19 +84,19 @@ class LoopSide:
 
     def run_remote(self) -> None:
         self.wakeups += 1
-        self.run()
+        self.run(True)
 
-    def run(self) -> None:
-        """Wake as many waiters as the queue's state may satisfy."""
+    def run(self, now: bool) -> None:
+        """Wake as many waiters as the queue's state may satisfy. now: this
+        is a handle of the loop's own (no task is running, and no queue
+        operation is under way), so woken tasks step right here; otherwise
+        (inside the watcher, inside a queue operation) next iteration."""
         # Cleared before looking, so that an event after the look schedules
         # another run instead of being absorbed by this one.
         self.scheduled = False
         hub = self.hub
         queue = hub.queue
         getters, putters, joiners = self.waiters[ITEMS], self.waiters[ROOM], self.waiters[DONE]
-        # Outside any task (a handle: a cross-thread wake-up), woken tasks
-        # step right here; inside one (a put made by a task), next iteration.
-        now = _current_task(self.loop) is None
         if getters:
             n = queue.qsize()
             if n == 0 and hub.is_shutdown():
@@ -139,7 +138,7 @@ class LoopSide:
 
     def pass_on(self) -> None:
         """A woken waiter leaves without acting: let the others look."""
-        self.loop.call_soon(self.run)
+        self.loop.call_soon(self.run, True)
 
 
 def _wake(waiting: deque[WakeUp], n: int, now: bool) -> None:
@@ -199,7 +198,7 @@ class WatchHub:
                 continue
             if _get_ident() == side.thread:
                 side.inline_wakeups += 1
-                side.run()
+                side.run(False)
                 continue
             side.scheduled = True
             # Not contextlib.suppress: this runs inside a queue operation,

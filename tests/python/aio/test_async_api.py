@@ -314,3 +314,24 @@ def test_typed_face():
     face: AsyncQueue[int] = async_queue(flinq.Queue())
     assert AsyncQueue[int].__args__ == (int,)
     assert "AsyncQueue" in repr(face)
+
+
+def test_a_put_from_a_loop_callback_does_not_run_the_waiter_inside_the_put():
+    """Inside a queue operation (the watcher) no coroutine code runs: the
+    woken waiter steps in a later iteration, even when no task is running."""
+
+    async def main():
+        q = flinq.Queue()
+        getter = asyncio.create_task(async_queue(q).get())
+        await asyncio.sleep(0)
+        seen = []
+
+        def callback():
+            q.put("x")
+            seen.append(getter.done())
+
+        asyncio.get_running_loop().call_soon(callback)
+        assert await getter == "x"
+        return seen
+
+    assert run(main()) == [False]
