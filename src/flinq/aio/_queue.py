@@ -102,8 +102,10 @@ class AsyncQueue(Generic[_T]):
 
     @property
     def maxsize(self) -> int:
-        """The bound on queued items; <= 0 means unbounded."""
-        return int(getattr(self._queue, "maxsize", 0))
+        """The bound on queued items (an ArrayQueue's capacity); <= 0 means
+        unbounded."""
+        queue = self._queue
+        return int(getattr(queue, "maxsize", getattr(queue, "capacity", 0)))
 
     def qsize(self) -> int:
         """Number of items queued now."""

@@ -76,6 +76,7 @@ def test_array_queue_put_and_get_many():
     async def main():
         q = flinq.ArrayQueue("i8", 4)
         face = async_queue(q)
+        assert face.maxsize == 4 and not face.full()
         with pytest.raises(QueueEmpty):
             face.get_nowait()
 
