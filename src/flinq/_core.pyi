@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import GenericAlias, TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
+from flinq.aio import AsyncQueue
 from flinq.consumer import Consumer
 
 _T = TypeVar("_T")
@@ -54,6 +55,8 @@ class _QueueCore(Generic[_T]):
     def set_watcher(self, callback: Callable[[int], object] | None) -> None: ...
     @property
     def watcher(self) -> Callable[[int], object] | None: ...
+    @property
+    def async_q(self) -> AsyncQueue[_T]: ...
     def reserve(self, timeout: float | None = None) -> LocalMessage[_T]: ...
     def messages(self, timeout: float | None = None) -> Iterator[LocalMessage[_T]]: ...
     def consume(

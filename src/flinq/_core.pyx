@@ -611,6 +611,13 @@ cdef class _QueueCore:
         """The callback given to set_watcher(), or None."""
         return self._watcher
 
+    @property
+    def async_q(self):
+        """This queue's asyncio face (flinq.aio.async_queue): asyncio.Queue's
+        API over the same items, usable beside threads."""
+        from flinq.aio import async_queue
+        return async_queue(self)
+
     # ---- at-least-once delivery: reserve, settle, consume --------------------------
 
     def reserve(self, timeout=None):

@@ -19,6 +19,21 @@ from collections.abc import Callable
 from typing import Final
 
 import flinq
+from flinq.bench.aio_trials import (
+    TASK_QUEUE_BOUND,
+    WAKEUP_PAUSE,
+    TaskToTask,
+    ThreadToLoop,
+    WakeUp,
+    asyncio_bridge,
+    asyncio_tasks,
+    culsans_bridge,
+    culsans_unavailable,
+    flinq_bridge,
+    flinq_tasks,
+    janus_bridge,
+    janus_unavailable,
+)
 from flinq.bench.array_trials import (
     ARRAY_BATCH,
     ARRAY_RECORDS_PER_ITEM,
@@ -124,6 +139,8 @@ PROCESS_PEER_SCALE: Final = 0.1
 LARGE_SCALE: Final = 0.002
 #: The ping-pong workload (a round trip per message).
 PING_PONG_SCALE: Final = 0.01
+#: The asyncio wake-up workload (its thread is paced).
+WAKEUP_SCALE: Final = 0.005
 
 #: Targets from the original status report, in ops/s.
 TARGETS: Final[dict[str, float]] = {"enqueue": 50_000, "dequeue": 40_000, "consume": 30_000}
@@ -530,6 +547,73 @@ def workloads() -> dict[str, Workload]:
             ),
             metrics=(P50, P99),
             scale=LATENCY_SCALE,
+            min_items=200,
+        ),
+        Workload(
+            "asyncio",
+            "a producer thread put()s n items; a coroutine on an event loop awaits get() for "
+            "each (thread to asyncio)",
+            Contender(
+                "flinq.Queue + async_q",
+                lambda n, env: ThreadToLoop(n, env, flinq_bridge),
+                note="q.put / await async_queue(q).get()",
+            ),
+            (
+                Contender(
+                    "culsans.Queue",
+                    lambda n, env: ThreadToLoop(n, env, culsans_bridge),
+                    culsans_unavailable,
+                    note="sync_q.put / await async_q.get()",
+                ),
+                Contender(
+                    "janus.Queue",
+                    lambda n, env: ThreadToLoop(n, env, janus_bridge),
+                    janus_unavailable,
+                    scale=0.25,
+                    note="sync_q.put / await async_q.get()",
+                ),
+            ),
+        ),
+        Workload(
+            "asyncio-tasks",
+            f"one task awaits put() of n items into a queue bounded to {TASK_QUEUE_BOUND}, "
+            "another awaits get() of each, on one event loop",
+            Contender("flinq.Queue + async_q", lambda n, env: TaskToTask(n, env, flinq_tasks)),
+            (Contender("asyncio.Queue", lambda n, env: TaskToTask(n, env, asyncio_tasks)),),
+        ),
+        Workload(
+            "asyncio-wakeup",
+            "wake-up latency: a thread hands items one at a time, "
+            f"{WAKEUP_PAUSE * 1e6:.0f} us apart, to a coroutine waiting on an idle loop; from "
+            "just before the thread's call to just after the coroutine resumes",
+            Contender(
+                "flinq.Queue + async_q",
+                lambda n, env: WakeUp(n, env, flinq_bridge),
+                note="q.put / await async_queue(q).get()",
+            ),
+            (
+                Contender(
+                    "asyncio.Queue via call_soon_threadsafe",
+                    lambda n, env: WakeUp(n, env, asyncio_bridge),
+                    note="loop.call_soon_threadsafe(q.put_nowait, x) / await q.get()",
+                ),
+                Contender(
+                    "loop.call_soon_threadsafe",
+                    lambda n, env: WakeUp(n, env, None),
+                    note="call_soon_threadsafe(future.set_result) / await future: "
+                    "asyncio's least cross-thread wake-up, no queue",
+                ),
+                Contender(
+                    "culsans.Queue",
+                    lambda n, env: WakeUp(n, env, culsans_bridge),
+                    culsans_unavailable,
+                ),
+                Contender(
+                    "janus.Queue", lambda n, env: WakeUp(n, env, janus_bridge), janus_unavailable
+                ),
+            ),
+            metrics=(P50, P99),
+            scale=WAKEUP_SCALE,
             min_items=200,
         ),
         Workload(

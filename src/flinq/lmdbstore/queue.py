@@ -805,6 +805,13 @@ class DurableQueue:
         # Ready messages leave memory only: they stay stored.
         self._core.shutdown(immediate=True)
 
+    @property
+    def async_q(self) -> Any:
+        """This queue's asyncio face (flinq.aio.async_queue), as on every flinq queue."""
+        from flinq.aio import async_queue
+
+        return async_queue(self)
+
     def qsize(self) -> int:
         """Messages ready now (not counting those in flight)."""
         self._check_attached()
