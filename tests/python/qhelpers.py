@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -95,6 +96,36 @@ def subprocess_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH")) if p)
     env.pop("PYTHONWARNINGS", None)
     return env
+
+
+# Put before a script that must answer Ctrl-C: a child started from a
+# shell's background job inherits SIGINT as ignored, and Python then keeps it
+# ignored, so the signal would never reach the call under test.
+SIGINT_PRELUDE = "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
+def interrupt_blocked_call(script: str, *args: str, timeout: float = 30.0) -> tuple[int, str, str]:
+    """Run script (which prints "ready", then blocks in a call) in a child,
+    send it SIGINT once it blocks, and return its exit code, stdout, stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIGINT_PRELUDE + script, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.3)  # let it enter the blocking call
+        assert proc.poll() is None, "the call returned instead of blocking"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, out, err
 
 
 def run_python(code: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:

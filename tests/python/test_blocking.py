@@ -8,8 +8,6 @@ only there to turn a hang into a failure.
 from __future__ import annotations
 
 import queue
-import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -21,10 +19,10 @@ from qhelpers import (
     HANG_GUARD,
     cls_id,
     drain,
+    interrupt_blocked_call,
     run_python,
     spawn,
     still_blocked,
-    subprocess_env,
 )
 
 import flinq
@@ -394,16 +392,10 @@ def test_shutdown_from_another_thread_stops_consumer_loop(cls):
 # --------------------------------------------------------------------------- signals
 
 
-# The script installs Python's SIGINT handler itself: a child started from a
-# shell's background job inherits SIGINT as ignored, and Python then keeps it
-# ignored, so Ctrl-C would never reach the call under test.
 KBI_SCRIPT = textwrap.dedent(
     """
-    import signal
     import sys
     import flinq
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     kind = sys.argv[1]
     if kind == "get":
@@ -451,25 +443,8 @@ CALLS = [
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize(("cls", "kind"), CALLS, ids=[f"{c}-{k}" for c, k in CALLS])
 def test_sigint_interrupts_blocked_main_thread(cls, kind):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", KBI_SCRIPT.replace("{cls}", cls), kind],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(),
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(0.3)  # let it enter the blocking call
-        assert proc.poll() is None, "the call returned instead of blocking"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 42, (proc.returncode, out, err)
+    code, out, err = interrupt_blocked_call(KBI_SCRIPT.replace("{cls}", cls), kind, timeout=10)
+    assert code == 42, (code, out, err)
     assert "interrupted" in out
 
 

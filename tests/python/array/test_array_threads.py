@@ -5,8 +5,6 @@ run, and Ctrl-C reaches a blocked main thread."""
 from __future__ import annotations
 
 import queue
-import signal
-import subprocess
 import sys
 import textwrap
 import threading
@@ -17,7 +15,7 @@ import pytest
 
 np = pytest.importorskip("numpy")
 
-from qhelpers import subprocess_env  # noqa: E402
+from qhelpers import interrupt_blocked_call  # noqa: E402
 
 import flinq  # noqa: E402
 from flinq._array import GIL_FREE_BYTES  # noqa: E402
@@ -247,22 +245,5 @@ KBI_SCRIPT = textwrap.dedent(
 @pytest.mark.parametrize("where", ["in-process", "shared"])
 @pytest.mark.parametrize("kind", ["put", "get_many"])
 def test_sigint_interrupts_blocked_main_thread(kind: str, where: str) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", KBI_SCRIPT, kind, where],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(),
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(0.3)  # let it enter the blocking call
-        assert proc.poll() is None, "the call returned instead of blocking"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 42, (proc.returncode, out, err)
+    code, out, err = interrupt_blocked_call(KBI_SCRIPT, kind, where)
+    assert code == 42, (code, out, err)
