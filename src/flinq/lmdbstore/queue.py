@@ -402,6 +402,18 @@ class DurableQueue:
     def _publish(
         self, entries: list[Entry], priority: int, block: bool, timeout: float | None
     ) -> None:
+        """_publish_entries; a store that closed meanwhile (which shuts the
+        core down) is StoreClosedError, as for every other call."""
+        try:
+            self._publish_entries(entries, priority, block, timeout)
+        except ShutDown:
+            if self._detached:
+                self._raise_unusable()
+            raise
+
+    def _publish_entries(
+        self, entries: list[Entry], priority: int, block: bool, timeout: float | None
+    ) -> None:
         """Log new messages, then make them ready; all or none.
 
         A bounded queue first holds room for them, so a put refused for
