@@ -68,6 +68,17 @@ extensions = [
         extra_link_args=link_args,
         libraries=shm_libraries,
     ),
+    # Named shared-memory segments (include/flinq/shmseg.h), cimported by
+    # flinq._array and flinq._process.
+    Extension(
+        "flinq._segment",
+        ["src/flinq/_segment.pyx"],
+        include_dirs=["include"],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+        libraries=shm_libraries,
+    ),
     # ProcessQueue: shared memory between processes.
     Extension(
         "flinq._process",

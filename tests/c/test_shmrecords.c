@@ -1,18 +1,17 @@
 /*
- * tests/c/test_shm.c: flinq/array_shmseg.h and flinq/array_shmwait.h, and flinq/records.h
- * in a segment shared by processes.
+ * tests/c/test_shmrecords.c: flinq/records.h in a segment shared by
+ * processes, as ArrayQueue(shared=True) keeps it: a flinq/shmseg.h segment
+ * of kind FLQ_SHM_KIND_ARRAY with the ring after a metadata page, sleepers
+ * on the ring header's flinq/shmwait.h words.
  *
- *   1. segments: create, refuse an existing name, attach elsewhere and see
- *      the same bytes, unlink (mappings survive, attaching fails), unmap;
- *   2. shmwait in one process: a wait times out, a notify with no waiter
- *      costs nothing, a sleeping thread is woken;
- *   3. 2 producer processes (each attaching by name, so the ring sits at
- *      another address in each) and 2 consumer threads of the parent move
- *      N records (FLINQ_C_ITEMS / 10, default 1M) through a 500-slot ring,
- *      sleeping on the ring's shmwait words when it is full or empty: every
- *      record exactly once, in order per producer.
+ * 2 producer processes (each attaching by name and checking the header, so
+ * the ring sits at another address in each) and 2 consumer threads of the
+ * parent move N records (FLINQ_C_ITEMS / 10, default 1M) through a
+ * 500-slot ring, sleeping on the ring's wait words when it is full or
+ * empty: every record exactly once, in order per producer. The segment
+ * and wait-word functions on their own are tested by test_shmring.c.
  */
-#define _DEFAULT_SOURCE /* syscall() for flinq/array_shmwait.h (Python.h defines _GNU_SOURCE) */
+#define _DEFAULT_SOURCE /* syscall() for flinq/shmwait.h (Python.h defines _GNU_SOURCE) */
 #include "check.h"
 
 #include <pthread.h>
@@ -21,80 +20,17 @@
 #include <unistd.h>
 
 #include "flinq/records.h"
-#include "flinq/array_shmseg.h"
-#include "flinq/array_shmwait.h"
+#include "flinq/shmseg.h"
+#include "flinq/shmwait.h"
 
 #define NPROD 2
 #define NCONS 2
 #define RING_CAP 500
 #define MAX_RUN 50
 #define WAIT_NS 100000000 /* re-check at least every 100 ms */
+#define RING_AT 4096      /* the ring's offset: after the header and a metadata page */
 
-static char g_name[FLQ_SHM_NAME_MAX];
-
-static void unit_segments(void)
-{
-    void *a = NULL, *b = NULL;
-    uint64_t size = 0;
-    CHECK_EQ(flq_shm_create(g_name, 10000, &a), 0);
-    CHECK_EQ(flq_shm_create(g_name, 10000, &b), EEXIST);
-    CHECK_EQ(flq_shm_attach(g_name, &b, &size), 0);
-    CHECK_EQ(size, 10000);
-    CHECK(a != b);
-    CHECK_EQ(((unsigned char *)b)[9999], 0); /* zero-filled */
-    memcpy(a, "flinq", 6);
-    CHECK(memcmp(b, "flinq", 6) == 0);
-    CHECK_EQ(flq_shm_unlink(g_name), 0);
-    CHECK_EQ(flq_shm_unlink(g_name), ENOENT);
-    ((char *)b)[0] = 'F';
-    CHECK(((char *)a)[0] == 'F'); /* the mappings outlive the name */
-    void *c = NULL;
-    CHECK_EQ(flq_shm_attach(g_name, &c, &size), ENOENT);
-    CHECK_EQ(flq_shm_unmap(a, 10000), 0);
-    CHECK_EQ(flq_shm_unmap(b, 10000), 0);
-    CHECK_EQ(flq_shm_create(g_name, 0, &a), EINVAL);
-    printf("  unit: create/attach/unlink/unmap ok\n");
-}
-
-static uint32_t g_epoch, g_waiters;
-static atomic_int g_flag;
-
-static void *sleeper(void *arg)
-{
-    (void)arg;
-    flq_shmwait w = {&g_epoch, &g_waiters};
-    while (!atomic_load(&g_flag)) {
-        uint32_t key = flq_shmwait_prepare(w);
-        if (atomic_load(&g_flag))
-            flq_shmwait_cancel(w);
-        else
-            flq_shmwait_wait(w, key, -1); /* no limit: only a notify ends it */
-    }
-    return NULL;
-}
-
-static void unit_wait(void)
-{
-    flq_shmwait w = {&g_epoch, &g_waiters};
-    uint32_t key = flq_shmwait_prepare(w);
-    double t0 = now_sec();
-    CHECK_EQ(flq_shmwait_wait(w, key, 20000000), 1);
-    CHECK(now_sec() - t0 >= 0.015);
-    CHECK_EQ(g_waiters, 0);
-    flq_shmwait_notify(w, 1);
-    CHECK_EQ(g_epoch, 0); /* nobody waited: the epoch did not move */
-
-    pthread_t t;
-    CHECK(pthread_create(&t, NULL, sleeper, NULL) == 0);
-    while (__atomic_load_n(&g_waiters, __ATOMIC_RELAXED) == 0)
-        usleep(1000);
-    usleep(20000);
-    atomic_store(&g_flag, 1);
-    flq_shmwait_notify(w, 0);
-    CHECK(pthread_join(t, NULL) == 0);
-    CHECK_EQ(g_waiters, 0);
-    printf("  unit: wait times out, notify wakes a sleeper ok\n");
-}
+static char g_name[64];
 
 /* ---------------------------------------------------- processes and threads */
 
@@ -107,16 +43,17 @@ static uint64_t g_per_producer;
 static flq_records *g_ring;
 static uint8_t *g_seen[NPROD];
 
-static flq_shmwait items_of(flq_records *r) { return (flq_shmwait){&r->items_epoch, &r->items_waiters}; }
-static flq_shmwait room_of(flq_records *r) { return (flq_shmwait){&r->room_epoch, &r->room_waiters}; }
-
 static int produce(uint64_t id)
 {
     void *addr = NULL;
     uint64_t size = 0;
-    if (flq_shm_attach(g_name, &addr, &size) != 0 || flq_records_check(addr, size) != 0)
+    if (flq_shm_attach(g_name, &addr, &size, NULL) != 0)
         return 2;
-    flq_records *r = (flq_records *)addr;
+    if (flq_shm_check(addr, size, FLQ_SHM_KIND_ARRAY) != FLQ_SHM_OK
+        || ((flq_shm_header *)addr)->params[3] != RING_AT
+        || flq_records_check((char *)addr + RING_AT, size - RING_AT) != 0)
+        return 3;
+    flq_records *r = (flq_records *)((char *)addr + RING_AT);
     uint64_t seed = 99 + id;
     rec buf[MAX_RUN];
     uint64_t s = 0;
@@ -127,13 +64,13 @@ static int produce(uint64_t id)
         for (uint64_t k = 0; k < m; k++)
             buf[k] = (rec){id, s + k};
         while (!flq_records_try_put(r, buf, m)) {
-            uint32_t key = flq_shmwait_prepare(room_of(r));
+            uint32_t key = flq_shm_wait_prepare(&r->room);
             if (flq_records_room(r) >= m)
-                flq_shmwait_cancel(room_of(r));
+                flq_shm_wait_cancel(&r->room);
             else
-                flq_shmwait_wait(room_of(r), key, WAIT_NS);
+                flq_shm_wait_sleep(&r->room, key, WAIT_NS);
         }
-        flq_shmwait_notify(items_of(r), m > 1);
+        flq_shm_wait_notify(&r->items, m > 1);
         s += m;
     }
     flq_shm_unmap(addr, size);
@@ -160,14 +97,14 @@ static void *consume(void *arg)
         if (k == 0) {
             if (state != FLQ_RECORDS_OPEN)
                 break;
-            uint32_t key = flq_shmwait_prepare(items_of(r));
+            uint32_t key = flq_shm_wait_prepare(&r->items);
             if (flq_records_size(r) || flq_records_state(r) != FLQ_RECORDS_OPEN)
-                flq_shmwait_cancel(items_of(r));
+                flq_shm_wait_cancel(&r->items);
             else
-                flq_shmwait_wait(items_of(r), key, WAIT_NS);
+                flq_shm_wait_sleep(&r->items, key, WAIT_NS);
             continue;
         }
-        flq_shmwait_notify(room_of(r), 1);
+        flq_shm_wait_notify(&r->room, 1);
         for (uint64_t j = 0; j < k; j++) {
             uint64_t p = buf[j].producer, s = buf[j].seq;
             if (p >= NPROD || s >= g_per_producer) {
@@ -188,13 +125,15 @@ static void *consume(void *arg)
 static void processes_phase(uint64_t records)
 {
     g_per_producer = records / NPROD;
-    uint64_t size = flq_records_block_size(sizeof(rec), RING_CAP);
+    uint64_t size = RING_AT + flq_records_block_size(sizeof(rec), RING_CAP);
     void *addr = NULL;
-    CHECK_EQ(flq_shm_create(g_name, size, &addr), 0);
+    CHECK_EQ(flq_shm_create(g_name, size, &addr, NULL), 0);
     if (addr == NULL)
         return;
-    g_ring = flq_records_init(addr, sizeof(rec), RING_CAP);
+    g_ring = flq_records_init((char *)addr + RING_AT, sizeof(rec), RING_CAP);
     CHECK(g_ring != NULL);
+    uint64_t params[4] = {sizeof(rec), RING_CAP, 0, RING_AT};
+    flq_shm_publish(addr, FLQ_SHM_KIND_ARRAY, size, params);
     for (int p = 0; p < NPROD; p++)
         g_seen[p] = (uint8_t *)calloc((size_t)g_per_producer, 1);
 
@@ -219,7 +158,7 @@ static void processes_phase(uint64_t records)
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
     flq_records_set_state(g_ring, FLQ_RECORDS_SHUTDOWN);
-    flq_shmwait_notify(items_of(g_ring), 1);
+    flq_shm_wait_notify(&g_ring->items, 1);
     uint64_t total = 0;
     for (int i = 0; i < NCONS; i++) {
         CHECK(pthread_join(threads[i], NULL) == 0);
@@ -242,17 +181,15 @@ static void processes_phase(uint64_t records)
            " duplicated; %.3fs\n",
            NPROD, NCONS, NPROD * g_per_producer, missing, dup, dt);
     CHECK_EQ(flq_shm_unlink(g_name), 0);
-    CHECK_EQ(flq_shm_unmap(addr, size), 0);
+    flq_shm_unmap(addr, size);
 }
 
 int main(void)
 {
-    snprintf(g_name, sizeof g_name, "/flinq-test-shm-%ld", (long)getpid());
+    snprintf(g_name, sizeof g_name, "/flinq-test-shmrecords-%ld", (long)getpid());
     uint64_t records = items_from_env(10000000) / 10;
-    printf("test_shm: segment %s, ring capacity %d, %" PRIu64 " records\n", g_name, RING_CAP, records);
-    unit_segments();
-    unit_wait();
+    printf("test_shmrecords: segment %s, ring capacity %d, %" PRIu64 " records\n", g_name, RING_CAP, records);
     processes_phase(records);
     flq_shm_unlink(g_name); /* in case a check failed before the unlink */
-    return check_report("test_shm");
+    return check_report("test_shmrecords");
 }

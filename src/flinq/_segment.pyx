@@ -1,0 +1,136 @@
+# cython: language_level=3, embedsignature=True, binding=False
+"""One named shared-memory segment mapped into this process, over
+include/flinq/shmseg.h: create or attach (by name or by a descriptor handed
+down by a parent process), header check, removal of the name by the
+creating process, unmapping when the last reference goes.
+
+The structure inside (after the 64-byte header) belongs to the caller,
+which fills it and then calls flq_shm_publish before handing the name out.
+"""
+
+cimport cython
+from libc.errno cimport EEXIST, ENOENT
+from libc.stdint cimport uint32_t, uint64_t
+
+from flinq._shm cimport (
+    FLQ_SHM_BAD_KIND, FLQ_SHM_BAD_SIZE, FLQ_SHM_BAD_VERSION, FLQ_SHM_NOT_READY, FLQ_SHM_OK,
+    FLQ_SHM_VERSION, flq_shm_attach, flq_shm_check, flq_shm_close_fd, flq_shm_create,
+    flq_shm_header, flq_shm_map_fd, flq_shm_pid, flq_shm_unlink, flq_shm_unmap,
+)
+
+import os as _os
+import weakref as _weakref
+
+
+def _unlink_if_creator(bytes path, uint32_t creator_pid):
+    """Remove the segment's name, from the creating process only (a forked
+    child holds a copy of its parent's objects)."""
+    if flq_shm_pid() == creator_pid:
+        flq_shm_unlink(path)
+
+
+@cython.final
+cdef class Segment:
+    """One named shared-memory segment mapped into this process.
+
+    The mapping and a file descriptor of the segment live as long as this
+    object (the descriptor lets a spawned child map the segment without its
+    name); the name lives until the creating process calls unlink() (or
+    this object is collected there).
+    """
+
+    def __cinit__(self):
+        self.base = NULL
+        self.size = 0
+        self.fd = -1
+
+    def __dealloc__(self):
+        if self.base != NULL:
+            flq_shm_unmap(self.base, self.size)
+            self.base = NULL
+        flq_shm_close_fd(self.fd)
+        self.fd = -1
+
+    cdef const flq_shm_header *header(self):
+        return <const flq_shm_header *>self.base
+
+    def unlink(self):
+        """Remove the name now (creator only; later attaches fail)."""
+        if self._unlink is not None:
+            self._unlink()
+
+
+cdef Segment create_segment(str name, bytes path, uint64_t size):
+    """A new zero-filled segment of size bytes at path (shm_open's name),
+    called name in messages; FileExistsError when path is taken."""
+    cdef Segment seg = Segment.__new__(Segment)
+    cdef void *base = NULL
+    cdef int fd = -1
+    cdef int err = flq_shm_create(path, size, &base, &fd)
+    if err == EEXIST:
+        raise FileExistsError(err, f"a shared-memory segment named {name!r} exists already")
+    if err != 0:
+        raise OSError(err, f"cannot create shared memory {name!r} of {size} bytes: {_os.strerror(err)}")
+    seg.base = base
+    seg.size = size
+    seg.fd = fd
+    seg.name = name
+    seg._unlink = _weakref.finalize(seg, _unlink_if_creator, path, flq_shm_pid())
+    return seg
+
+
+cdef Segment attach_segment(str name, bytes path, uint32_t kind, str what):
+    """Map the segment at path and check that it holds a published `what`
+    of kind (ValueError if not; FileNotFoundError if there is none)."""
+    cdef Segment seg = Segment.__new__(Segment)
+    cdef void *base = NULL
+    cdef uint64_t size = 0
+    cdef int fd = -1
+    cdef int err = flq_shm_attach(path, &base, &size, &fd)
+    if err == ENOENT:
+        raise FileNotFoundError(err, f"no flinq {what} named {name!r}")
+    if err != 0:
+        raise OSError(err, f"cannot attach shared memory {name!r}: {_os.strerror(err)}")
+    seg.base = base
+    seg.size = size
+    seg.fd = fd
+    seg.name = name
+    _check(seg, kind, what)
+    return seg
+
+
+cdef Segment map_segment_fd(int fd, str name, uint32_t kind, str what):
+    """Map the segment open as fd (ours to close) and check it as
+    attach_segment does."""
+    cdef Segment seg = Segment.__new__(Segment)
+    seg.fd = fd
+    seg.name = name
+    cdef void *base = NULL
+    cdef uint64_t size = 0
+    cdef int err = flq_shm_map_fd(fd, &base, &size)
+    if err != 0:
+        raise OSError(err, f"cannot map shared memory {name!r}: {_os.strerror(err)}")
+    seg.base = base
+    seg.size = size
+    _check(seg, kind, what)
+    return seg
+
+
+cdef int _check(Segment seg, uint32_t kind, str what) except -1:
+    """Refuse a mapping that is not a published segment of kind."""
+    cdef str name = seg.name
+    cdef int verdict = flq_shm_check(seg.base, seg.size, kind)
+    if verdict == FLQ_SHM_OK:
+        return 0
+    if verdict == FLQ_SHM_BAD_VERSION:
+        raise ValueError(
+            f"shared memory {name!r} holds flinq format version {seg.header().version}; "
+            f"this flinq reads version {FLQ_SHM_VERSION}"
+        )
+    if verdict == FLQ_SHM_BAD_KIND:
+        raise ValueError(f"shared memory {name!r} holds another kind of flinq structure, not a {what}")
+    if verdict == FLQ_SHM_NOT_READY:
+        raise ValueError(f"shared memory {name!r} was never finished by its creator")
+    if verdict == FLQ_SHM_BAD_SIZE:
+        raise ValueError(f"shared memory {name!r} is corrupted: its size disagrees with its header")
+    raise ValueError(f"shared memory {name!r} is not a flinq {what} (bad magic: corrupted or foreign)")
