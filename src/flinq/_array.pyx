@@ -40,14 +40,15 @@ from libc.stdint cimport UINT64_MAX, int64_t, uint32_t, uint64_t
 
 from libc.string cimport memcpy
 
+from flinq._core cimport deadline_ns, sleep_on_park
 from flinq._headers cimport (
-    flq_now_ns, flq_park, flq_park_cancel, flq_park_destroy, flq_park_init,
-    flq_park_notify_locked, flq_park_prepare, flq_park_wait,
+    flq_park, flq_park_cancel, flq_park_destroy, flq_park_init, flq_park_notify_locked,
+    flq_park_prepare,
 )
-from flinq._segment cimport Segment, attach_segment, create_segment, map_segment_fd
+from flinq._segment cimport Segment, attach_segment, create_segment, map_segment_fd, sleep_on_shm
 from flinq._shm cimport (
     FLQ_SHM_KIND_ARRAY, flq_shm_header, flq_shm_publish, flq_shm_wait, flq_shm_wait_cancel,
-    flq_shm_wait_notify, flq_shm_wait_prepare, flq_shm_wait_sleep,
+    flq_shm_wait_notify, flq_shm_wait_prepare,
 )
 
 import ast as _ast
@@ -55,7 +56,6 @@ import os as _os
 import queue as _stdlib_queue
 import secrets as _secrets
 import sys as _sys
-import threading as _threading
 
 from flinq._compat import ShutDown
 
@@ -99,10 +99,6 @@ cdef extern from "flinq/records.h" nogil:
     uint64_t flq_load_u64_acquire(const uint64_t *p)
 
 
-cdef extern from "Python.h":
-    int PyErr_CheckSignals()
-
-
 # What a blocked caller waits for: index into ArrayQueue._parks / _waits.
 DEF ITEMS = 0
 DEF ROOM = 1
@@ -119,11 +115,6 @@ DEF HEADER_BYTES = 64  # sizeof(flq_shm_header)
 GIL_FREE_BYTES = 65536
 cdef uint64_t _gil_free_bytes = GIL_FREE_BYTES
 
-# Signals reach Python only in the main thread, and a condition-variable
-# wait does not return on a signal, so the main thread sleeps in slices this
-# long and runs pending signal handlers between them (prompt Ctrl-C).
-cdef int64_t SIGNAL_SLICE_NS = 50 * 1000 * 1000
-
 cdef object _numpy = None
 
 
@@ -137,20 +128,6 @@ cdef object _np():
             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None
         _numpy = numpy
     return _numpy
-
-
-cdef int64_t _deadline(bint block, object timeout) except -2:
-    """Absolute monotonic deadline in ns for a wait, or -1 for none."""
-    if not block or timeout is None:
-        return -1
-    if timeout < 0:  # also TypeError for what is no number, as in flinq.Queue
-        raise ValueError("'timeout' must be a non-negative number")
-    cdef double seconds = float(timeout)
-    if not seconds >= 0:  # NaN
-        raise ValueError("'timeout' must be a non-negative number")
-    if seconds > 1e9:  # ~31 years: no limit rather than an overflow
-        return -1
-    return flq_now_ns() + <int64_t>(seconds * 1e9)
 
 
 cdef bint _same_values(object converted, object given):
@@ -466,39 +443,21 @@ cdef class ArrayQueue:
         """Sleep (prepared with key) until notified, an early wake-up or the
         deadline (-1: none). Returns 1 when the deadline had passed, else 0.
         Raises what a signal handler raises (main thread only)."""
-        cdef int64_t timeout_ns = -1
-        cdef int64_t now
-        cdef bint in_main = _threading.current_thread() is _threading.main_thread()
-        cdef int rc
-        cdef bint shared = self._shared
-        cdef flq_shm_wait *words = self._waits[which]
-        cdef flq_park *park = &self._parks[which]
-        if deadline >= 0:
-            now = flq_now_ns()
-            if now >= deadline:
-                self._cancel(which)
-                return 1
-            timeout_ns = deadline - now
-        if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
-            timeout_ns = SIGNAL_SLICE_NS
+        cdef int slept
         self._users += 1  # a shared sleeper counts itself out in the mapping
-        with nogil:
-            if shared:
-                rc = flq_shm_wait_sleep(words, key, timeout_ns)
+        try:
+            if self._shared:
+                slept = sleep_on_shm(self._waits[which], key, deadline, False)
             else:
-                rc = flq_park_wait(park, key, timeout_ns)
-        self._left()
-        if in_main and PyErr_CheckSignals() < 0:
-            if rc == 0:
-                # The wake-up we consumed was meant for someone; pass it on.
-                self._notify(which, 0)
-            return -1
-        return 0
+                slept = sleep_on_park(&self._parks[which], key, deadline)
+        finally:
+            self._left()
+        return slept
 
     cdef int _put_array(self, object arr, uint64_t n, bint block, object timeout) except -1:
         """Put the n records of the C-contiguous array arr, all or none."""
         cdef Py_buffer view
-        cdef int64_t deadline = _deadline(block, timeout)
+        cdef int64_t deadline = deadline_ns(block, timeout)
         cdef flq_records *ring = self._open_ring()
         cdef uint32_t key
         cdef int stored
@@ -613,7 +572,7 @@ cdef class ArrayQueue:
         the record shape), waiting if the queue is empty (block=False or a
         timeout: raise queue.Empty; shut down and empty: ShutDown)."""
         np = _np()
-        cdef int64_t deadline = _deadline(block, timeout)
+        cdef int64_t deadline = deadline_ns(block, timeout)
         out = np.empty((1,) + self._shape, self._base)
         while True:
             self._wait_for_records(block, deadline)
@@ -638,7 +597,7 @@ cdef class ArrayQueue:
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         cdef uint64_t limit = min(max_items, UINT64_MAX)
-        cdef int64_t deadline = _deadline(block, timeout)
+        cdef int64_t deadline = deadline_ns(block, timeout)
         cdef uint64_t ready
         cdef uint64_t taken
         if out is not None:
@@ -685,7 +644,7 @@ cdef class ArrayQueue:
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         cdef uint64_t limit = min(max_items, UINT64_MAX)
-        cdef int64_t deadline = _deadline(block, timeout)
+        cdef int64_t deadline = deadline_ns(block, timeout)
         cdef uint64_t start
         cdef uint64_t taken
         cdef _RingSlice piece

@@ -36,10 +36,11 @@ from flinq._shm cimport (
     flq_mq_stage_begin, flq_mq_stage_record, flq_mq_take, flq_mq_view,
     flq_shm_header, flq_shm_pid, flq_shm_pid_alive, flq_shm_publish, flq_shm_relax,
     flq_shm_supported, flq_shm_yield, flq_shm_wait, flq_shm_wait_cancel, flq_shm_wait_notify,
-    flq_shm_wait_prepare, flq_shm_wait_sleep, flq_shm_wait_supported,
+    flq_shm_wait_prepare, flq_shm_wait_supported,
 )
+from flinq._core cimport deadline_ns
 from flinq._headers cimport flq_now_ns
-from flinq._segment cimport Segment, attach_segment, create_segment, map_segment_fd
+from flinq._segment cimport Segment, attach_segment, create_segment, map_segment_fd, sleep_on_shm
 
 import os as _os
 import pickle as _pickle
@@ -51,14 +52,10 @@ import sys as _sys
 Empty = _stdlib_queue.Empty
 Full = _stdlib_queue.Full
 
-cdef extern from "Python.h":
-    int PyErr_CheckSignals()
-
-# A sleeper wakes this often even when nobody notifies it: to run signal
-# handlers (Ctrl-C) in the main thread, and, in every thread, so that a
-# wake-up given to a process that was killed before acting on it delays the
-# others by at most this long.
-cdef int64_t WAKE_SLICE_NS = 50 * 1000 * 1000
+# A sleeper wakes every 50 ms (flinq._core's SIGNAL_SLICE_NS) even when
+# nobody notifies it: to run signal handlers (Ctrl-C) in the main thread,
+# and, in every thread, so that a wake-up given to a process that was killed
+# before acting on it delays the others by at most this long.
 # How long a getter or putter keeps polling before it commits to sleeping:
 # a futex sleep and the wake-up that ends it cost the two sides system calls
 # and a context switch (several microseconds), which a short spin saves
@@ -119,17 +116,8 @@ cdef int _alive(uint32_t pid) noexcept nogil:
 
 
 cdef inline int64_t _deadline(bint block, object timeout) except -2:
-    """Absolute monotonic deadline in ns, -1 for none, 0 for no waiting."""
-    if not block:
-        return 0
-    if timeout is None:
-        return -1
-    cdef double seconds = float(timeout)
-    if seconds < 0 or seconds != seconds:
-        raise ValueError("'timeout' must be a non-negative number")
-    if seconds > 1e9:  # ~31 years: no limit rather than overflow
-        return -1
-    return flq_now_ns() + <int64_t>(seconds * 1e9) + 1
+    """flinq._core's deadline_ns, with 0 for no waiting (block=False)."""
+    return deadline_ns(True, timeout) if block else 0
 
 
 cdef inline bint _spin(int64_t *spin_until, int *polls, int64_t deadline):
@@ -148,29 +136,10 @@ cdef inline bint _spin(int64_t *spin_until, int *polls, int64_t deadline):
     return True
 
 
-cdef int _sleep(flq_shm_wait *w, uint32_t key, int64_t deadline) except -1:
-    """Sleep on w (prepared with key) until notified, a slice passes or the
-    deadline (-1: none). Returns 1 when the deadline had passed, else 0.
-    Raises what a signal handler raises."""
-    cdef int64_t timeout_ns = WAKE_SLICE_NS
-    cdef int64_t now
-    cdef int rc
-    if deadline >= 0:
-        now = flq_now_ns()
-        if now >= deadline:
-            flq_shm_wait_cancel(w)
-            return 1
-        if deadline - now < timeout_ns:
-            timeout_ns = deadline - now
-    with nogil:
-        rc = flq_shm_wait_sleep(w, key, timeout_ns)
-    if PyErr_CheckSignals() < 0:
-        if rc == 0:
-            # The wake-up we took was meant for someone who will now not
-            # act on it: pass it on.
-            flq_shm_wait_notify(w, 0)
-        return -1
-    return 0
+cdef inline int _sleep(flq_shm_wait *w, uint32_t key, int64_t deadline) except -1:
+    """Sleep on w (prepared with key) in slices in every thread (see
+    above): 1 when the deadline (-1: none) had passed, else 0."""
+    return sleep_on_shm(w, key, deadline, True)
 
 
 cdef object _shm_path(str name):

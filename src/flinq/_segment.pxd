@@ -1,11 +1,13 @@
-# A named shared-memory segment mapped into this process (include/flinq/shmseg.h),
-# for the extension modules that keep a structure in one: flinq._array
-# (ArrayQueue(shared=True)) and flinq._process (ProcessQueue). They cimport
-# it from here; its code lives in _segment.pyx.
+# The Python side of flinq's shared-memory layer, for the extension modules
+# that keep a structure in shared memory: flinq._array (ArrayQueue(shared=True))
+# and flinq._process (ProcessQueue). A named segment mapped into this process
+# (include/flinq/shmseg.h), and sleeping on a wait word in it
+# (include/flinq/shmwait.h). They cimport it from here; its code lives in
+# _segment.pyx.
 
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 
-from flinq._shm cimport flq_shm_header
+from flinq._shm cimport flq_shm_header, flq_shm_wait
 
 
 cdef class Segment:
@@ -22,3 +24,4 @@ cdef class Segment:
 cdef Segment create_segment(str name, bytes path, uint64_t size)
 cdef Segment attach_segment(str name, bytes path, uint32_t kind, str what)
 cdef Segment map_segment_fd(int fd, str name, uint32_t kind, str what)
+cdef int sleep_on_shm(flq_shm_wait *w, uint32_t key, int64_t deadline, bint every_thread) except -1

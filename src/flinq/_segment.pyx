@@ -1,21 +1,26 @@
 # cython: language_level=3, embedsignature=True, binding=False
-"""One named shared-memory segment mapped into this process, over
-include/flinq/shmseg.h: create or attach (by name or by a descriptor handed
-down by a parent process), header check, removal of the name by the
-creating process, unmapping when the last reference goes.
+"""The Python side of flinq's shared-memory layer.
 
-The structure inside (after the 64-byte header) belongs to the caller,
-which fills it and then calls flq_shm_publish before handing the name out.
+Segments (include/flinq/shmseg.h): create or attach (by name or by a
+descriptor handed down by a parent process), header check, removal of the
+name by the creating process, unmapping when the last reference goes. The
+structure inside (after the 64-byte header) belongs to the caller, which
+fills it and then calls flq_shm_publish before handing the name out.
+
+Waiting (include/flinq/shmwait.h): sleep_on_shm, flinq._core's
+signal-aware sleep over a wait word in a segment.
 """
 
 cimport cython
 from libc.errno cimport EEXIST, ENOENT
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 
+from flinq._core cimport sleep_until, wait_ops
 from flinq._shm cimport (
     FLQ_SHM_BAD_KIND, FLQ_SHM_BAD_SIZE, FLQ_SHM_BAD_VERSION, FLQ_SHM_NOT_READY, FLQ_SHM_OK,
     FLQ_SHM_VERSION, flq_shm_attach, flq_shm_check, flq_shm_close_fd, flq_shm_create,
-    flq_shm_header, flq_shm_map_fd, flq_shm_pid, flq_shm_unlink, flq_shm_unmap,
+    flq_shm_header, flq_shm_map_fd, flq_shm_pid, flq_shm_unlink, flq_shm_unmap, flq_shm_wait,
+    flq_shm_wait_cancel, flq_shm_wait_notify, flq_shm_wait_sleep,
 )
 
 import os as _os
@@ -134,3 +139,31 @@ cdef int _check(Segment seg, uint32_t kind, str what) except -1:
     if verdict == FLQ_SHM_BAD_SIZE:
         raise ValueError(f"shared memory {name!r} is corrupted: its size disagrees with its header")
     raise ValueError(f"shared memory {name!r} is not a flinq {what} (bad magic: corrupted or foreign)")
+
+
+# ---- waiting ------------------------------------------------------------------
+
+cdef int _wait_sleep(void *w, uint32_t key, int64_t timeout_ns) noexcept nogil:
+    return flq_shm_wait_sleep(<flq_shm_wait *>w, key, timeout_ns)
+
+
+cdef void _wait_cancel(void *w) noexcept nogil:
+    flq_shm_wait_cancel(<flq_shm_wait *>w)
+
+
+cdef void _wait_notify(void *w, int all) noexcept nogil:
+    flq_shm_wait_notify(<flq_shm_wait *>w, all)
+
+
+cdef wait_ops _SHM_WAIT_OPS
+_SHM_WAIT_OPS.sleep = _wait_sleep
+_SHM_WAIT_OPS.cancel = _wait_cancel
+_SHM_WAIT_OPS.notify = _wait_notify
+
+
+cdef int sleep_on_shm(flq_shm_wait *w, uint32_t key, int64_t deadline, bint every_thread) except -1:
+    """flinq._core's sleep_until on a shared wait word (prepared with key):
+    1 when the deadline (-1: none) had passed, else 0; raises what a signal
+    handler raises. every_thread: sleep in slices in every thread, not only
+    in the main thread."""
+    return sleep_until(&_SHM_WAIT_OPS, w, key, deadline, every_thread)
