@@ -5,7 +5,8 @@ that uses Queue, SimpleQueue, LifoQueue, PriorityQueue and the stdlib's
 exceptions, which flinq raises as they are (``except queue.Empty`` keeps
 working).
 
-Durable named queues live in a Store: ``flinq.open(path).queue(name)``.
+Durable named queues live in a store: ``flinq.open(path_or_url).queue(name)``
+(flinq.protocols says what every store, queue and message offers).
 Every queue also delivers at least once: ``q.reserve()`` and ``msg.ack()``,
 ``q.messages()``, and worker threads with retries through ``q.consume(handler)``.
 
@@ -17,22 +18,26 @@ over shared memory.
 
 from queue import Empty, Full
 
+from flinq import protocols
 from flinq._array import ArrayQueue
 from flinq._compat import ShutDown
 from flinq._core import LifoQueue, LocalMessage, PriorityQueue, Queue, SimpleQueue
 from flinq._process import ProcessMessage, ProcessQueue
+from flinq.backends import open
 from flinq.consumer import Consumer
-from flinq.durable import DurableQueue, Message
 from flinq.errors import (
     StoreClosedError,
     StoreCorruptError,
     StoreError,
     StoreForkedError,
     StoreLockedError,
+    StoreNotFoundError,
+    StorePermissionError,
     StoreVersionError,
     StoreWriteError,
 )
-from flinq.store import Store, open
+from flinq.lmdbstore import DurableQueue, Message, Store
+from flinq.settings import QueueSettings
 
 __version__ = "0.1.0"
 
@@ -49,6 +54,7 @@ __all__ = [
     "ProcessMessage",
     "ProcessQueue",
     "Queue",
+    "QueueSettings",
     "ShutDown",
     "SimpleQueue",
     "Store",
@@ -57,8 +63,11 @@ __all__ = [
     "StoreError",
     "StoreForkedError",
     "StoreLockedError",
+    "StoreNotFoundError",
+    "StorePermissionError",
     "StoreVersionError",
     "StoreWriteError",
     "__version__",
     "open",
+    "protocols",
 ]

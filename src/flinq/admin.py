@@ -1,9 +1,10 @@
 """``flinq stats``, ``peek``, ``purge`` and ``requeue``: administer a durable store.
 
-stats and peek open the store read-only, so they work while another process
-owns it; they see what that process has committed, not what is still in its
-pending log. Messages in flight live only in the owner's memory: the owner
-publishes their count every second in its status file (store.STATUS_FILE),
+Written against flinq.protocols.DurableStore only: any backend's store
+works. stats and peek open the store read-only, so they work while another
+process owns it; they see what that process has committed, not what is
+still in its pending log. Messages in flight live only in the owner's
+memory: an LMDB store's owner publishes their count in its status file,
 which stats reads while the owner is alive.
 purge and requeue take the store's write lock, so they refuse a store that
 another process has open; each changes the store in one LMDB transaction,
@@ -26,27 +27,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-import lmdb
-
+from flinq.backends import open as open_store
 from flinq.cli import CommandError
-from flinq.codec import (
-    TAG_BYTEARRAY,
-    TAG_BYTES,
-    TAG_SERIALIZED,
-    TAG_STR,
-    Record,
-    Serializer,
-    decode_body,
-    decode_record,
-    fifo_key,
-    key_priority,
-    key_seq,
-    priority_key,
-    resolve_serializer,
-    with_attempts,
-)
-from flinq.errors import StoreCorruptError, StoreError
-from flinq.store import STATUS_FILE, STATUS_INTERVAL, Store
+from flinq.codec import Serializer, resolve_serializer
+from flinq.errors import StoreError, StoreNotFoundError
+from flinq.protocols import DurableStore
 
 __all__ = [
     "AdminError",
@@ -62,15 +47,7 @@ __all__ = [
 
 DEFAULT_PEEK: Final = 10
 DEFAULT_WIDTH: Final = 60
-_DATA_FILE: Final = "data.mdb"
 _EXIT_FAILED: Final = 1
-_BODY_TYPES: Final = {
-    TAG_BYTES: "bytes",
-    TAG_BYTEARRAY: "bytearray",
-    TAG_STR: "str",
-    TAG_SERIALIZED: "serialized",
-}
-_RAW: Final = resolve_serializer("raw")  # bodies stored raw need no serializer
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -82,22 +59,20 @@ class AdminError(Exception):
 # ---- reading -------------------------------------------------------------------------
 
 
-def _check_store_path(path: str) -> None:
-    """CommandError unless path is a directory holding a store's data file:
-    no command creates a store."""
-    if not os.path.exists(path):
-        raise CommandError(f"{path}: no such directory")
-    if not os.path.isdir(path):
-        raise CommandError(f"{path} is not a directory")
-    if not os.path.isfile(os.path.join(path, _DATA_FILE)):
-        raise CommandError(f"{path} is not a flinq store (no {_DATA_FILE})")
-
-
 @contextlib.contextmanager
-def open_readonly(path: str) -> Iterator[Store]:
-    """The store at path, opened read-only for the block."""
-    _check_store_path(path)
-    store = Store(path, readonly=True)
+def open_readonly(target: str) -> Iterator[DurableStore]:
+    """The store at target (a path or URL), opened read-only for the block;
+    CommandError if there is no store there: no command creates one."""
+    if "://" not in target and not os.path.isdir(target):
+        raise CommandError(
+            f"{target}: no such directory"
+            if not os.path.exists(target)
+            else f"{target} is not a directory"
+        )
+    try:
+        store = open_store(target, readonly=True)
+    except StoreNotFoundError as exc:
+        raise CommandError(str(exc)) from None
     try:
         yield store
     finally:
@@ -105,12 +80,12 @@ def open_readonly(path: str) -> Iterator[Store]:
 
 
 @contextlib.contextmanager
-def open_for_writing(path: str) -> Iterator[Store]:
-    """The store at path, opened with its write lock for the block; a
-    directory that is not a flinq store is refused before anything is written."""
-    with open_readonly(path):
+def open_for_writing(target: str) -> Iterator[DurableStore]:
+    """The store at target, opened for writing for the block; a directory
+    that is not a flinq store is refused before anything is written."""
+    with open_readonly(target):
         pass
-    store = Store(path)
+    store = open_store(target)
     try:
         yield store
     finally:
@@ -118,198 +93,42 @@ def open_for_writing(path: str) -> Iterator[Store]:
 
 
 @contextlib.contextmanager
-def snapshot(store: Store) -> Iterator[lmdb.Transaction]:
-    """A read transaction over the whole store: one consistent view of it."""
-    with store._txn(write=False) as txn:
-        yield txn
+def _known_queue() -> Iterator[None]:
+    """An unknown queue (KeyError from the store) is a usage error."""
+    try:
+        yield
+    except KeyError as exc:
+        raise CommandError(str(exc.args[0]) if exc.args else "no such queue") from None
 
 
-def _queue_settings(store: Store, txn: lmdb.Transaction) -> dict[str, dict[str, Any]]:
-    """Every queue's stored settings, by name, sorted by name."""
-    out: dict[str, dict[str, Any]] = {}
-    for key, value in txn.cursor(db=store._registry).iternext():
+def stats(store: DurableStore) -> dict[str, Any]:
+    """What the store says about each queue (see DurableStore.inspect)."""
+    return store.inspect()
+
+
+def _body_view(message: dict[str, Any], serializer: Serializer | None, width: int) -> str:
+    """A short repr of a peeked message's body."""
+    kind, data = message["body_type"], message["body"]
+    if kind == "bytes":
+        text = repr(data)
+    elif kind == "bytearray":
+        text = repr(bytearray(data))
+    elif kind == "str":
+        text = repr(data.decode("utf-8", "surrogatepass"))
+    elif kind == "serialized" and serializer is None:
+        text = f"<{len(data)} bytes serialized: --decode pickle|json shows them>"
+    elif kind == "serialized" and serializer is not None:
         try:
-            out[bytes(key).decode()] = json.loads(bytes(value))
-        except ValueError as exc:
-            raise StoreCorruptError(f"{store.path}: a queue's settings are damaged: {exc}") from exc
-    return out
-
-
-def _queue_db(store: Store, txn: lmdb.Transaction, name: str) -> Any:
-    """The LMDB database of queue name, for use within txn."""
-    return store._env.open_db(f"q:{name}".encode(), txn=txn, create=False)
-
-
-def _require_queue(settings: dict[str, dict[str, Any]], name: str, path: str) -> dict[str, Any]:
-    """The settings of queue name; CommandError naming the known queues if there is none."""
-    if name in settings:
-        return settings[name]
-    known = sorted(settings)
-    if not known:
-        listing = "it has no queues"
-    elif len(known) <= 10:
-        listing = "queues: " + ", ".join(known)
-    else:
-        listing = "queues: " + ", ".join(known[:10]) + f", ... ({len(known)} in all)"
-    raise CommandError(f"no queue {name!r} in {path} ({listing})")
-
-
-def _record(raw: bytes, queue: str) -> Record:
-    """The header of a record of queue; StoreCorruptError naming the queue if it is damaged."""
-    try:
-        return decode_record(raw)
-    except StoreCorruptError as exc:
-        raise StoreCorruptError(f"queue {queue!r}: {exc}") from exc
-
-
-# A status file older than this many intervals is the mark of an owner that
-# stopped publishing (hung, or killed and its pid reused): not trusted.
-_STATUS_STALE_INTERVALS = 10
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    except OSError:
-        return False
-    return True
-
-
-def _locked_by_another_process(path: str) -> bool | None:
-    """True if another process holds the store's write lock; None where
-    this cannot be told (no POSIX record locks)."""
-    try:
-        import fcntl
-    except ImportError:
-        return None
-    try:
-        fd = os.open(os.path.join(path, "flinq.lock"), os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    else:
-        fcntl.lockf(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
-def owner_status(path: str) -> dict[str, Any] | None:
-    """What the process that owns the store published about itself (pid,
-    written_at, queues: {name: {in_flight, dead_letter}}), if that process is
-    alive and its status is fresh; None otherwise."""
-    try:
-        with open(os.path.join(path, STATUS_FILE)) as f:
-            status: dict[str, Any] = json.load(f)
-        pid, written_at = int(status["pid"]), float(status["written_at"])
-        status["queues"] = dict(status["queues"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not _pid_alive(pid):
-        return None
-    if time.time() - written_at > _STATUS_STALE_INTERVALS * STATUS_INTERVAL:
-        return None
-    return status
-
-
-def stats(store: Store) -> dict[str, Any]:
-    """What the store says about each queue.
-
-    Per queue, from its committed state: depth (stored messages: ready, in
-    flight, delayed), attempted (those delivered at least once and not acked
-    yet), expired (TTL passed, not yet retired), the oldest message's
-    enqueue time and age, its dead-letter queue as last opened and how many
-    messages that holds. From the owning process, when one is alive:
-    in_flight (reserved or delayed by a nack, as of the owner's last status;
-    0 when no process owns the store, None when one does but has published
-    nothing usable).
-    """
-    now = time.time()
-    queues = []
-    status = owner_status(store.path)
-    if status is not None:
-        owner: dict[str, Any] | None = {
-            "pid": status["pid"],
-            "status_age_seconds": max(0.0, now - status["written_at"]),
-        }
-        owned = True
-    else:
-        owner = None
-        owned = _locked_by_another_process(store.path) is not False
-    live = status["queues"] if status is not None else {}
-    with snapshot(store) as txn:
-        all_settings = _queue_settings(store, txn)
-        for name, settings in all_settings.items():
-            depth = attempted = expired = 0
-            oldest: float | None = None
-            for raw in txn.cursor(db=_queue_db(store, txn, name)).iternext(keys=False):
-                record = _record(bytes(raw), name)
-                depth += 1
-                attempted += record.attempts > 0
-                expired += 0.0 < record.expires_at <= now
-                if oldest is None or record.enqueued_at < oldest:
-                    oldest = record.enqueued_at
-            if name in live:
-                in_flight: int | None = int(live[name].get("in_flight", 0))
-            else:
-                in_flight = None if owned else 0  # an owner's unopened queue has none
-                if status is not None:
-                    in_flight = 0
-            dead_letter = settings.get("dead_letter")
-            if name in live and live[name].get("dead_letter") is not None:
-                dead_letter = live[name]["dead_letter"]
-            queues.append(
-                {
-                    "name": name,
-                    "priority": bool(settings.get("priority", False)),
-                    "depth": depth,
-                    "in_flight": in_flight,
-                    "dead_letter": dead_letter,
-                    "dead_letters": None,  # filled in below
-                    "attempted": attempted,
-                    "expired": expired,
-                    "oldest_enqueued_at": oldest,
-                    "oldest_age_seconds": None if oldest is None else max(0.0, now - oldest),
-                }
-            )
-    depths = {q["name"]: q["depth"] for q in queues}
-    for q in queues:
-        if q["dead_letter"] is not None:
-            q["dead_letters"] = depths.get(q["dead_letter"], 0)
-    return {
-        "path": store.path,
-        "as_of": now,
-        "owner": owner,
-        "bytes_on_disk": os.path.getsize(os.path.join(store.path, _DATA_FILE)),
-        "queues": queues,
-    }
-
-
-def _body_view(
-    raw: bytes, record: Record, serializer: Serializer | None, width: int
-) -> tuple[str, int, str]:
-    """(type, size in bytes, short repr) of a stored message's body."""
-    size = len(raw) - record.body_offset
-    kind = _BODY_TYPES.get(record.tag, f"tag {record.tag}")
-    if record.tag == TAG_SERIALIZED and serializer is None:
-        text = f"<{size} bytes serialized: --decode pickle|json shows them>"
-    else:
-        try:
-            text = repr(decode_body(raw, record, serializer or _RAW))
-        except StoreError as exc:
+            text = repr(serializer.loads(data))
+        except Exception as exc:  # whatever the serializer raises on bad input
             text = f"<cannot decode: {_one_line(exc)}>"
-    return kind, size, _shorten(text, width)
+    else:
+        text = f"<cannot decode: unknown body type {kind}>"
+    return _shorten(text, width)
 
 
 def peek(
-    store: Store,
+    store: DurableStore,
     name: str,
     n: int = DEFAULT_PEEK,
     *,
@@ -324,36 +143,29 @@ def peek(
     """
     serializer = resolve_serializer(decode) if decode is not None else None
     now = time.time()
-    messages: list[dict[str, Any]] = []
-    with snapshot(store) as txn:
-        settings = _require_queue(_queue_settings(store, txn), name, store.path)
-        db = _queue_db(store, txn, name)
-        depth = txn.stat(db)["entries"]
-        for key, value in txn.cursor(db=db).iternext():
-            if len(messages) >= n:
-                break
-            raw = bytes(value)
-            record = _record(raw, name)
-            kind, size, text = _body_view(raw, record, serializer, width)
-            messages.append(
-                {
-                    "id": key_seq(bytes(key)),
-                    "priority": key_priority(bytes(key)),
-                    "attempts": record.attempts,
-                    "enqueued_at": record.enqueued_at,
-                    "age_seconds": max(0.0, now - record.enqueued_at),
-                    "expires_at": record.expires_at or None,
-                    "headers": record.headers,
-                    "body_type": kind,
-                    "body_size": size,
-                    "body": text,
-                }
-            )
+    with _known_queue():
+        found = store.peek(name, n)
+    (queue,) = [q for q in store.inspect()["queues"] if q["name"] == name]
+    messages = [
+        {
+            "id": m["id"],
+            "priority": m["priority"],
+            "attempts": m["attempts"],
+            "enqueued_at": m["enqueued_at"],
+            "age_seconds": max(0.0, now - m["enqueued_at"]),
+            "expires_at": m["expires_at"],
+            "headers": m["headers"],
+            "body_type": m["body_type"],
+            "body_size": len(m["body"]),
+            "body": _body_view(m, serializer, width),
+        }
+        for m in found
+    ]
     return {
         "path": store.path,
         "queue": name,
-        "priority": bool(settings.get("priority", False)),
-        "depth": depth,
+        "priority": queue["priority"],
+        "depth": queue["depth"],
         "messages": messages,
     }
 
@@ -361,51 +173,24 @@ def peek(
 # ---- writing -------------------------------------------------------------------------
 
 
-def _write(store: Store, queues: tuple[str, ...], change: Callable[[lmdb.Transaction], int]) -> int:
-    """Run change to queues in one write transaction and return its result;
-    the map grows as the store's writer grows it, and a failed attempt
-    changes nothing."""
-    for name in queues:
-        if name in store._queues:  # its messages in memory would no longer match
-            raise StoreError(f"queue {name!r} is open in this Store: use that queue")
-    env = store._env
-    with store._env_lock:
-        while True:
-            try:
-                with env.begin(write=True) as txn:
-                    result = change(txn)
-                    txn.put(b"next_seq", store._next_seq_bytes(), db=store._meta)
-                return result
-            except lmdb.MapFullError:
-                env.set_mapsize(env.info()["map_size"] * 2)
-            except lmdb.TxnFullError:
-                raise AdminError(
-                    "too many messages for one transaction; nothing was changed"
-                ) from None
-
-
-def queue_depth(store: Store, name: str) -> int:
+def queue_depth(store: DurableStore, name: str) -> int:
     """How many messages queue name holds; CommandError if there is no such queue."""
-    with snapshot(store) as txn:
-        _require_queue(_queue_settings(store, txn), name, store.path)
-        return int(txn.stat(_queue_db(store, txn, name))["entries"])
+    for queue in store.inspect()["queues"]:
+        if queue["name"] == name:
+            return int(queue["depth"])
+    with _known_queue():
+        store.peek(name, 0)  # raises KeyError naming the store's queues
+    raise CommandError(f"no queue {name!r} in {store.path}")
 
 
-def purge(store: Store, name: str) -> int:
+def purge(store: DurableStore, name: str) -> int:
     """Delete every message of queue name (which stays, empty); returns how
     many. store must be open for writing and have no open queue of that name."""
-
-    def clear(txn: lmdb.Transaction) -> int:
-        _require_queue(_queue_settings(store, txn), name, store.path)
-        db = _queue_db(store, txn, name)
-        count = int(txn.stat(db)["entries"])
-        txn.drop(db, delete=False)
-        return count
-
-    return _write(store, (name,), clear)
+    with _known_queue():
+        return store.purge_queue(name)
 
 
-def requeue(store: Store, source: str, target: str) -> int:
+def requeue(store: DurableStore, source: str, target: str) -> int:
     """Move every message of queue source to the end of queue target, in
     order, all or none; returns how many. Each keeps its body, headers,
     enqueue time and TTL, and its priority if both are priority queues (else
@@ -414,30 +199,8 @@ def requeue(store: Store, source: str, target: str) -> int:
     neither queue open."""
     if source == target:
         raise CommandError("FROM_QUEUE and TO_QUEUE are the same queue")
-
-    def move(txn: lmdb.Transaction) -> int:
-        settings = _queue_settings(store, txn)
-        source_priority = bool(_require_queue(settings, source, store.path).get("priority"))
-        target_priority = bool(_require_queue(settings, target, store.path).get("priority"))
-        source_db = _queue_db(store, txn, source)
-        target_db = _queue_db(store, txn, target)
-        seq = store._seq
-        moved = 0
-        for key, value in txn.cursor(db=source_db).iternext():
-            raw = bytes(value)
-            _record(raw, source)  # a damaged record fails the move before it commits
-            if target_priority:
-                p = key_priority(bytes(key)) if source_priority else 0
-                new_key = priority_key(p, next(seq))
-            else:
-                new_key = fifo_key(next(seq))
-            if not txn.put(new_key, with_attempts(raw, 0), db=target_db, overwrite=False):
-                raise StoreError(f"{store.path}: message key {new_key.hex()} is already used")
-            moved += 1
-        txn.drop(source_db, delete=False)
-        return moved
-
-    return _write(store, (source, target), move)
+    with _known_queue():
+        return store.move_messages(source, target)
 
 
 # ---- output --------------------------------------------------------------------------
@@ -563,7 +326,7 @@ def _guarded(command: Command) -> Command:
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
-        except (AdminError, StoreError, lmdb.Error, OSError) as exc:
+        except (AdminError, StoreError, OSError) as exc:
             print(f"{args.prog}: error: {_one_line(exc)}", file=sys.stderr)
             return _EXIT_FAILED
 

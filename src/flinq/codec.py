@@ -33,6 +33,10 @@ __all__ = [
     "key_seq",
     "priority_key",
     "resolve_serializer",
+    "serializer_name",
+    "with_attempts",
+    "with_header",
+    "without_expiry",
 ]
 
 _HEADER = struct.Struct(">BIddI")
@@ -103,6 +107,21 @@ def resolve_serializer(spec: str | Serializer) -> Serializer:
     if callable(getattr(spec, "dumps", None)) and callable(getattr(spec, "loads", None)):
         return spec
     raise TypeError("serializer must be 'pickle', 'json', 'raw' or have dumps() and loads()")
+
+
+def serializer_name(serializer: Serializer) -> str:
+    """The name a store records for serializer: "pickle", "json" or "raw",
+    or module.qualname of a serializer's class."""
+    for name, known in _NAMED.items():
+        if serializer is known:
+            return name
+    kind = type(serializer)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def is_named_serializer(name: str) -> bool:
+    """True if name is one of the serializers resolve_serializer knows by name."""
+    return name in _NAMED
 
 
 fifo_key = _SEQ.pack  # fifo_key(seq) -> the key of message seq in a FIFO queue
@@ -221,6 +240,19 @@ def decode_body(raw: bytes, record: Record, serializer: Serializer) -> Any:
 def with_attempts(raw: bytes, attempts: int) -> bytes:
     """raw with its attempts field replaced."""
     return raw[:1] + struct.pack(">I", attempts) + raw[5:]
+
+
+def with_header(raw: bytes, name: str, value: str) -> bytes:
+    """raw with headers[name] = value; StoreCorruptError if raw is damaged."""
+    record = decode_record(raw)
+    headers = dict(record.headers or {})
+    headers[name] = value
+    head = json.dumps(headers, separators=(",", ":")).encode()
+    return (
+        _HEADER.pack(record.tag, record.attempts, record.enqueued_at, record.expires_at, len(head))
+        + head
+        + raw[record.body_offset :]
+    )
 
 
 def without_expiry(raw: bytes) -> bytes:

@@ -1,13 +1,11 @@
 """Consumers: worker threads that run a handler for every message of a queue.
 
-q.consume(handler, ...) works on every flinq queue, in-memory or durable,
-through two methods each queue kind provides:
-  reserve(timeout) -> message          for messages() iteration;
-  _serve(handler, prefetch, timeout, on_error, state) -> int
-      handle up to prefetch messages, acking each when the handler returns
-      and calling on_error on an exception (in-memory queues do this in C:
-      it is the hot loop; durable queues reserve a batch and use
-      serve_batch below).
+q.consume(handler, ...) works on every flinq queue:
+  in-memory queues (flinq.Queue and friends) serve a batch in C
+      (_serve(handler, prefetch, timeout, on_error, state): their hot loop);
+  durable queues of any backend, through flinq.protocols.DurableQueue only:
+      reserve_many() a batch, run the handler on each message (serve_batch
+      below), ack_many() the batch, msg.release() what a stop left unhandled.
 The Consumer holds the policy both share: retries with backoff, dead
 letters after max_attempts, logging, stopping without losing a message.
 """
@@ -24,6 +22,7 @@ from typing import Any
 
 from flinq import _core
 from flinq._compat import ShutDown
+from flinq.errors import StoreClosedError
 
 __all__ = ["Consumer", "iter_messages", "serve_batch"]
 
@@ -33,6 +32,9 @@ _log = logging.getLogger("flinq.consumer")
 DEFAULT_MAX_ATTEMPTS = 5
 #: Longest wait between retries that retry_backoff's doubling reaches.
 MAX_BACKOFF = 60.0
+# The queues that serve consumers in C; any other is a durable queue
+# (flinq.protocols.DurableQueue).
+_IN_MEMORY = (_core.Queue, _core.LifoQueue, _core.PriorityQueue, _core.SimpleQueue)
 # How long an idle worker waits for a message before it checks for stop().
 _POLL_SECONDS = 0.05
 # The longest retry delay a retry_backoff callable can ask for (nack's limit).
@@ -154,7 +156,7 @@ class Consumer:
                 raise TypeError("retry_backoff must be a number of seconds or a callable")
             if not retry_backoff >= 0:
                 raise ValueError("retry_backoff must be a non-negative number of seconds")
-        durable = isinstance(queue, _durable_queue_type())
+        durable = not isinstance(queue, _IN_MEMORY)
         own = queue.max_attempts if durable else None
         if max_attempts is None:
             max_attempts = own if own is not None else DEFAULT_MAX_ATTEMPTS
@@ -189,6 +191,10 @@ class Consumer:
         self._failed = 0
         self._retried = 0
         self._dead_lettered = 0
+        self._serve = queue._serve if not durable else self._serve_durable
+        self._dead_letter_one = (
+            self._to_durable_dead_letters if durable else self._to_dead_letter_queue
+        )
         self._threads = [
             threading.Thread(target=self._work, args=(i,), name=f"flinq-consumer-{i}", daemon=True)
             for i in range(workers)
@@ -198,8 +204,31 @@ class Consumer:
 
     # ---- the workers -----------------------------------------------------------
 
+    def _serve_durable(
+        self,
+        handler: Callable[[Any], object],
+        prefetch: int,
+        timeout: float | None,
+        on_error: Callable[[Any, BaseException], None],
+        state: Any,
+    ) -> int:
+        """One step of a durable queue's worker: the in-memory queues' _serve,
+        through the durable queue protocol."""
+        queue = self.queue
+        messages = queue.reserve_many(prefetch, timeout)
+        # Acks of a batch go together, unless a visibility timeout could
+        # redeliver a message whose ack waits for the rest of its batch.
+        ack_all = None if queue.visibility_timeout else queue.ack_many
+        return serve_batch(messages, handler, on_error, state, _release, ack_all)
+
+    def _to_durable_dead_letters(self, message: Any) -> None:
+        message.dead_letter(self.dead_letter)
+
+    def _to_dead_letter_queue(self, message: Any) -> None:
+        message._dead_letter(self.dead_letter)  # LocalMessage's hook for consumers, in C
+
     def _work(self, index: int) -> None:
-        serve = self.queue._serve
+        serve = self._serve
         state = self._states[index]
         handler = self.handler
         prefetch = self.prefetch
@@ -212,6 +241,8 @@ class Consumer:
                     return  # nothing left: drained
         except ShutDown:
             return  # the queue was shut down and is empty
+        except StoreClosedError:
+            _log.warning("flinq consumer worker %d stopped: the store was closed", index)
         except BaseException:
             _log.exception("flinq consumer worker %d stopped by an error", index)
 
@@ -227,7 +258,7 @@ class Consumer:
             self._failed += 1
         if attempts >= self.max_attempts:
             try:
-                message._dead_letter(self.dead_letter)
+                self._dead_letter_one(message)
             except Exception as failure:
                 # The message stays ours: retry it rather than lose it.
                 _log.error(
@@ -329,7 +360,5 @@ class Consumer:
         return f"<flinq.Consumer {state} workers={self.workers} queue={self.queue!r}>"
 
 
-def _durable_queue_type() -> type:
-    from flinq.durable import DurableQueue
-
-    return DurableQueue
+def _release(message: Any) -> None:
+    message.release()

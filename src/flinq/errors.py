@@ -10,6 +10,8 @@ __all__ = [
     "StoreError",
     "StoreForkedError",
     "StoreLockedError",
+    "StoreNotFoundError",
+    "StorePermissionError",
     "StoreVersionError",
     "StoreWriteError",
 ]
@@ -31,8 +33,18 @@ class StoreLockedError(StoreError):
     """Another process or Store already has this path open for writing."""
 
 
+class StorePermissionError(StoreError, PermissionError):
+    """The store's files cannot be opened safely or with the rights needed:
+    a read-only directory, a directory others may write to, or a file
+    planted there as a symbolic link."""
+
+
 class StoreCorruptError(StoreError):
     """The path is not a flinq store, or its files are damaged."""
+
+
+class StoreNotFoundError(StoreCorruptError):
+    """The path holds no flinq store: nothing there, or something else."""
 
 
 class StoreVersionError(StoreError):
@@ -40,4 +52,5 @@ class StoreVersionError(StoreError):
 
 
 class StoreWriteError(StoreError):
-    """The writer could not commit (for example, the disk is full)."""
+    """The writer could not commit (for example, the disk is full), or its
+    thread failed: the store then refuses further writes."""

@@ -9,9 +9,10 @@ Each scrape reads ``stats()`` of:
 * the in-memory queues it tracks, by name: those given as ``queues`` and
   those added later with ``collector.track(name, queue)``. It holds them
   weakly: a queue that is garbage collected drops out of the export;
-* every open ``flinq.Store`` of the process (label ``store``: its real path)
-  and every durable queue opened through it. A store that is closed, or
-  closes during a scrape, is left out.
+* every open durable store of the process, of any backend (label
+  ``store``: its path) and every durable queue opened through it, through
+  flinq.protocols only. A store that is closed, or closes during a scrape,
+  is left out.
 
 Queue metrics carry the labels ``queue`` (its name) and ``store`` (the store's
 path; empty for in-memory queues). A statistic a queue does not report, or
@@ -77,9 +78,9 @@ except ImportError as exc:  # pragma: no cover
         "flinq.metrics needs prometheus_client: pip install 'flinq[prometheus]'"
     ) from exc
 
-from flinq.durable import DurableQueue
+from flinq.backends import open_stores
 from flinq.errors import StoreError
-from flinq.store import Store, _open_stores
+from flinq.protocols import DurableQueue, DurableStore
 
 __all__ = ["QUEUE_METRICS", "STORE_METRICS", "FlinqCollector", "MetricSpec", "register"]
 
@@ -199,13 +200,9 @@ class _Families:
             family.add_metric(labels, float(value) * spec.scale)
 
 
-def _snapshot_stores() -> list[Store]:
-    """The open stores, copied so that stores opening meanwhile do not break the loop."""
-    while True:
-        try:
-            return list(_open_stores)
-        except RuntimeError:  # the set changed size during iteration
-            continue
+def _snapshot_stores() -> list[DurableStore]:
+    """The stores open now, of every backend."""
+    return open_stores()
 
 
 class FlinqCollector(Collector):
@@ -287,7 +284,7 @@ class FlinqCollector(Collector):
                 stores.add(store.stats(), (store.path,))
             except StoreError:  # closed, or closing
                 continue
-            for name, durable in sorted(dict(store._queues).items()):
+            for name, durable in sorted(store.open_queues().items()):
                 try:
                     stats = durable.stats()
                 except StoreError:

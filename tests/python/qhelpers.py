@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import flinq
@@ -115,3 +117,23 @@ def drain(q: Any) -> list[Any]:
             out.append(q.get_nowait())
         except flinq.Empty:
             return out
+
+
+@contextlib.contextmanager
+def vanishing_class() -> Iterator[type]:
+    """A class whose instances pickle while the block runs, and cannot be
+    unpickled after it (its module is gone, as in a program that no longer
+    defines it)."""
+    module = types.ModuleType("flinq_test_gone")
+
+    class Gone:
+        pass
+
+    Gone.__module__ = module.__name__
+    Gone.__qualname__ = "Gone"
+    module.Gone = Gone  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    try:
+        yield Gone
+    finally:
+        del sys.modules[module.__name__]

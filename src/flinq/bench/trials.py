@@ -824,7 +824,7 @@ Durability = Literal["batch", "sync"]
 def _open_store(directory: str, durability: Durability, n: int) -> flinq.Store:
     """A flinq store in directory whose LMDB map already fits n payloads (as
     the raw lmdb reference's does), so map growth is not measured."""
-    return flinq.open(directory, durability=durability, map_size=max(64 << 20, n * 512))
+    return flinq.Store(directory, durability=durability, map_size=max(64 << 20, n * 512))
 
 
 class DurablePut(Trial):

@@ -26,6 +26,7 @@ import flinq
 from flinq import admin
 from flinq.cli import main
 from flinq.codec import fifo_key
+from flinq.lmdbstore.status import owner_status
 
 COMMANDS = {
     "stats": [],
@@ -570,9 +571,9 @@ def test_requeue_grows_the_map_when_it_fills(path, opener):
     dead_letter(store, "jobs", [bytes(1000)] * 3000)
     store.close()
     with flinq.open(path, map_size=1 << 20, **FAST) as small:
-        map_size = small._env.info()["map_size"]
+        map_size = small.stats()["map_size"]
         assert admin.requeue(small, "dlq", "jobs") == 3000
-        assert small._env.info()["map_size"] > map_size
+        assert small.stats()["map_size"] > map_size
     assert [body for _, body, _ in stored_messages(path, "jobs")] == [bytes(1000)] * 3000
 
 
@@ -688,7 +689,7 @@ IN_FLIGHT_SETUP = (
 
 def test_stats_shows_the_owners_messages_in_flight(path, capsys):
     def published_in_flight() -> Any:
-        status = admin.owner_status(os.path.realpath(path)) or {}
+        status = owner_status(os.path.realpath(path)) or {}
         return status.get("queues", {}).get("jobs", {}).get("in_flight")
 
     with owned_by_child(path, IN_FLIGHT_SETUP) as child:

@@ -29,7 +29,8 @@ from dhelpers import (
 from qhelpers import HANG_GUARD, spawn
 
 import flinq
-from flinq.store import _verify_data_file
+from flinq.lmdbstore.layout import FORMAT_VERSION
+from flinq.lmdbstore.verify import verify_data_file
 
 posix_only = pytest.mark.skipif(not POSIX, reason="POSIX only")
 has_rlimit_fsize = pytest.mark.skipif(
@@ -447,13 +448,13 @@ def _set_meta(path, key, value):
 def test_newer_format_version(path):
     with flinq.open(path) as store:
         store.queue("q").put("x")
-    _set_meta(path, b"version", str(flinq.store.FORMAT_VERSION + 1).encode())
+    _set_meta(path, b"version", str(FORMAT_VERSION + 1).encode())
     for _ in range(2):  # twice: the first failure must not leave the env open
         with pytest.raises(flinq.StoreVersionError):
             flinq.open(path)
         with pytest.raises(flinq.StoreVersionError):
             flinq.open(path, readonly=True)
-    _set_meta(path, b"version", str(flinq.store.FORMAT_VERSION).encode())
+    _set_meta(path, b"version", str(FORMAT_VERSION).encode())
     assert stored(path, "q") == ["x"]
 
 
@@ -465,7 +466,7 @@ def test_version_error_leaves_path_usable_in_process(path):
         flinq.open(path)
     # while the error (and its traceback) is still alive, the lmdb package
     # and flinq can open the path again
-    _set_meta(path, b"version", str(flinq.store.FORMAT_VERSION).encode())
+    _set_meta(path, b"version", str(FORMAT_VERSION).encode())
     assert stored(path, "q") == ["x"]
     del info
 
@@ -715,7 +716,7 @@ def test_fast_verify_finds_what_lmdb_verify_finds(tmp_path):
     assert len(leaves) > 20
     victim = tmp_path / "data.mdb"
     victim.write_bytes(pristine)
-    assert _verify_data_file(str(victim)) == lmdb.verify.verify(str(victim)) == []
+    assert verify_data_file(str(victim)) == lmdb.verify.verify(str(victim)) == []
     rnd = random.Random(11)
     damaged = 0
     for _ in range(150):
@@ -727,9 +728,9 @@ def test_fast_verify_finds_what_lmdb_verify_finds(tmp_path):
             expected = lmdb.verify.verify(str(victim))
         except lmdb.verify.VerifyError as exc:
             with pytest.raises(lmdb.verify.VerifyError, match=str(exc)):
-                _verify_data_file(str(victim))
+                verify_data_file(str(victim))
             continue
-        assert _verify_data_file(str(victim)) == expected
+        assert verify_data_file(str(victim)) == expected
         damaged += bool(expected)
     assert damaged > 100  # the damage was seen, mostly
 

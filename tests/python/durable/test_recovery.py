@@ -10,7 +10,7 @@ import pytest
 from dhelpers import FAST, drain, ok, reserve_all, run_script, script, stored, stored_messages
 
 import flinq
-from flinq.store import SEQ_RESERVE
+from flinq.lmdbstore.ids import BLOCK, SEQ_RESERVE
 
 # Prelude of the child scripts: die() ends the process the hard way (no close,
 # no atexit, no flush), as a crash would.
@@ -214,7 +214,7 @@ def test_sequence_continues_after_crash_past_reservations(path):
     # with every message consumed and several reservations used up.
     out = run_child(
         """
-        from flinq.store import SEQ_RESERVE
+        from flinq.lmdbstore.ids import SEQ_RESERVE
         s = flinq.open(sys.argv[1], durability="sync")
         q = s.queue("q")
         for _ in range(3):
@@ -261,7 +261,8 @@ def test_sync_commits_do_not_rewrite_next_seq(path):
             q.put(i)
         ids = [m.id for m in reserve_all(q)]
     first = stored_next_seq()
-    assert max(ids) + 1 < first <= max(ids) + 1 + SEQ_RESERVE  # reserved ahead
+    # Reserved ahead: past the block of ids handed out, by one reservation.
+    assert max(ids) + 1 < first <= max(ids) + BLOCK + SEQ_RESERVE
     with flinq.open(path, durability="sync") as store:
         q = store.queue("q")
         for i in range(100):

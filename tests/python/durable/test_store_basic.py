@@ -15,6 +15,7 @@ from dhelpers import FAST, drain, reserve_all, stored
 from qhelpers import HANG_GUARD, spawn, still_blocked, wait_until
 
 import flinq
+import flinq.lmdbstore.log
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -136,7 +137,7 @@ def test_queue_concurrent_first_use_gives_one_object(store):
 
 
 def test_queue_name_must_be_nonempty_str(store):
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError):
         store.queue("")
     with pytest.raises(TypeError):
         store.queue(b"q")
@@ -153,10 +154,10 @@ def test_priority_is_fixed_at_creation(path, opener):
     store.close()
     store = opener()  # also after a reopen, before any other use in the session
     with pytest.raises(ValueError):
-        store.queue("p")
+        store.queue("p", priority=False)
     with pytest.raises(ValueError):
         store.queue("f", priority=True)
-    assert store.queue("p", priority=True).priority is True
+    assert store.queue("p").priority is True  # left out: as stored
     assert store.queue("f").priority is False
 
 
@@ -286,7 +287,7 @@ def test_sync_producers_in_threads_share_commits(opener, monkeypatch):
     # arrivals) for the producers the last commit released, so all four
     # threads share nearly every commit instead of alternating between a
     # commit of one and a commit of the rest.
-    monkeypatch.setattr(flinq.store, "GATHER_GAP", 0.05)
+    monkeypatch.setattr(flinq.lmdbstore.log, "GATHER_GAP", 0.05)
     store = opener(durability="sync", flush_interval=60.0)
     q = store.queue("q")
 
@@ -305,7 +306,7 @@ def test_sync_producers_in_threads_share_commits(opener, monkeypatch):
 def test_lone_sync_producer_never_waits_to_gather(opener, monkeypatch):
     # One producer: the last commit settled only its own put, so there is no
     # one to wait for (each put would otherwise take GATHER_GAP longer).
-    monkeypatch.setattr(flinq.store, "GATHER_GAP", 2.0)
+    monkeypatch.setattr(flinq.lmdbstore.log, "GATHER_GAP", 2.0)
     store = opener(durability="sync", flush_interval=60.0)
     q = store.queue("q")
     started = time.monotonic()

@@ -123,7 +123,11 @@ def run_kills(kills: int, seed: int, kill_consumers: bool = True, reserve: bool 
             time.sleep(rng.uniform(0.001, 0.012))
             i = rng.randrange(len(procs) if kill_consumers else 2)  # producers first
             role, victim = procs[i]
-            os.kill(victim.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            # A producer may have finished on its own, and starting a process
+            # reaps finished ones: kill only one not reaped yet (alive, or a
+            # zombie whose pid nobody else can have), never a reused pid.
+            if victim.exitcode is None:
+                os.kill(victim.pid, signal.SIGKILL)  # type: ignore[arg-type]
             victim.join()  # reaped: its pid is gone, its lane can be adopted
             if role == "c":
                 consumer_kills += 1
@@ -131,7 +135,8 @@ def run_kills(kills: int, seed: int, kill_consumers: bool = True, reserve: bool 
         # Stop the producers the hard way too, then let the consumers drain.
         for role, proc in procs:
             if role == "p":
-                os.kill(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
+                if proc.exitcode is None:
+                    os.kill(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
                 proc.join()
         deadline = time.monotonic() + 60
         while (q.qsize() or q.stats()["in_flight"]) and time.monotonic() < deadline:

@@ -1,8 +1,8 @@
-"""Durable queues and messages: the core queue API over a Store.
+"""The LMDB store's queues and messages: the core queue API over a pending log.
 
 A DurableQueue keeps its ready messages in an in-memory core (flinq.Queue,
 or flinq.PriorityQueue keyed by priority) as (key, record) pairs, and logs
-every change to its store's writer:
+every change to its store's pending log:
   put       log the record (sync mode: wait for its commit), then hand it
             to the core, so a consumer can only log its removal after it;
   get       take from the core, log the removal (at most once);
@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
+import math
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from queue import Empty
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flinq import _core
 from flinq._compat import ShutDown
@@ -39,16 +42,20 @@ from flinq.codec import (
     key_seq,
     priority_key,
     with_attempts,
+    with_header,
     without_expiry,
 )
-from flinq.consumer import Consumer, iter_messages, serve_batch
-from flinq.errors import StoreClosedError
-from flinq.store import OP_CLEAR, OP_DEL, OP_PUT, OP_SET
+from flinq.consumer import Consumer, iter_messages
+from flinq.errors import StoreClosedError, StoreCorruptError
+from flinq.lmdbstore.ids import Ids
+from flinq.lmdbstore.layout import Layout
+from flinq.lmdbstore.log import OP_CLEAR, OP_DEL, OP_PUT, OP_SET, PendingLog
+from flinq.lmdbstore.scheduler import Scheduler
+from flinq.lmdbstore.state import StoreState
+from flinq.protocols import DECODE_ERROR_HEADER
+from flinq.settings import QueueSettings
 
-if TYPE_CHECKING:
-    from flinq.store import Store
-
-__all__ = ["DurableQueue", "Message"]
+__all__ = ["DurableQueue", "Message", "QueueContext"]
 
 Entry = tuple[bytes, bytes]  # (key, record)
 
@@ -62,6 +69,35 @@ _NOTE_DEAD_LETTERED = _core.NOTE_KINDS["dead_lettered"]
 _NOTE_EXPIRED = _core.NOTE_KINDS["expired"]
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
+
+_log = logging.getLogger("flinq")
+
+
+@dataclass(frozen=True)
+class QueueContext:
+    """What a queue shares with the other queues of its store."""
+
+    state: StoreState
+    log: PendingLog
+    ids: Ids
+    scheduler: Scheduler
+    layout: Layout
+    serializer: Any
+    #: store.queue: opens (creating if need be) a queue to take dead letters.
+    open_queue: Callable[[str], DurableQueue]
+
+
+def _check_timeout(timeout: float | None) -> None:
+    """ValueError for a timeout the in-memory queues refuse too."""
+    if timeout is not None and not timeout >= 0:
+        raise ValueError("'timeout' must be a non-negative number")
+
+
+def _body(record: bytes, serializer: Any) -> Any:
+    """The body of a record; StoreCorruptError if it cannot be decoded."""
+    if record[0] == TAG_BYTES and record[HEADER_SIZE - 4 : HEADER_SIZE] == b"\x00\x00\x00\x00":
+        return record[HEADER_SIZE:]  # bytes, no headers: the body follows the header
+    return decode_body(record, decode_record(record), serializer)
 
 
 def _expired(record: bytes, now: float) -> bool:
@@ -88,17 +124,16 @@ class Message:
         "key",
     )
 
-    def __init__(self, queue: DurableQueue, key: bytes, raw: bytes, delivery: int) -> None:
+    def __init__(
+        self, queue: DurableQueue, key: bytes, raw: bytes, delivery: int, body: Any
+    ) -> None:
         self._queue = queue
         self._delivery = delivery
         self._raw = raw
         self._decoded: Record | None = None
         self._settled = False
         self.key = key
-        if raw[0] == TAG_BYTES and raw[HEADER_SIZE - 4 : HEADER_SIZE] == b"\x00\x00\x00\x00":
-            self.body: Any = raw[HEADER_SIZE:]  # bytes, no headers: the body follows
-        else:
-            self.body = decode_body(raw, self._record, queue._serializer)
+        self.body = body
 
     @property
     def _record(self) -> Record:
@@ -141,7 +176,7 @@ class Message:
         """Remove the message for good. Returns False if it was no longer
         in flight (already settled, or redelivered after its visibility
         timeout)."""
-        return self._queue._ack_all([self]) == 1
+        return self._queue.ack_many([self]) == 1
 
     def nack(self, requeue: bool = True, delay: float = 0.0) -> bool:
         """Give the message back: ready again after delay seconds, or (with
@@ -159,15 +194,19 @@ class Message:
         """True once acked or nacked here."""
         return self._settled
 
-    def _dead_letter(self, dead_letter: str) -> bool:
-        """Move the message to the named dead-letter queue (for consumers)."""
+    def dead_letter(self, queue: str | None = None) -> bool:
+        """Move the message to the dead-letter queue named queue (None: the
+        queue's own; dropped if it has none). Returns False if no longer
+        in flight."""
         if self._settled:
             return False
         self._settled = True
-        return self._queue._nack(self.key, self._delivery, False, 0.0, dead_letter)
+        return self._queue._nack(self.key, self._delivery, False, 0.0, queue)
 
-    def _unreserve(self) -> None:
-        """Give back a message reserved but never handed out (consumers)."""
+    def release(self) -> None:
+        """Give the message back as if it had never been delivered: its
+        attempt is not counted (a consumer stopping with messages reserved
+        but not yet handled)."""
         if not self._settled:
             self._settled = True
             self._queue._unreserve(self.key, self._delivery)
@@ -202,50 +241,46 @@ class DurableQueue:
     """
 
     def __init__(
-        self,
-        store: Store,
-        name: str,
-        handle: Any,
-        *,
-        priority: bool,
-        maxsize: int,
-        max_attempts: int | None,
-        visibility_timeout: float | None,
-        dead_letter: str | None,
+        self, name: str, settings: QueueSettings, handle: Any, context: QueueContext
     ) -> None:
-        if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
-            raise ValueError("max_attempts must be a positive int or None")
-        if visibility_timeout is not None and not visibility_timeout > 0:
-            raise ValueError("visibility_timeout must be a positive number of seconds or None")
         self.name = name
-        self.priority = priority
-        self.max_attempts = max_attempts
-        self.visibility_timeout = visibility_timeout
-        self.dead_letter = dead_letter
-        self._store = store
-        self._serializer = store.serializer
-        self._seq = store._seq  # store-wide: keys are unique across queues
+        self.settings = settings
+        self.priority = settings.priority
+        self.max_attempts = settings.max_attempts
+        self.visibility_timeout = settings.visibility_timeout
+        self.dead_letter = settings.dead_letter
+        maxsize = settings.maxsize
+        priority = settings.priority
+        self._state = context.state
+        self._log = context.log
+        self._take_id = context.ids.take  # store-wide: keys are unique across queues
+        self._scheduler = context.scheduler
+        self._open_queue = context.open_queue
+        self._serializer = context.serializer
         self._handle = handle
         self._core: Any = _core.PriorityQueue(maxsize) if priority else _core.Queue(maxsize)
         self._bounded = self._core.maxsize > 0
+        # put()'s lean path: unbounded, batch mode (a put logs and returns).
+        self._lean = not self._bounded and not context.log.sync
+        self._log_put = context.log.put
         self._lock = threading.Lock()  # guards the in-flight table and timers
         # key -> (record, delivery): each reserve numbers its delivery, so a
         # late ack of a delivery that timed out cannot settle the next one.
         self._in_flight: dict[bytes, tuple[bytes, int]] = {}
         self._deliveries = itertools.count(1)
-        self._expiries: list[
-            tuple[float, int, bytes]
-        ] = []  # (deadline, delivery, key), lazily pruned
+        # (deadline, delivery, key), lazily pruned
+        self._expiries: list[tuple[float, int, bytes]] = []
         self._delayed: list[tuple[float, bytes, bytes]] = []  # (due, key, record)
+        # When the scheduler calls _on_due next (inf: never); guarded by _lock.
+        self._wake_at = math.inf
         self._note = self._core._note  # delivery counters live in the core, in C
         self._detached = False
-        self._load()
-        store._timers.append(self._on_tick)
+        self._load(context.layout)
 
     # ---- loading ---------------------------------------------------------------
 
-    def _load(self) -> None:
-        entries = self._store._load(self._handle)
+    def _load(self, layout: Layout) -> None:
+        entries = layout.load(self._handle)
         if not entries:
             return
         restore = self._core._restore  # stored messages may exceed maxsize: no waiting
@@ -272,7 +307,7 @@ class DurableQueue:
         ttl: float | None,
     ) -> tuple[bytes, bytes, int]:
         """(key, record, priority) of a new message; nothing is changed."""
-        if self._detached or self._store._closing:
+        if self._detached or self._state.closing:
             self._raise_unusable()
         if priority is None:
             priority = 0
@@ -295,12 +330,12 @@ class DurableQueue:
                 raise ValueError("ttl must be a positive number of seconds")
             record = encode_record(
                 item,
-                self._store.serializer,
+                self._serializer,
                 enqueued_at=now,
                 expires_at=now + ttl if ttl is not None else 0.0,
                 headers=headers,
             )
-        seq = next(self._seq)
+        seq = self._take_id()
         key = priority_key(priority, seq) if self.priority else fifo_key(seq)
         return key, record, priority
 
@@ -321,14 +356,14 @@ class DurableQueue:
         """
         if priority is None and headers is None and ttl is None and not self.priority:
             # The common case, kept lean: no option to check, a FIFO key.
-            if self._detached or self._store._closing:
+            if self._detached or self._state.closing:
                 self._raise_unusable()
             record = encode_plain(item, self._serializer, time.time())
-            key = fifo_key(next(self._seq))
+            key = fifo_key(self._take_id())
             p = 0
         else:
             key, record, p = self._new_message(item, priority, headers, ttl)
-        if self._bounded or self._store._sync:
+        if not self._lean:
             self._publish([(key, record)], p, block, timeout)
             return
         # _publish's unbounded, batch-mode case for one message, inlined: it
@@ -336,14 +371,14 @@ class DurableQueue:
         core = self._core
         if core.is_shutdown:
             raise ShutDown
-        self._store._log_put(self._handle, key, record, block, timeout)
+        self._log_put(self._handle, key, record, block, timeout)
         try:
             if self.priority:
                 core.put((key, record), priority=p)
             else:
                 core.put((key, record))
         except BaseException:
-            self._store._log((OP_DEL, self._handle, key, None, None))
+            self._log.append((OP_DEL, self._handle, key, None, None))
             raise
 
     def put_nowait(self, item: Any, *, priority: int | None = None) -> None:
@@ -374,12 +409,12 @@ class DurableQueue:
         only when shut down in the meantime; the log is then taken back.
         """
         core = self._core
-        store = self._store
+        log = self._log
         ordering = priority if self.priority else None
         if not self._bounded:
             if core.is_shutdown:
                 raise ShutDown
-            store._log_puts(self._handle, entries, block, timeout)
+            log.put_many(self._handle, entries, block, timeout)
             try:
                 if len(entries) > 1:
                     core._restore(entries, ordering)
@@ -389,46 +424,95 @@ class DurableQueue:
                     core.put(entries[0], priority=ordering)
             except BaseException:
                 for key, _record in entries:
-                    store._log((OP_DEL, self._handle, key, None, None))
+                    log.append((OP_DEL, self._handle, key, None, None))
                 raise
             return
         core._hold_room(len(entries), block, timeout)
         try:
-            store._log_puts(self._handle, entries, block, timeout)
+            log.put_many(self._handle, entries, block, timeout)
         except BaseException:
             core._release_room(len(entries))
             raise
         core._push_held(entries, ordering)
 
     def _raise_unusable(self) -> None:
-        self._store._check_usable()
+        self._state.check()
         raise StoreClosedError(f"queue {self.name!r} was deleted or its store closed")
 
     # ---- consuming -----------------------------------------------------------------
 
-    def _next_entry(self, block: bool, timeout: float | None) -> Entry:
-        """The next live entry from the core; expired ones are retired."""
-        deadline = None if timeout is None or not block else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            entry: Entry = self._core.get(block, remaining)
-            record = entry[1]
-            if _expired(record, time.time()):
-                self._retire(entry[0], record, expired=True)
-                self._core.task_done()
-                continue
-            return entry
+    def _take(self, block: bool, timeout: float | None) -> Entry:
+        """The next entry from the core; StoreClosedError if the store
+        closed (or the queue was deleted) while waiting."""
+        try:
+            entry: Entry = self._core.get(block, timeout)
+        except ShutDown:
+            if self._detached:
+                self._raise_unusable()
+            raise
+        return entry
+
+    def _take_many(self, max_items: int, block: bool, timeout: float | None) -> list[Entry]:
+        """_take for up to max_items entries."""
+        try:
+            entries: list[Entry] = self._core.get_many(max_items, block, timeout)
+        except ShutDown:
+            if self._detached:
+                self._raise_unusable()
+            raise
+        return entries
+
+    def _quarantine(self, key: bytes, record: bytes, error: Exception) -> StoreCorruptError:
+        """Move a taken message that cannot be decoded to the dead-letter
+        queue (the queue's own, else "<name>.dead"), with the reason in its
+        DECODE_ERROR_HEADER, and log it; returns the error to report."""
+        target = self.dead_letter or f"{self.name}.dead"
+        reason = f"{type(error).__name__}: {error}"
+        try:
+            moved = with_header(record, DECODE_ERROR_HEADER, reason)
+        except StoreCorruptError:
+            moved = record  # its header is damaged too: moved as it is
+        self._note(_NOTE_DEAD_LETTERED)
+        self._open_queue(target).adopt(moved, keep_expiry=moved is record)
+        self._log.append((OP_DEL, self._handle, key, None, None))
+        self._core.task_done()
+        message = (
+            f"queue {self.name!r}: message {key_seq(key)} cannot be decoded ({reason}); "
+            f"moved to the dead-letter queue {target!r}"
+        )
+        _log.error("flinq: %s", message)
+        return StoreCorruptError(message)
+
+    def _expire(self, key: bytes, record: bytes) -> bool:
+        """True (and the message retired) if its TTL has passed. Callers
+        skip the call for a record without one (record[13:21] == _NO_EXPIRY)."""
+        if _expired(record, time.time()):
+            self._retire(key, record, expired=True)
+            self._core.task_done()
+            return True
+        return False
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return the next body (at-most-once: the removal is
-        logged before this returns)."""
-        if self._detached or self._store._closing:
+        logged before this returns). A message that cannot be decoded is
+        moved to the dead-letter queue, and StoreCorruptError names it."""
+        if self._detached or self._state.closing:
             self._raise_unusable()
-        key, record = self._next_entry(block, timeout)
-        self._store._log((OP_DEL, self._handle, key, None, None))
-        if record[0] == TAG_BYTES and record[HEADER_SIZE - 4 : HEADER_SIZE] == b"\x00\x00\x00\x00":
-            return record[HEADER_SIZE:]  # bytes, no headers: the body follows the header
-        return decode_body(record, decode_record(record), self._serializer)
+        deadline = None
+        if block and timeout is not None:
+            _check_timeout(timeout)
+            deadline = time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            key, record = self._take(block, remaining)
+            try:
+                if record[13:21] != _NO_EXPIRY and self._expire(key, record):
+                    continue
+                body = _body(record, self._serializer)
+            except StoreCorruptError as exc:
+                raise self._quarantine(key, record, exc) from exc
+            self._log.append((OP_DEL, self._handle, key, None, None))
+            return body
 
     def get_nowait(self) -> Any:
         """Remove and return the next body without blocking; raise queue.Empty."""
@@ -437,88 +521,113 @@ class DurableQueue:
     def get_many(
         self, max_items: int, block: bool = True, timeout: float | None = None
     ) -> list[Any]:
-        """Remove and return 1 to max_items bodies, first first."""
+        """Remove and return 1 to max_items bodies, first first. Messages
+        that cannot be decoded are moved to the dead-letter queue (and
+        logged); if no other message came, StoreCorruptError names them."""
         self._check_attached()
-        entries: list[Entry] = self._core.get_many(max_items, block, timeout)
-        log = self._store._log
+        if block:
+            _check_timeout(timeout)
+        deadline = None if timeout is None or not block else time.monotonic() + timeout
+        log = self._log.append
         handle = self._handle
-        out = []
-        now = time.time()
-        serializer = self._store.serializer
-        for key, record in entries:
-            decoded = decode_record(record)
-            if decoded.expires_at and decoded.expires_at <= now:
-                self._retire(key, record, expired=True)
-                self._core.task_done()
-                continue
-            log((OP_DEL, handle, key, None, None))
-            out.append(decode_body(record, decoded, serializer))
-        if not out:
-            return self.get_many(max_items, block, timeout)
-        return out
+        serializer = self._serializer
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            entries = self._take_many(max_items, block, remaining)
+            out = []
+            failure: StoreCorruptError | None = None
+            for key, record in entries:
+                try:
+                    if record[13:21] != _NO_EXPIRY and self._expire(key, record):
+                        continue
+                    body = _body(record, serializer)
+                except StoreCorruptError as exc:
+                    failure = self._quarantine(key, record, exc)
+                    continue
+                log((OP_DEL, handle, key, None, None))
+                out.append(body)
+            if out:
+                return out
+            if failure is not None:
+                raise failure
 
     def reserve(self, timeout: float | None = None) -> Message:
         """Take the next message at least once: it stays stored until
         msg.ack(), and comes back if it is nacked, not acked within
         visibility_timeout, or the process dies first. Waits up to timeout
-        seconds (None: for ever; 0: not at all), then raises queue.Empty."""
+        seconds (None: for ever; 0: not at all), then raises queue.Empty.
+        A message that cannot be decoded is moved to the dead-letter queue,
+        and StoreCorruptError names it."""
         self._check_attached()
+        _check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            message = self._deliver(*self._core.get(True, remaining))
-            if message is not None:
-                return message
+            key, record = self._take(True, remaining)
+            try:
+                flight = self._prepare(key, record)
+            except StoreCorruptError as exc:
+                raise self._quarantine(key, record, exc) from exc
+            if flight is not None:
+                self._take_off([flight])
+                return Message(self, *flight)
 
-    def _reserve_many(self, max_items: int, timeout: float | None) -> list[Message]:
+    def reserve_many(self, max_items: int, timeout: float | None = None) -> list[Message]:
         """Reserve 1 to max_items messages, waiting up to timeout seconds for
-        the first; [] if none came (or all that came were retired)."""
+        the first; [] if none came (or all that came were retired). Messages
+        that cannot be decoded are moved to the dead-letter queue and logged."""
         self._check_attached()
+        _check_timeout(timeout)
         try:
-            entries: list[Entry] = self._core.get_many(max_items, True, timeout)
+            entries = self._take_many(max_items, True, timeout)
         except Empty:
             return []
         prepare = self._prepare
-        flying = [f for f in (prepare(key, record) for key, record in entries) if f is not None]
+        flying = []
+        for key, record in entries:
+            try:
+                flight = prepare(key, record)
+            except StoreCorruptError as exc:
+                self._quarantine(key, record, exc)
+                continue
+            if flight is not None:
+                flying.append(flight)
         self._take_off(flying)
-        return [Message(self, key, record, delivery) for key, record, delivery in flying]
+        return [Message(self, *flight) for flight in flying]
 
-    def _deliver(self, key: bytes, record: bytes) -> Message | None:
-        """Put a ready entry in flight as a Message; None if it was retired."""
-        flight = self._prepare(key, record)
-        if flight is None:
-            return None
-        self._take_off([flight])
-        return Message(self, *flight)
-
-    def _prepare(self, key: bytes, record: bytes) -> tuple[bytes, bytes, int] | None:
-        """(key, record with attempts + 1, delivery number) for a ready entry
-        about to be delivered; None if it was retired instead: expired, or
-        its attempts spent (deliveries ended by crashes: a message that kills
-        its consumer, say)."""
-        if _expired(record, time.time()):
-            self._retire(key, record, expired=True)
-            self._core.task_done()
+    def _prepare(self, key: bytes, record: bytes) -> tuple[bytes, bytes, int, Any] | None:
+        """(key, record with attempts + 1, delivery number, body) for a ready
+        entry about to be delivered; None if it was retired instead: expired,
+        or its attempts spent (deliveries ended by crashes: a message that
+        kills its consumer, say). StoreCorruptError if it cannot be decoded."""
+        if record[13:21] != _NO_EXPIRY and self._expire(key, record):
             return None
         attempts = _unpack_attempts(record, 1)[0] + 1
         if self.max_attempts is not None and attempts > self.max_attempts:
             self._retire(key, record, expired=False)
             self._core.task_done()
             return None
-        return key, record[:1] + _pack_attempts(attempts) + record[5:], next(self._deliveries)
+        body = _body(record, self._serializer)
+        return (
+            key,
+            record[:1] + _pack_attempts(attempts) + record[5:],
+            next(self._deliveries),
+            body,
+        )
 
-    def _take_off(self, flights: list[tuple[bytes, bytes, int]]) -> None:
+    def _take_off(self, flights: list[tuple[bytes, bytes, int, Any]]) -> None:
         """Hold prepared deliveries in flight and log their new attempts."""
         with self._lock:
             in_flight = self._in_flight
-            for key, record, delivery in flights:
+            for key, record, delivery, _body in flights:
                 in_flight[key] = (record, delivery)
-            if self.visibility_timeout:
+            if self.visibility_timeout and flights:
                 deadline = time.monotonic() + self.visibility_timeout
-                for key, _record, delivery in flights:
+                for key, _record, delivery, _body in flights:
                     heapq.heappush(self._expiries, (deadline, delivery, key))
+                self._wake_by(deadline)
         handle = self._handle
-        self._store._log_many([(OP_SET, handle, key, record, None) for key, record, _ in flights])
+        self._log.extend([(OP_SET, handle, f[0], f[1], None) for f in flights])
 
     def messages(self, timeout: float | None = None) -> Iterator[Message]:
         """Iterate over reserved messages (use each as a context manager to
@@ -532,21 +641,6 @@ class DurableQueue:
         the running Consumer (see flinq.Consumer for the options)."""
         return Consumer(self, handler, **options)
 
-    def _serve(
-        self,
-        handler: Callable[[Message], object],
-        prefetch: int,
-        timeout: float | None,
-        on_error: Callable[[Message, BaseException], None],
-        state: Any,
-    ) -> int:
-        """One step of a consume() worker (see flinq.consumer)."""
-        messages = self._reserve_many(prefetch, timeout)
-        # Acks of a batch go together, unless a visibility timeout could
-        # redeliver a message whose ack waits for the rest of its batch.
-        ack_all = None if self.visibility_timeout else self._ack_all
-        return serve_batch(messages, handler, on_error, state, Message._unreserve, ack_all)
-
     def _settle(self, key: bytes, delivery: int) -> bytes | None:
         """Take delivery of key out of flight; its record, or None if that
         delivery is no longer in flight."""
@@ -558,9 +652,9 @@ class DurableQueue:
             del self._in_flight[key]
             return held[0]
 
-    def _ack_all(self, messages: list[Message]) -> int:
-        """Ack the unsettled ones of messages at once (msg.ack(), or a
-        consumer's batch); returns how many were still in flight."""
+    def ack_many(self, messages: list[Message]) -> int:
+        """Ack the unsettled ones of messages (reserved from this queue) at
+        once; returns how many were still in flight."""
         self._check_attached()
         acked = []
         with self._lock:
@@ -574,7 +668,7 @@ class DurableQueue:
                     del in_flight[message.key]
                     acked.append(message.key)
         handle = self._handle
-        self._store._log_many([(OP_DEL, handle, key, None, None) for key in acked])
+        self._log.extend([(OP_DEL, handle, key, None, None) for key in acked])
         self._note(_NOTE_ACKED, len(acked))
         self._core._done(len(acked))
         return len(acked)
@@ -602,7 +696,7 @@ class DurableQueue:
             return
         self._core.task_done()
         record = with_attempts(record, decode_record(record).attempts - 1)
-        self._store._log((OP_SET, self._handle, key, record, None))
+        self._log.append((OP_SET, self._handle, key, record, None))
         self._note(_NOTE_REDELIVERED)  # back in the queue: see the stats identity
         self._core._restore([(key, record)], key_priority(key) if self.priority else None)
 
@@ -621,8 +715,10 @@ class DurableQueue:
             self._retire(key, record, expired=False, dead_letter=dead_letter)
             return
         if delay > 0:
+            due = time.monotonic() + delay
             with self._lock:
-                heapq.heappush(self._delayed, (time.monotonic() + delay, key, record))
+                heapq.heappush(self._delayed, (due, key, record))
+                self._wake_by(due)
             return
         self._ready_again(key, record)
 
@@ -643,28 +739,40 @@ class DurableQueue:
         self._note(_NOTE_EXPIRED if expired else _NOTE_DEAD_LETTERED)
         dead_letter = dead_letter or self.dead_letter
         if dead_letter is not None:
-            self._store._dead_letter_queue(dead_letter)._adopt(record)
-        self._store._log((OP_DEL, self._handle, key, None, None))
+            self._open_queue(dead_letter).adopt(record)
+        self._log.append((OP_DEL, self._handle, key, None, None))
 
-    def _adopt(self, record: bytes) -> None:
+    def adopt(self, record: bytes, keep_expiry: bool = False) -> None:
         """Append a record retired from another queue (a dead letter): it
         keeps its body, headers and attempts, and loses its expiry, so that
-        it can be read here."""
-        record = without_expiry(record)
-        seq = next(self._seq)
+        it can be read here (keep_expiry: a record too damaged to change)."""
+        if not keep_expiry:
+            record = without_expiry(record)
+        seq = self._take_id()
         key = priority_key(0, seq) if self.priority else fifo_key(seq)
-        self._store._log((OP_PUT, self._handle, key, record, None))
+        self._log.append((OP_PUT, self._handle, key, record, None))
         # A dead letter must neither wait for room nor be refused.
         self._core._restore([(key, record)], 0 if self.priority else None)
 
-    def _on_tick(self, now: float) -> None:
-        """Writer thread, every interval: redeliver what timed out, release
-        what was delayed."""
-        if self._detached or (not self._expiries and not self._delayed):
+    def _wake_by(self, deadline: float) -> None:
+        """Have the store's scheduler call _on_due by deadline (under _lock).
+        Deadlines mostly come later than the one already asked for, so a
+        queue rarely has more than one call scheduled."""
+        if deadline < self._wake_at:
+            self._wake_at = deadline
+            self._scheduler.call_at(deadline, self._on_due)
+
+    def _on_due(self, now: float) -> None:
+        """Writer thread, by the scheduler: redeliver what timed out, release
+        what was delayed, and ask to be called for what is next."""
+        if self._detached:
             return
         due: list[tuple[bytes, bytes]] = []
         timed_out: list[tuple[bytes, bytes]] = []
         with self._lock:
+            if now < self._wake_at:
+                return  # an earlier call, made moot: the next is scheduled
+            self._wake_at = math.inf
             while self._delayed and self._delayed[0][0] <= now:
                 _, key, record = heapq.heappop(self._delayed)
                 due.append((key, record))
@@ -674,6 +782,9 @@ class DurableQueue:
                 if held is not None and held[1] == delivery:
                     del self._in_flight[key]
                     timed_out.append((key, held[0]))
+            heads = [h[0][0] for h in (self._delayed, self._expiries) if h]
+            if heads:
+                self._wake_by(min(heads))
         for key, record in due:
             self._ready_again(key, record)
         for key, record in timed_out:
@@ -683,13 +794,16 @@ class DurableQueue:
     # ---- the rest of the core API --------------------------------------------------------
 
     def _check_attached(self) -> None:
-        if self._detached or self._store._closing:
+        if self._detached or self._state.closing:
             self._raise_unusable()
 
-    def _detach(self) -> None:
+    def detach(self) -> None:
+        """The queue is deleted or its store closed (for the store): callers
+        blocked in it wake (with StoreClosedError), and it is no longer
+        usable."""
         self._detached = True
-        if self._on_tick in self._store._timers:
-            self._store._timers.remove(self._on_tick)
+        # Ready messages leave memory only: they stay stored.
+        self._core.shutdown(immediate=True)
 
     def qsize(self) -> int:
         """Messages ready now (not counting those in flight)."""
@@ -716,7 +830,7 @@ class DurableQueue:
         self._check_attached()
         return len(self._in_flight)
 
-    def _in_flight_count(self) -> int:
+    def out_of_ready(self) -> int:
         """Messages out of the ready set: reserved, or nacked with a delay."""
         with self._lock:
             return len(self._in_flight) + len(self._delayed)
@@ -735,10 +849,15 @@ class DurableQueue:
         only: they stay stored and return on the next open."""
         self._core.shutdown(immediate)
 
+    @property
+    def is_shutdown(self) -> bool:
+        """True once shutdown() has been called (or the queue closed)."""
+        return bool(self._core.is_shutdown)
+
     def purge(self) -> int:
         """Delete every message, ready or in flight. Returns how many."""
         self._check_attached()
-        self._store._check_usable()
+        self._state.check()
         with self._lock:
             in_flight = len(self._in_flight)
             dropped = in_flight + len(self._delayed)
@@ -756,7 +875,7 @@ class DurableQueue:
             done += ready
         for _ in range(done):
             self._core.task_done()
-        self._store._log((OP_CLEAR, self._handle, None, None, None))
+        self._log.append((OP_CLEAR, self._handle, None, None, None))
         return dropped
 
     def stats(self) -> dict[str, Any]:
@@ -765,10 +884,11 @@ class DurableQueue:
         included."""
         self._check_attached()
         stats: dict[str, Any] = dict(self._core.stats())
-        stats["in_flight"] = self._in_flight_count()
+        stats["in_flight"] = self.out_of_ready()
         return stats
 
     def __repr__(self) -> str:
-        return (
-            f"<flinq.DurableQueue {self.name!r} ready={self.qsize()} in_flight={self.in_flight()}>"
-        )
+        if self._detached:
+            return f"<flinq.DurableQueue {self.name!r} closed>"
+        ready, flying = self._core.qsize(), len(self._in_flight)
+        return f"<flinq.DurableQueue {self.name!r} ready={ready} in_flight={flying}>"

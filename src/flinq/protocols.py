@@ -1,0 +1,201 @@
+"""The public protocols of durable queues: what a backend implements.
+
+flinq.open(path_or_url) returns a DurableStore; its queue() returns a
+DurableQueue; reserving from that gives DurableMessages. Consumer,
+messages(), the ``flinq`` command line (stats, peek, purge, requeue) and the
+Prometheus export use only these protocols, so a backend that implements
+them gets all of that, and must pass the conformance suite
+(tests/python/conformance) unchanged.
+
+What a backend must implement
+-----------------------------
+1. A store class satisfying DurableStore, taking ``readonly=`` and its own
+   keyword options; registered with flinq.backends.register(scheme, opener,
+   open_stores) so that flinq.open("scheme://...") finds it.
+2. Its queue() checks the name (flinq.settings.check_name) and every setting
+   (flinq.settings.QueueSettings.check) before creating anything, stores the
+   settings with the queue, and treats arguments left out (UNSET) as "keep
+   what is stored". A queue already open is returned as it is.
+3. A queue class satisfying DurableQueue: the stdlib queue API (put, get,
+   put_many, get_many, task_done, join, shutdown, ...) plus at-least-once
+   delivery (reserve, reserve_many, ack_many), with visibility timeouts,
+   max_attempts and dead letters as its settings say, TTLs and priorities.
+4. A message class satisfying DurableMessage.
+5. The guarantees the conformance suite checks: nothing reported stored is
+   lost; close() wakes every blocked caller with StoreClosedError; a
+   message that cannot be decoded is dead-lettered (reason in its
+   DECODE_ERROR_HEADER header), never dropped; bad arguments raise
+   TypeError or ValueError and change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol, runtime_checkable
+
+from flinq.settings import QueueSettings, Unset
+
+__all__ = ["DECODE_ERROR_HEADER", "DurableMessage", "DurableQueue", "DurableStore"]
+
+#: The header a message carries, with the reason, once it was moved to a
+#: dead-letter queue because it could not be decoded.
+DECODE_ERROR_HEADER = "flinq-decode-error"
+
+
+@runtime_checkable
+class DurableMessage(Protocol):
+    """A message taken with reserve(): in flight until settled.
+
+    As a context manager it acks when the block succeeds and nacks
+    (requeue) when it raises."""
+
+    @property
+    def body(self) -> Any: ...
+    @property
+    def id(self) -> int:
+        """Unique within its store."""
+
+    @property
+    def attempts(self) -> int:
+        """Deliveries so far, this one included."""
+
+    @property
+    def priority(self) -> int: ...
+    @property
+    def headers(self) -> dict[str, str] | None: ...
+    @property
+    def enqueued_at(self) -> float:
+        """Unix time of the first put."""
+
+    @property
+    def settled(self) -> bool: ...
+
+    def ack(self) -> bool:
+        """Remove it for good; False if it was no longer in flight."""
+
+    def nack(self, requeue: bool = True, delay: float = 0.0) -> bool:
+        """Ready again after delay seconds; or, with requeue=False or its
+        attempts spent, to the dead-letter queue (dropped without one)."""
+
+    def dead_letter(self, queue: str | None = None) -> bool:
+        """Move it to the dead-letter queue named queue (None: the queue's own)."""
+
+    def release(self) -> None:
+        """Give it back as if never delivered (its attempt does not count)."""
+
+    def __enter__(self) -> DurableMessage: ...
+    def __exit__(self, kind: Any, value: Any, traceback: Any) -> None: ...
+
+
+@runtime_checkable
+class DurableQueue(Protocol):
+    """A named queue of a DurableStore."""
+
+    name: str
+    settings: QueueSettings
+    priority: bool
+    max_attempts: int | None
+    visibility_timeout: float | None
+    dead_letter: str | None
+
+    @property
+    def maxsize(self) -> int: ...
+    @property
+    def is_shutdown(self) -> bool: ...
+
+    def put(
+        self,
+        item: Any,
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        priority: int | None = None,
+        headers: dict[str, str] | None = None,
+        ttl: float | None = None,
+    ) -> None: ...
+    def put_nowait(self, item: Any, *, priority: int | None = None) -> None: ...
+    def put_many(
+        self,
+        items: Iterable[Any],
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        priority: int | None = None,
+    ) -> None: ...
+    def get(self, block: bool = True, timeout: float | None = None) -> Any: ...
+    def get_nowait(self) -> Any: ...
+    def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None
+    ) -> list[Any]: ...
+    def reserve(self, timeout: float | None = None) -> DurableMessage: ...
+    def reserve_many(
+        self, max_items: int, timeout: float | None = None
+    ) -> list[Any]:  # list[DurableMessage]: a list is invariant
+        """1 to max_items messages, [] if none came within timeout."""
+
+    def ack_many(self, messages: list[Any]) -> int:
+        """Ack messages reserved from this queue at once; how many were in flight."""
+
+    def messages(self, timeout: float | None = None) -> Iterator[Any]: ...
+    def consume(self, handler: Callable[[Any], object], **options: Any) -> Any: ...
+    def qsize(self) -> int: ...
+    def empty(self) -> bool: ...
+    def full(self) -> bool: ...
+    def in_flight(self) -> int: ...
+    def task_done(self) -> None: ...
+    def join(self) -> None: ...
+    def shutdown(self, immediate: bool = False) -> None: ...
+    def purge(self) -> int: ...
+    def stats(self) -> dict[str, Any]:
+        """At least the keys of flinq.Queue.stats(), with in_flight."""
+
+
+@runtime_checkable
+class DurableStore(Protocol):
+    """What flinq.open(path_or_url) returns: named durable queues."""
+
+    path: str
+    readonly: bool
+
+    def queue(
+        self,
+        name: str,
+        *,
+        priority: bool | Unset = ...,
+        maxsize: int | Unset = ...,
+        max_attempts: int | Unset | None = ...,
+        visibility_timeout: float | Unset | None = ...,
+        dead_letter: str | Unset | None = ...,
+    ) -> Any:  # a DurableQueue
+        """The queue called name, created on first use (see Store.queue)."""
+
+    def queues(self) -> list[str]:
+        """Names of the stored queues, sorted."""
+
+    def open_queues(self) -> dict[str, Any]:
+        """The queues opened through this object, by name."""
+
+    def delete_queue(self, name: str) -> None: ...
+    def flush(self, timeout: float | None = None) -> None: ...
+    def close(self, timeout: float | None = None) -> None: ...
+    def stats(self) -> dict[str, Any]:
+        """The store's own figures (flinq.metrics exports its known keys)."""
+
+    def inspect(self) -> dict[str, Any]:
+        """flinq stats: path, as_of, owner, bytes_on_disk, queues (one dict
+        each: name, priority, depth, in_flight, dead_letter, dead_letters,
+        attempted, expired, oldest_enqueued_at, oldest_age_seconds)."""
+
+    def peek(self, name: str, n: int) -> list[dict[str, Any]]:
+        """flinq peek: the first n stored messages (id, priority, attempts,
+        enqueued_at, expires_at, headers, body_type, body as stored bytes);
+        KeyError for an unknown queue."""
+
+    def purge_queue(self, name: str) -> int:
+        """flinq purge: delete a queue's stored messages; KeyError if unknown."""
+
+    def move_messages(self, source: str, target: str) -> int:
+        """flinq requeue: move every message of source to target, all or none."""
+
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: object) -> None: ...

@@ -1,0 +1,120 @@
+"""A durable queue's settings: what every backend validates and stores.
+
+Every backend checks a queue's name and settings here before it creates
+anything, and keeps the settings with the queue, so that reopening a queue
+without arguments gets them back.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, fields, replace
+from typing import Any, Final
+
+__all__ = ["MAX_NAME_BYTES", "UNSET", "QueueSettings", "Unset", "check_name"]
+
+#: The longest queue name, in UTF-8 bytes. LMDB keys (the name, and the
+#: name of the queue's database) are at most 511 bytes; the limit leaves
+#: room for a backend's prefix.
+MAX_NAME_BYTES: Final = 400
+
+
+class Unset:
+    """The type of UNSET: an argument not given (unlike None, which clears a setting)."""
+
+    _instance: Unset | None = None
+
+    def __new__(cls) -> Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: An argument of store.queue() that was not given: keep what is stored.
+UNSET: Final = Unset()
+
+
+def check_name(name: object, what: str = "a queue name") -> str:
+    """name, if it can name a queue: a non-empty str without NUL or lone
+    surrogates, at most MAX_NAME_BYTES in UTF-8. TypeError or ValueError
+    otherwise."""
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a str, not {type(name).__name__}")
+    if not name:
+        raise ValueError(f"{what} must not be empty")
+    if "\x00" in name:
+        raise ValueError(f"{what} must not contain NUL characters: {name!r}")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} must be valid Unicode text (no lone surrogates)") from None
+    if size > MAX_NAME_BYTES:
+        raise ValueError(f"{what} is {size} bytes in UTF-8; the limit is {MAX_NAME_BYTES}")
+    return name
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value}")
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """What shapes a durable queue. priority is fixed when the queue is
+    created; the others may change when it is reopened."""
+
+    priority: bool = False
+    maxsize: int = 0
+    max_attempts: int | None = None
+    visibility_timeout: float | None = None
+    dead_letter: str | None = None
+
+    def check(self, name: str) -> QueueSettings:
+        """self, if every field is valid for queue name; TypeError or ValueError otherwise."""
+        if not isinstance(self.priority, bool):
+            raise TypeError("priority must be True or False")
+        _check_int("maxsize", self.maxsize, -sys.maxsize - 1)
+        if self.maxsize > sys.maxsize:
+            raise ValueError(f"maxsize must be at most {sys.maxsize}")
+        if self.max_attempts is not None:
+            _check_int("max_attempts", self.max_attempts, 1)
+        timeout = self.visibility_timeout
+        if timeout is not None:
+            if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+                raise TypeError("visibility_timeout must be a number of seconds or None")
+            if not (timeout > 0 and math.isfinite(timeout)):
+                raise ValueError("visibility_timeout must be a positive, finite number of seconds")
+        if self.dead_letter is not None:
+            check_name(self.dead_letter, "dead_letter")
+            if self.dead_letter == name:
+                raise ValueError("a queue cannot be its own dead-letter queue")
+        return self
+
+    def updated(self, **given: Any) -> QueueSettings:
+        """A copy with the given fields that are not UNSET replaced."""
+        return replace(self, **{k: v for k, v in given.items() if v is not UNSET})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict (only fields that differ from the default)."""
+        default = QueueSettings()
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(default, f.name) or f.name == "priority"
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QueueSettings:
+        """Settings from to_dict()'s output; unknown keys are ignored (a newer
+        flinq may store more)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,390 @@
+"""What every durable backend must do, written against flinq.protocols only.
+
+Every test here runs against each backend in conftest.BACKENDS. A test may
+use only what flinq.protocols names (and flinq's exceptions): no backend's
+own classes, files or private members.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from qhelpers import drain, vanishing_class
+
+import flinq
+from flinq.protocols import DurableMessage, DurableQueue, DurableStore
+
+WAIT = 10.0  # the longest a test waits for something it expects to happen
+
+
+def wait_until(condition: Any, timeout: float = WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+# ---- the protocols ----------------------------------------------------------------
+
+
+def test_store_queue_and_message_satisfy_the_protocols(store):
+    assert isinstance(store, DurableStore)
+    q = store.queue("jobs")
+    assert isinstance(q, DurableQueue)
+    q.put("x")
+    message = q.reserve(timeout=WAIT)
+    assert isinstance(message, DurableMessage)
+    assert message.ack()
+
+
+def test_store_is_a_context_manager_and_lists_its_queues(opener):
+    with opener() as store:
+        store.queue("b")
+        store.queue("a")
+        assert store.queues() == ["a", "b"]
+        assert sorted(store.open_queues()) == ["a", "b"]
+    with pytest.raises(flinq.StoreClosedError):
+        store.queue("a")
+
+
+# ---- put and get --------------------------------------------------------------------
+
+
+def test_fifo_order_and_body_types(store):
+    q = store.queue("jobs")
+    bodies = [b"bytes", "str", bytearray(b"ba"), {"a": [1, 2]}, 7, None]
+    for body in bodies:
+        q.put(body)
+    assert q.qsize() == len(bodies)
+    assert [q.get(timeout=WAIT) for _ in bodies] == bodies
+    assert q.empty()
+
+
+def test_put_many_and_get_many(store):
+    q = store.queue("jobs")
+    q.put_many(range(10))
+    got: list[Any] = []
+    while len(got) < 10:
+        got += q.get_many(4, timeout=WAIT)
+    assert got == list(range(10))
+    with pytest.raises(flinq.Empty):
+        q.get_many(4, block=False)
+
+
+def test_priorities_lowest_first_fifo_among_equals(store):
+    q = store.queue("p", priority=True)
+    for body, p in [("c", 5), ("a", 1), ("d", 5), ("b", 1), ("z", -3)]:
+        q.put(body, priority=p)
+    assert drain(q) == ["z", "a", "b", "c", "d"]
+
+
+def test_priority_on_a_fifo_queue_is_refused(store):
+    q = store.queue("f")
+    with pytest.raises(TypeError):
+        q.put("x", priority=1)
+    assert q.qsize() == 0
+
+
+def test_maxsize_bounds_ready_messages(store):
+    q = store.queue("small", maxsize=2)
+    q.put(1)
+    q.put(2)
+    assert q.full()
+    with pytest.raises(flinq.Full):
+        q.put_nowait(3)
+    assert q.get() == 1
+
+
+def test_get_waits_for_a_put_from_another_thread(store):
+    q = store.queue("jobs")
+    threading.Timer(0.05, q.put, args=("late",)).start()
+    assert q.get(timeout=WAIT) == "late"
+
+
+def test_timeouts_behave_as_in_memory(store):
+    q = store.queue("jobs")
+    with pytest.raises(flinq.Empty):
+        q.get(timeout=0.01)
+    with pytest.raises(flinq.Empty):
+        q.reserve(timeout=0)
+    assert q.reserve_many(3, timeout=0) == []
+    for call in (lambda: q.get(True, -1), lambda: q.reserve(-1), lambda: q.get_many(2, True, -1)):
+        with pytest.raises(ValueError):
+            call()
+
+
+# ---- at least once --------------------------------------------------------------------
+
+
+def test_reserve_ack_removes_and_counts_attempts(opener):
+    store = opener()
+    q = store.queue("jobs")
+    q.put("m", headers={"k": "v"})
+    message = q.reserve(timeout=WAIT)
+    assert (message.body, message.attempts, message.headers) == ("m", 1, {"k": "v"})
+    assert q.in_flight() == 1 and q.qsize() == 0
+    assert message.ack()
+    assert not message.ack()  # settled already
+    assert q.in_flight() == 0
+    store.close()
+    assert drain(opener().queue("jobs")) == []
+
+
+def test_nack_requeues_and_counts_the_attempt(store):
+    q = store.queue("jobs")
+    q.put("m")
+    assert q.reserve(timeout=WAIT).nack()
+    again = q.reserve(timeout=WAIT)
+    assert (again.body, again.attempts) == ("m", 2)
+    again.ack()
+
+
+def test_nack_with_delay_comes_back_later(store):
+    q = store.queue("jobs")
+    q.put("m")
+    q.reserve(timeout=WAIT).nack(delay=0.05)
+    assert q.qsize() == 0 and q.stats()["in_flight"] == 1  # delayed: out of the ready set
+    assert q.reserve(timeout=WAIT).body == "m"
+
+
+def test_message_as_context_manager_acks_or_nacks(store):
+    q = store.queue("jobs")
+    q.put_many(["ok", "fails"])
+    with q.reserve(timeout=WAIT) as message:
+        assert message.body == "ok"
+    with pytest.raises(RuntimeError), q.reserve(timeout=WAIT):
+        raise RuntimeError("handler failed")
+    assert q.reserve(timeout=WAIT).attempts == 2
+
+
+def test_release_does_not_count_the_attempt(store):
+    q = store.queue("jobs")
+    q.put("m")
+    q.reserve(timeout=WAIT).release()
+    assert q.reserve(timeout=WAIT).attempts == 1
+
+
+def test_ack_many_settles_a_batch(store):
+    q = store.queue("jobs")
+    q.put_many(range(5))
+    batch: list[Any] = []
+    while len(batch) < 5:
+        batch += q.reserve_many(5, timeout=WAIT)
+    assert [m.body for m in batch] == list(range(5))
+    assert q.ack_many(batch) == 5
+    assert q.in_flight() == 0
+    assert all(m.settled for m in batch)
+
+
+def test_visibility_timeout_redelivers(store):
+    q = store.queue("jobs", visibility_timeout=0.05)
+    q.put("m")
+    first = q.reserve(timeout=WAIT)
+    second = q.reserve(timeout=WAIT)  # back once the timeout passed
+    assert (second.body, second.attempts) == ("m", 2)
+    assert not first.ack()  # that delivery is over
+    assert second.ack()
+
+
+def test_max_attempts_dead_letters(store):
+    q = store.queue("jobs", max_attempts=2, dead_letter="jobs.dl")
+    q.put("poison")
+    q.reserve(timeout=WAIT).nack()
+    q.reserve(timeout=WAIT).nack()
+    assert q.qsize() == 0
+    dead = store.queue("jobs.dl")
+    assert dead.get(timeout=WAIT) == "poison"
+
+
+def test_nack_without_requeue_and_dead_letter_to_a_named_queue(store):
+    q = store.queue("jobs", dead_letter="dl")
+    q.put_many(["a", "b"])
+    q.reserve(timeout=WAIT).nack(requeue=False)
+    q.reserve(timeout=WAIT).dead_letter("elsewhere")
+    assert store.queue("dl").get(timeout=WAIT) == "a"
+    assert store.queue("elsewhere").get(timeout=WAIT) == "b"
+
+
+def test_ttl_expires_unread_messages(store):
+    q = store.queue("jobs")
+    q.put("short", ttl=0.01)
+    q.put("kept", ttl=3600)
+    time.sleep(0.05)
+    assert q.get(timeout=WAIT) == "kept"
+    assert q.stats()["expired"] == 1
+
+
+# ---- iteration and consumers ------------------------------------------------------------
+
+
+def test_messages_iterates_until_idle(store):
+    q = store.queue("jobs")
+    q.put_many(range(3))
+    seen = []
+    for message in q.messages(timeout=0.05):
+        with message:
+            seen.append(message.body)
+    assert seen == [0, 1, 2]
+    assert q.in_flight() == 0
+
+
+def test_consume_handles_retries_and_dead_letters(store):
+    q = store.queue("jobs")
+    q.put_many(range(20))
+    handled: list[int] = []
+    lock = threading.Lock()
+
+    def handler(message: Any) -> None:
+        if message.body == 13:
+            raise ValueError("unlucky")
+        with lock:
+            handled.append(message.body)
+
+    with q.consume(handler, workers=2, prefetch=4, max_attempts=2, retry_backoff=0.0) as c:
+        assert wait_until(lambda: len(handled) == 19 and c.stats()["dead_lettered"] == 1)
+    assert sorted(handled) == [i for i in range(20) if i != 13]
+    assert store.queue("jobs.dead").get(timeout=WAIT) == 13
+    assert q.in_flight() == 0
+
+
+# ---- statistics -------------------------------------------------------------------------
+
+
+def test_stats_count_what_happened(store):
+    q = store.queue("jobs")
+    q.put_many(range(3))
+    q.get()
+    message = q.reserve(timeout=WAIT)
+    stats = q.stats()
+    assert stats["depth"] == 1 and stats["in_flight"] == 1
+    assert stats["enqueued"] == 3
+    message.ack()
+    assert q.stats()["acked"] == 1
+    assert isinstance(store.stats(), dict)
+
+
+def test_inspect_and_peek_see_committed_messages(store):
+    q = store.queue("jobs", dead_letter="jobs.dl")
+    q.put_many([b"a", "b"])
+    store.flush()
+    (jobs,) = [row for row in store.inspect()["queues"] if row["name"] == "jobs"]
+    assert (jobs["depth"], jobs["dead_letter"]) == (2, "jobs.dl")
+    peeked = store.peek("jobs", 5)
+    assert [(m["body_type"], m["body"]) for m in peeked] == [("bytes", b"a"), ("str", b"b")]
+    with pytest.raises(KeyError):
+        store.peek("nope", 1)
+
+
+# ---- closing -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call", ["get", "reserve", "get_many", "reserve_many"])
+def test_close_wakes_blocked_callers(store, call):
+    q = store.queue("jobs")
+    raised: list[BaseException] = []
+
+    def blocked() -> None:
+        try:
+            if call in ("get_many", "reserve_many"):
+                getattr(q, call)(3, timeout=None) if call == "reserve_many" else q.get_many(3)
+            else:
+                getattr(q, call)()
+        except BaseException as exc:  # what it raised is the result
+            raised.append(exc)
+
+    thread = threading.Thread(target=blocked)
+    thread.start()
+    time.sleep(0.05)
+    store.close()
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    assert len(raised) == 1 and isinstance(raised[0], flinq.StoreClosedError)
+
+
+def test_close_stops_consumers(store):
+    q = store.queue("jobs")
+    consumer = q.consume(lambda m: None, workers=2)
+    store.close()
+    assert wait_until(lambda: not consumer.running)
+
+
+# ---- persistence --------------------------------------------------------------------------
+
+
+def test_reopen_keeps_messages_order_attempts_and_settings(opener):
+    store = opener()
+    q = store.queue("jobs", max_attempts=4, dead_letter="jobs.dl", visibility_timeout=30)
+    p = store.queue("p", priority=True)
+    q.put_many(["a", "b", "c"])
+    p.put("low", priority=9)
+    p.put("high", priority=1)
+    q.reserve(timeout=WAIT)  # in flight at close: comes back
+    store.close()
+    store = opener()
+    q = store.queue("jobs")
+    assert (q.max_attempts, q.dead_letter, q.visibility_timeout) == (4, "jobs.dl", 30)
+    first = q.reserve(timeout=WAIT)
+    assert (first.body, first.attempts) == ("a", 2)  # its delivery before close counts
+    assert drain(q) == ["b", "c"]
+    assert drain(store.queue("p")) == ["high", "low"]
+
+
+def test_flush_makes_batch_puts_durable(opener):
+    store = opener()
+    store.queue("jobs").put("m")
+    store.flush()
+    store.close()
+    assert drain(opener().queue("jobs")) == ["m"]
+
+
+def test_serializer_is_kept_with_the_store(opener):
+    store = opener(serializer="json")
+    store.queue("jobs").put({"a": [1]})
+    store.close()
+    store = opener()  # no serializer named: the store's own
+    assert store.queue("jobs").get(timeout=WAIT) == {"a": [1]}
+    store.close()
+    with pytest.raises(ValueError):
+        opener(serializer="pickle")
+
+
+# ---- bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_attempts": 0},
+        {"max_attempts": "3"},
+        {"visibility_timeout": -1},
+        {"maxsize": "x"},
+        {"dead_letter": 5},
+        {"dead_letter": "jobs"},
+        {"priority": "yes"},
+    ],
+)
+def test_bad_queue_settings_change_nothing(store, kwargs):
+    with pytest.raises((TypeError, ValueError)):
+        store.queue("jobs", **kwargs)
+    assert store.queues() == []
+
+
+@pytest.mark.parametrize("name", ["", "a\x00b", "x" * 600, 5])
+def test_bad_queue_names_are_refused(store, name):
+    with pytest.raises((TypeError, ValueError)):
+        store.queue(name)
+    assert store.queues() == []
+
+
+def test_an_undecodable_message_is_dead_lettered_not_lost(opener):
+    with vanishing_class() as gone, opener() as store:
+        store.queue("jobs").put_many(["a", gone(), "c"])
+    with opener() as store:
+        q = store.queue("jobs")
+        assert q.get_many(10) == ["a", "c"]
+        assert store.queue("jobs.dead").qsize() == 1
