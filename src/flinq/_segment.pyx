@@ -65,10 +65,19 @@ cdef class Segment:
             self._unlink()
 
 
+cdef Segment _mapped(str name, void *base, uint64_t size, int fd):
+    """A Segment that owns the mapping base (size bytes) and the descriptor fd."""
+    cdef Segment seg = Segment.__new__(Segment)
+    seg.base = base
+    seg.size = size
+    seg.fd = fd
+    seg.name = name
+    return seg
+
+
 cdef Segment create_segment(str name, bytes path, uint64_t size):
     """A new zero-filled segment of size bytes at path (shm_open's name),
     called name in messages; FileExistsError when path is taken."""
-    cdef Segment seg = Segment.__new__(Segment)
     cdef void *base = NULL
     cdef int fd = -1
     cdef int err = flq_shm_create(path, size, &base, &fd)
@@ -76,10 +85,7 @@ cdef Segment create_segment(str name, bytes path, uint64_t size):
         raise FileExistsError(err, f"a shared-memory segment named {name!r} exists already")
     if err != 0:
         raise OSError(err, f"cannot create shared memory {name!r} of {size} bytes: {_os.strerror(err)}")
-    seg.base = base
-    seg.size = size
-    seg.fd = fd
-    seg.name = name
+    cdef Segment seg = _mapped(name, base, size, fd)
     seg._unlink = _weakref.finalize(seg, _unlink_if_creator, path, flq_shm_pid())
     return seg
 
@@ -87,7 +93,6 @@ cdef Segment create_segment(str name, bytes path, uint64_t size):
 cdef Segment attach_segment(str name, bytes path, uint32_t kind, str what):
     """Map the segment at path and check that it holds a published `what`
     of kind (ValueError if not; FileNotFoundError if there is none)."""
-    cdef Segment seg = Segment.__new__(Segment)
     cdef void *base = NULL
     cdef uint64_t size = 0
     cdef int fd = -1
@@ -96,10 +101,7 @@ cdef Segment attach_segment(str name, bytes path, uint32_t kind, str what):
         raise FileNotFoundError(err, f"no flinq {what} named {name!r}")
     if err != 0:
         raise OSError(err, f"cannot attach shared memory {name!r}: {_os.strerror(err)}")
-    seg.base = base
-    seg.size = size
-    seg.fd = fd
-    seg.name = name
+    cdef Segment seg = _mapped(name, base, size, fd)
     _check(seg, kind, what)
     return seg
 
@@ -107,16 +109,13 @@ cdef Segment attach_segment(str name, bytes path, uint32_t kind, str what):
 cdef Segment map_segment_fd(int fd, str name, uint32_t kind, str what):
     """Map the segment open as fd (ours to close) and check it as
     attach_segment does."""
-    cdef Segment seg = Segment.__new__(Segment)
-    seg.fd = fd
-    seg.name = name
     cdef void *base = NULL
     cdef uint64_t size = 0
     cdef int err = flq_shm_map_fd(fd, &base, &size)
     if err != 0:
+        flq_shm_close_fd(fd)
         raise OSError(err, f"cannot map shared memory {name!r}: {_os.strerror(err)}")
-    seg.base = base
-    seg.size = size
+    cdef Segment seg = _mapped(name, base, size, fd)
     _check(seg, kind, what)
     return seg
 
