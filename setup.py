@@ -45,39 +45,34 @@ if not metrics:
     macros += [("FLQ_METRICS_OFF", "1")]
 
 # shm_open lives in librt before glibc 2.34 (manylinux_2_28 wheels build
-# against 2.28): the two extensions that map shared memory link it.
+# against 2.28): the extensions that map shared memory link it.
 shm_libraries = ["rt"] if sys.platform.startswith("linux") else []
 
-extensions = [
-    Extension(
-        "flinq._core",
-        ["src/flinq/_core.pyx"],
+
+
+def extension(name, libraries=()):
+    """The extension flinq.<name> built from src/flinq/<name>.pyx."""
+    return Extension(
+        f"flinq.{name}",
+        [f"src/flinq/{name}.pyx"],
         include_dirs=["include"],
         define_macros=macros,
         extra_compile_args=compile_args,
         extra_link_args=link_args,
-    ),
+        libraries=list(libraries),
+    )
+
+
+extensions = [
+    extension("_core"),
     # ArrayQueue: numpy records over include/flinq/records.h (numpy is
     # imported at run time; the build needs no numpy).
-    Extension(
-        "flinq._array",
-        ["src/flinq/_array.pyx"],
-        include_dirs=["include"],
-        define_macros=macros,
-        extra_compile_args=compile_args,
-        extra_link_args=link_args,
-        libraries=shm_libraries,
-    ),
+    extension("_array", shm_libraries),
+    # Named shared-memory segments (include/flinq/shmseg.h) and sleeping on
+    # their wait words, cimported by flinq._array and flinq._process.
+    extension("_segment", shm_libraries),
     # ProcessQueue: shared memory between processes.
-    Extension(
-        "flinq._process",
-        ["src/flinq/_process.pyx"],
-        include_dirs=["include"],
-        define_macros=macros,
-        extra_compile_args=compile_args,
-        extra_link_args=link_args,
-        libraries=shm_libraries,
-    ),
+    extension("_process", shm_libraries),
 ]
 
 setup(

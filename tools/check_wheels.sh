@@ -219,7 +219,7 @@ for lic in sorted(root.glob("LICEN[CS]E*")) + sorted(root.glob("COPYING*")):
     if lic.name not in names:
         problems.append(f"missing {lic.name} (license file in the repo)")
 
-forbidden = ["src/flinq/_core.c", "src/flinq/_array.c", "src/flinq/_process.c", "*.so", "*.pyd", "*.dll", "*.dylib", "*.o", "*.obj",
+forbidden = ["src/flinq/_core.c", "src/flinq/_array.c", "src/flinq/_process.c", "src/flinq/_segment.c", "*.so", "*.pyd", "*.dll", "*.dylib", "*.o", "*.obj",
              "*.pyc", "*__pycache__*", "*.html", "build/*", "dist/*", "wheelhouse/*",
              ".github/*", ".ci/*", "tests/c/build/*"]
 for pattern in forbidden:
@@ -276,7 +276,7 @@ for n in names:
     print("   ", n)
 
 problems = []
-for module in ("_core", "_array", "_process"):
+for module in ("_core", "_array", "_segment", "_process"):
     if not fnmatch.filter(names, f"flinq/{module}.*.so"):
         problems.append(f"missing the extension flinq/{module}.*.so")
 if not fnmatch.filter(names, "flinq/*.pyi"):

@@ -26,6 +26,7 @@ cp -r src/flinq "$work/pkg/flinq"
 rm -f "$work/pkg/flinq/"_core.*.so "$work/pkg/flinq/"_core.*.pyd "$work/pkg/flinq/_core.c" \
     "$work/pkg/flinq/"_array.*.so "$work/pkg/flinq/"_array.*.pyd "$work/pkg/flinq/_array.c"
 rm -f "$work/pkg/flinq/"_process.*.so "$work/pkg/flinq/"_process.*.pyd "$work/pkg/flinq/_process.c"
+rm -f "$work/pkg/flinq/"_segment.*.so "$work/pkg/flinq/"_segment.*.pyd "$work/pkg/flinq/_segment.c"
 # ...and the sanitized one built into it.
 echo "building the extension with -fsanitize=address,undefined in $work"
 FLINQ_SANITIZE=address,undefined "$python" setup.py -q build_ext -b "$work/pkg" -t "$work/tmp" \

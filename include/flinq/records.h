@@ -26,7 +26,7 @@
  * 64 bytes and may be mapped at different addresses in different processes)
  *   header      struct flq_records: read-only geometry, then the four
  *               counters on cache lines of their own, the shutdown state
- *               and a line of words reserved for a waiting layer (futexes);
+ *               and a line of wait words (flinq/shmwait.h);
  *   marks[2]    two arrays of `capacity` uint64: completion marks of
  *               producer runs (publication) and consumer runs (release);
  *   data        capacity * record_size bytes, 64-byte aligned.
@@ -75,6 +75,7 @@
 #include <string.h>
 
 #include "atomic.h"
+#include "shmwait.h"
 
 #define FLQ_RECORDS_MAGIC 0x464c5152u /* "FLQR" */
 #define FLQ_RECORDS_VERSION 1u
@@ -100,13 +101,11 @@ typedef struct flq_records {
     FLQ_CACHELINE_ALIGNED uint32_t state; /* FLQ_RECORDS_OPEN / _SHUTDOWN / _SHUTDOWN_IMMEDIATE */
     uint32_t spare;                       /* zero; keeps `discarded` 8-byte aligned */
     uint64_t discarded;                   /* records dropped by flq_records_discard */
-    /* Words for a waiting layer (futex on Linux): event counts bumped after
-     * records or room appear, and how many sleep on each. Zero at init; this
-     * header never touches them. */
-    FLQ_CACHELINE_ALIGNED uint32_t items_epoch;
-    uint32_t items_waiters;
-    uint32_t room_epoch;
-    uint32_t room_waiters;
+    /* Wait words for sleepers in any process that maps the block
+     * (flinq/shmwait.h): notified after records or room appear. Zero at
+     * init; this header never touches them. */
+    FLQ_CACHELINE_ALIGNED flq_shm_wait items;
+    flq_shm_wait room;
 } flq_records;
 
 FLQ_INLINE uint64_t flq_records__round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }

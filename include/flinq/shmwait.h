@@ -40,8 +40,10 @@
  * callers re-check C in a loop.
  *
  * Platforms: Linux futexes. Elsewhere flq_shm_wait_supported() is 0 and
- * flq_shm_wait_sleep returns at once, so that the header compiles; callers
- * must not build a waiting structure there. Pure C, no Python.h.
+ * flq_shm_wait_sleep polls: it sleeps at most FLQ_SHM_WAIT_POLL_NS while
+ * seq equals key, and returns; a bounded-latency poll, correct but not free
+ * while idle (callers that need true sleeps refuse such platforms).
+ * Pure C, no Python.h.
  */
 #ifndef FLINQ_SHMWAIT_H
 #define FLINQ_SHMWAIT_H
@@ -51,9 +53,10 @@
 #include "atomic.h"
 
 #if defined(_WIN32)
-#  include <windows.h> /* SwitchToThread, YieldProcessor */
+#  include <windows.h> /* SwitchToThread, YieldProcessor, Sleep */
 #elif defined(__unix__) || defined(__APPLE__)
 #  include <sched.h>
+#  include <time.h>
 #endif
 #if defined(__linux__)
 #  include <limits.h>
@@ -64,6 +67,9 @@
  * build that defines just _POSIX_C_SOURCE would not see it. */
 extern long syscall(long number, ...);
 #endif
+
+/* Longest sleep of one flq_shm_wait_sleep where there is no futex. */
+#define FLQ_SHM_WAIT_POLL_NS 1000000
 
 typedef struct flq_shm_wait {
     uint32_t seq;     /* the futex word: bumped by every notify that found waiters */
@@ -113,7 +119,16 @@ static inline int flq_shm_wait_sleep(flq_shm_wait *w, uint32_t key, int64_t time
         (void)syscall(SYS_futex, &w->seq, FUTEX_WAIT, key, tsp, NULL, 0);
     }
 #else
-    (void)timeout_ns;
+    /* acquire: as below. */
+    if (flq_load_u32_acquire(&w->seq) == key) {
+        int64_t ns = timeout_ns < 0 || timeout_ns > FLQ_SHM_WAIT_POLL_NS ? FLQ_SHM_WAIT_POLL_NS : timeout_ns;
+#  if defined(_WIN32)
+        Sleep((DWORD)((ns + 999999) / 1000000));
+#  else
+        struct timespec ts = {0, (long)ns};
+        nanosleep(&ts, NULL);
+#  endif
+    }
 #endif
     /* acquire: a moved seq carries the notifier's condition change with it. */
     int notified = flq_load_u32_acquire(&w->seq) != key;

@@ -17,14 +17,17 @@ Waiting. In process: flinq/park.h. A waiter prepares and re-checks its
 condition with the GIL held, and whoever moves a ring counter notifies after
 re-taking the GIL, so the GIL orders the two sides and
 flq_park_notify_locked needs no fence. Shared (shared=True): the ring lives
-in a named segment (flinq/array_shmseg.h) and waiters sleep on the ring header's
-words with flinq/array_shmwait.h (a futex on Linux), whose fences order the two
-sides across processes.
+in a named segment (flinq._segment over flinq/shmseg.h, kind
+FLQ_SHM_KIND_ARRAY) and waiters sleep on the ring header's wait words with
+flinq/shmwait.h (a futex on Linux), whose fences order the two sides across
+processes.
 
-Shared segment layout: META_BYTES of metadata (a magic, a version, and the
-dtype as text that numpy.lib.format parses back, never pickle), then the
-records.h block. The handle that created the segment removes its name at
-close() or when it is collected; processes that attached keep their mapping.
+Shared segment layout: the shmseg.h header (its params: record size,
+capacity, length of the dtype text, offset of the ring), the dtype as text
+that numpy.lib.format parses back (never pickle) in the rest of the first
+META_BYTES, then the records.h block. The handle that created the segment
+removes its name at close() or when it is collected; processes that attached
+keep their mapping.
 
 Lifetime. close() frees the ring at once when no thread of this handle uses
 it without the GIL (`_users`: copying or sleeping), else the last one does.
@@ -35,12 +38,17 @@ from cpython.buffer cimport (
 )
 from libc.stdint cimport UINT64_MAX, int64_t, uint32_t, uint64_t
 
-from libc.errno cimport EEXIST
 from libc.string cimport memcpy
 
+from flinq._core cimport deadline_ns, sleep_on_park
 from flinq._headers cimport (
-    flq_now_ns, flq_park, flq_park_cancel, flq_park_destroy, flq_park_init,
-    flq_park_notify_locked, flq_park_prepare, flq_park_wait,
+    flq_park, flq_park_cancel, flq_park_destroy, flq_park_init, flq_park_notify_locked,
+    flq_park_prepare,
+)
+from flinq._segment cimport Segment, attach_segment, create_segment, map_segment_fd, sleep_on_shm
+from flinq._shm cimport (
+    FLQ_SHM_KIND_ARRAY, flq_shm_header, flq_shm_publish, flq_shm_wait, flq_shm_wait_cancel,
+    flq_shm_wait_notify, flq_shm_wait_prepare,
 )
 
 import ast as _ast
@@ -48,7 +56,6 @@ import os as _os
 import queue as _stdlib_queue
 import secrets as _secrets
 import sys as _sys
-import threading as _threading
 
 from flinq._compat import ShutDown
 
@@ -71,10 +78,8 @@ cdef extern from "flinq/records.h" nogil:
         uint64_t claimed
         uint64_t released
         uint64_t discarded
-        uint32_t items_epoch
-        uint32_t items_waiters
-        uint32_t room_epoch
-        uint32_t room_waiters
+        flq_shm_wait items
+        flq_shm_wait room
     uint32_t FLQ_RECORDS_OPEN
     uint32_t FLQ_RECORDS_SHUTDOWN
     uint32_t FLQ_RECORDS_SHUTDOWN_IMMEDIATE
@@ -94,47 +99,14 @@ cdef extern from "flinq/records.h" nogil:
     uint64_t flq_load_u64_acquire(const uint64_t *p)
 
 
-cdef extern from "flinq/array_shmseg.h" nogil:
-    int flq_shm_create(const char *name, uint64_t size, void **addr)
-    int flq_shm_attach(const char *name, void **addr, uint64_t *size)
-    int flq_shm_unmap(void *addr, uint64_t size)
-    int flq_shm_unlink(const char *name)
-
-
-cdef extern from "flinq/array_shmwait.h" nogil:
-    ctypedef struct flq_shmwait:
-        uint32_t *epoch
-        uint32_t *waiters
-    uint32_t flq_shmwait_prepare(flq_shmwait w)
-    void flq_shmwait_cancel(flq_shmwait w)
-    int flq_shmwait_wait(flq_shmwait w, uint32_t key, int64_t timeout_ns)
-    void flq_shmwait_notify(flq_shmwait w, int all)
-
-
-cdef extern from "Python.h":
-    int PyErr_CheckSignals()
-
-
-cdef extern from *:
-    """
-    #if defined(_WIN32)
-    #  include <process.h>
-    #  define flq_array_getpid() ((long)_getpid())
-    #else
-    #  include <unistd.h>
-    #  define flq_array_getpid() ((long)getpid())
-    #endif
-    """
-    long flq_array_getpid() nogil
-
 # What a blocked caller waits for: index into ArrayQueue._parks / _waits.
 DEF ITEMS = 0
 DEF ROOM = 1
 
-# Shared segments: metadata ahead of the ring (a page, so the ring stays aligned).
+# Shared segments: the header and the dtype text ahead of the ring (a page,
+# so the ring stays aligned).
 DEF META_BYTES = 4096
-cdef bytes META_MAGIC = b"FLQARRAY"
-cdef uint32_t META_VERSION = 1
+DEF HEADER_BYTES = 64  # sizeof(flq_shm_header)
 
 #: Batches at least this large are copied with the GIL released. A smaller
 #: copy takes a few microseconds, less than handing the GIL to another
@@ -142,11 +114,6 @@ cdef uint32_t META_VERSION = 1
 #: batches of 4096 went faster holding the GIL for the 32 KiB copies).
 GIL_FREE_BYTES = 65536
 cdef uint64_t _gil_free_bytes = GIL_FREE_BYTES
-
-# Signals reach Python only in the main thread, and a condition-variable
-# wait does not return on a signal, so the main thread sleeps in slices this
-# long and runs pending signal handlers between them (prompt Ctrl-C).
-cdef int64_t SIGNAL_SLICE_NS = 50 * 1000 * 1000
 
 cdef object _numpy = None
 
@@ -161,20 +128,6 @@ cdef object _np():
             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None
         _numpy = numpy
     return _numpy
-
-
-cdef int64_t _deadline(bint block, object timeout) except -2:
-    """Absolute monotonic deadline in ns for a wait, or -1 for none."""
-    if not block or timeout is None:
-        return -1
-    if timeout < 0:  # also TypeError for what is no number, as in flinq.Queue
-        raise ValueError("'timeout' must be a non-negative number")
-    cdef double seconds = float(timeout)
-    if not seconds >= 0:  # NaN
-        raise ValueError("'timeout' must be a non-negative number")
-    if seconds > 1e9:  # ~31 years: no limit rather than an overflow
-        return -1
-    return flq_now_ns() + <int64_t>(seconds * 1e9)
 
 
 cdef bint _same_values(object converted, object given):
@@ -219,11 +172,10 @@ cdef class ArrayQueue:
 
     cdef flq_records *_ring
     cdef void *_block               # what _ring lives in, freed by _free_ring
-    cdef uint64_t _block_bytes      # its size (shared: the whole mapping)
     cdef bint _shared
+    cdef Segment _seg               # shared: the mapping _block lies in, until _free_ring
     cdef object _name               # shared: the segment's name (str)
-    cdef long _creator_pid          # shared: pid that removes the name; 0 if attached
-    cdef flq_shmwait _waits[2]      # shared: ITEMS and ROOM words in the ring header
+    cdef flq_shm_wait *_waits[2]    # shared: ITEMS and ROOM words in the ring header
     cdef object _dtype              # as numpy.dtype(dtype) made it
     cdef object _base               # element dtype of a record's array
     cdef tuple _shape               # a record's array shape; () unless subarray
@@ -268,7 +220,6 @@ cdef class ArrayQueue:
         self._block = flq_aligned_alloc(<size_t>size, 64)
         if self._block == NULL:
             raise MemoryError(f"cannot allocate {size} bytes for the ring")
-        self._block_bytes = size
         self._ring = flq_records_init(self._block, dt.itemsize, capacity)
         self._capacity = capacity
 
@@ -282,44 +233,72 @@ cdef class ArrayQueue:
         return 0
 
     cdef int _create_segment(self, uint64_t ring_bytes, uint64_t capacity) except -1:
-        """Make a named segment holding the metadata and an empty ring."""
+        """Make a named segment holding the dtype text and an empty ring."""
         from numpy.lib import format as npy_format
         meta = repr((npy_format.dtype_to_descr(self._base), self._shape)).encode()
-        if len(meta) > META_BYTES - 16:
+        if len(meta) > META_BYTES - HEADER_BYTES:
             raise ValueError(f"{self._dtype} is too complex to share (its description "
-                             f"takes {len(meta)} bytes, {META_BYTES - 16} at most)")
-        cdef void *addr = NULL
-        cdef int err = 0
-        cdef bytes name
-        for _ in range(8):  # a random name; try again on the rare collision
-            name = f"/flinq-a-{_os.getpid()}-{_secrets.token_hex(6)}".encode()
-            err = flq_shm_create(name, META_BYTES + ring_bytes, &addr)
-            if err != EEXIST:
+                             f"takes {len(meta)} bytes, {META_BYTES - HEADER_BYTES} at most)")
+        cdef uint64_t size = META_BYTES + ring_bytes
+        cdef Segment seg = None
+        for attempt in range(8):  # a random name; try again on the rare collision
+            name = f"/flinq-a-{_os.getpid()}-{_secrets.token_hex(6)}"
+            try:
+                seg = create_segment(name, name.encode(), size)
                 break
-        if err:
-            raise OSError(err, f"cannot create a shared segment: {_os.strerror(err)}")
-        cdef char *base = <char *>addr
-        memcpy(base, <char *>META_MAGIC, 8)
-        (<uint32_t *>(base + 8))[0] = META_VERSION
-        (<uint32_t *>(base + 12))[0] = len(meta)
-        memcpy(base + 16, <char *>meta, len(meta))
-        # records.h publishes the geometry with its magic (release), after
-        # the metadata above: an attacher that validates the ring sees both.
+            except FileExistsError:
+                if attempt == 7:
+                    raise
+        cdef char *base = <char *>seg.base
+        memcpy(base + HEADER_BYTES, <char *>meta, len(meta))
         self._ring = flq_records_init(base + META_BYTES, self._record_size, capacity)
-        self._adopt_segment(name.decode(), addr, META_BYTES + ring_bytes, flq_array_getpid())
+        cdef uint64_t params[4]
+        params[0] = self._record_size
+        params[1] = capacity
+        params[2] = len(meta)
+        params[3] = META_BYTES
+        flq_shm_publish(seg.base, FLQ_SHM_KIND_ARRAY, size, params)
+        self._adopt_segment(seg)
         return 0
 
-    cdef int _adopt_segment(self, str name, void *addr, uint64_t size, long creator) except -1:
+    cdef int _adopt_segment(self, Segment seg) except -1:
         self._shared = True
-        self._name = name
-        self._block = addr
-        self._block_bytes = size
-        self._creator_pid = creator
+        self._seg = seg
+        self._name = seg.name
+        self._block = seg.base
         self._capacity = self._ring.capacity
-        self._waits[ITEMS].epoch = &self._ring.items_epoch
-        self._waits[ITEMS].waiters = &self._ring.items_waiters
-        self._waits[ROOM].epoch = &self._ring.room_epoch
-        self._waits[ROOM].waiters = &self._ring.room_waiters
+        self._waits[ITEMS] = &self._ring.items
+        self._waits[ROOM] = &self._ring.room
+        return 0
+
+    cdef int _open_segment(self, Segment seg) except -1:
+        """Take over a mapped segment of kind FLQ_SHM_KIND_ARRAY (checked
+        already): its layout and dtype are validated before use."""
+        np = _np()
+        from numpy.lib import format as npy_format
+        cdef str name = seg.name
+        cdef const flq_shm_header *h = seg.header()
+        cdef uint64_t record_size = h.params[0], capacity = h.params[1]
+        cdef uint64_t meta_len = h.params[2], ring_at = h.params[3]
+        cdef char *base = <char *>seg.base
+        corrupted = ValueError(f"shared memory {name!r} is corrupted: its layout does not fit its size")
+        if (ring_at != META_BYTES or seg.size <= META_BYTES or meta_len > META_BYTES - HEADER_BYTES
+                or flq_records_check(base + META_BYTES, seg.size - META_BYTES) != 0):
+            raise corrupted
+        cdef flq_records *ring = <flq_records *>(base + META_BYTES)
+        if ring.record_size != record_size or ring.capacity != capacity:
+            raise corrupted
+        try:
+            descr, shape = _ast.literal_eval(base[HEADER_BYTES:HEADER_BYTES + meta_len].decode())
+            element = npy_format.descr_to_dtype(descr)
+            dt = np.dtype((element, tuple(shape))) if shape else element
+        except Exception:
+            raise ValueError(f"shared memory {name!r} is corrupted: its dtype does not parse") from None
+        if dt.itemsize != record_size:
+            raise corrupted
+        self._set_dtype(dt)
+        self._ring = ring
+        self._adopt_segment(seg)
         return 0
 
     @classmethod
@@ -328,41 +307,13 @@ cdef class ArrayQueue:
         unpickling a shared ArrayQueue does. Raises FileNotFoundError when
         no such queue exists (any more), ValueError when name is no
         ArrayQueue of this version."""
-        np = _np()
-        from numpy.lib import format as npy_format
+        _np()
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         if _sys.platform == "win32":
             raise NotImplementedError("ArrayQueue(shared=True) needs POSIX shared memory")
         cdef ArrayQueue self = cls.__new__(cls)
-        cdef void *addr = NULL
-        cdef uint64_t size = 0
-        cdef bytes encoded = name.encode()
-        cdef int err = flq_shm_attach(encoded, &addr, &size)
-        if err:
-            raise OSError(err, f"cannot attach to {name!r}: {_os.strerror(err)}")
-        cdef char *base = <char *>addr
-        cdef uint32_t meta_len
-        try:
-            if (size < META_BYTES or base[:8] != META_MAGIC
-                    or flq_records_check(base + META_BYTES, size - META_BYTES) != 0):
-                raise ValueError(f"{name!r} is not a flinq ArrayQueue")
-            if (<uint32_t *>(base + 8))[0] != META_VERSION:
-                raise ValueError(f"{name!r} is an ArrayQueue of another layout version")
-            meta_len = (<uint32_t *>(base + 12))[0]
-            if meta_len > META_BYTES - 16:
-                raise ValueError(f"{name!r} is not a flinq ArrayQueue")
-            descr, shape = _ast.literal_eval(base[16:16 + meta_len].decode())
-            element = npy_format.descr_to_dtype(descr)
-            dt = np.dtype((element, tuple(shape))) if shape else element
-            if dt.itemsize != (<flq_records *>(base + META_BYTES)).record_size:
-                raise ValueError(f"{name!r} is not a flinq ArrayQueue")
-        except BaseException:
-            flq_shm_unmap(addr, size)
-            raise
-        self._set_dtype(dt)
-        self._ring = <flq_records *>(base + META_BYTES)
-        self._adopt_segment(name, addr, size, 0)
+        self._open_segment(attach_segment(name, name.encode(), FLQ_SHM_KIND_ARRAY, "ArrayQueue"))
         return self
 
     def __dealloc__(self):
@@ -377,23 +328,25 @@ cdef class ArrayQueue:
         if self._block == NULL:
             return
         if self._shared:
-            if self._creator_pid == flq_array_getpid():
-                flq_shm_unlink(self._name_bytes())
-                self._creator_pid = 0
-            flq_shm_unmap(self._block, self._block_bytes)
+            self._seg.unlink()  # the creating process only
+            self._seg = None  # unmapped when nothing else holds it
         else:
             flq_aligned_free(self._block)
         self._block = NULL
         self._ring = NULL
-
-    cdef bytes _name_bytes(self):
-        return self._name.encode()
 
     def __reduce__(self):
         if not self._shared:
             raise TypeError("an in-process ArrayQueue cannot be pickled; "
                             "use ArrayQueue(..., shared=True) to pass it to other processes")
         self._open_ring()
+        from multiprocessing import context, reduction
+
+        if context.get_spawning_popen() is not None:
+            # Pickled to start a child (spawn, forkserver): pass the segment
+            # itself, so the child maps it even if we close it before the
+            # child gets there.
+            return (_attach_fd, (self._name, reduction.DupFd(self._seg.fd)))
         return (_attach, (self._name,))
 
     # ---- properties ---------------------------------------------------------------
@@ -469,12 +422,12 @@ cdef class ArrayQueue:
 
     cdef inline uint32_t _prepare(self, int which) noexcept:
         if self._shared:
-            return flq_shmwait_prepare(self._waits[which])
+            return flq_shm_wait_prepare(self._waits[which])
         return flq_park_prepare(&self._parks[which])
 
     cdef inline void _cancel(self, int which) noexcept:
         if self._shared:
-            flq_shmwait_cancel(self._waits[which])
+            flq_shm_wait_cancel(self._waits[which])
         else:
             flq_park_cancel(&self._parks[which])
 
@@ -482,7 +435,7 @@ cdef class ArrayQueue:
         if self._block == NULL:
             return  # closed and freed: nobody sleeps on this handle's words any more
         if self._shared:
-            flq_shmwait_notify(self._waits[which], all)
+            flq_shm_wait_notify(self._waits[which], all)
         else:
             flq_park_notify_locked(&self._parks[which], all)
 
@@ -490,39 +443,21 @@ cdef class ArrayQueue:
         """Sleep (prepared with key) until notified, an early wake-up or the
         deadline (-1: none). Returns 1 when the deadline had passed, else 0.
         Raises what a signal handler raises (main thread only)."""
-        cdef int64_t timeout_ns = -1
-        cdef int64_t now
-        cdef bint in_main = _threading.current_thread() is _threading.main_thread()
-        cdef int rc
-        cdef bint shared = self._shared
-        cdef flq_shmwait words = self._waits[which]
-        cdef flq_park *park = &self._parks[which]
-        if deadline >= 0:
-            now = flq_now_ns()
-            if now >= deadline:
-                self._cancel(which)
-                return 1
-            timeout_ns = deadline - now
-        if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
-            timeout_ns = SIGNAL_SLICE_NS
+        cdef int slept
         self._users += 1  # a shared sleeper counts itself out in the mapping
-        with nogil:
-            if shared:
-                rc = flq_shmwait_wait(words, key, timeout_ns)
+        try:
+            if self._shared:
+                slept = sleep_on_shm(self._waits[which], key, deadline, False)
             else:
-                rc = flq_park_wait(park, key, timeout_ns)
-        self._left()
-        if in_main and PyErr_CheckSignals() < 0:
-            if rc == 0:
-                # The wake-up we consumed was meant for someone; pass it on.
-                self._notify(which, 0)
-            return -1
-        return 0
+                slept = sleep_on_park(&self._parks[which], key, deadline)
+        finally:
+            self._left()
+        return slept
 
     cdef int _put_array(self, object arr, uint64_t n, bint block, object timeout) except -1:
         """Put the n records of the C-contiguous array arr, all or none."""
         cdef Py_buffer view
-        cdef int64_t deadline = _deadline(block, timeout)
+        cdef int64_t deadline = deadline_ns(block, timeout)
         cdef flq_records *ring = self._open_ring()
         cdef uint32_t key
         cdef int stored
@@ -637,7 +572,7 @@ cdef class ArrayQueue:
         the record shape), waiting if the queue is empty (block=False or a
         timeout: raise queue.Empty; shut down and empty: ShutDown)."""
         np = _np()
-        cdef int64_t deadline = _deadline(block, timeout)
+        cdef int64_t deadline = deadline_ns(block, timeout)
         out = np.empty((1,) + self._shape, self._base)
         while True:
             self._wait_for_records(block, deadline)
@@ -662,7 +597,7 @@ cdef class ArrayQueue:
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         cdef uint64_t limit = min(max_items, UINT64_MAX)
-        cdef int64_t deadline = _deadline(block, timeout)
+        cdef int64_t deadline = deadline_ns(block, timeout)
         cdef uint64_t ready
         cdef uint64_t taken
         if out is not None:
@@ -709,7 +644,7 @@ cdef class ArrayQueue:
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         cdef uint64_t limit = min(max_items, UINT64_MAX)
-        cdef int64_t deadline = _deadline(block, timeout)
+        cdef int64_t deadline = deadline_ns(block, timeout)
         cdef uint64_t start
         cdef uint64_t taken
         cdef _RingSlice piece
@@ -881,3 +816,12 @@ cdef class RecordView:
 def _attach(name):
     """Unpickle a shared ArrayQueue: attach to its segment by name."""
     return ArrayQueue.attach(name)
+
+
+def _attach_fd(name, dup_fd):
+    """Unpickle a shared ArrayQueue in a spawned child from the descriptor
+    its parent passed (multiprocessing.reduction.DupFd): works even if the
+    creator has removed the name since."""
+    cdef ArrayQueue self = ArrayQueue.__new__(ArrayQueue)
+    self._open_segment(map_segment_fd(dup_fd.detach(), name, FLQ_SHM_KIND_ARRAY, "ArrayQueue"))
+    return self

@@ -296,7 +296,7 @@ cdef class _QueueCore:
                 if n > 1:
                     self._batch_putters += 1
                 try:
-                    slept = _sleep(&self._not_full, key, deadline) == 0
+                    slept = sleep_on_park(&self._not_full, key, deadline) == 0
                 finally:
                     if n > 1:
                         self._batch_putters -= 1
@@ -412,7 +412,7 @@ cdef class _QueueCore:
             key = flq_park_prepare(&self._not_empty)
             if self._count or self._is_shutdown:
                 flq_park_cancel(&self._not_empty)
-            elif _sleep(&self._not_empty, key, deadline):
+            elif sleep_on_park(&self._not_empty, key, deadline):
                 raise Empty
         return 0
 
@@ -887,7 +887,7 @@ cdef class Queue(_QueueCore):
             if self._unfinished == 0:
                 flq_park_cancel(&self._all_done)
             else:
-                _sleep(&self._all_done, key, -1)
+                sleep_on_park(&self._all_done, key, -1)
 
     def shutdown(self, immediate=False):
         """Shut the queue down: put() raises ShutDown from now on; get()

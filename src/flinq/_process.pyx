@@ -1,10 +1,9 @@
 # cython: language_level=3, embedsignature=True, binding=False, boundscheck=False, wraparound=False, cdivision=True
 """Queues between processes over flinq's shared-memory headers.
 
-Three parts, kept apart so that other shared structures can reuse the first:
-  - _Segment: one named shared-memory segment mapped into this process
-    (include/flinq/shmseg.h): create or attach, header check, unlink by the
-    creator, unmap when the last reference goes;
+Three parts:
+  - the segment: flinq._segment.Segment (include/flinq/shmseg.h), which
+    ArrayQueue(shared=True) uses too;
   - ProcessQueue: byte records in lanes (include/flinq/shmring.h), with
     waiting on futex words (include/flinq/shmwait.h), and the Python side of
     a message: raw bytes-like bodies or pickle protocol 5 with out-of-band
@@ -23,7 +22,6 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndS
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from libc.errno cimport ENOENT, EEXIST
 
 from flinq._shm cimport (
     FLQ_FLIGHT_HDR_BYTES, FLQ_FLIGHT_REQUEUING, FLQ_FLIGHT_RESERVED, FLQ_FLIGHT_SETTLED,
@@ -31,18 +29,18 @@ from flinq._shm cimport (
     flq_flight_lane_at, flq_flight_lanes_used, flq_flight_mark, flq_flight_reap_due,
     flq_flight_reclaim, flq_flight_stage, flq_flight_state, flq_flight_tag,
     flq_flight_unsettled, flq_mq_lane_owner,
-    FLQ_SHM_BAD_KIND, FLQ_SHM_BAD_MAGIC, FLQ_SHM_BAD_SIZE, FLQ_SHM_BAD_VERSION,
-    FLQ_SHM_KIND_MESSAGES, FLQ_SHM_NOT_READY, FLQ_SHM_OK, FLQ_SHM_VERSION,
+    FLQ_SHM_KIND_MESSAGES,
     flq_mq, flq_mq_claim_lane, flq_mq_copy_in, flq_mq_copy_out, flq_mq_head, flq_mq_lane,
     flq_mq_lane_at, flq_mq_lanes_used, flq_mq_params_valid, flq_mq_publish, flq_mq_read,
     flq_mq_ready, flq_mq_rec, flq_mq_segment_bytes, flq_mq_size, flq_mq_stage,
     flq_mq_stage_begin, flq_mq_stage_record, flq_mq_take, flq_mq_view,
-    flq_shm_attach, flq_shm_check, flq_shm_close_fd, flq_shm_create, flq_shm_map_fd, flq_shm_header, flq_shm_pid,
-    flq_shm_pid_alive, flq_shm_publish, flq_shm_relax, flq_shm_supported, flq_shm_yield, flq_shm_unlink,
-    flq_shm_unmap, flq_shm_wait, flq_shm_wait_cancel, flq_shm_wait_notify,
-    flq_shm_wait_prepare, flq_shm_wait_sleep, flq_shm_wait_supported,
+    flq_shm_header, flq_shm_pid, flq_shm_pid_alive, flq_shm_publish, flq_shm_relax,
+    flq_shm_supported, flq_shm_yield, flq_shm_wait, flq_shm_wait_cancel, flq_shm_wait_notify,
+    flq_shm_wait_prepare, flq_shm_wait_supported,
 )
+from flinq._core cimport deadline_ns
 from flinq._headers cimport flq_now_ns
+from flinq._segment cimport Segment, attach_segment, create_segment, map_segment_fd, sleep_on_shm
 
 import os as _os
 import pickle as _pickle
@@ -50,19 +48,14 @@ import queue as _stdlib_queue
 import secrets as _secrets
 import struct as _struct
 import sys as _sys
-import weakref as _weakref
 
 Empty = _stdlib_queue.Empty
 Full = _stdlib_queue.Full
 
-cdef extern from "Python.h":
-    int PyErr_CheckSignals()
-
-# A sleeper wakes this often even when nobody notifies it: to run signal
-# handlers (Ctrl-C) in the main thread, and, in every thread, so that a
-# wake-up given to a process that was killed before acting on it delays the
-# others by at most this long.
-cdef int64_t WAKE_SLICE_NS = 50 * 1000 * 1000
+# A sleeper wakes every 50 ms (flinq._core's SIGNAL_SLICE_NS) even when
+# nobody notifies it: to run signal handlers (Ctrl-C) in the main thread,
+# and, in every thread, so that a wake-up given to a process that was killed
+# before acting on it delays the others by at most this long.
 # How long a getter or putter keeps polling before it commits to sleeping:
 # a futex sleep and the wake-up that ends it cost the two sides system calls
 # and a context switch (several microseconds), which a short spin saves
@@ -123,17 +116,8 @@ cdef int _alive(uint32_t pid) noexcept nogil:
 
 
 cdef inline int64_t _deadline(bint block, object timeout) except -2:
-    """Absolute monotonic deadline in ns, -1 for none, 0 for no waiting."""
-    if not block:
-        return 0
-    if timeout is None:
-        return -1
-    cdef double seconds = float(timeout)
-    if seconds < 0 or seconds != seconds:
-        raise ValueError("'timeout' must be a non-negative number")
-    if seconds > 1e9:  # ~31 years: no limit rather than overflow
-        return -1
-    return flq_now_ns() + <int64_t>(seconds * 1e9) + 1
+    """flinq._core's deadline_ns, with 0 for no waiting (block=False)."""
+    return deadline_ns(True, timeout) if block else 0
 
 
 cdef inline bint _spin(int64_t *spin_until, int *polls, int64_t deadline):
@@ -152,29 +136,10 @@ cdef inline bint _spin(int64_t *spin_until, int *polls, int64_t deadline):
     return True
 
 
-cdef int _sleep(flq_shm_wait *w, uint32_t key, int64_t deadline) except -1:
-    """Sleep on w (prepared with key) until notified, a slice passes or the
-    deadline (-1: none). Returns 1 when the deadline had passed, else 0.
-    Raises what a signal handler raises."""
-    cdef int64_t timeout_ns = WAKE_SLICE_NS
-    cdef int64_t now
-    cdef int rc
-    if deadline >= 0:
-        now = flq_now_ns()
-        if now >= deadline:
-            flq_shm_wait_cancel(w)
-            return 1
-        if deadline - now < timeout_ns:
-            timeout_ns = deadline - now
-    with nogil:
-        rc = flq_shm_wait_sleep(w, key, timeout_ns)
-    if PyErr_CheckSignals() < 0:
-        if rc == 0:
-            # The wake-up we took was meant for someone who will now not
-            # act on it: pass it on.
-            flq_shm_wait_notify(w, 0)
-        return -1
-    return 0
+cdef inline int _sleep(flq_shm_wait *w, uint32_t key, int64_t deadline) except -1:
+    """Sleep on w (prepared with key) in slices in every thread (see
+    above): 1 when the deadline (-1: none) had passed, else 0."""
+    return sleep_on_shm(w, key, deadline, True)
 
 
 cdef object _shm_path(str name):
@@ -187,127 +152,6 @@ def _validate_name(name):
     if not name or len(name) > 200 or "/" in name or "\0" in name:
         raise ValueError("name must be 1 to 200 characters, without '/' or NUL")
     return name
-
-
-def _unlink_if_creator(bytes path, uint32_t creator_pid):
-    """Remove the segment's name, from the creating process only (a forked
-    child holds a copy of its parent's queue objects)."""
-    if flq_shm_pid() == creator_pid:
-        flq_shm_unlink(path)
-
-
-@cython.final
-cdef class _Segment:
-    """One named shared-memory segment mapped into this process.
-
-    The mapping and a file descriptor of the segment live as long as this
-    object (the descriptor lets a spawned child map the segment without its
-    name); the name lives until the creating process closes it (or this
-    object is collected there).
-    """
-    cdef void *base
-    cdef readonly uint64_t size
-    cdef readonly str name
-    cdef readonly int fd
-    cdef bint creator
-    cdef object _unlink
-    cdef object __weakref__
-
-    def __cinit__(self):
-        self.base = NULL
-        self.size = 0
-        self.fd = -1
-        self.creator = False
-
-    def __dealloc__(self):
-        if self.base != NULL:
-            flq_shm_unmap(self.base, self.size)
-            self.base = NULL
-        flq_shm_close_fd(self.fd)
-        self.fd = -1
-
-    cdef const flq_shm_header *header(self):
-        return <const flq_shm_header *>self.base
-
-    def unlink(self):
-        """Remove the name now (creator only; later attaches fail)."""
-        if self._unlink is not None:
-            self._unlink()
-
-
-cdef _Segment _create_segment(str name, uint64_t size):
-    cdef _Segment seg = _Segment.__new__(_Segment)
-    cdef bytes path = _shm_path(name)
-    cdef void *base = NULL
-    cdef int fd = -1
-    cdef int err = flq_shm_create(path, size, &base, &fd)
-    if err == EEXIST:
-        raise FileExistsError(err, f"a shared-memory segment named {name!r} exists already")
-    if err != 0:
-        raise OSError(err, f"cannot create shared memory {name!r} of {size} bytes: {_os.strerror(err)}")
-    seg.base = base
-    seg.size = size
-    seg.fd = fd
-    seg.name = name
-    seg.creator = True
-    seg._unlink = _weakref.finalize(seg, _unlink_if_creator, path, flq_shm_pid())
-    return seg
-
-
-cdef _Segment _attach_segment(str name, uint32_t kind, str what):
-    """Map the segment called name and check it holds a kind."""
-    cdef _Segment seg = _Segment.__new__(_Segment)
-    cdef bytes path = _shm_path(name)
-    cdef void *base = NULL
-    cdef uint64_t size = 0
-    cdef int fd = -1
-    cdef int err = flq_shm_attach(path, &base, &size, &fd)
-    if err == ENOENT:
-        raise FileNotFoundError(err, f"no flinq {what} named {name!r}")
-    if err != 0:
-        raise OSError(err, f"cannot attach shared memory {name!r}: {_os.strerror(err)}")
-    seg.base = base
-    seg.size = size
-    seg.fd = fd
-    seg.name = name
-    _check_segment(seg, kind, what)
-    return seg
-
-
-cdef _Segment _map_segment_fd(int fd, str name, uint32_t kind, str what):
-    """Map the segment open as fd (ours to close) and check it holds a kind."""
-    cdef _Segment seg = _Segment.__new__(_Segment)
-    seg.fd = fd
-    seg.name = name
-    cdef void *base = NULL
-    cdef uint64_t size = 0
-    cdef int err = flq_shm_map_fd(fd, &base, &size)
-    if err != 0:
-        raise OSError(err, f"cannot map shared memory {name!r}: {_os.strerror(err)}")
-    seg.base = base
-    seg.size = size
-    _check_segment(seg, kind, what)
-    return seg
-
-
-cdef int _check_segment(_Segment seg, uint32_t kind, str what) except -1:
-    """Refuse a mapping that is not a published segment of kind."""
-    cdef str name = seg.name
-    cdef int verdict = flq_shm_check(seg.base, seg.size, kind)
-    if verdict == FLQ_SHM_OK:
-        return 0
-    if verdict == FLQ_SHM_BAD_VERSION:
-        raise ValueError(
-            f"shared memory {name!r} holds flinq format version {seg.header().version}; "
-            f"this flinq reads version {FLQ_SHM_VERSION}"
-        )
-    if verdict == FLQ_SHM_BAD_KIND:
-        raise ValueError(f"shared memory {name!r} holds another kind of flinq structure, not a {what}")
-    if verdict == FLQ_SHM_NOT_READY:
-        raise ValueError(f"shared memory {name!r} was never finished by its creator")
-    if verdict == FLQ_SHM_BAD_SIZE:
-        raise ValueError(f"shared memory {name!r} is corrupted: its size disagrees with its header")
-    raise ValueError(f"shared memory {name!r} is not a flinq {what} (bad magic: corrupted or foreign)")
 
 
 # ---- message bodies ---------------------------------------------------------
@@ -463,7 +307,7 @@ def _attach_fd(name, dup_fd):
     creator has removed the name since."""
     _check_supported()
     return ProcessQueue._from_segment(
-        _map_segment_fd(dup_fd.detach(), name, FLQ_SHM_KIND_MESSAGES, "ProcessQueue")
+        map_segment_fd(dup_fd.detach(), name, FLQ_SHM_KIND_MESSAGES, "ProcessQueue")
     )
 
 
@@ -493,7 +337,7 @@ cdef class ProcessQueue:
     within its visibility timeout. The creating process unlinks the segment
     at close(); processes already attached keep using it.
     """
-    cdef _Segment _seg
+    cdef Segment _seg
     cdef flq_mq _q
     cdef int64_t _lane             # the lane this process produces into; -1: none yet
     cdef uint32_t _lane_pid        # the pid _lane was claimed for
@@ -533,7 +377,7 @@ cdef class ProcessQueue:
         cdef uint64_t size = flq_mq_segment_bytes(nlanes, nlanes, slots, data_bytes)
         if size == 0:
             raise ValueError("buffer_bytes and max_producers make a segment too large")
-        self._seg = _create_segment(name, size)
+        self._seg = create_segment(name, _shm_path(name), size)
         flq_mq_view(&self._q, self._seg.base, nlanes, nlanes, slots, data_bytes)
         self._q.ctl.maxsize = maxsize if maxsize > 0 else 0
         self._q.ctl.visibility_ns = visibility_ns
@@ -556,11 +400,11 @@ cdef class ProcessQueue:
         _check_supported()
         name = _validate_name(name)
         return ProcessQueue._from_segment(
-            _attach_segment(name, FLQ_SHM_KIND_MESSAGES, "ProcessQueue")
+            attach_segment(name, _shm_path(name), FLQ_SHM_KIND_MESSAGES, "ProcessQueue")
         )
 
     @staticmethod
-    cdef ProcessQueue _from_segment(_Segment seg):
+    cdef ProcessQueue _from_segment(Segment seg):
         """A queue over a mapped segment (checked by kind already): its
         layout is validated before anything in it is followed."""
         cdef ProcessQueue self = ProcessQueue.__new__(ProcessQueue)

@@ -229,7 +229,7 @@ cdef class _HeapStorage(_Storage):
             if self._comparer == 0:
                 flq_park_cancel(&self._compare_done)
             else:
-                _sleep(&self._compare_done, key, -1)
+                sleep_on_park(&self._compare_done, key, -1)
         self._comparer = me
         return 0
 

@@ -1,5 +1,6 @@
-# Included by _core.pyx: blocking waits (deadlines, sleeping on a park with
-# signals answered) and what fork() leaves behind in a child.
+# Included by _core.pyx: blocking waits (deadlines, sleeping with signals
+# answered; exported to flinq's other extension modules through _core.pxd)
+# and what fork() leaves behind in a child.
 
 cdef inline int64_t _deadline(bint block, object timeout) except -2:
     """Absolute monotonic deadline in ns for a wait, or -1 for none."""
@@ -15,10 +16,19 @@ cdef inline int64_t _deadline(bint block, object timeout) except -2:
     return flq_now_ns() + <int64_t>(seconds * 1e9)
 
 
-cdef int _sleep(flq_park *park, uint32_t key, int64_t deadline) except -1:
-    """Sleep on park (prepared with key) until notified, a spurious wake-up,
-    or the deadline (-1: none). Returns 1 when the deadline had passed, else
-    0. Raises what a signal handler raises (main thread only)."""
+cdef int64_t deadline_ns(bint block, object timeout) except -2:
+    """_deadline for the other extension modules (flinq.Queue's own calls
+    stay inline: get() computes a deadline on every call)."""
+    return _deadline(block, timeout)
+
+
+cdef int sleep_until(const wait_ops *ops, void *w, uint32_t key, int64_t deadline,
+                     bint every_thread) except -1:
+    """Sleep on w (prepared with key) until notified, an early wake-up or the
+    deadline (-1: none). Returns 1 when the deadline had passed (w counted
+    out), else 0. The main thread (with every_thread, any thread) sleeps at
+    most SIGNAL_SLICE_NS at a time; the main thread raises what a signal
+    handler raises."""
     cdef int64_t timeout_ns = -1
     cdef int64_t now
     cdef bint in_main = PyThread_get_thread_ident() == _main_thread_ident
@@ -26,20 +36,45 @@ cdef int _sleep(flq_park *park, uint32_t key, int64_t deadline) except -1:
     if deadline >= 0:
         now = flq_now_ns()
         if now >= deadline:
-            flq_park_cancel(park)
+            ops.cancel(w)
             return 1
         timeout_ns = deadline - now
-    if in_main and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
+    if (in_main or every_thread) and (timeout_ns < 0 or timeout_ns > SIGNAL_SLICE_NS):
         timeout_ns = SIGNAL_SLICE_NS
     with nogil:
-        rc = flq_park_wait(park, key, timeout_ns)
+        rc = ops.sleep(w, key, timeout_ns)
     if in_main and PyErr_CheckSignals() < 0:
         if rc == 0:
             # We consumed a wake-up meant for someone who will now not act
             # on it; pass it on so no item is left with sleepers.
-            flq_park_notify_locked(park, 0)
+            ops.notify(w, 0)
         return -1
     return 0
+
+
+cdef int _park_sleep(void *park, uint32_t key, int64_t timeout_ns) noexcept nogil:
+    return flq_park_wait(<flq_park *>park, key, timeout_ns)
+
+
+cdef void _park_cancel(void *park) noexcept nogil:
+    flq_park_cancel(<flq_park *>park)
+
+
+cdef void _park_notify(void *park, int all) noexcept nogil:
+    # Called with the GIL held (sleep_until passes a wake-up on after its
+    # sleep), as flq_park_notify_locked requires.
+    flq_park_notify_locked(<flq_park *>park, all)
+
+
+cdef wait_ops _PARK_OPS
+_PARK_OPS.sleep = _park_sleep
+_PARK_OPS.cancel = _park_cancel
+_PARK_OPS.notify = _park_notify
+
+
+cdef int sleep_on_park(flq_park *park, uint32_t key, int64_t deadline) except -1:
+    """sleep_until on a park (flinq/park.h), slicing in the main thread only."""
+    return sleep_until(&_PARK_OPS, park, key, deadline, False)
 
 # ---- fork() ------------------------------------------------------------------------
 #

@@ -101,6 +101,21 @@ static inline uint64_t items_from_env(uint64_t fallback)
 }
 
 /* Encode item index i (0-based) as a non-NULL pointer and back. */
+/* Tally a phase where producer p numbered its records 0..per-1 and each
+ * delivery did seen[p][seq]++: *missing records never seen, *duplicated
+ * ones seen twice or more. Frees seen[0..producers-1]. */
+static inline void tally_seen(uint8_t **seen, int producers, uint64_t per, uint64_t *missing, uint64_t *duplicated)
+{
+    *missing = *duplicated = 0;
+    for (int p = 0; p < producers; p++) {
+        for (uint64_t s = 0; s < per; s++) {
+            *missing += seen[p][s] == 0;
+            *duplicated += seen[p][s] > 1;
+        }
+        free(seen[p]);
+    }
+}
+
 #define ITEM(i) ((void *)(uintptr_t)((uint64_t)(i) + 1))
 #define ITEM_VALUE(p) ((uint64_t)(uintptr_t)(p))
 

@@ -31,7 +31,7 @@ cd "$root" || exit 2
 CC="${CC:-gcc}"
 # -fno-strict-aliasing as in setup.py: the headers store through void ** casts.
 BASE_FLAGS=(-std=c11 -Wall -Wextra -Werror -O1 -g -pthread -fno-strict-aliasing -I include)
-TESTS=(test_ring test_chain test_heap test_buckets test_park test_metrics test_records test_shm test_shmring)
+TESTS=(test_ring test_chain test_heap test_buckets test_park test_metrics test_records test_shmrecords test_shmring)
 PER_TEST_TIMEOUT="${FLINQ_C_TIMEOUT:-600}" # seconds, a backstop for hangs
 
 # Sanitizer runtime options: stop at the first report, non-zero exit.

@@ -393,14 +393,8 @@ static void concurrent_phase(uint64_t records)
         total += ca[i].got;
     }
     double dt = now_sec() - t0;
-    uint64_t missing = 0, dup = 0;
-    for (int p = 0; p < NPROD; p++) {
-        for (uint64_t s = 0; s < g_per_producer; s++) {
-            missing += g_seen[p][s] == 0;
-            dup += g_seen[p][s] > 1;
-        }
-        free(g_seen[p]);
-    }
+    uint64_t missing, dup;
+    tally_seen(g_seen, NPROD, g_per_producer, &missing, &dup);
     CHECK_EQ(total, g_per_producer * NPROD);
     CHECK_EQ(missing, 0);
     CHECK_EQ(dup, 0);

@@ -105,6 +105,24 @@ def test_attach_refuses_what_is_not_an_array_queue(tmp_path: Any) -> None:
         os.unlink("/dev/shm" + name)
 
 
+def test_attach_checks_the_segment_header() -> None:
+    if not os.path.isdir("/dev/shm") or not flinq.ProcessQueue.supported():
+        pytest.skip("needs /dev/shm and ProcessQueue")
+    other_kind = flinq.ProcessQueue()
+    try:
+        with pytest.raises(ValueError, match="another kind of flinq structure, not a ArrayQueue"):
+            flinq.ArrayQueue.attach("/" + other_kind.name)
+    finally:
+        other_kind.close()
+    q = flinq.ArrayQueue("i8", 8, shared=True)
+    with open("/dev/shm" + q.name, "r+b") as segment:
+        segment.seek(8)  # the header's format version
+        segment.write((99).to_bytes(4, "little"))
+    with pytest.raises(ValueError, match="version 99"):
+        flinq.ArrayQueue.attach(q.name)
+    q.close()
+
+
 def test_view_of_a_shared_queue_outlives_close() -> None:
     q = flinq.ArrayQueue("i8", 4, shared=True)
     q.put_many([1, 2, 3])
@@ -134,6 +152,19 @@ def test_child_process_puts_parent_gets(method: str) -> None:
     assert child.exitcode == 0
     assert q.get_many(100).tolist() == list(range(100, 150))
     q.close()
+
+
+def test_spawned_child_maps_the_segment_after_the_creator_closed_it() -> None:
+    context = multiprocessing.get_context("spawn")
+    q = flinq.ArrayQueue("i8", 100, shared=True)
+    child = context.Process(target=ahelpers.put_range, args=(q, 0, 5))
+    child.start()
+    other = flinq.ArrayQueue.attach(q.name)
+    q.close()  # the name is gone before the child has started up
+    child.join(HANG)
+    assert child.exitcode == 0
+    assert other.get_many(10).tolist() == [0, 1, 2, 3, 4]
+    other.close()
 
 
 def test_pool_workers_attach_by_pickle() -> None:

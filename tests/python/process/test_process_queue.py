@@ -234,6 +234,10 @@ def test_bad_call_arguments(pq: ProcessQueue) -> None:
         pq.get(timeout=-1)
     with pytest.raises(ValueError):
         pq.put(b"x", timeout=-1)
+    with pytest.raises(ValueError):
+        pq.get(timeout=float("nan"))
+    with pytest.raises(TypeError):  # as flinq.Queue and ArrayQueue: no number, no timeout
+        pq.get(timeout="1")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         pq.get_many("3")
     with pytest.raises(ValueError):
