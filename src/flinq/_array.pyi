@@ -3,6 +3,8 @@
 from types import TracebackType
 from typing import Any, Literal, overload
 
+from flinq.aio import AsyncQueue
+
 GIL_FREE_BYTES: int
 
 class ArrayQueue:
@@ -37,6 +39,8 @@ class ArrayQueue:
     def get_view(
         self, max_items: int, *, block: bool = True, timeout: float | None = None
     ) -> RecordView: ...
+    @property
+    def async_q(self) -> AsyncQueue[Any]: ...
     def qsize(self) -> int: ...
     def empty(self) -> bool: ...
     def full(self) -> bool: ...

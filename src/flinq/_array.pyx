@@ -678,6 +678,12 @@ cdef class ArrayQueue:
         flq_records_release(self._ring, start, count)
         self._notify(ROOM, 1)
 
+    @property
+    def async_q(self):
+        """This queue's asyncio face (flinq.aio.async_queue), as on every flinq queue."""
+        from flinq.aio import async_queue
+        return async_queue(self)
+
     def qsize(self):
         """Records in the queue now."""
         return flq_records_size(self._open_ring())

@@ -3,6 +3,8 @@ from queue import Full as Full
 from types import TracebackType
 from typing import Any, Literal
 
+from flinq.aio import AsyncQueue
+
 DEFAULT_BUFFER_BYTES: int
 DEFAULT_VISIBILITY_TIMEOUT: float
 
@@ -41,6 +43,8 @@ class ProcessQueue:
     def reserve(
         self, timeout: float | None = None, visibility_timeout: float | None = None
     ) -> ProcessMessage: ...
+    @property
+    def async_q(self) -> AsyncQueue[Any]: ...
     def qsize(self) -> int: ...
     def empty(self) -> bool: ...
     def full(self) -> bool: ...

@@ -873,6 +873,12 @@ cdef class ProcessQueue:
             flq_flight_reclaim(&self._q, lane)
         return done
 
+    @property
+    def async_q(self):
+        """This queue's asyncio face (flinq.aio.async_queue), as on every flinq queue."""
+        from flinq.aio import async_queue
+        return async_queue(self)
+
     def qsize(self):
         """Number of messages in the queue now (all producers)."""
         self._check_open()

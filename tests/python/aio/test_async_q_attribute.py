@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +39,22 @@ def test_durable_queues_have_their_face(tmp_path: Path):
 
         assert asyncio.run(main()) == b"one"
         assert q.async_q is q.async_q
+
+
+def test_process_and_array_queues_have_their_face():
+    numpy = pytest.importorskip("numpy")
+    kinds: list[Any] = [flinq.ArrayQueue("i8", 16)]
+    if flinq.ProcessQueue.supported():
+        kinds.append(flinq.ProcessQueue())
+    for q in kinds:
+        face = q.async_q
+        assert isinstance(face, AsyncQueue) and q.async_q is face
+
+        async def main(q: Any = q, face: AsyncQueue[Any] = face) -> Any:
+            threading.Thread(target=q.put, args=(7,)).start()
+            return await face.get()
+
+        got = asyncio.run(main())
+        assert int(got) == 7 if isinstance(q, flinq.ArrayQueue) else got == 7
+        q.close()
+    assert numpy is not None
