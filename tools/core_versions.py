@@ -46,13 +46,15 @@ GOALS = [
 
 
 def find_python(version: str) -> str | None:
-    """An interpreter for X.Y: on PATH, else the newest pyenv install."""
-    found = shutil.which(f"python{version}")
-    if found:
-        return found
+    """A working interpreter for X.Y: the newest pyenv install, else on PATH
+    (a pyenv shim on PATH fails for versions that are not activated)."""
     root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    candidates = sorted(root.glob(f"{version}.*/bin/python{version}"))
-    return str(candidates[-1]) if candidates else None
+    candidates = [str(p) for p in sorted(root.glob(f"{version}.*/bin/python{version}"))[::-1]]
+    candidates.append(shutil.which(f"python{version}") or "")
+    for candidate in candidates:
+        if candidate and subprocess.run([candidate, "-c", ""], capture_output=True).returncode == 0:
+            return candidate
+    return None
 
 
 def venv_for(python: str, venvs: Path, fresh: bool) -> Path:
@@ -120,7 +122,7 @@ def main() -> int:
             print(" ".join(command[1:]), file=sys.stderr)
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
             report = json.loads(Path(out.name).read_text())
-        label = "%s %s" % (report["python"]["implementation"], report["python"]["version"])
+        label = f"{report['python']['implementation']} {report['python']['version']}"
         columns.append((label, medians(report)))
 
     width = max(len(g[0]) for g in GOALS)
