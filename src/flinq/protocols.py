@@ -35,11 +35,26 @@ from typing import Any, Protocol, runtime_checkable
 
 from flinq.settings import QueueSettings, Unset
 
-__all__ = ["DECODE_ERROR_HEADER", "DurableMessage", "DurableQueue", "DurableStore"]
+__all__ = [
+    "DECODE_ERROR_HEADER",
+    "ERROR_HEADER",
+    "ERROR_TYPE_HEADER",
+    "DurableMessage",
+    "DurableQueue",
+    "DurableStore",
+]
 
 #: The header a message carries, with the reason, once it was moved to a
 #: dead-letter queue because it could not be decoded.
 DECODE_ERROR_HEADER = "flinq-decode-error"
+
+#: The headers a dead-lettered message carries: the type name and the text
+#: of the error that sent it there (the handler's last error in consume(),
+#: or the error passed to nack()/dead_letter()). Without an error, the type
+#: is "" and the text says why ("max_attempts reached", "nacked without
+#: requeue", "dead-lettered by the application").
+ERROR_TYPE_HEADER = "flinq-error-type"
+ERROR_HEADER = "flinq-error"
 
 
 @runtime_checkable
@@ -73,12 +88,16 @@ class DurableMessage(Protocol):
     def ack(self) -> bool:
         """Remove it for good; False if it was no longer in flight."""
 
-    def nack(self, requeue: bool = True, delay: float = 0.0) -> bool:
+    def nack(
+        self, requeue: bool = True, delay: float = 0.0, *, error: BaseException | None = None
+    ) -> bool:
         """Ready again after delay seconds; or, with requeue=False or its
-        attempts spent, to the dead-letter queue (dropped without one)."""
+        attempts spent, to the dead-letter queue (dropped without one), with
+        error's type and text in its ERROR_TYPE_HEADER/ERROR_HEADER headers."""
 
-    def dead_letter(self, queue: str | None = None) -> bool:
-        """Move it to the dead-letter queue named queue (None: the queue's own)."""
+    def dead_letter(self, queue: str | None = None, *, error: BaseException | None = None) -> bool:
+        """Move it to the dead-letter queue named queue (None: the queue's own),
+        with the reason in its ERROR_TYPE_HEADER/ERROR_HEADER headers."""
 
     def release(self) -> None:
         """Give it back as if never delivered (its attempt does not count)."""
