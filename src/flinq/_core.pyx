@@ -173,6 +173,7 @@ cdef class _QueueCore:
     """Behaviour shared by every flinq queue; storage is a _Storage object."""
 
     cdef _Storage _store
+    cdef flq_chain *_fifo           # storage's chain if it is a _ChainStorage, else NULL (put()'s fast path)
     cdef Py_ssize_t _limit          # maxsize as a capacity; 0 means unbounded
     cdef object _maxsize            # maxsize as the caller gave it
     cdef Py_ssize_t _count          # items in storage now
@@ -237,6 +238,7 @@ cdef class _QueueCore:
     cdef int _attach(self, _Storage store) except -1:
         store.metrics = &self._metrics
         self._store = store
+        self._fifo = (<_ChainStorage>store).chain if type(store) is _ChainStorage else NULL
         return 0
 
     cdef int _set_maxsize(self, object maxsize) except -1:

@@ -79,6 +79,7 @@ cdef extern from "Python.h":
     Py_ssize_t PyTuple_GET_SIZE(PyObject *t)
     PyObject *PyTuple_GET_ITEM(PyObject *t, Py_ssize_t i)
     int PyUnicode_Compare(PyObject *a, PyObject *b) except? -1
+    void _incref "Py_INCREF"(PyObject *o)  # on a borrowed pointer, with no temporary
 
 
 cdef int _parse_args(str method, tuple names, Py_ssize_t required, PyObject *const *args,
@@ -119,6 +120,17 @@ cdef PyObject *_put_fastcall(PyObject *self, PyObject *const *args, Py_ssize_t n
                              PyObject *kwnames) except NULL:
     cdef PyObject *slots[3]
     if kwnames == NULL and nargs == 1:  # put(item): the common call
+        # Into a FIFO chain with no limit to wait for, not shut down, no
+        # subclass hooks: push here, as _ChainStorage.push would, and skip
+        # _enqueue's checks and storage's indirect call.
+        if (<_QueueCore>self)._fifo != NULL and (<_QueueCore>self)._limit == 0 \
+                and not (<_QueueCore>self)._is_shutdown and not (<_QueueCore>self)._hooked:
+            if flq_chain_push((<_QueueCore>self)._fifo, <void *>args[0]) != 0:
+                raise MemoryError
+            _incref(args[0])
+            (<_QueueCore>self)._stored(1)
+            _incref(<PyObject *>None)
+            return <PyObject *>None
         (<_QueueCore>self)._enqueue(<object>args[0], 0, False, True, None)
         Py_INCREF(None)
         return <PyObject *>None

@@ -69,31 +69,34 @@ cdef class _ChainStorage(_Storage):
     concurrency that the GIL rules out).
     """
 
-    cdef flq_chain *_chain  # a block of its own: the chain needs 64-byte alignment
+    # A block of its own (the chain needs 64-byte alignment). The owning queue
+    # may push to it directly (put()'s fast path); so push() below must stay
+    # exactly "flq_chain_push, then take a reference".
+    cdef flq_chain *chain
 
     def __cinit__(self):
-        self._chain = flq_chain_new()
-        if self._chain == NULL:
+        self.chain = flq_chain_new()
+        if self.chain == NULL:
             raise MemoryError
         self.runs_no_python = True
 
     def __dealloc__(self):
         cdef PyObject *item
-        if self._chain == NULL:
+        if self.chain == NULL:
             return
-        while flq_chain_pop_many_serial(self._chain, <void **>&item, 1):
+        while flq_chain_pop_many_serial(self.chain, <void **>&item, 1):
             Py_DECREF(<object>item)
-        flq_chain_free(self._chain)
+        flq_chain_free(self.chain)
 
     cdef int push(self, object item, int64_t priority, bint keyed) except -1:
-        if flq_chain_push(self._chain, <void *>item) != 0:
+        if flq_chain_push(self.chain, <void *>item) != 0:
             raise MemoryError
         Py_INCREF(item)
         return 0
 
     cdef Py_ssize_t push_many(self, PyObject **items, Py_ssize_t n,
                               int64_t priority, bint keyed) except -1:
-        cdef Py_ssize_t stored = flq_chain_push_many(self._chain, <void **>items, n)
+        cdef Py_ssize_t stored = flq_chain_push_many(self.chain, <void **>items, n)
         cdef Py_ssize_t i
         for i in range(stored):
             Py_INCREF(<object>items[i])
@@ -101,7 +104,7 @@ cdef class _ChainStorage(_Storage):
 
     cdef Py_ssize_t pop_many(self, PyObject **out, Py_ssize_t n, int64_t *priorities) except -1:
         cdef Py_ssize_t i
-        cdef Py_ssize_t taken = flq_chain_pop_many_serial(self._chain, <void **>out, n)
+        cdef Py_ssize_t taken = flq_chain_pop_many_serial(self.chain, <void **>out, n)
         flq_metrics_departed_fifo(self.metrics, taken, 1)
         if priorities != NULL:
             for i in range(taken):
@@ -111,7 +114,7 @@ cdef class _ChainStorage(_Storage):
     cdef list drain(self):
         cdef PyObject *item
         cdef list items = []
-        while flq_chain_pop_many_serial(self._chain, <void **>&item, 1):
+        while flq_chain_pop_many_serial(self.chain, <void **>&item, 1):
             items.append(<object>item)
             Py_DECREF(<object>item)  # now owned by the list
         flq_metrics_departed_fifo(self.metrics, len(items), 0)
@@ -124,7 +127,7 @@ cdef class _ChainStorage(_Storage):
         cdef _ChainVisit v
         v.visitor = visitor
         v.arg = arg
-        return flq_chain_visit(self._chain, _visit_chain_item, &v)
+        return flq_chain_visit(self.chain, _visit_chain_item, &v)
 
 
 # Visitors over the keyed style's entries (flq_buckets_visit).
