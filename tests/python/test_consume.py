@@ -29,6 +29,7 @@ def bodies(messages: list[Any]) -> list[Any]:
     receives the messages themselves)."""
     return [m.body for m in messages]
 
+
 # Timeout for any single blocking call that is expected to succeed.
 T = 10.0
 

@@ -331,6 +331,25 @@ def test_peek_a_priority_queue_in_delivery_order(path, opener, capsys):
     assert out.splitlines()[1].split()[:3] == ["ID", "PRIORITY", "ATTEMPTS"]
 
 
+def test_peek_shows_why_a_dead_letter_was_dead_lettered(path, opener, capsys):
+    store = opener()
+    q = store.queue("jobs", dead_letter="jobs.dl")
+    q.put("poison", headers={"trace": "t-9"})
+    q.put("dropped")
+    q.reserve().nack(requeue=False, error=ValueError("bad input"))
+    q.reserve().nack(requeue=False)
+    store.close()
+    report = run_json(capsys, "peek", path, "jobs.dl")
+    reasons = [m["reason"] for m in report["messages"]]
+    assert reasons == ["ValueError: bad input", "nacked without requeue"]
+    status, out, _ = run(capsys, "peek", path, "jobs.dl")
+    assert status == 0
+    lines = out.splitlines()
+    assert "REASON" in lines[1].split()
+    assert "ValueError: bad input" in lines[2] and '{"trace":"t-9"}' in lines[2]
+    assert "flinq-error" not in out  # the reason headers are shown as REASON only
+
+
 def test_peek_empty_queue(path, opener, capsys):
     store = opener()
     store.queue("idle")
