@@ -1547,3 +1547,37 @@ def test_a_message_in_flight_does_not_pickle():
         pickle.dumps(msg)
     msg.ack()
     assert pickle.loads(pickle.dumps(msg)).body == 1
+
+
+def test_enqueue_rates_count_puts_and_agree_with_the_totals(kind):
+    # A queue younger than a window counts everything since its creation
+    # over the whole window, so rate * 60 is exactly the total there.
+    q = kind.make()
+    kind.put_many(q, range(100))
+    for _ in range(30):
+        q.reserve(timeout=T).nack()  # a redelivery: not an enqueue
+    drain(q)
+    st = q.stats()
+    assert (st["enqueued"], st["redelivered"], st["dequeued"]) == (100, 30, 130)
+    assert round(st["enqueue_rate_60s"] * 60, 6) == 100
+    assert round(st["dequeue_rate_60s"] * 60, 6) == 130
+
+
+def test_enqueue_rates_leave_out_redeliveries_after_a_rate_snapshot():
+    # Rate snapshots are taken at most once a second; the 1 s rates then
+    # count from the last one, over the same span for both directions.
+    q = flinq.Queue()
+    q.put_many(range(5))
+    time.sleep(1.05)
+    before = q.stats()  # takes a snapshot
+    q.put_many(range(10))
+    for _ in range(20):
+        q.reserve(timeout=T).nack()
+    drain(q)
+    time.sleep(1.05)
+    st = q.stats()
+    puts = st["enqueued"] - before["enqueued"]
+    takes = st["dequeued"] - before["dequeued"]
+    assert (puts, st["redelivered"] - before["redelivered"]) == (10, 20)
+    assert st["dequeue_rate_1s"] > 0
+    assert st["enqueue_rate_1s"] / st["dequeue_rate_1s"] == pytest.approx(puts / takes)
