@@ -17,7 +17,7 @@ OPS_KEY = "ops_per_s"
 def _si(value: float) -> str:
     """value with three significant digits and a K/M/G suffix."""
     for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(value) >= scale:
+        if abs(value) >= scale * 0.9995:  # 999.6 is "1K", not "1e+03"
             return f"{value / scale:.3g}{suffix}"
     return f"{value:.3g}"
 
@@ -154,12 +154,15 @@ class _Section:
     show: Callable[[float], str]
 
 
+def _plain(value: float) -> str:
+    """value with three significant digits, never in exponent form."""
+    return f"{value:,.0f}" if abs(value) >= 999.5 else f"{value:.3g}"
+
+
 _SECTIONS: dict[str, _Section] = {
     "throughput": _Section("Throughput in one process, ops/s (higher is better)", _si),
-    "latency": _Section("Latency, microseconds (lower is better)", lambda ns: f"{ns / 1e3:.3g}"),
-    "memory": _Section(
-        "Memory per million items, MB (lower is better)", lambda b: f"{b / 1e6:.3g}"
-    ),
+    "latency": _Section("Latency, microseconds (lower is better)", lambda ns: _plain(ns / 1e3)),
+    "memory": _Section("Memory per million items, MB (lower is better)", lambda b: _plain(b / 1e6)),
     "durable": _Section("Durable queues, ops/s (higher is better)", _si),
     "processes": _Section("Between processes, ops/s (higher is better)", _si),
 }
