@@ -41,8 +41,9 @@ Peers that are not installed (pip install 'flinq[bench]') or cannot run are
 listed as skipped with the reason; the Redis rows need a redis-server on PATH.
 Progress goes to stderr (a bar on a terminal).
 
-Run time: about 2 minutes by default, about 15 s with --quick, on a 2-core
-machine (more with Redis and slower disks; --only runs less).
+Run time on a 2-core machine: about 3 to 4 minutes by default, about 15 s
+with --quick (measured: 213 s and 13 s at load 2.5; 242 s and 50 s when
+other work kept the load at 5 to 7). --only runs less.
 """
 
 
