@@ -589,6 +589,15 @@ def test_requeue_grows_the_map_when_it_fills(path, opener):
     store = opener()
     dead_letter(store, "jobs", [bytes(1000)] * 3000)
     store.close()
+    # Compacted, the file holds the dead letters and no free pages (how many
+    # the first store left depends on how its writer batched), so the map
+    # opened at its smallest cannot take a second copy of them.
+    env = lmdb.open(str(path), max_dbs=64, readonly=True, lock=False)
+    tight = path.parent / "tight"
+    tight.mkdir()
+    env.copy(str(tight), compact=True)
+    env.close()
+    os.replace(tight / "data.mdb", path / "data.mdb")
     with flinq.open(path, map_size=1 << 20, **FAST) as small:
         map_size = small.stats()["map_size"]
         assert admin.requeue(small, "dlq", "jobs") == 3000
