@@ -1,4 +1,4 @@
-# cython: language_level=3, embedsignature=True, binding=False, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, embedsignature=True, embedsignature.format=clinic, binding=False, boundscheck=False, wraparound=False, cdivision=True
 """ArrayQueue: a bounded FIFO of fixed-size numpy records over
 include/flinq/records.h.
 
@@ -153,7 +153,10 @@ cdef bint _same_values(object converted, object given):
 
 
 cdef class ArrayQueue:
-    """A bounded FIFO of fixed-size records of one numpy dtype.
+    """ArrayQueue(dtype, capacity, *, shared=False)
+--
+
+A bounded FIFO of fixed-size records of one numpy dtype.
 
     ArrayQueue(dtype, capacity, *, shared=False): capacity records of
     numpy.dtype(dtype) (scalars, fixed-shape subarrays such as ("f4", (3,)),

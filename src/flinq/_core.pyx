@@ -1,4 +1,4 @@
-# cython: language_level=3, embedsignature=True, binding=False, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, embedsignature=True, embedsignature.format=clinic, binding=False, boundscheck=False, wraparound=False, cdivision=True
 """Queue types over flinq's C structures.
 
 This file holds the behaviour; the rest is included, one job a file:
@@ -47,7 +47,7 @@ from flinq._headers cimport (
     flq_heap_push_by_at, flq_heap_reserve, flq_heap_undo_push,
     flq_metrics, flq_metrics_age_ns, flq_metrics_arrived, flq_metrics_departed_fifo,
     flq_metrics_departed_one, flq_metrics_init, flq_metrics_latency_ns, flq_metrics_mark,
-    flq_metrics_rates,
+    flq_metrics_rates, FLQ_METRICS_SNAPSHOTS,
     flq_now_ns, flq_park, flq_park_after_fork_in_child, flq_park_cancel, flq_park_destroy,
     flq_park_has_waiters, flq_park_init, flq_park_notify_locked, flq_park_prepare, flq_park_wait,
 )
@@ -186,6 +186,11 @@ cdef class _QueueCore:
     cdef Py_ssize_t _wrapped        # _Redelivery entries in storage
     cdef uint64_t _next_id          # id of the next message delivered for the first time
     cdef uint64_t _counts[5]        # acked, nacked, redelivered, dead_lettered, expired
+    # The redelivered count at each of _metrics' rate snapshots, so that the
+    # enqueue rates count puts only, as `enqueued` does (_redeliveries_seen).
+    cdef uint64_t _redelivered_at[FLQ_METRICS_SNAPSHOTS]
+    cdef unsigned _snapshot_next    # the snapshot slot written next, as last seen
+    cdef int64_t _snapshot_t_ns     # time of the newest snapshot seen
     cdef bint _is_shutdown
     cdef bint _discarding           # shut down with immediate=True: late pushes are dropped
     cdef Py_ssize_t _batch_putters  # put_many callers waiting for room (they need > 1 slot)
@@ -215,6 +220,7 @@ cdef class _QueueCore:
         _link_for_fork(&self._fork_link, self, _queue_after_fork)
         self._maxsize = 0
         flq_metrics_init(&self._metrics)
+        self._snapshot_t_ns = self._metrics.snapshots[0].t_ns
         # One storage per queue, by kind (subclasses first: a LifoQueue is a Queue).
         if isinstance(self, PriorityQueue):
             self._attach(_HeapStorage())
@@ -274,6 +280,33 @@ cdef class _QueueCore:
             flq_metrics_mark(&self._metrics)
         flq_metrics_arrived(&self._metrics, n)
         self._signal(WATCH_ITEMS, n > 1)
+
+    @cython.final
+    cdef void _redeliveries_seen(self) noexcept:
+        """Note the redelivered count at every rate snapshot taken since the
+        last call. Called before each change of that count and by stats():
+        snapshots between two calls all saw the count as it is now."""
+        cdef flq_metrics *m = &self._metrics
+        cdef unsigned slot = self._snapshot_next
+        cdef unsigned k
+        cdef int64_t newest = self._snapshot_t_ns
+        # Snapshots are written in ring order: walk from the slot written
+        # next at the last call until one written before it (more than a
+        # lap's worth since then rewrote every slot: all are new).
+        for k in range(<unsigned>FLQ_METRICS_SNAPSHOTS):
+            if m.snapshots[slot].t_ns <= self._snapshot_t_ns:
+                break
+            self._redelivered_at[slot] = self._counts[NOTE_REDELIVERED]
+            if m.snapshots[slot].t_ns > newest:
+                newest = m.snapshots[slot].t_ns
+            slot = (slot + 1) % FLQ_METRICS_SNAPSHOTS
+        self._snapshot_next = m.snapshots_next
+        self._snapshot_t_ns = newest
+
+    @cython.final
+    cdef inline void _count_redelivered(self, Py_ssize_t n) noexcept:
+        self._redeliveries_seen()
+        self._counts[NOTE_REDELIVERED] += n
 
     @cython.final
     cdef inline void _removed(self, Py_ssize_t n) noexcept:
@@ -551,13 +584,17 @@ cdef class _QueueCore:
         Timings, in seconds: lag (age of the oldest ready item; 0.0 when
         none), latency_p50 / latency_p99 (enqueue to dequeue, over the last
         256 timed items; None before the first), and rates per second over
-        the last 1, 10 and 60 s: enqueue_rate_1s ... dequeue_rate_60s.
+        the last 1, 10 and 60 s: enqueue_rate_1s ... dequeue_rate_60s, the
+        rates of enqueued (puts; redeliveries are not counted) and dequeued
+        (every take, redeliveries included).
         Timings come from one item in 64 (include/flinq/metrics.h says
         exactly how), so they are estimates: lag is exact for a timed item
         and otherwise an upper bound.
         """
         cdef flq_metrics *m = &self._metrics
         cdef int64_t now = flq_metrics_mark(m)
+        cdef flq_metrics puts  # m with redeliveries taken out of its arrivals
+        cdef unsigned slot
         cdef double quantiles[2]
         cdef int64_t latency[2]
         cdef double arrived_rate
@@ -590,8 +627,13 @@ cdef class _QueueCore:
         if flq_metrics_latency_ns(m, quantiles, 2, latency):
             stats["latency_p50"] = latency[0] / 1e9
             stats["latency_p99"] = latency[1] / 1e9
+        self._redeliveries_seen()
+        puts = m[0]
+        puts.arrived -= self._counts[NOTE_REDELIVERED]
+        for slot in range(<unsigned>FLQ_METRICS_SNAPSHOTS):
+            puts.snapshots[slot].arrived -= self._redelivered_at[slot]
         for seconds in (1, 10, 60):
-            flq_metrics_rates(m, seconds * 1000000000, now, &arrived_rate, &departed_rate)
+            flq_metrics_rates(&puts, seconds * 1000000000, now, &arrived_rate, &departed_rate)
             stats[f"enqueue_rate_{seconds}s"] = arrived_rate
             stats[f"dequeue_rate_{seconds}s"] = departed_rate
         return stats
@@ -723,17 +765,17 @@ cdef class _QueueCore:
         self._wrapped += 1
         self._stored(1)
         self._unfinished -= 1  # _stored counted it as new
-        self._counts[NOTE_REDELIVERED] += 1
+        self._count_redelivered(1)
         return 0
 
-    def _serve(self, handler, Py_ssize_t prefetch, timeout, on_error, _WorkerState state):
+    def _serve(self, handler, Py_ssize_t prefetch, timeout, settle_failed, _WorkerState state):
         """One step of a consume() worker: handle up to prefetch messages,
         taking each from the queue only when its turn comes (so a stopping
         worker holds nothing back and the queue keeps its order), waiting up
         to timeout seconds for the first. handler(msg) returning acks msg
-        unless the handler settled it; on an exception on_error(msg, exc)
+        unless the handler settled it; on an exception settle_failed(msg, exc)
         settles it (the handler's exception is re-raised unless it is an
-        Exception; one from on_error is logged, and the message nacked).
+        Exception; one from settle_failed is logged, and the message nacked).
         Stops after the message in hand once state.stopping is set. Returns how many were
         taken; raises ShutDown once the queue is shut down and empty."""
         cdef int64_t deadline = _deadline(True, timeout)
@@ -752,11 +794,11 @@ cdef class _QueueCore:
                 handler(message)
             except BaseException as error:
                 try:
-                    on_error(message, error)
+                    settle_failed(message, error)
                 except Exception:
                     _log.exception("flinq: handling a failed message went wrong")
                 finally:
-                    if not message._settled:  # on_error failed: never strand it
+                    if not message._settled:  # settle_failed failed: never strand it
                         message._settled = True
                         self._counts[NOTE_NACKED] += 1
                         message._back_from_delay()
@@ -782,7 +824,10 @@ cdef class _QueueCore:
         settles itself. Not part of the public API."""
         if not 0 <= kind < 5:
             raise ValueError("unknown kind")
-        self._counts[kind] += n
+        if kind == NOTE_REDELIVERED:
+            self._count_redelivered(n)
+        else:
+            self._counts[kind] += n
 
     __class_getitem__ = classmethod(GenericAlias)
 
@@ -821,14 +866,20 @@ cdef void _queue_after_fork(PyObject *owner) noexcept:
 
 
 cdef class SimpleQueue(_QueueCore):
-    """An unbounded FIFO queue, drop-in for queue.SimpleQueue."""
+    """SimpleQueue()
+--
+
+An unbounded FIFO queue, drop-in for queue.SimpleQueue."""
 
     def __init__(self):
         pass
 
 
 cdef class Queue(_QueueCore):
-    """A FIFO queue, drop-in for queue.Queue. maxsize <= 0 means unbounded.
+    """Queue(maxsize=0)
+--
+
+A FIFO queue, drop-in for queue.Queue. maxsize <= 0 means unbounded.
 
     LifoQueue and PriorityQueue derive from it, as in the stdlib. A subclass
     that overrides the stdlib's storage hooks (_put, _get, _qsize, _init)
@@ -986,13 +1037,19 @@ cdef class Queue(_QueueCore):
 
 
 cdef class LifoQueue(Queue):
-    """A LIFO queue, drop-in for queue.LifoQueue. maxsize <= 0 means unbounded."""
+    """LifoQueue(maxsize=0)
+--
+
+A LIFO queue, drop-in for queue.LifoQueue. maxsize <= 0 means unbounded."""
 
 
 
 
 cdef class PriorityQueue(Queue):
-    """A priority queue, drop-in for queue.PriorityQueue: lowest first.
+    """PriorityQueue(maxsize=0)
+--
+
+A priority queue, drop-in for queue.PriorityQueue: lowest first.
 
     put(item) compares items with `<`, as heapq does. put(item, priority=n)
     with an int n orders by n in C instead (FIFO among equal n) and get()

@@ -62,11 +62,17 @@ cdef class LocalMessage:
     body is the item put; id numbers the message within its queue (stable
     across redeliveries); attempts counts deliveries, this one included;
     priority is the put's priority= on a keyed PriorityQueue, else None.
+    Once dead-lettered (by a consumer, or nack(requeue=False)), error_type
+    and error say why: the error's type name and text, or "" and the
+    reason when no error was given; None before. A consumer's dead-letter
+    queue receives the message itself, settled (it pickles then).
     """
 
     cdef readonly object body
     cdef readonly Py_ssize_t attempts
     cdef readonly uint64_t id
+    cdef readonly object error_type
+    cdef readonly object error
     cdef _QueueCore _queue
     cdef int64_t _priority
     cdef bint _keyed
@@ -94,16 +100,18 @@ cdef class LocalMessage:
         self._queue._acked()
         return True
 
-    def nack(self, requeue=True, delay=0.0):
+    def nack(self, requeue=True, delay=0.0, *, error=None):
         """Give the message back: ready again (as the newest arrival) after
         delay seconds, or with requeue=False dropped and counted as
-        dead-lettered. Returns False if it was already settled."""
+        dead-lettered, error (an exception, or None) recorded in error_type
+        and error. Returns False if it was already settled."""
         cdef double seconds
         cdef _QueueCore queue = self._queue
         if self._settled:
             return False
         seconds = _delay_seconds(delay)
         if not requeue:
+            self._record_error(error, "nacked without requeue")
             self._settled = True
             queue._counts[NOTE_NACKED] += 1
             queue._in_flight -= 1
@@ -142,16 +150,29 @@ cdef class LocalMessage:
                            "trying again in %g s", RETRY_REQUEUE_SECONDS)
             _timers.call_later(RETRY_REQUEUE_SECONDS, LocalMessage._back_from_delay, self)
 
-    def _dead_letter(self, target):
-        """Move the body to the queue target (target.put) and settle; for
-        consumers. Returns False if it was already settled."""
+    cdef int _record_error(self, object error, str reason) except -1:
+        """Say why it is dead-lettered: error's type and text, else "" and reason."""
+        if error is None:
+            self.error_type, self.error = "", reason
+        elif isinstance(error, BaseException):
+            self.error_type, self.error = type(error).__name__, str(error)
+        else:
+            raise TypeError(f"error must be an exception or None, not {type(error).__name__}")
+        return 0
+
+    def _dead_letter(self, target, error=None):
+        """Settle the message and put it (with error_type and error saying
+        why) into the queue target (target.put); for consumers. Returns
+        False if it was already settled."""
         if self._settled:
             return False
+        self._record_error(error, "dead-lettered by the application")
         self._settled = True  # put() may run other threads: settle once
         try:
-            target.put(self.body)
+            target.put(self)
         except BaseException:
             self._settled = False
+            self.error_type = self.error = None
             raise
         self._queue._in_flight -= 1
         self._queue._counts[NOTE_NACKED] += 1
@@ -170,7 +191,29 @@ cdef class LocalMessage:
         return False
 
     def __reduce__(self):
-        raise TypeError("cannot pickle 'LocalMessage' object")
+        # A settled message is a record (a dead letter, say): it pickles
+        # without its queue. One in flight belongs to its queue.
+        if not self._settled:
+            raise TypeError("cannot pickle 'LocalMessage' object in flight (settle it first)")
+        return (_settled_message, (self.body, self.id, self.attempts, self.priority,
+                                   self.error_type, self.error))
 
     def __repr__(self):
+        if self.error_type is not None:
+            return (f"<flinq.LocalMessage id={self.id} attempts={self.attempts} "
+                    f"dead-lettered: {self.error_type or 'no error'}: {self.error}>")
         return f"<flinq.LocalMessage id={self.id} attempts={self.attempts}>"
+
+
+def _settled_message(body, id, attempts, priority, error_type, error):
+    """A settled LocalMessage from its pickled fields (LocalMessage.__reduce__)."""
+    cdef LocalMessage message = LocalMessage.__new__(LocalMessage)
+    message.body = body
+    message.id = id
+    message.attempts = attempts
+    message._keyed = priority is not None
+    message._priority = priority if priority is not None else 0
+    message.error_type = error_type
+    message.error = error
+    message._settled = True
+    return message

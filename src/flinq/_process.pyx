@@ -1,4 +1,4 @@
-# cython: language_level=3, embedsignature=True, binding=False, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, embedsignature=True, embedsignature.format=clinic, binding=False, boundscheck=False, wraparound=False, cdivision=True
 """Queues between processes over flinq's shared-memory headers.
 
 Three parts:
@@ -313,7 +313,10 @@ def _attach_fd(name, dup_fd):
 
 @cython.final
 cdef class ProcessQueue:
-    """A FIFO queue shared by processes, drop-in for multiprocessing.Queue.
+    """ProcessQueue(maxsize=0, *, buffer_bytes=1048576, max_producers=None, visibility_timeout=30.0, name=None)
+--
+
+A FIFO queue shared by processes, drop-in for multiprocessing.Queue.
 
     ProcessQueue(maxsize=0, *, buffer_bytes=1 MiB, max_producers=None,
     visibility_timeout=30.0, name=None) creates a queue in a new

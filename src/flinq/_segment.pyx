@@ -1,4 +1,4 @@
-# cython: language_level=3, embedsignature=True, binding=False
+# cython: language_level=3, embedsignature=True, embedsignature.format=clinic, binding=False
 """The Python side of flinq's shared-memory layer.
 
 Segments (include/flinq/shmseg.h): create or attach (by name or by a

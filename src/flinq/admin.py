@@ -31,7 +31,7 @@ from flinq.backends import open as open_store
 from flinq.cli import CommandError
 from flinq.codec import Serializer, resolve_serializer
 from flinq.errors import StoreError, StoreNotFoundError
-from flinq.protocols import DurableStore
+from flinq.protocols import DECODE_ERROR_HEADER, ERROR_HEADER, ERROR_TYPE_HEADER, DurableStore
 
 __all__ = [
     "AdminError",
@@ -127,6 +127,21 @@ def _body_view(message: dict[str, Any], serializer: Serializer | None, width: in
     return _shorten(text, width)
 
 
+_REASON_HEADERS = (ERROR_TYPE_HEADER, ERROR_HEADER, DECODE_ERROR_HEADER)
+
+
+def dead_letter_reason(headers: dict[str, str] | None) -> str | None:
+    """Why a message was dead-lettered, from its headers; None if it says nothing."""
+    if not headers:
+        return None
+    if DECODE_ERROR_HEADER in headers:
+        return f"cannot decode: {headers[DECODE_ERROR_HEADER]}"
+    if ERROR_HEADER not in headers:
+        return None
+    kind = headers.get(ERROR_TYPE_HEADER)
+    return f"{kind}: {headers[ERROR_HEADER]}" if kind else headers[ERROR_HEADER]
+
+
 def peek(
     store: DurableStore,
     name: str,
@@ -155,6 +170,7 @@ def peek(
             "age_seconds": max(0.0, now - m["enqueued_at"]),
             "expires_at": m["expires_at"],
             "headers": m["headers"],
+            "reason": dead_letter_reason(m["headers"]),
             "body_type": m["body_type"],
             "body_size": len(m["body"]),
             "body": _body_view(m, serializer, width),
@@ -301,9 +317,11 @@ def _format_peek(report: dict[str, Any]) -> str:
         return head
     head += f", the first {len(messages)}" if len(messages) < report["depth"] else ""
     show_expiry = any(m["expires_at"] for m in messages)
+    show_reason = any(m["reason"] for m in messages)
     headers = ["ID"] + (["PRIORITY"] if report["priority"] else []) + ["ATTEMPTS", "AGE"]
-    headers += (["EXPIRES"] if show_expiry else []) + ["HEADERS", "BODY"]
-    align = "r" * (len(headers) - 2) + "ll"
+    headers += (["EXPIRES"] if show_expiry else []) + (["REASON"] if show_reason else [])
+    headers += ["HEADERS", "BODY"]
+    align = "r" * (len(headers) - 2 - show_reason) + "l" * (2 + show_reason)
     rows = []
     now = time.time()
     for m in messages:
@@ -312,7 +330,10 @@ def _format_peek(report: dict[str, Any]) -> str:
         if show_expiry:
             left = None if m["expires_at"] is None else m["expires_at"] - now
             row.append("-" if left is None else "expired" if left <= 0 else "in " + _age(left))
-        headers_text = json.dumps(m["headers"], separators=(",", ":")) if m["headers"] else "-"
+        if show_reason:
+            row.append(_shorten(m["reason"] or "-", 40))
+        others = {k: v for k, v in (m["headers"] or {}).items() if k not in _REASON_HEADERS}
+        headers_text = json.dumps(others, separators=(",", ":")) if others else "-"
         rows.append([*row, _shorten(headers_text, 40), m["body"]])
     return head + "\n" + _table(headers, rows, align)
 
@@ -423,7 +444,8 @@ process has committed (plus its in-flight counts).
 
 PEEK_HELP = """\
 Show the first N messages of a queue in delivery order, without removing them:
-id, priority (priority queues), attempts, age, expiry, headers and a short repr
+id, priority (priority queues), attempts, age, expiry, why a dead letter was
+dead-lettered (REASON: the error's type and text), headers and a short repr
 of the body. Read-only: works while another process owns the store.
 """
 

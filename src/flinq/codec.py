@@ -35,7 +35,7 @@ __all__ = [
     "resolve_serializer",
     "serializer_name",
     "with_attempts",
-    "with_header",
+    "with_headers",
     "without_expiry",
 ]
 
@@ -242,11 +242,11 @@ def with_attempts(raw: bytes, attempts: int) -> bytes:
     return raw[:1] + struct.pack(">I", attempts) + raw[5:]
 
 
-def with_header(raw: bytes, name: str, value: str) -> bytes:
-    """raw with headers[name] = value; StoreCorruptError if raw is damaged."""
+def with_headers(raw: bytes, extra: dict[str, str]) -> bytes:
+    """raw with extra added to its headers; StoreCorruptError if raw is damaged."""
     record = decode_record(raw)
     headers = dict(record.headers or {})
-    headers[name] = value
+    headers.update(extra)
     head = json.dumps(headers, separators=(",", ":")).encode()
     return (
         _HEADER.pack(record.tag, record.attempts, record.enqueued_at, record.expires_at, len(head))

@@ -2,7 +2,7 @@
 
 q.consume(handler, ...) works on every flinq queue:
   in-memory queues (flinq.Queue and friends) serve a batch in C
-      (_serve(handler, prefetch, timeout, on_error, state): their hot loop);
+      (_serve(handler, prefetch, timeout, settle_failed, state): their hot loop);
   durable queues of any backend, through flinq.protocols.DurableQueue only:
       reserve_many() a batch, run the handler on each message (serve_batch
       below), ack_many() the batch, msg.release() what a stop left unhandled.
@@ -55,7 +55,7 @@ def iter_messages(queue: Any, timeout: float | None) -> Iterator[Any]:
 def serve_batch(
     messages: Sequence[Any],
     handler: Callable[[Any], object],
-    on_error: Callable[[Any, BaseException], None],
+    settle_failed: Callable[[Any, BaseException], None],
     state: Any,
     give_back: Callable[[Any], None],
     ack_all: Callable[[list[Any]], object] | None = None,
@@ -63,8 +63,8 @@ def serve_batch(
     """Run handler on each of messages (reserved, unsettled): a return acks
     the message (unless the handler settled it), at once, or with ack_all
     given, together with the batch's others at the end; on an exception
-    on_error settles it (the handler's exception is re-raised unless it is
-    an Exception; one from on_error is logged, and the message nacked).
+    settle_failed settles it (the handler's exception is re-raised unless it
+    is an Exception; one from settle_failed is logged, and the message nacked).
     Once state.stopping is set, the messages not yet started go to
     give_back. Counts handler calls in state.calls; returns how many
     messages were taken. The in-memory queues' _serve is this loop in C."""
@@ -78,11 +78,11 @@ def serve_batch(
                 handler(message)
             except BaseException as error:
                 try:
-                    on_error(message, error)
+                    settle_failed(message, error)
                 except Exception:
                     _log.exception("flinq: handling a failed message went wrong")
                 finally:
-                    if not message.settled:  # on_error failed: never strand it
+                    if not message.settled:  # settle_failed failed: never strand it
                         message.nack()
                 if not isinstance(error, Exception):
                     raise
@@ -107,8 +107,17 @@ class Consumer:
     Made by q.consume(handler, ...). Each of `workers` threads reserves up
     to `prefetch` messages at a time and calls handler(message) on each: a
     return acks it (unless the handler settled it itself); an exception is
-    logged (logger "flinq.consumer") and the message is retried after a
-    backoff, or dead-lettered once it has had max_attempts deliveries.
+    reported and the message is retried after a backoff, or dead-lettered
+    once it has had max_attempts deliveries, with the error's type and text
+    (in-memory: the message's error_type and error attributes; durable: its
+    flinq.protocols.ERROR_TYPE_HEADER and ERROR_HEADER headers).
+
+    Reporting: logger "flinq.consumer" gets one WARNING line per failed
+    attempt (message id, attempt, the error's type and text) and, when the
+    message is dead-lettered, one ERROR line with the traceback. With
+    on_error(message, error) given, that is called for each failed attempt
+    instead (before the retry or dead letter; message.attempts against
+    consumer.max_attempts tells which); an exception from it is logged.
 
     max_attempts: deliveries before a message is dead-lettered. None: the
       durable queue's own max_attempts if it has one, else 5.
@@ -138,9 +147,12 @@ class Consumer:
         max_attempts: int | None = None,
         retry_backoff: float | Callable[[int], float] = 0.1,
         dead_letter: Any = None,
+        on_error: Callable[[Any, BaseException], object] | None = None,
     ) -> None:
         if not callable(handler):
             raise TypeError("handler must be callable")
+        if on_error is not None and not callable(on_error):
+            raise TypeError("on_error must be callable or None")
         for name, value in (("workers", workers), ("prefetch", prefetch)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an int, not {type(value).__name__}")
@@ -185,6 +197,7 @@ class Consumer:
         self.max_attempts: int = max_attempts
         self.retry_backoff = retry_backoff
         self.dead_letter = dead_letter
+        self.on_error = on_error
         self._states = [_core._WorkerState() for _ in range(workers)]
         self._draining = False
         self._lock = threading.Lock()  # the failure counters below
@@ -221,22 +234,24 @@ class Consumer:
         ack_all = None if queue.visibility_timeout else queue.ack_many
         return serve_batch(messages, handler, on_error, state, _release, ack_all)
 
-    def _to_durable_dead_letters(self, message: Any) -> None:
-        message.dead_letter(self.dead_letter)
+    def _to_durable_dead_letters(self, message: Any, error: BaseException) -> None:
+        message.dead_letter(self.dead_letter, error=error)
 
-    def _to_dead_letter_queue(self, message: Any) -> None:
-        message._dead_letter(self.dead_letter)  # LocalMessage's hook for consumers, in C
+    def _to_dead_letter_queue(self, message: Any, error: BaseException) -> None:
+        message._dead_letter(self.dead_letter, error)  # LocalMessage's hook for consumers, in C
 
     def _work(self, index: int) -> None:
         serve = self._serve
         state = self._states[index]
         handler = self.handler
         prefetch = self.prefetch
-        on_error = self._on_error
+        settle_failed = self._settle_failed
         try:
             while not state.stopping:
                 draining = self._draining
-                taken = serve(handler, prefetch, 0 if draining else _POLL_SECONDS, on_error, state)
+                taken = serve(
+                    handler, prefetch, 0 if draining else _POLL_SECONDS, settle_failed, state
+                )
                 if draining and taken == 0:
                     return  # nothing left: drained
         except ShutDown:
@@ -251,33 +266,46 @@ class Consumer:
             return float(self.retry_backoff(attempts))
         return float(min(self.retry_backoff * 2.0 ** min(attempts - 1, 64), MAX_BACKOFF))
 
-    def _on_error(self, message: Any, error: BaseException) -> None:
+    def _report(self, message: Any, error: BaseException, outcome: str) -> None:
+        """Tell of one failed attempt: the on_error hook, else one log line
+        (with the traceback only when the message is dead-lettered)."""
+        if self.on_error is not None:
+            try:
+                self.on_error(message, error)
+            except Exception:
+                _log.exception("on_error failed for message %s", message.id)
+            return
+        final = outcome == "dead-lettered"
+        _log.log(
+            logging.ERROR if final else logging.WARNING,
+            "handler failed on message %s (attempt %d of %d): %s: %s; %s",
+            message.id,
+            message.attempts,
+            self.max_attempts,
+            type(error).__name__,
+            error,
+            outcome,
+            exc_info=error if final else None,
+        )
+
+    def _settle_failed(self, message: Any, error: BaseException) -> None:
         """A handler raised: retry the message later, or dead-letter it."""
         attempts = message.attempts
         with self._lock:
             self._failed += 1
         if attempts >= self.max_attempts:
             try:
-                self._dead_letter_one(message)
+                self._dead_letter_one(message, error)
             except Exception as failure:
                 # The message stays ours: retry it rather than lose it.
                 _log.error(
-                    "handler failed on message %s (attempt %d of %d) and it could not be "
-                    "dead-lettered (%r); retrying it",
+                    "message %s could not be dead-lettered (%s: %s); retrying it",
                     message.id,
-                    attempts,
-                    self.max_attempts,
+                    type(failure).__name__,
                     failure,
-                    exc_info=error,
                 )
             else:
-                _log.error(
-                    "handler failed on message %s (attempt %d of %d); dead-lettered",
-                    message.id,
-                    attempts,
-                    self.max_attempts,
-                    exc_info=error,
-                )
+                self._report(message, error, "dead-lettered")
                 with self._lock:
                     self._dead_lettered += 1
                 return
@@ -286,15 +314,9 @@ class Consumer:
         except Exception:
             _log.exception("retry_backoff failed; retrying message %s at once", message.id)
             delay = 0.0
-        _log.warning(
-            "handler failed on message %s (attempt %d of %d); retrying in %.3g s",
-            message.id,
-            attempts,
-            self.max_attempts,
-            delay,
-            exc_info=error,
-        )
-        message.nack(True, min(max(0.0, delay), _MAX_DELAY) if delay == delay else 0.0)
+        delay = min(max(0.0, delay), _MAX_DELAY) if delay == delay else 0.0
+        self._report(message, error, f"retrying in {delay:.3g} s")
+        message.nack(True, delay)
         with self._lock:
             self._retried += 1
 

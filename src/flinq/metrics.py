@@ -302,7 +302,32 @@ def register(
     """Register a FlinqCollector with registry (prometheus_client.REGISTRY
     by default) and return it; queues names the in-memory queues to export
     (more can be added with its track()). Undo with
-    registry.unregister(collector)."""
-    collector = FlinqCollector(queues)
-    (REGISTRY if registry is None else registry).register(collector)
+    registry.unregister(collector).
+
+    Idempotent: while flinq's collector is registered there, another call
+    returns it (tracking the queues given too). ValueError if the registry
+    already holds flinq_* names that some other collector registered."""
+    target = REGISTRY if registry is None else registry
+    with _registering:
+        collector = FlinqCollector(queues)
+        try:
+            target.register(collector)
+        except ValueError:
+            existing = _registered.get(target)
+            if existing is None:
+                raise ValueError(
+                    "the registry already has flinq_* metrics that flinq.metrics.register() "
+                    "did not add (another FlinqCollector?): unregister that one first"
+                ) from None
+            for name, queue in (queues or {}).items():
+                existing.track(name, queue)
+            return existing
+        _registered[target] = collector
     return collector
+
+
+# register()'s collector per registry, while the registry lives.
+_registered: weakref.WeakKeyDictionary[CollectorRegistry, FlinqCollector] = (
+    weakref.WeakKeyDictionary()
+)
+_registering = threading.Lock()

@@ -22,6 +22,7 @@ from flinq.bench.workloads import DURABLE_TRIALS, NOT_DURABLE, workloads
 
 # A hang guard for one `flinq bench --quick` (which aims at 30 s at most).
 RUN_TIMEOUT = 240.0
+HEADS = ("Machine: ", "Python: ", "flinq: ")
 ALWAYS_AVAILABLE = {
     "queue.Queue",
     "queue.SimpleQueue",
@@ -80,15 +81,28 @@ def test_quick_run_writes_json_and_prints_table(quick: QuickRun) -> None:
     out = quick.process.stdout
     assert quick.json_path.exists()
     # Machine, Python and flinq version come first, before the table.
-    first_lines = out.splitlines()[:3]
-    assert first_lines[0].startswith("Machine: ")
-    assert first_lines[1].startswith("Python: ")
-    assert first_lines[2].startswith("flinq: ") and flinq.__version__ in first_lines[2]
-    header = next(line for line in out.splitlines() if line.startswith("| workload"))
-    for column in ("flinq ops/s", "target", "flinq/target", "peer", "peer ops/s", "flinq/peer"):
-        assert column in header
-    for name in workloads():
-        assert f"| {name} " in out
+    lines = out.splitlines()
+    assert lines[0].startswith("Machine: ")
+    starts = [next(i for i, line in enumerate(lines) if line.startswith(p)) for p in HEADS]
+    assert starts == sorted(starts) and starts[-1] < lines.index("")
+    flinq_line = lines[starts[2]]
+    assert flinq.__version__ in flinq_line
+    headers = [line for line in out.splitlines() if line.startswith("workload ")]
+    assert len(headers) == 5  # throughput, latency, memory, durable, between processes
+    for header in headers:
+        assert header.split() == ["workload", "flinq", "peer", "peer's", "advantage"]
+    rows = {line.split()[0] for line in out.splitlines() if line and not line[0].isspace()}
+    for name, workload in workloads().items():
+        if workload.flinq is None:  # a reference: the durable table's baseline
+            assert f"baseline, the storage alone: {workload.peers[0].name}" in out
+        elif len(workload.metrics) == 1:
+            assert name in rows, name
+        else:
+            assert all(f"{name} {m.label.split()[0]}" in out for m in workload.metrics)
+    assert "Target" not in out and "target" not in out
+    assert sum(line.startswith("advantage:") for line in out.splitlines()) == 1
+    # The default output reads in 100 columns.
+    assert max(len(line) for line in out.splitlines()) <= 100
     # Progress goes to stderr, not into the table.
     assert "1/3" in quick.process.stderr
     assert "1/3" not in out
@@ -257,3 +271,87 @@ def test_durable_rows_are_skipped_without_flinq_open(monkeypatch: pytest.MonkeyP
         for workload in durable:
             assert workload.flinq is not None
             assert workload.flinq.skip_reason(env) == NOT_DURABLE
+
+
+def sample_workloads(report: dict[str, Any]) -> list[Any]:
+    """report's workloads, with the longest names and reasons this report
+    could have: a skipped peer with a long reason, a failed flinq row."""
+    workloads_ = json.loads(json.dumps(report["workloads"]))
+    first = workloads_[0]
+    first["results"][-1].update(
+        status="skipped", reason="x" * 300, median={}, repetitions={}, items=None
+    )
+    first["results"][0].update(status="error", reason="RuntimeError: " + "y" * 200, median={})
+    return workloads_
+
+
+def test_default_tables_fit_100_columns_on_a_sample(quick: QuickRun) -> None:
+    from flinq.bench.report import WIDTH, details, header_lines, results_table
+
+    sample = sample_workloads(quick.report)
+    table = results_table(sample)
+    assert WIDTH == 100
+    assert max(len(line) for line in table.splitlines()) <= 100
+    assert "skipped [" in table and "error [" in table
+    report = quick.report
+    head = header_lines(report["machine"], report["python"], report["versions"], report["settings"])
+    assert max(len(line) for line in head) <= 100
+    assert max(len(line) for line in details(sample).splitlines()) <= 100
+
+
+def test_an_old_report_without_suites_still_reads(quick: QuickRun) -> None:
+    from flinq.bench.report import results_table
+
+    old = json.loads(json.dumps(quick.report["workloads"]))
+    for workload in old:
+        workload.pop("suite")
+    assert "Throughput in one process" in results_table(old)
+
+
+def test_verbose_says_what_each_row_measures_and_the_goals(tmp_path: Path) -> None:
+    process = bench("--quick", "--only", "enqueue", "--verbose", cwd=tmp_path)
+    assert process.returncode == 0, process.stderr[-3000:]
+    out = process.stdout
+    assert "- enqueue: " in out and "Goal: 50K ops/s" in out
+    assert "first status report" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+
+
+def test_an_unreachable_redis_url_exits_1_with_the_reason(tmp_path: Path) -> None:
+    process = bench(
+        "--quick", "--only", "enqueue", "--redis-url", "redis://127.0.0.1:1/0", cwd=tmp_path
+    )
+    assert process.returncode == 1
+    assert process.stdout == ""
+    lines = process.stderr.strip().splitlines()
+    assert len(lines) == 1 and "redis://127.0.0.1:1/0" in lines[0], process.stderr
+
+
+def test_progress_draws_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
+    import io
+
+    from flinq.bench.progress import Progress
+
+    plain = io.StringIO()
+    progress = Progress(plain, bar=False)
+    progress.begin(2)
+    progress.stage("[1/1] enqueue: put n items")
+    progress.step("enqueue 1/2: flinq.Queue 1 ops/s")
+    progress.note("enqueue: faster_fifo.Queue skipped: not installed")
+    progress.step("enqueue 2/2: flinq.Queue 1 ops/s")
+    progress.finish()
+    lines = plain.getvalue().splitlines()
+    assert len(lines) == 4 and "\r" not in plain.getvalue()
+
+    tty = io.StringIO()
+    progress = Progress(tty, bar=True)
+    progress.begin(2)
+    progress.stage("[1/1] enqueue: put n items")
+    progress.step("enqueue 1/2: flinq.Queue 1 ops/s")
+    progress.note("enqueue: faster_fifo.Queue skipped: not installed")
+    progress.step("enqueue 2/2: flinq.Queue 1 ops/s")
+    progress.finish()
+    text = tty.getvalue()
+    assert "\r[" in text and "2/2 enqueue 2/2" in text and "#" * 30 in text
+    assert text.count("\n") == 1  # only the note is a line of its own
+    assert all(len(part) <= 101 for part in text.split("\r"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import pickle
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +22,13 @@ from qhelpers import HANG_GUARD, Worker, drain, spawn, still_blocked, wait_until
 
 import flinq
 from flinq.consumer import Consumer
+
+
+def bodies(messages: list[Any]) -> list[Any]:
+    """The bodies of dead letters (an in-memory consumer's dead-letter queue
+    receives the messages themselves)."""
+    return [m.body for m in messages]
+
 
 # Timeout for any single blocking call that is expected to succeed.
 T = 10.0
@@ -898,7 +906,7 @@ def test_failing_messages_are_retried_then_dead_lettered(kind, workers, own_dlq,
     )
     stopped(consumer)
 
-    assert sorted(drain(target)) == sorted(poison)
+    assert sorted(bodies(drain(target))) == sorted(poison)
     calls = collections.defaultdict(list)
     ids = collections.defaultdict(set)
     for body, attempts, msg_id in handler.calls:
@@ -937,7 +945,7 @@ def test_max_attempts_one_dead_letters_at_the_first_failure(kind, caplog):
     handler = Recorder(lambda msg: msg.body == 2)
     with running(q.consume(handler, max_attempts=1)) as consumer:
         assert wait_until(lambda: consumer.dead_letter.qsize() == 1 and len(handler.calls) == 3)
-    assert drain(consumer.dead_letter) == [2]
+    assert bodies(drain(consumer.dead_letter)) == [2]
     assert sorted(handler.calls)[1][:2] == (2, 1)
     assert len(handler.calls) == 3
 
@@ -990,7 +998,7 @@ def test_a_failing_retry_backoff_loses_no_message(kind, caplog):
     assert consumer.stop(drain=False, timeout=T) is True
     assert wait_until(lambda: q.stats()["in_flight"] == 0)
     # Retried at once, then dead-lettered: never lost.
-    assert drain(q) + drain(consumer.dead_letter) == ["x"]
+    assert drain(q) + bodies(drain(consumer.dead_letter)) == ["x"]
 
 
 def test_a_failing_dead_letter_queue_is_not_silent(caplog):
@@ -1008,7 +1016,7 @@ def test_a_failing_dead_letter_queue_is_not_silent(caplog):
     assert "ShutDown" in caplog.text
 
 
-def test_handler_exceptions_are_logged_with_traceback(kind, caplog):
+def test_each_failed_attempt_logs_one_line_and_the_dead_letter_the_traceback(kind, caplog):
     caplog.set_level(logging.WARNING, logger="flinq.consumer")
     q = kind.make()
 
@@ -1016,20 +1024,79 @@ def test_handler_exceptions_are_logged_with_traceback(kind, caplog):
         raise LookupError(f"cannot handle {msg.body}")
 
     kind.put(q, 42)
-    with running(q.consume(handler, max_attempts=2, retry_backoff=0.001)) as consumer:
+    with running(q.consume(handler, max_attempts=3, retry_backoff=0.001)) as consumer:
         assert wait_until(lambda: consumer.dead_letter.qsize() == 1)
     records = [r for r in caplog.records if r.name == "flinq.consumer"]
-    assert len(records) == 2
-    retry, dead = records
-    assert retry.levelno == logging.WARNING
-    assert dead.levelno == logging.ERROR
-    for record in records:
-        assert record.exc_info is not None
-        assert isinstance(record.exc_info[1], LookupError)
-        assert "cannot handle 42" in caplog.text
+    assert [r.levelno for r in records] == [logging.WARNING, logging.WARNING, logging.ERROR]
+    for attempt, record in enumerate(records, 1):
+        line = record.getMessage()
+        assert "\n" not in line
+        assert f"attempt {attempt} of 3" in line
+        assert "LookupError: cannot handle 42" in line
+    assert all(r.exc_info is None for r in records[:2])  # retries: one line each
+    dead = records[2]
     assert "dead-lettered" in dead.getMessage()
-    assert "Traceback" in caplog.text
+    assert dead.exc_info is not None and isinstance(dead.exc_info[1], LookupError)
+    assert caplog.text.count("Traceback") == 1
     assert "in handler" in caplog.text  # the handler's own frame is in the traceback
+
+
+def test_on_error_replaces_the_log_lines(kind, caplog):
+    caplog.set_level(logging.DEBUG, logger="flinq.consumer")
+    q = kind.make()
+    seen: list[tuple[Any, int, str]] = []
+
+    def on_error(msg: Any, error: BaseException) -> None:
+        seen.append((msg.body, msg.attempts, repr(error)))
+
+    def handler(msg: Any) -> None:
+        raise ValueError(f"no {msg.body}")
+
+    kind.put(q, 7)
+    consumer = q.consume(handler, max_attempts=2, retry_backoff=0, on_error=on_error)
+    with running(consumer):
+        assert wait_until(lambda: consumer.dead_letter.qsize() == 1)
+    assert seen == [(7, 1, "ValueError('no 7')"), (7, 2, "ValueError('no 7')")]
+    assert [r for r in caplog.records if r.name == "flinq.consumer"] == []
+    assert consumer.stats()["dead_lettered"] == 1
+
+
+def test_a_failing_on_error_is_logged_and_the_message_still_settled(kind, caplog):
+    caplog.set_level(logging.ERROR, logger="flinq.consumer")
+    q = kind.make()
+    kind.put(q, 1)
+
+    def on_error(msg: Any, error: BaseException) -> None:
+        raise RuntimeError("hook broke")
+
+    consumer = q.consume(lambda m: 1 / 0, max_attempts=1, on_error=on_error)
+    with running(consumer):
+        assert wait_until(lambda: consumer.dead_letter.qsize() == 1)
+    assert "on_error failed" in caplog.text and "hook broke" in caplog.text
+    assert q.stats()["in_flight"] == 0
+
+
+def test_on_error_must_be_callable(kind):
+    with pytest.raises(TypeError, match="on_error"):
+        kind.make().consume(lambda m: None, on_error=42)
+
+
+def test_a_dead_letter_keeps_body_id_attempts_and_the_reason(kind, caplog):
+    caplog.set_level(logging.CRITICAL, logger="flinq.consumer")
+    q = kind.make()
+    kind.put(q, "job")
+
+    def handler(msg: Any) -> None:
+        raise KeyError(f"attempt {msg.attempts}")
+
+    with running(q.consume(handler, max_attempts=2, retry_backoff=0)) as consumer:
+        assert wait_until(lambda: consumer.dead_letter.qsize() == 1)
+    dead = consumer.dead_letter.get()
+    assert (dead.body, dead.id, dead.attempts) == ("job", 0, 2)
+    assert (dead.error_type, dead.error) == ("KeyError", "'attempt 2'")  # the last error
+    assert dead.settled and dead.ack() is False
+    copy = pickle.loads(pickle.dumps(dead))  # a dead letter may go to any queue
+    assert (copy.body, copy.id, copy.attempts, copy.error_type) == ("job", 0, 2, "KeyError")
 
 
 def test_handler_may_ack_itself(kind):
@@ -1385,7 +1452,7 @@ def test_stop_under_load_with_failures_loses_nothing(kind, caplog):
         body for body, attempts, _ in handler.calls if not fails(body, attempts)
     )
     assert all(count == 1 for count in succeeded.values())
-    dead = drain(dlq)
+    dead = bodies(drain(dlq))
     remaining = drain(q)
     assert not set(dead) & set(remaining)
     assert not set(succeeded) & (set(dead) | set(remaining))
@@ -1455,3 +1522,62 @@ def test_stop_from_handlers_of_two_workers_does_not_deadlock():
     assert returned == [False, False]
     st = q.stats()
     assert (st["acked"], st["in_flight"]) == (2, 0)
+
+
+def test_nack_without_requeue_records_the_reason():
+    q = flinq.Queue()
+    q.put_many(["a", "b", "c"])
+    first, second, third = q.reserve(), q.reserve(), q.reserve()
+    assert first.error_type is None and first.error is None
+    assert first.nack(False, error=OSError("disk gone")) is True
+    assert (first.error_type, first.error) == ("OSError", "disk gone")
+    assert second.nack(False) is True
+    assert (second.error_type, second.error) == ("", "nacked without requeue")
+    with pytest.raises(TypeError, match="exception"):
+        third.nack(False, error="not an exception")
+    assert not third.settled and third.error_type is None  # nothing changed
+    assert q.stats()["dead_lettered"] == 2
+
+
+def test_a_message_in_flight_does_not_pickle():
+    q = flinq.Queue()
+    q.put(1)
+    msg = q.reserve()
+    with pytest.raises(TypeError, match="in flight"):
+        pickle.dumps(msg)
+    msg.ack()
+    assert pickle.loads(pickle.dumps(msg)).body == 1
+
+
+def test_enqueue_rates_count_puts_and_agree_with_the_totals(kind):
+    # A queue younger than a window counts everything since its creation
+    # over the whole window, so rate * 60 is exactly the total there.
+    q = kind.make()
+    kind.put_many(q, range(100))
+    for _ in range(30):
+        q.reserve(timeout=T).nack()  # a redelivery: not an enqueue
+    drain(q)
+    st = q.stats()
+    assert (st["enqueued"], st["redelivered"], st["dequeued"]) == (100, 30, 130)
+    assert round(st["enqueue_rate_60s"] * 60, 6) == 100
+    assert round(st["dequeue_rate_60s"] * 60, 6) == 130
+
+
+def test_enqueue_rates_leave_out_redeliveries_after_a_rate_snapshot():
+    # Rate snapshots are taken at most once a second; the 1 s rates then
+    # count from the last one, over the same span for both directions.
+    q = flinq.Queue()
+    q.put_many(range(5))
+    time.sleep(1.05)
+    before = q.stats()  # takes a snapshot
+    q.put_many(range(10))
+    for _ in range(20):
+        q.reserve(timeout=T).nack()
+    drain(q)
+    time.sleep(1.05)
+    st = q.stats()
+    puts = st["enqueued"] - before["enqueued"]
+    takes = st["dequeued"] - before["dequeued"]
+    assert (puts, st["redelivered"] - before["redelivered"]) == (10, 20)
+    assert st["dequeue_rate_1s"] > 0
+    assert st["enqueue_rate_1s"] / st["dequeue_rate_1s"] == pytest.approx(puts / takes)

@@ -267,14 +267,28 @@ def test_closed_store_is_skipped(registry, tmp_path, stores, monkeypatch):
     assert value(samples, "flinq_depth", queue="a", store=alive.path) == 1
 
 
-def test_unregister_and_duplicate_register(registry):
-    q = flinq.Queue()
+def test_register_twice_is_idempotent_and_unregister_undoes_it(registry):
+    q, r = flinq.Queue(), flinq.Queue()
+    q.put(1)
     collector = metrics.register(registry, queues={"q": q})
-    with pytest.raises(ValueError):  # the same metric names twice in one registry
-        metrics.register(registry)
+    again = metrics.register(registry, queues={"r": r})
+    assert again is collector
+    assert set(collector.tracked()) == {"q", "r"}
+    samples, _ = scrape(registry)
+    assert value(samples, "flinq_depth", queue="q", store="") == 1
     registry.unregister(collector)
     samples, _ = scrape(registry)
     assert not any(name.startswith("flinq_") for name, _ in samples)
+    fresh = metrics.register(registry)  # after unregister: a new one
+    assert fresh is not collector
+    registry.unregister(fresh)
+
+
+def test_register_over_a_foreign_flinq_collector_is_one_clear_error(registry):
+    registry.register(metrics.FlinqCollector())
+    with pytest.raises(ValueError, match="unregister that one first") as info:
+        metrics.register(registry)
+    assert len(str(info.value)) < 200
 
 
 def test_default_registry():

@@ -47,9 +47,14 @@ class AsyncMessage(Generic[_T]):
         """Settle the message as processed; False if it was settled already."""
         return bool(self.message.ack())
 
-    def nack(self, requeue: bool = True, delay: float = 0.0) -> bool:
-        """Give the message back (requeue) or drop it; False if settled already."""
-        return bool(self.message.nack(requeue, delay))
+    def nack(
+        self, requeue: bool = True, delay: float = 0.0, *, error: BaseException | None = None
+    ) -> bool:
+        """Give the message back (requeue) or drop it (dead-lettered, error
+        the reason); False if settled already."""
+        if error is None:
+            return bool(self.message.nack(requeue, delay))
+        return bool(self.message.nack(requeue, delay, error=error))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.message, name)

@@ -6,14 +6,21 @@ import argparse
 import datetime
 import os
 import sys
-import time
 from typing import Any, Final
 
 import flinq
 from flinq.bench.env import Env
 from flinq.bench.machine import machine_info, package_versions, python_info, source_info
 from flinq.bench.plot import PlotUnavailable, plot, require_matplotlib
-from flinq.bench.report import compare_table, header_lines, legend, results_table
+from flinq.bench.progress import Progress
+from flinq.bench.report import (
+    LEGEND,
+    compare_table,
+    details,
+    header_lines,
+    results_table,
+    wrap,
+)
 from flinq.bench.results import SCHEMA, Report, ReportError, load_report, save_report
 from flinq.bench.runner import run_all
 from flinq.bench.workloads import workload_names, workloads
@@ -27,10 +34,16 @@ MIN_REPEAT: Final = 3
 
 DESCRIPTION = """\
 Measure flinq's queues against the stdlib and other queue libraries on this
-machine and print one table: per workload, flinq's figure, its target, and
-every peer measured in the same run. Every figure is the median of the
-repetitions. Peers that are not installed (pip install 'flinq[peers]') or
-cannot run are listed as skipped with the reason. Progress goes to stderr.
+machine and print one table per kind of figure (throughput, latency, memory,
+durable, between processes): per workload, flinq's figure and every peer
+measured in the same run. Every figure is the median of the repetitions.
+Peers that are not installed (pip install 'flinq[bench]') or cannot run are
+listed as skipped with the reason; the Redis rows need a redis-server on PATH.
+Progress goes to stderr (a bar on a terminal).
+
+Run time on a 2-core machine: about 3 to 4 minutes by default, about 15 s
+with --quick (measured: 213 s and 13 s at load 2.5; 242 s and 50 s when
+other work kept the load at 5 to 7). --only runs less.
 """
 
 
@@ -77,7 +90,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"a smoke run: n={QUICK_N:,}, {QUICK_REPEAT} repetitions (about 30 s at most)",
+        help=f"a smoke run: n={QUICK_N:,}, {QUICK_REPEAT} repetitions (about 15 s)",
     )
     parser.add_argument(
         "--only",
@@ -101,6 +114,12 @@ def register(subparsers: Any) -> None:
         "every figure is their median",
     )
     parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print what each workload measures, how peers are driven, and the goals",
+    )
+    parser.add_argument(
         "--json",
         metavar="FILE",
         help="write machine, versions, every repetition's figure, medians and skips as JSON",
@@ -116,7 +135,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--redis-url",
         metavar="URL",
-        help="use this Redis server instead of starting a private redis-server",
+        help="use this Redis server instead of starting a private redis-server "
+        "(exit status 1 if it cannot be reached)",
     )
     parser.set_defaults(run=run, prog=parser.prog)
 
@@ -128,13 +148,6 @@ def _check_output(path: str, option: str) -> None:
         raise CommandError(f"{option}: directory {directory} does not exist")
     if os.path.isdir(path):
         raise CommandError(f"{option}: {path} is a directory")
-
-
-def _progress(start: float) -> Any:
-    def progress(message: str) -> None:
-        print(f"[{time.perf_counter() - start:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-    return progress
 
 
 def run(args: argparse.Namespace) -> int:
@@ -167,16 +180,24 @@ def run(args: argparse.Namespace) -> int:
         "only": [w.name for w in selected] if chosen is not None else None,
         "redis_url": args.redis_url,
     }
-    start = time.perf_counter()
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     with Env(redis_url=args.redis_url) as env:
+        if args.redis_url:
+            unreachable = env.redis_unavailable()
+            if unreachable is not None:
+                print(f"{args.prog}: error: {unreachable}", file=sys.stderr)
+                return 1
         machine = machine_info(env.root)
         python = python_info()
         versions = package_versions()
         print("\n".join(header_lines(machine, python, versions, settings)), flush=True)
-        results, skipped, elapsed = run_all(
-            selected, n=n, repeat=repeat, env=env, progress=_progress(start)
-        )
+        progress = Progress()
+        try:
+            results, skipped, elapsed = run_all(
+                selected, n=n, repeat=repeat, env=env, progress=progress
+            )
+        finally:
+            progress.finish()
         versions["redis-server"] = env.redis_server_version
         settings["redis"] = env.redis_description or None
     report = Report(
@@ -194,9 +215,15 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(results_table(results))
     print()
-    print(legend(results))
+    print(LEGEND)
+    if args.verbose:
+        print()
+        print(details(results))
+    else:
+        print("What each row measures: --verbose; every repetition's figure: --json FILE.")
     if settings["redis"]:
-        print(f"\nRedis: {settings['redis']}")
+        print()
+        print("\n".join(wrap(f"Redis: {settings['redis']}", indent=7)))
     print(f"\nMeasured in {elapsed:.1f} s.")
     if args.json:
         save_report(report, args.json)

@@ -17,7 +17,7 @@ from types import ModuleType, TracebackType
 from typing import Any, Final
 
 PAYLOAD_BYTES: Final = 64
-PEERS_EXTRA: Final = "pip install 'flinq[peers]'"
+PEERS_EXTRA: Final = "pip install 'flinq[bench]'"
 REDIS_START_TIMEOUT: Final = 10.0
 
 

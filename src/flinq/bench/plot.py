@@ -1,5 +1,6 @@
 """The --plot chart: ops/s per workload, flinq beside its peers, log scale,
-with each target as a horizontal line over its workload."""
+with each goal (the first status report's target) as a horizontal line over
+its workload."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def plot(workloads: Sequence[WorkloadResult], path: str, title: str) -> int:
                 colors="black",
                 linestyles="dashed",
                 linewidth=1.5,
-                label=None if target_labelled else "target (status report)",
+                label=None if target_labelled else "goal (first status report)",
             )
             target_labelled = True
     ax.set_xticks(range(len(shown)))

@@ -1,9 +1,12 @@
-"""Text for people: the run's header, the results table and the comparison
-with an older report. Tables are Markdown, aligned for a terminal too."""
+"""Text for people: the run's header, the results (one table per kind of
+figure, every line within WIDTH columns), what each row measures
+(--verbose), and the comparison with an older report (Markdown)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from flinq.bench.results import ContenderResult, MetricInfo, Report, WorkloadResult, find_result
@@ -14,7 +17,7 @@ OPS_KEY = "ops_per_s"
 def _si(value: float) -> str:
     """value with three significant digits and a K/M/G suffix."""
     for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(value) >= scale:
+        if abs(value) >= scale * 0.9995:  # 999.6 is "1K", not "1e+03"
             return f"{value / scale:.3g}{suffix}"
     return f"{value:.3g}"
 
@@ -62,18 +65,30 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right:
     return "\n".join([line(headers), rule + "|", *(line(row) for row in rows)])
 
 
+#: The width every line of the default output fits in.
+WIDTH = 100
+
+
+def wrap(line: str, indent: int = 9) -> list[str]:
+    """line cut into lines of at most WIDTH columns, continuations indented."""
+    return textwrap.wrap(
+        line, WIDTH, subsequent_indent=" " * indent, break_long_words=True, break_on_hyphens=False
+    ) or [""]
+
+
 def header_lines(
     machine: dict[str, Any],
     python: dict[str, str],
     versions: dict[str, str | None],
     settings: dict[str, Any],
 ) -> list[str]:
-    """Machine, Python and flinq version, and the run's settings."""
+    """Machine, Python and flinq version, and the run's settings (each line
+    wrapped to WIDTH columns)."""
     cores = f"{machine.get('cores')} cores"
     if machine.get("usable_cores") not in (None, machine.get("cores")):
         cores += f" ({machine['usable_cores']} usable)"
     load = machine.get("load_average")
-    load_text = f", load average {' '.join(f'{x:.2f}' for x in load)}" if load else ""
+    load_text = f", load {' '.join(f'{x:.2f}' for x in load)}" if load else ""
     peers = ", ".join(
         f"{name} {version}" for name, version in versions.items() if name != "flinq" and version
     )
@@ -87,7 +102,7 @@ def header_lines(
         f"use a fixed fraction), {settings.get('repeat')} repetitions, every figure the median"
         + (" (--quick)" if settings.get("quick") else ""),
     ]
-    return lines
+    return [part for line in lines for part in wrap(line)]
 
 
 def _source_text(source: dict[str, Any] | None) -> str:
@@ -124,76 +139,149 @@ def _cell(result: ContenderResult | None, metric: MetricInfo, notes: _Footnotes)
     return format_value(result["median"][metric["key"]], metric)
 
 
-def _ratio(a: ContenderResult | None, b: ContenderResult | None, key: str) -> str:
-    """a's median over b's for key, or '-'."""
-    if a is None or b is None or a["status"] != "ok" or b["status"] != "ok":
-        return "-"
-    if b["median"][key] == 0:
-        return "-"
-    return format_ratio(a["median"][key] / b["median"][key])
-
-
 def _row_label(workload: WorkloadResult, metric: MetricInfo) -> str:
     if len(workload["metrics"]) == 1:
         return workload["name"]
     return f"{workload['name']} {metric['label'].split()[0]}"
 
 
+@dataclass(frozen=True)
+class _Section:
+    """One table of the default output: figures of one kind."""
+
+    title: str
+    #: How a figure of this kind is shown (the title names the unit).
+    show: Callable[[float], str]
+
+
+def _plain(value: float) -> str:
+    """value with three significant digits, never in exponent form."""
+    return f"{value:,.0f}" if abs(value) >= 999.5 else f"{value:.3g}"
+
+
+_SECTIONS: dict[str, _Section] = {
+    "throughput": _Section("Throughput in one process, ops/s (higher is better)", _si),
+    "latency": _Section("Latency, microseconds (lower is better)", lambda ns: _plain(ns / 1e3)),
+    "memory": _Section("Memory per million items, MB (lower is better)", lambda b: _plain(b / 1e6)),
+    "durable": _Section("Durable queues, ops/s (higher is better)", _si),
+    "processes": _Section("Between processes, ops/s (higher is better)", _si),
+}
+
+LEGEND = "advantage: flinq's edge over that peer in this run; above 1x flinq is faster or leaner."
+
+
+def _section_of(workload: WorkloadResult, metric: MetricInfo) -> str:
+    """Which table a metric of workload goes to."""
+    if metric["unit"] == "ns":
+        return "latency"
+    if metric["unit"] == "bytes":
+        return "memory"
+    suite = workload.get("suite", "memory")
+    return suite if suite in ("durable", "processes") else "throughput"
+
+
+def _advantage(flinq: ContenderResult | None, peer: ContenderResult, metric: MetricInfo) -> str:
+    """How many times better flinq's median is than peer's (faster, or less
+    latency or memory), or '-'."""
+    if flinq is None or flinq["status"] != "ok" or peer["status"] != "ok":
+        return "-"
+    mine, theirs = flinq["median"][metric["key"]], peer["median"][metric["key"]]
+    ratio_of = (mine, theirs) if metric["higher_is_better"] else (theirs, mine)
+    return "-" if ratio_of[1] == 0 else format_ratio(ratio_of[0] / ratio_of[1])
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
+    """A plain table, columns two spaces apart; columns in right align right."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(width) if index in right else cell.ljust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return "\n".join([line(headers), *(line(row) for row in rows)])
+
+
+def _baseline(workloads: Sequence[WorkloadResult], notes: _Footnotes) -> str:
+    """The reference workloads (no flinq contender, e.g. raw py-lmdb puts) in one phrase."""
+    parts = []
+    for workload in workloads:
+        if any(r["role"] == "flinq" for r in workload["results"]):
+            continue
+        metric = workload["metrics"][0]
+        for result in workload["results"]:
+            parts.append(f"{result['name']} {_cell(result, metric, notes)}")
+    return "; ".join(parts)
+
+
 def results_table(workloads: Sequence[WorkloadResult]) -> str:
-    """The results table, then footnotes for skipped cells."""
-    headers = [
-        "workload",
-        "flinq ops/s",
-        "target",
-        "flinq/target",
-        "peer",
-        "peer ops/s",
-        "flinq/peer",
-    ]
+    """The results: one table per kind of figure (each figure a median),
+    then footnotes for skipped cells; every line within WIDTH columns."""
     notes = _Footnotes()
-    rows: list[list[str]] = []
+    tables: dict[str, list[list[str]]] = {name: [] for name in _SECTIONS}
     for workload in workloads:
         flinq = next((r for r in workload["results"] if r["role"] == "flinq"), None)
+        if flinq is None:
+            continue  # a reference: shown as the baseline of its table
         peers = [r for r in workload["results"] if r["role"] == "peer"]
-        target = workload["target_ops_per_s"]
         for metric in workload["metrics"]:
-            key = metric["key"]
-            has_target = target is not None and key == OPS_KEY
-            target_text = _si(target) if has_target and target is not None else "-"
-            vs_target = "-"
-            if has_target and target and flinq is not None and flinq["status"] == "ok":
-                vs_target = format_ratio(flinq["median"][key] / target)
-            first = [
-                _row_label(workload, metric),
-                _cell(flinq, metric, notes) if flinq else "- (reference)",
-                target_text,
-                vs_target,
-            ]
+            name = _section_of(workload, metric)
+            show = _SECTIONS[name].show
+            mine = (
+                show(flinq["median"][metric["key"]])
+                if flinq["status"] == "ok"
+                else notes.mark(flinq)
+            )
+            label = _row_label(workload, metric)
             if not peers:
-                rows.append([*first, "-", "-", "-"])
+                tables[name].append([label, mine, "-", "", ""])
             for index, peer in enumerate(peers):
-                lead = first if index == 0 else ["", "", "", ""]
-                rows.append(
-                    [*lead, peer["name"], _cell(peer, metric, notes), _ratio(flinq, peer, key)]
+                theirs = (
+                    show(peer["median"][metric["key"]])
+                    if peer["status"] == "ok"
+                    else notes.mark(peer)
                 )
-    table = markdown_table(headers, rows, right={1, 2, 3, 5, 6})
-    footer = notes.lines()
-    return table + ("\n\n" + "\n".join(footer) if footer else "")
+                lead = [label, mine] if index == 0 else ["", ""]
+                tables[name].append([*lead, peer["name"], theirs, _advantage(flinq, peer, metric)])
+    baseline = _baseline(workloads, notes)
+    out: list[str] = []
+    for name, rows in tables.items():
+        if not rows:
+            continue
+        title = _SECTIONS[name].title
+        if name == "durable" and baseline:
+            title += f"; baseline, the storage alone: {baseline}"
+        out.extend(wrap(title, indent=2))
+        headers = ["workload", "flinq", "peer", "peer's", "advantage"]
+        out.append(text_table(headers, rows, right={1, 3, 4}))
+        out.append("")
+    out.extend(part for line in notes.lines() for part in wrap(line, indent=4))
+    return "\n".join(out).rstrip()
 
 
-def legend(workloads: Sequence[WorkloadResult]) -> str:
-    """What each workload measures, how peers are driven, and how to read the ratios."""
+def details(workloads: Sequence[WorkloadResult]) -> str:
+    """What each workload measures, how peers are driven, and the goals
+    (--verbose), wrapped to WIDTH columns."""
     lines = [
-        "flinq/peer is flinq's median over the peer's, measured in the same run: for ops/s",
-        "above 1 means flinq is faster; for latency and memory lower is better, so below 1",
-        "favours flinq. Targets are the ops/s goals of the original status report.",
+        "Goals: the ops/s the project's first status report set as the least flinq must reach.",
         "",
     ]
     for workload in workloads:
-        lines.append(f"- {workload['name']}: {workload['description']}")
+        head = f"- {workload['name']}: {workload['description']}"
+        target = workload["target_ops_per_s"]
+        flinq = next((r for r in workload["results"] if r["role"] == "flinq"), None)
+        if target:
+            head += f" Goal: {_si(target)} ops/s"
+            if flinq is not None and flinq["status"] == "ok":
+                head += f" (met {format_ratio(flinq['median'][OPS_KEY] / target)} over)"
+            head += "."
+        lines.extend(wrap(head, indent=2))
         for result in workload["results"]:
             if result["note"]:
-                lines.append(f"  - {result['name']}: {result['note']}")
+                lines.extend(wrap(f"  - {result['name']}: {result['note']}", indent=4))
     return "\n".join(lines)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Final, Literal, TypedDict, cast
+from typing import Any, Final, Literal, NotRequired, TypedDict, cast
 
 SCHEMA: Final = 1
 
@@ -44,6 +44,9 @@ class WorkloadResult(TypedDict):
     description: str
     target_ops_per_s: float | None
     metrics: list[MetricInfo]
+    #: "memory" (in one process), "durable" or "processes"; reports written
+    #: before it was added lack it (read them as "memory").
+    suite: NotRequired[str]
     results: list[ContenderResult]
 
 

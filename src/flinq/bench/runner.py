@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from flinq.bench.env import Env
 from flinq.bench.model import Contender, Sample, Workload
@@ -15,7 +15,21 @@ from flinq.bench.results import ContenderResult, MetricInfo, Skip, WorkloadResul
 #: Items of the untimed warm-up repetition: a tenth of a repetition, at most this.
 WARMUP_ITEMS = 1000
 
-Progress = Callable[[str], None]
+
+class Progress(Protocol):
+    """Where a run tells of its progress (flinq.bench.progress.Progress)."""
+
+    def begin(self, total: int) -> None:
+        """total steps (repetitions of a workload) are coming."""
+
+    def stage(self, message: str) -> None:
+        """A workload begins."""
+
+    def note(self, message: str) -> None:
+        """Something worth a line of its own (a skip, a failure)."""
+
+    def step(self, message: str) -> None:
+        """One repetition of a workload is done."""
 
 
 @dataclass
@@ -62,12 +76,14 @@ def run_workload(
             entry.reason = f"cannot check: {_describe(exc)}"
         if entry.reason is not None:
             entry.status = "skipped"
-            progress(f"{workload.name}: {entry.contender.name} skipped: {entry.reason}")
+            progress.note(f"{workload.name}: {entry.contender.name} skipped: {entry.reason}")
     for entry in entries:
         if entry.status == "ok":
             warmup = max(1, min(WARMUP_ITEMS, entry.items // 10))
             _measure(entry, warmup, env, keep=False)
     if not any(entry.status == "ok" for entry in entries):
+        for index in range(repeat):
+            progress.step(f"{workload.name} {index + 1}/{repeat}: nothing ran")
         return _result(workload, entries)
     for index in range(repeat):
         figures = []
@@ -78,8 +94,10 @@ def run_workload(
             if sample is not None:
                 figures.append(f"{entry.contender.name} {_format_figures(workload, sample)}")
             else:
-                progress(f"{workload.name}: {entry.contender.name} failed: {entry.reason}")
-        progress(f"{workload.name} {index + 1}/{repeat}: " + ("; ".join(figures) or "nothing ran"))
+                progress.note(f"{workload.name}: {entry.contender.name} failed: {entry.reason}")
+        progress.step(
+            f"{workload.name} {index + 1}/{repeat}: " + ("; ".join(figures) or "nothing ran")
+        )
     return _result(workload, entries)
 
 
@@ -127,6 +145,7 @@ def _result(workload: Workload, entries: list[_Entry]) -> WorkloadResult:
         name=workload.name,
         description=workload.description,
         target_ops_per_s=workload.target,
+        suite=workload.suite,
         metrics=[
             MetricInfo(key=m.key, label=m.label, unit=m.unit, higher_is_better=m.higher_is_better)
             for m in workload.metrics
@@ -142,8 +161,9 @@ def run_all(
     that did not run (with the reason) and the elapsed seconds."""
     start = time.perf_counter()
     results = []
+    progress.begin(len(selected) * repeat)
     for number, workload in enumerate(selected, 1):
-        progress(f"[{number}/{len(selected)}] {workload.name}: {workload.description}")
+        progress.stage(f"[{number}/{len(selected)}] {workload.name}: {workload.description}")
         results.append(run_workload(workload, n=n, repeat=repeat, env=env, progress=progress))
     skipped = [
         Skip(

@@ -535,6 +535,7 @@ def workloads() -> dict[str, Workload]:
                     note="put(batch) / get(): the array pickled",
                 ),
             ),
+            suite="processes",
         ),
         Workload(
             "latency",

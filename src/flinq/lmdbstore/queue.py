@@ -14,6 +14,7 @@ every change to its store's pending log:
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -42,7 +43,7 @@ from flinq.codec import (
     key_seq,
     priority_key,
     with_attempts,
-    with_header,
+    with_headers,
     without_expiry,
 )
 from flinq.consumer import Consumer, iter_messages
@@ -52,7 +53,7 @@ from flinq.lmdbstore.layout import Layout
 from flinq.lmdbstore.log import OP_CLEAR, OP_DEL, OP_PUT, OP_SET, PendingLog
 from flinq.lmdbstore.scheduler import Scheduler
 from flinq.lmdbstore.state import StoreState
-from flinq.protocols import DECODE_ERROR_HEADER
+from flinq.protocols import DECODE_ERROR_HEADER, ERROR_HEADER, ERROR_TYPE_HEADER
 from flinq.settings import QueueSettings
 
 __all__ = ["DurableQueue", "Message", "QueueContext"]
@@ -98,6 +99,19 @@ def _body(record: bytes, serializer: Any) -> Any:
     if record[0] == TAG_BYTES and record[HEADER_SIZE - 4 : HEADER_SIZE] == b"\x00\x00\x00\x00":
         return record[HEADER_SIZE:]  # bytes, no headers: the body follows the header
     return decode_body(record, decode_record(record), serializer)
+
+
+def _reason(error: BaseException | None, otherwise: str) -> dict[str, str]:
+    """The headers that say why a message was dead-lettered: error's type
+    and text, or no type and otherwise; TypeError for a non-exception."""
+    if error is None:
+        return {ERROR_TYPE_HEADER: "", ERROR_HEADER: otherwise}
+    if not isinstance(error, BaseException):
+        raise TypeError(f"error must be an exception or None, not {type(error).__name__}")
+    return {ERROR_TYPE_HEADER: type(error).__name__, ERROR_HEADER: str(error)}
+
+
+_SPENT = "max_attempts reached"
 
 
 def _expired(record: bytes, now: float) -> bool:
@@ -178,30 +192,36 @@ class Message:
         timeout)."""
         return self._queue.ack_many([self]) == 1
 
-    def nack(self, requeue: bool = True, delay: float = 0.0) -> bool:
+    def nack(
+        self, requeue: bool = True, delay: float = 0.0, *, error: BaseException | None = None
+    ) -> bool:
         """Give the message back: ready again after delay seconds, or (with
-        requeue=False, or its attempts spent) to the dead-letter queue, or
-        dropped if there is none. Returns False if no longer in flight."""
+        requeue=False, or its attempts spent) to the dead-letter queue, with
+        error's type and text in its ERROR_TYPE_HEADER/ERROR_HEADER headers,
+        or dropped if there is none. Returns False if no longer in flight."""
         if not delay >= 0:
             raise ValueError("delay must be a non-negative number of seconds")
+        reason = _reason(error, _SPENT if requeue else "nacked without requeue")
         if self._settled:
             return False
         self._settled = True
-        return self._queue._nack(self.key, self._delivery, requeue, float(delay))
+        return self._queue._nack(self.key, self._delivery, requeue, float(delay), reason)
 
     @property
     def settled(self) -> bool:
         """True once acked or nacked here."""
         return self._settled
 
-    def dead_letter(self, queue: str | None = None) -> bool:
+    def dead_letter(self, queue: str | None = None, *, error: BaseException | None = None) -> bool:
         """Move the message to the dead-letter queue named queue (None: the
-        queue's own; dropped if it has none). Returns False if no longer
-        in flight."""
+        queue's own; dropped if it has none), with error's type and text in
+        its ERROR_TYPE_HEADER/ERROR_HEADER headers. Returns False if no
+        longer in flight."""
+        reason = _reason(error, "dead-lettered by the application")
         if self._settled:
             return False
         self._settled = True
-        return self._queue._nack(self.key, self._delivery, False, 0.0, queue)
+        return self._queue._nack(self.key, self._delivery, False, 0.0, reason, queue)
 
     def release(self) -> None:
         """Give the message back as if it had never been delivered: its
@@ -481,7 +501,7 @@ class DurableQueue:
         target = self.dead_letter or f"{self.name}.dead"
         reason = f"{type(error).__name__}: {error}"
         try:
-            moved = with_header(record, DECODE_ERROR_HEADER, reason)
+            moved = with_headers(record, {DECODE_ERROR_HEADER: reason})
         except StoreCorruptError:
             moved = record  # its header is damaged too: moved as it is
         self._note(_NOTE_DEAD_LETTERED)
@@ -499,7 +519,7 @@ class DurableQueue:
         """True (and the message retired) if its TTL has passed. Callers
         skip the call for a record without one (record[13:21] == _NO_EXPIRY)."""
         if _expired(record, time.time()):
-            self._retire(key, record, expired=True)
+            self._retire(key, record, None)
             self._core.task_done()
             return True
         return False
@@ -616,7 +636,7 @@ class DurableQueue:
             return None
         attempts = _unpack_attempts(record, 1)[0] + 1
         if self.max_attempts is not None and attempts > self.max_attempts:
-            self._retire(key, record, expired=False)
+            self._retire(key, record, _reason(None, _SPENT))
             self._core.task_done()
             return None
         body = _body(record, self._serializer)
@@ -691,6 +711,7 @@ class DurableQueue:
         delivery: int,
         requeue: bool,
         delay: float,
+        reason: dict[str, str],
         dead_letter: str | None = None,
     ) -> bool:
         record = self._settle(key, delivery)
@@ -698,7 +719,7 @@ class DurableQueue:
             return False
         self._note(_NOTE_NACKED)
         self._core.task_done()
-        self._give_back(key, record, requeue, delay, dead_letter)
+        self._give_back(key, record, requeue, delay, reason, dead_letter)
         return True
 
     def _unreserve(self, key: bytes, delivery: int) -> None:
@@ -718,13 +739,14 @@ class DurableQueue:
         record: bytes,
         requeue: bool,
         delay: float,
+        reason: dict[str, str],
         dead_letter: str | None = None,
     ) -> None:
         """A delivered message returns to the ready set, unless its attempts
-        are spent (or requeue is False): then it is retired."""
+        are spent (or requeue is False): then it is retired, for reason."""
         attempts = decode_record(record).attempts
         if not requeue or (self.max_attempts is not None and attempts >= self.max_attempts):
-            self._retire(key, record, expired=False, dead_letter=dead_letter)
+            self._retire(key, record, reason, dead_letter=dead_letter)
             return
         if delay > 0:
             due = time.monotonic() + delay
@@ -744,13 +766,22 @@ class DurableQueue:
         self._core._restore([(key, record)], key_priority(key) if self.priority else None)
 
     def _retire(
-        self, key: bytes, record: bytes, *, expired: bool, dead_letter: str | None = None
+        self,
+        key: bytes,
+        record: bytes,
+        reason: dict[str, str] | None,
+        *,
+        dead_letter: str | None = None,
     ) -> None:
         """Move a message to the dead-letter queue (dead_letter, else the
-        queue's own), or drop it if there is none."""
-        self._note(_NOTE_EXPIRED if expired else _NOTE_DEAD_LETTERED)
+        queue's own), or drop it if there is none. reason: the headers that
+        say why it is dead-lettered; None: it expired."""
+        self._note(_NOTE_EXPIRED if reason is None else _NOTE_DEAD_LETTERED)
         dead_letter = dead_letter or self.dead_letter
         if dead_letter is not None:
+            if reason is not None:
+                with contextlib.suppress(StoreCorruptError):  # damaged: moved as it is
+                    record = with_headers(record, reason)
             self._open_queue(dead_letter).adopt(record)
         self._log.append((OP_DEL, self._handle, key, None, None))
 
@@ -801,7 +832,7 @@ class DurableQueue:
             self._ready_again(key, record)
         for key, record in timed_out:
             self._core.task_done()
-            self._give_back(key, record, True, 0.0)
+            self._give_back(key, record, True, 0.0, _reason(None, _SPENT))
 
     # ---- the rest of the core API --------------------------------------------------------
 

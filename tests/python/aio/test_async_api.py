@@ -180,6 +180,17 @@ def test_reserve_then_ack_or_nack():
     run(main())
 
 
+def test_nack_without_requeue_passes_the_reason_on():
+    async def main():
+        face = async_queue(flinq.Queue())
+        await face.put("x")
+        msg = await face.reserve()
+        assert msg.nack(False, error=ValueError("bad"))
+        assert (msg.error_type, msg.error) == ("ValueError", "bad")
+
+    run(main())
+
+
 def test_messages_acks_on_success_and_redelivers_on_failure():
     async def main():
         face = async_queue(flinq.Queue())

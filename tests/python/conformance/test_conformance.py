@@ -15,7 +15,13 @@ import pytest
 from qhelpers import drain, vanishing_class
 
 import flinq
-from flinq.protocols import DurableMessage, DurableQueue, DurableStore
+from flinq.protocols import (
+    ERROR_HEADER,
+    ERROR_TYPE_HEADER,
+    DurableMessage,
+    DurableQueue,
+    DurableStore,
+)
 
 WAIT = 10.0  # the longest a test waits for something it expects to happen
 
@@ -210,6 +216,50 @@ def test_nack_without_requeue_and_dead_letter_to_a_named_queue(store):
     assert store.queue("elsewhere").get(timeout=WAIT) == "b"
 
 
+def reason(message: Any) -> tuple[str | None, str | None]:
+    """The (error type, error text) headers of a dead letter."""
+    headers = message.headers or {}
+    return headers.get(ERROR_TYPE_HEADER), headers.get(ERROR_HEADER)
+
+
+def test_dead_letters_carry_the_reason(store):
+    q = store.queue("jobs", dead_letter="dl", max_attempts=1)
+    q.put_many(["spent", "error", "plain", "moved", "moved-error"])
+    q.reserve(timeout=WAIT).nack()
+    q.reserve(timeout=WAIT).nack(requeue=False, error=ValueError("bad input"))
+    q.reserve(timeout=WAIT).nack(requeue=False)
+    q.reserve(timeout=WAIT).dead_letter("dl")
+    q.reserve(timeout=WAIT).dead_letter(error=KeyError("k"))
+    dl = store.queue("dl")
+    got = {m.body: reason(m) for m in (dl.reserve(timeout=WAIT) for _ in range(5))}
+    assert got == {
+        "spent": ("", "max_attempts reached"),
+        "error": ("ValueError", "bad input"),
+        "plain": ("", "nacked without requeue"),
+        "moved": ("", "dead-lettered by the application"),
+        "moved-error": ("KeyError", "'k'"),
+    }
+
+
+def test_a_bad_error_argument_changes_nothing(store):
+    q = store.queue("jobs")
+    q.put("x")
+    message = q.reserve(timeout=WAIT)
+    with pytest.raises(TypeError):
+        message.nack(requeue=False, error="not an exception")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        message.dead_letter(error=42)  # type: ignore[arg-type]
+    assert not message.settled and q.in_flight() == 1
+    assert message.ack()
+
+
+def test_is_shutdown(store):
+    q = store.queue("jobs")
+    assert q.is_shutdown is False
+    q.shutdown()
+    assert q.is_shutdown is True
+
+
 def test_ttl_expires_unread_messages(store):
     q = store.queue("jobs")
     q.put("short", ttl=0.01)
@@ -248,7 +298,9 @@ def test_consume_handles_retries_and_dead_letters(store):
     with q.consume(handler, workers=2, prefetch=4, max_attempts=2, retry_backoff=0.0) as c:
         assert wait_until(lambda: len(handled) == 19 and c.stats()["dead_lettered"] == 1)
     assert sorted(handled) == [i for i in range(20) if i != 13]
-    assert store.queue("jobs.dead").get(timeout=WAIT) == 13
+    dead = store.queue("jobs.dead").reserve(timeout=WAIT)
+    assert dead.body == 13
+    assert reason(dead) == ("ValueError", "unlucky")  # the handler's last error
     assert q.in_flight() == 0
 
 

@@ -331,6 +331,25 @@ def test_peek_a_priority_queue_in_delivery_order(path, opener, capsys):
     assert out.splitlines()[1].split()[:3] == ["ID", "PRIORITY", "ATTEMPTS"]
 
 
+def test_peek_shows_why_a_dead_letter_was_dead_lettered(path, opener, capsys):
+    store = opener()
+    q = store.queue("jobs", dead_letter="jobs.dl")
+    q.put("poison", headers={"trace": "t-9"})
+    q.put("dropped")
+    q.reserve().nack(requeue=False, error=ValueError("bad input"))
+    q.reserve().nack(requeue=False)
+    store.close()
+    report = run_json(capsys, "peek", path, "jobs.dl")
+    reasons = [m["reason"] for m in report["messages"]]
+    assert reasons == ["ValueError: bad input", "nacked without requeue"]
+    status, out, _ = run(capsys, "peek", path, "jobs.dl")
+    assert status == 0
+    lines = out.splitlines()
+    assert "REASON" in lines[1].split()
+    assert "ValueError: bad input" in lines[2] and '{"trace":"t-9"}' in lines[2]
+    assert "flinq-error" not in out  # the reason headers are shown as REASON only
+
+
 def test_peek_empty_queue(path, opener, capsys):
     store = opener()
     store.queue("idle")
@@ -570,6 +589,15 @@ def test_requeue_grows_the_map_when_it_fills(path, opener):
     store = opener()
     dead_letter(store, "jobs", [bytes(1000)] * 3000)
     store.close()
+    # Compacted, the file holds the dead letters and no free pages (how many
+    # the first store left depends on how its writer batched), so the map
+    # opened at its smallest cannot take a second copy of them.
+    env = lmdb.open(str(path), max_dbs=64, readonly=True, lock=False)
+    tight = path.parent / "tight"
+    tight.mkdir()
+    env.copy(str(tight), compact=True)
+    env.close()
+    os.replace(tight / "data.mdb", path / "data.mdb")
     with flinq.open(path, map_size=1 << 20, **FAST) as small:
         map_size = small.stats()["map_size"]
         assert admin.requeue(small, "dlq", "jobs") == 3000

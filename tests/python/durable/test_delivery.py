@@ -10,6 +10,7 @@ from dhelpers import drain, reserve_all, stored, stored_messages
 from qhelpers import HANG_GUARD, wait_until
 
 import flinq
+from flinq.protocols import ERROR_HEADER, ERROR_TYPE_HEADER
 
 # --------------------------------------------------------------------------- reserve / ack
 
@@ -272,7 +273,7 @@ def test_max_attempts_moves_to_dead_letter(path, opener):
     assert dlq.qsize() == 1
     dead = dlq.reserve(timeout=0)
     assert dead.body == "poison"
-    assert dead.headers == {"k": "v"}
+    assert dead.headers == {"k": "v", ERROR_TYPE_HEADER: "", ERROR_HEADER: "max_attempts reached"}
     assert q.stats()["dead_lettered"] == 1
     dead.nack()
     store.close()

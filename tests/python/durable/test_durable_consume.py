@@ -304,7 +304,7 @@ def test_consume_rejects_bad_arguments(store, options, error):
     assert threading.active_count() == threads
 
 
-def test_handler_exceptions_are_logged_with_traceback(store, caplog):
+def test_failed_attempts_log_one_line_each_and_the_dead_letter_a_traceback(store, caplog):
     caplog.set_level(logging.WARNING, logger="flinq.consumer")
     q = store.queue("jobs")
 
@@ -316,11 +316,29 @@ def test_handler_exceptions_are_logged_with_traceback(store, caplog):
         assert wait_until(lambda: q.stats()["dead_lettered"] == 1)
     records = [r for r in caplog.records if r.name == "flinq.consumer"]
     assert [r.levelno for r in records] == [logging.WARNING, logging.ERROR]
-    for record in records:
-        assert record.exc_info is not None
-        assert isinstance(record.exc_info[1], LookupError)
-    assert "cannot handle 42" in caplog.text
-    assert "Traceback" in caplog.text
+    retry, dead = records
+    assert retry.exc_info is None and "attempt 1 of 2" in retry.getMessage()
+    assert dead.exc_info is not None and isinstance(dead.exc_info[1], LookupError)
+    assert "LookupError: cannot handle 42; dead-lettered" in dead.getMessage()
+    assert caplog.text.count("Traceback") == 1
+
+
+def test_on_error_is_called_for_each_failed_attempt(store, caplog):
+    caplog.set_level(logging.DEBUG, logger="flinq.consumer")
+    q = store.queue("jobs")
+    seen: list[tuple[int, str]] = []
+    q.put(1)
+
+    def handler(msg: Any) -> None:
+        raise ValueError(f"try {msg.attempts}")
+
+    def on_error(msg: Any, error: BaseException) -> None:
+        seen.append((msg.attempts, str(error)))
+
+    with running(q.consume(handler, max_attempts=2, retry_backoff=0, on_error=on_error)):
+        assert wait_until(lambda: q.stats()["dead_lettered"] == 1)
+    assert seen == [(1, "try 1"), (2, "try 2")]
+    assert [r for r in caplog.records if r.name == "flinq.consumer"] == []
 
 
 def test_handler_may_settle_itself(path, opener):
