@@ -45,7 +45,9 @@ from flinq._headers cimport (
     flq_park, flq_park_cancel, flq_park_destroy, flq_park_init, flq_park_notify_locked,
     flq_park_prepare,
 )
-from flinq._segment cimport Segment, attach_segment, create_segment, map_segment_fd, sleep_on_shm
+from flinq._segment cimport (
+    Segment, attach_segment, create_segment, map_segment_fd, sleep_on_shm, spin_before_sleep,
+)
 from flinq._shm cimport (
     FLQ_SHM_KIND_ARRAY, flq_shm_header, flq_shm_publish, flq_shm_wait, flq_shm_wait_cancel,
     flq_shm_wait_notify, flq_shm_wait_prepare,
@@ -116,18 +118,44 @@ GIL_FREE_BYTES = 65536
 cdef uint64_t _gil_free_bytes = GIL_FREE_BYTES
 
 cdef object _numpy = None
+cdef object _ndarray = None  # numpy.ndarray, for the exact-type fast paths
+
+# Up to this many dimensions in a record, put_many and get_many(out=) check
+# an exact ndarray of the queue's dtype on its buffer alone (no Python-level
+# conversion or attribute calls); other inputs take the general path.
+DEF FAST_RECORD_DIMS = 8
+
+
+cdef extern from "Python.h":
+    # Declared without an exception clause: a refusal (not C-contiguous, not
+    # writable) sends the caller to its general path, which explains it.
+    int _try_get_buffer "PyObject_GetBuffer" (object obj, Py_buffer *view, int flags)
+    void PyErr_Clear()
+    void *PyErr_Occurred()
+    # Checked by the caller (PyErr_Occurred), which turns overflow into a cap.
+    unsigned long long PyLong_AsUnsignedLongLong(object n)
 
 
 cdef object _np():
     """numpy, imported on first use (ArrayQueue is its only user in flinq)."""
-    global _numpy
+    global _numpy, _ndarray
     if _numpy is None:
         try:
             import numpy
         except ImportError:
             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None
+        _ndarray = numpy.ndarray
         _numpy = numpy
     return _numpy
+
+
+cdef uint64_t _count_limit(object count) except? 0:
+    """A positive Python int as a count of records, UINT64_MAX when larger."""
+    cdef unsigned long long n = PyLong_AsUnsignedLongLong(count)
+    if n == <unsigned long long>-1 and PyErr_Occurred() != NULL:
+        PyErr_Clear()  # OverflowError: more than any ring holds anyway
+        return UINT64_MAX
+    return n
 
 
 cdef bint _same_values(object converted, object given):
@@ -179,6 +207,8 @@ cdef class ArrayQueue:
     cdef object _dtype              # as numpy.dtype(dtype) made it
     cdef object _base               # element dtype of a record's array
     cdef tuple _shape               # a record's array shape; () unless subarray
+    cdef int _record_ndim           # len(_shape), or -1 when above FAST_RECORD_DIMS
+    cdef Py_ssize_t _record_dims[FAST_RECORD_DIMS]  # _shape as C integers
     cdef uint64_t _record_size
     cdef uint64_t _capacity
     cdef bint _parks_ready
@@ -230,6 +260,9 @@ cdef class ArrayQueue:
             self._base, self._shape = dt, ()
         self._dtype = dt
         self._record_size = dt.itemsize
+        self._record_ndim = len(self._shape) if len(self._shape) <= FAST_RECORD_DIMS else -1
+        for i, extent in enumerate(self._shape[:FAST_RECORD_DIMS]):
+            self._record_dims[i] = extent
         return 0
 
     cdef int _create_segment(self, uint64_t ring_bytes, uint64_t capacity) except -1:
@@ -383,6 +416,26 @@ cdef class ArrayQueue:
 
     # ---- conversions (GIL held) ----------------------------------------------------
 
+    cdef bint _batch_buffer(self, object arr, Py_buffer *view, int flags) except -1:
+        """Fast path of put_many and get_many(out=): when arr is exactly an
+        ndarray of the element dtype that exports a buffer under flags with
+        the shape (n,) + record shape, fill view and return True (the caller
+        releases it); else False, and nothing is held."""
+        if type(arr) is not _ndarray or self._record_ndim < 0 or arr.dtype is not self._base:
+            return False
+        if _try_get_buffer(arr, view, flags) != 0:
+            PyErr_Clear()
+            return False
+        cdef int i
+        if view.ndim == 1 + self._record_ndim and view.itemsize == <Py_ssize_t>self._base.itemsize:
+            for i in range(self._record_ndim):
+                if view.shape[i + 1] != self._record_dims[i]:
+                    break
+            else:
+                return True
+        PyBuffer_Release(view)
+        return False
+
     cdef flq_records *_open_ring(self) except NULL:
         if self._closed:
             raise ValueError("ArrayQueue is closed")
@@ -457,42 +510,51 @@ cdef class ArrayQueue:
     cdef int _put_array(self, object arr, uint64_t n, bint block, object timeout) except -1:
         """Put the n records of the C-contiguous array arr, all or none."""
         cdef Py_buffer view
+        PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS)
+        try:
+            self._put_buffer(&view, n, block, timeout)
+        finally:
+            PyBuffer_Release(&view)
+        return 0
+
+    cdef int _put_buffer(self, Py_buffer *view, uint64_t n, bint block, object timeout) except -1:
+        """Put the n records in view's C-contiguous memory, all or none."""
         cdef int64_t deadline = deadline_ns(block, timeout)
         cdef flq_records *ring = self._open_ring()
         cdef uint32_t key
         cdef int stored
+        cdef int polls = 0
+        cdef int64_t spin_until = 0
         if n > self._capacity:
             raise ValueError(f"put_many() of {n} records can never fit in capacity {self._capacity}")
-        PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS)
-        try:
-            while True:
-                ring = self._open_ring()
-                if flq_records_state(ring) != FLQ_RECORDS_OPEN:
-                    raise ShutDown
-                if n * self._record_size >= _gil_free_bytes:
-                    self._users += 1
-                    with nogil:
-                        stored = flq_records_try_put(ring, view.buf, n)
-                    self._left()
-                else:
+        while True:
+            ring = self._open_ring()
+            if flq_records_state(ring) != FLQ_RECORDS_OPEN:
+                raise ShutDown
+            if n * self._record_size >= _gil_free_bytes:
+                self._users += 1
+                with nogil:
                     stored = flq_records_try_put(ring, view.buf, n)
-                if stored:
-                    if self._block == NULL:  # closed while we copied: the ring is gone
-                        return 0
-                    self._notify(ITEMS, n > 1)
-                    if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
-                        flq_records_discard(ring)  # raced shutdown(immediate=True)
+                self._left()
+            else:
+                stored = flq_records_try_put(ring, view.buf, n)
+            if stored:
+                if self._block == NULL:  # closed while we copied: the ring is gone
                     return 0
-                if not block:
-                    raise Full
-                ring = self._open_ring()
-                key = self._prepare(ROOM)
-                if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:
-                    self._cancel(ROOM)
-                elif self._sleep(ROOM, key, deadline):
-                    raise Full
-        finally:
-            PyBuffer_Release(&view)
+                self._notify(ITEMS, n > 1)
+                if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
+                    flq_records_discard(ring)  # raced shutdown(immediate=True)
+                return 0
+            if not block:
+                raise Full
+            if self._shared and spin_before_sleep(&spin_until, &polls, deadline):
+                continue
+            ring = self._open_ring()
+            key = self._prepare(ROOM)
+            if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:
+                self._cancel(ROOM)
+            elif self._sleep(ROOM, key, deadline):
+                raise Full
 
     cdef void _left(self) noexcept:
         """A thread stopped using the ring without the GIL: free the ring if
@@ -507,6 +569,8 @@ cdef class ArrayQueue:
         cdef uint64_t ready
         cdef uint32_t key
         cdef uint32_t state
+        cdef int polls = 0
+        cdef int64_t spin_until = 0
         while True:
             ring = self._open_ring()
             state = flq_records_state(ring)
@@ -519,6 +583,8 @@ cdef class ArrayQueue:
                 raise ShutDown
             if not block:
                 raise Empty
+            if self._shared and spin_before_sleep(&spin_until, &polls, deadline):
+                continue
             key = self._prepare(ITEMS)
             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
                 self._cancel(ITEMS)
@@ -529,19 +595,24 @@ cdef class ArrayQueue:
         """Copy up to limit ready records into the writable C-contiguous
         array out; returns how many (0 when others took them first)."""
         cdef Py_buffer view
-        cdef uint64_t taken
-        cdef flq_records *ring = self._open_ring()
         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
         try:
-            if limit * self._record_size >= _gil_free_bytes:
-                self._users += 1
-                with nogil:
-                    taken = flq_records_try_get(ring, view.buf, limit)
-                self._left()
-            else:
-                taken = flq_records_try_get(ring, view.buf, limit)
+            return self._take_into_buffer(&view, limit)
         finally:
             PyBuffer_Release(&view)
+
+    cdef uint64_t _take_into_buffer(self, Py_buffer *view, uint64_t limit) except? 0:
+        """Copy up to limit ready records into view's writable C-contiguous
+        memory; returns how many (0 when others took them first)."""
+        cdef uint64_t taken
+        cdef flq_records *ring = self._open_ring()
+        if limit * self._record_size >= _gil_free_bytes:
+            self._users += 1
+            with nogil:
+                taken = flq_records_try_get(ring, view.buf, limit)
+            self._left()
+        else:
+            taken = flq_records_try_get(ring, view.buf, limit)
         if taken:
             self._notify(ROOM, 1)
         return taken
@@ -561,8 +632,19 @@ cdef class ArrayQueue:
         """Put every record of array (shape (n,) + the record shape), in
         order, all or none: wait until they all fit (queue.Full on
         block=False or timeout); ValueError if n exceeds the capacity."""
+        cdef Py_buffer view
+        cdef uint64_t n
+        if self._batch_buffer(array, &view, PyBUF_C_CONTIGUOUS):
+            try:
+                self._open_ring()
+                n = <uint64_t>view.shape[0]
+                if n:
+                    self._put_buffer(&view, n, block, timeout)
+            finally:
+                PyBuffer_Release(&view)
+            return
         arr = self._records(array, True)
-        cdef uint64_t n = len(arr)
+        n = len(arr)
         self._open_ring()
         if n:
             self._put_array(arr, n, block, timeout)
@@ -596,10 +678,24 @@ cdef class ArrayQueue:
             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
-        cdef uint64_t limit = min(max_items, UINT64_MAX)
+        cdef uint64_t limit = _count_limit(max_items)
         cdef int64_t deadline = deadline_ns(block, timeout)
         cdef uint64_t ready
         cdef uint64_t taken
+        cdef Py_buffer view
+        if out is not None and self._batch_buffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE):
+            try:
+                if view.shape[0] == 0:
+                    raise ValueError("out has room for no record")
+                limit = min(limit, <uint64_t>view.shape[0])
+                self._open_ring()
+                while True:
+                    self._wait_for_records(block, deadline)
+                    taken = self._take_into_buffer(&view, limit)
+                    if taken:
+                        return taken
+            finally:
+                PyBuffer_Release(&view)
         if out is not None:
             self._check_out(out)
             limit = min(limit, <uint64_t>len(out))
@@ -643,7 +739,7 @@ cdef class ArrayQueue:
             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
-        cdef uint64_t limit = min(max_items, UINT64_MAX)
+        cdef uint64_t limit = _count_limit(max_items)
         cdef int64_t deadline = deadline_ns(block, timeout)
         cdef uint64_t start
         cdef uint64_t taken
