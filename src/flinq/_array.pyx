@@ -20,7 +20,9 @@ flq_park_notify_locked needs no fence. Shared (shared=True): the ring lives
 in a named segment (flinq._segment over flinq/shmseg.h, kind
 FLQ_SHM_KIND_ARRAY) and waiters sleep on the ring header's wait words with
 flinq/shmwait.h (a futex on Linux), whose fences order the two sides across
-processes.
+processes, after polling for a while (flinq._segment.spin_before_sleep): the
+other process usually acts within microseconds, sooner than a futex sleep
+and wake-up would let us see it.
 
 Shared segment layout: the shmseg.h header (its params: record size,
 capacity, length of the dtype text, offset of the ring), the dtype as text
@@ -49,7 +51,7 @@ from flinq._segment cimport (
     Segment, attach_segment, create_segment, map_segment_fd, sleep_on_shm, spin_before_sleep,
 )
 from flinq._shm cimport (
-    FLQ_SHM_KIND_ARRAY, flq_shm_header, flq_shm_publish, flq_shm_wait, flq_shm_wait_cancel,
+    FLQ_SHM_KIND_ARRAY, flq_shm_header, flq_shm_populate, flq_shm_publish, flq_shm_wait, flq_shm_wait_cancel,
     flq_shm_wait_notify, flq_shm_wait_prepare,
 )
 
@@ -118,6 +120,20 @@ GIL_FREE_BYTES = 65536
 cdef uint64_t _gil_free_bytes = GIL_FREE_BYTES
 
 cdef object _numpy = None
+
+# Bumped in the child of every fork(): a shared ring's handle maps the
+# segment's pages in again (flq_shm_populate) on its first use in a new
+# process, since the child inherits the mapping without its page tables.
+cdef uint64_t _process_generation = 1
+
+
+def _after_fork_in_child():
+    global _process_generation
+    _process_generation += 1
+
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
 cdef object _ndarray = None  # numpy.ndarray, for the exact-type fast paths
 
 # Up to this many dimensions in a record, put_many and get_many(out=) check
@@ -214,6 +230,7 @@ cdef class ArrayQueue:
     cdef bint _parks_ready
     cdef bint _closed
     cdef Py_ssize_t _users          # threads of this handle in the ring without the GIL
+    cdef uint64_t _populated_in     # shared: the _process_generation that mapped the pages in
     cdef flq_park _parks[2]         # in process: ITEMS and ROOM sleepers
     cdef object __weakref__
 
@@ -302,7 +319,17 @@ cdef class ArrayQueue:
         self._capacity = self._ring.capacity
         self._waits[ITEMS] = &self._ring.items
         self._waits[ROOM] = &self._ring.room
+        self._populate()
         return 0
+
+    cdef void _populate(self) noexcept:
+        """Map every page of the segment into this process now: a page's
+        first touch inside a copy would fault (about a microsecond each).
+        Best effort: where the kernel cannot, pages fault in as used."""
+        cdef Segment seg = self._seg  # keeps the mapping while we run without the GIL
+        self._populated_in = _process_generation
+        with nogil:
+            flq_shm_populate(seg.base, seg.size)
 
     cdef int _open_segment(self, Segment seg) except -1:
         """Take over a mapped segment of kind FLQ_SHM_KIND_ARRAY (checked
@@ -441,6 +468,8 @@ cdef class ArrayQueue:
             raise ValueError("ArrayQueue is closed")
         if self._ring == NULL:
             raise ValueError("ArrayQueue was not initialized")
+        if self._shared and self._populated_in != _process_generation:
+            self._populate()  # first use in a child of fork()
         return self._ring
 
     cdef object _records(self, object value, bint batch):
