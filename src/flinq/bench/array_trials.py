@@ -32,6 +32,12 @@ from flinq.bench.trials import faster_fifo_unavailable
 ARRAY_BATCH: Final = 4096
 #: Records moved per item of the run's n (a record is far cheaper than an item).
 ARRAY_RECORDS_PER_ITEM: Final = 16
+#: The same between processes: more, because a newly forked producer starts
+#: on its parent's core and the scheduler moves it to the other core only
+#: after milliseconds (measured: about 2.5G records/s while the two share a
+#: core, 4.5-5G/s once apart, on 2 cores); a short run would measure mostly
+#: that placement.
+PROCESS_RECORDS_PER_ITEM: Final = 64
 #: Capacity of the ArrayQueue, in batches.
 ARRAY_RING_BATCHES: Final = 4
 #: Capacity of every queue between processes, in batches: room for the
@@ -61,9 +67,9 @@ def shared_array_unavailable(env: Env) -> str | None:
 class _ArrayBatches(Trial):
     """What every array trial shares: the batch, the output, the check."""
 
-    def __init__(self, n: int, env: Env) -> None:
+    def __init__(self, n: int, env: Env, records_per_item: int = ARRAY_RECORDS_PER_ITEM) -> None:
         self.np = required_module("numpy")
-        self.batches = max(1, n * ARRAY_RECORDS_PER_ITEM // ARRAY_BATCH)
+        self.batches = max(1, n * records_per_item // ARRAY_BATCH)
         self.ops = self.batches * ARRAY_BATCH
         self.source = self.np.arange(ARRAY_BATCH, dtype=self.np.int64)
         self.out = self.np.zeros(ARRAY_BATCH, dtype=self.np.int64)
@@ -213,7 +219,7 @@ class ProcessArrayBatches(_ArrayBatches):
     arrays (multiprocessing.Queue, faster_fifo.Queue) get()."""
 
     def __init__(self, n: int, env: Env, kind: Kind) -> None:
-        super().__init__(n, env)
+        super().__init__(n, env, PROCESS_RECORDS_PER_ITEM)
         self.kind = kind
         context = multiprocessing.get_context("fork")
         if kind == "flinq":
@@ -282,6 +288,7 @@ __all__ = [
     "ARRAY_BATCH",
     "ARRAY_RECORDS_PER_ITEM",
     "ARRAY_RING_BATCHES",
+    "PROCESS_RECORDS_PER_ITEM",
     "PROCESS_RING_BATCHES",
     "ArrayQueueBatches",
     "ArrayQueueViews",
