@@ -51,8 +51,8 @@ from flinq._segment cimport (
     Segment, attach_segment, create_segment, map_segment_fd, sleep_on_shm, spin_before_sleep,
 )
 from flinq._shm cimport (
-    FLQ_SHM_KIND_ARRAY, flq_shm_header, flq_shm_populate, flq_shm_publish, flq_shm_wait, flq_shm_wait_cancel,
-    flq_shm_wait_notify, flq_shm_wait_prepare,
+    FLQ_SHM_KIND_ARRAY, flq_shm_header, flq_shm_populate, flq_shm_publish, flq_shm_wait,
+    flq_shm_wait_cancel, flq_shm_wait_notify, flq_shm_wait_prepare,
 )
 
 import ast as _ast
@@ -120,6 +120,7 @@ GIL_FREE_BYTES = 65536
 cdef uint64_t _gil_free_bytes = GIL_FREE_BYTES
 
 cdef object _numpy = None
+cdef object _ndarray = None  # numpy.ndarray, for the exact-type fast paths
 
 # Bumped in the child of every fork(): a shared ring's handle maps the
 # segment's pages in again (flq_shm_populate) on its first use in a new
@@ -134,7 +135,6 @@ def _after_fork_in_child():
 
 if hasattr(_os, "register_at_fork"):
     _os.register_at_fork(after_in_child=_after_fork_in_child)
-cdef object _ndarray = None  # numpy.ndarray, for the exact-type fast paths
 
 # Up to this many dimensions in a record, put_many and get_many(out=) check
 # an exact ndarray of the queue's dtype on its buffer alone (no Python-level
@@ -225,6 +225,7 @@ cdef class ArrayQueue:
     cdef tuple _shape               # a record's array shape; () unless subarray
     cdef int _record_ndim           # len(_shape), or -1 when above FAST_RECORD_DIMS
     cdef Py_ssize_t _record_dims[FAST_RECORD_DIMS]  # _shape as C integers
+    cdef Py_ssize_t _element_size   # _base.itemsize
     cdef uint64_t _record_size
     cdef uint64_t _capacity
     cdef bint _parks_ready
@@ -277,6 +278,7 @@ cdef class ArrayQueue:
             self._base, self._shape = dt, ()
         self._dtype = dt
         self._record_size = dt.itemsize
+        self._element_size = self._base.itemsize
         self._record_ndim = len(self._shape) if len(self._shape) <= FAST_RECORD_DIMS else -1
         for i, extent in enumerate(self._shape[:FAST_RECORD_DIMS]):
             self._record_dims[i] = extent
@@ -454,7 +456,7 @@ cdef class ArrayQueue:
             PyErr_Clear()
             return False
         cdef int i
-        if view.ndim == 1 + self._record_ndim and view.itemsize == <Py_ssize_t>self._base.itemsize:
+        if view.ndim == 1 + self._record_ndim and view.itemsize == self._element_size:
             for i in range(self._record_ndim):
                 if view.shape[i + 1] != self._record_dims[i]:
                     break
