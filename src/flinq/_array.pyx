@@ -20,9 +20,9 @@ flq_park_notify_locked needs no fence. Shared (shared=True): the ring lives
 in a named segment (flinq._segment over flinq/shmseg.h, kind
 FLQ_SHM_KIND_ARRAY) and waiters sleep on the ring header's wait words with
 flinq/shmwait.h (a futex on Linux), whose fences order the two sides across
-processes, after polling for a while (flinq._segment.spin_before_sleep): the
-other process usually acts within microseconds, sooner than a futex sleep
-and wake-up would let us see it.
+processes, after polling for a while without the GIL
+(flinq._segment.spin_before_sleep): the other process usually acts within
+microseconds, sooner than a futex sleep and wake-up would let us see it.
 
 Shared segment layout: the shmseg.h header (its params: record size,
 capacity, length of the dtype text, offset of the ring), the dtype as text
@@ -578,7 +578,7 @@ cdef class ArrayQueue:
                 return 0
             if not block:
                 raise Full
-            if self._shared and spin_before_sleep(&spin_until, &polls, deadline):
+            if self._shared and self._poll(ROOM, n, &spin_until, &polls, deadline):
                 continue
             ring = self._open_ring()
             key = self._prepare(ROOM)
@@ -586,6 +586,28 @@ cdef class ArrayQueue:
                 self._cancel(ROOM)
             elif self._sleep(ROOM, key, deadline):
                 raise Full
+
+    cdef bint _poll(self, int which, uint64_t n, int64_t *spin_until, int *polls,
+                    int64_t deadline) noexcept:
+        """Shared queues, before a sleep: poll without the GIL (so this
+        process's other threads run) while spin_before_sleep allows, until
+        there are records (ITEMS) or room for n (ROOM), or the queue is shut
+        down. True when that came, False when the caller should sleep now."""
+        cdef flq_records *ring = self._ring
+        cdef bint came = False
+        self._users += 1  # close() leaves the mapping to us while we poll
+        with nogil:
+            while True:
+                if flq_records_state(ring) != FLQ_RECORDS_OPEN:
+                    came = True
+                elif which == ITEMS:
+                    came = flq_records_size(ring) > 0
+                else:
+                    came = flq_records_room(ring) >= n
+                if came or not spin_before_sleep(spin_until, polls, deadline):
+                    break
+        self._left()
+        return came
 
     cdef void _left(self) noexcept:
         """A thread stopped using the ring without the GIL: free the ring if
@@ -614,7 +636,7 @@ cdef class ArrayQueue:
                 raise ShutDown
             if not block:
                 raise Empty
-            if self._shared and spin_before_sleep(&spin_until, &polls, deadline):
+            if self._shared and self._poll(ITEMS, 1, &spin_until, &polls, deadline):
                 continue
             key = self._prepare(ITEMS)
             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:

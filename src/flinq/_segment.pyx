@@ -153,9 +153,10 @@ cdef int64_t SPIN_NS = 50 * 1000
 cdef int SPIN_PAUSES = 32
 
 
-cdef bint spin_before_sleep(int64_t *spin_until, int *polls, int64_t deadline) noexcept:
+cdef bint spin_before_sleep(int64_t *spin_until, int *polls, int64_t deadline) noexcept nogil:
     """One step of the polling before a sleep (both counters start at 0):
-    False when the caller should sleep (or time out) now instead."""
+    False when the caller should sleep (or time out) now instead. Runs with
+    or without the GIL."""
     cdef int64_t now = flq_now_ns()
     if spin_until[0] == 0:
         spin_until[0] = now + SPIN_NS
