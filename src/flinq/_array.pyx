@@ -20,7 +20,9 @@ flq_park_notify_locked needs no fence. Shared (shared=True): the ring lives
 in a named segment (flinq._segment over flinq/shmseg.h, kind
 FLQ_SHM_KIND_ARRAY) and waiters sleep on the ring header's wait words with
 flinq/shmwait.h (a futex on Linux), whose fences order the two sides across
-processes.
+processes, after polling for a while without the GIL
+(flinq._segment.spin_before_sleep): the other process usually acts within
+microseconds, sooner than a futex sleep and wake-up would let us see it.
 
 Shared segment layout: the shmseg.h header (its params: record size,
 capacity, length of the dtype text, offset of the ring), the dtype as text
@@ -45,10 +47,12 @@ from flinq._headers cimport (
     flq_park, flq_park_cancel, flq_park_destroy, flq_park_init, flq_park_notify_locked,
     flq_park_prepare,
 )
-from flinq._segment cimport Segment, attach_segment, create_segment, map_segment_fd, sleep_on_shm
+from flinq._segment cimport (
+    Segment, attach_segment, create_segment, map_segment_fd, sleep_on_shm, spin_before_sleep,
+)
 from flinq._shm cimport (
-    FLQ_SHM_KIND_ARRAY, flq_shm_header, flq_shm_publish, flq_shm_wait, flq_shm_wait_cancel,
-    flq_shm_wait_notify, flq_shm_wait_prepare,
+    FLQ_SHM_KIND_ARRAY, flq_shm_header, flq_shm_populate, flq_shm_publish, flq_shm_wait,
+    flq_shm_wait_cancel, flq_shm_wait_notify, flq_shm_wait_prepare,
 )
 
 import ast as _ast
@@ -116,18 +120,58 @@ GIL_FREE_BYTES = 65536
 cdef uint64_t _gil_free_bytes = GIL_FREE_BYTES
 
 cdef object _numpy = None
+cdef object _ndarray = None  # numpy.ndarray, for the exact-type fast paths
+
+# Bumped in the child of every fork(): a shared ring's handle maps the
+# segment's pages in again (flq_shm_populate) on its first use in a new
+# process, since the child inherits the mapping without its page tables.
+cdef uint64_t _process_generation = 1
+
+
+def _after_fork_in_child():
+    global _process_generation
+    _process_generation += 1
+
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
+
+# Up to this many dimensions in a record, put_many and get_many(out=) check
+# an exact ndarray of the queue's dtype on its buffer alone (no Python-level
+# conversion or attribute calls); other inputs take the general path.
+DEF FAST_RECORD_DIMS = 8
+
+
+cdef extern from "Python.h":
+    # Declared without an exception clause: a refusal (not C-contiguous, not
+    # writable) sends the caller to its general path, which explains it.
+    int _try_get_buffer "PyObject_GetBuffer" (object obj, Py_buffer *view, int flags)
+    void PyErr_Clear()
+    void *PyErr_Occurred()
+    # Checked by the caller (PyErr_Occurred), which turns overflow into a cap.
+    unsigned long long PyLong_AsUnsignedLongLong(object n)
 
 
 cdef object _np():
     """numpy, imported on first use (ArrayQueue is its only user in flinq)."""
-    global _numpy
+    global _numpy, _ndarray
     if _numpy is None:
         try:
             import numpy
         except ImportError:
             raise ImportError("flinq.ArrayQueue needs numpy: pip install 'flinq[numpy]'") from None
+        _ndarray = numpy.ndarray
         _numpy = numpy
     return _numpy
+
+
+cdef uint64_t _count_limit(object count) except? 0:
+    """A positive Python int as a count of records, UINT64_MAX when larger."""
+    cdef unsigned long long n = PyLong_AsUnsignedLongLong(count)
+    if n == <unsigned long long>-1 and PyErr_Occurred() != NULL:
+        PyErr_Clear()  # OverflowError: more than any ring holds anyway
+        return UINT64_MAX
+    return n
 
 
 cdef bint _same_values(object converted, object given):
@@ -182,11 +226,15 @@ A bounded FIFO of fixed-size records of one numpy dtype.
     cdef object _dtype              # as numpy.dtype(dtype) made it
     cdef object _base               # element dtype of a record's array
     cdef tuple _shape               # a record's array shape; () unless subarray
+    cdef int _record_ndim           # len(_shape), or -1 when above FAST_RECORD_DIMS
+    cdef Py_ssize_t _record_dims[FAST_RECORD_DIMS]  # _shape as C integers
+    cdef Py_ssize_t _element_size   # _base.itemsize
     cdef uint64_t _record_size
     cdef uint64_t _capacity
     cdef bint _parks_ready
     cdef bint _closed
     cdef Py_ssize_t _users          # threads of this handle in the ring without the GIL
+    cdef uint64_t _populated_in     # shared: the _process_generation that mapped the pages in
     cdef flq_park _parks[2]         # in process: ITEMS and ROOM sleepers
     cdef object __weakref__
 
@@ -233,6 +281,10 @@ A bounded FIFO of fixed-size records of one numpy dtype.
             self._base, self._shape = dt, ()
         self._dtype = dt
         self._record_size = dt.itemsize
+        self._element_size = self._base.itemsize
+        self._record_ndim = len(self._shape) if len(self._shape) <= FAST_RECORD_DIMS else -1
+        for i, extent in enumerate(self._shape[:FAST_RECORD_DIMS]):
+            self._record_dims[i] = extent
         return 0
 
     cdef int _create_segment(self, uint64_t ring_bytes, uint64_t capacity) except -1:
@@ -272,7 +324,17 @@ A bounded FIFO of fixed-size records of one numpy dtype.
         self._capacity = self._ring.capacity
         self._waits[ITEMS] = &self._ring.items
         self._waits[ROOM] = &self._ring.room
+        self._populate()
         return 0
+
+    cdef void _populate(self) noexcept:
+        """Map every page of the segment into this process now: a page's
+        first touch inside a copy would fault (about a microsecond each).
+        Best effort: where the kernel cannot, pages fault in as used."""
+        cdef Segment seg = self._seg  # keeps the mapping while we run without the GIL
+        self._populated_in = _process_generation
+        with nogil:
+            flq_shm_populate(seg.base, seg.size)
 
     cdef int _open_segment(self, Segment seg) except -1:
         """Take over a mapped segment of kind FLQ_SHM_KIND_ARRAY (checked
@@ -386,11 +448,33 @@ A bounded FIFO of fixed-size records of one numpy dtype.
 
     # ---- conversions (GIL held) ----------------------------------------------------
 
+    cdef bint _batch_buffer(self, object arr, Py_buffer *view, int flags) except -1:
+        """Fast path of put_many and get_many(out=): when arr is exactly an
+        ndarray of the element dtype that exports a buffer under flags with
+        the shape (n,) + record shape, fill view and return True (the caller
+        releases it); else False, and nothing is held."""
+        if type(arr) is not _ndarray or self._record_ndim < 0 or arr.dtype is not self._base:
+            return False
+        if _try_get_buffer(arr, view, flags) != 0:
+            PyErr_Clear()
+            return False
+        cdef int i
+        if view.ndim == 1 + self._record_ndim and view.itemsize == self._element_size:
+            for i in range(self._record_ndim):
+                if view.shape[i + 1] != self._record_dims[i]:
+                    break
+            else:
+                return True
+        PyBuffer_Release(view)
+        return False
+
     cdef flq_records *_open_ring(self) except NULL:
         if self._closed:
             raise ValueError("ArrayQueue is closed")
         if self._ring == NULL:
             raise ValueError("ArrayQueue was not initialized")
+        if self._shared and self._populated_in != _process_generation:
+            self._populate()  # first use in a child of fork()
         return self._ring
 
     cdef object _records(self, object value, bint batch):
@@ -460,42 +544,73 @@ A bounded FIFO of fixed-size records of one numpy dtype.
     cdef int _put_array(self, object arr, uint64_t n, bint block, object timeout) except -1:
         """Put the n records of the C-contiguous array arr, all or none."""
         cdef Py_buffer view
+        PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS)
+        try:
+            self._put_buffer(&view, n, block, timeout)
+        finally:
+            PyBuffer_Release(&view)
+        return 0
+
+    cdef int _put_buffer(self, Py_buffer *view, uint64_t n, bint block, object timeout) except -1:
+        """Put the n records in view's C-contiguous memory, all or none."""
         cdef int64_t deadline = deadline_ns(block, timeout)
         cdef flq_records *ring = self._open_ring()
         cdef uint32_t key
         cdef int stored
+        cdef int polls = 0
+        cdef int64_t spin_until = 0
         if n > self._capacity:
             raise ValueError(f"put_many() of {n} records can never fit in capacity {self._capacity}")
-        PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS)
-        try:
-            while True:
-                ring = self._open_ring()
-                if flq_records_state(ring) != FLQ_RECORDS_OPEN:
-                    raise ShutDown
-                if n * self._record_size >= _gil_free_bytes:
-                    self._users += 1
-                    with nogil:
-                        stored = flq_records_try_put(ring, view.buf, n)
-                    self._left()
-                else:
+        while True:
+            ring = self._open_ring()
+            if flq_records_state(ring) != FLQ_RECORDS_OPEN:
+                raise ShutDown
+            if n * self._record_size >= _gil_free_bytes:
+                self._users += 1
+                with nogil:
                     stored = flq_records_try_put(ring, view.buf, n)
-                if stored:
-                    if self._block == NULL:  # closed while we copied: the ring is gone
-                        return 0
-                    self._notify(ITEMS, n > 1)
-                    if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
-                        flq_records_discard(ring)  # raced shutdown(immediate=True)
+                self._left()
+            else:
+                stored = flq_records_try_put(ring, view.buf, n)
+            if stored:
+                if self._block == NULL:  # closed while we copied: the ring is gone
                     return 0
-                if not block:
-                    raise Full
-                ring = self._open_ring()
-                key = self._prepare(ROOM)
-                if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:
-                    self._cancel(ROOM)
-                elif self._sleep(ROOM, key, deadline):
-                    raise Full
-        finally:
-            PyBuffer_Release(&view)
+                self._notify(ITEMS, n > 1)
+                if flq_records_state(ring) == FLQ_RECORDS_SHUTDOWN_IMMEDIATE:
+                    flq_records_discard(ring)  # raced shutdown(immediate=True)
+                return 0
+            if not block:
+                raise Full
+            if self._shared and self._poll(ROOM, n, &spin_until, &polls, deadline):
+                continue
+            ring = self._open_ring()
+            key = self._prepare(ROOM)
+            if flq_records_room(ring) >= n or flq_records_state(ring) != FLQ_RECORDS_OPEN:
+                self._cancel(ROOM)
+            elif self._sleep(ROOM, key, deadline):
+                raise Full
+
+    cdef bint _poll(self, int which, uint64_t n, int64_t *spin_until, int *polls,
+                    int64_t deadline) noexcept:
+        """Shared queues, before a sleep: poll without the GIL (so this
+        process's other threads run) while spin_before_sleep allows, until
+        there are records (ITEMS) or room for n (ROOM), or the queue is shut
+        down. True when that came, False when the caller should sleep now."""
+        cdef flq_records *ring = self._ring
+        cdef bint came = False
+        self._users += 1  # close() leaves the mapping to us while we poll
+        with nogil:
+            while True:
+                if flq_records_state(ring) != FLQ_RECORDS_OPEN:
+                    came = True
+                elif which == ITEMS:
+                    came = flq_records_size(ring) > 0
+                else:
+                    came = flq_records_room(ring) >= n
+                if came or not spin_before_sleep(spin_until, polls, deadline):
+                    break
+        self._left()
+        return came
 
     cdef void _left(self) noexcept:
         """A thread stopped using the ring without the GIL: free the ring if
@@ -510,6 +625,8 @@ A bounded FIFO of fixed-size records of one numpy dtype.
         cdef uint64_t ready
         cdef uint32_t key
         cdef uint32_t state
+        cdef int polls = 0
+        cdef int64_t spin_until = 0
         while True:
             ring = self._open_ring()
             state = flq_records_state(ring)
@@ -522,6 +639,8 @@ A bounded FIFO of fixed-size records of one numpy dtype.
                 raise ShutDown
             if not block:
                 raise Empty
+            if self._shared and self._poll(ITEMS, 1, &spin_until, &polls, deadline):
+                continue
             key = self._prepare(ITEMS)
             if flq_records_size(ring) or flq_records_state(ring) != FLQ_RECORDS_OPEN:
                 self._cancel(ITEMS)
@@ -532,19 +651,24 @@ A bounded FIFO of fixed-size records of one numpy dtype.
         """Copy up to limit ready records into the writable C-contiguous
         array out; returns how many (0 when others took them first)."""
         cdef Py_buffer view
-        cdef uint64_t taken
-        cdef flq_records *ring = self._open_ring()
         PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
         try:
-            if limit * self._record_size >= _gil_free_bytes:
-                self._users += 1
-                with nogil:
-                    taken = flq_records_try_get(ring, view.buf, limit)
-                self._left()
-            else:
-                taken = flq_records_try_get(ring, view.buf, limit)
+            return self._take_into_buffer(&view, limit)
         finally:
             PyBuffer_Release(&view)
+
+    cdef uint64_t _take_into_buffer(self, Py_buffer *view, uint64_t limit) except? 0:
+        """Copy up to limit ready records into view's writable C-contiguous
+        memory; returns how many (0 when others took them first)."""
+        cdef uint64_t taken
+        cdef flq_records *ring = self._open_ring()
+        if limit * self._record_size >= _gil_free_bytes:
+            self._users += 1
+            with nogil:
+                taken = flq_records_try_get(ring, view.buf, limit)
+            self._left()
+        else:
+            taken = flq_records_try_get(ring, view.buf, limit)
         if taken:
             self._notify(ROOM, 1)
         return taken
@@ -564,8 +688,19 @@ A bounded FIFO of fixed-size records of one numpy dtype.
         """Put every record of array (shape (n,) + the record shape), in
         order, all or none: wait until they all fit (queue.Full on
         block=False or timeout); ValueError if n exceeds the capacity."""
+        cdef Py_buffer view
+        cdef uint64_t n
+        if self._batch_buffer(array, &view, PyBUF_C_CONTIGUOUS):
+            try:
+                self._open_ring()
+                n = <uint64_t>view.shape[0]
+                if n:
+                    self._put_buffer(&view, n, block, timeout)
+            finally:
+                PyBuffer_Release(&view)
+            return
         arr = self._records(array, True)
-        cdef uint64_t n = len(arr)
+        n = len(arr)
         self._open_ring()
         if n:
             self._put_array(arr, n, block, timeout)
@@ -599,10 +734,24 @@ A bounded FIFO of fixed-size records of one numpy dtype.
             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
-        cdef uint64_t limit = min(max_items, UINT64_MAX)
+        cdef uint64_t limit = _count_limit(max_items)
         cdef int64_t deadline = deadline_ns(block, timeout)
         cdef uint64_t ready
         cdef uint64_t taken
+        cdef Py_buffer view
+        if out is not None and self._batch_buffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE):
+            try:
+                if view.shape[0] == 0:
+                    raise ValueError("out has room for no record")
+                limit = min(limit, <uint64_t>view.shape[0])
+                self._open_ring()
+                while True:
+                    self._wait_for_records(block, deadline)
+                    taken = self._take_into_buffer(&view, limit)
+                    if taken:
+                        return taken
+            finally:
+                PyBuffer_Release(&view)
         if out is not None:
             self._check_out(out)
             limit = min(limit, <uint64_t>len(out))
@@ -646,7 +795,7 @@ A bounded FIFO of fixed-size records of one numpy dtype.
             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
-        cdef uint64_t limit = min(max_items, UINT64_MAX)
+        cdef uint64_t limit = _count_limit(max_items)
         cdef int64_t deadline = deadline_ns(block, timeout)
         cdef uint64_t start
         cdef uint64_t taken

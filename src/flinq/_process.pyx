@@ -34,13 +34,15 @@ from flinq._shm cimport (
     flq_mq_lane_at, flq_mq_lanes_used, flq_mq_params_valid, flq_mq_publish, flq_mq_read,
     flq_mq_ready, flq_mq_rec, flq_mq_segment_bytes, flq_mq_size, flq_mq_stage,
     flq_mq_stage_begin, flq_mq_stage_record, flq_mq_take, flq_mq_view,
-    flq_shm_header, flq_shm_pid, flq_shm_pid_alive, flq_shm_publish, flq_shm_relax,
-    flq_shm_supported, flq_shm_yield, flq_shm_wait, flq_shm_wait_cancel, flq_shm_wait_notify,
+    flq_shm_header, flq_shm_pid, flq_shm_pid_alive, flq_shm_publish,
+    flq_shm_supported, flq_shm_wait, flq_shm_wait_cancel, flq_shm_wait_notify,
     flq_shm_wait_prepare, flq_shm_wait_supported,
 )
 from flinq._core cimport deadline_ns
 from flinq._headers cimport flq_now_ns
-from flinq._segment cimport Segment, attach_segment, create_segment, map_segment_fd, sleep_on_shm
+from flinq._segment cimport (
+    Segment, attach_segment, create_segment, map_segment_fd, sleep_on_shm, spin_before_sleep,
+)
 
 import os as _os
 import pickle as _pickle
@@ -56,13 +58,6 @@ Full = _stdlib_queue.Full
 # nobody notifies it: to run signal handlers (Ctrl-C) in the main thread,
 # and, in every thread, so that a wake-up given to a process that was killed
 # before acting on it delays the others by at most this long.
-# How long a getter or putter keeps polling before it commits to sleeping:
-# a futex sleep and the wake-up that ends it cost the two sides system calls
-# and a context switch (several microseconds), which a short spin saves
-# whenever the other side acts within it. The first polls only pause the
-# CPU; later ones yield it, in case the process we wait for needs this core.
-cdef int64_t SPIN_NS = 50 * 1000
-cdef int SPIN_PAUSES = 32
 
 # Record kinds (shmring.h descriptors hold 1..255): the low 3 bits say what
 # the body is, the bits above how many times the message was redelivered
@@ -118,22 +113,6 @@ cdef int _alive(uint32_t pid) noexcept nogil:
 cdef inline int64_t _deadline(bint block, object timeout) except -2:
     """flinq._core's deadline_ns, with 0 for no waiting (block=False)."""
     return deadline_ns(True, timeout) if block else 0
-
-
-cdef inline bint _spin(int64_t *spin_until, int *polls, int64_t deadline):
-    """One step of the polling before a sleep: False when the caller should
-    sleep (or time out) now instead."""
-    cdef int64_t now = flq_now_ns()
-    if spin_until[0] == 0:
-        spin_until[0] = now + SPIN_NS
-    if now >= spin_until[0] or (deadline > 0 and now >= deadline):
-        return False
-    polls[0] += 1
-    if polls[0] <= SPIN_PAUSES:
-        flq_shm_relax()
-    else:
-        flq_shm_yield()
-    return True
 
 
 cdef inline int _sleep(flq_shm_wait *w, uint32_t key, int64_t deadline) except -1:
@@ -538,7 +517,7 @@ A FIFO queue shared by processes, drop-in for multiprocessing.Queue.
                     return 0
             if deadline == 0:
                 raise Full
-            if _spin(&spin_until, &polls, deadline):
+            if spin_before_sleep(&spin_until, &polls, deadline):
                 continue
             key = flq_shm_wait_prepare(&self._q.ctl.not_full)
             if not bounded or self._below_maxsize(1):
@@ -665,7 +644,7 @@ A FIFO queue shared by processes, drop-in for multiprocessing.Queue.
                 return out
             if deadline == 0:
                 raise Empty
-            if _spin(&spin_until, &polls, deadline):
+            if spin_before_sleep(&spin_until, &polls, deadline):
                 continue
             key = flq_shm_wait_prepare(&self._q.ctl.not_empty)
             if flq_mq_size(&self._q) != 0:
@@ -848,7 +827,7 @@ A FIFO queue shared by processes, drop-in for multiprocessing.Queue.
                 continue
             if deadline >= 0 and flq_now_ns() >= deadline:
                 raise Empty
-            if _spin(&spin_until, &polls, deadline):
+            if spin_before_sleep(&spin_until, &polls, deadline):
                 continue
             key = flq_shm_wait_prepare(&self._q.ctl.not_empty)
             if flq_mq_size(&self._q) != 0:

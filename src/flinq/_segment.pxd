@@ -24,4 +24,5 @@ cdef class Segment:
 cdef Segment create_segment(str name, bytes path, uint64_t size)
 cdef Segment attach_segment(str name, bytes path, uint32_t kind, str what)
 cdef Segment map_segment_fd(int fd, str name, uint32_t kind, str what)
+cdef bint spin_before_sleep(int64_t *spin_until, int *polls, int64_t deadline) noexcept nogil
 cdef int sleep_on_shm(flq_shm_wait *w, uint32_t key, int64_t deadline, bint every_thread) except -1

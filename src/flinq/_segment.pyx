@@ -7,7 +7,8 @@ name by the creating process, unmapping when the last reference goes. The
 structure inside (after the 64-byte header) belongs to the caller, which
 fills it and then calls flq_shm_publish before handing the name out.
 
-Waiting (include/flinq/shmwait.h): sleep_on_shm, flinq._core's
+Waiting (include/flinq/shmwait.h): spin_before_sleep, the bounded polling
+a waiter does before it commits to sleeping, and sleep_on_shm, flinq._core's
 signal-aware sleep over a wait word in a segment.
 """
 
@@ -16,11 +17,12 @@ from libc.errno cimport EEXIST, ENOENT
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from flinq._core cimport sleep_until, wait_ops
+from flinq._headers cimport flq_now_ns
 from flinq._shm cimport (
     FLQ_SHM_BAD_KIND, FLQ_SHM_BAD_SIZE, FLQ_SHM_BAD_VERSION, FLQ_SHM_NOT_READY, FLQ_SHM_OK,
     FLQ_SHM_VERSION, flq_shm_attach, flq_shm_check, flq_shm_close_fd, flq_shm_create,
-    flq_shm_header, flq_shm_map_fd, flq_shm_pid, flq_shm_unlink, flq_shm_unmap, flq_shm_wait,
-    flq_shm_wait_cancel, flq_shm_wait_notify, flq_shm_wait_sleep,
+    flq_shm_header, flq_shm_map_fd, flq_shm_pid, flq_shm_relax, flq_shm_unlink, flq_shm_unmap,
+    flq_shm_wait, flq_shm_wait_cancel, flq_shm_wait_notify, flq_shm_wait_sleep, flq_shm_yield,
 )
 
 import os as _os
@@ -141,6 +143,32 @@ cdef int _check(Segment seg, uint32_t kind, str what) except -1:
 
 
 # ---- waiting ------------------------------------------------------------------
+
+# How long a waiter keeps polling before it commits to sleeping: a futex
+# sleep and the wake-up that ends it cost the two sides system calls and a
+# context switch (several microseconds), which a short spin saves whenever
+# the other side acts within it. The first polls only pause the CPU; later
+# ones yield it, in case the process we wait for needs this core.
+cdef int64_t SPIN_NS = 50 * 1000
+cdef int SPIN_PAUSES = 32
+
+
+cdef bint spin_before_sleep(int64_t *spin_until, int *polls, int64_t deadline) noexcept nogil:
+    """One step of the polling before a sleep (both counters start at 0):
+    False when the caller should sleep (or time out) now instead. Runs with
+    or without the GIL."""
+    cdef int64_t now = flq_now_ns()
+    if spin_until[0] == 0:
+        spin_until[0] = now + SPIN_NS
+    if now >= spin_until[0] or (deadline > 0 and now >= deadline):
+        return False
+    polls[0] += 1
+    if polls[0] <= SPIN_PAUSES:
+        flq_shm_relax()
+    else:
+        flq_shm_yield()
+    return True
+
 
 cdef int _wait_sleep(void *w, uint32_t key, int64_t timeout_ns) noexcept nogil:
     return flq_shm_wait_sleep(<flq_shm_wait *>w, key, timeout_ns)

@@ -34,6 +34,7 @@ cdef extern from "flinq/shmseg.h" nogil:
     void flq_shm_close_fd(int fd)
     int flq_shm_check(const void *base, uint64_t size, uint32_t kind)
     void flq_shm_unmap(void *base, uint64_t size)
+    int flq_shm_populate(void *base, uint64_t size)
     int flq_shm_unlink(const char *name)
 
 

@@ -8,7 +8,9 @@
  * the ring sits at another address in each) and 2 consumer threads of the
  * parent move N records (FLINQ_C_ITEMS / 10, default 1M) through a
  * 500-slot ring, sleeping on the ring's wait words when it is full or
- * empty: every record exactly once, in order per producer. The segment
+ * empty: every record exactly once, in order per producer. Each producer
+ * maps the segment's pages in (flq_shm_populate) at attach and again
+ * halfway, while the others use them. The segment
  * and wait-word functions on their own are tested by test_shmring.c.
  */
 #define _DEFAULT_SOURCE /* syscall() for flinq/shmwait.h (Python.h defines _GNU_SOURCE) */
@@ -53,6 +55,8 @@ static int produce(uint64_t id)
         || ((flq_shm_header *)addr)->params[3] != RING_AT
         || flq_records_check((char *)addr + RING_AT, size - RING_AT) != 0)
         return 3;
+    if (flq_shm_populate(addr, size) != 0)
+        return 4;
     flq_records *r = (flq_records *)((char *)addr + RING_AT);
     uint64_t seed = 99 + id;
     rec buf[MAX_RUN];
@@ -61,6 +65,11 @@ static int produce(uint64_t id)
         uint64_t m = rng_range(&seed, 1, MAX_RUN);
         if (m > g_per_producer - s)
             m = g_per_producer - s;
+        /* Halfway, map every page in again while the other producer writes
+         * and the consumers read: it must change no byte (the consumers
+         * check every record). */
+        if (s <= g_per_producer / 2 && g_per_producer / 2 < s + m && flq_shm_populate(addr, size) != 0)
+            return 4;
         for (uint64_t k = 0; k < m; k++)
             buf[k] = (rec){id, s + k};
         while (!flq_records_try_put(r, buf, m)) {

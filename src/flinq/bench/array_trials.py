@@ -3,34 +3,46 @@ batches, by flinq.ArrayQueue and by what a numpy user would do without it.
 
 Every trial moves the same batch of ARRAY_BATCH int64 records (built before
 timing) ``batches`` times: put one batch, get one batch back as an int64
-array, repeat. ops = records moved. np.copyto of the same batch into the
-same output array is the bandwidth reference: one copy per record, where a
-queue needs two (in and out).
+array, repeat. ops = records moved. The bandwidth reference is
+``np.copyto(out, batch)`` with the same batch and the same output array
+that the flinq trial uses, ``batches`` times: one Python call and one copy of
+ARRAY_BATCH records per batch, both arrays warm in cache. A queue makes two
+copies per record (into its ring and out of it) and two calls per batch, and
+its ring (ARRAY_RING_BATCHES batches) adds to what the cache must hold.
 
 The processes variant (ProcessArrayBatches) puts from a producer process,
 forked before timing and started by an event, while the measuring process
-gets: measured from the start signal until every record has arrived (the
-producer's exit is not timed).
+gets. Its figure is the steady rate: records after the first batch over the
+time from the first batch's arrival to the last's, so that neither the
+wake-up of the producer by the start event nor its exit is in it.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import time
 from typing import Any, Final, Literal
 
 import flinq
 from flinq.bench.env import Env, missing_reason, required_module
-from flinq.bench.model import Trial
+from flinq.bench.model import OPS_PER_S, Trial
 from flinq.bench.trials import faster_fifo_unavailable
 
 #: Records per put_many / get_many call.
 ARRAY_BATCH: Final = 4096
 #: Records moved per item of the run's n (a record is far cheaper than an item).
 ARRAY_RECORDS_PER_ITEM: Final = 16
+#: The same between processes: more, because a newly forked producer starts
+#: on its parent's core and the scheduler moves it to the other core only
+#: after milliseconds (measured: about 2.5G records/s while the two share a
+#: core, 4.5-5G/s once apart, on 2 cores); a short run would measure mostly
+#: that placement.
+PROCESS_RECORDS_PER_ITEM: Final = 64
 #: Capacity of the ArrayQueue, in batches.
 ARRAY_RING_BATCHES: Final = 4
-#: Capacity of the queues between processes, in batches: room for the
-#: producer to run ahead while the consumer is descheduled.
+#: Capacity of every queue between processes, in batches: room for the
+#: producer to run ahead while the consumer is descheduled, and for the two
+#: to copy different batches at once.
 PROCESS_RING_BATCHES: Final = 16
 NUMPY_EXTRA: Final = "pip install 'flinq[numpy]'"
 
@@ -55,9 +67,9 @@ def shared_array_unavailable(env: Env) -> str | None:
 class _ArrayBatches(Trial):
     """What every array trial shares: the batch, the output, the check."""
 
-    def __init__(self, n: int, env: Env) -> None:
+    def __init__(self, n: int, env: Env, records_per_item: int = ARRAY_RECORDS_PER_ITEM) -> None:
         self.np = required_module("numpy")
-        self.batches = max(1, n * ARRAY_RECORDS_PER_ITEM // ARRAY_BATCH)
+        self.batches = max(1, n * records_per_item // ARRAY_BATCH)
         self.ops = self.batches * ARRAY_BATCH
         self.source = self.np.arange(ARRAY_BATCH, dtype=self.np.int64)
         self.out = self.np.zeros(ARRAY_BATCH, dtype=self.np.int64)
@@ -207,11 +219,12 @@ class ProcessArrayBatches(_ArrayBatches):
     arrays (multiprocessing.Queue, faster_fifo.Queue) get()."""
 
     def __init__(self, n: int, env: Env, kind: Kind) -> None:
-        super().__init__(n, env)
+        super().__init__(n, env, PROCESS_RECORDS_PER_ITEM)
         self.kind = kind
         context = multiprocessing.get_context("fork")
         if kind == "flinq":
-            self.queue: Any = flinq.ArrayQueue("i8", ARRAY_RING_BATCHES * ARRAY_BATCH, shared=True)
+            capacity = PROCESS_RING_BATCHES * ARRAY_BATCH
+            self.queue: Any = flinq.ArrayQueue("i8", capacity, shared=True)
         elif kind == "multiprocessing":
             self.queue = context.Queue()
         else:
@@ -224,22 +237,39 @@ class ProcessArrayBatches(_ArrayBatches):
             target=_produce, args=(self.queue, kind, self.start, self.batches), daemon=True
         )
         self.producer.start()
+        self.first_moved = 0
+        self.first_at = self.last_at = 0.0
 
     def run(self) -> None:
+        now = time.perf_counter
         self.start.set()
-        moved = 0
         out = self.out
         if self.kind == "flinq":
             get_many = self.queue.get_many
+            moved = get_many(ARRAY_BATCH, out=out, timeout=600.0)
+            self.first_at = now()
+            self.first_moved = moved
             while moved < self.ops:
                 moved += get_many(ARRAY_BATCH, out=out, timeout=600.0)
         else:
             get = self.queue.get
+            out = get(True, 600.0)
+            self.first_at = now()
+            moved = self.first_moved = len(out)
             while moved < self.ops:
                 out = get(True, 600.0)
                 moved += len(out)
+        self.last_at = now()
         self.out = out
         self.moved = moved
+
+    def figures(self, seconds: float) -> dict[str, float]:
+        """ops/s in the steady state: the records after the first batch over
+        the time from its arrival to the last batch's (see the module)."""
+        if self.moved == self.first_moved:  # one batch only: no interval to time
+            return super().figures(seconds)
+        rate = (self.moved - self.first_moved) / max(self.last_at - self.first_at, 1e-9)
+        return {OPS_PER_S: rate}
 
     def close(self) -> None:
         self.start.set()
@@ -258,6 +288,7 @@ __all__ = [
     "ARRAY_BATCH",
     "ARRAY_RECORDS_PER_ITEM",
     "ARRAY_RING_BATCHES",
+    "PROCESS_RECORDS_PER_ITEM",
     "PROCESS_RING_BATCHES",
     "ArrayQueueBatches",
     "ArrayQueueViews",

@@ -37,6 +37,7 @@ from flinq.bench.aio_trials import (
 from flinq.bench.array_trials import (
     ARRAY_BATCH,
     ARRAY_RECORDS_PER_ITEM,
+    PROCESS_RECORDS_PER_ITEM,
     ArrayQueueBatches,
     ArrayQueueViews,
     CopytoBatches,
@@ -506,7 +507,7 @@ def workloads() -> dict[str, Workload]:
         ),
         Workload(
             "array-processes",
-            f"move {ARRAY_RECORDS_PER_ITEM}n int64 records in batches of {ARRAY_BATCH} from "
+            f"move {PROCESS_RECORDS_PER_ITEM}n int64 records in batches of {ARRAY_BATCH} from "
             "1 producer process (forked before timing) to this process, which gets them as "
             "int64 arrays; ops = records moved",
             Contender(
@@ -518,7 +519,7 @@ def workloads() -> dict[str, Workload]:
             (
                 Contender(
                     "np.copyto",
-                    CopytoBatches,
+                    lambda n, env: CopytoBatches(n, env, PROCESS_RECORDS_PER_ITEM),
                     numpy_unavailable,
                     note="bandwidth reference: one copy of the same bytes, one process",
                 ),

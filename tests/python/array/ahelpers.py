@@ -74,3 +74,27 @@ def get_and_report(q: flinq.ArrayQueue, answers: Any) -> None:
         answers.put(q.get_many(100, timeout=HANG).tolist())
     except Exception as error:  # reported to the parent, which asserts on it
         answers.put(type(error).__name__)
+
+
+def mapped_kib(name: str) -> tuple[int, int]:
+    """(Size, Rss) in KiB of this process's mapping of the shared segment
+    called name, from /proc/self/smaps (Linux)."""
+    path = "/dev/shm" + name
+    size = rss = -1
+    inside = False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5:  # a mapping's first line
+                inside = len(fields) >= 6 and fields[5] == path
+            elif inside and fields[0] == "Size:":
+                size = int(fields[1])
+            elif inside and fields[0] == "Rss:":
+                rss = int(fields[1])
+    return size, rss
+
+
+def report_mapped_after_use(q: flinq.ArrayQueue, answers: Any) -> None:
+    """In a child: use the queue once, then report mapped_kib of its segment."""
+    q.qsize()
+    answers.put(mapped_kib(q.name))

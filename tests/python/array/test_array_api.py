@@ -91,6 +91,22 @@ def test_get_many_into_out() -> None:
     assert q.qsize() == 6
 
 
+def test_batches_in_any_layout_arrive_intact() -> None:
+    q = flinq.ArrayQueue(("i4", (2,)), 64)
+    base = np.arange(24, dtype="i4").reshape(12, 2)
+    frozen = base[:3].copy()
+    frozen.flags.writeable = False
+    swapped = base[3:6].astype(">i4")  # equal values, other byte order
+    batches = [base[::2], np.asfortranarray(base[:4]), frozen, swapped, base[6:6]]
+    for batch in batches:
+        q.put_many(batch)
+    expected = np.concatenate([np.asarray(b, "i4") for b in batches])
+    out = np.zeros((len(expected) + 5, 2), "i4")
+    assert q.get_many(2**70, out=out) == len(expected)
+    assert out[: len(expected)].tolist() == expected.tolist()
+    assert q.qsize() == 0
+
+
 def test_empty_batch_is_a_no_op() -> None:
     q = flinq.ArrayQueue("i8", 2)
     q.put_many(np.empty(0, "i8"))

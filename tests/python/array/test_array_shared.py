@@ -154,6 +154,33 @@ def test_child_process_puts_parent_gets(method: str) -> None:
     q.close()
 
 
+def _kernel_at_least(major: int, minor: int) -> bool:
+    try:
+        found = tuple(int(part) for part in os.uname().release.split(".")[:2])
+    except ValueError:
+        return False
+    return found >= (major, minor)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not _kernel_at_least(5, 14),
+    reason="pages are mapped in ahead with MADV_POPULATE_WRITE (Linux 5.14)",
+)
+def test_pages_are_mapped_in_at_creation_and_on_first_use_after_fork() -> None:
+    q = flinq.ArrayQueue("i8", 100_000, shared=True)
+    size, rss = ahelpers.mapped_kib(q.name)
+    assert size > 1000 and rss == size
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    child = context.Process(target=ahelpers.report_mapped_after_use, args=(q, answers))
+    child.start()
+    child_size, child_rss = answers.get(timeout=HANG)
+    child.join(HANG)
+    assert child.exitcode == 0
+    assert child_size == size and child_rss == size
+    q.close()
+
+
 def test_spawned_child_maps_the_segment_after_the_creator_closed_it() -> None:
     context = multiprocessing.get_context("spawn")
     q = flinq.ArrayQueue("i8", 100, shared=True)
