@@ -1,6 +1,6 @@
 # Included by _core.pyx: what a delivery carries. _Redelivery stands in
 # storage for an item given back by nack(); LocalMessage is what reserve()
-# hands out; _WorkerState is a consume() worker's stop flag.
+# hands out; WorkerState is a consume() worker's stop flag.
 
 # ---- messages given back -------------------------------------------------------------
 
@@ -30,7 +30,7 @@ cdef inline PyObject *_unwrapped(PyObject *item) noexcept:
 # ---- messages ------------------------------------------------------------------------
 
 @cython.final
-cdef class _WorkerState:
+cdef class WorkerState:
     """One consume() worker's state, shared with its Consumer: `stopping`
     tells it to stop after the message in hand; `calls` counts the handler
     calls it made."""
@@ -142,9 +142,11 @@ cdef class LocalMessage:
                            "trying again in %g s", RETRY_REQUEUE_SECONDS)
             _timers.call_later(RETRY_REQUEUE_SECONDS, LocalMessage._back_from_delay, self)
 
-    def _dead_letter(self, target):
-        """Move the body to the queue target (target.put) and settle; for
-        consumers. Returns False if it was already settled."""
+    def dead_letter(self, target):
+        """Move the body to the queue target (target.put(body)) and settle
+        the message, counted as nacked and dead-lettered. Returns False if
+        it was already settled; if target.put raises, the message stays
+        unsettled and in flight."""
         if self._settled:
             return False
         self._settled = True  # put() may run other threads: settle once
