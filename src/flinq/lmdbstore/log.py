@@ -45,13 +45,16 @@ class Waiter:
     commit ends with this operation still pending, hands it the lead, and
     its own caller commits next."""
 
-    __slots__ = ("_lock", "done", "error", "lead")
+    __slots__ = ("_lock", "done", "error", "gone", "lead")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lock.acquire()
         self.done = False
         self.lead = False
+        #: Its caller left without waiting for it (an exception, such as
+        #: KeyboardInterrupt, while it waited or led): never handed the lead.
+        self.gone = False
         self.error: BaseException | None = None
 
     def settle(self, error: BaseException | None = None) -> None:
@@ -237,8 +240,12 @@ class PendingLog:
             if lead:
                 self._committing = True
         if not lead:
-            waiter.wait()
-            lead = waiter.lead and not waiter.done
+            try:
+                waiter.wait()
+                lead = waiter.lead and not waiter.done
+            except BaseException:
+                self.leave(waiter)
+                raise
         if lead:
             try:
                 if not waiter.done:
@@ -251,6 +258,8 @@ class PendingLog:
                             self.gather()
                         self.commit(self.drain())
             finally:
+                if not waiter.done:
+                    waiter.gone = True  # leaving on an exception: not the next leader
                 self.end_commit()
         if isinstance(waiter.error, StoreClosedError):
             raise waiter.error
@@ -258,6 +267,18 @@ class PendingLog:
             raise StoreWriteError(
                 f"cannot write to {self.state.path}: {waiter.error}"
             ) from waiter.error
+
+    def leave(self, waiter: Waiter) -> None:
+        """The caller of a sync put stops waiting for it (an exception while
+        it waited). Its operations stay in the log, to be committed with the
+        next commit (the message is then found on the next open). If the
+        lead was handed to it, it is handed on, so no commit is left without
+        a leader."""
+        with self._commit_cv:
+            waiter.gone = True
+            if not (waiter.lead and not waiter.done):
+                return
+        self.end_commit()  # it was handed the lead: hand it on
 
     def gather(self) -> None:
         """Before a sync commit, wait briefly for the producers the last
@@ -311,7 +332,10 @@ class PendingLog:
         next flush or the writer commit."""
         with self._commit_cv:
             waiters = self._sync_waiters
-            while waiters and waiters[0].done:
+            # A waiter whose caller left (gone, set under this lock) is not
+            # handed the lead; one that leaves after being handed it hands
+            # it on (see leave).
+            while waiters and (waiters[0].done or waiters[0].gone):
                 waiters.popleft()
             if waiters:
                 waiters.popleft().hand_lead()
