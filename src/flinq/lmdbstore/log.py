@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import operator
 import threading
 import time
 from queue import Full
@@ -37,6 +38,8 @@ OP_DEL = 2
 OP_CLEAR = 3  # empty a queue's database
 
 Op = tuple[int, Any, "bytes | None", "bytes | None", "Waiter | None"]
+
+_key_and_value = operator.itemgetter(2, 3)  # of an Op
 
 
 class Waiter:
@@ -410,6 +413,8 @@ class PendingLog:
         self.commits += 1
         self.committed_ops += len(batch)
         self.last_commit_seconds = time.perf_counter() - started
+        if not self.sync:
+            return  # only sync puts have waiters
         settled = 0
         for op in batch:
             waiter = op[4]
@@ -462,7 +467,9 @@ def apply(txn: lmdb.Transaction, ops: list[Op]) -> None:
         return
     first = ops[0][1] if ops else None
     if all(op[0] == OP_PUT and op[1] is first for op in ops):  # the common batch: new messages
-        txn.cursor(db=first).putmulti([(op[2], op[3]) for op in ops])  # type: ignore[misc]
+        # Pairs made one at a time as putmulti takes them: a list of them
+        # all costs an allocation per message that lives through the write.
+        txn.cursor(db=first).putmulti(map(_key_and_value, ops))
         return
     run: list[tuple[bytes, bytes]] = []
     run_handle: Any = None
