@@ -13,7 +13,7 @@ from dhelpers import ok, run_script, stored
 from qhelpers import spawn
 
 import flinq
-from flinq.lmdbstore.log import PendingLog
+from flinq.lmdbstore.log import PendingLog, Waiter, settle_all
 
 T = 30.0
 
@@ -52,11 +52,11 @@ main_waits = threading.Event()
 real_commit = PendingLog.commit
 real_wait = Waiter.wait
 
-def commit(self, batch):
+def commit(self, batch, *rest):
     if threading.current_thread().name == "leader":
         in_commit.set()  # the leader holds the lead, its own put drained
         release_commit.wait(T)
-    return real_commit(self, batch)
+    return real_commit(self, batch, *rest)
 
 def wait(self):
     if threading.current_thread() is threading.main_thread():
@@ -136,3 +136,36 @@ def test_threads_keep_committing_after_one_leaves(path, monkeypatch):
     spawn(store.close, T).value(T)
     bodies = set(stored(path, "q"))
     assert {f"t{n}-{i}" for n in range(6) for i in range(50)} <= bodies
+
+
+def _awake(waiter: Waiter) -> bool:
+    """True if waiter's caller would return from wait() now (without blocking)."""
+    return spawn(waiter.wait).join(T)
+
+
+def test_a_chain_wakes_past_a_caller_that_left_before_its_turn():
+    first, middle, last = Waiter(), Waiter(), Waiter()
+    settle_all([first, middle, last])
+    assert middle.leave() is False  # not woken yet: its waker wakes past it
+    assert _awake(first)  # wakes middle, whose caller left: so it wakes last
+    assert _awake(last)
+    assert all(w.done for w in (first, middle, last))
+
+
+def test_a_chain_wakes_on_when_a_caller_leaves_after_its_wake_up():
+    first, middle, last = Waiter(), Waiter(), Waiter()
+    settle_all([first, middle, last])
+    assert _awake(first)  # releases middle, whose caller is still there
+    assert not last.released
+    assert middle.leave() is False  # it took its wake-up: it wakes last itself
+    assert last.released
+    assert _awake(last)
+
+
+def test_a_lead_handed_to_a_caller_that_left():
+    gone = Waiter()
+    assert gone.leave() is False
+    assert gone.hand_lead() is False  # taken back: the log hands it on
+    waiting = Waiter()
+    assert waiting.hand_lead() is True
+    assert waiting.leave() is True  # handed the lead as it left: it hands it on
