@@ -55,9 +55,22 @@ class Waiter:
     and its waker comes second does what the wake-up asks (wake the rest of
     the chain, or hand the lead on); a one-item token decides who."""
 
-    __slots__ = ("_lock", "_token", "done", "error", "gone", "lead", "next", "released")
+    __slots__ = (
+        "_lock",
+        "_token",
+        "done",
+        "error",
+        "gone",
+        "lead",
+        "next",
+        "released",
+        "unwritten",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, ops: int) -> None:
+        #: Its operations not yet committed: a put_many larger than one
+        #: commit (max_pending operations) is settled by the last of its commits.
+        self.unwritten = ops
         self._lock = threading.Lock()
         self._lock.acquire()
         self._token = [True]  # popped (atomically) by whoever acts on the wake-up
@@ -233,12 +246,13 @@ class PendingLog:
         self, handle: Any, entries: list[tuple[bytes, bytes]], block: bool, timeout: float | None
     ) -> None:
         """Log new messages, all or none. Batch mode: wait for room in the
-        log (queue.Full without it). Sync mode: return once they are
-        committed, together (StoreWriteError if that commit fails; then none
-        of them is stored)."""
+        log (queue.Full without it). Sync mode: return once they are all
+        committed, together, or for more than max_pending in consecutive
+        commits (StoreWriteError if a commit fails; then none of them is
+        stored, or with several commits, those of the earlier ones are)."""
         ops = self.ops
         if self.sync:
-            waiter = Waiter()
+            waiter = Waiter(len(entries))
             for key, record in entries:
                 ops.append((OP_PUT, handle, key, record, waiter))
             waiters = self._sync_waiters
@@ -327,6 +341,9 @@ class PendingLog:
                         if self._last_sync_batch > 1:
                             self.gather()
                         self.commit(self.drain(), waiter)
+                        while not waiter.done and self.ops:
+                            # A put_many larger than one commit: the rest.
+                            self.commit(self.drain(), waiter)
             finally:
                 if not waiter.done:
                     waiter.gone = True  # leaving on an exception: not the next leader
@@ -474,11 +491,14 @@ class PendingLog:
         sleeping: list[Waiter] = []
         for op in batch:
             waiter = op[4]
-            if waiter is not None and not waiter.done:
-                waiter.done = True  # the operations of one put_many share a waiter
+            if waiter is None:
+                continue
+            waiter.unwritten -= 1  # the operations of one put_many share a waiter
+            if waiter.unwritten == 0 and not waiter.done:
+                waiter.done = True
                 if waiter is not own and not waiter.gone:
                     sleeping.append(waiter)
-        self._last_sync_batch = len(sleeping) + (own is not None)
+        self._last_sync_batch = len(sleeping) + (own is not None and own.done)
         settle_all(sleeping)
 
     def unsettled_puts(self) -> bool:

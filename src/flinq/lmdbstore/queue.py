@@ -397,7 +397,10 @@ class DurableQueue:
         priority: int | None = None,
     ) -> None:
         """Put every item, in order, as one batch with the same priority: all
-        or nothing (in sync mode, one commit for the batch)."""
+        or nothing (in sync mode, it returns once every item is committed: in one
+        commit, or in several for more than the store's max_pending; if a later
+        one of those fails, the items of the earlier ones stay stored and are
+        delivered after the next open)."""
         entries = [self._new_message(item, priority, None, None)[:2] for item in items]
         if entries:
             self._publish(entries, 0 if priority is None else priority, block, timeout)

@@ -144,7 +144,7 @@ def _awake(waiter: Waiter) -> bool:
 
 
 def test_a_chain_wakes_past_a_caller_that_left_before_its_turn():
-    first, middle, last = Waiter(), Waiter(), Waiter()
+    first, middle, last = Waiter(1), Waiter(1), Waiter(1)
     settle_all([first, middle, last])
     assert middle.leave() is False  # not woken yet: its waker wakes past it
     assert _awake(first)  # wakes middle, whose caller left: so it wakes last
@@ -153,7 +153,7 @@ def test_a_chain_wakes_past_a_caller_that_left_before_its_turn():
 
 
 def test_a_chain_wakes_on_when_a_caller_leaves_after_its_wake_up():
-    first, middle, last = Waiter(), Waiter(), Waiter()
+    first, middle, last = Waiter(1), Waiter(1), Waiter(1)
     settle_all([first, middle, last])
     assert _awake(first)  # releases middle, whose caller is still there
     assert not last.released
@@ -163,9 +163,37 @@ def test_a_chain_wakes_on_when_a_caller_leaves_after_its_wake_up():
 
 
 def test_a_lead_handed_to_a_caller_that_left():
-    gone = Waiter()
+    gone = Waiter(1)
     assert gone.leave() is False
     assert gone.hand_lead() is False  # taken back: the log hands it on
-    waiting = Waiter()
+    waiting = Waiter(1)
     assert waiting.hand_lead() is True
     assert waiting.leave() is True  # handed the lead as it left: it hands it on
+
+
+PUT_MANY_THEN_DIE = """
+import os, sys, threading
+import flinq
+
+path, n, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+store = flinq.open(path, durability="sync", max_pending=10, flush_interval=60.0)
+q = store.queue("q")
+
+def put(tag):
+    q.put_many([f"{tag}-{i}" for i in range(n)])
+
+workers = [threading.Thread(target=put, args=(t,)) for t in range(threads)]
+for w in workers:
+    w.start()
+for w in workers:
+    w.join()
+os._exit(0)  # no close: only what the puts reported committed survives
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_sync_put_many_larger_than_one_commit_returns_once_all_is_committed(path, threads):
+    # max_pending=10 caps a commit at 10 operations; each put_many has 25.
+    ok(run_script(PUT_MANY_THEN_DIE, path, 25, threads))
+    bodies = stored(path, "q")
+    assert sorted(bodies) == sorted(f"{t}-{i}" for t in range(threads) for i in range(25))
