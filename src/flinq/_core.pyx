@@ -3,10 +3,13 @@
 
 This file holds the behaviour; the rest is included, one job a file:
   _waiting.pxi      deadlines, sleeping on a park, what fork() leaves behind
-  _messages.pxi     _Redelivery, LocalMessage (reserve/ack/nack), _WorkerState
+  _messages.pxi     _Redelivery, LocalMessage (reserve/ack/nack), WorkerState
   _storage.pxi      the storages (interface declared in _core.pxd)
   _subclassing.pxi  honoured subclass hooks; the stdlib internals flinq lacks
   _entry_points.pxi hand-written type slots: GC traverse/clear, fast put/get
+  _backend.pxi      for code built on a queue: BackendAccess (what a durable
+                    backend may do to the queue holding its ready messages)
+                    and serve() (a consume() worker's loop)
 
 Two axes, kept apart:
   - storage (where items live): _ChainStorage over include/flinq/chain.h for
@@ -82,7 +85,7 @@ cdef extern from "Python.h":
 cdef int64_t SIGNAL_SLICE_NS = 50 * 1000 * 1000
 cdef unsigned long _main_thread_ident = _threading.main_thread().ident
 
-# Kinds of event the durable layer reports through _QueueCore._note (indexes
+# Kinds of event a durable backend reports through BackendAccess.note (indexes
 # into _QueueCore._counts).
 DEF NOTE_ACKED = 0
 DEF NOTE_NACKED = 1
@@ -768,67 +771,6 @@ cdef class _QueueCore:
         self._count_redelivered(1)
         return 0
 
-    def _serve(self, handler, Py_ssize_t prefetch, timeout, settle_failed, _WorkerState state):
-        """One step of a consume() worker: handle up to prefetch messages,
-        taking each from the queue only when its turn comes (so a stopping
-        worker holds nothing back and the queue keeps its order), waiting up
-        to timeout seconds for the first. handler(msg) returning acks msg
-        unless the handler settled it; on an exception settle_failed(msg, exc)
-        settles it (the handler's exception is re-raised unless it is an
-        Exception; one from settle_failed is logged, and the message nacked).
-        Stops after the message in hand once state.stopping is set. Returns how many were
-        taken; raises ShutDown once the queue is shut down and empty."""
-        cdef int64_t deadline = _deadline(True, timeout)
-        cdef Py_ssize_t taken = 0
-        cdef LocalMessage message
-        while taken < prefetch and not state.stopping:
-            if self._count == 0 and taken:
-                break  # come back to the worker loop rather than wait here
-            try:
-                message = self._reserve_one(deadline)
-            except Empty:
-                break
-            taken += 1
-            state.calls += 1
-            try:
-                handler(message)
-            except BaseException as error:
-                try:
-                    settle_failed(message, error)
-                except Exception:
-                    _log.exception("flinq: handling a failed message went wrong")
-                finally:
-                    if not message._settled:  # settle_failed failed: never strand it
-                        message._settled = True
-                        self._counts[NOTE_NACKED] += 1
-                        message._back_from_delay()
-                if not isinstance(error, Exception):
-                    raise
-            else:
-                if not message._settled:
-                    message._settled = True
-                    self._acked()
-        return taken
-
-    def _done(self, Py_ssize_t n):
-        """task_done() n times at once, for the durable layer's batched
-        acks. Not part of the public API."""
-        if not 0 <= n <= self._unfinished:
-            raise ValueError("task_done() called too many times")
-        self._unfinished -= n
-        if n and self._unfinished == 0:
-            self._signal(WATCH_DONE, 1)
-
-    def _note(self, int kind, Py_ssize_t n=1):
-        """Count n events of a kind (NOTE_ACKED, ...) that the durable layer
-        settles itself. Not part of the public API."""
-        if not 0 <= kind < 5:
-            raise ValueError("unknown kind")
-        if kind == NOTE_REDELIVERED:
-            self._count_redelivered(n)
-        else:
-            self._counts[kind] += n
-
     __class_getitem__ = classmethod(GenericAlias)
 
     def __reduce__(self):
@@ -992,49 +934,6 @@ A FIFO queue, drop-in for queue.Queue. maxsize <= 0 means unbounded.
             raise IndexError("_get() from an empty queue")
         return item
 
-    # ---- for the durable layer ---------------------------------------------------------
-
-    def _hold_room(self, n, block=True, timeout=None):
-        """Wait, as put_many(n items) would, until n items fit, then hold
-        that room until _push_held or _release_room. Raises what put_many
-        raises (Full, ShutDown, ValueError) and then holds nothing. For the
-        durable queues, which log an item between finding it room and
-        storing it. Not part of the public API."""
-        cdef Py_ssize_t count = n
-        if self._is_shutdown:
-            raise ShutDown
-        if self._limit:
-            if count > self._limit:
-                raise ValueError(f"{count} items can never fit in maxsize={self._limit}")
-            if self._count + self._pushing + count > self._limit or timeout is not None:
-                self._wait_for_room(count, block, timeout)
-        self._pushing += count
-
-    def _release_room(self, n):
-        """Give back room held by _hold_room without storing anything."""
-        cdef Py_ssize_t count = n
-        self._pushing -= count
-        if self._limit:
-            self._signal(WATCH_ROOM, 1)
-
-    def _push_held(self, items, priority=None):
-        """Store items into the room _hold_room held for them."""
-        cdef Py_ssize_t count = len(items)
-        self._pushing -= count
-        self._restore(items, priority)
-
-    def _restore(self, items, priority=None):
-        """Put items back without waiting for room or checking shutdown: for
-        items that already held a place in this queue (redelivery, reloading
-        a durable queue). Not part of the public API."""
-        cdef object batch = PySequence_Tuple(items)  # ours: see _put_many
-        cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(batch)
-        if n:
-            if priority is None:
-                self._push(PySequence_Fast_ITEMS(batch), n, 0, False)
-            else:
-                self._push(PySequence_Fast_ITEMS(batch), n, _priority_value(priority), True)
-
 
 cdef class LifoQueue(Queue):
     """LifoQueue(maxsize=0)
@@ -1080,6 +979,8 @@ A priority queue, drop-in for queue.PriorityQueue: lowest first.
 # The queue kinds this module defines (a subclass of one from elsewhere is
 # checked for overridden storage hooks: _subclassing.pxi).
 _KINDS = frozenset((SimpleQueue, Queue, LifoQueue, PriorityQueue))
+
+include "_backend.pxi"
 
 include "_subclassing.pxi"
 include "_entry_points.pxi"

@@ -1,6 +1,6 @@
 # Included by _core.pyx: what a delivery carries. _Redelivery stands in
 # storage for an item given back by nack(); LocalMessage is what reserve()
-# hands out; _WorkerState is a consume() worker's stop flag.
+# hands out; WorkerState is a consume() worker's stop flag.
 
 # ---- messages given back -------------------------------------------------------------
 
@@ -30,7 +30,7 @@ cdef inline PyObject *_unwrapped(PyObject *item) noexcept:
 # ---- messages ------------------------------------------------------------------------
 
 @cython.final
-cdef class _WorkerState:
+cdef class WorkerState:
     """One consume() worker's state, shared with its Consumer: `stopping`
     tells it to stop after the message in hand; `calls` counts the handler
     calls it made."""
@@ -160,10 +160,11 @@ cdef class LocalMessage:
             raise TypeError(f"error must be an exception or None, not {type(error).__name__}")
         return 0
 
-    def _dead_letter(self, target, error=None):
-        """Settle the message and put it (with error_type and error saying
-        why) into the queue target (target.put); for consumers. Returns
-        False if it was already settled."""
+    def dead_letter(self, target, error=None):
+        """Settle the message and put it, with error_type and error saying
+        why, into the queue target (target.put(message)), counted as nacked
+        and dead-lettered. Returns False if it was already settled; if
+        target.put raises, the message stays unsettled and in flight."""
         if self._settled:
             return False
         self._record_error(error, "dead-lettered by the application")

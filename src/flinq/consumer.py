@@ -2,7 +2,8 @@
 
 q.consume(handler, ...) works on every flinq queue:
   in-memory queues (flinq.Queue and friends) serve a batch in C
-      (_serve(handler, prefetch, timeout, settle_failed, state): their hot loop);
+      (flinq._core.serve(queue, handler, prefetch, timeout, settle_failed,
+      state): their hot loop);
   durable queues of any backend, through flinq.protocols.DurableQueue only:
       reserve_many() a batch, run the handler on each message (serve_batch
       below), ack_many() the batch, msg.release() what a stop left unhandled.
@@ -12,6 +13,7 @@ letters after max_attempts, logging, stopping without losing a message.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -67,7 +69,8 @@ def serve_batch(
     is an Exception; one from settle_failed is logged, and the message nacked).
     Once state.stopping is set, the messages not yet started go to
     give_back. Counts handler calls in state.calls; returns how many
-    messages were taken. The in-memory queues' _serve is this loop in C."""
+    messages were taken. flinq._core.serve is this loop in C, for the
+    in-memory queues."""
     taken = 0
     done: list[Any] = []
     try:
@@ -198,13 +201,13 @@ class Consumer:
         self.retry_backoff = retry_backoff
         self.dead_letter = dead_letter
         self.on_error = on_error
-        self._states = [_core._WorkerState() for _ in range(workers)]
+        self._states = [_core.WorkerState() for _ in range(workers)]
         self._draining = False
         self._lock = threading.Lock()  # the failure counters below
         self._failed = 0
         self._retried = 0
         self._dead_lettered = 0
-        self._serve = queue._serve if not durable else self._serve_durable
+        self._serve = functools.partial(_core.serve, queue) if not durable else self._serve_durable
         self._dead_letter_one = (
             self._to_durable_dead_letters if durable else self._to_dead_letter_queue
         )
@@ -222,23 +225,23 @@ class Consumer:
         handler: Callable[[Any], object],
         prefetch: int,
         timeout: float | None,
-        on_error: Callable[[Any, BaseException], None],
+        settle_failed: Callable[[Any, BaseException], None],
         state: Any,
     ) -> int:
-        """One step of a durable queue's worker: the in-memory queues' _serve,
+        """One step of a durable queue's worker: flinq._core.serve's job,
         through the durable queue protocol."""
         queue = self.queue
         messages = queue.reserve_many(prefetch, timeout)
         # Acks of a batch go together, unless a visibility timeout could
         # redeliver a message whose ack waits for the rest of its batch.
         ack_all = None if queue.visibility_timeout else queue.ack_many
-        return serve_batch(messages, handler, on_error, state, _release, ack_all)
+        return serve_batch(messages, handler, settle_failed, state, _release, ack_all)
 
     def _to_durable_dead_letters(self, message: Any, error: BaseException) -> None:
         message.dead_letter(self.dead_letter, error=error)
 
     def _to_dead_letter_queue(self, message: Any, error: BaseException) -> None:
-        message._dead_letter(self.dead_letter, error)  # LocalMessage's hook for consumers, in C
+        message.dead_letter(self.dead_letter, error)
 
     def _work(self, index: int) -> None:
         serve = self._serve

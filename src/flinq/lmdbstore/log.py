@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
+import operator
 import threading
 import time
 from queue import Full
@@ -38,21 +40,50 @@ OP_CLEAR = 3  # empty a queue's database
 
 Op = tuple[int, Any, "bytes | None", "bytes | None", "Waiter | None"]
 
+_key_and_value = operator.itemgetter(2, 3)  # of an Op
+
 
 class Waiter:
     """A sync put's promise. The thread that commits its operation settles
     it (with the error, if the commit failed) and releases it; or, when a
     commit ends with this operation still pending, hands it the lead, and
-    its own caller commits next."""
+    its own caller commits next.
 
-    __slots__ = ("_lock", "done", "error", "lead")
+    The waiters a commit settles are woken in a chain (see settle_all):
+    each caller, once awake, wakes the next. A caller can leave while it
+    waits (an exception such as KeyboardInterrupt): then whichever of it
+    and its waker comes second does what the wake-up asks (wake the rest of
+    the chain, or hand the lead on); a one-item token decides who."""
 
-    def __init__(self) -> None:
+    __slots__ = (
+        "_lock",
+        "_token",
+        "done",
+        "error",
+        "gone",
+        "lead",
+        "next",
+        "released",
+        "unwritten",
+    )
+
+    def __init__(self, ops: int) -> None:
+        #: Its operations not yet committed: a put_many larger than one
+        #: commit (max_pending operations) is settled by the last of its commits.
+        self.unwritten = ops
         self._lock = threading.Lock()
         self._lock.acquire()
+        self._token = [True]  # popped (atomically) by whoever acts on the wake-up
         self.done = False
         self.lead = False
+        #: Released: settled, or handed the lead (set before the release).
+        self.released = False
+        #: Its caller left without waiting for it (an exception while it
+        #: waited or led): it is not handed the lead, and does not wake others.
+        self.gone = False
         self.error: BaseException | None = None
+        #: The waiter of the same commit that this one wakes, once awake.
+        self.next: Waiter | None = None
 
     def settle(self, error: BaseException | None = None) -> None:
         """Tell the waiting caller its operations are done (or failed)."""
@@ -60,16 +91,70 @@ class Waiter:
             return
         self.error = error
         self.done = True
-        self._lock.release()
+        self.release()
 
-    def hand_lead(self) -> None:
-        """Wake the waiting caller to lead the next commit."""
+    def hand_lead(self) -> bool:
+        """Wake the waiting caller to lead the next commit. False if its
+        caller has left and this call took the lead back: hand it on."""
         self.lead = True
+        return not self.release()
+
+    def release(self) -> bool:
+        """Wake the caller; True if it had left and this call took over
+        what the wake-up asks of it."""
+        self.released = True
         self._lock.release()
+        return self.gone and self.claim()
+
+    def claim(self) -> bool:
+        """True for the one caller of this that acts on the wake-up."""
+        try:
+            self._token.pop()
+        except IndexError:
+            return False
+        return True
 
     def wait(self) -> None:
-        """Sleep until settled or handed the lead."""
+        """Sleep until settled or handed the lead; then wake the next of
+        the chain, if any."""
         self._lock.acquire()
+        if self.claim():
+            self.wake_next()
+
+    def leave(self) -> bool:
+        """The caller stops waiting (an exception in wait()). True if it
+        was released and this call took over the wake-up: the caller must
+        then act on it (hand on the lead it was given)."""
+        self.gone = True
+        if not (self.released and self.claim()):
+            return False
+        self.wake_next()
+        return self.lead and not self.done
+
+    def wake_next(self) -> None:
+        """Wake the next waiter of the chain, and past those that left."""
+        after = self.next
+        self.next = None
+        while after is not None and after.release():
+            # Its caller had left: this call wakes the one after it.
+            following = after.next
+            after.next = None
+            after = following
+
+
+def settle_all(waiters: list[Waiter]) -> None:
+    """Settle waiters (successfully) whose callers sleep in wait(), waking
+    them in a chain: the first now, each of the others by the one before
+    it once awake. Woken at once by the committing thread, they would all
+    find the GIL taken and sleep again waiting for it; in a chain each
+    wakes once, as the one before it is about to run."""
+    for waiter, after in itertools.pairwise(waiters):
+        waiter.done = True
+        waiter.next = after
+    if waiters:
+        waiters[-1].done = True
+        if waiters[0].release():
+            waiters[0].wake_next()
 
 
 class PendingLog:
@@ -161,12 +246,13 @@ class PendingLog:
         self, handle: Any, entries: list[tuple[bytes, bytes]], block: bool, timeout: float | None
     ) -> None:
         """Log new messages, all or none. Batch mode: wait for room in the
-        log (queue.Full without it). Sync mode: return once they are
-        committed, together (StoreWriteError if that commit fails; then none
-        of them is stored)."""
+        log (queue.Full without it). Sync mode: return once they are all
+        committed, together, or for more than max_pending in consecutive
+        commits (StoreWriteError if a commit fails; then none of them is
+        stored, or with several commits, those of the earlier ones are)."""
         ops = self.ops
         if self.sync:
-            waiter = Waiter()
+            waiter = Waiter(len(entries))
             for key, record in entries:
                 ops.append((OP_PUT, handle, key, record, waiter))
             waiters = self._sync_waiters
@@ -237,8 +323,13 @@ class PendingLog:
             if lead:
                 self._committing = True
         if not lead:
-            waiter.wait()
-            lead = waiter.lead and not waiter.done
+            try:
+                waiter.wait()
+                lead = waiter.lead and not waiter.done
+            except BaseException:
+                if waiter.leave():
+                    self.end_commit()  # it was handed the lead: hand it on
+                raise
         if lead:
             try:
                 if not waiter.done:
@@ -249,8 +340,13 @@ class PendingLog:
                     else:
                         if self._last_sync_batch > 1:
                             self.gather()
-                        self.commit(self.drain())
+                        self.commit(self.drain(), waiter)
+                        while not waiter.done and self.ops:
+                            # A put_many larger than one commit: the rest.
+                            self.commit(self.drain(), waiter)
             finally:
+                if not waiter.done:
+                    waiter.gone = True  # leaving on an exception: not the next leader
                 self.end_commit()
         if isinstance(waiter.error, StoreClosedError):
             raise waiter.error
@@ -311,11 +407,14 @@ class PendingLog:
         next flush or the writer commit."""
         with self._commit_cv:
             waiters = self._sync_waiters
-            while waiters and waiters[0].done:
-                waiters.popleft()
-            if waiters:
-                waiters.popleft().hand_lead()
-            else:
+            handed = False
+            while waiters and not handed:
+                heir = waiters.popleft()
+                if not (heir.done or heir.gone):
+                    # False: its caller left as it was handed the lead (see
+                    # Waiter.leave): the next one then.
+                    handed = heir.hand_lead()
+            if not handed:
                 self._committing = False
                 if self._commit_waiting:  # notify_all is Python code: skip it for nobody
                     self._commit_cv.notify_all()
@@ -341,11 +440,12 @@ class PendingLog:
         popleft = self.ops.popleft
         return [popleft() for _ in range(min(len(self.ops), self.max_pending))]
 
-    def commit(self, batch: list[Op]) -> None:
+    def commit(self, batch: list[Op], own: Waiter | None = None) -> None:
         """Write batch in one transaction (between begin_commit and
         end_commit: one commit at a time, in log order). On failure, sync
         puts are told and dropped, and the rest goes back to the front of
-        the log for a retry."""
+        the log for a retry. own: the committing thread's own waiter, if
+        any (settled without a wake-up: it is awake)."""
         if self.state.closing:  # drop sync puts refused while closing
             batch = [op for op in batch if op[4] is None or not op[4].done]
         if not batch:
@@ -386,13 +486,20 @@ class PendingLog:
         self.commits += 1
         self.committed_ops += len(batch)
         self.last_commit_seconds = time.perf_counter() - started
-        settled = 0
+        if not self.sync:
+            return  # only sync puts have waiters
+        sleeping: list[Waiter] = []
         for op in batch:
             waiter = op[4]
-            if waiter is not None and not waiter.done:
-                waiter.settle()
-                settled += 1
-        self._last_sync_batch = settled
+            if waiter is None:
+                continue
+            waiter.unwritten -= 1  # the operations of one put_many share a waiter
+            if waiter.unwritten == 0 and not waiter.done:
+                waiter.done = True
+                if waiter is not own and not waiter.gone:
+                    sleeping.append(waiter)
+        self._last_sync_batch = len(sleeping) + (own is not None and own.done)
+        settle_all(sleeping)
 
     def unsettled_puts(self) -> bool:
         """True if batch-mode operations are still pending (after a failed commit)."""
@@ -438,7 +545,9 @@ def apply(txn: lmdb.Transaction, ops: list[Op]) -> None:
         return
     first = ops[0][1] if ops else None
     if all(op[0] == OP_PUT and op[1] is first for op in ops):  # the common batch: new messages
-        txn.cursor(db=first).putmulti([(op[2], op[3]) for op in ops])  # type: ignore[misc]
+        # Pairs made one at a time as putmulti takes them: a list of them
+        # all costs an allocation per message that lives through the write.
+        txn.cursor(db=first).putmulti(map(_key_and_value, ops))
         return
     run: list[tuple[bytes, bytes]] = []
     run_handle: Any = None

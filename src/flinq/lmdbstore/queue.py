@@ -279,6 +279,9 @@ class DurableQueue:
         self._serializer = context.serializer
         self._handle = handle
         self._core: Any = _core.PriorityQueue(maxsize) if priority else _core.Queue(maxsize)
+        # What the backend does to the core beyond its public API: storing
+        # without waiting, holding room, settling and counting deliveries.
+        self._access = _core.BackendAccess(self._core)
         self._bounded = self._core.maxsize > 0
         # put()'s lean path: unbounded, batch mode (a put logs and returns).
         self._lean = not self._bounded and not context.log.sync
@@ -293,7 +296,7 @@ class DurableQueue:
         self._delayed: list[tuple[float, bytes, bytes]] = []  # (due, key, record)
         # When the scheduler calls _on_due next (inf: never); guarded by _lock.
         self._wake_at = math.inf
-        self._note = self._core._note  # delivery counters live in the core, in C
+        self._note = self._access.note  # delivery counters live in the core, in C
         self._detached = False
         self._load(context.layout)
 
@@ -303,7 +306,7 @@ class DurableQueue:
         entries = layout.load(self._handle)
         if not entries:
             return
-        restore = self._core._restore  # stored messages may exceed maxsize: no waiting
+        restore = self._access.restore  # stored messages may exceed maxsize: no waiting
         if not self.priority:
             restore(entries)
             return
@@ -414,7 +417,10 @@ class DurableQueue:
         priority: int | None = None,
     ) -> None:
         """Put every item, in order, as one batch with the same priority: all
-        or nothing (in sync mode, one commit for the batch)."""
+        or nothing (in sync mode, it returns once every item is committed: in one
+        commit, or in several for more than the store's max_pending; if a later
+        one of those fails, the items of the earlier ones stay stored and are
+        delivered after the next open)."""
         entries = [self._new_message(item, priority, None, None)[:2] for item in items]
         if entries:
             self._publish(entries, 0 if priority is None else priority, block, timeout)
@@ -449,7 +455,7 @@ class DurableQueue:
             log.put_many(self._handle, entries, block, timeout)
             try:
                 if len(entries) > 1:
-                    core._restore(entries, ordering)
+                    self._access.restore(entries, ordering)
                 elif ordering is None:
                     core.put(entries[0])
                 else:
@@ -459,13 +465,14 @@ class DurableQueue:
                     log.append((OP_DEL, self._handle, key, None, None))
                 raise
             return
-        core._hold_room(len(entries), block, timeout)
+        access = self._access
+        access.hold_room(len(entries), block, timeout)
         try:
             log.put_many(self._handle, entries, block, timeout)
         except BaseException:
-            core._release_room(len(entries))
+            access.release_room(len(entries))
             raise
-        core._push_held(entries, ordering)
+        access.push_held(entries, ordering)
 
     def _raise_unusable(self) -> None:
         self._state.check()
@@ -702,7 +709,7 @@ class DurableQueue:
         handle = self._handle
         self._log.extend([(OP_DEL, handle, key, None, None) for key in acked])
         self._note(_NOTE_ACKED, len(acked))
-        self._core._done(len(acked))
+        self._access.done(len(acked))
         return len(acked)
 
     def _nack(
@@ -731,7 +738,7 @@ class DurableQueue:
         record = with_attempts(record, decode_record(record).attempts - 1)
         self._log.append((OP_SET, self._handle, key, record, None))
         self._note(_NOTE_REDELIVERED)  # back in the queue: see the stats identity
-        self._core._restore([(key, record)], key_priority(key) if self.priority else None)
+        self._access.restore([(key, record)], key_priority(key) if self.priority else None)
 
     def _give_back(
         self,
@@ -763,7 +770,7 @@ class DurableQueue:
         if self._core.is_shutdown:
             return  # stays stored; it comes back on the next open
         self._note(_NOTE_REDELIVERED)
-        self._core._restore([(key, record)], key_priority(key) if self.priority else None)
+        self._access.restore([(key, record)], key_priority(key) if self.priority else None)
 
     def _retire(
         self,
@@ -795,7 +802,7 @@ class DurableQueue:
         key = priority_key(0, seq) if self.priority else fifo_key(seq)
         self._log.append((OP_PUT, self._handle, key, record, None))
         # A dead letter must neither wait for room nor be refused.
-        self._core._restore([(key, record)], 0 if self.priority else None)
+        self._access.restore([(key, record)], 0 if self.priority else None)
 
     def _wake_by(self, deadline: float) -> None:
         """Have the store's scheduler call _on_due by deadline (under _lock).

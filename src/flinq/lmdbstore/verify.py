@@ -10,15 +10,9 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import itertools
 import json
-import logging
-import operator
 import os
-import struct
-import sys
 import zlib
-from typing import Any
 
 import lmdb
 import lmdb.verify
@@ -29,8 +23,6 @@ from flinq.lmdbstore.files import DATA_FILE, open_private, write_private
 __all__ = ["CLEAN_FILE", "check_before_open", "fingerprint", "mark_clean", "verify_data_file"]
 
 CLEAN_FILE = "flinq.clean"  # size and CRC of data.mdb, written by a clean close
-
-_log = logging.getLogger("flinq")
 
 
 def check_before_open(directory: str) -> None:
@@ -78,95 +70,8 @@ def fingerprint(data: str) -> dict[str, int]:
 
 
 def verify_data_file(data: str) -> list[str]:
-    """lmdb.verify.verify(data), the same findings, faster: see _FastLeafVerifier.
-    Raises lmdb.verify.VerifyError when the file cannot be verified at all."""
-    if _LeafVerifier is not None:
-        try:
-            with builtins.open(data, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                return _LeafVerifier(f, size).verify()  # type: ignore[no-any-return]
-        except lmdb.verify.VerifyError:
-            raise
-        except (AttributeError, KeyError, TypeError, IndexError, struct.error):
-            # A py-lmdb whose private verifier no longer has the shape the
-            # subclass expects (or a bug in the fast path): its public,
-            # slower entry point is the authority.
-            _log.debug("flinq: fast verify failed; using lmdb.verify.verify", exc_info=True)
+    """What is wrong with the LMDB data file at path data ([] if nothing),
+    by py-lmdb's public verifier, which reads the file without handing it
+    to LMDB. Raises lmdb.verify.VerifyError when the file cannot be
+    verified at all (not an LMDB file, say)."""
     return lmdb.verify.verify(data)  # type: ignore[no-any-return,no-untyped-call]
-
-
-_LEAF_BOUNDS = struct.Struct("<HH")  # mp_lower, mp_upper
-_leaf_nodes: dict[int, struct.Struct] = {}  # key size -> (dsize, flags, ksize, key)
-
-
-def _leaf_node(ksize: int) -> struct.Struct:
-    node = _leaf_nodes.get(ksize)
-    if node is None:
-        # An LMDB 0.9 leaf node: mn_lo and mn_hi (the data size's halves,
-        # read little-endian as one 32-bit number), mn_flags, mn_ksize, key.
-        node = _leaf_nodes[ksize] = struct.Struct(f"<IHH{ksize}s")
-    return node
-
-
-_Verifier: Any = getattr(lmdb.verify, "_Verifier", None)
-_LeafVerifier: Any = None
-
-if _Verifier is not None and sys.byteorder == "little":
-
-    class _FastLeafVerifier(_Verifier):  # type: ignore[misc]
-        """lmdb.verify's verifier with a fast path for the leaf pages that
-        make up nearly all of a flinq store: plain nodes (no overflow
-        value, no sub-database, no duplicates) with keys of one size, in a
-        database ordered bytewise. For such a page it makes the checks the
-        per-node walk makes (node, key and value inside the page, keys
-        strictly increasing across pages), each over the whole page at once
-        in C (struct, map, zip) instead of one Python call per node. A page
-        that fails any of them, or is of any other kind, goes through the
-        library's own walk, which reports what is wrong in its words; a
-        file's findings are the same either way. Little-endian LMDB 0.9
-        files only (mp_txnid means 1.0: the library walks those)."""
-
-        def _walk_leaf(self, ctx: dict[str, Any], pgno: int, buf: bytes) -> None:
-            if (
-                self.eng["has_txnid"]
-                or ctx["is_free"]
-                or ctx["key_cmp"] is not lmdb.verify._cmp_lexical
-                or ctx["db"].flags & lmdb.verify.MDB_DUPSORT
-            ):
-                super()._walk_leaf(ctx, pgno, buf)
-                return
-            hdrsz = self.hdrsz
-            psize = self.psize
-            lower, upper = _LEAF_BOUNDS.unpack_from(buf, hdrsz - 4)
-            n = (lower - hdrsz) >> 1
-            if lower < hdrsz or upper > psize or lower > upper:
-                super()._walk_leaf(ctx, pgno, buf)
-                return
-            if n == 0:
-                return
-            offsets = memoryview(buf)[hdrsz : hdrsz + 2 * n].cast("H").tolist()
-            lowest, highest = min(offsets), max(offsets)
-            if lowest < upper or highest + 8 > psize:
-                super()._walk_leaf(ctx, pgno, buf)
-                return
-            ksize = int.from_bytes(buf[offsets[0] + 6 : offsets[0] + 8], "little")
-            if highest + 8 + ksize > psize:
-                super()._walk_leaf(ctx, pgno, buf)
-                return
-            node = _leaf_node(ksize)
-            nodes = map(node.unpack_from, itertools.repeat(buf), offsets)
-            dsizes, flags, ksizes, keys = zip(*nodes, strict=True)
-            last = ctx["last_key"]
-            if (
-                any(flags)
-                or ksizes.count(ksize) != n
-                or max(map(operator.add, offsets, dsizes)) + 8 + ksize > psize
-                or (last is not None and keys[0] <= last)
-                or not all(map(operator.lt, keys, itertools.islice(keys, 1, None)))
-            ):
-                super()._walk_leaf(ctx, pgno, buf)
-                return
-            ctx["last_key"] = keys[-1]
-            ctx["entries"] += n
-
-    _LeafVerifier = _FastLeafVerifier
