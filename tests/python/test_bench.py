@@ -327,31 +327,28 @@ def test_an_unreachable_redis_url_exits_1_with_the_reason(tmp_path: Path) -> Non
     assert len(lines) == 1 and "redis://127.0.0.1:1/0" in lines[0], process.stderr
 
 
-def test_progress_draws_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
+def _drive_progress(bar: bool) -> str:
+    """What Progress writes for one stage of two steps and a note."""
     import io
 
     from flinq.bench.progress import Progress
 
-    plain = io.StringIO()
-    progress = Progress(plain, bar=False)
+    out = io.StringIO()
+    progress = Progress(out, bar=bar)
     progress.begin(2)
     progress.stage("[1/1] enqueue: put n items")
     progress.step("enqueue 1/2: flinq.Queue 1 ops/s")
     progress.note("enqueue: faster_fifo.Queue skipped: not installed")
     progress.step("enqueue 2/2: flinq.Queue 1 ops/s")
     progress.finish()
-    lines = plain.getvalue().splitlines()
-    assert len(lines) == 4 and "\r" not in plain.getvalue()
+    return out.getvalue()
 
-    tty = io.StringIO()
-    progress = Progress(tty, bar=True)
-    progress.begin(2)
-    progress.stage("[1/1] enqueue: put n items")
-    progress.step("enqueue 1/2: flinq.Queue 1 ops/s")
-    progress.note("enqueue: faster_fifo.Queue skipped: not installed")
-    progress.step("enqueue 2/2: flinq.Queue 1 ops/s")
-    progress.finish()
-    text = tty.getvalue()
+
+def test_progress_draws_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
+    plain = _drive_progress(bar=False)
+    assert len(plain.splitlines()) == 4 and "\r" not in plain
+
+    text = _drive_progress(bar=True)
     assert "\r[" in text and "2/2 enqueue 2/2" in text and "#" * 30 in text
     assert text.count("\n") == 1  # only the note is a line of its own
     assert all(len(part) <= 101 for part in text.split("\r"))
