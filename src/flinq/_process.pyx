@@ -631,10 +631,25 @@ A FIFO queue shared by processes, drop-in for multiprocessing.Queue.
                 return n
         return 0
 
+    cdef int _await_ready(self, int64_t deadline, int64_t *spin_until, int *polls) except -1:
+        """One wait for a ready record, between a caller's attempts to take
+        one: poll briefly, else sleep on not_empty until notified. Raises
+        Empty at the deadline, and what _check_open raises after a sleep."""
+        cdef uint32_t key
+        if spin_before_sleep(spin_until, polls, deadline):
+            return 0
+        key = flq_shm_wait_prepare(&self._q.ctl.not_empty)
+        if flq_mq_size(&self._q) != 0:
+            flq_shm_wait_cancel(&self._q.ctl.not_empty)
+            return 0
+        if _sleep(&self._q.ctl.not_empty, key, deadline):
+            raise Empty
+        self._check_open()
+        return 0
+
     cdef list _wait_take(self, Py_ssize_t limit, int64_t deadline):
         """Take 1 to limit records, waiting until the deadline."""
         cdef list out = []
-        cdef uint32_t key
         cdef int polls = 0
         cdef int64_t spin_until = 0
         while True:
@@ -644,15 +659,7 @@ A FIFO queue shared by processes, drop-in for multiprocessing.Queue.
                 return out
             if deadline == 0:
                 raise Empty
-            if spin_before_sleep(&spin_until, &polls, deadline):
-                continue
-            key = flq_shm_wait_prepare(&self._q.ctl.not_empty)
-            if flq_mq_size(&self._q) != 0:
-                flq_shm_wait_cancel(&self._q.ctl.not_empty)
-                continue
-            if _sleep(&self._q.ctl.not_empty, key, deadline):
-                raise Empty
-            self._check_open()
+            self._await_ready(deadline, &spin_until, &polls)
 
     def get(self, block=True, timeout=None):
         """Remove and return the next message, waiting if the queue is empty
@@ -815,7 +822,6 @@ A FIFO queue shared by processes, drop-in for multiprocessing.Queue.
             else _visibility_ns(visibility_timeout)
         )
         cdef flq_mq_lane *flight = self._own_flight()
-        cdef uint32_t key
         cdef int polls = 0
         cdef int64_t spin_until = 0
         cdef ProcessMessage msg
@@ -827,15 +833,7 @@ A FIFO queue shared by processes, drop-in for multiprocessing.Queue.
                 continue
             if deadline >= 0 and flq_now_ns() >= deadline:
                 raise Empty
-            if spin_before_sleep(&spin_until, &polls, deadline):
-                continue
-            key = flq_shm_wait_prepare(&self._q.ctl.not_empty)
-            if flq_mq_size(&self._q) != 0:
-                flq_shm_wait_cancel(&self._q.ctl.not_empty)
-                continue
-            if _sleep(&self._q.ctl.not_empty, key, deadline):
-                raise Empty
-            self._check_open()
+            self._await_ready(deadline, &spin_until, &polls)
 
     cdef bint _settle(self, ProcessMessage msg, bint requeue) except -1:
         """ack (requeue False) or nack(requeue=True) a reservation."""
