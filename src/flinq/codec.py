@@ -24,6 +24,7 @@ from flinq.errors import StoreCorruptError
 __all__ = [
     "Record",
     "Serializer",
+    "agree_serializer",
     "decode_body",
     "decode_record",
     "encode_plain",
@@ -36,6 +37,7 @@ __all__ = [
     "serializer_name",
     "with_attempts",
     "with_header",
+    "with_headers",
     "without_expiry",
 ]
 
@@ -122,6 +124,32 @@ def serializer_name(serializer: Serializer) -> str:
 def is_named_serializer(name: str) -> bool:
     """True if name is one of the serializers resolve_serializer knows by name."""
     return name in _NAMED
+
+
+def agree_serializer(
+    stored: str | None, given: Serializer | None, where: str, readonly: bool
+) -> Serializer:
+    """The serializer a store at where must use: its own (stored, a
+    serializer_name), which one given must be (ValueError otherwise). A
+    store that records none yet (stored None) uses the one given, else
+    pickle; its caller records that one. A store read only for inspection
+    whose serializer is a class of the writer's leaves serialized bodies
+    opaque ("raw")."""
+    if stored is None:
+        return given or resolve_serializer("pickle")
+    if given is not None:
+        if serializer_name(given) != stored:
+            raise ValueError(
+                f"{where} stores bodies with the {stored!r} serializer, "
+                f"not {serializer_name(given)!r}: open it with serializer={stored!r}"
+                + ("" if is_named_serializer(stored) else " (an instance of that class)")
+            )
+        return given
+    if is_named_serializer(stored):
+        return resolve_serializer(stored)
+    if readonly:
+        return resolve_serializer("raw")  # inspection: serialized bodies stay opaque
+    raise ValueError(f"{where} stores bodies with the serializer {stored}: pass one")
 
 
 fifo_key = _SEQ.pack  # fifo_key(seq) -> the key of message seq in a FIFO queue
@@ -244,9 +272,13 @@ def with_attempts(raw: bytes, attempts: int) -> bytes:
 
 def with_header(raw: bytes, name: str, value: str) -> bytes:
     """raw with headers[name] = value; StoreCorruptError if raw is damaged."""
+    return with_headers(raw, {name: value})
+
+
+def with_headers(raw: bytes, extra: dict[str, str]) -> bytes:
+    """raw with every header of extra set; StoreCorruptError if raw is damaged."""
     record = decode_record(raw)
-    headers = dict(record.headers or {})
-    headers[name] = value
+    headers = {**(record.headers or {}), **extra}
     head = json.dumps(headers, separators=(",", ":")).encode()
     return (
         _HEADER.pack(record.tag, record.attempts, record.enqueued_at, record.expires_at, len(head))

@@ -42,6 +42,7 @@ __all__ = [
     "DurableMessage",
     "DurableQueue",
     "DurableStore",
+    "error_headers",
 ]
 
 #: The header a message carries, with the reason, once it was moved to a
@@ -55,6 +56,14 @@ DECODE_ERROR_HEADER = "flinq-decode-error"
 #: requeue", "dead-lettered by the application").
 ERROR_TYPE_HEADER = "flinq-error-type"
 ERROR_HEADER = "flinq-error"
+
+
+def error_headers(error: BaseException | None, reason: str) -> dict[str, str]:
+    """The ERROR_TYPE_HEADER and ERROR_HEADER of a dead letter: error's type
+    name and text, or "" and reason without an error."""
+    if error is None:
+        return {ERROR_TYPE_HEADER: "", ERROR_HEADER: reason}
+    return {ERROR_TYPE_HEADER: type(error).__name__, ERROR_HEADER: str(error)}
 
 
 @runtime_checkable

@@ -29,6 +29,7 @@ from typing import Any
 
 from flinq import _core
 from flinq._compat import ShutDown
+from flinq.arguments import check_delay, check_headers, check_timeout, check_ttl
 from flinq.codec import (
     HEADER_SIZE,
     TAG_BYTES,
@@ -85,12 +86,6 @@ class QueueContext:
     serializer: Any
     #: store.queue: opens (creating if need be) a queue to take dead letters.
     open_queue: Callable[[str], DurableQueue]
-
-
-def _check_timeout(timeout: float | None) -> None:
-    """ValueError for a timeout the in-memory queues refuse too."""
-    if timeout is not None and not timeout >= 0:
-        raise ValueError("'timeout' must be a non-negative number")
 
 
 def _body(record: bytes, serializer: Any) -> Any:
@@ -182,8 +177,7 @@ class Message:
         """Give the message back: ready again after delay seconds, or (with
         requeue=False, or its attempts spent) to the dead-letter queue, or
         dropped if there is none. Returns False if no longer in flight."""
-        if not delay >= 0:
-            raise ValueError("delay must be a non-negative number of seconds")
+        check_delay(delay)
         if self._settled:
             return False
         self._settled = True
@@ -321,13 +315,8 @@ class DurableQueue:
         if headers is None and ttl is None:
             record = encode_plain(item, self._serializer, now)
         else:
-            if headers is not None and (
-                not isinstance(headers, dict)
-                or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
-            ):
-                raise TypeError("headers must be a dict of str to str")
-            if ttl is not None and not ttl > 0:
-                raise ValueError("ttl must be a positive number of seconds")
+            check_headers(headers)
+            check_ttl(ttl)
             record = encode_record(
                 item,
                 self._serializer,
@@ -512,7 +501,7 @@ class DurableQueue:
             self._raise_unusable()
         deadline = None
         if block and timeout is not None:
-            _check_timeout(timeout)
+            check_timeout(timeout)
             deadline = time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -538,7 +527,7 @@ class DurableQueue:
         logged); if no other message came, StoreCorruptError names them."""
         self._check_attached()
         if block:
-            _check_timeout(timeout)
+            check_timeout(timeout)
         deadline = None if timeout is None or not block else time.monotonic() + timeout
         log = self._log.append
         handle = self._handle
@@ -571,7 +560,7 @@ class DurableQueue:
         A message that cannot be decoded is moved to the dead-letter queue,
         and StoreCorruptError names it."""
         self._check_attached()
-        _check_timeout(timeout)
+        check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -589,7 +578,7 @@ class DurableQueue:
         the first; [] if none came (or all that came were retired). Messages
         that cannot be decoded are moved to the dead-letter queue and logged."""
         self._check_attached()
-        _check_timeout(timeout)
+        check_timeout(timeout)
         try:
             entries = self._take_many(max_items, True, timeout)
         except Empty:

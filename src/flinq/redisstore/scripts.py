@@ -1,0 +1,337 @@
+"""The Lua scripts of the Redis store: each step that must be atomic on the
+server is one script (see keys.py for the keys they use).
+
+A delivery is identified by (level, stream id, delivery count): a script
+that settles a message first checks with XPENDING that the entry is still
+pending for this consumer with that count, so a late ack of a delivery that
+timed out and was claimed again (even by the same consumer) changes nothing.
+Every script takes the queue's key base as KEYS[1]; keys derived from it are
+computed inside, so the store is for a single Redis server (or a primary
+with replicas), not a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flinq.redisstore.keys import GROUP, READY_OWNER
+
+__all__ = ["Scripts"]
+
+_COMMON = f"""
+local GROUP = '{GROUP}'
+local READY = '{READY_OWNER}'
+local base = KEYS[1]
+local function stream_of(b, level) return b .. ':s:' .. level end
+local function stream(level) return stream_of(base, level) end
+local function wake(b, level)
+  redis.call('XADD', b .. ':wake', 'MAXLEN', '~', 16, '*', 'l', level)
+end
+local function ensure_level(b, level)
+  if redis.call('ZADD', b .. ':levels', 'NX', level, level) == 1 then
+    redis.pcall('XGROUP', 'CREATE', stream_of(b, level), GROUP, '0', 'MKSTREAM')
+    wake(b, level)
+  end
+end
+local function pending_count(s, id, consumer)
+  local p = redis.call('XPENDING', s, GROUP, id, id, 1)
+  if p[1] and (consumer == nil or p[1][2] == consumer) then return tonumber(p[1][4]) end
+  return nil
+end
+local function mine(s, id, consumer, count)
+  return pending_count(s, id, consumer) == tonumber(count)
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function counts(b)
+  local ready, flying = 0, 0
+  for _, level in ipairs(redis.call('ZRANGE', b .. ':levels', 0, -1)) do
+    local s = stream_of(b, level)
+    local summary = redis.call('XPENDING', s, GROUP)
+    local pending = tonumber(summary[1])
+    local given_back = 0
+    if pending > 0 then
+      for _, c in ipairs(summary[4]) do
+        if c[1] == READY then given_back = tonumber(c[2]) end
+      end
+    end
+    ready = ready + redis.call('XLEN', s) - pending + given_back
+    flying = flying + pending - given_back
+  end
+  return ready, flying, redis.call('ZCARD', b .. ':delayed')
+end
+"""
+
+# KEYS: base, queues hash. ARGV: name, settings (JSON). Stores the settings
+# and makes level 0's stream and group.
+_CREATE = """
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+ensure_level(base, '0')
+return 1
+"""
+
+# KEYS: base, seq. ARGV: level, maxsize, record...
+# -> the first id given, or -1 when a bounded queue has no room for them all.
+_PUT = """
+local level, maxsize = ARGV[1], tonumber(ARGV[2])
+local n = #ARGV - 2
+if maxsize > 0 then
+  local ready = counts(base)
+  if ready + n > maxsize then return -1 end
+end
+ensure_level(base, level)
+local last = redis.call('INCRBY', KEYS[2], n)
+local first = last - n + 1
+local s = stream(level)
+for i = 1, n do
+  redis.call('XADD', s, '*', 'i', string.format('%.0f', first + i - 1), 'r', ARGV[i + 2])
+end
+return first
+"""
+
+# KEYS: base. ARGV: consumer, n, visibility timeout (ms, 0: none).
+# -> {k, then k times: level, stream id, id, record, delivery count}; when
+# k is 0: {0, ms until the next delayed message is due (-1: none), then
+# (stream, last id) pairs to wait on}.
+_TAKE = """
+local consumer, n, vt = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+local due = redis.call('ZRANGEBYSCORE', base .. ':delayed', '-inf', now, 'LIMIT', 0, 1000)
+for _, id in ipairs(due) do
+  local held = redis.call('HGET', base .. ':held', id)
+  if held then
+    local sep = string.find(held, ':', 1, true)
+    local level = string.sub(held, 1, sep - 1)
+    ensure_level(base, level)
+    redis.call('XADD', stream(level), '*', 'i', id, 'r', string.sub(held, sep + 1))
+    redis.call('HDEL', base .. ':held', id)
+  end
+  redis.call('ZREM', base .. ':delayed', id)
+end
+local out = {0}
+local got = 0
+local function add(level, entry, count)
+  local fields = entry[2]
+  if not fields then return end
+  local id, record
+  for j = 1, #fields, 2 do
+    if fields[j] == 'i' then id = fields[j + 1]
+    elseif fields[j] == 'r' then record = fields[j + 1] end
+  end
+  out[#out + 1] = level
+  out[#out + 1] = entry[1]
+  out[#out + 1] = id
+  out[#out + 1] = record
+  out[#out + 1] = count
+  got = got + 1
+end
+local levels = redis.call('ZRANGE', base .. ':levels', 0, -1)
+for _, level in ipairs(levels) do
+  if got >= n then break end
+  local s = stream(level)
+  local back = redis.call('XPENDING', s, GROUP, '-', '+', n - got, READY)
+  if #back > 0 then
+    local ids = {}
+    for j, p in ipairs(back) do ids[j] = p[1] end
+    for _, entry in ipairs(redis.call('XCLAIM', s, GROUP, consumer, 0, unpack(ids))) do
+      add(level, entry, pending_count(s, entry[1], consumer))
+    end
+  end
+  if vt > 0 and got < n then
+    local cursor = redis.call('HGET', base .. ':cursor', level) or '0-0'
+    local r = redis.call('XAUTOCLAIM', s, GROUP, consumer, vt, cursor, 'COUNT', n - got)
+    redis.call('HSET', base .. ':cursor', level, r[1])
+    for _, entry in ipairs(r[2]) do
+      add(level, entry, pending_count(s, entry[1], consumer))
+    end
+  end
+  if got < n then
+    local r = redis.call('XREADGROUP', 'GROUP', GROUP, consumer, 'COUNT', n - got,
+                         'STREAMS', s, '>')
+    if r then
+      for _, entry in ipairs(r[1][2]) do add(level, entry, 1) end
+    end
+  end
+end
+out[1] = got
+if got == 0 then
+  local next_due = redis.call('ZRANGE', base .. ':delayed', 0, 0, 'WITHSCORES')
+  out[2] = next_due[2] and math.max(0, tonumber(next_due[2]) - now) or -1
+  for _, level in ipairs(levels) do
+    local last = redis.call('XREVRANGE', stream(level), '+', '-', 'COUNT', 1)
+    out[#out + 1] = stream(level)
+    out[#out + 1] = last[1] and last[1][1] or '0-0'
+  end
+  local w = redis.call('XREVRANGE', base .. ':wake', '+', '-', 'COUNT', 1)
+  out[#out + 1] = base .. ':wake'
+  out[#out + 1] = w[1] and w[1][1] or '0-0'
+end
+return out
+"""
+
+# KEYS: base. ARGV: consumer, then (level, stream id, delivery count) per
+# message. -> per message, 1 if it was still this delivery (now deleted), else 0.
+_ACK = """
+local consumer = ARGV[1]
+local done = {}
+for j = 2, #ARGV, 3 do
+  local s, id = stream(ARGV[j]), ARGV[j + 1]
+  if mine(s, id, consumer, ARGV[j + 2]) then
+    redis.call('XACK', s, GROUP, id)
+    redis.call('XDEL', s, id)
+    done[#done + 1] = 1
+  else
+    done[#done + 1] = 0
+  end
+end
+return done
+"""
+
+# KEYS: base. ARGV: consumer, level, stream id, delivery count, count to
+# leave. The message goes back in place, ready: the next take claims it.
+_GIVE_BACK = """
+local consumer, level, id = ARGV[1], ARGV[2], ARGV[3]
+local s = stream(level)
+if not mine(s, id, consumer, ARGV[4]) then return 0 end
+redis.call('XCLAIM', s, GROUP, READY, 0, id, 'RETRYCOUNT', ARGV[5])
+wake(base, level)
+return 1
+"""
+
+# KEYS: base. ARGV: consumer, level, stream id, delivery count, id, record
+# (attempts so far in it), delay (ms). Out of the stream until it is due.
+_DELAY = """
+local consumer, level, id = ARGV[1], ARGV[2], ARGV[3]
+local s = stream(level)
+if not mine(s, id, consumer, ARGV[4]) then return 0 end
+redis.call('XACK', s, GROUP, id)
+redis.call('XDEL', s, id)
+redis.call('ZADD', base .. ':delayed', now_ms() + tonumber(ARGV[7]), ARGV[5])
+redis.call('HSET', base .. ':held', ARGV[5], level .. ':' .. ARGV[6])
+wake(base, level)
+return 1
+"""
+
+# KEYS: base, dead-letter queue's base, queues hash. ARGV: consumer, level,
+# stream id, delivery count, id, record (as it goes there), dead-letter
+# queue name, its settings if it is new (JSON).
+_DEAD_LETTER = """
+local consumer, level, id = ARGV[1], ARGV[2], ARGV[3]
+local s = stream(level)
+if not mine(s, id, consumer, ARGV[4]) then return 0 end
+redis.call('XACK', s, GROUP, id)
+redis.call('XDEL', s, id)
+redis.call('HSETNX', KEYS[3], ARGV[7], ARGV[8])
+ensure_level(KEYS[2], '0')
+redis.call('XADD', stream_of(KEYS[2], '0'), '*', 'i', ARGV[5], 'r', ARGV[6])
+return 1
+"""
+
+# KEYS: base. ARGV: consumer. Every message the consumer holds goes back in
+# place (its delivery counted), and the consumer leaves the groups.
+_RETURN_ALL = """
+local consumer = ARGV[1]
+local returned = 0
+for _, level in ipairs(redis.call('ZRANGE', base .. ':levels', 0, -1)) do
+  local s = stream(level)
+  while true do
+    local held = redis.call('XPENDING', s, GROUP, '-', '+', 1000, consumer)
+    if #held == 0 then break end
+    for _, p in ipairs(held) do
+      redis.call('XCLAIM', s, GROUP, READY, 0, p[1], 'RETRYCOUNT', p[4])
+      returned = returned + 1
+    end
+  end
+  redis.pcall('XGROUP', 'DELCONSUMER', s, GROUP, consumer)
+  if returned > 0 then wake(base, level) end
+end
+return returned
+"""
+
+# KEYS: base. -> {ready, in flight, delayed}
+_COUNTS = """
+local ready, flying, delayed = counts(base)
+return {ready, flying, delayed}
+"""
+
+# KEYS: base, queues hash. ARGV: name, "delete" or "purge". Drops every
+# message (and with "delete" the queue). -> how many messages there were.
+_DROP = """
+local dropped = redis.call('ZCARD', base .. ':delayed')
+local levels = redis.call('ZRANGE', base .. ':levels', 0, -1)
+for _, level in ipairs(levels) do
+  dropped = dropped + redis.call('XLEN', stream(level))
+  redis.call('DEL', stream(level))
+end
+redis.call('DEL', base .. ':levels', base .. ':delayed', base .. ':held', base .. ':cursor')
+if ARGV[2] == 'delete' then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('DEL', base .. ':wake')
+else
+  ensure_level(base, '0')
+  wake(base, '0')
+end
+return dropped
+"""
+
+# KEYS: source base, target base, queues hash, seq. ARGV: source name,
+# target name, "1" if the target keeps levels (both priority queues).
+# Every message of source goes to the end of target in order, attempts
+# reset to 0, all at once. -> how many.
+_MOVE = """
+local target, keep = KEYS[2], ARGV[3] == '1'
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 or redis.call('HEXISTS', KEYS[3], ARGV[2]) == 0 then
+  return -1
+end
+local moved = 0
+local function move(level, record)
+  local to = keep and level or '0'
+  ensure_level(target, to)
+  local id = redis.call('INCR', KEYS[4])
+  record = string.sub(record, 1, 1) .. string.char(0, 0, 0, 0) .. string.sub(record, 6)
+  redis.call('XADD', stream_of(target, to), '*', 'i', string.format('%.0f', id), 'r', record)
+  moved = moved + 1
+end
+for _, level in ipairs(redis.call('ZRANGE', base .. ':levels', 0, -1)) do
+  for _, entry in ipairs(redis.call('XRANGE', stream(level), '-', '+')) do
+    local fields = entry[2]
+    for j = 1, #fields, 2 do
+      if fields[j] == 'r' then move(level, fields[j + 1]) end
+    end
+  end
+  redis.call('DEL', stream(level))
+end
+for _, id in ipairs(redis.call('ZRANGE', base .. ':delayed', 0, -1)) do
+  local held = redis.call('HGET', base .. ':held', id)
+  if held then
+    local sep = string.find(held, ':', 1, true)
+    move(string.sub(held, 1, sep - 1), string.sub(held, sep + 1))
+  end
+end
+redis.call('DEL', base .. ':levels', base .. ':delayed', base .. ':held', base .. ':cursor')
+ensure_level(base, '0')
+return moved
+"""
+
+
+class Scripts:
+    """The scripts, registered with a client (EVALSHA, loaded again if the
+    server forgot them)."""
+
+    def __init__(self, client: Any) -> None:
+        def script(body: str) -> Any:
+            return client.register_script(_COMMON + body)
+
+        self.create = script(_CREATE)
+        self.put = script(_PUT)
+        self.take = script(_TAKE)
+        self.ack = script(_ACK)
+        self.give_back = script(_GIVE_BACK)
+        self.delay = script(_DELAY)
+        self.dead_letter = script(_DEAD_LETTER)
+        self.return_all = script(_RETURN_ALL)
+        self.counts = script(_COUNTS)
+        self.drop = script(_DROP)
+        self.move = script(_MOVE)
