@@ -8,10 +8,10 @@ import sys
 # Make the helper module next to this file importable regardless of pytest's import mode.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Iterator
 
-import pytest  # noqa: E402
-from redishelpers import stop_shared_server  # noqa: E402
+import pytest
+from redishelpers import stop_shared_server
 
 
 @pytest.fixture(scope="session", autouse=True)

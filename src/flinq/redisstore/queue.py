@@ -762,7 +762,8 @@ class RedisQueue:
         oldest = [int(entries[0][0].split(b"-")[0]) for entries in firsts if entries]
         if not oldest:
             return 0.0
-        return max(0.0, float(now_s) + now_us / 1e6 - min(oldest) / 1000)
+        now = float(now_s) + float(now_us) / 1e6
+        return max(0.0, now - min(oldest) / 1000)
 
     @property
     def async_q(self) -> Any:

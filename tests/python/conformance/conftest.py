@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from redishelpers import fresh_prefix, shared_server
 
 import flinq
