@@ -44,7 +44,12 @@ class RedisServer:
     """
 
     def __init__(
-        self, directory: str | None = None, *, aof: bool = False, password: str | None = None
+        self,
+        directory: str | None = None,
+        *,
+        aof: bool = False,
+        password: str | None = None,
+        unix_socket: bool = False,
     ) -> None:
         executable = redis_server_path()
         if executable is None:
@@ -55,6 +60,8 @@ class RedisServer:
         self.aof = aof
         self.password = password
         self.port = _free_port()
+        #: The server's Unix socket (unix_socket=True), else None.
+        self.socket_path = os.path.join(self.directory, "redis.sock") if unix_socket else None
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,6 +69,13 @@ class RedisServer:
         """redis://[:password@]127.0.0.1:port/0"""
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    @property
+    def unix_url(self) -> str:
+        """unix://<socket>?db=0 (unix_socket=True only)."""
+        if self.socket_path is None:
+            raise ValueError("this server was started without a Unix socket")
+        return f"unix://{self.socket_path}?db=0"
 
     def _arguments(self) -> list[str]:
         arguments = [
@@ -78,6 +92,8 @@ class RedisServer:
             arguments += ["--appendonly", "yes", "--appendfsync", "always"]
         if self.password:
             arguments += ["--requirepass", self.password]
+        if self.socket_path:
+            arguments += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
         return arguments
 
     def start(self) -> RedisServer:

@@ -12,11 +12,12 @@ import socket
 import threading
 import weakref
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 
 from flinq.codec import Serializer, agree_serializer, resolve_serializer, serializer_name
-from flinq.errors import StoreClosedError, StoreError, StoreVersionError
+from flinq.errors import StoreClosedError, StoreError, StoreNotFoundError, StoreVersionError
 from flinq.redisstore import inspect
 from flinq.redisstore.connection import Waits, connect, translated
 from flinq.redisstore.keys import StoreKeys
@@ -34,6 +35,17 @@ _open: weakref.WeakSet[RedisStore] = weakref.WeakSet()
 _open_lock = threading.Lock()
 
 
+def _split_prefix(url: str, prefix: str) -> tuple[str, str]:
+    """(url without a prefix= query argument, the prefix it names or prefix)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    named = [value for key, value in query if key == "prefix"]
+    if not named:
+        return url, prefix
+    rest = urlencode([(key, value) for key, value in query if key != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), named[-1]
+
+
 def open_stores() -> list[RedisStore]:
     """The Redis stores open in this process."""
     with _open_lock:
@@ -45,8 +57,9 @@ class RedisStore:
 
     url: redis://[[user]:password@]host[:port][/db], rediss:// (TLS) or
     unix:///path/to/socket?db=n; or client=, a redis.Redis made with
-    decode_responses=False (then close() leaves it open). prefix starts
-    every key of the store, so several stores can share a database.
+    decode_responses=False (then close() leaves it open). prefix (or a
+    prefix= argument in the URL) starts every key of the store, so several
+    stores can share a database.
     serializer is as for the LMDB store, recorded with the store. Other
     keyword options go to redis.Redis.from_url (socket_timeout, ...).
 
@@ -65,6 +78,10 @@ class RedisStore:
         readonly: bool = False,
         **options: Any,
     ) -> None:
+        if url is not None:
+            url, prefix = _split_prefix(url, prefix)
+            if client is not None and url.rstrip("/") in ("redis:", "rediss:", "unix:"):
+                url = None  # flinq.open("redis://", client=...): the client says where
         check_name(prefix, "prefix")
         given = None if serializer is None else resolve_serializer(serializer)
         self._own_client = client is None
@@ -94,6 +111,8 @@ class RedisStore:
         by the first writer)."""
         meta = self._keys.meta
         stored_format = self.client.hget(meta, "format")
+        if stored_format is None and self.readonly:
+            raise StoreNotFoundError(f"no flinq store at {self.path} (prefix {self.prefix!r})")
         if stored_format is not None and int(stored_format) > FORMAT:
             raise StoreVersionError(
                 f"{self.path} was written by a newer flinq (format {int(stored_format)})"
