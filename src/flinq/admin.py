@@ -449,7 +449,12 @@ def _add(subparsers: Any, name: str, summary: str, description: str, run: Comman
         epilog=EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("path", metavar="PATH", help="the store's directory")
+    parser.add_argument(
+        "path",
+        metavar="PATH",
+        help="the store's directory, or a redis://, rediss:// or unix:// URL "
+        "(?prefix=NAME for a prefix other than flinq)",
+    )
     parser.set_defaults(run=_guarded(run), prog=parser.prog)
     return parser
 
