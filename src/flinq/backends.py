@@ -59,7 +59,7 @@ def _lmdb_stores() -> list[DurableStore]:
 
 def _redis(target: str, **options: Any) -> DurableStore:
     try:
-        from flinq.redisstore import RedisStore
+        from flinq.redisstore.store import RedisStore
     except ImportError as exc:
         scheme = target.partition("://")[0]
         raise ImportError(

@@ -9,18 +9,17 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
 from flinq.errors import StoreClosedError, StoreConnectionError, StoreVersionError
+from flinq.redisstore.urls import redact
 
 __all__ = [
     "MIN_VERSION",
     "Waits",
     "check_version",
     "connect",
-    "redact",
     "translated",
 ]
 
@@ -29,16 +28,6 @@ MIN_VERSION = (6, 2)
 # A wait on the server never lasts longer than this (seconds): a waiter then
 # looks at its store's state and deadlines again.
 _LONGEST_WAIT = 1.0
-
-
-def redact(url: str) -> str:
-    """url with its password (if any) replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def check_version(version: str) -> tuple[int, ...]:

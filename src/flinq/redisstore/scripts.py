@@ -173,17 +173,55 @@ return out
 
 # KEYS: base. ARGV: consumer, then (level, stream id, delivery count) per
 # message. -> per message, 1 if it was still this delivery (now deleted), else 0.
+# One XPENDING over the consumer's entries in the batch's id range checks
+# them all; XACK and XDEL take the batch in chunks.
 _ACK = """
 local consumer = ARGV[1]
 local done = {}
+local by_level, order = {}, {}
 for j = 2, #ARGV, 3 do
-  local s, id = stream(ARGV[j]), ARGV[j + 1]
-  if mine(s, id, consumer, ARGV[j + 2]) then
-    redis.call('XACK', s, GROUP, id)
-    redis.call('XDEL', s, id)
-    done[#done + 1] = 1
-  else
-    done[#done + 1] = 0
+  local level = ARGV[j]
+  if not by_level[level] then by_level[level] = {}; order[#order + 1] = level end
+  local list = by_level[level]
+  list[#list + 1] = j
+  done[(j + 1) / 3] = 0
+end
+local function parts(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function less(a, b)
+  local am, as = parts(a)
+  local bm, bs = parts(b)
+  if am ~= bm then return am < bm end
+  return as < bs
+end
+for _, level in ipairs(order) do
+  local s = stream(level)
+  local list = by_level[level]
+  local lo, hi = ARGV[list[1] + 1], ARGV[list[1] + 1]
+  for _, j in ipairs(list) do
+    local id = ARGV[j + 1]
+    if less(id, lo) then lo = id end
+    if less(hi, id) then hi = id end
+  end
+  local held = {}
+  for _, p in ipairs(redis.call('XPENDING', s, GROUP, lo, hi, 1000000, consumer)) do
+    held[p[1]] = tonumber(p[4])
+  end
+  local ids = {}
+  for _, j in ipairs(list) do
+    local id = ARGV[j + 1]
+    if held[id] == tonumber(ARGV[j + 2]) then
+      held[id] = nil  -- the same delivery twice in one call is acked once
+      ids[#ids + 1] = id
+      done[(j + 1) / 3] = 1
+    end
+  end
+  for k = 1, #ids, 500 do
+    local chunk = {unpack(ids, k, math.min(k + 499, #ids))}
+    redis.call('XACK', s, GROUP, unpack(chunk))
+    redis.call('XDEL', s, unpack(chunk))
   end
 end
 return done

@@ -36,8 +36,9 @@ def _free_port() -> int:
 class RedisServer:
     """A redis-server process of our own on 127.0.0.1.
 
-    aof=True turns the append-only file on with appendfsync always, so that
-    every write the server acknowledged survives a kill of the server.
+    aof=True turns the append-only file on, with appendfsync always by
+    default, so that every write the server acknowledged survives a kill of
+    the server ("everysec": up to a second of writes may be lost).
     start() picks a free port (kept across restart()); stop() shuts it down
     cleanly, kill() with SIGKILL. The directory (a temporary one unless
     given) is removed by close() if this object made it.
@@ -48,6 +49,7 @@ class RedisServer:
         directory: str | None = None,
         *,
         aof: bool = False,
+        appendfsync: str = "always",
         password: str | None = None,
         unix_socket: bool = False,
     ) -> None:
@@ -57,7 +59,10 @@ class RedisServer:
         self.executable = executable
         self._own_directory = directory is None
         self.directory = directory or tempfile.mkdtemp(prefix="flinq-redis-")
+        if appendfsync not in ("always", "everysec", "no"):
+            raise ValueError(f"appendfsync must be always, everysec or no, not {appendfsync!r}")
         self.aof = aof
+        self.appendfsync = appendfsync
         self.password = password
         self.port = _free_port()
         #: The server's Unix socket (unix_socket=True), else None.
@@ -89,7 +94,7 @@ class RedisServer:
             "--logfile", os.path.join(self.directory, "redis.log"),
         ]  # fmt: skip
         if self.aof:
-            arguments += ["--appendonly", "yes", "--appendfsync", "always"]
+            arguments += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
         if self.password:
             arguments += ["--requirepass", self.password]
         if self.socket_path:

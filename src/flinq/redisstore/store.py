@@ -12,7 +12,6 @@ import socket
 import threading
 import weakref
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 
@@ -23,6 +22,7 @@ from flinq.redisstore.connection import Waits, connect, translated
 from flinq.redisstore.keys import StoreKeys
 from flinq.redisstore.queue import QueueContext, RedisQueue
 from flinq.redisstore.scripts import Scripts
+from flinq.redisstore.urls import split_prefix
 from flinq.settings import UNSET, QueueSettings, Unset, check_name, check_reopen, merge_settings
 
 __all__ = ["FORMAT", "RedisStore", "open_stores"]
@@ -33,17 +33,6 @@ FORMAT = 1
 _log = logging.getLogger("flinq")
 _open: weakref.WeakSet[RedisStore] = weakref.WeakSet()
 _open_lock = threading.Lock()
-
-
-def _split_prefix(url: str, prefix: str) -> tuple[str, str]:
-    """(url without a prefix= query argument, the prefix it names or prefix)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    named = [value for key, value in query if key == "prefix"]
-    if not named:
-        return url, prefix
-    rest = urlencode([(key, value) for key, value in query if key != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), named[-1]
 
 
 def open_stores() -> list[RedisStore]:
@@ -79,7 +68,7 @@ class RedisStore:
         **options: Any,
     ) -> None:
         if url is not None:
-            url, prefix = _split_prefix(url, prefix)
+            url, prefix = split_prefix(url, prefix)
             if client is not None and url.rstrip("/") in ("redis:", "rediss:", "unix:"):
                 url = None  # flinq.open("redis://", client=...): the client says where
         check_name(prefix, "prefix")
