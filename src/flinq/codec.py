@@ -25,6 +25,7 @@ __all__ = [
     "Record",
     "Serializer",
     "agree_serializer",
+    "body_of",
     "decode_body",
     "decode_record",
     "encode_plain",
@@ -32,9 +33,11 @@ __all__ = [
     "fifo_key",
     "key_priority",
     "key_seq",
+    "may_expire",
     "priority_key",
     "resolve_serializer",
     "serializer_name",
+    "stored_attempts",
     "with_attempts",
     "with_header",
     "with_headers",
@@ -265,6 +268,24 @@ def decode_body(raw: bytes, record: Record, serializer: Serializer) -> Any:
     raise StoreCorruptError(f"a stored message has an unknown type tag {tag}")
 
 
+def body_of(raw: bytes, serializer: Serializer) -> Any:
+    """The body of a stored record; StoreCorruptError if it cannot be
+    decoded. Bytes without headers (the common case) need no header parsing."""
+    if raw[0] == TAG_BYTES and raw[_HEADERS_LEN_AT:_BODY_AT] == b"\x00\x00\x00\x00":
+        return raw[_BODY_AT:]
+    return decode_body(raw, decode_record(raw), serializer)
+
+
+def may_expire(raw: bytes) -> bool:
+    """True if a stored record has a TTL (its expires_at is not 0.0)."""
+    return raw[13:21] != _NO_EXPIRY
+
+
+def stored_attempts(raw: bytes) -> int:
+    """The attempts field of a stored record, without decoding the rest."""
+    return int(_ATTEMPTS.unpack_from(raw, 1)[0])
+
+
 def with_attempts(raw: bytes, attempts: int) -> bytes:
     """raw with its attempts field replaced."""
     return raw[:1] + struct.pack(">I", attempts) + raw[5:]
@@ -293,3 +314,7 @@ def without_expiry(raw: bytes) -> bytes:
 
 
 HEADER_SIZE = _HEADER.size
+_BODY_AT = HEADER_SIZE
+_HEADERS_LEN_AT = HEADER_SIZE - 4
+_NO_EXPIRY = bytes(8)
+_ATTEMPTS = struct.Struct(">I")

@@ -31,10 +31,8 @@ from flinq import _core
 from flinq._compat import ShutDown
 from flinq.arguments import check_delay, check_headers, check_timeout, check_ttl
 from flinq.codec import (
-    HEADER_SIZE,
-    TAG_BYTES,
     Record,
-    decode_body,
+    body_of,
     decode_record,
     encode_plain,
     encode_record,
@@ -86,13 +84,6 @@ class QueueContext:
     serializer: Any
     #: store.queue: opens (creating if need be) a queue to take dead letters.
     open_queue: Callable[[str], DurableQueue]
-
-
-def _body(record: bytes, serializer: Any) -> Any:
-    """The body of a record; StoreCorruptError if it cannot be decoded."""
-    if record[0] == TAG_BYTES and record[HEADER_SIZE - 4 : HEADER_SIZE] == b"\x00\x00\x00\x00":
-        return record[HEADER_SIZE:]  # bytes, no headers: the body follows the header
-    return decode_body(record, decode_record(record), serializer)
 
 
 def _expired(record: bytes, now: float) -> bool:
@@ -509,7 +500,7 @@ class DurableQueue:
             try:
                 if record[13:21] != _NO_EXPIRY and self._expire(key, record):
                     continue
-                body = _body(record, self._serializer)
+                body = body_of(record, self._serializer)
             except StoreCorruptError as exc:
                 raise self._quarantine(key, record, exc) from exc
             self._log.append((OP_DEL, self._handle, key, None, None))
@@ -541,7 +532,7 @@ class DurableQueue:
                 try:
                     if record[13:21] != _NO_EXPIRY and self._expire(key, record):
                         continue
-                    body = _body(record, serializer)
+                    body = body_of(record, serializer)
                 except StoreCorruptError as exc:
                     failure = self._quarantine(key, record, exc)
                     continue
@@ -608,7 +599,7 @@ class DurableQueue:
             self._retire(key, record, expired=False)
             self._core.task_done()
             return None
-        body = _body(record, self._serializer)
+        body = body_of(record, self._serializer)
         return (
             key,
             record[:1] + _pack_attempts(attempts) + record[5:],

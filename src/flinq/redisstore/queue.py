@@ -20,15 +20,19 @@ from queue import Empty, Full
 from types import TracebackType
 from typing import Any
 
+import redis
+
 from flinq._compat import ShutDown
 from flinq.arguments import check_delay, check_headers, check_timeout, check_ttl
 from flinq.codec import (
     Record,
     Serializer,
-    decode_body,
+    body_of,
     decode_record,
     encode_plain,
     encode_record,
+    may_expire,
+    stored_attempts,
     with_attempts,
     with_headers,
     without_expiry,
@@ -37,11 +41,14 @@ from flinq.consumer import Consumer, iter_messages
 from flinq.errors import StoreClosedError, StoreCorruptError
 from flinq.protocols import DECODE_ERROR_HEADER, error_headers
 from flinq.redisstore.connection import Waits, translated
-from flinq.redisstore.keys import StoreKeys
+from flinq.redisstore.keys import GROUP, StoreKeys
 from flinq.redisstore.scripts import Scripts
 from flinq.settings import QueueSettings
 
 __all__ = ["MAX_PRIORITY", "QueueContext", "RedisMessage", "RedisQueue"]
+
+# A taken entry: (level, stream id, message id, record, delivery count).
+_Entry = tuple[int, bytes, int, bytes, int]
 
 #: Priorities are kept as sorted-set scores (doubles): exact up to 2**53.
 MAX_PRIORITY = 1 << 53
@@ -105,19 +112,17 @@ class RedisMessage:
         stream_id: bytes,
         message_id: int,
         raw: bytes,
-        header: Record,
         count: int,
-        body: Any,
     ) -> None:
         self._queue = queue
         self._level = level
         self._stream_id = stream_id
         self._raw = raw
-        self._header = header
+        self._header: Record | None = None
         self._count = count
         self._settled = False
         self.id = message_id
-        self.body = body
+        self.body: Any = None
 
     @property
     def delivery(self) -> tuple[int, bytes, int]:
@@ -130,6 +135,13 @@ class RedisMessage:
         return self._raw
 
     @property
+    def header(self) -> Record:
+        """The record's decoded header; StoreCorruptError if it is damaged."""
+        if self._header is None:
+            self._header = decode_record(self._raw)
+        return self._header
+
+    @property
     def priority(self) -> int:
         """Its priority (0 in a FIFO queue)."""
         return self._level
@@ -137,17 +149,17 @@ class RedisMessage:
     @property
     def attempts(self) -> int:
         """Deliveries so far, this one included."""
-        return self._header.attempts + self._count
+        return stored_attempts(self._raw) + self._count
 
     @property
     def enqueued_at(self) -> float:
         """When it was first put, as Unix time."""
-        return self._header.enqueued_at
+        return self.header.enqueued_at
 
     @property
     def headers(self) -> dict[str, str] | None:
         """The headers it was put with, if any."""
-        return self._header.headers
+        return self.header.headers
 
     @property
     def settled(self) -> bool:
@@ -241,6 +253,7 @@ class RedisQueue:
         self._serializer = context.serializer
         self._base = context.keys.base(name)
         self._keys = [self._base]
+        self._stream0 = context.keys.stream(name, 0)
         self._put_keys = [self._base, context.keys.seq]
         self._vt_ms = (
             0
@@ -384,10 +397,9 @@ class RedisQueue:
             if self._immediate:
                 raise ShutDown
             with self._translated():
-                reply = self._scripts.take(keys=self._keys, args=[consumer, n, self._vt_ms])
-            got = int(reply[0])
-            if got:
-                messages, bad = self._deliveries(reply, got)
+                entries = self._take_now(n, consumer)
+            if entries:
+                messages, bad = self._deliveries(entries)
                 if messages or bad:
                     return messages, bad
                 continue  # every one was retired: look again
@@ -396,48 +408,75 @@ class RedisQueue:
             remaining = math.inf if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 raise Empty
-            due = int(reply[1])
+            with self._translated():
+                info = self._scripts.wait(keys=self._keys, args=[])
+            if int(info[0]):
+                continue  # something came meanwhile
+            due = int(info[1])
             wait = min(remaining, due / 1000 if due >= 0 else math.inf)
             if self._vt_ms:
                 wait = min(wait, max(0.005, self._vt_ms / 2000))
-            streams = [(reply[i].decode(), reply[i + 1].decode()) for i in range(2, len(reply), 2)]
+            streams = [(info[i].decode(), info[i + 1].decode()) for i in range(2, len(info), 2)]
             self._context.waits.wait(streams, max(wait, 0.001))
 
+    def _take_now(self, n: int, consumer: str) -> list[_Entry]:
+        """Up to n deliveries, without waiting. A priority queue takes them
+        all in one script (level by level); a FIFO queue's new entries come
+        straight from XREADGROUP, pipelined after the script that claims
+        given-back and timed-out ones, so that bodies do not pass through
+        Lua."""
+        scripts = self._scripts
+        if self.priority:
+            reply = scripts.take(keys=self._keys, args=[consumer, n, self._vt_ms, 1])
+            return _entries(reply)
+        pipe = self._client.pipeline(transaction=False)
+        scripts.take.add_to(pipe, self._keys, [consumer, n, self._vt_ms, 0])
+        pipe.xreadgroup(GROUP, consumer, {self._stream0: ">"}, count=n)
+        claimed, new = pipe.execute(raise_on_error=False)
+        if isinstance(new, Exception):
+            raise new
+        entries = [] if not new else [(0, sid, int(f[b"i"]), f[b"r"], 1) for sid, f in new[0][1]]
+        if isinstance(claimed, redis.exceptions.NoScriptError):
+            scripts.take.load()  # the server forgot it: the next look claims
+        elif isinstance(claimed, Exception):
+            self._untake(entries)
+            raise claimed
+        else:
+            given = _entries(claimed)
+            if given:
+                keep = max(0, n - len(given))
+                self._untake(entries[keep:])
+                entries = given + entries[:keep]
+        return entries
+
+    def _untake(self, entries: list[_Entry]) -> None:
+        """New entries read but not handed out: back to the ready ones."""
+        if entries:
+            self._scripts.untake(keys=self._keys, args=[0, *(entry[1] for entry in entries)])
+
     def _deliveries(
-        self, reply: list[Any], got: int
+        self, entries: list[_Entry]
     ) -> tuple[list[RedisMessage], list[tuple[int, str]]]:
-        """The messages of a take's reply; expired ones and those whose
+        """The messages of taken entries; expired ones and those whose
         attempts are spent are retired, undecodable ones dead-lettered."""
         messages: list[RedisMessage] = []
         bad: list[tuple[int, str]] = []
         now = time.time()
         serializer = self._serializer
-        for i in range(1, 1 + 5 * got, 5):
-            level, stream_id, message_id, raw, count = reply[i : i + 5]
-            message_id = int(message_id)
-            count = int(count) if count is not None else 1
+        max_attempts = self.max_attempts
+        for level, stream_id, message_id, raw, count in entries:
+            message = RedisMessage(self, level, stream_id, message_id, raw, count)
             try:
-                header = decode_record(raw)
-            except StoreCorruptError as exc:
-                message = RedisMessage(
-                    self, int(level), stream_id, message_id, raw, _NO_HEADER, count, None
-                )
-                bad.append((message_id, self._quarantine(message, exc)))
-                continue
-            message = RedisMessage(
-                self, int(level), stream_id, message_id, raw, header, count, None
-            )
-            if header.expires_at and header.expires_at <= now:
-                if self._settle([message])[0]:
-                    self._count("expired")
-                continue
-            if self.max_attempts is not None and message.attempts > self.max_attempts:
-                # Deliveries ended without a settlement (consumers that died
-                # or timed out) spent its attempts.
-                self.retire(message, None, None, "max_attempts reached")
-                continue
-            try:
-                message.body = decode_body(raw, header, serializer)
+                if may_expire(raw) and 0.0 < message.header.expires_at <= now:
+                    if self._settle([message]):
+                        self._count("expired")
+                    continue
+                if max_attempts is not None and message.attempts > max_attempts:
+                    # Deliveries ended without a settlement (consumers that
+                    # died or timed out) spent its attempts.
+                    self.retire(message, None, None, "max_attempts reached")
+                    continue
+                message.body = body_of(raw, serializer)
             except StoreCorruptError as exc:
                 bad.append((message_id, self._quarantine(message, exc)))
                 continue
@@ -483,8 +522,8 @@ class RedisQueue:
         messages, bad = self._take(max_items, timeout if block else 0.0)
         if not messages:
             raise self._bad(bad)
-        done = self._settle(messages)
-        bodies = [m.body for m, ok in zip(messages, done, strict=True) if ok]
+        self._settle(messages)
+        bodies = [m.body for m in messages]
         with self._lock:
             self._counts["dequeued"] += len(bodies)
             self._unfinished += len(bodies)
@@ -526,14 +565,30 @@ class RedisQueue:
 
     # ---- settling -------------------------------------------------------------------------
 
-    def _settle(self, messages: list[RedisMessage]) -> list[bool]:
-        """Delete deliveries that are still ours; per message, whether it was."""
-        args: list[Any] = [self._context.consumer()]
+    def _settle(self, messages: list[RedisMessage]) -> int:
+        """Delete deliveries that are still ours; how many were. Without a
+        visibility timeout nobody else can claim a delivery, so a plain
+        XACK + XDEL does; with one, a script checks each is still this
+        delivery (XPENDING: owner and count)."""
+        if self._vt_ms:
+            args: list[Any] = [self._context.consumer()]
+            for message in messages:
+                args.extend(message.delivery)
+            with self._translated():
+                return sum(self._scripts.ack(keys=self._keys, args=args))
+        by_level: dict[int, list[bytes]] = {}
         for message in messages:
-            args.extend(message.delivery)
+            level, stream_id, _count = message.delivery
+            by_level.setdefault(level, []).append(stream_id)
+        keys = self._context.keys
         with self._translated():
-            done = self._scripts.ack(keys=self._keys, args=args)
-        return [bool(flag) for flag in done]
+            pipe = self._client.pipeline(transaction=False)
+            for level, ids in by_level.items():
+                stream = self._stream0 if level == 0 else keys.stream(self.name, level)
+                pipe.xack(stream, GROUP, *ids)
+                pipe.xdel(stream, *ids)
+            replies = pipe.execute()
+        return int(sum(replies[0::2]))
 
     def ack_many(self, messages: list[Any]) -> int:
         """Ack the unsettled ones of messages (reserved from this queue) at
@@ -542,7 +597,7 @@ class RedisQueue:
         flying = [m for m in messages if m.settle()]
         if not flying:
             return 0
-        acked = sum(self._settle(flying))
+        acked = self._settle(flying)
         self._count("acked", acked)
         return acked
 
@@ -609,7 +664,7 @@ class RedisQueue:
         self._check()
         target = queue or self.dead_letter
         if target is None:
-            done = self._settle([message])[0]
+            done = self._settle([message]) == 1
         else:
             try:
                 raw = with_headers(
@@ -652,7 +707,7 @@ class RedisQueue:
         """(ready, reserved, delayed) across every process."""
         self._check()
         with self._translated():
-            ready, flying, delayed = self._scripts.counts(keys=self._keys)
+            ready, flying, delayed = self._scripts.counts(keys=self._keys, args=[])
         return int(ready), int(flying), int(delayed)
 
     def qsize(self) -> int:
@@ -777,16 +832,9 @@ class RedisQueue:
         return f"<flinq.RedisQueue {self.name!r}{state}>"
 
 
-class _Unreadable(Record):
-    """The header of a record too damaged to read: empty fields."""
-
-    def __init__(self) -> None:  # nothing to parse
-        self.tag = -1
-        self.attempts = 0
-        self.enqueued_at = 0.0
-        self.expires_at = 0.0
-        self.headers = None
-        self.body_offset = 0
-
-
-_NO_HEADER = _Unreadable()
+def _entries(reply: list[Any]) -> list[_Entry]:
+    """The entries of a take script's reply."""
+    return [
+        (int(reply[i]), reply[i + 1], int(reply[i + 2]), reply[i + 3], int(reply[i + 4] or 1))
+        for i in range(1, 1 + 5 * int(reply[0]), 5)
+    ]

@@ -12,7 +12,10 @@ with replicas), not a Redis Cluster.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
+
+import redis
 
 from flinq.redisstore.keys import GROUP, READY_OWNER
 
@@ -91,12 +94,13 @@ end
 return first
 """
 
-# KEYS: base. ARGV: consumer, n, visibility timeout (ms, 0: none).
-# -> {k, then k times: level, stream id, id, record, delivery count}; when
-# k is 0: {0, ms until the next delayed message is due (-1: none), then
-# (stream, last id) pairs to wait on}.
+# KEYS: base. ARGV: consumer, n, visibility timeout (ms, 0: none), "1" to
+# read new entries too (priority queues: level by level, lowest first).
+# Due delayed messages go back to the end of their level first; then up to n
+# deliveries: given-back entries, timed-out ones, new ones (with "1").
+# -> {k, then k times: level, stream id, id, record, delivery count}.
 _TAKE = """
-local consumer, n, vt = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local consumer, n, vt, read_new = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', base .. ':delayed', '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
@@ -127,8 +131,7 @@ local function add(level, entry, count)
   out[#out + 1] = count
   got = got + 1
 end
-local levels = redis.call('ZRANGE', base .. ':levels', 0, -1)
-for _, level in ipairs(levels) do
+for _, level in ipairs(redis.call('ZRANGE', base .. ':levels', 0, -1)) do
   if got >= n then break end
   local s = stream(level)
   local back = redis.call('XPENDING', s, GROUP, '-', '+', n - got, READY)
@@ -147,7 +150,7 @@ for _, level in ipairs(levels) do
       add(level, entry, pending_count(s, entry[1], consumer))
     end
   end
-  if got < n then
+  if read_new and got < n then
     local r = redis.call('XREADGROUP', 'GROUP', GROUP, consumer, 'COUNT', n - got,
                          'STREAMS', s, '>')
     if r then
@@ -156,19 +159,55 @@ for _, level in ipairs(levels) do
   end
 end
 out[1] = got
-if got == 0 then
-  local next_due = redis.call('ZRANGE', base .. ':delayed', 0, 0, 'WITHSCORES')
-  out[2] = next_due[2] and math.max(0, tonumber(next_due[2]) - now) or -1
-  for _, level in ipairs(levels) do
-    local last = redis.call('XREVRANGE', stream(level), '+', '-', 'COUNT', 1)
-    out[#out + 1] = stream(level)
-    out[#out + 1] = last[1] and last[1][1] or '0-0'
-  end
-  local w = redis.call('XREVRANGE', base .. ':wake', '+', '-', 'COUNT', 1)
-  out[#out + 1] = base .. ':wake'
-  out[#out + 1] = w[1] and w[1][1] or '0-0'
-end
 return out
+"""
+
+# KEYS: base. What a taker that found nothing waits for.
+# -> {1 if something can be taken now (look again) else 0, ms until the next
+# delayed message is due (-1: none), then (stream, last id) pairs to XREAD.
+_WAIT = """
+local now = now_ms()
+local ready = 0
+local next_due = -1
+local due = redis.call('ZRANGE', base .. ':delayed', 0, 0, 'WITHSCORES')
+if due[2] then
+  next_due = math.max(0, tonumber(due[2]) - now)
+  if next_due == 0 then ready = 1 end
+end
+local out = {0, next_due}
+for _, level in ipairs(redis.call('ZRANGE', base .. ':levels', 0, -1)) do
+  local s = stream(level)
+  if #redis.call('XPENDING', s, GROUP, '-', '+', 1, READY) > 0 then ready = 1 end
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', s)) do
+    local fields = {}
+    for i = 1, #g, 2 do fields[g[i]] = g[i + 1] end
+    if fields['name'] == GROUP then
+      local newer = redis.call('XRANGE', s, '(' .. fields['last-delivered-id'], '+', 'COUNT', 1)
+      if #newer > 0 then ready = 1 end
+    end
+  end
+  local last = redis.call('XREVRANGE', s, '+', '-', 'COUNT', 1)
+  out[#out + 1] = s
+  out[#out + 1] = last[1] and last[1][1] or '0-0'
+end
+local w = redis.call('XREVRANGE', base .. ':wake', '+', '-', 'COUNT', 1)
+out[#out + 1] = base .. ':wake'
+out[#out + 1] = w[1] and w[1][1] or '0-0'
+out[1] = ready
+return out
+"""
+
+# KEYS: base. ARGV: level, stream id... of entries this consumer just read
+# and cannot hand out (more than asked for): back, ready, not counted.
+_UNTAKE = """
+local level = ARGV[1]
+local command = {'XCLAIM', stream(level), GROUP, READY, 0}
+for j = 2, #ARGV do command[#command + 1] = ARGV[j] end
+command[#command + 1] = 'RETRYCOUNT'
+command[#command + 1] = 0
+redis.call(unpack(command))
+wake(base, level)
+return #ARGV - 1
 """
 
 # KEYS: base. ARGV: consumer, then (level, stream id, delivery count) per
@@ -354,17 +393,43 @@ return moved
 """
 
 
+class Script:
+    """One script: EVALSHA, loading it again if the server forgot it (a
+    restart, SCRIPT FLUSH)."""
+
+    def __init__(self, client: Any, body: str) -> None:
+        self._client = client
+        self.body = body
+        self.sha = hashlib.sha1(body.encode()).hexdigest()
+
+    def __call__(self, keys: list[Any], args: list[Any]) -> Any:
+        try:
+            return self._client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            self.load()
+            return self._client.evalsha(self.sha, len(keys), *keys, *args)
+
+    def add_to(self, pipe: Any, keys: list[Any], args: list[Any]) -> None:
+        """Queue it on pipe; NoScriptError comes back in its place (load(), then retry)."""
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+    def load(self) -> None:
+        """Load it into the server's script cache."""
+        self._client.script_load(self.body)
+
+
 class Scripts:
-    """The scripts, registered with a client (EVALSHA, loaded again if the
-    server forgot them)."""
+    """The scripts, for one client."""
 
     def __init__(self, client: Any) -> None:
-        def script(body: str) -> Any:
-            return client.register_script(_COMMON + body)
+        def script(body: str) -> Script:
+            return Script(client, _COMMON + body)
 
         self.create = script(_CREATE)
         self.put = script(_PUT)
         self.take = script(_TAKE)
+        self.wait = script(_WAIT)
+        self.untake = script(_UNTAKE)
         self.ack = script(_ACK)
         self.give_back = script(_GIVE_BACK)
         self.delay = script(_DELAY)
