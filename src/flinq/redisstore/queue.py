@@ -567,9 +567,9 @@ class RedisQueue:
 
     def _settle(self, messages: list[RedisMessage]) -> int:
         """Delete deliveries that are still ours; how many were. Without a
-        visibility timeout nobody else can claim a delivery, so a plain
-        XACK + XDEL does; with one, a script checks each is still this
-        delivery (XPENDING: owner and count)."""
+        visibility timeout nobody else can claim a delivery, so XACK does
+        (and the stream is trimmed); with one, a script checks each is
+        still this delivery (XPENDING: owner and count)."""
         if self._vt_ms:
             args: list[Any] = [self._context.consumer()]
             for message in messages:
@@ -578,17 +578,12 @@ class RedisQueue:
                 return sum(self._scripts.ack(keys=self._keys, args=args))
         by_level: dict[int, list[bytes]] = {}
         for message in messages:
-            level, stream_id, _count = message.delivery
-            by_level.setdefault(level, []).append(stream_id)
-        keys = self._context.keys
+            by_level.setdefault(message._level, []).append(message._stream_id)
+        acked = 0
         with self._translated():
-            pipe = self._client.pipeline(transaction=False)
             for level, ids in by_level.items():
-                stream = self._stream0 if level == 0 else keys.stream(self.name, level)
-                pipe.xack(stream, GROUP, *ids)
-                pipe.xdel(stream, *ids)
-            replies = pipe.execute()
-        return int(sum(replies[0::2]))
+                acked += int(self._scripts.ack_trim(keys=self._keys, args=[level, *ids]))
+        return acked
 
     def ack_many(self, messages: list[Any]) -> int:
         """Ack the unsettled ones of messages (reserved from this queue) at

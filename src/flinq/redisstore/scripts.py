@@ -266,6 +266,49 @@ end
 return done
 """
 
+# KEYS: base. ARGV: level, stream id... of deliveries to delete (a queue
+# without a visibility timeout: nobody else can have claimed them).
+# -> how many were pending. XDEL costs as much as a lookup per id, so the
+# stream is trimmed instead below its oldest entry still needed (the oldest
+# pending one, else the first not yet delivered): acks in order then cost
+# one XTRIM; only ids at or above that point are deleted one by one.
+_ACK_TRIM = """
+local s = stream(ARGV[1])
+local acked = 0
+for k = 2, #ARGV, 1000 do
+  acked = acked + redis.call('XACK', s, GROUP, unpack(ARGV, k, math.min(k + 999, #ARGV)))
+end
+local keep
+local summary = redis.call('XPENDING', s, GROUP)
+if tonumber(summary[1]) > 0 then
+  keep = summary[2]
+else
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', s)) do
+    local fields = {}
+    for i = 1, #g, 2 do fields[g[i]] = g[i + 1] end
+    if fields['name'] == GROUP then
+      local ms, seq = string.match(fields['last-delivered-id'], '^(%d+)-(%d+)$')
+      keep = ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)
+    end
+  end
+end
+local keep_ms, keep_seq = string.match(keep, '^(%d+)-(%d+)$')
+keep_ms, keep_seq = tonumber(keep_ms), tonumber(keep_seq)
+redis.call('XTRIM', s, 'MINID', keep)
+local above = {}
+for k = 2, #ARGV do
+  local ms, seq = string.match(ARGV[k], '^(%d+)-(%d+)$')
+  ms = tonumber(ms)
+  if ms > keep_ms or (ms == keep_ms and tonumber(seq) >= keep_seq) then
+    above[#above + 1] = ARGV[k]
+  end
+end
+for k = 1, #above, 1000 do
+  redis.call('XDEL', s, unpack(above, k, math.min(k + 999, #above)))
+end
+return acked
+"""
+
 # KEYS: base. ARGV: consumer, level, stream id, delivery count, count to
 # leave. The message goes back in place, ready: the next take claims it.
 _GIVE_BACK = """
@@ -431,6 +474,7 @@ class Scripts:
         self.wait = script(_WAIT)
         self.untake = script(_UNTAKE)
         self.ack = script(_ACK)
+        self.ack_trim = script(_ACK_TRIM)
         self.give_back = script(_GIVE_BACK)
         self.delay = script(_DELAY)
         self.dead_letter = script(_DEAD_LETTER)

@@ -296,3 +296,24 @@ def test_metrics_see_redis_queues(url, stores):
     metrics.register(registry)
     depth = registry.get_sample_value("flinq_depth", {"queue": "jobs", "store": store.path})
     assert depth == 4.0
+
+
+@pytest.mark.parametrize("visibility_timeout", [None, 30])
+def test_acks_out_of_order_keep_every_count_right(url, stores, visibility_timeout):
+    store = stores(url)
+    q = store.queue("jobs", visibility_timeout=visibility_timeout)
+    q.put_many(range(30))
+    first = q.reserve_many(10, timeout=WAIT)
+    second = q.reserve_many(10, timeout=WAIT)
+    assert q.ack_many(second[::2]) == 5  # later ones first, with gaps
+    assert (q.qsize(), q.in_flight()) == (10, 15)
+    assert q.ack_many(first[3:]) == 7
+    assert (q.qsize(), q.in_flight()) == (10, 8)
+    first[0].nack()  # back in place, first again
+    assert (q.qsize(), q.in_flight()) == (11, 7)
+    assert q.reserve(timeout=WAIT).body == 0
+    rest = [m.body for m in q.reserve_many(20, timeout=WAIT)]
+    assert rest == list(range(20, 30))
+    assert [m.body for m in first[1:3] + second[1::2]] == [1, 2, 11, 13, 15, 17, 19]
+    assert q.ack_many(first[1:3] + second[1::2]) == 7
+    assert store.peek("jobs", 50) and len(store.peek("jobs", 50)) == 11  # the 11 reserved
