@@ -19,7 +19,7 @@ from flinq.codec import Serializer, agree_serializer, resolve_serializer, serial
 from flinq.errors import StoreClosedError, StoreError, StoreNotFoundError, StoreVersionError
 from flinq.redisstore import inspect
 from flinq.redisstore.connection import Waits, connect, translated
-from flinq.redisstore.keys import StoreKeys
+from flinq.redisstore.keys import GROUP, StoreKeys
 from flinq.redisstore.queue import QueueContext, RedisQueue
 from flinq.redisstore.scripts import Scripts
 from flinq.redisstore.urls import split_prefix
@@ -33,6 +33,24 @@ FORMAT = 1
 _log = logging.getLogger("flinq")
 _open: weakref.WeakSet[RedisStore] = weakref.WeakSet()
 _open_lock = threading.Lock()
+
+
+def _dead_here(consumer: str, host: str) -> bool:
+    """True if consumer (host:pid:token) names a process of this host that
+    no longer exists."""
+    parts = consumer.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (another user's, say)
+    return False
 
 
 def open_stores() -> list[RedisStore]:
@@ -175,7 +193,28 @@ class RedisStore:
                     )
             queue = RedisQueue(name, settings, self._context())
             self._queues[name] = queue
+            with translated(self.path):
+                self._recover_dead_consumers(name)
             return queue
+
+    def _recover_dead_consumers(self, name: str) -> None:
+        """Give back the messages held by consumers of this host whose
+        process has died (their deliveries counted). Messages held by a
+        process on another machine come back only through a visibility
+        timeout."""
+        host = socket.gethostname()
+        base = self._keys.base(name)
+        for level in self.client.zrange(f"{base}:levels", 0, -1):
+            stream = f"{base}:s:{level.decode()}"
+            try:
+                consumers = self.client.xinfo_consumers(stream, GROUP)
+            except redis.ResponseError:
+                continue  # no such stream or group (yet)
+            for consumer in consumers:
+                owner = consumer["name"]
+                owner = owner.decode() if isinstance(owner, bytes) else str(owner)
+                if _dead_here(owner, host):
+                    self._scripts.return_all(keys=[base], args=[owner])
 
     def _context(self) -> QueueContext:
         return QueueContext(

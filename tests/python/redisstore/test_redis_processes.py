@@ -193,3 +193,28 @@ def test_blocked_callers_get_an_error_when_the_server_dies(private_server):
     assert len(errors) == 3
     assert all(isinstance(e, flinq.StoreConnectionError) for e in errors), errors
     store.close()
+
+
+NO_TIMEOUT_HOLDER = """
+    import sys, time, flinq
+    store = flinq.open(sys.argv[1])
+    q = store.queue("jobs")
+    held = q.reserve_many(3, timeout=10)
+    print(len(held), flush=True)
+    time.sleep(60)  # killed here, holding them
+"""
+
+
+def test_a_dead_process_messages_come_back_on_the_next_open_without_a_timeout(url):
+    with flinq.open(url) as store:
+        store.queue("jobs").put_many(["a", "b", "c", "d"])
+    child = _python(NO_TIMEOUT_HOLDER, url)
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "3"
+    os.kill(child.pid, signal.SIGKILL)
+    child.communicate(timeout=WAIT)
+    with flinq.open(url) as store:
+        q = store.queue("jobs")  # finds the dead consumer on this host
+        got = [q.reserve(timeout=WAIT) for _ in range(4)]
+        assert [(m.body, m.attempts) for m in got] == [("a", 2), ("b", 2), ("c", 2), ("d", 1)]
+        assert q.ack_many(got) == 4
