@@ -317,3 +317,20 @@ def test_acks_out_of_order_keep_every_count_right(url, stores, visibility_timeou
     assert [m.body for m in first[1:3] + second[1::2]] == [1, 2, 11, 13, 15, 17, 19]
     assert q.ack_many(first[1:3] + second[1::2]) == 7
     assert store.peek("jobs", 50) and len(store.peek("jobs", 50)) == 11  # the 11 reserved
+
+
+def test_the_async_face_works_by_polling(url, stores):
+    import asyncio
+
+    q = stores(url).queue("jobs")
+    face = q.async_q
+
+    async def main() -> tuple[Any, Any]:
+        await face.put("now")
+        first = await face.get()
+        waiting = asyncio.create_task(face.get())
+        await asyncio.sleep(0.05)
+        q.put("later")
+        return first, await asyncio.wait_for(waiting, WAIT)
+
+    assert asyncio.run(main()) == ("now", "later")
