@@ -114,7 +114,8 @@ def report(client: Any, keys: StoreKeys, where: str) -> dict[str, Any]:
             rows = client.xpending_range(stream, GROUP, "-", "+", pending) if pending else []
             pending_ids = {row["message_id"] for row in rows}
             for stream_id, fields in _entries(client, stream):
-                tally.see(fields[b"r"], stream_id in pending_ids)
+                ((_id, raw),) = fields.items()
+                tally.see(raw, stream_id in pending_ids)
         for raw in client.hvals(f"{base}:held"):
             tally.in_flight += 1
             tally.see(raw.partition(b":")[2], True)
@@ -182,7 +183,8 @@ def peek(client: Any, keys: StoreKeys, where: str, name: str, n: int) -> list[di
             else {}
         )
         for stream_id, fields in client.xrange(stream, count=n - len(out)):
-            out.append(row(int(level), int(fields[b"i"]), fields[b"r"], counts.get(stream_id, 0)))
+            ((message_id, raw),) = fields.items()
+            out.append(row(int(level), int(message_id), raw, counts.get(stream_id, 0)))
     if len(out) >= n:
         return out
     for message_id in client.zrange(f"{base}:delayed", 0, n - len(out) - 1):

@@ -4,7 +4,8 @@
   <prefix>:seq                   message ids: a counter (INCRBY)
   <prefix>:queues                hash: queue name -> settings (JSON)
   <prefix>:q:<name>:s:<level>    stream of one priority level (FIFO queues: level 0),
-                                 with the consumer group GROUP; entries (i: id, r: record)
+                                 with the consumer group GROUP; an entry is one
+                                 field, the message id, whose value is its record
   <prefix>:q:<name>:levels       sorted set of the levels in use (score = level)
   <prefix>:q:<name>:delayed      sorted set: id -> when a delayed nack is due (ms, server clock)
   <prefix>:q:<name>:held         hash: id -> "<level>:<record>" of a delayed message

@@ -435,7 +435,8 @@ class RedisQueue:
         claimed, new = pipe.execute(raise_on_error=False)
         if isinstance(new, Exception):
             raise new
-        entries = [] if not new else [(0, sid, int(f[b"i"]), f[b"r"], 1) for sid, f in new[0][1]]
+        # An entry is one field: the message id, then its record.
+        entries = [] if not new else [(0, sid, *_only(f), 1) for sid, f in new[0][1]]
         if isinstance(claimed, redis.exceptions.NoScriptError):
             scripts.take.load()  # the server forgot it: the next look claims
         elif isinstance(claimed, Exception):
@@ -825,6 +826,12 @@ class RedisQueue:
     def __repr__(self) -> str:
         state = " closed" if self._detached else ""
         return f"<flinq.RedisQueue {self.name!r}{state}>"
+
+
+def _only(fields: dict[bytes, bytes]) -> tuple[int, bytes]:
+    """(message id, record) of a stream entry's one field."""
+    ((message_id, raw),) = fields.items()
+    return int(message_id), raw
 
 
 def _entries(reply: list[Any]) -> list[_Entry]:

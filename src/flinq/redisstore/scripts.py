@@ -89,7 +89,7 @@ local last = redis.call('INCRBY', KEYS[2], n)
 local first = last - n + 1
 local s = stream(level)
 for i = 1, n do
-  redis.call('XADD', s, '*', 'i', string.format('%.0f', first + i - 1), 'r', ARGV[i + 2])
+  redis.call('XADD', s, '*', string.format('%.0f', first + i - 1), ARGV[i + 2])
 end
 return first
 """
@@ -109,7 +109,7 @@ for _, id in ipairs(due) do
     local sep = string.find(held, ':', 1, true)
     local level = string.sub(held, 1, sep - 1)
     ensure_level(base, level)
-    redis.call('XADD', stream(level), '*', 'i', id, 'r', string.sub(held, sep + 1))
+    redis.call('XADD', stream(level), '*', id, string.sub(held, sep + 1))
     redis.call('HDEL', base .. ':held', id)
   end
   redis.call('ZREM', base .. ':delayed', id)
@@ -119,15 +119,10 @@ local got = 0
 local function add(level, entry, count)
   local fields = entry[2]
   if not fields then return end
-  local id, record
-  for j = 1, #fields, 2 do
-    if fields[j] == 'i' then id = fields[j + 1]
-    elseif fields[j] == 'r' then record = fields[j + 1] end
-  end
   out[#out + 1] = level
   out[#out + 1] = entry[1]
-  out[#out + 1] = id
-  out[#out + 1] = record
+  out[#out + 1] = fields[1]
+  out[#out + 1] = fields[2]
   out[#out + 1] = count
   got = got + 1
 end
@@ -345,7 +340,7 @@ redis.call('XACK', s, GROUP, id)
 redis.call('XDEL', s, id)
 redis.call('HSETNX', KEYS[3], ARGV[7], ARGV[8])
 ensure_level(KEYS[2], '0')
-redis.call('XADD', stream_of(KEYS[2], '0'), '*', 'i', ARGV[5], 'r', ARGV[6])
+redis.call('XADD', stream_of(KEYS[2], '0'), '*', ARGV[5], ARGV[6])
 return 1
 """
 
@@ -411,15 +406,12 @@ local function move(level, record)
   ensure_level(target, to)
   local id = redis.call('INCR', KEYS[4])
   record = string.sub(record, 1, 1) .. string.char(0, 0, 0, 0) .. string.sub(record, 6)
-  redis.call('XADD', stream_of(target, to), '*', 'i', string.format('%.0f', id), 'r', record)
+  redis.call('XADD', stream_of(target, to), '*', string.format('%.0f', id), record)
   moved = moved + 1
 end
 for _, level in ipairs(redis.call('ZRANGE', base .. ':levels', 0, -1)) do
   for _, entry in ipairs(redis.call('XRANGE', stream(level), '-', '+')) do
-    local fields = entry[2]
-    for j = 1, #fields, 2 do
-      if fields[j] == 'r' then move(level, fields[j + 1]) end
-    end
+    move(level, entry[2][2])
   end
   redis.call('DEL', stream(level))
 end
