@@ -321,12 +321,13 @@ def _format_peek(report: dict[str, Any]) -> str:
 
 
 def _guarded(command: Command) -> Command:
-    """command, with store and OS failures reported in one line (exit status 1)."""
+    """command, with store and OS failures (and a backend's missing package)
+    reported in one line (exit status 1)."""
 
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
-        except (AdminError, StoreError, OSError) as exc:
+        except (AdminError, StoreError, OSError, ImportError) as exc:  # ImportError: redis-py
             print(f"{args.prog}: error: {_one_line(exc)}", file=sys.stderr)
             return _EXIT_FAILED
 

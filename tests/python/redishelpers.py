@@ -4,7 +4,6 @@ skip when redis-server or redis-py is missing."""
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 
 import pytest
@@ -18,7 +17,9 @@ def available() -> str | None:
     """Why Redis tests cannot run here, or None if they can."""
     if redis_server_path() is None:
         return "redis-server is not on PATH"
-    if importlib.util.find_spec("redis") is None:
+    try:
+        import redis  # noqa: F401
+    except ImportError:
         return "redis-py is not installed (pip install 'flinq[redis]')"
     return None
 

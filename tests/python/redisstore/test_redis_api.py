@@ -14,6 +14,8 @@ import pytest
 import flinq
 from flinq.protocols import ERROR_HEADER, ERROR_TYPE_HEADER, DurableStore
 
+pytest.importorskip("redis", reason="redis-py is not installed (pip install 'flinq[redis]')")
+
 WAIT = 10.0
 
 

@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from redishelpers import shared_server
+
+pytest.importorskip("redis", reason="redis-py is not installed (pip install 'flinq[redis]')")
 
 
 def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

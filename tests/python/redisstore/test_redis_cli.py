@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import flinq
 from flinq.cli import main
+
+pytest.importorskip("redis", reason="redis-py is not installed (pip install 'flinq[redis]')")
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:

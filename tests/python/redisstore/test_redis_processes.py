@@ -21,6 +21,8 @@ import pytest
 import flinq
 from flinq.protocols import ERROR_HEADER
 
+pytest.importorskip("redis", reason="redis-py is not installed (pip install 'flinq[redis]')")
+
 WAIT = 20.0
 
 
