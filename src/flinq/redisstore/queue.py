@@ -436,7 +436,12 @@ class RedisQueue:
         if isinstance(new, Exception):
             raise new
         # An entry is one field: the message id, then its record.
-        entries = [] if not new else [(0, sid, *_only(f), 1) for sid, f in new[0][1]]
+        entries: list[_Entry] = []
+        if new:
+            add = entries.append
+            for stream_id, fields in new[0][1]:
+                ((message_id, raw),) = fields.items()
+                add((0, stream_id, int(message_id), raw, 1))
         if isinstance(claimed, redis.exceptions.NoScriptError):
             scripts.take.load()  # the server forgot it: the next look claims
         elif isinstance(claimed, Exception):
@@ -465,8 +470,19 @@ class RedisQueue:
         now = time.time()
         serializer = self._serializer
         max_attempts = self.max_attempts
+        keep = messages.append
         for level, stream_id, message_id, raw, count in entries:
             message = RedisMessage(self, level, stream_id, message_id, raw, count)
+            if max_attempts is None and not may_expire(raw):
+                # The common case: no attempts limit and no TTL to check (a
+                # record too short to have a TTL field takes the long way).
+                try:
+                    message.body = body_of(raw, serializer)
+                except StoreCorruptError as exc:
+                    bad.append((message_id, self._quarantine(message, exc)))
+                else:
+                    keep(message)
+                continue
             try:
                 if may_expire(raw) and 0.0 < message.header.expires_at <= now:
                     if self._settle([message]):
@@ -577,9 +593,12 @@ class RedisQueue:
                 args.extend(message.delivery)
             with self._translated():
                 return sum(self._scripts.ack(keys=self._keys, args=args))
-        by_level: dict[int, list[bytes]] = {}
-        for message in messages:
-            by_level.setdefault(message._level, []).append(message._stream_id)
+        if not self.priority:  # one level
+            by_level = {0: [message._stream_id for message in messages]}
+        else:
+            by_level = {}
+            for message in messages:
+                by_level.setdefault(message._level, []).append(message._stream_id)
         acked = 0
         with self._translated():
             for level, ids in by_level.items():
@@ -826,12 +845,6 @@ class RedisQueue:
     def __repr__(self) -> str:
         state = " closed" if self._detached else ""
         return f"<flinq.RedisQueue {self.name!r}{state}>"
-
-
-def _only(fields: dict[bytes, bytes]) -> tuple[int, bytes]:
-    """(message id, record) of a stream entry's one field."""
-    ((message_id, raw),) = fields.items()
-    return int(message_id), raw
 
 
 def _entries(reply: list[Any]) -> list[_Entry]:

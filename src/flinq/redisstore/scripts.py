@@ -290,13 +290,22 @@ end
 local keep_ms, keep_seq = string.match(keep, '^(%d+)-(%d+)$')
 keep_ms, keep_seq = tonumber(keep_ms), tonumber(keep_seq)
 redis.call('XTRIM', s, 'MINID', keep)
+-- Is id at or above keep? Ids whose ms part has 13 digits (the years 2001
+-- to 2286) compare as strings, but for a seq part of another length.
+local keep_prefix = string.sub(keep, 1, 14)
+local simple = string.byte(keep, 14) == 45
+local function kept(id)
+  if simple and string.byte(id, 14) == 45 then
+    if #id == #keep or string.sub(id, 1, 14) ~= keep_prefix then return id >= keep end
+    return #id > #keep
+  end
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  ms = tonumber(ms)
+  return ms > keep_ms or (ms == keep_ms and tonumber(seq) >= keep_seq)
+end
 local above = {}
 for k = 2, #ARGV do
-  local ms, seq = string.match(ARGV[k], '^(%d+)-(%d+)$')
-  ms = tonumber(ms)
-  if ms > keep_ms or (ms == keep_ms and tonumber(seq) >= keep_seq) then
-    above[#above + 1] = ARGV[k]
-  end
+  if kept(ARGV[k]) then above[#above + 1] = ARGV[k] end
 end
 for k = 1, #above, 1000 do
   redis.call('XDEL', s, unpack(above, k, math.min(k + 999, #above)))

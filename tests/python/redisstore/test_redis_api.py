@@ -336,3 +336,20 @@ def test_the_async_face_works_by_polling(url, stores):
         return first, await asyncio.wait_for(waiting, WAIT)
 
     assert asyncio.run(main()) == ("now", "later")
+
+
+def test_acks_across_sequence_lengths_leave_no_entry_behind(url, stores):
+    # One put_many lands in one millisecond: ids ms-0 ... ms-29, whose
+    # sequence parts have one or two digits.
+    store = stores(url)
+    q = store.queue("jobs")
+    q.put_many(range(30))
+    first = q.reserve_many(15, timeout=WAIT)
+    second = q.reserve_many(15, timeout=WAIT)
+    assert q.ack_many(second) == 15  # above the oldest pending one: deleted
+    assert (q.qsize(), q.in_flight()) == (0, 15)
+    assert q.ack_many(first) == 15  # below the first undelivered one: trimmed
+    assert (q.qsize(), q.in_flight()) == (0, 0)
+    assert store.peek("jobs", 50) == []
+    q.put("next")
+    assert q.get(timeout=WAIT) == "next"
