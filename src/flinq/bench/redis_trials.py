@@ -4,7 +4,8 @@ each next to raw redis-py running the same Redis commands in the same run.
   redis-put-batch     flinq put_many(1000)        vs pipelined XADD, 1000 per pipeline
   redis-put           flinq put()                 vs one XADD per call
   redis-reserve-ack   flinq reserve_many(1000) + ack_many  vs XREADGROUP COUNT 1000 + XACK
-  redis-consume       flinq consume(), 1 worker   vs XREADGROUP COUNT 1000, handler, XACK
+  redis-consume       flinq consume(), 1 worker   vs XREADGROUP COUNT 1000, handler, XACK;
+                                                     and RQ, one SimpleWorker, where rq is installed
 
 The raw peers do less than flinq (no ids, no attempts, no delayed or
 given-back messages to look for, no XDEL of acked entries): they are the
@@ -17,7 +18,7 @@ import threading
 from typing import Any, Final
 
 import flinq
-from flinq.bench.env import Env, missing_reason
+from flinq.bench.env import Env, missing_reason, required_module
 from flinq.bench.model import Contender, Trial, Workload
 
 __all__ = ["REDIS_BATCH", "redis_workloads"]
@@ -28,6 +29,8 @@ REDIS_BATCH: Final = 1000
 REDIS_ROW_SCALE: Final = 0.2
 #: Fraction of n for one round trip per message.
 REDIS_SINGLE_SCALE: Final = 0.02
+#: Fraction of n for RQ (hundreds of jobs a second).
+RQ_SCALE: Final = 0.002
 #: Longest a consume trial waits for its handler to see every message.
 _CONSUME_TIMEOUT: Final = 120.0
 _GROUP: Final = "bench"
@@ -231,6 +234,40 @@ def _noop(entry: Any) -> None:
     """The raw consume peer's handler."""
 
 
+def rq_unavailable(env: Env) -> str | None:
+    """Why the RQ peer cannot run here, or None."""
+    return missing_reason("rq", "rq") or env.redis_unavailable()
+
+
+class RqConsume(Trial):
+    """RQ: n jobs (the builtin len of a 64-byte bytes, no result kept),
+    enqueued beforehand, run by one rq.SimpleWorker in burst mode (no fork
+    per job)."""
+
+    def __init__(self, n: int, env: Env) -> None:
+        rq = required_module("rq")
+        self.ops = n
+        client = env.redis()
+        self.queue = rq.Queue(env.unique_name("flinq-bench-rq-"), connection=client)
+        jobs = [
+            rq.Queue.prepare_data("builtins.len", args=(payload,), result_ttl=0)
+            for payload in env.payloads(n)
+        ]
+        with client.pipeline() as pipe:
+            self.queue.enqueue_many(jobs, pipeline=pipe)
+            pipe.execute()
+        self.worker = rq.SimpleWorker([self.queue], connection=client)
+
+    def run(self) -> None:
+        self.worker.work(burst=True, logging_level="WARNING")
+
+    def close(self) -> None:
+        left = self.queue.count
+        self.queue.delete(delete_jobs=True)
+        if left:
+            raise _failed(f"RQ left {left} jobs")
+
+
 def redis_workloads() -> list[Workload]:
     """The Redis rows of flinq bench."""
     unavailable = redis_store_unavailable
@@ -295,6 +332,13 @@ def redis_workloads() -> list[Workload]:
                     unavailable,
                     scale=REDIS_ROW_SCALE,
                     note=f"XREADGROUP COUNT {REDIS_BATCH}, a no-op call per message, XACK",
+                ),
+                Contender(
+                    "RQ",
+                    RqConsume,
+                    rq_unavailable,
+                    scale=RQ_SCALE,
+                    note="one SimpleWorker, burst mode, jobs enqueued beforehand; few jobs",
                 ),
             ),
             suite="durable",
