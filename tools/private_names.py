@@ -30,7 +30,14 @@ ALLOWED = {
 }
 
 
+#: Public despite the underscore: a namedtuple's documented methods (the
+#: underscore only keeps them apart from field names).
+NAMEDTUPLE_API = {"_replace", "_asdict", "_fields", "_make", "_field_defaults"}
+
+
 def is_private(name: str) -> bool:
+    if name in NAMEDTUPLE_API:
+        return False
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
 

@@ -27,6 +27,7 @@ from flinq.backends import open
 from flinq.consumer import Consumer
 from flinq.errors import (
     StoreClosedError,
+    StoreConnectionError,
     StoreCorruptError,
     StoreError,
     StoreForkedError,
@@ -59,6 +60,7 @@ __all__ = [
     "SimpleQueue",
     "Store",
     "StoreClosedError",
+    "StoreConnectionError",
     "StoreCorruptError",
     "StoreError",
     "StoreForkedError",

@@ -65,6 +65,7 @@ import logging as _logging
 
 from flinq import _timers
 from flinq._compat import ShutDown
+from flinq.protocols import BY_APPLICATION, NACKED  # the reasons a dead letter gives
 
 Empty = _stdlib_queue.Empty
 _log = _logging.getLogger("flinq")

@@ -111,7 +111,7 @@ cdef class LocalMessage:
             return False
         seconds = _delay_seconds(delay)
         if not requeue:
-            self._record_error(error, "nacked without requeue")
+            self._record_error(error, NACKED)
             self._settled = True
             queue._counts[NOTE_NACKED] += 1
             queue._in_flight -= 1
@@ -167,7 +167,7 @@ cdef class LocalMessage:
         target.put raises, the message stays unsettled and in flight."""
         if self._settled:
             return False
-        self._record_error(error, "dead-lettered by the application")
+        self._record_error(error, BY_APPLICATION)
         self._settled = True  # put() may run other threads: settle once
         try:
             target.put(self)

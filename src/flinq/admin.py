@@ -342,12 +342,13 @@ def _format_peek(report: dict[str, Any]) -> str:
 
 
 def _guarded(command: Command) -> Command:
-    """command, with store and OS failures reported in one line (exit status 1)."""
+    """command, with store and OS failures (and a backend's missing package)
+    reported in one line (exit status 1)."""
 
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
-        except (AdminError, StoreError, OSError) as exc:
+        except (AdminError, StoreError, OSError, ImportError) as exc:  # ImportError: redis-py
             print(f"{args.prog}: error: {_one_line(exc)}", file=sys.stderr)
             return _EXIT_FAILED
 
@@ -471,7 +472,12 @@ def _add(subparsers: Any, name: str, summary: str, description: str, run: Comman
         epilog=EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("path", metavar="PATH", help="the store's directory")
+    parser.add_argument(
+        "path",
+        metavar="PATH",
+        help="the store's directory, or a redis://, rediss:// or unix:// URL "
+        "(?prefix=NAME for a prefix other than flinq)",
+    )
     parser.set_defaults(run=_guarded(run), prog=parser.prog)
     return parser
 

@@ -1,15 +1,17 @@
 """flinq.open(path_or_url): which backend holds a store, by the URL's scheme.
 
-A plain path (or a file:// URL) is an LMDB store on this machine. A backend
-for another scheme registers itself with register(); flinq.open then hands
-it the URL and the keyword options. See flinq.protocols for what a backend
-implements.
+A plain path (or a file:// URL) is an LMDB store on this machine;
+redis://, rediss:// and unix:// URLs are Redis stores (flinq.redisstore,
+which needs redis-py: pip install "flinq[redis]"). A backend for another
+scheme registers itself with register(); flinq.open then hands it the URL
+and the keyword options. See flinq.protocols for what a backend implements.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -55,6 +57,23 @@ def _lmdb_stores() -> list[DurableStore]:
     return list(open_stores())
 
 
+def _redis(target: str, **options: Any) -> DurableStore:
+    try:
+        from flinq.redisstore.store import RedisStore
+    except ImportError as exc:
+        scheme = target.partition("://")[0]
+        raise ImportError(
+            f"{scheme}:// stores need redis-py: pip install 'flinq[redis]' ({exc})"
+        ) from exc
+    return RedisStore(target, **options)
+
+
+def _redis_stores() -> list[DurableStore]:
+    # Only when the backend was loaded: listing must not import redis-py.
+    module = sys.modules.get("flinq.redisstore.store")
+    return [] if module is None else list(module.open_stores())
+
+
 def open(target: str | os.PathLike[str], **options: Any) -> DurableStore:
     """The store at target, opened (or created) by its backend: a path or
     file:// URL is an LMDB store (see flinq.Store for the options); another
@@ -83,3 +102,7 @@ def open_stores() -> list[DurableStore]:
     with _lock:
         listers = [_lmdb_stores, *_listers.values()]
     return [store for lister in listers for store in lister()]
+
+
+for _scheme in ("redis", "rediss", "unix"):
+    register(_scheme, _redis, _redis_stores)

@@ -24,6 +24,8 @@ from flinq.errors import StoreCorruptError
 __all__ = [
     "Record",
     "Serializer",
+    "agree_serializer",
+    "body_of",
     "decode_body",
     "decode_record",
     "encode_plain",
@@ -31,9 +33,11 @@ __all__ = [
     "fifo_key",
     "key_priority",
     "key_seq",
+    "may_expire",
     "priority_key",
     "resolve_serializer",
     "serializer_name",
+    "stored_attempts",
     "with_attempts",
     "with_headers",
     "without_expiry",
@@ -122,6 +126,32 @@ def serializer_name(serializer: Serializer) -> str:
 def is_named_serializer(name: str) -> bool:
     """True if name is one of the serializers resolve_serializer knows by name."""
     return name in _NAMED
+
+
+def agree_serializer(
+    stored: str | None, given: Serializer | None, where: str, readonly: bool
+) -> Serializer:
+    """The serializer a store at where must use: its own (stored, a
+    serializer_name), which one given must be (ValueError otherwise). A
+    store that records none yet (stored None) uses the one given, else
+    pickle; its caller records that one. A store read only for inspection
+    whose serializer is a class of the writer's leaves serialized bodies
+    opaque ("raw")."""
+    if stored is None:
+        return given or resolve_serializer("pickle")
+    if given is not None:
+        if serializer_name(given) != stored:
+            raise ValueError(
+                f"{where} stores bodies with the {stored!r} serializer, "
+                f"not {serializer_name(given)!r}: open it with serializer={stored!r}"
+                + ("" if is_named_serializer(stored) else " (an instance of that class)")
+            )
+        return given
+    if is_named_serializer(stored):
+        return resolve_serializer(stored)
+    if readonly:
+        return resolve_serializer("raw")  # inspection: serialized bodies stay opaque
+    raise ValueError(f"{where} stores bodies with the serializer {stored}: pass one")
 
 
 fifo_key = _SEQ.pack  # fifo_key(seq) -> the key of message seq in a FIFO queue
@@ -237,16 +267,33 @@ def decode_body(raw: bytes, record: Record, serializer: Serializer) -> Any:
     raise StoreCorruptError(f"a stored message has an unknown type tag {tag}")
 
 
+def body_of(raw: bytes, serializer: Serializer) -> Any:
+    """The body of a stored record; StoreCorruptError if it cannot be
+    decoded. Bytes without headers (the common case) need no header parsing."""
+    if raw[0] == TAG_BYTES and raw[_HEADERS_LEN_AT:_BODY_AT] == b"\x00\x00\x00\x00":
+        return raw[_BODY_AT:]
+    return decode_body(raw, decode_record(raw), serializer)
+
+
+def may_expire(raw: bytes) -> bool:
+    """True if a stored record has a TTL (its expires_at is not 0.0)."""
+    return raw[13:21] != _NO_EXPIRY
+
+
+def stored_attempts(raw: bytes) -> int:
+    """The attempts field of a stored record, without decoding the rest."""
+    return int(_ATTEMPTS.unpack_from(raw, 1)[0])
+
+
 def with_attempts(raw: bytes, attempts: int) -> bytes:
     """raw with its attempts field replaced."""
     return raw[:1] + struct.pack(">I", attempts) + raw[5:]
 
 
 def with_headers(raw: bytes, extra: dict[str, str]) -> bytes:
-    """raw with extra added to its headers; StoreCorruptError if raw is damaged."""
+    """raw with every header of extra set; StoreCorruptError if raw is damaged."""
     record = decode_record(raw)
-    headers = dict(record.headers or {})
-    headers.update(extra)
+    headers = {**(record.headers or {}), **extra}
     head = json.dumps(headers, separators=(",", ":")).encode()
     return (
         _HEADER.pack(record.tag, record.attempts, record.enqueued_at, record.expires_at, len(head))
@@ -261,3 +308,7 @@ def without_expiry(raw: bytes) -> bytes:
 
 
 HEADER_SIZE = _HEADER.size
+_BODY_AT = HEADER_SIZE
+_HEADERS_LEN_AT = HEADER_SIZE - 4
+_NO_EXPIRY = bytes(8)
+_ATTEMPTS = struct.Struct(">I")

@@ -6,6 +6,7 @@ ShutDown; these classes cover what only a store can get wrong.
 
 __all__ = [
     "StoreClosedError",
+    "StoreConnectionError",
     "StoreCorruptError",
     "StoreError",
     "StoreForkedError",
@@ -23,6 +24,11 @@ class StoreError(Exception):
 
 class StoreClosedError(StoreError):
     """The store, or a queue of it, was used after close()."""
+
+
+class StoreConnectionError(StoreError, ConnectionError):
+    """A store's server cannot be reached, or the connection to it was lost
+    (a Redis store); the message names the server, never its password."""
 
 
 class StoreForkedError(StoreError):
@@ -48,7 +54,8 @@ class StoreNotFoundError(StoreCorruptError):
 
 
 class StoreVersionError(StoreError):
-    """The store was written by a newer version of flinq's format."""
+    """The store was written by a newer version of flinq's format, or its
+    server is too old for the backend (a Redis server before 6.2)."""
 
 
 class StoreWriteError(StoreError):

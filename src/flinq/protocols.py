@@ -33,15 +33,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
+from flinq.arguments import check_error
 from flinq.settings import QueueSettings, Unset
 
 __all__ = [
+    "BY_APPLICATION",
     "DECODE_ERROR_HEADER",
     "ERROR_HEADER",
     "ERROR_TYPE_HEADER",
+    "NACKED",
+    "SPENT",
     "DurableMessage",
     "DurableQueue",
     "DurableStore",
+    "error_headers",
 ]
 
 #: The header a message carries, with the reason, once it was moved to a
@@ -55,6 +60,21 @@ DECODE_ERROR_HEADER = "flinq-decode-error"
 #: requeue", "dead-lettered by the application").
 ERROR_TYPE_HEADER = "flinq-error-type"
 ERROR_HEADER = "flinq-error"
+
+#: The reasons a dead letter gives when no error sent it there.
+SPENT = "max_attempts reached"
+NACKED = "nacked without requeue"
+BY_APPLICATION = "dead-lettered by the application"
+
+
+def error_headers(error: BaseException | None, reason: str) -> dict[str, str]:
+    """The ERROR_TYPE_HEADER and ERROR_HEADER of a dead letter: error's type
+    name and text, or "" and reason without an error; TypeError if error
+    is not an exception."""
+    check_error(error)
+    if error is None:
+        return {ERROR_TYPE_HEADER: "", ERROR_HEADER: reason}
+    return {ERROR_TYPE_HEADER: type(error).__name__, ERROR_HEADER: str(error)}
 
 
 @runtime_checkable

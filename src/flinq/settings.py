@@ -12,7 +12,15 @@ import sys
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
-__all__ = ["MAX_NAME_BYTES", "UNSET", "QueueSettings", "Unset", "check_name"]
+__all__ = [
+    "MAX_NAME_BYTES",
+    "UNSET",
+    "QueueSettings",
+    "Unset",
+    "check_name",
+    "check_reopen",
+    "merge_settings",
+]
 
 #: The longest queue name, in UTF-8 bytes. LMDB keys (the name, and the
 #: name of the queue's database) are at most 511 bytes; the limit leaves
@@ -118,3 +126,26 @@ class QueueSettings:
         flinq may store more)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def check_reopen(name: str, current: QueueSettings, given: dict[str, Any]) -> None:
+    """ValueError if store.queue(name, **given) asks a queue open with
+    current settings for other ones (arguments left out, UNSET, agree)."""
+    changed = sorted(
+        key for key, value in given.items() if value is not UNSET and getattr(current, key) != value
+    )
+    if changed:
+        raise ValueError(
+            f"queue {name!r} is open with other settings ({', '.join(changed)}): "
+            "reopen the store to change them"
+        )
+
+
+def merge_settings(name: str, stored: QueueSettings | None, given: dict[str, Any]) -> QueueSettings:
+    """The settings of queue name once store.queue(name, **given) has run:
+    the stored ones (defaults for a new queue) with those given replaced,
+    checked; ValueError for a change of priority, which a queue keeps."""
+    settings = (stored or QueueSettings()).updated(**given).check(name)
+    if stored is not None and settings.priority != stored.priority:
+        raise ValueError(f"queue {name!r} was created with priority={stored.priority}")
+    return settings

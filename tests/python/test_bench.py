@@ -156,10 +156,14 @@ def test_every_contender_present_measured_or_skipped(quick: QuickRun) -> None:
 
 def test_flinq_measured_and_durable_skipped_only_without_store(quick: QuickRun) -> None:
     durable = hasattr(flinq, "open")
+    with Env() as env:
+        no_redis = env.redis_unavailable()
     for workload, result in quick.results():
         if result["role"] != "flinq":
             continue
-        if workload["name"].startswith("durable-") and not durable:
+        if workload["name"].startswith("redis-") and no_redis is not None:
+            assert result["status"] == "skipped" and result["reason"] == no_redis
+        elif workload["name"].startswith("durable-") and not durable:
             assert result["status"] == "skipped"
             assert result["reason"] == NOT_DURABLE
         else:

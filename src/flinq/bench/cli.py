@@ -25,6 +25,7 @@ from flinq.bench.results import SCHEMA, Report, ReportError, load_report, save_r
 from flinq.bench.runner import run_all
 from flinq.bench.workloads import workload_names, workloads
 from flinq.cli import CommandError
+from flinq.redisstore.urls import redact
 
 DEFAULT_N: Final = 500_000
 DEFAULT_REPEAT: Final = 5
@@ -178,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         "repeat": repeat,
         "quick": bool(args.quick),
         "only": [w.name for w in selected] if chosen is not None else None,
-        "redis_url": args.redis_url,
+        "redis_url": redact(args.redis_url) if args.redis_url else None,
     }
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     with Env(redis_url=args.redis_url) as env:

@@ -9,16 +9,14 @@ import itertools
 import os
 import random
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from types import ModuleType, TracebackType
 from typing import Any, Final
 
+from flinq.redisstore.urls import redact
+
 PAYLOAD_BYTES: Final = 64
 PEERS_EXTRA: Final = "pip install 'flinq[bench]'"
-REDIS_START_TIMEOUT: Final = 10.0
 
 
 def make_payloads(n: int) -> list[bytes]:
@@ -55,14 +53,6 @@ def missing_reason(module: str, package: str, extra: str = PEERS_EXTRA) -> str |
     return None
 
 
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Env:
     """Resources for one benchmark run; use as a context manager so that the
     temporary directory and a private Redis server are cleaned up."""
@@ -76,7 +66,9 @@ class Env:
         self._redis_client: Any = None
         self._redis_reason: str | None = None
         self._redis_checked = False
-        self._redis_process: subprocess.Popen[bytes] | None = None
+        self._redis_server: Any = None  # a flinq.redisstore.server.RedisServer
+        #: The URL flinq.open reaches the Redis server by (--redis-url, or the private one's).
+        self.redis_store_url: str | None = redis_url
         #: How Redis is reached: "private redis-server ...", or the URL given.
         self.redis_description = ""
         self.redis_server_version: str | None = None
@@ -153,9 +145,11 @@ class Env:
                 client.ping()
                 self.redis_server_version = str(client.info("server").get("redis_version"))
             except Exception as exc:
-                return f"cannot reach --redis-url {self.redis_url}: {exc}"
+                return f"cannot reach --redis-url {redact(self.redis_url)}: {exc}"
             self._redis_client = client
-            self.redis_description = f"Redis at {self.redis_url} (its own persistence settings)"
+            self.redis_description = (
+                f"Redis at {redact(self.redis_url)} (its own persistence settings)"
+            )
             return None
         exe = shutil.which("redis-server")
         if exe is None:
@@ -163,59 +157,28 @@ class Env:
         return self._start_redis(redis, exe)
 
     def _start_redis(self, redis: ModuleType, exe: str) -> str | None:
-        directory = self.tempdir("redis-")
-        log = os.path.join(directory, "redis.log")
-        port = _free_port()
-        args = [
-            exe,
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", directory,
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "",
-            "--logfile", log,
-            "--daemonize", "no",
-        ]  # fmt: skip
+        from flinq.redisstore.server import RedisServer
+
         try:
-            self._redis_process = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        except OSError as exc:
+            server = RedisServer(self.tempdir("redis-"), aof=True, appendfsync="everysec")
+            server.start()
+        except (OSError, RuntimeError) as exc:
             return f"cannot start redis-server: {exc}"
-        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=30)
-        deadline = time.monotonic() + REDIS_START_TIMEOUT
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if self._redis_process.poll() is not None or time.monotonic() > deadline:
-                    tail = _tail(log)
-                    self._stop_redis()
-                    return f"redis-server did not start{': ' + tail if tail else ''}"
-                time.sleep(0.02)
+        self._redis_server = server
+        self.redis_store_url = server.url
+        client = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=30)
         self._redis_client = client
         self.redis_server_version = str(client.info("server").get("redis_version"))
         self.redis_description = (
-            f"private redis-server {self.redis_server_version} on 127.0.0.1:{port}, "
+            f"private redis-server {self.redis_server_version} on 127.0.0.1:{server.port}, "
             "appendonly yes, appendfsync everysec, in a temporary directory"
         )
         return None
 
     def _stop_redis(self) -> None:
-        process, self._redis_process = self._redis_process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server, self._redis_server = self._redis_server, None
+        if server is not None:
+            server.close()
 
     # ---- teardown --------------------------------------------------------------
 
@@ -229,12 +192,3 @@ class Env:
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
             self._root = None
-
-
-def _tail(path: str, lines: int = 1) -> str:
-    """The last lines of a text file, or "" if it cannot be read."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as file:
-            return " ".join(line.strip() for line in file.readlines()[-lines:])
-    except OSError:
-        return ""

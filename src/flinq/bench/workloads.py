@@ -65,6 +65,7 @@ from flinq.bench.process_trials import (
     numpy_processes_unavailable,
     small_trial,
 )
+from flinq.bench.redis_trials import redis_workloads
 from flinq.bench.trials import (
     BATCH,
     LATENCY_PAUSE,
@@ -741,6 +742,7 @@ def workloads() -> dict[str, Workload]:
             suite="durable",
         ),
         *_process_workloads(),
+        *redis_workloads(),
     ]
     return {workload.name: workload for workload in defined}
 

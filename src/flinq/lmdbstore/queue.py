@@ -30,11 +30,10 @@ from typing import Any
 
 from flinq import _core
 from flinq._compat import ShutDown
+from flinq.arguments import check_delay, check_headers, check_timeout, check_ttl
 from flinq.codec import (
-    HEADER_SIZE,
-    TAG_BYTES,
     Record,
-    decode_body,
+    body_of,
     decode_record,
     encode_plain,
     encode_record,
@@ -53,7 +52,7 @@ from flinq.lmdbstore.layout import Layout
 from flinq.lmdbstore.log import OP_CLEAR, OP_DEL, OP_PUT, OP_SET, PendingLog
 from flinq.lmdbstore.scheduler import Scheduler
 from flinq.lmdbstore.state import StoreState
-from flinq.protocols import DECODE_ERROR_HEADER, ERROR_HEADER, ERROR_TYPE_HEADER
+from flinq.protocols import BY_APPLICATION, DECODE_ERROR_HEADER, NACKED, SPENT, error_headers
 from flinq.settings import QueueSettings
 
 __all__ = ["DurableQueue", "Message", "QueueContext"]
@@ -86,32 +85,6 @@ class QueueContext:
     serializer: Any
     #: store.queue: opens (creating if need be) a queue to take dead letters.
     open_queue: Callable[[str], DurableQueue]
-
-
-def _check_timeout(timeout: float | None) -> None:
-    """ValueError for a timeout the in-memory queues refuse too."""
-    if timeout is not None and not timeout >= 0:
-        raise ValueError("'timeout' must be a non-negative number")
-
-
-def _body(record: bytes, serializer: Any) -> Any:
-    """The body of a record; StoreCorruptError if it cannot be decoded."""
-    if record[0] == TAG_BYTES and record[HEADER_SIZE - 4 : HEADER_SIZE] == b"\x00\x00\x00\x00":
-        return record[HEADER_SIZE:]  # bytes, no headers: the body follows the header
-    return decode_body(record, decode_record(record), serializer)
-
-
-def _reason(error: BaseException | None, otherwise: str) -> dict[str, str]:
-    """The headers that say why a message was dead-lettered: error's type
-    and text, or no type and otherwise; TypeError for a non-exception."""
-    if error is None:
-        return {ERROR_TYPE_HEADER: "", ERROR_HEADER: otherwise}
-    if not isinstance(error, BaseException):
-        raise TypeError(f"error must be an exception or None, not {type(error).__name__}")
-    return {ERROR_TYPE_HEADER: type(error).__name__, ERROR_HEADER: str(error)}
-
-
-_SPENT = "max_attempts reached"
 
 
 def _expired(record: bytes, now: float) -> bool:
@@ -199,9 +172,8 @@ class Message:
         requeue=False, or its attempts spent) to the dead-letter queue, with
         error's type and text in its ERROR_TYPE_HEADER/ERROR_HEADER headers,
         or dropped if there is none. Returns False if no longer in flight."""
-        if not delay >= 0:
-            raise ValueError("delay must be a non-negative number of seconds")
-        reason = _reason(error, _SPENT if requeue else "nacked without requeue")
+        check_delay(delay)
+        reason = error_headers(error, SPENT if requeue else NACKED)
         if self._settled:
             return False
         self._settled = True
@@ -217,7 +189,7 @@ class Message:
         queue's own; dropped if it has none), with error's type and text in
         its ERROR_TYPE_HEADER/ERROR_HEADER headers. Returns False if no
         longer in flight."""
-        reason = _reason(error, "dead-lettered by the application")
+        reason = error_headers(error, BY_APPLICATION)
         if self._settled:
             return False
         self._settled = True
@@ -344,13 +316,8 @@ class DurableQueue:
         if headers is None and ttl is None:
             record = encode_plain(item, self._serializer, now)
         else:
-            if headers is not None and (
-                not isinstance(headers, dict)
-                or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
-            ):
-                raise TypeError("headers must be a dict of str to str")
-            if ttl is not None and not ttl > 0:
-                raise ValueError("ttl must be a positive number of seconds")
+            check_headers(headers)
+            check_ttl(ttl)
             record = encode_record(
                 item,
                 self._serializer,
@@ -539,7 +506,7 @@ class DurableQueue:
             self._raise_unusable()
         deadline = None
         if block and timeout is not None:
-            _check_timeout(timeout)
+            check_timeout(timeout)
             deadline = time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -547,7 +514,7 @@ class DurableQueue:
             try:
                 if record[13:21] != _NO_EXPIRY and self._expire(key, record):
                     continue
-                body = _body(record, self._serializer)
+                body = body_of(record, self._serializer)
             except StoreCorruptError as exc:
                 raise self._quarantine(key, record, exc) from exc
             self._log.append((OP_DEL, self._handle, key, None, None))
@@ -565,7 +532,7 @@ class DurableQueue:
         logged); if no other message came, StoreCorruptError names them."""
         self._check_attached()
         if block:
-            _check_timeout(timeout)
+            check_timeout(timeout)
         deadline = None if timeout is None or not block else time.monotonic() + timeout
         log = self._log.append
         handle = self._handle
@@ -579,7 +546,7 @@ class DurableQueue:
                 try:
                     if record[13:21] != _NO_EXPIRY and self._expire(key, record):
                         continue
-                    body = _body(record, serializer)
+                    body = body_of(record, serializer)
                 except StoreCorruptError as exc:
                     failure = self._quarantine(key, record, exc)
                     continue
@@ -598,7 +565,7 @@ class DurableQueue:
         A message that cannot be decoded is moved to the dead-letter queue,
         and StoreCorruptError names it."""
         self._check_attached()
-        _check_timeout(timeout)
+        check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -616,7 +583,7 @@ class DurableQueue:
         the first; [] if none came (or all that came were retired). Messages
         that cannot be decoded are moved to the dead-letter queue and logged."""
         self._check_attached()
-        _check_timeout(timeout)
+        check_timeout(timeout)
         try:
             entries = self._take_many(max_items, True, timeout)
         except Empty:
@@ -643,10 +610,10 @@ class DurableQueue:
             return None
         attempts = _unpack_attempts(record, 1)[0] + 1
         if self.max_attempts is not None and attempts > self.max_attempts:
-            self._retire(key, record, _reason(None, _SPENT))
+            self._retire(key, record, error_headers(None, SPENT))
             self._core.task_done()
             return None
-        body = _body(record, self._serializer)
+        body = body_of(record, self._serializer)
         return (
             key,
             record[:1] + _pack_attempts(attempts) + record[5:],
@@ -839,7 +806,7 @@ class DurableQueue:
             self._ready_again(key, record)
         for key, record in timed_out:
             self._core.task_done()
-            self._give_back(key, record, True, 0.0, _reason(None, _SPENT))
+            self._give_back(key, record, True, 0.0, error_headers(None, SPENT))
 
     # ---- the rest of the core API --------------------------------------------------------
 

@@ -15,7 +15,7 @@ import os
 import threading
 from typing import Any, Literal
 
-from flinq.codec import Serializer, is_named_serializer, resolve_serializer, serializer_name
+from flinq.codec import Serializer, agree_serializer, resolve_serializer, serializer_name
 from flinq.errors import (
     StoreCorruptError,
     StoreError,
@@ -42,7 +42,7 @@ from flinq.lmdbstore.state import StoreState
 from flinq.lmdbstore.status import STATUS_FILE, StatusFile
 from flinq.lmdbstore.verify import CLEAN_FILE, check_before_open, mark_clean
 from flinq.lmdbstore.writer import Writer
-from flinq.settings import UNSET, QueueSettings, Unset, check_name
+from flinq.settings import UNSET, QueueSettings, Unset, check_name, check_reopen, merge_settings
 
 __all__ = ["MAX_FLUSH_INTERVAL", "Store"]
 
@@ -191,28 +191,13 @@ class Store:
         return claim
 
     def _agree_serializer(self, given: Serializer | None) -> Serializer:
-        """The serializer to use: the store's own. One given must be it
-        (ValueError otherwise); a store from before flinq recorded its
-        serializer records the one given (pickle by default)."""
+        """The serializer to use (see codec.agree_serializer); a store from
+        before flinq recorded its serializer records the one it gets."""
         stored = self._layout.serializer
-        if stored is None:
-            serializer = given or resolve_serializer("pickle")
-            if not self.readonly:
-                self._layout.record_serializer(serializer_name(serializer))
-            return serializer
-        if given is not None:
-            if serializer_name(given) != stored:
-                raise ValueError(
-                    f"{self.path} stores bodies with the {stored!r} serializer, "
-                    f"not {serializer_name(given)!r}: open it with serializer={stored!r}"
-                    + ("" if is_named_serializer(stored) else " (an instance of that class)")
-                )
-            return given
-        if is_named_serializer(stored):
-            return resolve_serializer(stored)
-        if self.readonly:
-            return resolve_serializer("raw")  # inspection: serialized bodies stay opaque
-        raise ValueError(f"{self.path} stores bodies with the serializer {stored}: pass one")
+        serializer = agree_serializer(stored, given, self.path, self.readonly)
+        if stored is None and not self.readonly:
+            self._layout.record_serializer(serializer_name(serializer))
+        return serializer
 
     # ---- queues ---------------------------------------------------------------
 
@@ -256,24 +241,11 @@ class Store:
         with self._queues_lock:
             existing = self._queues.get(name)
             if existing is not None:
-                current = existing.settings
-                changed = sorted(
-                    key
-                    for key, value in given.items()
-                    if value is not UNSET and getattr(current, key) != value
-                )
-                if changed:
-                    raise ValueError(
-                        f"queue {name!r} is open with other settings ({', '.join(changed)}): "
-                        "reopen the store to change them"
-                    )
+                check_reopen(name, existing.settings, given)
                 return existing
 
             def update(stored: QueueSettings | None) -> QueueSettings:
-                settings = (stored or QueueSettings()).updated(**given).check(name)
-                if stored is not None and settings.priority != stored.priority:
-                    raise ValueError(f"queue {name!r} was created with priority={stored.priority}")
-                return settings
+                return merge_settings(name, stored, given)
 
             settings, handle = self._layout.ensure_queue(name, update)
             queue = DurableQueue(name, settings, handle, self._context())

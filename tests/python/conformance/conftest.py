@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redishelpers import fresh_prefix, shared_server
 
 import flinq
 from flinq.protocols import DurableStore
@@ -30,8 +31,19 @@ def _lmdb(tmp_path: Path) -> Opener:
     return open_
 
 
+def _redis(tmp_path: Path) -> Opener:
+    # One private redis-server for the session; each test a prefix of its own.
+    url = shared_server().url
+    prefix = fresh_prefix()
+
+    def open_(**options: Any) -> DurableStore:
+        return flinq.open(url, **{"prefix": prefix, **options})
+
+    return open_
+
+
 #: Backend name -> (tmp_path -> opener).
-BACKENDS: dict[str, Callable[[Path], Opener]] = {"lmdb": _lmdb}
+BACKENDS: dict[str, Callable[[Path], Opener]] = {"lmdb": _lmdb, "redis": _redis}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

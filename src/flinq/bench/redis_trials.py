@@ -1,0 +1,346 @@
+"""Trials of the Redis backend: flinq's durable queue API on a Redis server,
+each next to raw redis-py running the same Redis commands in the same run.
+
+  redis-put-batch     flinq put_many(1000)        vs pipelined XADD, 1000 per pipeline
+  redis-put           flinq put()                 vs one XADD per call
+  redis-reserve-ack   flinq reserve_many(1000) + ack_many  vs XREADGROUP COUNT 1000 + XACK
+  redis-consume       flinq consume(), 1 worker   vs XREADGROUP COUNT 1000, handler, XACK;
+                                                     and RQ, one SimpleWorker, where rq is installed
+
+The raw peers do less than flinq (no ids, no attempts, no delayed or
+given-back messages to look for, no XDEL of acked entries): they are the
+floor flinq's figures are compared to.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Final
+
+import flinq
+from flinq.bench.env import Env, missing_reason, required_module
+from flinq.bench.model import Contender, Trial, Workload
+
+__all__ = ["REDIS_BATCH", "redis_workloads"]
+
+#: Messages per put_many / pipeline / XREADGROUP COUNT.
+REDIS_BATCH: Final = 1000
+#: Fraction of n the Redis rows use (every batch is a network round trip).
+REDIS_ROW_SCALE: Final = 0.2
+#: Fraction of n for one round trip per message.
+REDIS_SINGLE_SCALE: Final = 0.02
+#: Fraction of n for RQ (hundreds of jobs a second).
+RQ_SCALE: Final = 0.002
+#: Longest a consume trial waits for its handler to see every message.
+_CONSUME_TIMEOUT: Final = 120.0
+_GROUP: Final = "bench"
+
+
+def redis_store_unavailable(env: Env) -> str | None:
+    """Why the Redis rows cannot run here, or None."""
+    return missing_reason("redis", "redis-py", "pip install 'flinq[redis]'") or (
+        env.redis_unavailable()
+    )
+
+
+def _failed(what: str) -> RuntimeError:
+    return RuntimeError(f"benchmark trial check failed: {what}")
+
+
+class _FlinqTrial(Trial):
+    """A flinq Redis store with a queue of its own (a fresh key prefix)."""
+
+    def __init__(self, n: int, env: Env, *, fill: bool) -> None:
+        self.ops = n
+        self.payloads = env.payloads(n)
+        url = env.redis_store_url
+        if url is None:
+            raise RuntimeError("no Redis URL")
+        self.store: Any = flinq.open(url, prefix=env.unique_name("flinq-bench-"))
+        self.queue: Any = self.store.queue("bench")
+        if fill:
+            for i in range(0, n, REDIS_BATCH):
+                self.queue.put_many(self.payloads[i : i + REDIS_BATCH])
+
+    def close(self) -> None:
+        left = self.queue.qsize() + self.queue.in_flight()
+        self.store.delete_queue("bench")
+        self.store.close()
+        expected = 0 if self.expect_empty else self.ops
+        if left != expected:
+            raise _failed(f"{expected} messages left, found {left}")
+
+    expect_empty = True
+
+
+class FlinqPutBatch(_FlinqTrial):
+    """put_many() of REDIS_BATCH messages at a time."""
+
+    expect_empty = False
+
+    def __init__(self, n: int, env: Env) -> None:
+        super().__init__(n, env, fill=False)
+
+    def run(self) -> None:
+        put_many = self.queue.put_many
+        payloads = self.payloads
+        for i in range(0, len(payloads), REDIS_BATCH):
+            put_many(payloads[i : i + REDIS_BATCH])
+
+
+class FlinqPut(_FlinqTrial):
+    """put() of one message at a time."""
+
+    expect_empty = False
+
+    def __init__(self, n: int, env: Env) -> None:
+        super().__init__(n, env, fill=False)
+
+    def run(self) -> None:
+        put = self.queue.put
+        for payload in self.payloads:
+            put(payload)
+
+
+class FlinqReserveAck(_FlinqTrial):
+    """reserve_many(REDIS_BATCH) then ack_many() until every message is acked."""
+
+    def __init__(self, n: int, env: Env) -> None:
+        super().__init__(n, env, fill=True)
+
+    def run(self) -> None:
+        reserve_many = self.queue.reserve_many
+        ack_many = self.queue.ack_many
+        left = self.ops
+        while left > 0:
+            left -= ack_many(reserve_many(REDIS_BATCH, 0))
+
+
+class FlinqConsume(_FlinqTrial):
+    """q.consume() with one worker and a no-op handler, prefetch REDIS_BATCH."""
+
+    def __init__(self, n: int, env: Env) -> None:
+        super().__init__(n, env, fill=True)
+        self.done = threading.Event()
+        self.seen = 0
+
+    def run(self) -> None:
+        total = self.ops
+
+        def handler(message: Any) -> None:
+            self.seen += 1
+            if self.seen == total:
+                self.done.set()
+
+        consumer = self.queue.consume(handler, workers=1, prefetch=REDIS_BATCH)
+        finished = self.done.wait(_CONSUME_TIMEOUT)
+        consumer.stop(drain=False)
+        if not finished:
+            raise _failed(f"consume() handled {self.seen} of {total} in {_CONSUME_TIMEOUT:g} s")
+
+
+class _RawTrial(Trial):
+    """A stream of its own on the same server, driven with redis-py."""
+
+    def __init__(self, n: int, env: Env, *, fill: bool) -> None:
+        self.ops = n
+        self.payloads = env.payloads(n)
+        self.client = env.redis()
+        self.key = env.unique_name("flinq-bench-raw:")
+        self.client.delete(self.key)
+        if fill:
+            pipe = self.client.pipeline(transaction=False)
+            for i in range(0, n, REDIS_BATCH):
+                for payload in self.payloads[i : i + REDIS_BATCH]:
+                    pipe.xadd(self.key, {"r": payload})
+                pipe.execute()
+            self.client.xgroup_create(self.key, _GROUP, "0")
+
+    expect = 0
+
+    def close(self) -> None:
+        length = self.client.xlen(self.key)
+        pending = self.client.xpending(self.key, _GROUP)["pending"] if self.expect == 0 else 0
+        self.client.delete(self.key)
+        if self.expect == 0 and pending:
+            raise _failed(f"{pending} entries left pending")
+        if self.expect and length != self.expect:
+            raise _failed(f"{self.expect} entries, found {length}")
+
+
+class RawXaddBatch(_RawTrial):
+    """XADD, REDIS_BATCH per pipeline."""
+
+    def __init__(self, n: int, env: Env) -> None:
+        super().__init__(n, env, fill=False)
+        self.expect = n
+
+    def run(self) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        xadd = pipe.xadd
+        execute = pipe.execute
+        key = self.key
+        payloads = self.payloads
+        for i in range(0, len(payloads), REDIS_BATCH):
+            for payload in payloads[i : i + REDIS_BATCH]:
+                xadd(key, {"r": payload})
+            execute()
+
+
+class RawXadd(_RawTrial):
+    """One XADD per message (a round trip each)."""
+
+    def __init__(self, n: int, env: Env) -> None:
+        super().__init__(n, env, fill=False)
+        self.expect = n
+
+    def run(self) -> None:
+        xadd = self.client.xadd
+        key = self.key
+        for payload in self.payloads:
+            xadd(key, {"r": payload})
+
+
+class RawReadAck(_RawTrial):
+    """XREADGROUP COUNT REDIS_BATCH, then XACK of those ids, until all are acked."""
+
+    handle = False
+
+    def __init__(self, n: int, env: Env) -> None:
+        super().__init__(n, env, fill=True)
+
+    def run(self) -> None:
+        client = self.client
+        key = self.key
+        left = self.ops
+        handle = self.handle
+        while left > 0:
+            reply = client.xreadgroup(_GROUP, "c", {key: ">"}, count=REDIS_BATCH)
+            entries = reply[0][1]
+            if handle:
+                for entry in entries:
+                    _noop(entry)
+            client.xack(key, _GROUP, *[entry[0] for entry in entries])
+            left -= len(entries)
+
+
+class RawConsume(RawReadAck):
+    """RawReadAck with a no-op handler called per message."""
+
+    handle = True
+
+
+def _noop(entry: Any) -> None:
+    """The raw consume peer's handler."""
+
+
+def rq_unavailable(env: Env) -> str | None:
+    """Why the RQ peer cannot run here, or None."""
+    return missing_reason("rq", "rq") or env.redis_unavailable()
+
+
+class RqConsume(Trial):
+    """RQ: n jobs (the builtin len of a 64-byte bytes, no result kept),
+    enqueued beforehand, run by one rq.SimpleWorker in burst mode (no fork
+    per job)."""
+
+    def __init__(self, n: int, env: Env) -> None:
+        rq = required_module("rq")
+        self.ops = n
+        client = env.redis()
+        self.queue = rq.Queue(env.unique_name("flinq-bench-rq-"), connection=client)
+        jobs = [
+            rq.Queue.prepare_data("builtins.len", args=(payload,), result_ttl=0)
+            for payload in env.payloads(n)
+        ]
+        with client.pipeline() as pipe:
+            self.queue.enqueue_many(jobs, pipeline=pipe)
+            pipe.execute()
+        self.worker = rq.SimpleWorker([self.queue], connection=client)
+
+    def run(self) -> None:
+        self.worker.work(burst=True, logging_level="WARNING")
+
+    def close(self) -> None:
+        left = self.queue.count
+        self.queue.delete(delete_jobs=True)
+        if left:
+            raise _failed(f"RQ left {left} jobs")
+
+
+def redis_workloads() -> list[Workload]:
+    """The Redis rows of flinq bench."""
+    unavailable = redis_store_unavailable
+    raw = "redis-py (raw)"
+    return [
+        Workload(
+            "redis-put-batch",
+            f"put_many() of n 64-byte bytes, {REDIS_BATCH} per call, into a Redis-backed "
+            "durable queue",
+            Contender("flinq (Redis)", FlinqPutBatch, unavailable, scale=REDIS_ROW_SCALE),
+            (
+                Contender(
+                    raw,
+                    RawXaddBatch,
+                    unavailable,
+                    scale=REDIS_ROW_SCALE,
+                    note=f"XADD, {REDIS_BATCH} per pipeline",
+                ),
+            ),
+            suite="durable",
+        ),
+        Workload(
+            "redis-put",
+            "put() of n 64-byte bytes, one at a time, into a Redis-backed durable queue",
+            Contender("flinq (Redis)", FlinqPut, unavailable, scale=REDIS_SINGLE_SCALE),
+            (
+                Contender(
+                    raw,
+                    RawXadd,
+                    unavailable,
+                    scale=REDIS_SINGLE_SCALE,
+                    note="one XADD per message",
+                ),
+            ),
+            suite="durable",
+        ),
+        Workload(
+            "redis-reserve-ack",
+            f"reserve_many({REDIS_BATCH}) then ack_many() over n stored messages of a "
+            "Redis-backed durable queue",
+            Contender("flinq (Redis)", FlinqReserveAck, unavailable, scale=REDIS_ROW_SCALE),
+            (
+                Contender(
+                    raw,
+                    RawReadAck,
+                    unavailable,
+                    scale=REDIS_ROW_SCALE,
+                    note=f"XREADGROUP COUNT {REDIS_BATCH}, then XACK of those ids",
+                ),
+            ),
+            suite="durable",
+        ),
+        Workload(
+            "redis-consume",
+            f"q.consume() with 1 worker, prefetch {REDIS_BATCH}, and a no-op handler over "
+            "n stored messages of a Redis-backed durable queue",
+            Contender("flinq (Redis)", FlinqConsume, unavailable, scale=REDIS_ROW_SCALE),
+            (
+                Contender(
+                    raw,
+                    RawConsume,
+                    unavailable,
+                    scale=REDIS_ROW_SCALE,
+                    note=f"XREADGROUP COUNT {REDIS_BATCH}, a no-op call per message, XACK",
+                ),
+                Contender(
+                    "RQ",
+                    RqConsume,
+                    rq_unavailable,
+                    scale=RQ_SCALE,
+                    note="one SimpleWorker, burst mode, jobs enqueued beforehand; few jobs",
+                ),
+            ),
+            suite="durable",
+        ),
+    ]
