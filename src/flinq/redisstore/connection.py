@@ -20,6 +20,7 @@ __all__ = [
     "Waits",
     "check_version",
     "connect",
+    "replies",
     "translated",
 ]
 
@@ -93,6 +94,37 @@ def connect(url: str | None, client: Any, options: dict[str, Any]) -> tuple[Any,
     version = str(info.get("redis_version", "0"))
     check_version(version)
     return client, where, version
+
+
+def replies(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Send commands in one round trip on one of client's connections and
+    return their replies as the server sent them, without redis-py's
+    per-command parsing (a stream read stays nested lists instead of a dict
+    per entry); an error reply comes back as its ResponseError in its place.
+    A lost connection is retried as redis-py retries a pipeline."""
+    pool = client.connection_pool
+    connection = pool.get_connection()
+
+    def exchange() -> list[Any]:
+        connection.send_packed_command(connection.pack_commands(commands))
+        out: list[Any] = []
+        for _ in commands:
+            try:
+                out.append(connection.read_response())
+            except redis.ResponseError as exc:
+                out.append(exc)
+        return out
+
+    try:
+        out: list[Any] = connection.retry.call_with_retry(
+            exchange, lambda _error: connection.disconnect()
+        )
+        return out
+    except BaseException:
+        connection.disconnect()  # replies may be left unread: never reuse it
+        raise
+    finally:
+        pool.release(connection)
 
 
 def _describe(kwargs: dict[str, Any]) -> str:

@@ -453,9 +453,11 @@ class Script:
             self.load()
             return self._client.evalsha(self.sha, len(keys), *keys, *args)
 
-    def add_to(self, pipe: Any, keys: list[Any], args: list[Any]) -> None:
-        """Queue it on pipe; NoScriptError comes back in its place (load(), then retry)."""
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
+    def command(self, keys: list[Any], args: list[Any]) -> tuple[Any, ...]:
+        """Its EVALSHA command, to send with others (connection.replies);
+        NoScriptError comes back in its place if the server forgot it
+        (load(), then retry)."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
     def load(self) -> None:
         """Load it into the server's script cache."""
