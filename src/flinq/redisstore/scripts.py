@@ -261,56 +261,29 @@ end
 return done
 """
 
-# KEYS: base. ARGV: level, stream id... of deliveries to delete (a queue
-# without a visibility timeout: nobody else can have claimed them).
-# -> how many were pending. XDEL costs as much as a lookup per id, so the
-# stream is trimmed instead below its oldest entry still needed (the oldest
-# pending one, else the first not yet delivered): acks in order then cost
-# one XTRIM; only ids at or above that point are deleted one by one.
-_ACK_TRIM = """
+# KEYS: base. ARGV: level. Run after XACK of deliveries of a queue without a
+# visibility timeout (nobody else can have claimed them), in the same
+# MULTI: deleting them one by one (XDEL) costs a lookup each, so the stream
+# is trimmed instead below its oldest entry still needed (the oldest pending
+# one, else the first not yet delivered). -> nil when nothing is pending
+# (every delivered entry is gone), else that oldest pending id: acked ids at
+# or above it (acked out of order) are left for the caller to XDEL.
+_TRIM = """
 local s = stream(ARGV[1])
-local acked = 0
-for k = 2, #ARGV, 1000 do
-  acked = acked + redis.call('XACK', s, GROUP, unpack(ARGV, k, math.min(k + 999, #ARGV)))
-end
-local keep
 local summary = redis.call('XPENDING', s, GROUP)
 if tonumber(summary[1]) > 0 then
-  keep = summary[2]
-else
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', s)) do
-    local fields = {}
-    for i = 1, #g, 2 do fields[g[i]] = g[i + 1] end
-    if fields['name'] == GROUP then
-      local ms, seq = string.match(fields['last-delivered-id'], '^(%d+)-(%d+)$')
-      keep = ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)
-    end
+  redis.call('XTRIM', s, 'MINID', summary[2])
+  return summary[2]
+end
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', s)) do
+  local fields = {}
+  for i = 1, #g, 2 do fields[g[i]] = g[i + 1] end
+  if fields['name'] == GROUP then
+    local ms, seq = string.match(fields['last-delivered-id'], '^(%d+)-(%d+)$')
+    redis.call('XTRIM', s, 'MINID', ms .. '-' .. string.format('%.0f', tonumber(seq) + 1))
   end
 end
-local keep_ms, keep_seq = string.match(keep, '^(%d+)-(%d+)$')
-keep_ms, keep_seq = tonumber(keep_ms), tonumber(keep_seq)
-redis.call('XTRIM', s, 'MINID', keep)
--- Is id at or above keep? Ids whose ms part has 13 digits (the years 2001
--- to 2286) compare as strings, but for a seq part of another length.
-local keep_prefix = string.sub(keep, 1, 14)
-local simple = string.byte(keep, 14) == 45
-local function kept(id)
-  if simple and string.byte(id, 14) == 45 then
-    if #id == #keep or string.sub(id, 1, 14) ~= keep_prefix then return id >= keep end
-    return #id > #keep
-  end
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  ms = tonumber(ms)
-  return ms > keep_ms or (ms == keep_ms and tonumber(seq) >= keep_seq)
-end
-local above = {}
-for k = 2, #ARGV do
-  if kept(ARGV[k]) then above[#above + 1] = ARGV[k] end
-end
-for k = 1, #above, 1000 do
-  redis.call('XDEL', s, unpack(above, k, math.min(k + 999, #above)))
-end
-return acked
+return false
 """
 
 # KEYS: base. ARGV: consumer, level, stream id, delivery count, count to
@@ -477,7 +450,7 @@ class Scripts:
         self.wait = script(_WAIT)
         self.untake = script(_UNTAKE)
         self.ack = script(_ACK)
-        self.ack_trim = script(_ACK_TRIM)
+        self.trim = script(_TRIM)
         self.give_back = script(_GIVE_BACK)
         self.delay = script(_DELAY)
         self.dead_letter = script(_DEAD_LETTER)
