@@ -24,6 +24,14 @@ __all__ = [
     "translated",
 ]
 
+# hiredis packs a command's arguments (bytes, str, int) itself, at about half
+# the cost of redis-py's packer, which looks at each argument first.
+_pack_command: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _pack_command
+except ImportError:  # redis-py without hiredis
+    _pack_command = None
+
 #: The oldest server the backend runs on: XAUTOCLAIM came in 6.2.
 MIN_VERSION = (6, 2)
 # A wait on the server never lasts longer than this (seconds): a waiter then
@@ -104,9 +112,14 @@ def replies(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     A lost connection is retried as redis-py retries a pipeline."""
     pool = client.connection_pool
     connection = pool.get_connection()
+    # One write: a batch split across writes can wake the server for each part.
+    if _pack_command is not None:
+        packed = b"".join([_pack_command(command) for command in commands])
+    else:
+        packed = b"".join(connection.pack_commands(commands))
 
     def exchange() -> list[Any]:
-        connection.send_packed_command(connection.pack_commands(commands))
+        connection.send_packed_command([packed])
         out: list[Any] = []
         for _ in commands:
             try:
