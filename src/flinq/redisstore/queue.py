@@ -1,7 +1,8 @@
 """The Redis store's queues and messages.
 
-Every operation is one script on the server (scripts.py), so any number of
-processes, on any machines, can share a queue. A reserved message is a
+Every step that must be atomic is one script on the server (scripts.py),
+or a MULTI around plain commands and one, so any number of processes, on
+any machines, can share a queue. A reserved message is a
 pending entry of its level's stream, owned by the reserving store's
 consumer; its delivery count (XPENDING) plus the attempts stored in its
 record is its attempts. Settling checks that the entry is still that
