@@ -131,10 +131,14 @@ for _, level in ipairs(redis.call('ZRANGE', base .. ':levels', 0, -1)) do
   local s = stream(level)
   local back = redis.call('XPENDING', s, GROUP, '-', '+', n - got, READY)
   if #back > 0 then
-    local ids = {}
-    for j, p in ipairs(back) do ids[j] = p[1] end
+    -- XCLAIM adds one to each delivery count XPENDING just gave.
+    local ids, counts = {}, {}
+    for j, p in ipairs(back) do
+      ids[j] = p[1]
+      counts[p[1]] = tonumber(p[4]) + 1
+    end
     for _, entry in ipairs(redis.call('XCLAIM', s, GROUP, consumer, 0, unpack(ids))) do
-      add(level, entry, pending_count(s, entry[1], consumer))
+      add(level, entry, counts[entry[1]])
     end
   end
   if vt > 0 and got < n then
