@@ -48,6 +48,36 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- Trim stream s below its oldest entry still needed: the oldest pending one,
+-- else the first not yet delivered (every delivered entry below it that is
+-- not pending was acked, and XDEL would cost a lookup per id). -> nil when
+-- nothing is pending, else that oldest pending id.
+local function trim(s)
+  local summary = redis.call('XPENDING', s, GROUP)
+  if tonumber(summary[1]) > 0 then
+    redis.call('XTRIM', s, 'MINID', summary[2])
+    return summary[2]
+  end
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', s)) do
+    local fields = {{}}
+    for i = 1, #g, 2 do fields[g[i]] = g[i + 1] end
+    if fields['name'] == GROUP then
+      local ms, seq = string.match(fields['last-delivered-id'], '^(%d+)-(%d+)$')
+      redis.call('XTRIM', s, 'MINID', ms .. '-' .. string.format('%.0f', tonumber(seq) + 1))
+    end
+  end
+  return nil
+end
+local function parts(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function less(a, b)
+  local am, as = parts(a)
+  local bm, bs = parts(b)
+  if am ~= bm then return am < bm end
+  return as < bs
+end
 local function counts(b)
   local ready, flying = 0, 0
   for _, level in ipairs(redis.call('ZRANGE', b .. ':levels', 0, -1)) do
@@ -212,7 +242,8 @@ return #ARGV - 1
 # KEYS: base. ARGV: consumer, then (level, stream id, delivery count) per
 # message. -> per message, 1 if it was still this delivery (now deleted), else 0.
 # One XPENDING over the consumer's entries in the batch's id range checks
-# them all; XACK and XDEL take the batch in chunks.
+# them all; XACK takes the batch in chunks, then trim() deletes them but for
+# those acked out of order, which XDEL deletes.
 _ACK = """
 local consumer = ARGV[1]
 local done = {}
@@ -223,16 +254,6 @@ for j = 2, #ARGV, 3 do
   local list = by_level[level]
   list[#list + 1] = j
   done[(j + 1) / 3] = 0
-end
-local function parts(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms), tonumber(seq)
-end
-local function less(a, b)
-  local am, as = parts(a)
-  local bm, bs = parts(b)
-  if am ~= bm then return am < bm end
-  return as < bs
 end
 for _, level in ipairs(order) do
   local s = stream(level)
@@ -257,37 +278,29 @@ for _, level in ipairs(order) do
     end
   end
   for k = 1, #ids, 500 do
-    local chunk = {unpack(ids, k, math.min(k + 499, #ids))}
-    redis.call('XACK', s, GROUP, unpack(chunk))
-    redis.call('XDEL', s, unpack(chunk))
+    redis.call('XACK', s, GROUP, unpack(ids, k, math.min(k + 499, #ids)))
+  end
+  local keep = trim(s)
+  if keep then
+    local above = {}
+    for _, id in ipairs(ids) do
+      if not less(id, keep) then above[#above + 1] = id end
+    end
+    for k = 1, #above, 500 do
+      redis.call('XDEL', s, unpack(above, k, math.min(k + 499, #above)))
+    end
   end
 end
 return done
 """
 
 # KEYS: base. ARGV: level. Run after XACK of deliveries of a queue without a
-# visibility timeout (nobody else can have claimed them), in the same
-# MULTI: deleting them one by one (XDEL) costs a lookup each, so the stream
-# is trimmed instead below its oldest entry still needed (the oldest pending
-# one, else the first not yet delivered). -> nil when nothing is pending
-# (every delivered entry is gone), else that oldest pending id: acked ids at
-# or above it (acked out of order) are left for the caller to XDEL.
+# visibility timeout (nobody else can have claimed them), in the same MULTI:
+# trim(). -> nil when nothing is pending (every delivered entry is gone),
+# else the oldest pending id: acked ids at or above it (acked out of order)
+# are left for the caller to XDEL.
 _TRIM = """
-local s = stream(ARGV[1])
-local summary = redis.call('XPENDING', s, GROUP)
-if tonumber(summary[1]) > 0 then
-  redis.call('XTRIM', s, 'MINID', summary[2])
-  return summary[2]
-end
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', s)) do
-  local fields = {}
-  for i = 1, #g, 2 do fields[g[i]] = g[i + 1] end
-  if fields['name'] == GROUP then
-    local ms, seq = string.match(fields['last-delivered-id'], '^(%d+)-(%d+)$')
-    redis.call('XTRIM', s, 'MINID', ms .. '-' .. string.format('%.0f', tonumber(seq) + 1))
-  end
-end
-return false
+return trim(stream(ARGV[1])) or false
 """
 
 # KEYS: base. ARGV: consumer, level, stream id, delivery count, count to

@@ -338,11 +338,12 @@ def test_the_async_face_works_by_polling(url, stores):
     assert asyncio.run(main()) == ("now", "later")
 
 
-def test_acks_across_sequence_lengths_leave_no_entry_behind(url, stores):
+@pytest.mark.parametrize("visibility_timeout", [None, 30])
+def test_acks_across_sequence_lengths_leave_no_entry_behind(url, stores, visibility_timeout):
     # One put_many lands in one millisecond: ids ms-0 ... ms-29, whose
     # sequence parts have one or two digits.
     store = stores(url)
-    q = store.queue("jobs")
+    q = store.queue("jobs", visibility_timeout=visibility_timeout)
     q.put_many(range(30))
     first = q.reserve_many(15, timeout=WAIT)
     second = q.reserve_many(15, timeout=WAIT)
