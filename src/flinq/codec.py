@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import pickle
 import struct
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from flinq.errors import StoreCorruptError
 
 __all__ = [
+    "HAS_TTL",
     "Record",
     "Serializer",
     "agree_serializer",
@@ -38,6 +39,7 @@ __all__ = [
     "resolve_serializer",
     "serializer_name",
     "stored_attempts",
+    "untimed_body",
     "with_attempts",
     "with_headers",
     "without_expiry",
@@ -275,9 +277,25 @@ def body_of(raw: bytes, serializer: Serializer) -> Any:
     return decode_body(raw, decode_record(raw), serializer)
 
 
+#: untimed_body()'s answer for a record that has a TTL.
+HAS_TTL: Final = object()
+
+
+def untimed_body(raw: bytes, serializer: Serializer) -> Any:
+    """The body of a stored record without a TTL, as body_of() gives it;
+    HAS_TTL for one with a TTL (or too short to tell), whose expiry the
+    caller checks first. Bytes with no TTL and no headers (the common case)
+    take a single comparison."""
+    if raw[_EXPIRES_AT:_BODY_AT] == _PLAIN_TAIL and raw[0] == TAG_BYTES:
+        return raw[_BODY_AT:]
+    if raw[_EXPIRES_AT:_HEADERS_LEN_AT] != _NO_EXPIRY:
+        return HAS_TTL
+    return decode_body(raw, decode_record(raw), serializer)
+
+
 def may_expire(raw: bytes) -> bool:
     """True if a stored record has a TTL (its expires_at is not 0.0)."""
-    return raw[13:21] != _NO_EXPIRY
+    return raw[_EXPIRES_AT:_HEADERS_LEN_AT] != _NO_EXPIRY
 
 
 def stored_attempts(raw: bytes) -> int:
@@ -304,11 +322,14 @@ def with_headers(raw: bytes, extra: dict[str, str]) -> bytes:
 
 def without_expiry(raw: bytes) -> bytes:
     """raw with its expires_at field cleared."""
-    return raw[:13] + bytes(8) + raw[21:]
+    return raw[:_EXPIRES_AT] + _NO_EXPIRY + raw[_HEADERS_LEN_AT:]
 
 
 HEADER_SIZE = _HEADER.size
 _BODY_AT = HEADER_SIZE
 _HEADERS_LEN_AT = HEADER_SIZE - 4
+_EXPIRES_AT = 13
 _NO_EXPIRY = bytes(8)
+# expires_at 0.0 and headers_len 0: no TTL, no headers.
+_PLAIN_TAIL = bytes(12)
 _ATTEMPTS = struct.Struct(">I")

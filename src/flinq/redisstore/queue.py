@@ -1,7 +1,8 @@
 """The Redis store's queues and messages.
 
-Every operation is one script on the server (scripts.py), so any number of
-processes, on any machines, can share a queue. A reserved message is a
+Every step that must be atomic is one script on the server (scripts.py),
+or a MULTI around plain commands and one, so any number of processes, on
+any machines, can share a queue. A reserved message is a
 pending entry of its level's stream, owned by the reserving store's
 consumer; its delivery count (XPENDING) plus the attempts stored in its
 record is its attempts. Settling checks that the entry is still that
@@ -25,6 +26,7 @@ import redis
 from flinq._compat import ShutDown
 from flinq.arguments import check_delay, check_error, check_headers, check_timeout, check_ttl
 from flinq.codec import (
+    HAS_TTL,
     Record,
     Serializer,
     body_of,
@@ -33,6 +35,7 @@ from flinq.codec import (
     encode_record,
     may_expire,
     stored_attempts,
+    untimed_body,
     with_attempts,
     with_headers,
     without_expiry,
@@ -40,7 +43,7 @@ from flinq.codec import (
 from flinq.consumer import Consumer, iter_messages
 from flinq.errors import StoreClosedError, StoreCorruptError
 from flinq.protocols import BY_APPLICATION, DECODE_ERROR_HEADER, NACKED, SPENT, error_headers
-from flinq.redisstore.connection import Waits, translated
+from flinq.redisstore.connection import Waits, replies, translated
 from flinq.redisstore.keys import GROUP, StoreKeys
 from flinq.redisstore.scripts import Scripts
 from flinq.settings import QueueSettings
@@ -93,63 +96,44 @@ class RedisMessage:
     As a context manager it acks when the block succeeds and nacks (requeue)
     when it raises; the exception still propagates."""
 
-    __slots__ = (
-        "_count",
-        "_header",
-        "_level",
-        "_queue",
-        "_raw",
-        "_settled",
-        "_stream_id",
-        "body",
-        "id",
-    )
+    __slots__ = ("_entry", "_header", "_queue", "_settled", "body", "id")
 
-    def __init__(
-        self,
-        queue: RedisQueue,
-        level: int,
-        stream_id: bytes,
-        message_id: int,
-        raw: bytes,
-        count: int,
-    ) -> None:
+    def __init__(self, queue: RedisQueue, entry: _Entry, body: Any) -> None:
         self._queue = queue
-        self._level = level
-        self._stream_id = stream_id
-        self._raw = raw
+        self._entry = entry
         self._header: Record | None = None
-        self._count = count
         self._settled = False
-        self.id = message_id
-        self.body: Any = None
+        self.id: int = entry[2]
+        self.body = body
 
     @property
     def delivery(self) -> tuple[int, bytes, int]:
         """(priority level, stream entry id, delivery count): this delivery."""
-        return self._level, self._stream_id, self._count
+        level, stream_id, _, _, count = self._entry
+        return level, stream_id, count
 
     @property
     def record(self) -> bytes:
         """The stored record as delivered."""
-        return self._raw
+        return self._entry[3]
 
     @property
     def header(self) -> Record:
         """The record's decoded header; StoreCorruptError if it is damaged."""
         if self._header is None:
-            self._header = decode_record(self._raw)
+            self._header = decode_record(self._entry[3])
         return self._header
 
     @property
     def priority(self) -> int:
         """Its priority (0 in a FIFO queue)."""
-        return self._level
+        return self._entry[0]
 
     @property
     def attempts(self) -> int:
         """Deliveries so far, this one included."""
-        return stored_attempts(self._raw) + self._count
+        _, _, _, raw, count = self._entry
+        return stored_attempts(raw) + count
 
     @property
     def enqueued_at(self) -> float:
@@ -431,19 +415,23 @@ class RedisQueue:
         if self.priority:
             reply = scripts.take(keys=self._keys, args=[consumer, n, self._vt_ms, 1])
             return _entries(reply)
-        pipe = self._client.pipeline(transaction=False)
-        scripts.take.add_to(pipe, self._keys, [consumer, n, self._vt_ms, 0])
-        pipe.xreadgroup(GROUP, consumer, {self._stream0: ">"}, count=n)
-        claimed, new = pipe.execute(raise_on_error=False)
+        claimed, new = replies(
+            self._client,
+            [
+                scripts.take.command(self._keys, [consumer, n, self._vt_ms, 0]),
+                ("XREADGROUP", "GROUP", GROUP, consumer, "COUNT", n, "STREAMS", self._stream0, ">"),
+            ],
+        )
         if isinstance(new, Exception):
             raise new
-        # An entry is one field: the message id, then its record.
+        # The reply as sent: [[stream, [[stream id, [message id, record]], ...]]]
+        # (RESP3: {stream: [...]}); an entry is one field, the message id.
         entries: list[_Entry] = []
         if new:
-            add = entries.append
-            for stream_id, fields in new[0][1]:
-                ((message_id, raw),) = fields.items()
-                add((0, stream_id, int(message_id), raw, 1))
+            read = next(iter(new.values())) if isinstance(new, dict) else new[0][1]
+            entries = [
+                (0, stream_id, int(message_id), raw, 1) for stream_id, (message_id, raw) in read
+            ]
         if isinstance(claimed, redis.exceptions.NoScriptError):
             scripts.take.load()  # the server forgot it: the next look claims
         elif isinstance(claimed, Exception):
@@ -473,18 +461,19 @@ class RedisQueue:
         serializer = self._serializer
         max_attempts = self.max_attempts
         keep = messages.append
-        for level, stream_id, message_id, raw, count in entries:
-            message = RedisMessage(self, level, stream_id, message_id, raw, count)
-            if max_attempts is None and not may_expire(raw):
-                # The common case: no attempts limit and no TTL to check (a
-                # record too short to have a TTL field takes the long way).
+        for entry in entries:
+            raw = entry[3]
+            if max_attempts is None:
+                # No attempts limit: only a TTL can need a look before the body.
                 try:
-                    message.body = body_of(raw, serializer)
+                    body = untimed_body(raw, serializer)
                 except StoreCorruptError as exc:
-                    bad.append((message_id, self._quarantine(message, exc)))
-                else:
-                    keep(message)
-                continue
+                    bad.append((entry[2], self._quarantine(RedisMessage(self, entry, None), exc)))
+                    continue
+                if body is not HAS_TTL:
+                    keep(RedisMessage(self, entry, body))
+                    continue
+            message = RedisMessage(self, entry, None)
             try:
                 if may_expire(raw) and 0.0 < message.header.expires_at <= now:
                     if self._settle([message]):
@@ -497,9 +486,9 @@ class RedisQueue:
                     continue
                 message.body = body_of(raw, serializer)
             except StoreCorruptError as exc:
-                bad.append((message_id, self._quarantine(message, exc)))
+                bad.append((entry[2], self._quarantine(message, exc)))
                 continue
-            messages.append(message)
+            keep(message)
         return messages, bad
 
     def _quarantine(self, message: RedisMessage, error: StoreCorruptError) -> str:
@@ -596,15 +585,50 @@ class RedisQueue:
             with self._translated():
                 return sum(self._scripts.ack(keys=self._keys, args=args))
         if not self.priority:  # one level
-            by_level = {0: [message._stream_id for message in messages]}
+            by_level = {0: [message._entry[1] for message in messages]}
         else:
             by_level = {}
             for message in messages:
-                by_level.setdefault(message._level, []).append(message._stream_id)
-        acked = 0
+                level, stream_id = message._entry[:2]
+                by_level.setdefault(level, []).append(stream_id)
         with self._translated():
-            for level, ids in by_level.items():
-                acked += int(self._scripts.ack_trim(keys=self._keys, args=[level, *ids]))
+            return self._ack_trimmed(by_level)
+
+    def _ack_trimmed(self, by_level: dict[int, list[bytes]]) -> int:
+        """XACK the stream ids of each level and trim the streams, in one
+        MULTI (the ids go to XACK, not through a script's arguments, which
+        cost more than the acks); then XDEL the ids the trim had to keep
+        (acked out of order). How many were pending."""
+        trim = self._scripts.trim
+        streams = {level: self._context.keys.stream(self.name, level) for level in by_level}
+        commands: list[tuple[Any, ...]] = [("MULTI",)]
+        for level, ids in by_level.items():
+            commands.append(("XACK", streams[level], GROUP, *ids))
+            commands.append(trim.command(self._keys, [level]))
+        commands.append(("EXEC",))
+        done = replies(self._client, commands)[-1]
+        if isinstance(done, redis.exceptions.ExecAbortError):
+            trim.load()  # refused before it ran (the server forgot the script)
+            done = replies(self._client, commands)[-1]
+        if isinstance(done, Exception):
+            raise done
+        acked = 0
+        deletes: list[tuple[Any, ...]] = []
+        for (level, ids), count, keep in zip(by_level.items(), done[::2], done[1::2], strict=True):
+            acked += int(count)
+            if isinstance(keep, redis.exceptions.NoScriptError):
+                keep = trim(keys=self._keys, args=[level])  # acked already; trim now
+            elif isinstance(keep, Exception):
+                raise keep
+            if keep is not None:
+                least = _stream_order(keep)
+                above = [stream_id for stream_id in ids if _stream_order(stream_id) >= least]
+                if above:
+                    deletes.append(("XDEL", streams[level], *above))
+        if deletes:
+            for reply in replies(self._client, deletes):
+                if isinstance(reply, Exception):
+                    raise reply
         return acked
 
     def ack_many(self, messages: list[Any]) -> int:
@@ -847,6 +871,12 @@ class RedisQueue:
     def __repr__(self) -> str:
         state = " closed" if self._detached else ""
         return f"<flinq.RedisQueue {self.name!r}{state}>"
+
+
+def _stream_order(stream_id: bytes) -> tuple[int, int]:
+    """A stream entry id ("ms-seq") as numbers, which sort as the stream does."""
+    ms, _, seq = stream_id.partition(b"-")
+    return int(ms), int(seq)
 
 
 def _entries(reply: list[Any]) -> list[_Entry]:

@@ -48,6 +48,36 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- Trim stream s below its oldest entry still needed: the oldest pending one,
+-- else the first not yet delivered (every delivered entry below it that is
+-- not pending was acked, and XDEL would cost a lookup per id). -> nil when
+-- nothing is pending, else that oldest pending id.
+local function trim(s)
+  local summary = redis.call('XPENDING', s, GROUP)
+  if tonumber(summary[1]) > 0 then
+    redis.call('XTRIM', s, 'MINID', summary[2])
+    return summary[2]
+  end
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', s)) do
+    local fields = {{}}
+    for i = 1, #g, 2 do fields[g[i]] = g[i + 1] end
+    if fields['name'] == GROUP then
+      local ms, seq = string.match(fields['last-delivered-id'], '^(%d+)-(%d+)$')
+      redis.call('XTRIM', s, 'MINID', ms .. '-' .. string.format('%.0f', tonumber(seq) + 1))
+    end
+  end
+  return nil
+end
+local function parts(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function less(a, b)
+  local am, as = parts(a)
+  local bm, bs = parts(b)
+  if am ~= bm then return am < bm end
+  return as < bs
+end
 local function counts(b)
   local ready, flying = 0, 0
   for _, level in ipairs(redis.call('ZRANGE', b .. ':levels', 0, -1)) do
@@ -131,10 +161,14 @@ for _, level in ipairs(redis.call('ZRANGE', base .. ':levels', 0, -1)) do
   local s = stream(level)
   local back = redis.call('XPENDING', s, GROUP, '-', '+', n - got, READY)
   if #back > 0 then
-    local ids = {}
-    for j, p in ipairs(back) do ids[j] = p[1] end
+    -- XCLAIM adds one to each delivery count XPENDING just gave.
+    local ids, counts = {}, {}
+    for j, p in ipairs(back) do
+      ids[j] = p[1]
+      counts[p[1]] = tonumber(p[4]) + 1
+    end
     for _, entry in ipairs(redis.call('XCLAIM', s, GROUP, consumer, 0, unpack(ids))) do
-      add(level, entry, pending_count(s, entry[1], consumer))
+      add(level, entry, counts[entry[1]])
     end
   end
   if vt > 0 and got < n then
@@ -208,7 +242,8 @@ return #ARGV - 1
 # KEYS: base. ARGV: consumer, then (level, stream id, delivery count) per
 # message. -> per message, 1 if it was still this delivery (now deleted), else 0.
 # One XPENDING over the consumer's entries in the batch's id range checks
-# them all; XACK and XDEL take the batch in chunks.
+# them all; XACK takes the batch in chunks, then trim() deletes them but for
+# those acked out of order, which XDEL deletes.
 _ACK = """
 local consumer = ARGV[1]
 local done = {}
@@ -219,16 +254,6 @@ for j = 2, #ARGV, 3 do
   local list = by_level[level]
   list[#list + 1] = j
   done[(j + 1) / 3] = 0
-end
-local function parts(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms), tonumber(seq)
-end
-local function less(a, b)
-  local am, as = parts(a)
-  local bm, bs = parts(b)
-  if am ~= bm then return am < bm end
-  return as < bs
 end
 for _, level in ipairs(order) do
   local s = stream(level)
@@ -253,64 +278,29 @@ for _, level in ipairs(order) do
     end
   end
   for k = 1, #ids, 500 do
-    local chunk = {unpack(ids, k, math.min(k + 499, #ids))}
-    redis.call('XACK', s, GROUP, unpack(chunk))
-    redis.call('XDEL', s, unpack(chunk))
+    redis.call('XACK', s, GROUP, unpack(ids, k, math.min(k + 499, #ids)))
+  end
+  local keep = trim(s)
+  if keep then
+    local above = {}
+    for _, id in ipairs(ids) do
+      if not less(id, keep) then above[#above + 1] = id end
+    end
+    for k = 1, #above, 500 do
+      redis.call('XDEL', s, unpack(above, k, math.min(k + 499, #above)))
+    end
   end
 end
 return done
 """
 
-# KEYS: base. ARGV: level, stream id... of deliveries to delete (a queue
-# without a visibility timeout: nobody else can have claimed them).
-# -> how many were pending. XDEL costs as much as a lookup per id, so the
-# stream is trimmed instead below its oldest entry still needed (the oldest
-# pending one, else the first not yet delivered): acks in order then cost
-# one XTRIM; only ids at or above that point are deleted one by one.
-_ACK_TRIM = """
-local s = stream(ARGV[1])
-local acked = 0
-for k = 2, #ARGV, 1000 do
-  acked = acked + redis.call('XACK', s, GROUP, unpack(ARGV, k, math.min(k + 999, #ARGV)))
-end
-local keep
-local summary = redis.call('XPENDING', s, GROUP)
-if tonumber(summary[1]) > 0 then
-  keep = summary[2]
-else
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', s)) do
-    local fields = {}
-    for i = 1, #g, 2 do fields[g[i]] = g[i + 1] end
-    if fields['name'] == GROUP then
-      local ms, seq = string.match(fields['last-delivered-id'], '^(%d+)-(%d+)$')
-      keep = ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)
-    end
-  end
-end
-local keep_ms, keep_seq = string.match(keep, '^(%d+)-(%d+)$')
-keep_ms, keep_seq = tonumber(keep_ms), tonumber(keep_seq)
-redis.call('XTRIM', s, 'MINID', keep)
--- Is id at or above keep? Ids whose ms part has 13 digits (the years 2001
--- to 2286) compare as strings, but for a seq part of another length.
-local keep_prefix = string.sub(keep, 1, 14)
-local simple = string.byte(keep, 14) == 45
-local function kept(id)
-  if simple and string.byte(id, 14) == 45 then
-    if #id == #keep or string.sub(id, 1, 14) ~= keep_prefix then return id >= keep end
-    return #id > #keep
-  end
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  ms = tonumber(ms)
-  return ms > keep_ms or (ms == keep_ms and tonumber(seq) >= keep_seq)
-end
-local above = {}
-for k = 2, #ARGV do
-  if kept(ARGV[k]) then above[#above + 1] = ARGV[k] end
-end
-for k = 1, #above, 1000 do
-  redis.call('XDEL', s, unpack(above, k, math.min(k + 999, #above)))
-end
-return acked
+# KEYS: base. ARGV: level. Run after XACK of deliveries of a queue without a
+# visibility timeout (nobody else can have claimed them), in the same MULTI:
+# trim(). -> nil when nothing is pending (every delivered entry is gone),
+# else the oldest pending id: acked ids at or above it (acked out of order)
+# are left for the caller to XDEL.
+_TRIM = """
+return trim(stream(ARGV[1])) or false
 """
 
 # KEYS: base. ARGV: consumer, level, stream id, delivery count, count to
@@ -453,9 +443,11 @@ class Script:
             self.load()
             return self._client.evalsha(self.sha, len(keys), *keys, *args)
 
-    def add_to(self, pipe: Any, keys: list[Any], args: list[Any]) -> None:
-        """Queue it on pipe; NoScriptError comes back in its place (load(), then retry)."""
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
+    def command(self, keys: list[Any], args: list[Any]) -> tuple[Any, ...]:
+        """Its EVALSHA command, to send with others (connection.replies);
+        NoScriptError comes back in its place if the server forgot it
+        (load(), then retry)."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
     def load(self) -> None:
         """Load it into the server's script cache."""
@@ -475,7 +467,7 @@ class Scripts:
         self.wait = script(_WAIT)
         self.untake = script(_UNTAKE)
         self.ack = script(_ACK)
-        self.ack_trim = script(_ACK_TRIM)
+        self.trim = script(_TRIM)
         self.give_back = script(_GIVE_BACK)
         self.delay = script(_DELAY)
         self.dead_letter = script(_DEAD_LETTER)

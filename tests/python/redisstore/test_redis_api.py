@@ -338,11 +338,12 @@ def test_the_async_face_works_by_polling(url, stores):
     assert asyncio.run(main()) == ("now", "later")
 
 
-def test_acks_across_sequence_lengths_leave_no_entry_behind(url, stores):
+@pytest.mark.parametrize("visibility_timeout", [None, 30])
+def test_acks_across_sequence_lengths_leave_no_entry_behind(url, stores, visibility_timeout):
     # One put_many lands in one millisecond: ids ms-0 ... ms-29, whose
     # sequence parts have one or two digits.
     store = stores(url)
-    q = store.queue("jobs")
+    q = store.queue("jobs", visibility_timeout=visibility_timeout)
     q.put_many(range(30))
     first = q.reserve_many(15, timeout=WAIT)
     second = q.reserve_many(15, timeout=WAIT)
@@ -353,3 +354,31 @@ def test_acks_across_sequence_lengths_leave_no_entry_behind(url, stores):
     assert store.peek("jobs", 50) == []
     q.put("next")
     assert q.get(timeout=WAIT) == "next"
+
+
+@pytest.mark.parametrize("visibility_timeout", [None, 30])
+def test_a_server_that_forgot_the_scripts_loses_no_step(url, stores, visibility_timeout):
+    # SCRIPT FLUSH (as after a restart without persistence of the script
+    # cache) before each step: every step loads what it needs and still
+    # happens exactly once, acks whose trim was refused included.
+    import redis
+
+    client = redis.Redis.from_url(url.partition("?")[0])
+    try:
+        q = stores(url).queue("jobs", visibility_timeout=visibility_timeout)
+        client.script_flush()
+        q.put_many(range(30))
+        first = q.reserve_many(10, timeout=WAIT)
+        client.script_flush()
+        second = q.reserve_many(10, timeout=WAIT)
+        assert [m.body for m in first + second] == list(range(20))
+        client.script_flush()
+        assert q.ack_many(second) == 10  # above a pending one
+        client.script_flush()
+        assert q.ack_many(first) == 10
+        assert (q.qsize(), q.in_flight()) == (10, 0)
+        client.script_flush()
+        assert q.get_many(20, timeout=WAIT) == list(range(20, 30))
+        assert (q.qsize(), q.in_flight()) == (0, 0)
+    finally:
+        client.close()
