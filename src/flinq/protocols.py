@@ -31,7 +31,8 @@ What a backend must implement
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
 
 from flinq.arguments import check_error
 from flinq.settings import QueueSettings, Unset
@@ -46,6 +47,7 @@ __all__ = [
     "DurableMessage",
     "DurableQueue",
     "DurableStore",
+    "SettlesOnExit",
     "error_headers",
 ]
 
@@ -75,6 +77,36 @@ def error_headers(error: BaseException | None, reason: str) -> dict[str, str]:
     if error is None:
         return {ERROR_TYPE_HEADER: "", ERROR_HEADER: reason}
     return {ERROR_TYPE_HEADER: type(error).__name__, ERROR_HEADER: str(error)}
+
+
+class SettlesOnExit:
+    """DurableMessage's context manager, for a backend's message class to
+    inherit: ack when the block succeeds, nack (requeue) when it raises; the
+    exception still propagates."""
+
+    __slots__ = ()
+
+    def ack(self) -> bool:
+        raise NotImplementedError
+
+    def nack(
+        self, requeue: bool = True, delay: float = 0.0, *, error: BaseException | None = None
+    ) -> bool:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.ack()
+        else:
+            self.nack(requeue=True)
 
 
 @runtime_checkable

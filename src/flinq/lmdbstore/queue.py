@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from queue import Empty
-from types import TracebackType
 from typing import Any
 
 from flinq import _core
@@ -52,7 +51,14 @@ from flinq.lmdbstore.layout import Layout
 from flinq.lmdbstore.log import OP_CLEAR, OP_DEL, OP_PUT, OP_SET, PendingLog
 from flinq.lmdbstore.scheduler import Scheduler
 from flinq.lmdbstore.state import StoreState
-from flinq.protocols import BY_APPLICATION, DECODE_ERROR_HEADER, NACKED, SPENT, error_headers
+from flinq.protocols import (
+    BY_APPLICATION,
+    DECODE_ERROR_HEADER,
+    NACKED,
+    SPENT,
+    SettlesOnExit,
+    error_headers,
+)
 from flinq.settings import QueueSettings
 
 __all__ = ["DurableQueue", "Message", "QueueContext"]
@@ -94,7 +100,7 @@ def _expired(record: bytes, now: float) -> bool:
     return record[13:21] != _NO_EXPIRY and decode_record(record).expires_at <= now
 
 
-class Message:
+class Message(SettlesOnExit):
     """A message taken with reserve(): settle it with ack() or nack().
 
     As a context manager it acks when the block succeeds and nacks (requeue)
@@ -202,20 +208,6 @@ class Message:
         if not self._settled:
             self._settled = True
             self._queue._unreserve(self.key, self._delivery)
-
-    def __enter__(self) -> Message:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self.ack()
-        else:
-            self.nack(requeue=True)
 
     def __repr__(self) -> str:
         return f"<flinq.Message id={self.id} queue={self._queue.name!r} attempts={self.attempts}>"

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from queue import Empty, Full
-from types import TracebackType
 from typing import Any
 
 import redis
@@ -42,7 +41,14 @@ from flinq.codec import (
 )
 from flinq.consumer import Consumer, iter_messages
 from flinq.errors import StoreClosedError, StoreCorruptError
-from flinq.protocols import BY_APPLICATION, DECODE_ERROR_HEADER, NACKED, SPENT, error_headers
+from flinq.protocols import (
+    BY_APPLICATION,
+    DECODE_ERROR_HEADER,
+    NACKED,
+    SPENT,
+    SettlesOnExit,
+    error_headers,
+)
 from flinq.redisstore.connection import Waits, replies, translated
 from flinq.redisstore.keys import GROUP, StoreKeys
 from flinq.redisstore.scripts import Scripts
@@ -90,7 +96,7 @@ class QueueContext:
     open_queue: Callable[[str], RedisQueue]
 
 
-class RedisMessage:
+class RedisMessage(SettlesOnExit):
     """A message taken with reserve(): settle it with ack() or nack().
 
     As a context manager it acks when the block succeeds and nacks (requeue)
@@ -187,20 +193,6 @@ class RedisMessage:
         """Give it back as if never delivered (its attempt does not count)."""
         if self.settle():
             self._queue.release(self)
-
-    def __enter__(self) -> RedisMessage:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self.ack()
-        else:
-            self.nack(requeue=True)
 
     def __repr__(self) -> str:
         return (
