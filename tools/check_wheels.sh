@@ -40,7 +40,7 @@ TOOL_REQUIREMENTS=(
 )
 # Test dependencies, as [tool.cibuildwheel] test-requires in pyproject.toml.
 TEST_REQUIREMENTS=("pytest>=8" "hypothesis>=6" "prometheus_client>=0.17"
-    "numpy>=1.25; python_version < '3.14'")
+    "numpy>=1.25; python_version < '3.14'" "redis>=4.2" "hiredis")
 MIN_MINOR=11
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
