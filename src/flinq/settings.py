@@ -128,6 +128,15 @@ class QueueSettings:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def checked_request(name: object, **given: Any) -> dict[str, Any]:
+    """The settings a store.queue(name, ...) call gave (UNSET: not given),
+    after checking the name and every value, so that a refused call creates
+    nothing (TypeError/ValueError)."""
+    check_name(name)
+    QueueSettings().updated(**given).check(str(name))
+    return given
+
+
 def check_reopen(name: str, current: QueueSettings, given: dict[str, Any]) -> None:
     """ValueError if store.queue(name, **given) asks a queue open with
     current settings for other ones (arguments left out, UNSET, agree)."""

@@ -42,7 +42,14 @@ from flinq.lmdbstore.state import StoreState
 from flinq.lmdbstore.status import STATUS_FILE, StatusFile
 from flinq.lmdbstore.verify import CLEAN_FILE, check_before_open, mark_clean
 from flinq.lmdbstore.writer import Writer
-from flinq.settings import UNSET, QueueSettings, Unset, check_name, check_reopen, merge_settings
+from flinq.settings import (
+    UNSET,
+    QueueSettings,
+    Unset,
+    check_reopen,
+    checked_request,
+    merge_settings,
+)
 
 __all__ = ["MAX_FLUSH_INTERVAL", "Store"]
 
@@ -229,15 +236,14 @@ class Store:
         self._state.check()
         if self.readonly:
             raise StoreError("a store opened with readonly=True has no writable queues")
-        check_name(name)
-        given = {
-            "priority": priority,
-            "maxsize": maxsize,
-            "max_attempts": max_attempts,
-            "visibility_timeout": visibility_timeout,
-            "dead_letter": dead_letter,
-        }
-        QueueSettings().updated(**given).check(name)  # nothing is created for bad arguments
+        given = checked_request(
+            name,
+            priority=priority,
+            maxsize=maxsize,
+            max_attempts=max_attempts,
+            visibility_timeout=visibility_timeout,
+            dead_letter=dead_letter,
+        )
         with self._queues_lock:
             existing = self._queues.get(name)
             if existing is not None:

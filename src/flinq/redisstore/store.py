@@ -23,7 +23,15 @@ from flinq.redisstore.keys import GROUP, StoreKeys
 from flinq.redisstore.queue import QueueContext, RedisQueue
 from flinq.redisstore.scripts import Scripts
 from flinq.redisstore.urls import split_prefix
-from flinq.settings import UNSET, QueueSettings, Unset, check_name, check_reopen, merge_settings
+from flinq.settings import (
+    UNSET,
+    QueueSettings,
+    Unset,
+    check_name,
+    check_reopen,
+    checked_request,
+    merge_settings,
+)
 
 __all__ = ["FORMAT", "RedisStore", "open_stores"]
 
@@ -168,15 +176,14 @@ class RedisStore:
         self._check_open()
         if self.readonly:
             raise StoreError("a store opened with readonly=True has no writable queues")
-        check_name(name)
-        given = {
-            "priority": priority,
-            "maxsize": maxsize,
-            "max_attempts": max_attempts,
-            "visibility_timeout": visibility_timeout,
-            "dead_letter": dead_letter,
-        }
-        QueueSettings().updated(**given).check(name)  # nothing is created for bad arguments
+        given = checked_request(
+            name,
+            priority=priority,
+            maxsize=maxsize,
+            max_attempts=max_attempts,
+            visibility_timeout=visibility_timeout,
+            dead_letter=dead_letter,
+        )
         with self._queues_lock:
             existing = self._queues.get(name)
             if existing is not None:
