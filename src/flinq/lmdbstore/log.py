@@ -507,31 +507,37 @@ class PendingLog:
 
 
 def coalesce(batch: list[Op]) -> list[Op]:
-    """The batch with work a later delete makes moot removed: a message put
-    and deleted in the same batch never reaches the disk, and a set (a new
-    attempts count) followed by its delete is not written. Keys are unique
-    across a store's queues (they end in the store-wide id), so the key
-    alone names a message. Clearing a queue ends folding across it."""
+    """The batch with work a later operation makes moot removed: a message
+    put and deleted in the same batch never reaches the disk, a set (a new
+    attempts count) followed by its delete is not written, and of several
+    sets of one key only the last is. Keys are unique across a store's
+    queues (they end in the store-wide id), so the key alone names a
+    message. Clearing a queue ends folding across it."""
     put_at: dict[bytes, int] = {}  # key -> index in out of its put in this batch
-    sets_at: dict[bytes, list[int]] = {}  # key -> indexes in out of its sets
+    set_at: dict[bytes, int] = {}  # key -> index in out of its last set
     out: list[Op | None] = []
     for op in batch:
         kind = op[0]
-        key: bytes = op[2]  # type: ignore[assignment]
-        if kind == OP_PUT:
-            put_at[key] = len(out)
-        elif kind == OP_SET:
-            sets_at.setdefault(key, []).append(len(out))
+        if kind == OP_SET:
+            key: bytes = op[2]  # type: ignore[assignment]
+            earlier = set_at.get(key)
+            if earlier is not None:
+                out[earlier] = None  # overwritten in this same transaction
+            set_at[key] = len(out)
         elif kind == OP_DEL:
-            for index in sets_at.pop(key, ()):
+            key = op[2]  # type: ignore[assignment]
+            index = set_at.pop(key, -1)
+            if index >= 0:
                 out[index] = None
             index = put_at.pop(key, -1)
             if index >= 0:
                 out[index] = None
                 continue  # nothing of this message reaches the disk
+        elif kind == OP_PUT:
+            put_at[op[2]] = len(out)  # type: ignore[index]
         elif kind == OP_CLEAR:
             put_at.clear()
-            sets_at.clear()
+            set_at.clear()
         out.append(op)
     return [op for op in out if op is not None]
 

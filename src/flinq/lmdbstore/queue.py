@@ -22,7 +22,7 @@ import math
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from queue import Empty
 from typing import Any
@@ -169,7 +169,7 @@ class Message(SettlesOnExit):
         """Remove the message for good. Returns False if it was no longer
         in flight (already settled, or redelivered after its visibility
         timeout)."""
-        return self._queue.ack_many([self]) == 1
+        return self._queue._ack(self)
 
     def nack(
         self, requeue: bool = True, delay: float = 0.0, *, error: BaseException | None = None
@@ -557,8 +557,10 @@ class DurableQueue:
         A message that cannot be decoded is moved to the dead-letter queue,
         and StoreCorruptError names it."""
         self._check_attached()
-        check_timeout(timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None
+        if timeout is not None:
+            check_timeout(timeout)
+            deadline = time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             key, record = self._take(True, remaining)
@@ -567,7 +569,7 @@ class DurableQueue:
             except StoreCorruptError as exc:
                 raise self._quarantine(key, record, exc) from exc
             if flight is not None:
-                self._take_off([flight])
+                self._take_off_one(*flight)
                 return Message(self, *flight)
 
     def reserve_many(self, max_items: int, timeout: float | None = None) -> list[Message]:
@@ -613,6 +615,22 @@ class DurableQueue:
             body,
         )
 
+    def _start_clocks(self, deliveries: Iterable[tuple[int, bytes]]) -> None:
+        """Under _lock: start the visibility timeout of deliveries, as
+        (delivery number, key) pairs."""
+        deadline = time.monotonic() + self.visibility_timeout  # type: ignore[operator]
+        for delivery, key in deliveries:
+            heapq.heappush(self._expiries, (deadline, delivery, key))
+        self._wake_by(deadline)
+
+    def _take_off_one(self, key: bytes, record: bytes, delivery: int, _body: Any) -> None:
+        """_take_off for one delivery, without its lists."""
+        with self._lock:
+            self._in_flight[key] = (record, delivery)
+            if self.visibility_timeout:
+                self._start_clocks(((delivery, key),))
+        self._log.append((OP_SET, self._handle, key, record, None))
+
     def _take_off(self, flights: list[tuple[bytes, bytes, int, Any]]) -> None:
         """Hold prepared deliveries in flight and log their new attempts."""
         with self._lock:
@@ -620,10 +638,7 @@ class DurableQueue:
             for key, record, delivery, _body in flights:
                 in_flight[key] = (record, delivery)
             if self.visibility_timeout and flights:
-                deadline = time.monotonic() + self.visibility_timeout
-                for key, _record, delivery, _body in flights:
-                    heapq.heappush(self._expiries, (deadline, delivery, key))
-                self._wake_by(deadline)
+                self._start_clocks((f[2], f[0]) for f in flights)
         handle = self._handle
         self._log.extend([(OP_SET, handle, f[0], f[1], None) for f in flights])
 
@@ -639,31 +654,48 @@ class DurableQueue:
         the running Consumer (see flinq.Consumer for the options)."""
         return Consumer(self, handler, **options)
 
+    def _land(self, key: bytes, delivery: int) -> bytes | None:
+        """Under _lock: take delivery of key out of flight; its record, or
+        None if that delivery is no longer in flight."""
+        held = self._in_flight.get(key)
+        if held is None or held[1] != delivery:
+            return None
+        del self._in_flight[key]
+        return held[0]
+
     def _settle(self, key: bytes, delivery: int) -> bytes | None:
-        """Take delivery of key out of flight; its record, or None if that
-        delivery is no longer in flight."""
+        """_land, taking the lock."""
         self._check_attached()
         with self._lock:
-            held = self._in_flight.get(key)
-            if held is None or held[1] != delivery:
-                return None
-            del self._in_flight[key]
-            return held[0]
+            return self._land(key, delivery)
+
+    def _ack(self, message: Message) -> bool:
+        """ack_many([message]) == 1 without its lists: the common case."""
+        self._check_attached()
+        if message._settled:
+            return False
+        message._settled = True
+        key = message.key
+        with self._lock:
+            if self._land(key, message._delivery) is None:
+                return False
+        self._log.append((OP_DEL, self._handle, key, None, None))
+        self._note(_NOTE_ACKED)
+        self._access.done(1)
+        return True
 
     def ack_many(self, messages: list[Message]) -> int:
         """Ack the unsettled ones of messages (reserved from this queue) at
         once; returns how many were still in flight."""
         self._check_attached()
         acked = []
+        land = self._land
         with self._lock:
-            in_flight = self._in_flight
             for message in messages:
                 if message._settled:
                     continue
                 message._settled = True
-                held = in_flight.get(message.key)
-                if held is not None and held[1] == message._delivery:
-                    del in_flight[message.key]
+                if land(message.key, message._delivery) is not None:
                     acked.append(message.key)
         handle = self._handle
         self._log.extend([(OP_DEL, handle, key, None, None) for key in acked])
