@@ -66,6 +66,7 @@ __all__ = ["DurableQueue", "Message", "QueueContext"]
 Entry = tuple[bytes, bytes]  # (key, record)
 
 _NO_EXPIRY = bytes(8)  # expires_at 0.0, as stored
+_now = time.time
 _unpack_attempts = struct.Struct(">I").unpack_from  # the attempts field, at offset 1
 _pack_attempts = struct.Struct(">I").pack
 _NOTE_ACKED = _core.NOTE_KINDS["acked"]
@@ -250,6 +251,7 @@ class DurableQueue:
         # put()'s lean path: unbounded, batch mode (a put logs and returns).
         self._lean = not self._bounded and not context.log.sync
         self._log_put = context.log.put
+        self._core_put = self._core.put
         self._lock = threading.Lock()  # guards the in-flight table and timers
         # key -> (record, delivery): each reserve numbers its delivery, so a
         # late ack of a delivery that timed out cannot settle the next one.
@@ -336,29 +338,25 @@ class DurableQueue:
         Raises TypeError, before anything changes, for an item the store's
         serializer cannot handle.
         """
-        if priority is None and headers is None and ttl is None and not self.priority:
-            # The common case, kept lean: no option to check, a FIFO key.
-            if self._detached or self._state.closing:
-                self._raise_unusable()
-            record = encode_plain(item, self._serializer, time.time())
-            key = fifo_key(self._take_id())
-            p = 0
-        else:
+        if priority is not None or headers is not None or ttl is not None or self.priority:
             key, record, p = self._new_message(item, priority, headers, ttl)
-        if not self._lean:
             self._publish([(key, record)], p, block, timeout)
+            return
+        # The common case, kept lean: no option to check, a FIFO key.
+        if self._detached or self._state.closing:
+            self._raise_unusable()
+        record = encode_plain(item, self._serializer, _now())
+        key = fifo_key(self._take_id())
+        if not self._lean:
+            self._publish([(key, record)], 0, block, timeout)
             return
         # _publish's unbounded, batch-mode case for one message, inlined: it
         # is the hot path.
-        core = self._core
-        if core.is_shutdown:
+        if self._core.is_shutdown:
             raise ShutDown
         self._log_put(self._handle, key, record, block, timeout)
         try:
-            if self.priority:
-                core.put((key, record), priority=p)
-            else:
-                core.put((key, record))
+            self._core_put((key, record))
         except BaseException:
             self._log.append((OP_DEL, self._handle, key, None, None))
             raise
