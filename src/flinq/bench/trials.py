@@ -853,6 +853,36 @@ class DurablePut(Trial):
         _check(size == self.ops, "every item stored")
 
 
+class DurablePutThreads(DurablePut):
+    """flinq durable queue in sync durability: put() n items from several
+    threads at once (each its share), then store.flush(). Their puts share
+    commits (group commit), so the rate rises with the threads."""
+
+    def __init__(self, n: int, env: Env, threads: int) -> None:
+        super().__init__(n, env, "sync")
+        self.threads = threads
+
+    def run(self) -> None:
+        put = self.queue.put
+        shares = [self.items[i :: self.threads] for i in range(self.threads)]
+        errors: list[BaseException] = []
+
+        def work(share: list[bytes]) -> None:
+            try:
+                for item in share:
+                    put(item)
+            except BaseException as exc:  # reported by the measuring thread
+                errors.append(exc)
+
+        workers = [threading.Thread(target=work, args=(share,)) for share in shares]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(HANG_TIMEOUT)
+        _check(not errors and not any(w.is_alive() for w in workers), "every put returned")
+        self.store.flush()
+
+
 class _FilledStore(Trial):
     """A flinq store holding n items, written in batch mode and reopened with
     the durability under test (so filling is fast in every mode)."""

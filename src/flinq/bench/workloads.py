@@ -16,6 +16,7 @@ from __future__ import annotations
 import queue
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Final
 
 import flinq
@@ -78,6 +79,7 @@ from flinq.bench.trials import (
     DurableConsume,
     DurableGet,
     DurablePut,
+    DurablePutThreads,
     DurableReserveAck,
     FasterFifoBatch,
     FlinqBatch,
@@ -129,6 +131,10 @@ SQLITE_SCALE: Final = 0.0004
 LATENCY_SCALE: Final = 0.01
 #: flinq durable put in sync mode (an fsync per put).
 DURABLE_SYNC_PUT_SCALE: Final = 0.002
+#: Producer threads in the sync put workload with threads.
+SYNC_PUT_THREADS: Final = 16
+#: That workload (a commit per group of puts: ~SYNC_PUT_THREADS times one thread's share).
+DURABLE_SYNC_THREADS_SCALE: Final = 0.016
 #: Other flinq durable workloads but batch put and get.
 DURABLE_SCALE: Final = 0.2
 
@@ -158,6 +164,10 @@ PrepareFn = Callable[[int, Env], Trial]
 DURABLE_TRIALS: dict[str, tuple[PrepareFn, float]] = {
     "durable-put-batch": (lambda n, env: DurablePut(n, env, "batch"), 1.0),
     "durable-put-sync": (lambda n, env: DurablePut(n, env, "sync"), DURABLE_SYNC_PUT_SCALE),
+    "durable-put-sync-threads": (
+        lambda n, env: DurablePutThreads(n, env, SYNC_PUT_THREADS),
+        DURABLE_SYNC_THREADS_SCALE,
+    ),
     "durable-get-batch": (lambda n, env: DurableGet(n, env, "batch"), 1.0),
     "durable-get-sync": (lambda n, env: DurableGet(n, env, "sync"), DURABLE_SCALE),
     "durable-reserve-ack-batch": (
@@ -668,6 +678,21 @@ def workloads() -> dict[str, Workload]:
                     persistqueue_unavailable,
                     scale=SQLITE_SCALE,
                     note="commit per put; measured on few items",
+                ),
+            ),
+            suite="durable",
+        ),
+        Workload(
+            "durable-put-sync-threads",
+            f"put() n items into a durable queue in sync durability from {SYNC_PUT_THREADS} "
+            "threads at once: concurrent puts share a commit (group commit); the peer is "
+            "the same put from one thread",
+            _durable_contender("durable-put-sync-threads"),
+            (
+                replace(
+                    _durable_contender("durable-put-sync"),
+                    name="flinq.DurableQueue, 1 thread",
+                    note="durable-put-sync's flinq row, measured again in this workload",
                 ),
             ),
             suite="durable",
