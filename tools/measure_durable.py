@@ -1,7 +1,8 @@
-"""Issue 3 figures that flinq bench does not measure yet: sync-mode puts with
-1 and 16 threads against this disk's fsync rate and raw LMDB's one-put
-commits, and reopening a store that holds 1M messages (after a clean close,
-and as after a crash). Ad hoc: they belong in flinq bench's workloads.
+"""Durable figures beside flinq bench's: sync-mode puts with 1 and 16 threads
+against this disk's fsync rate and raw LMDB's one-put commits, and reopening
+a store that holds 1M messages (after a clean close, and as after a crash).
+The 16-thread ratio is also a flinq bench workload (durable-put-sync-threads);
+tools/fixed_fsync.c gives it a disk of fixed flush latency (see there).
 
     python tools/measure_durable.py sync
     python tools/measure_durable.py recovery
