@@ -290,8 +290,11 @@ def test_sync_producers_in_threads_share_commits(opener, monkeypatch):
     monkeypatch.setattr(flinq.lmdbstore.log, "GATHER_GAP", 0.05)
     store = opener(durability="sync", flush_interval=60.0)
     q = store.queue("q")
+    # Started together: a thread that ran ahead alone would commit alone.
+    start = threading.Barrier(4)
 
     def produce(t):
+        start.wait()
         for i in range(25):
             q.put((t, i))
 
