@@ -1,8 +1,9 @@
 """Durable figures beside flinq bench's: sync-mode puts with 1 and 16 threads
 against this disk's fsync rate and raw LMDB's one-put commits, and reopening
-a store that holds 1M messages (after a clean close, and as after a crash).
-The 16-thread ratio is also a flinq bench workload (durable-put-sync-threads);
-tools/fixed_fsync.c gives it a disk of fixed flush latency (see there).
+a store that holds 1M messages (after a clean close, a process crash, and an
+OS restart). The 16-thread ratio is also a flinq bench workload
+(durable-put-sync-threads); tools/fixed_fsync.c gives it a disk of fixed flush
+latency (see there).
 
     python tools/measure_durable.py sync
     python tools/measure_durable.py recovery
@@ -117,9 +118,17 @@ def recovery() -> None:
     for _ in range(3):
         os.unlink(os.path.join(path, "flinq.clean"))  # what a SIGKILL leaves
         crashed.append(reopen())
+    restarted = []
+    for _ in range(3):
+        # What a restart of the OS leaves: no clean marker, and the session
+        # marker names another boot (here: none at all).
+        os.unlink(os.path.join(path, "flinq.clean"))
+        os.unlink(os.path.join(path, "flinq.session"))
+        restarted.append(reopen())
     print(f"data.mdb {size / 1e6:.0f} MB, 1,000,000 messages")
     print(f"reopen after a clean close: median {statistics.median(clean):.3f} s")
-    print(f"reopen after a crash (full verify): median {statistics.median(crashed):.3f} s")
+    print(f"reopen after a process crash, same boot: median {statistics.median(crashed):.3f} s")
+    print(f"reopen after an OS restart (full verify): median {statistics.median(restarted):.3f} s")
 
 
 if __name__ == "__main__":

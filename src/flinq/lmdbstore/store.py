@@ -40,7 +40,7 @@ from flinq.lmdbstore.queue import DurableQueue, QueueContext
 from flinq.lmdbstore.scheduler import Scheduler
 from flinq.lmdbstore.state import StoreState
 from flinq.lmdbstore.status import STATUS_FILE, StatusFile
-from flinq.lmdbstore.verify import CLEAN_FILE, check_before_open, mark_clean
+from flinq.lmdbstore.verify import CLEAN_FILE, SESSION_FILE, check_before_open, mark_clean
 from flinq.lmdbstore.writer import Writer
 from flinq.settings import (
     UNSET,
@@ -60,7 +60,15 @@ MAX_FLUSH_INTERVAL = 3600.0
 # Files a store directory may hold besides data.mdb (and write_private's
 # temporary files): a directory with anything else is not a store.
 _OWN_FILES = frozenset(
-    {LOCK_FILE, CLEAN_FILE, STATUS_FILE, STATUS_FILE + ".tmp", LMDB_LOCK_FILE, DATA_FILE}
+    {
+        LOCK_FILE,
+        CLEAN_FILE,
+        SESSION_FILE,
+        STATUS_FILE,
+        STATUS_FILE + ".tmp",
+        LMDB_LOCK_FILE,
+        DATA_FILE,
+    }
 )
 
 

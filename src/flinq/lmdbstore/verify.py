@@ -1,9 +1,17 @@
 """Checking an LMDB data file before LMDB maps it.
 
-LMDB trusts its pages and aborts the process on a damaged one, so a store
-that was not closed cleanly is verified page by page before it is opened.
-A clean close records the file's size and CRC (fingerprint); a file that
-still matches needs no full check.
+LMDB trusts its pages and aborts the process on a damaged one, so a data
+file is verified page by page before it is opened, unless it is known to be
+as LMDB left it:
+- a clean close records the file's size and CRC (its fingerprint); a file
+  that still matches needs no full check;
+- every writable open records the machine's boot id (the session marker).
+  A session that ended without a clean close, in the boot that is still
+  running, was a process crash: LMDB's commits are atomic against the death
+  of the process (the page cache keeps every write it made), so the file
+  is a committed state, and needs no full check either. After a restart of
+  the operating system (power loss can tear pages), or where no boot id is
+  known, it is verified.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import contextlib
 import json
 import os
 import zlib
+from typing import Any
 
 import lmdb
 import lmdb.verify
@@ -20,36 +29,77 @@ import lmdb.verify
 from flinq.errors import StoreCorruptError
 from flinq.lmdbstore.files import DATA_FILE, open_private, write_private
 
-__all__ = ["CLEAN_FILE", "check_before_open", "fingerprint", "mark_clean", "verify_data_file"]
+__all__ = [
+    "CLEAN_FILE",
+    "SESSION_FILE",
+    "boot_id",
+    "check_before_open",
+    "fingerprint",
+    "mark_clean",
+    "verify_data_file",
+]
 
 CLEAN_FILE = "flinq.clean"  # size and CRC of data.mdb, written by a clean close
+SESSION_FILE = "flinq.session"  # the boot id of the last writable open
+
+# Linux's id of the running boot: a new random one at every start.
+_BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 
 
 def check_before_open(directory: str) -> None:
-    """Check a store's data file before LMDB maps it (StoreCorruptError if
-    it is damaged). A file whose size and CRC match the marker written by
-    the last clean close is the file that close left, and needs no full
-    check; any other (after a crash, or changed since) is verified page by
-    page. The marker is removed either way: this session will change the
-    file."""
+    """Check a store's data file before LMDB maps it for writing
+    (StoreCorruptError if it is damaged): verified page by page unless it
+    matches the marker of the last clean close, or, without that marker,
+    the last session ended in this boot (see the module's docstring). The
+    markers are replaced: this session will change the file."""
     data = os.path.join(directory, DATA_FILE)
-    marker = os.path.join(directory, CLEAN_FILE)
+    expected = _take_marker(os.path.join(directory, CLEAN_FILE))
+    session = _take_marker(os.path.join(directory, SESSION_FILE))
+    current = boot_id()
+    if os.path.exists(data) and os.path.getsize(data) > 0:
+        if expected is not None:
+            trusted = expected == fingerprint(data)
+        else:
+            trusted = current is not None and session == {"boot_id": current}
+        if not trusted:
+            _verify_or_refuse(data)
+    if current is not None:
+        with contextlib.suppress(OSError):  # without it, the next open verifies
+            write_private(
+                os.path.join(directory, SESSION_FILE), json.dumps({"boot_id": current}).encode()
+            )
+
+
+def _take_marker(path: str) -> Any:
+    """The JSON a marker file holds (None if it is missing or unreadable),
+    removing the file."""
     try:
-        with builtins.open(open_private(marker, create=False)) as f:
-            expected = json.load(f)
-        os.unlink(marker)
+        with builtins.open(open_private(path, create=False)) as f:
+            content = json.load(f)
+        os.unlink(path)
     except (OSError, ValueError, StoreCorruptError):
-        expected = None
-    if not os.path.exists(data) or os.path.getsize(data) == 0:
-        return
-    if expected is not None and expected == fingerprint(data):
-        return
+        return None
+    return content
+
+
+def _verify_or_refuse(data: str) -> None:
+    """StoreCorruptError unless the data file passes the full check."""
     try:
         problems = verify_data_file(data)
     except lmdb.verify.VerifyError as exc:
         raise StoreCorruptError(f"{data} is not a usable LMDB file: {exc}") from exc
     if problems:
         raise StoreCorruptError(f"{data} is damaged: {problems[0]}")
+
+
+def boot_id() -> str | None:
+    """The id of the running boot of the operating system, or None where
+    it is not known (anywhere but Linux)."""
+    try:
+        with builtins.open(_BOOT_ID_FILE) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
 
 
 def mark_clean(directory: str) -> None:

@@ -291,7 +291,9 @@ def test_open_refuses_a_planted_link_in_a_new_store(tmp_path, planted):
 
 
 @needs_posix
-@pytest.mark.parametrize("planted", ["flinq.status.json.tmp", "flinq.clean", "flinq.status.json"])
+@pytest.mark.parametrize(
+    "planted", ["flinq.status.json.tmp", "flinq.clean", "flinq.session", "flinq.status.json"]
+)
 def test_status_and_clean_marker_never_write_through_links(tmp_path, planted):
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious")

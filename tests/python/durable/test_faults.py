@@ -30,7 +30,7 @@ from qhelpers import HANG_GUARD, spawn
 
 import flinq
 from flinq.lmdbstore.layout import FORMAT_VERSION
-from flinq.lmdbstore.verify import check_before_open, verify_data_file
+from flinq.lmdbstore.verify import SESSION_FILE, check_before_open, verify_data_file
 
 posix_only = pytest.mark.skipif(not POSIX, reason="POSIX only")
 has_rlimit_fsize = pytest.mark.skipif(
@@ -700,8 +700,9 @@ def _damage_leaf(data, rnd, leaves):
 
 
 def test_damaged_leaf_pages_are_refused_before_lmdb_maps_the_file(tmp_path):
-    # After a crash (no clean marker) the data file is verified before LMDB
-    # maps it: damage to a leaf page is StoreCorruptError, never a crash.
+    # A data file with no marker (no clean close, no session of this boot:
+    # a file copied in, or after a restart of the OS) is verified before
+    # LMDB maps it: damage to a leaf page is StoreCorruptError, never a crash.
     base = tmp_path / "base"
     with flinq.open(base, flush_interval=60.0) as store:
         store.queue("fifo").put_many([f"m{i}-" * (i % 40) for i in range(3000)])
@@ -718,6 +719,7 @@ def test_damaged_leaf_pages_are_refused_before_lmdb_maps_the_file(tmp_path):
     victim.mkdir()
     (victim / "data.mdb").write_bytes(pristine)
     check_before_open(str(victim))  # no marker: a full check, which finds nothing
+    os.unlink(victim / SESSION_FILE)  # the session that check began
     assert verify_data_file(str(victim / "data.mdb")) == []
     rnd = random.Random(11)
     refused = 0
@@ -734,8 +736,73 @@ def test_damaged_leaf_pages_are_refused_before_lmdb_maps_the_file(tmp_path):
             continue  # damage that left the page valid (a key byte kept in order)
         with pytest.raises(flinq.StoreCorruptError):
             check_before_open(str(victim))
+        assert not (victim / SESSION_FILE).exists()  # refused: no session began
         refused += 1
     assert refused > 25  # the damage was seen, mostly
+
+
+CRASH_AFTER_FLUSH = """
+import os, signal, sys, flinq
+store = flinq.open(sys.argv[1])
+store.queue("q").put_many(["a", "b", "c"])
+store.flush()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _full_checks(monkeypatch):
+    """The paths of the full checks the next opens make (verify_data_file calls)."""
+    checked = []
+
+    def counting(data):
+        checked.append(data)
+        return verify_data_file(data)
+
+    monkeypatch.setattr(flinq.lmdbstore.verify, "verify_data_file", counting)
+    return checked
+
+
+def _crash_with_a_store(path):
+    proc = run_script(CRASH_AFTER_FLUSH, path, check_signal=False)
+    assert proc.returncode == -9, proc.stderr
+
+
+def test_a_process_crash_in_this_boot_reopens_without_a_full_check(path, monkeypatch):
+    if flinq.lmdbstore.verify.boot_id() is None:
+        pytest.skip("no boot id on this system: every crash is verified")
+    _crash_with_a_store(path)
+    assert not (path / "flinq.clean").exists()
+    checked = _full_checks(monkeypatch)
+    assert stored(path, "q") == ["a", "b", "c"]
+    assert checked == []
+
+
+def test_after_a_restart_of_the_os_the_file_is_verified(path, monkeypatch):
+    _crash_with_a_store(path)
+    # The session marker names the boot the crash happened in; a new boot has a new id.
+    monkeypatch.setattr(flinq.lmdbstore.verify, "boot_id", lambda: "a later boot")
+    checked = _full_checks(monkeypatch)
+    assert stored(path, "q") == ["a", "b", "c"]
+    assert checked == [str(path / "data.mdb")]
+
+
+def test_without_a_boot_id_every_crash_is_verified(path, monkeypatch):
+    _crash_with_a_store(path)
+    monkeypatch.setattr(flinq.lmdbstore.verify, "boot_id", lambda: None)
+    checked = _full_checks(monkeypatch)
+    assert stored(path, "q") == ["a", "b", "c"]
+    assert len(checked) == 1
+    assert not (path / SESSION_FILE).exists()  # nothing to record
+
+
+def test_a_file_changed_after_a_clean_close_is_verified_whatever_the_boot(path, monkeypatch):
+    with flinq.open(path) as store:
+        store.queue("q").put("x")
+    with open(path / "data.mdb", "ab") as f:  # grown by someone else: not what close left
+        f.write(bytes(4096))
+    checked = _full_checks(monkeypatch)
+    assert stored(path, "q") == ["x"]  # pages past the last one used are harmless
+    assert checked == [str(path / "data.mdb")]
 
 
 def test_empty_lock_file_and_missing_lock_mdb_are_fine(path):
