@@ -40,7 +40,13 @@ from flinq.lmdbstore.queue import DurableQueue, QueueContext
 from flinq.lmdbstore.scheduler import Scheduler
 from flinq.lmdbstore.state import StoreState
 from flinq.lmdbstore.status import STATUS_FILE, StatusFile
-from flinq.lmdbstore.verify import CLEAN_FILE, SESSION_FILE, check_before_open, mark_clean
+from flinq.lmdbstore.verify import (
+    CLEAN_FILE,
+    SESSION_FILE,
+    check_before_open,
+    forget_session,
+    mark_clean,
+)
 from flinq.lmdbstore.writer import Writer
 from flinq.settings import (
     UNSET,
@@ -364,6 +370,7 @@ class Store:
         """The writer thread died: refuse writes, and wake every waiting
         caller with the error. What is pending stays: close() commits it."""
         self._state.fail(exc)
+        forget_session(self.path)  # whatever it met, the next open verifies the file
         self._log.wake_room_waiters()
         for queue in self.open_queues().values():
             queue.detach()
@@ -407,6 +414,10 @@ class Store:
                 mark_clean(self.path)
             if writer is not None:
                 self._status.remove()
+        if not self.readonly and not (
+            stopped and clean and log.write_error is None and state.failure is None
+        ):
+            forget_session(self.path)  # a failed commit may have met damage: verify next time
         self._claim.release()
         lifecycle.closed(self)
         if not clean and not self.readonly:

@@ -1,17 +1,21 @@
 """Checking an LMDB data file before LMDB maps it.
 
 LMDB trusts its pages and aborts the process on a damaged one, so a data
-file is verified page by page before it is opened, unless it is known to be
-as LMDB left it:
+file is verified page by page before it is opened for writing, unless it is
+known to be as LMDB left it:
 - a clean close records the file's size and CRC (its fingerprint); a file
   that still matches needs no full check;
-- every writable open records the machine's boot id (the session marker).
-  A session that ended without a clean close, in the boot that is still
-  running, was a process crash: LMDB's commits are atomic against the death
-  of the process (the page cache keeps every write it made), so the file
-  is a committed state, and needs no full check either. After a restart of
-  the operating system (power loss can tear pages), or where no boot id is
-  known, it is verified.
+- a writable open records the machine's boot id and the file's identity
+  (device and inode) in the session marker. A session that ended without a
+  clean close, in the boot that is still running, on this same file, was a
+  process crash: LMDB's commits are atomic against the death of the process
+  (the page cache keeps every write it made), so the file is a committed
+  state and needs no full check either, once. The session that opens on
+  that trust records it, so a second crash in a row (which damage could
+  cause) is verified; so is a session that ended with a failed commit or
+  writer (its marker is removed), a copy of the directory (another inode),
+  a store after a restart of the operating system (power loss can tear
+  pages), and anywhere no boot id is known.
 """
 
 from __future__ import annotations
@@ -35,12 +39,13 @@ __all__ = [
     "boot_id",
     "check_before_open",
     "fingerprint",
+    "forget_session",
     "mark_clean",
     "verify_data_file",
 ]
 
 CLEAN_FILE = "flinq.clean"  # size and CRC of data.mdb, written by a clean close
-SESSION_FILE = "flinq.session"  # the boot id of the last writable open
+SESSION_FILE = "flinq.session"  # boot id and data file of the last writable open
 
 # Linux's id of the running boot: a new random one at every start.
 _BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
@@ -49,25 +54,45 @@ _BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 def check_before_open(directory: str) -> None:
     """Check a store's data file before LMDB maps it for writing
     (StoreCorruptError if it is damaged): verified page by page unless it
-    matches the marker of the last clean close, or, without that marker,
-    the last session ended in this boot (see the module's docstring). The
-    markers are replaced: this session will change the file."""
+    matches the marker of the last clean close or, without that marker,
+    the last session's marker says it died with its process in this boot
+    (see the module's docstring). The markers are replaced: this session
+    will change the file."""
     data = os.path.join(directory, DATA_FILE)
     expected = _take_marker(os.path.join(directory, CLEAN_FILE))
-    session = _take_marker(os.path.join(directory, SESSION_FILE))
-    current = boot_id()
+    previous = _take_marker(os.path.join(directory, SESSION_FILE))
+    on_trust = False
     if os.path.exists(data) and os.path.getsize(data) > 0:
         if expected is not None:
             trusted = expected == fingerprint(data)
         else:
-            trusted = current is not None and session == {"boot_id": current}
+            trusted = on_trust = previous == _session(data, on_trust=False)
         if not trusted:
             _verify_or_refuse(data)
-    if current is not None:
+    session = _session(data, on_trust)
+    if session is not None:
         with contextlib.suppress(OSError):  # without it, the next open verifies
-            write_private(
-                os.path.join(directory, SESSION_FILE), json.dumps({"boot_id": current}).encode()
-            )
+            write_private(os.path.join(directory, SESSION_FILE), json.dumps(session).encode())
+
+
+def forget_session(directory: str) -> None:
+    """The session ended unsoundly (a commit or the writer failed, or
+    writes were lost): the next open verifies the file."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(directory, SESSION_FILE))
+
+
+def _session(data: str, on_trust: bool) -> dict[str, Any] | None:
+    """The session marker of a writable open of data (None without a boot
+    id): on_trust says it opened the file without a full check."""
+    boot = boot_id()
+    if boot is None:
+        return None
+    try:
+        st = os.stat(data)
+    except OSError:
+        return None
+    return {"boot_id": boot, "device": st.st_dev, "inode": st.st_ino, "on_trust": on_trust}
 
 
 def _take_marker(path: str) -> Any:

@@ -795,6 +795,47 @@ def test_without_a_boot_id_every_crash_is_verified(path, monkeypatch):
     assert not (path / SESSION_FILE).exists()  # nothing to record
 
 
+def test_a_second_crash_in_a_row_is_verified(path, monkeypatch):
+    # Trusting a crash once: if damage made it, the crash after the trusted
+    # reopen is verified, and the damage refused, instead of a crash loop.
+    _crash_with_a_store(path)
+    _crash_with_a_store(path)  # reopened on trust, then killed again
+    checked = _full_checks(monkeypatch)
+    assert stored(path, "q") == ["a", "b", "c"] * 2
+    assert checked == [str(path / "data.mdb")]
+
+
+def test_a_copy_of_a_crashed_store_is_verified(path, tmp_path, monkeypatch):
+    # A copy (of a live or crashed store) is another file: what its marker
+    # says of the original proves nothing about it.
+    _crash_with_a_store(path)
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    checked = _full_checks(monkeypatch)
+    assert stored(copy, "q") == ["a", "b", "c"]
+    assert checked == [str(copy / "data.mdb")]
+
+
+def test_a_failed_commit_forgets_the_session(path, monkeypatch):
+    store = flinq.open(path, flush_interval=60.0)
+    q = store.queue("q")
+    q.put("kept")
+    store.flush()
+
+    def failing(txn, ops):
+        raise lmdb.CorruptedError("simulated")
+
+    monkeypatch.setattr(flinq.lmdbstore.log, "apply", failing)
+    q.put("lost")
+    with pytest.raises(flinq.StoreWriteError):
+        store.close()
+    assert not (path / SESSION_FILE).exists()
+    monkeypatch.undo()
+    checked = _full_checks(monkeypatch)
+    assert stored(path, "q") == ["kept"]
+    assert checked == [str(path / "data.mdb")]
+
+
 def test_a_file_changed_after_a_clean_close_is_verified_whatever_the_boot(path, monkeypatch):
     with flinq.open(path) as store:
         store.queue("q").put("x")
