@@ -352,13 +352,18 @@ class DurableQueue:
             return
         # _publish's unbounded, batch-mode case for one message, inlined: it
         # is the hot path.
-        if self._core.is_shutdown:
-            raise ShutDown
-        self._log_put(self._handle, key, record, block, timeout)
         try:
-            self._core_put((key, record))
-        except BaseException:
-            self._log.append((OP_DEL, self._handle, key, None, None))
+            if self._core.is_shutdown:
+                raise ShutDown
+            self._log_put(self._handle, key, record, block, timeout)
+            try:
+                self._core_put((key, record))
+            except BaseException:
+                self._log.append((OP_DEL, self._handle, key, None, None))
+                raise
+        except ShutDown:
+            if self._detached:  # the store closed meanwhile, as _publish reports it
+                self._raise_unusable()
             raise
 
     def put_nowait(self, item: Any, *, priority: int | None = None) -> None:
@@ -627,7 +632,10 @@ class DurableQueue:
             self._in_flight[key] = (record, delivery)
             if self.visibility_timeout:
                 self._start_clocks(((delivery, key),))
-        self._log.append((OP_SET, self._handle, key, record, None))
+            # Logged under the lock: a timeout that retires the delivery
+            # first would log its delete before this set, which would then
+            # write the retired message back.
+            self._log.append((OP_SET, self._handle, key, record, None))
 
     def _take_off(self, flights: list[tuple[bytes, bytes, int, Any]]) -> None:
         """Hold prepared deliveries in flight and log their new attempts."""
@@ -637,8 +645,8 @@ class DurableQueue:
                 in_flight[key] = (record, delivery)
             if self.visibility_timeout and flights:
                 self._start_clocks((f[2], f[0]) for f in flights)
-        handle = self._handle
-        self._log.extend([(OP_SET, handle, f[0], f[1], None) for f in flights])
+            handle = self._handle  # logged under the lock: see _take_off_one
+            self._log.extend([(OP_SET, handle, f[0], f[1], None) for f in flights])
 
     def messages(self, timeout: float | None = None) -> Iterator[Message]:
         """Iterate over reserved messages (use each as a context manager to

@@ -10,6 +10,7 @@ from dhelpers import drain, reserve_all, stored, stored_messages
 from qhelpers import HANG_GUARD, wait_until
 
 import flinq
+import flinq.lmdbstore.log
 from flinq.protocols import ERROR_HEADER, ERROR_TYPE_HEADER
 
 # --------------------------------------------------------------------------- reserve / ack
@@ -315,6 +316,48 @@ def test_max_attempts_with_visibility_timeout(path, opener):
     assert q.qsize() == 0
     assert q.in_flight() == 0
     assert msg.ack() is False
+    store.close()
+    assert stored(path, "q") == []
+    assert stored(path, "dlq") == ["stuck"]
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_a_timeout_during_reserve_cannot_write_a_retired_message_back(
+    path, opener, monkeypatch, many
+):
+    # reserve() logs the delivery's new attempts count. If the visibility
+    # timeout retired the delivery before that was logged, the log held the
+    # retirement's delete and then the set, which wrote the message back into
+    # its queue: after a restart it was both there and dead-lettered.
+    real_append = flinq.lmdbstore.log.PendingLog.append
+    real_extend = flinq.lmdbstore.log.PendingLog.extend
+
+    def slow_set(op_kind):
+        if op_kind == flinq.lmdbstore.log.OP_SET:
+            time.sleep(0.3)  # the visibility timeout (0.05 s) passes meanwhile
+
+    def append(log, op):
+        slow_set(op[0])
+        real_append(log, op)
+
+    def extend(log, ops):
+        if ops:
+            slow_set(ops[0][0])
+        real_extend(log, ops)
+
+    store = opener()
+    q = store.queue("q", max_attempts=1, visibility_timeout=0.05, dead_letter="dlq")
+    q.put("stuck")
+    store.flush()
+    monkeypatch.setattr(flinq.lmdbstore.log.PendingLog, "append", append)
+    monkeypatch.setattr(flinq.lmdbstore.log.PendingLog, "extend", extend)
+    if many:
+        q.reserve_many(10)
+    else:
+        q.reserve()
+    dlq = store.queue("dlq")
+    assert wait_until(lambda: dlq.qsize() == 1)
+    monkeypatch.undo()
     store.close()
     assert stored(path, "q") == []
     assert stored(path, "dlq") == ["stuck"]
