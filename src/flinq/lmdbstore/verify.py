@@ -61,16 +61,17 @@ def check_before_open(directory: str) -> None:
     data = os.path.join(directory, DATA_FILE)
     expected = _take_marker(os.path.join(directory, CLEAN_FILE))
     previous = _take_marker(os.path.join(directory, SESSION_FILE))
+    session = _session(data)  # None without a boot id: nothing is trusted, or recorded
     on_trust = False
     if os.path.exists(data) and os.path.getsize(data) > 0:
         if expected is not None:
             trusted = expected == fingerprint(data)
         else:
-            trusted = on_trust = previous == _session(data, on_trust=False)
+            trusted = on_trust = session is not None and previous == session
         if not trusted:
             _verify_or_refuse(data)
-    session = _session(data, on_trust)
     if session is not None:
+        session["on_trust"] = on_trust
         with contextlib.suppress(OSError):  # without it, the next open verifies
             write_private(os.path.join(directory, SESSION_FILE), json.dumps(session).encode())
 
@@ -82,9 +83,10 @@ def forget_session(directory: str) -> None:
         os.unlink(os.path.join(directory, SESSION_FILE))
 
 
-def _session(data: str, on_trust: bool) -> dict[str, Any] | None:
+def _session(data: str) -> dict[str, Any] | None:
     """The session marker of a writable open of data (None without a boot
-    id): on_trust says it opened the file without a full check."""
+    id), as a session that made or needed no full check writes it ("on_trust"
+    False)."""
     boot = boot_id()
     if boot is None:
         return None
@@ -92,7 +94,7 @@ def _session(data: str, on_trust: bool) -> dict[str, Any] | None:
         st = os.stat(data)
     except OSError:
         return None
-    return {"boot_id": boot, "device": st.st_dev, "inode": st.st_ino, "on_trust": on_trust}
+    return {"boot_id": boot, "device": st.st_dev, "inode": st.st_ino, "on_trust": False}
 
 
 def _take_marker(path: str) -> Any:

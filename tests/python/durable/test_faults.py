@@ -795,6 +795,17 @@ def test_without_a_boot_id_every_crash_is_verified(path, monkeypatch):
     assert not (path / SESSION_FILE).exists()  # nothing to record
 
 
+def test_without_a_boot_id_a_store_with_no_session_marker_is_verified(path, monkeypatch):
+    # Where no boot id is known no marker is ever written: its absence must
+    # not read as a match.
+    _crash_with_a_store(path)
+    (path / SESSION_FILE).unlink()
+    monkeypatch.setattr(flinq.lmdbstore.verify, "boot_id", lambda: None)
+    checked = _full_checks(monkeypatch)
+    assert stored(path, "q") == ["a", "b", "c"]
+    assert checked == [str(path / "data.mdb")]
+
+
 def test_a_second_crash_in_a_row_is_verified(path, monkeypatch):
     # Trusting a crash once: if damage made it, the crash after the trusted
     # reopen is verified, and the damage refused, instead of a crash loop.
