@@ -208,9 +208,6 @@ class Consumer:
         self._retried = 0
         self._dead_lettered = 0
         self._serve = functools.partial(_core.serve, queue) if not durable else self._serve_durable
-        self._dead_letter_one = (
-            self._to_durable_dead_letters if durable else self._to_dead_letter_queue
-        )
         self._threads = [
             threading.Thread(target=self._work, args=(i,), name=f"flinq-consumer-{i}", daemon=True)
             for i in range(workers)
@@ -237,11 +234,10 @@ class Consumer:
         ack_all = None if queue.visibility_timeout else queue.ack_many
         return serve_batch(messages, handler, settle_failed, state, _release, ack_all)
 
-    def _to_durable_dead_letters(self, message: Any, error: BaseException) -> None:
+    def _dead_letter_one(self, message: Any, error: BaseException) -> None:
+        # A durable message takes a queue name (or None), a LocalMessage a
+        # queue: both as dead_letter's first argument.
         message.dead_letter(self.dead_letter, error=error)
-
-    def _to_dead_letter_queue(self, message: Any, error: BaseException) -> None:
-        message.dead_letter(self.dead_letter, error)
 
     def _work(self, index: int) -> None:
         serve = self._serve

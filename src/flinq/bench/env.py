@@ -151,12 +151,13 @@ class Env:
                 f"Redis at {redact(self.redis_url)} (its own persistence settings)"
             )
             return None
-        exe = shutil.which("redis-server")
-        if exe is None:
-            return "redis-server is not on PATH (install it, or pass --redis-url)"
-        return self._start_redis(redis, exe)
+        from flinq.redisstore.server import redis_server_path
 
-    def _start_redis(self, redis: ModuleType, exe: str) -> str | None:
+        if redis_server_path() is None:
+            return "redis-server is not on PATH (install it, or pass --redis-url)"
+        return self._start_redis(redis)
+
+    def _start_redis(self, redis: ModuleType) -> str | None:
         from flinq.redisstore.server import RedisServer
 
         try:

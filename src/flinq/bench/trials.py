@@ -860,26 +860,28 @@ class DurablePutThreads(DurablePut):
 
     def __init__(self, n: int, env: Env, threads: int) -> None:
         super().__init__(n, env, "sync")
-        self.threads = threads
+        self.errors: list[BaseException] = []
+        # Built before the clock starts, as the other threaded trials' are.
+        self.workers = [
+            threading.Thread(target=self._work, args=(self.items[i::threads],), daemon=True)
+            for i in range(threads)
+        ]
+
+    def _work(self, share: list[bytes]) -> None:
+        put = self.queue.put
+        try:
+            for item in share:
+                put(item)
+        except BaseException as exc:  # reported by the measuring thread
+            self.errors.append(exc)
 
     def run(self) -> None:
-        put = self.queue.put
-        shares = [self.items[i :: self.threads] for i in range(self.threads)]
-        errors: list[BaseException] = []
-
-        def work(share: list[bytes]) -> None:
-            try:
-                for item in share:
-                    put(item)
-            except BaseException as exc:  # reported by the measuring thread
-                errors.append(exc)
-
-        workers = [threading.Thread(target=work, args=(share,)) for share in shares]
-        for worker in workers:
+        for worker in self.workers:
             worker.start()
-        for worker in workers:
+        for worker in self.workers:
             worker.join(HANG_TIMEOUT)
-        _check(not errors and not any(w.is_alive() for w in workers), "every put returned")
+        alive = any(w.is_alive() for w in self.workers)
+        _check(not self.errors and not alive, "every put returned")
         self.store.flush()
 
 

@@ -25,6 +25,7 @@ from flinq.errors import StoreClosedError, StoreWriteError
 from flinq.lmdbstore.ids import Ids
 from flinq.lmdbstore.layout import Layout
 from flinq.lmdbstore.state import StoreState
+from flinq.lmdbstore.verify import forget_session
 
 __all__ = ["GATHER_GAP", "OP_CLEAR", "OP_DEL", "OP_PUT", "OP_SET", "Op", "PendingLog", "Waiter"]
 
@@ -474,6 +475,7 @@ class PendingLog:
             except lmdb.MapFullError:
                 layout.grow_map()  # no other transaction of ours is open
             except lmdb.Error as exc:
+                forget_session(self.state.path)  # what failed may be damage: verify next open
                 self.write_error = exc
                 for op in batch:
                     if op[4] is not None:

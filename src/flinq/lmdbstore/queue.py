@@ -628,25 +628,25 @@ class DurableQueue:
 
     def _take_off_one(self, key: bytes, record: bytes, delivery: int, _body: Any) -> None:
         """_take_off for one delivery, without its lists."""
+        # Logged before it is in flight: only what finds it in flight (an
+        # ack, a nack, a timeout) logs its delete, which then comes after
+        # this set; the other order would write a retired message back.
+        self._log.append((OP_SET, self._handle, key, record, None))
         with self._lock:
             self._in_flight[key] = (record, delivery)
             if self.visibility_timeout:
                 self._start_clocks(((delivery, key),))
-            # Logged under the lock: a timeout that retires the delivery
-            # first would log its delete before this set, which would then
-            # write the retired message back.
-            self._log.append((OP_SET, self._handle, key, record, None))
 
     def _take_off(self, flights: list[tuple[bytes, bytes, int, Any]]) -> None:
         """Hold prepared deliveries in flight and log their new attempts."""
+        handle = self._handle  # logged first: see _take_off_one
+        self._log.extend([(OP_SET, handle, f[0], f[1], None) for f in flights])
         with self._lock:
             in_flight = self._in_flight
             for key, record, delivery, _body in flights:
                 in_flight[key] = (record, delivery)
             if self.visibility_timeout and flights:
                 self._start_clocks((f[2], f[0]) for f in flights)
-            handle = self._handle  # logged under the lock: see _take_off_one
-            self._log.extend([(OP_SET, handle, f[0], f[1], None) for f in flights])
 
     def messages(self, timeout: float | None = None) -> Iterator[Message]:
         """Iterate over reserved messages (use each as a context manager to
@@ -825,10 +825,9 @@ class DurableQueue:
                 due.append((key, record))
             while self._expiries and self._expiries[0][0] <= now:
                 _, delivery, key = heapq.heappop(self._expiries)
-                held = self._in_flight.get(key)
-                if held is not None and held[1] == delivery:
-                    del self._in_flight[key]
-                    timed_out.append((key, held[0]))
+                held = self._land(key, delivery)
+                if held is not None:
+                    timed_out.append((key, held))
             heads = [h[0][0] for h in (self._delayed, self._expiries) if h]
             if heads:
                 self._wake_by(min(heads))

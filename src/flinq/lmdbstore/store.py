@@ -414,10 +414,8 @@ class Store:
                 mark_clean(self.path)
             if writer is not None:
                 self._status.remove()
-        if not self.readonly and not (
-            stopped and clean and log.write_error is None and state.failure is None
-        ):
-            forget_session(self.path)  # a failed commit may have met damage: verify next time
+        if not self.readonly and not (stopped and clean):
+            forget_session(self.path)  # writes lost: verify next time (failed commits forgot it)
         self._claim.release()
         lifecycle.closed(self)
         if not clean and not self.readonly:

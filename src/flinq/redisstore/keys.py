@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-__all__ = ["GROUP", "READY_OWNER", "StoreKeys", "queue_base"]
+__all__ = ["GROUP", "READY_OWNER", "StoreKeys", "queue_base", "stream_of"]
 
 #: The consumer group every level stream has.
 GROUP = "flinq"
@@ -49,4 +49,9 @@ class StoreKeys:
 
     def stream(self, name: str, level: int) -> str:
         """The stream of queue name at priority level."""
-        return f"{self.base(name)}:s:{level}"
+        return stream_of(self.base(name), level)
+
+
+def stream_of(base: str, level: int) -> str:
+    """The stream at priority level of the queue whose base key is base."""
+    return f"{base}:s:{level}"

@@ -50,7 +50,7 @@ from flinq.protocols import (
     error_headers,
 )
 from flinq.redisstore.connection import Waits, replies, translated
-from flinq.redisstore.keys import GROUP, StoreKeys
+from flinq.redisstore.keys import GROUP, StoreKeys, stream_of
 from flinq.redisstore.scripts import Scripts
 from flinq.settings import QueueSettings
 
@@ -92,8 +92,6 @@ class QueueContext:
     check_open: Callable[[], None]
     #: True once the store is closing.
     closing: Callable[[], bool]
-    #: store.queue: opens (creating if need be) a queue to take dead letters.
-    open_queue: Callable[[str], RedisQueue]
 
 
 class RedisMessage(SettlesOnExit):
@@ -592,7 +590,7 @@ class RedisQueue:
         cost more than the acks); then XDEL the ids the trim had to keep
         (acked out of order). How many were pending."""
         trim = self._scripts.trim
-        streams = {level: self._context.keys.stream(self.name, level) for level in by_level}
+        streams = {level: stream_of(self._base, level) for level in by_level}
         commands: list[tuple[Any, ...]] = [("MULTI",)]
         for level, ids in by_level.items():
             commands.append(("XACK", streams[level], GROUP, *ids))

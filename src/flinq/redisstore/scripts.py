@@ -174,7 +174,9 @@ for _, level in ipairs(redis.call('ZRANGE', base .. ':levels', 0, -1)) do
   if vt > 0 and got < n then
     local cursor = redis.call('HGET', base .. ':cursor', level) or '0-0'
     local r = redis.call('XAUTOCLAIM', s, GROUP, consumer, vt, cursor, 'COUNT', n - got)
-    redis.call('HSET', base .. ':cursor', level, r[1])
+    if r[1] ~= cursor then  -- an unchanged cursor: no write (AOF, replicas) on an idle poll
+      redis.call('HSET', base .. ':cursor', level, r[1])
+    end
     for _, entry in ipairs(r[2]) do
       add(level, entry, pending_count(s, entry[1], consumer))
     end

@@ -234,7 +234,6 @@ class RedisStore:
             consumer=self._consumer,
             check_open=self._check_open,
             closing=lambda: self._closing,
-            open_queue=self.queue,
         )
 
     def queues(self) -> list[str]:
