@@ -65,7 +65,7 @@ import logging as _logging
 
 from flinq import _timers
 from flinq._compat import ShutDown
-from flinq.protocols import BY_APPLICATION, NACKED  # the reasons a dead letter gives
+from flinq.protocols import BY_APPLICATION, NACKED, describe_error  # why a message is dead-lettered
 
 Empty = _stdlib_queue.Empty
 _log = _logging.getLogger("flinq")

@@ -151,13 +151,8 @@ cdef class LocalMessage:
             _timers.call_later(RETRY_REQUEUE_SECONDS, LocalMessage._back_from_delay, self)
 
     cdef int _record_error(self, object error, str reason) except -1:
-        """Say why it is dead-lettered: error's type and text, else "" and reason."""
-        if error is None:
-            self.error_type, self.error = "", reason
-        elif isinstance(error, BaseException):
-            self.error_type, self.error = type(error).__name__, str(error)
-        else:
-            raise TypeError(f"error must be an exception or None, not {type(error).__name__}")
+        """Say why it is dead-lettered (see describe_error)."""
+        self.error_type, self.error = describe_error(error, reason)
         return 0
 
     def dead_letter(self, target, error=None):

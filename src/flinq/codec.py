@@ -22,7 +22,11 @@ from typing import Any, Final, Protocol
 from flinq.errors import StoreCorruptError
 
 __all__ = [
+    "ATTEMPTS",
+    "ATTEMPTS_AT",
+    "EXPIRES_AT_FIELD",
     "HAS_TTL",
+    "NO_EXPIRY",
     "Record",
     "Serializer",
     "agree_serializer",
@@ -288,24 +292,24 @@ def untimed_body(raw: bytes, serializer: Serializer) -> Any:
     take a single comparison."""
     if raw[_EXPIRES_AT:_BODY_AT] == _PLAIN_TAIL and raw[0] == TAG_BYTES:
         return raw[_BODY_AT:]
-    if raw[_EXPIRES_AT:_HEADERS_LEN_AT] != _NO_EXPIRY:
+    if raw[EXPIRES_AT_FIELD] != NO_EXPIRY:
         return HAS_TTL
     return decode_body(raw, decode_record(raw), serializer)
 
 
 def may_expire(raw: bytes) -> bool:
     """True if a stored record has a TTL (its expires_at is not 0.0)."""
-    return raw[_EXPIRES_AT:_HEADERS_LEN_AT] != _NO_EXPIRY
+    return raw[EXPIRES_AT_FIELD] != NO_EXPIRY
 
 
 def stored_attempts(raw: bytes) -> int:
     """The attempts field of a stored record, without decoding the rest."""
-    return int(_ATTEMPTS.unpack_from(raw, 1)[0])
+    return int(ATTEMPTS.unpack_from(raw, ATTEMPTS_AT)[0])
 
 
 def with_attempts(raw: bytes, attempts: int) -> bytes:
     """raw with its attempts field replaced."""
-    return raw[:1] + struct.pack(">I", attempts) + raw[5:]
+    return raw[:ATTEMPTS_AT] + ATTEMPTS.pack(attempts) + raw[ATTEMPTS_AT + ATTEMPTS.size :]
 
 
 def with_headers(raw: bytes, extra: dict[str, str]) -> bytes:
@@ -322,14 +326,24 @@ def with_headers(raw: bytes, extra: dict[str, str]) -> bytes:
 
 def without_expiry(raw: bytes) -> bytes:
     """raw with its expires_at field cleared."""
-    return raw[:_EXPIRES_AT] + _NO_EXPIRY + raw[_HEADERS_LEN_AT:]
+    return raw[:_EXPIRES_AT] + NO_EXPIRY + raw[_HEADERS_LEN_AT:]
 
 
 HEADER_SIZE = _HEADER.size
 _BODY_AT = HEADER_SIZE
 _HEADERS_LEN_AT = HEADER_SIZE - 4
 _EXPIRES_AT = 13
-_NO_EXPIRY = bytes(8)
 # expires_at 0.0 and headers_len 0: no TTL, no headers.
 _PLAIN_TAIL = bytes(12)
-_ATTEMPTS = struct.Struct(">I")
+
+# Fields a store's hot path reads or rewrites in place, without decoding
+# the record (each a field of _HEADER: tag, attempts, enqueued_at,
+# expires_at, headers_len).
+#: The attempts field: ATTEMPTS.unpack_from(raw, ATTEMPTS_AT), and
+#: raw[:ATTEMPTS_AT] + ATTEMPTS.pack(n) + raw[ATTEMPTS_AT + ATTEMPTS.size:].
+ATTEMPTS: Final = struct.Struct(">I")
+ATTEMPTS_AT: Final = 1
+#: The expires_at field: raw[EXPIRES_AT_FIELD] is NO_EXPIRY for a record
+#: without a TTL.
+EXPIRES_AT_FIELD: Final = slice(_EXPIRES_AT, _HEADERS_LEN_AT)
+NO_EXPIRY: Final = bytes(8)

@@ -48,6 +48,7 @@ __all__ = [
     "DurableQueue",
     "DurableStore",
     "SettlesOnExit",
+    "describe_error",
     "error_headers",
 ]
 
@@ -69,14 +70,20 @@ NACKED = "nacked without requeue"
 BY_APPLICATION = "dead-lettered by the application"
 
 
-def error_headers(error: BaseException | None, reason: str) -> dict[str, str]:
-    """The ERROR_TYPE_HEADER and ERROR_HEADER of a dead letter: error's type
+def describe_error(error: BaseException | None, reason: str) -> tuple[str, str]:
+    """Why a message is dead-lettered, as (error type, text): error's type
     name and text, or "" and reason without an error; TypeError if error
     is not an exception."""
     check_error(error)
     if error is None:
-        return {ERROR_TYPE_HEADER: "", ERROR_HEADER: reason}
-    return {ERROR_TYPE_HEADER: type(error).__name__, ERROR_HEADER: str(error)}
+        return "", reason
+    return type(error).__name__, str(error)
+
+
+def error_headers(error: BaseException | None, reason: str) -> dict[str, str]:
+    """describe_error() as a dead letter's ERROR_TYPE_HEADER and ERROR_HEADER."""
+    error_type, text = describe_error(error, reason)
+    return {ERROR_TYPE_HEADER: error_type, ERROR_HEADER: text}
 
 
 class SettlesOnExit:

@@ -19,7 +19,6 @@ import heapq
 import itertools
 import logging
 import math
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -29,8 +28,12 @@ from typing import Any
 
 from flinq import _core
 from flinq._compat import ShutDown
-from flinq.arguments import check_delay, check_headers, check_timeout, check_ttl
+from flinq.arguments import check_delay, check_error, check_headers, check_timeout, check_ttl
 from flinq.codec import (
+    ATTEMPTS,
+    ATTEMPTS_AT,
+    EXPIRES_AT_FIELD,
+    NO_EXPIRY,
     Record,
     body_of,
     decode_record,
@@ -65,10 +68,10 @@ __all__ = ["DurableQueue", "Message", "QueueContext"]
 
 Entry = tuple[bytes, bytes]  # (key, record)
 
-_NO_EXPIRY = bytes(8)  # expires_at 0.0, as stored
 _now = time.time
-_unpack_attempts = struct.Struct(">I").unpack_from  # the attempts field, at offset 1
-_pack_attempts = struct.Struct(">I").pack
+_unpack_attempts = ATTEMPTS.unpack_from
+_pack_attempts = ATTEMPTS.pack
+_ATTEMPTS_END = ATTEMPTS_AT + ATTEMPTS.size
 _NOTE_ACKED = _core.NOTE_KINDS["acked"]
 _NOTE_NACKED = _core.NOTE_KINDS["nacked"]
 _NOTE_REDELIVERED = _core.NOTE_KINDS["redelivered"]
@@ -95,10 +98,9 @@ class QueueContext:
 
 
 def _expired(record: bytes, now: float) -> bool:
-    """True if record has a TTL and it has passed by now. The expiry is the
-    8 bytes at 13..21 of the header, 0.0 for none: most records never need
-    decoding to tell."""
-    return record[13:21] != _NO_EXPIRY and decode_record(record).expires_at <= now
+    """True if record has a TTL and it has passed by now. Most records have
+    none (their expires_at field is NO_EXPIRY) and never need decoding to tell."""
+    return record[EXPIRES_AT_FIELD] != NO_EXPIRY and decode_record(record).expires_at <= now
 
 
 class Message(SettlesOnExit):
@@ -180,11 +182,11 @@ class Message(SettlesOnExit):
         error's type and text in its ERROR_TYPE_HEADER/ERROR_HEADER headers,
         or dropped if there is none. Returns False if no longer in flight."""
         check_delay(delay)
-        reason = error_headers(error, SPENT if requeue else NACKED)
+        check_error(error)
         if self._settled:
             return False
         self._settled = True
-        return self._queue._nack(self.key, self._delivery, requeue, float(delay), reason)
+        return self._queue._nack(self.key, self._delivery, requeue, float(delay), error)
 
     @property
     def settled(self) -> bool:
@@ -196,11 +198,11 @@ class Message(SettlesOnExit):
         queue's own; dropped if it has none), with error's type and text in
         its ERROR_TYPE_HEADER/ERROR_HEADER headers. Returns False if no
         longer in flight."""
-        reason = error_headers(error, BY_APPLICATION)
+        check_error(error)
         if self._settled:
             return False
         self._settled = True
-        return self._queue._nack(self.key, self._delivery, False, 0.0, reason, queue)
+        return self._queue._nack(self.key, self._delivery, False, 0.0, error, BY_APPLICATION, queue)
 
     def release(self) -> None:
         """Give the message back as if it had never been delivered: its
@@ -486,7 +488,7 @@ class DurableQueue:
 
     def _expire(self, key: bytes, record: bytes) -> bool:
         """True (and the message retired) if its TTL has passed. Callers
-        skip the call for a record without one (record[13:21] == _NO_EXPIRY)."""
+        skip the call for a record without one (record[EXPIRES_AT_FIELD] == NO_EXPIRY)."""
         if _expired(record, time.time()):
             self._retire(key, record, None)
             self._core.task_done()
@@ -507,7 +509,7 @@ class DurableQueue:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             key, record = self._take(block, remaining)
             try:
-                if record[13:21] != _NO_EXPIRY and self._expire(key, record):
+                if record[EXPIRES_AT_FIELD] != NO_EXPIRY and self._expire(key, record):
                     continue
                 body = body_of(record, self._serializer)
             except StoreCorruptError as exc:
@@ -539,7 +541,7 @@ class DurableQueue:
             failure: StoreCorruptError | None = None
             for key, record in entries:
                 try:
-                    if record[13:21] != _NO_EXPIRY and self._expire(key, record):
+                    if record[EXPIRES_AT_FIELD] != NO_EXPIRY and self._expire(key, record):
                         continue
                     body = body_of(record, serializer)
                 except StoreCorruptError as exc:
@@ -603,17 +605,17 @@ class DurableQueue:
         entry about to be delivered; None if it was retired instead: expired,
         or its attempts spent (deliveries ended by crashes: a message that
         kills its consumer, say). StoreCorruptError if it cannot be decoded."""
-        if record[13:21] != _NO_EXPIRY and self._expire(key, record):
+        if record[EXPIRES_AT_FIELD] != NO_EXPIRY and self._expire(key, record):
             return None
-        attempts = _unpack_attempts(record, 1)[0] + 1
+        attempts = _unpack_attempts(record, ATTEMPTS_AT)[0] + 1
         if self.max_attempts is not None and attempts > self.max_attempts:
-            self._retire(key, record, error_headers(None, SPENT))
+            self._retire(key, record, SPENT)
             self._core.task_done()
             return None
         body = body_of(record, self._serializer)
         return (
             key,
-            record[:1] + _pack_attempts(attempts) + record[5:],
+            record[:ATTEMPTS_AT] + _pack_attempts(attempts) + record[_ATTEMPTS_END:],
             next(self._deliveries),
             body,
         )
@@ -715,15 +717,20 @@ class DurableQueue:
         delivery: int,
         requeue: bool,
         delay: float,
-        reason: dict[str, str],
+        error: BaseException | None,
+        reason: str | None = None,
         dead_letter: str | None = None,
     ) -> bool:
+        """Settle a nacked delivery (see _give_back; reason None: the
+        reason of a plain nack, SPENT or NACKED)."""
         record = self._settle(key, delivery)
         if record is None:
             return False
         self._note(_NOTE_NACKED)
         self._core.task_done()
-        self._give_back(key, record, requeue, delay, reason, dead_letter)
+        if reason is None:
+            reason = SPENT if requeue else NACKED
+        self._give_back(key, record, requeue, delay, reason, error, dead_letter)
         return True
 
     def _unreserve(self, key: bytes, delivery: int) -> None:
@@ -743,14 +750,16 @@ class DurableQueue:
         record: bytes,
         requeue: bool,
         delay: float,
-        reason: dict[str, str],
+        reason: str,
+        error: BaseException | None = None,
         dead_letter: str | None = None,
     ) -> None:
         """A delivered message returns to the ready set, unless its attempts
-        are spent (or requeue is False): then it is retired, for reason."""
+        are spent (or requeue is False): then it is retired, for error (if
+        any) or reason."""
         attempts = decode_record(record).attempts
         if not requeue or (self.max_attempts is not None and attempts >= self.max_attempts):
-            self._retire(key, record, reason, dead_letter=dead_letter)
+            self._retire(key, record, reason, error, dead_letter=dead_letter)
             return
         if delay > 0:
             due = time.monotonic() + delay
@@ -773,19 +782,20 @@ class DurableQueue:
         self,
         key: bytes,
         record: bytes,
-        reason: dict[str, str] | None,
+        reason: str | None,
+        error: BaseException | None = None,
         *,
         dead_letter: str | None = None,
     ) -> None:
         """Move a message to the dead-letter queue (dead_letter, else the
-        queue's own), or drop it if there is none. reason: the headers that
-        say why it is dead-lettered; None: it expired."""
+        queue's own), or drop it if there is none, with error (if any) or
+        reason in its headers; reason None: it expired."""
         self._note(_NOTE_EXPIRED if reason is None else _NOTE_DEAD_LETTERED)
         dead_letter = dead_letter or self.dead_letter
         if dead_letter is not None:
             if reason is not None:
                 with contextlib.suppress(StoreCorruptError):  # damaged: moved as it is
-                    record = with_headers(record, reason)
+                    record = with_headers(record, error_headers(error, reason))
             self._open_queue(dead_letter).adopt(record)
         self._log.append((OP_DEL, self._handle, key, None, None))
 
@@ -835,7 +845,7 @@ class DurableQueue:
             self._ready_again(key, record)
         for key, record in timed_out:
             self._core.task_done()
-            self._give_back(key, record, True, 0.0, error_headers(None, SPENT))
+            self._give_back(key, record, True, 0.0, SPENT)
 
     # ---- the rest of the core API --------------------------------------------------------
 
