@@ -3,10 +3,13 @@ against this disk's fsync rate and raw LMDB's one-put commits, and reopening
 a store that holds 1M messages (after a clean close, a process crash, and an
 OS restart). The 16-thread ratio is also a flinq bench workload
 (durable-put-sync-threads); tools/fixed_fsync.c gives it a disk of fixed flush
-latency (see there).
+latency (see there). `idle` times raw LMDB commits back to back and after an
+idle gap as long as 16 sync producers' wake-ups between two commits: some
+disks (virtual ones) flush more slowly after a pause.
 
     python tools/measure_durable.py sync
     python tools/measure_durable.py recovery
+    python tools/measure_durable.py idle
 """
 
 import os
@@ -96,6 +99,40 @@ def sync() -> None:
     print(f"sync 16 threads / 1 thread      = {med['sync_16'] / med['sync_1']:.2f}x")
 
 
+def commit_seconds(puts: int, gap: float, n: int = 500) -> float:
+    """Median time of a raw LMDB commit of puts messages, each commit
+    after gap seconds of sleep (0: back to back)."""
+    env = lmdb.open(_scratch(), map_size=1 << 28, max_dbs=2)
+    db = env.open_db(b"q")
+    times = []
+    key = 0
+    for _ in range(n):
+        if gap:
+            time.sleep(gap)
+        txn = env.begin(write=True, db=db)
+        for _ in range(puts):
+            txn.put(key.to_bytes(8, "big"), BODY)
+            key += 1
+        t = time.perf_counter()
+        txn.commit()
+        times.append(time.perf_counter() - t)
+    env.close()
+    return statistics.median(times)
+
+
+def idle() -> None:
+    cases = [(puts, gap) for puts in (1, 16) for gap in (0.0, 0.0004)]
+    runs: dict[tuple[int, float], list[float]] = {case: [] for case in cases}
+    for _ in range(5):
+        for puts, gap in cases:
+            runs[puts, gap].append(commit_seconds(puts, gap))
+    for (puts, gap), times in runs.items():
+        print(
+            f"{puts:2d} puts per commit, {gap * 1e6:3.0f} us idle before it: commit median "
+            f"{statistics.median(times) * 1e6:4.0f} us  reps {[round(t * 1e6) for t in times]}"
+        )
+
+
 def recovery() -> None:
     path = _scratch() + "/s"
     with flinq.open(path) as store:
@@ -135,4 +172,5 @@ def recovery() -> None:
 
 
 if __name__ == "__main__":
-    {"sync": sync, "recovery": recovery}[sys.argv[1] if len(sys.argv) > 1 else "sync"]()
+    modes = {"sync": sync, "recovery": recovery, "idle": idle}
+    modes[sys.argv[1] if len(sys.argv) > 1 else "sync"]()
