@@ -689,21 +689,15 @@ A bounded FIFO of fixed-size records of one numpy dtype.
         order, all or none: wait until they all fit (queue.Full on
         block=False or timeout); ValueError if n exceeds the capacity."""
         cdef Py_buffer view
-        cdef uint64_t n
-        if self._batch_buffer(array, &view, PyBUF_C_CONTIGUOUS):
-            try:
-                self._open_ring()
-                n = <uint64_t>view.shape[0]
-                if n:
-                    self._put_buffer(&view, n, block, timeout)
-            finally:
-                PyBuffer_Release(&view)
-            return
-        arr = self._records(array, True)
-        n = len(arr)
-        self._open_ring()
-        if n:
-            self._put_array(arr, n, block, timeout)
+        if not self._batch_buffer(array, &view, PyBUF_C_CONTIGUOUS):
+            array = self._records(array, True)  # converted and checked
+            PyObject_GetBuffer(array, &view, PyBUF_C_CONTIGUOUS)
+        try:
+            self._open_ring()
+            if view.shape[0]:
+                self._put_buffer(&view, <uint64_t>view.shape[0], block, timeout)
+        finally:
+            PyBuffer_Release(&view)
 
     def get(self, block=True, timeout=None):
         """Remove and return the next record (a numpy scalar, or an array of
@@ -739,7 +733,10 @@ A bounded FIFO of fixed-size records of one numpy dtype.
         cdef uint64_t ready
         cdef uint64_t taken
         cdef Py_buffer view
-        if out is not None and self._batch_buffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE):
+        if out is not None:
+            if not self._batch_buffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE):
+                self._check_out(out)
+                PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
             try:
                 if view.shape[0] == 0:
                     raise ValueError("out has room for no record")
@@ -752,21 +749,13 @@ A bounded FIFO of fixed-size records of one numpy dtype.
                         return taken
             finally:
                 PyBuffer_Release(&view)
-        if out is not None:
-            self._check_out(out)
-            limit = min(limit, <uint64_t>len(out))
         self._open_ring()
         while True:
             ready = self._wait_for_records(block, deadline)
-            if out is not None:
-                taken = self._take_into(out, limit)
-                if taken:
-                    return taken
-            else:
-                result = np.empty((min(ready, limit),) + self._shape, self._base)
-                taken = self._take_into(result, len(result))
-                if taken:
-                    return result if taken == <uint64_t>len(result) else result[:taken].copy()
+            result = np.empty((min(ready, limit),) + self._shape, self._base)
+            taken = self._take_into(result, len(result))
+            if taken:
+                return result if taken == <uint64_t>len(result) else result[:taken].copy()
 
     cdef int _check_out(self, object out) except -1:
         np = _np()
@@ -776,8 +765,6 @@ A bounded FIFO of fixed-size records of one numpy dtype.
             raise TypeError(f"out has dtype {out.dtype}; records of this queue are {self._base}")
         if out.shape[1:] != self._shape or out.ndim != 1 + len(self._shape):
             raise ValueError(f"out must have shape (n,) + {self._shape}, not {out.shape}")
-        if len(out) == 0:
-            raise ValueError("out has room for no record")
         if not out.flags.c_contiguous or not out.flags.writeable:
             raise ValueError("out must be writable and C-contiguous")
         return 0
