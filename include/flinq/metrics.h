@@ -12,7 +12,9 @@
  *   reports stores with flq_metrics_arrived, and removals either in FIFO
  *   order (flq_metrics_departed_fifo: the items leave in arrival order) or
  *   one by one with their arrival number (flq_metrics_departed_one: a heap
- *   knows each entry's number).
+ *   knows each entry's number). An item stored again after a delivery (a
+ *   redelivery) gets a new arrival number too; flq_metrics_returned says how
+ *   many arrivals were such returns, so that rates count new items only.
  *
  * What it costs
  *   Reading the clock costs more than a put, so time is read only for one
@@ -34,7 +36,8 @@
  *             bounds for old items, as a heap's starved ones). Past those,
  *             the oldest surviving mark gives a lower bound instead.
  *   rates     (count now - count at a snapshot) / (time since the snapshot),
- *             from the newest snapshot at least the window old. Snapshots are
+ *             from the newest snapshot at least the window old; arrivals
+ *             count new items only (returns left out). Snapshots are
  *             taken at most once a second, when the clock is read anyway; so
  *             after a quiet spell the span averaged can be longer than the
  *             window, never shorter. A queue younger than the window counts
@@ -42,7 +45,7 @@
  *
  * Compiled out
  *   With FLQ_METRICS_OFF defined, the hooks a put or get calls (arrived,
- *   departed_fifo, departed_one, mark) do nothing, so a build can measure
+ *   returned, departed_fifo, departed_one, mark) do nothing, so a build can measure
  *   what the metrics cost against the same code without them. Figures read
  *   from such a build are zeros; it is for measuring, not for shipping.
  *
@@ -80,11 +83,13 @@ typedef struct flq_mark {
 typedef struct flq_snapshot {
     int64_t t_ns;
     uint64_t arrived;
+    uint64_t returned;
     uint64_t departed;
 } flq_snapshot;
 
 typedef struct flq_metrics {
     uint64_t arrived;  /* items stored, ever: the next arrival number */
+    uint64_t returned; /* of those, stored again after a delivery */
     uint64_t departed; /* items taken by consumers (not discarded) */
     uint64_t fifo_next; /* FIFO callers: arrival number of the next item to leave */
     uint64_t latency_count;
@@ -107,6 +112,7 @@ static inline void flq_metrics__snapshot(flq_metrics *m, int64_t now)
     flq_snapshot *s = &m->snapshots[m->snapshots_next];
     s->t_ns = now;
     s->arrived = m->arrived;
+    s->returned = m->returned;
     s->departed = m->departed;
     m->snapshots_next = (m->snapshots_next + 1) % FLQ_METRICS_SNAPSHOTS;
 }
@@ -115,7 +121,7 @@ static inline void flq_metrics_init(flq_metrics *m)
 {
     unsigned i;
     int64_t now = FLQ_METRICS_NOW();
-    m->arrived = m->departed = m->fifo_next = m->latency_count = 0;
+    m->arrived = m->returned = m->departed = m->fifo_next = m->latency_count = 0;
     m->events_next = 0;
     for (i = 0; i < FLQ_METRICS_MARKS; i++)
         m->grid[i].arrival = FLQ_METRICS_NO_ARRIVAL;
@@ -128,6 +134,7 @@ static inline void flq_metrics_init(flq_metrics *m)
     for (i = 0; i < FLQ_METRICS_SNAPSHOTS; i++) {
         m->snapshots[i].t_ns = now;
         m->snapshots[i].arrived = 0;
+        m->snapshots[i].returned = 0;
         m->snapshots[i].departed = 0;
     }
     m->snapshots_next = 0;
@@ -193,6 +200,19 @@ FLQ_INLINE void flq_metrics_arrived(flq_metrics *m, uint64_t n)
     /* Is a multiple of 64 in [first, first + n)? */
     if ((first & mask) == 0 || (first & mask) + n > mask + 1)
         flq_metrics__time_arrivals(m, first, n);
+#endif
+}
+
+/* n of the items the next flq_metrics_arrived reports are stored again
+   after a delivery, not put: they leave the arrival rate. Called before
+   that arrived(), so that a snapshot it takes sees both. */
+FLQ_INLINE void flq_metrics_returned(flq_metrics *m, uint64_t n)
+{
+#ifdef FLQ_METRICS_OFF
+    (void)m;
+    (void)n;
+#else
+    m->returned += n;
 #endif
 }
 
@@ -314,7 +334,8 @@ static inline unsigned flq_metrics_latency_ns(const flq_metrics *m, const double
     return n;
 }
 
-/* Items per second arrived and departed over about the last window_ns. */
+/* New items (returns left out) per second arrived, and items per second
+   departed, over about the last window_ns. */
 static inline void flq_metrics_rates(const flq_metrics *m, int64_t window_ns, int64_t now,
                                      double *arrived, double *departed)
 {
@@ -344,7 +365,7 @@ static inline void flq_metrics_rates(const flq_metrics *m, int64_t window_ns, in
         *arrived = *departed = 0.0;
         return;
     }
-    *arrived = (double)(m->arrived - from->arrived) / span;
+    *arrived = (double)((m->arrived - m->returned) - (from->arrived - from->returned)) / span;
     *departed = (double)(m->departed - from->departed) / span;
 }
 

@@ -99,7 +99,8 @@ cdef class BackendAccess:
         """Add n to the stats() counter kind, NOTE_KINDS[name] with name one
         of acked, nacked, redelivered, dead_lettered, expired, for deliveries
         the backend settles itself. Changes no other count: pair it with
-        done() or restore() as the delivery's fate asks."""
+        done() or restore() as the delivery's fate asks (redelivered: before
+        the restore(), so that the enqueue rates leave it out exactly)."""
         cdef Py_ssize_t count = n
         if not 0 <= kind < 5:
             raise ValueError(f"unknown kind {kind}; see NOTE_KINDS")

@@ -50,7 +50,7 @@ from flinq._headers cimport (
     flq_heap_push_by_at, flq_heap_reserve, flq_heap_undo_push,
     flq_metrics, flq_metrics_age_ns, flq_metrics_arrived, flq_metrics_departed_fifo,
     flq_metrics_departed_one, flq_metrics_init, flq_metrics_latency_ns, flq_metrics_mark,
-    flq_metrics_rates, FLQ_METRICS_SNAPSHOTS,
+    flq_metrics_rates, flq_metrics_returned,
     flq_now_ns, flq_park, flq_park_after_fork_in_child, flq_park_cancel, flq_park_destroy,
     flq_park_has_waiters, flq_park_init, flq_park_notify_locked, flq_park_prepare, flq_park_wait,
 )
@@ -190,11 +190,6 @@ cdef class _QueueCore:
     cdef Py_ssize_t _wrapped        # _Redelivery entries in storage
     cdef uint64_t _next_id          # id of the next message delivered for the first time
     cdef uint64_t _counts[5]        # acked, nacked, redelivered, dead_lettered, expired
-    # The redelivered count at each of _metrics' rate snapshots, so that the
-    # enqueue rates count puts only, as `enqueued` does (_redeliveries_seen).
-    cdef uint64_t _redelivered_at[FLQ_METRICS_SNAPSHOTS]
-    cdef unsigned _snapshot_next    # the snapshot slot written next, as last seen
-    cdef int64_t _snapshot_t_ns     # time of the newest snapshot seen
     cdef bint _is_shutdown
     cdef bint _discarding           # shut down with immediate=True: late pushes are dropped
     cdef Py_ssize_t _batch_putters  # put_many callers waiting for room (they need > 1 slot)
@@ -224,7 +219,6 @@ cdef class _QueueCore:
         _link_for_fork(&self._fork_link, self, _queue_after_fork)
         self._maxsize = 0
         flq_metrics_init(&self._metrics)
-        self._snapshot_t_ns = self._metrics.snapshots[0].t_ns
         # One storage per queue, by kind (subclasses first: a LifoQueue is a Queue).
         if isinstance(self, PriorityQueue):
             self._attach(_HeapStorage())
@@ -286,31 +280,11 @@ cdef class _QueueCore:
         self._signal(WATCH_ITEMS, n > 1)
 
     @cython.final
-    cdef void _redeliveries_seen(self) noexcept:
-        """Note the redelivered count at every rate snapshot taken since the
-        last call. Called before each change of that count and by stats():
-        snapshots between two calls all saw the count as it is now."""
-        cdef flq_metrics *m = &self._metrics
-        cdef unsigned slot = self._snapshot_next
-        cdef unsigned k
-        cdef int64_t newest = self._snapshot_t_ns
-        # Snapshots are written in ring order: walk from the slot written
-        # next at the last call until one written before it (more than a
-        # lap's worth since then rewrote every slot: all are new).
-        for k in range(<unsigned>FLQ_METRICS_SNAPSHOTS):
-            if m.snapshots[slot].t_ns <= self._snapshot_t_ns:
-                break
-            self._redelivered_at[slot] = self._counts[NOTE_REDELIVERED]
-            if m.snapshots[slot].t_ns > newest:
-                newest = m.snapshots[slot].t_ns
-            slot = (slot + 1) % FLQ_METRICS_SNAPSHOTS
-        self._snapshot_next = m.snapshots_next
-        self._snapshot_t_ns = newest
-
-    @cython.final
     cdef inline void _count_redelivered(self, Py_ssize_t n) noexcept:
-        self._redeliveries_seen()
+        """n items are stored again after a delivery (before _stored counts
+        them as arrivals: see flq_metrics_returned)."""
         self._counts[NOTE_REDELIVERED] += n
+        flq_metrics_returned(&self._metrics, n)  # the enqueue rates count puts only
 
     @cython.final
     cdef inline void _removed(self, Py_ssize_t n) noexcept:
@@ -597,8 +571,6 @@ cdef class _QueueCore:
         """
         cdef flq_metrics *m = &self._metrics
         cdef int64_t now = flq_metrics_mark(m)
-        cdef flq_metrics puts  # m with redeliveries taken out of its arrivals
-        cdef unsigned slot
         cdef double quantiles[2]
         cdef int64_t latency[2]
         cdef double arrived_rate
@@ -612,7 +584,7 @@ cdef class _QueueCore:
             "maxsize": self._maxsize,
             "high_water": self._high_water,
             "unfinished": self._unfinished,
-            "enqueued": m.arrived - self._counts[NOTE_REDELIVERED],
+            "enqueued": m.arrived - m.returned,
             "dequeued": m.departed,
             "acked": self._counts[NOTE_ACKED],
             "nacked": self._counts[NOTE_NACKED],
@@ -631,13 +603,8 @@ cdef class _QueueCore:
         if flq_metrics_latency_ns(m, quantiles, 2, latency):
             stats["latency_p50"] = latency[0] / 1e9
             stats["latency_p99"] = latency[1] / 1e9
-        self._redeliveries_seen()
-        puts = m[0]
-        puts.arrived -= self._counts[NOTE_REDELIVERED]
-        for slot in range(<unsigned>FLQ_METRICS_SNAPSHOTS):
-            puts.snapshots[slot].arrived -= self._redelivered_at[slot]
         for seconds in (1, 10, 60):
-            flq_metrics_rates(&puts, seconds * 1000000000, now, &arrived_rate, &departed_rate)
+            flq_metrics_rates(m, seconds * 1000000000, now, &arrived_rate, &departed_rate)
             stats[f"enqueue_rate_{seconds}s"] = arrived_rate
             stats[f"dequeue_rate_{seconds}s"] = departed_rate
         return stats
@@ -767,9 +734,9 @@ cdef class _QueueCore:
         again.priority = message._priority
         self._store.push(again, message._priority, self._store.is_keyed())
         self._wrapped += 1
+        self._count_redelivered(1)  # before _stored: see flq_metrics_returned
         self._stored(1)
         self._unfinished -= 1  # _stored counted it as new
-        self._count_redelivered(1)
         return 0
 
     __class_getitem__ = classmethod(GenericAlias)

@@ -74,20 +74,15 @@ cdef extern from "flinq/park.h" nogil:
 
 # Not nogil: the metrics are kept with the GIL held (not thread-safe by contract).
 cdef extern from "flinq/metrics.h":
-    enum: FLQ_METRICS_SNAPSHOTS
-    ctypedef struct flq_snapshot:
-        int64_t t_ns
-        uint64_t arrived
-        uint64_t departed
     ctypedef struct flq_metrics:
         uint64_t arrived
+        uint64_t returned
         uint64_t departed
         uint64_t fifo_next
-        unsigned snapshots_next
-        flq_snapshot snapshots[FLQ_METRICS_SNAPSHOTS]
     void flq_metrics_init(flq_metrics *m)
     int64_t flq_metrics_mark(flq_metrics *m)
     void flq_metrics_arrived(flq_metrics *m, uint64_t n)
+    void flq_metrics_returned(flq_metrics *m, uint64_t n)
     void flq_metrics_departed_one(flq_metrics *m, uint64_t arrival, int64_t *now)
     void flq_metrics_departed_fifo(flq_metrics *m, uint64_t n, int taken)
     int64_t flq_metrics_age_ns(const flq_metrics *m, uint64_t oldest, int64_t now)

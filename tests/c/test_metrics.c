@@ -9,7 +9,8 @@
  *   4. lag: exact for a timed item, an upper bound from the newest mark at or
  *      before it otherwise, caller marks tighten it, and the oldest grid mark
  *      gives a lower bound once older marks are overwritten;
- *   5. rates over 1/10/60 s windows; a young queue counts over the whole window.
+ *   5. rates over 1/10/60 s windows; a young queue counts over the whole window;
+ *   6. returns (items stored again after a delivery) leave the arrival rate.
  *
  * Single-threaded: the header is not thread-safe by contract.
  */
@@ -189,6 +190,27 @@ static void test_rates(void)
     CHECK(in > 400 && in < 1000); /* 29 s of traffic in the last ~60 s */
 }
 
+static void test_returns(void)
+{
+    double in = -1, out = -1;
+    fake_now = 2000 * SEC;
+    flq_metrics_init(&m);
+    /* 20 s of 150 arrivals a second, 50 of them returns: 100 new a second. */
+    for (int s = 0; s < 20; s++) {
+        fake_now += SEC;
+        flq_metrics_returned(&m, 50); /* before the arrivals, as the header asks */
+        flq_metrics_arrived(&m, 150);
+        flq_metrics_mark(&m);
+    }
+    CHECK_EQ(m.arrived, 3000);
+    CHECK_EQ(m.returned, 1000);
+    flq_metrics_rates(&m, 10 * SEC, fake_now, &in, &out);
+    CHECK(in > 99.9 && in < 100.1);
+    /* Young-queue path (window longer than the queue's life) too. */
+    flq_metrics_rates(&m, 60 * SEC, fake_now, &in, &out);
+    CHECK(in > 33.3 && in < 33.4); /* 2000 new over 60 s */
+}
+
 int main(void)
 {
     test_sampling();
@@ -196,5 +218,6 @@ int main(void)
     test_heap_departures();
     test_lag();
     test_rates();
+    test_returns();
     return check_report("test_metrics");
 }
