@@ -14,10 +14,6 @@ from typing import Any
 import lmdb
 
 from flinq.codec import (
-    TAG_BYTEARRAY,
-    TAG_BYTES,
-    TAG_SERIALIZED,
-    TAG_STR,
     Record,
     decode_record,
     fifo_key,
@@ -27,41 +23,13 @@ from flinq.codec import (
     with_attempts,
 )
 from flinq.errors import StoreCorruptError, StoreError
+from flinq.inspection import body_type, require_queue
 from flinq.lmdbstore.files import locked_by_another_process
 from flinq.lmdbstore.ids import Ids
 from flinq.lmdbstore.layout import Layout
 from flinq.lmdbstore.status import owner_status
-from flinq.settings import QueueSettings
 
-__all__ = ["BODY_TYPES", "move", "peek", "purge", "report"]
-
-#: How peek names each way a body is stored.
-BODY_TYPES = {
-    TAG_BYTES: "bytes",
-    TAG_BYTEARRAY: "bytearray",
-    TAG_STR: "str",
-    TAG_SERIALIZED: "serialized",
-}
-
-
-class UnknownQueueError(KeyError):
-    """No queue of that name; the message lists the store's queues."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-def _require(settings: dict[str, QueueSettings], name: str, path: str) -> QueueSettings:
-    if name in settings:
-        return settings[name]
-    known = sorted(settings)
-    if not known:
-        listing = "it has no queues"
-    elif len(known) <= 10:
-        listing = "queues: " + ", ".join(known)
-    else:
-        listing = "queues: " + ", ".join(known[:10]) + f", ... ({len(known)} in all)"
-    raise UnknownQueueError(f"no queue {name!r} in {path} ({listing})")
+__all__ = ["move", "peek", "purge", "report"]
 
 
 def _record(raw: bytes, queue: str) -> Record:
@@ -142,11 +110,12 @@ def report(layout: Layout, path: str) -> dict[str, Any]:
 def peek(layout: Layout, path: str, name: str, n: int) -> list[dict[str, Any]]:
     """The first n stored messages of queue name, in delivery order: id,
     priority, attempts, enqueued_at, expires_at (None: no TTL), headers,
-    body_type (see BODY_TYPES) and body (the stored bytes, undecoded).
-    UnknownQueueError if there is no such queue."""
+    body_type (see flinq.inspection.BODY_TYPES) and body (the stored
+    bytes, undecoded). UnknownQueueError (a KeyError, from
+    flinq.inspection) if there is no such queue."""
     out: list[dict[str, Any]] = []
     with layout.txn() as txn:
-        _require(layout.all_settings(txn), name, path)
+        require_queue(layout.all_settings(txn), name, path)
         for key, value in txn.cursor(db=layout.queue_db(txn, name)).iternext():
             if len(out) >= n:
                 break
@@ -160,7 +129,7 @@ def peek(layout: Layout, path: str, name: str, n: int) -> list[dict[str, Any]]:
                     "enqueued_at": record.enqueued_at,
                     "expires_at": record.expires_at or None,
                     "headers": record.headers,
-                    "body_type": BODY_TYPES.get(record.tag, f"tag {record.tag}"),
+                    "body_type": body_type(record.tag),
                     "body": raw[record.body_offset :],
                 }
             )
@@ -186,7 +155,7 @@ def purge(layout: Layout, ids: Ids, path: str, name: str) -> int:
     """Delete every message of queue name (which stays, empty); returns how many."""
 
     def clear(txn: lmdb.Transaction) -> int:
-        _require(layout.all_settings(txn), name, path)
+        require_queue(layout.all_settings(txn), name, path)
         db = layout.queue_db(txn, name)
         count = int(txn.stat(db)["entries"])
         txn.drop(db, delete=False)
@@ -205,8 +174,8 @@ def move(layout: Layout, ids: Ids, path: str, source: str, target: str) -> int:
 
     def run(txn: lmdb.Transaction) -> int:
         settings = layout.all_settings(txn)
-        source_priority = _require(settings, source, path).priority
-        target_priority = _require(settings, target, path).priority
+        source_priority = require_queue(settings, source, path).priority
+        target_priority = require_queue(settings, target, path).priority
         source_db = layout.queue_db(txn, source)
         target_db = layout.queue_db(txn, target)
         entries = list(txn.cursor(db=source_db).iternext())
