@@ -8,46 +8,23 @@ import json
 import time
 from typing import Any
 
-from flinq.codec import TAG_BYTEARRAY, TAG_BYTES, TAG_SERIALIZED, TAG_STR, decode_record
+from flinq.codec import decode_record
 from flinq.errors import StoreCorruptError
+from flinq.inspection import body_type, require_queue
 from flinq.redisstore.keys import GROUP, READY_OWNER, StoreKeys
 from flinq.settings import QueueSettings
 
-__all__ = ["peek", "report", "require"]
+__all__ = ["all_settings", "peek", "report"]
 
-_BODY_TYPES = {
-    TAG_BYTES: "bytes",
-    TAG_BYTEARRAY: "bytearray",
-    TAG_STR: "str",
-    TAG_SERIALIZED: "serialized",
-}
 _CHUNK = 1000
 
 
-class UnknownQueueError(KeyError):
-    """No queue of that name; the message lists the store's queues."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-def _all_settings(client: Any, keys: StoreKeys) -> dict[str, QueueSettings]:
+def all_settings(client: Any, keys: StoreKeys) -> dict[str, QueueSettings]:
+    """Every queue's stored settings, by name, in one read."""
     return {
         name.decode(): QueueSettings.from_dict(json.loads(raw))
         for name, raw in client.hgetall(keys.queues).items()
     }
-
-
-def require(client: Any, keys: StoreKeys, where: str, name: str) -> QueueSettings:
-    """The settings of queue name; UnknownQueueError (a KeyError) if there is none."""
-    settings = _all_settings(client, keys)
-    if name in settings:
-        return settings[name]
-    known = sorted(settings)
-    listing = ("queues: " + ", ".join(known[:10])) if known else "it has no queues"
-    if len(known) > 10:
-        listing += f", ... ({len(known)} in all)"
-    raise UnknownQueueError(f"no queue {name!r} in {where} ({listing})")
 
 
 def _levels(client: Any, base: str) -> list[str]:
@@ -104,7 +81,7 @@ def report(client: Any, keys: StoreKeys, where: str) -> dict[str, Any]:
     how many messages it holds."""
     now = time.time()
     queues = []
-    for name, settings in sorted(_all_settings(client, keys).items()):
+    for name, settings in sorted(all_settings(client, keys).items()):
         base = keys.base(name)
         tally = _Tally(name, now)
         for level in _levels(client, base):
@@ -151,8 +128,10 @@ def report(client: Any, keys: StoreKeys, where: str) -> dict[str, Any]:
 def peek(client: Any, keys: StoreKeys, where: str, name: str, n: int) -> list[dict[str, Any]]:
     """The first n stored messages of queue name in delivery order (levels
     lowest first, then delayed ones by due time): id, priority, attempts,
-    enqueued_at, expires_at, headers, body_type and body (stored bytes)."""
-    require(client, keys, where, name)
+    enqueued_at, expires_at, headers, body_type and body (stored bytes).
+    UnknownQueueError (a KeyError, from flinq.inspection) if there is no
+    such queue."""
+    require_queue(all_settings(client, keys), name, where)
     base = keys.base(name)
     out: list[dict[str, Any]] = []
 
@@ -165,7 +144,7 @@ def peek(client: Any, keys: StoreKeys, where: str, name: str, n: int) -> list[di
             "enqueued_at": record.enqueued_at,
             "expires_at": record.expires_at or None,
             "headers": record.headers,
-            "body_type": _BODY_TYPES.get(record.tag, f"tag {record.tag}"),
+            "body_type": body_type(record.tag),
             "body": raw[record.body_offset :],
         }
 
