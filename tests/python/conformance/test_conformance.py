@@ -332,6 +332,30 @@ def test_inspect_and_peek_see_committed_messages(store):
         store.peek("nope", 1)
 
 
+def test_an_unknown_queue_is_a_key_error_listing_the_queues(opener):
+    store = opener()
+    with pytest.raises(KeyError) as empty:
+        store.peek("nope", 1)
+    assert str(empty.value) == f"no queue 'nope' in {store.path} (it has no queues)"
+    names = [f"q{i:02}" for i in range(12)]
+    for name in names:
+        store.queue(name).put(name)
+    store.close()
+    store = opener()  # the queues stored, none open: purge and move may touch them
+    listing = f"queues: {', '.join(names[:10])}, ... (12 in all)"
+    calls = [
+        lambda: store.peek("nope", 1),
+        lambda: store.purge_queue("nope"),
+        lambda: store.move_messages("nope", "q00"),
+        lambda: store.move_messages("q00", "nope"),
+    ]
+    for call in calls:
+        with pytest.raises(KeyError) as unknown:
+            call()
+        assert str(unknown.value) == f"no queue 'nope' in {store.path} ({listing})"
+    assert [m["body"] for m in store.peek("q00", 5)] == [b"q00"]  # nothing moved
+
+
 # ---- closing -----------------------------------------------------------------------------
 
 
