@@ -269,6 +269,28 @@ def test_ttl_expires_unread_messages(store):
     assert q.stats()["expired"] == 1
 
 
+@pytest.mark.parametrize(
+    "options", [{}, {"priority": True}, {"visibility_timeout": 30}], ids=["fifo", "priority", "vt"]
+)
+def test_expired_messages_among_live_ones_are_all_retired_and_counted(store, options):
+    q = store.queue("jobs", **options)
+    for i in range(6):
+        level = {"priority": i % 3} if options.get("priority") else {}
+        q.put(f"short{i}", ttl=0.01, **level)
+        q.put(f"kept{i}", **level)
+    time.sleep(0.05)
+    taken = []
+    while len(taken) < 6:
+        got = q.reserve_many(20, timeout=WAIT)
+        assert got  # the kept ones are there
+        taken += got
+    assert sorted(m.body for m in taken) == [f"kept{i}" for i in range(6)]
+    assert q.ack_many(taken) == 6
+    stats = q.stats()
+    assert (stats["expired"], stats["depth"], stats["in_flight"]) == (6, 0, 0)
+    assert q.reserve_many(20, timeout=0.0) == []
+
+
 # ---- iteration and consumers ------------------------------------------------------------
 
 
