@@ -354,6 +354,35 @@ def test_inspect_and_peek_see_committed_messages(store):
         store.peek("nope", 1)
 
 
+def test_inspect_and_peek_count_attempts_ttls_ages_and_dead_letters(store):
+    before = time.time()
+    store.queue("dlq").put("dead")
+    q = store.queue("jobs", dead_letter="dlq")
+    q.put("a")
+    q.put("b", headers={"k": "v"})
+    q.put("c", ttl=0.01)
+    taken = q.reserve(timeout=WAIT)  # in flight: attempted
+    after = time.time()
+    store.flush()
+    assert wait_until(lambda: time.time() > after + 0.02)  # c's TTL has passed
+    report = store.inspect()
+    assert report["path"] == store.path and report["as_of"] >= after
+    rows = {row["name"]: row for row in report["queues"]}
+    jobs, dlq = rows["jobs"], rows["dlq"]
+    assert (jobs["depth"], jobs["attempted"], jobs["expired"]) == (3, 1, 1)
+    assert (jobs["dead_letter"], jobs["dead_letters"]) == ("dlq", 1)
+    assert (dlq["depth"], dlq["dead_letter"], dlq["dead_letters"]) == (1, None, None)
+    assert before <= jobs["oldest_enqueued_at"] <= after
+    assert jobs["oldest_age_seconds"] >= report["as_of"] - after
+    peeked = store.peek("jobs", 5)
+    assert peeked[0]["id"] == taken.id
+    assert [m["attempts"] for m in peeked] == [1, 0, 0]
+    assert [m["headers"] for m in peeked] == [None, {"k": "v"}, None]
+    assert [m["expires_at"] is None for m in peeked] == [True, True, False]
+    assert {m["body_type"] for m in peeked} == {"str"}
+    assert taken.ack()
+
+
 def test_an_unknown_queue_is_a_key_error_listing_the_queues(opener):
     store = opener()
     with pytest.raises(KeyError) as empty:
