@@ -14,62 +14,26 @@ from typing import Any
 import lmdb
 
 from flinq.codec import (
-    TAG_BYTEARRAY,
-    TAG_BYTES,
-    TAG_SERIALIZED,
-    TAG_STR,
-    Record,
-    decode_record,
     fifo_key,
     key_priority,
     key_seq,
     priority_key,
     with_attempts,
 )
-from flinq.errors import StoreCorruptError, StoreError
+from flinq.errors import StoreError
+from flinq.inspection import (
+    QueueTally,
+    message_row,
+    queue_record,
+    require_queue,
+    store_report,
+)
 from flinq.lmdbstore.files import locked_by_another_process
 from flinq.lmdbstore.ids import Ids
 from flinq.lmdbstore.layout import Layout
 from flinq.lmdbstore.status import owner_status
-from flinq.settings import QueueSettings
 
-__all__ = ["BODY_TYPES", "move", "peek", "purge", "report"]
-
-#: How peek names each way a body is stored.
-BODY_TYPES = {
-    TAG_BYTES: "bytes",
-    TAG_BYTEARRAY: "bytearray",
-    TAG_STR: "str",
-    TAG_SERIALIZED: "serialized",
-}
-
-
-class UnknownQueueError(KeyError):
-    """No queue of that name; the message lists the store's queues."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-def _require(settings: dict[str, QueueSettings], name: str, path: str) -> QueueSettings:
-    if name in settings:
-        return settings[name]
-    known = sorted(settings)
-    if not known:
-        listing = "it has no queues"
-    elif len(known) <= 10:
-        listing = "queues: " + ", ".join(known)
-    else:
-        listing = "queues: " + ", ".join(known[:10]) + f", ... ({len(known)} in all)"
-    raise UnknownQueueError(f"no queue {name!r} in {path} ({listing})")
-
-
-def _record(raw: bytes, queue: str) -> Record:
-    """The header of a record of queue; StoreCorruptError naming the queue if it is damaged."""
-    try:
-        return decode_record(raw)
-    except StoreCorruptError as exc:
-        raise StoreCorruptError(f"queue {queue!r}: {exc}") from exc
+__all__ = ["move", "peek", "purge", "report"]
 
 
 def report(layout: Layout, path: str) -> dict[str, Any]:
@@ -95,15 +59,9 @@ def report(layout: Layout, path: str) -> dict[str, Any]:
     queues = []
     with layout.txn() as txn:
         for name, settings in layout.all_settings(txn).items():
-            depth = attempted = expired = 0
-            oldest: float | None = None
+            tally = QueueTally(name, now)
             for raw in txn.cursor(db=layout.queue_db(txn, name)).iternext(keys=False):
-                record = _record(bytes(raw), name)
-                depth += 1
-                attempted += record.attempts > 0
-                expired += 0.0 < record.expires_at <= now
-                if oldest is None or record.enqueued_at < oldest:
-                    oldest = record.enqueued_at
+                tally.see(bytes(raw))
             if name in live:
                 in_flight: int | None = int(live[name].get("in_flight", 0))
             else:
@@ -112,58 +70,25 @@ def report(layout: Layout, path: str) -> dict[str, Any]:
             dead_letter = settings.dead_letter
             if name in live and live[name].get("dead_letter") is not None:
                 dead_letter = live[name]["dead_letter"]
-            queues.append(
-                {
-                    "name": name,
-                    "priority": settings.priority,
-                    "depth": depth,
-                    "in_flight": in_flight,
-                    "dead_letter": dead_letter,
-                    "dead_letters": None,  # filled in below
-                    "attempted": attempted,
-                    "expired": expired,
-                    "oldest_enqueued_at": oldest,
-                    "oldest_age_seconds": None if oldest is None else max(0.0, now - oldest),
-                }
-            )
-    depths = {q["name"]: q["depth"] for q in queues}
-    for q in queues:
-        if q["dead_letter"] is not None:
-            q["dead_letters"] = depths.get(q["dead_letter"], 0)
-    return {
-        "path": path,
-        "as_of": now,
-        "owner": owner,
-        "bytes_on_disk": layout.info()["bytes_on_disk"],
-        "queues": queues,
-    }
+            queues.append(tally.row(settings.priority, in_flight, dead_letter))
+    return store_report(path, now, owner, layout.info()["bytes_on_disk"], queues)
 
 
 def peek(layout: Layout, path: str, name: str, n: int) -> list[dict[str, Any]]:
     """The first n stored messages of queue name, in delivery order: id,
     priority, attempts, enqueued_at, expires_at (None: no TTL), headers,
-    body_type (see BODY_TYPES) and body (the stored bytes, undecoded).
-    UnknownQueueError if there is no such queue."""
+    body_type (see flinq.inspection.BODY_TYPES) and body (the stored
+    bytes, undecoded). UnknownQueueError (a KeyError, from
+    flinq.inspection) if there is no such queue."""
     out: list[dict[str, Any]] = []
     with layout.txn() as txn:
-        _require(layout.all_settings(txn), name, path)
+        require_queue(layout.all_settings(txn), name, path)
         for key, value in txn.cursor(db=layout.queue_db(txn, name)).iternext():
             if len(out) >= n:
                 break
             raw = bytes(value)
-            record = _record(raw, name)
-            out.append(
-                {
-                    "id": key_seq(bytes(key)),
-                    "priority": key_priority(bytes(key)),
-                    "attempts": record.attempts,
-                    "enqueued_at": record.enqueued_at,
-                    "expires_at": record.expires_at or None,
-                    "headers": record.headers,
-                    "body_type": BODY_TYPES.get(record.tag, f"tag {record.tag}"),
-                    "body": raw[record.body_offset :],
-                }
-            )
+            record = queue_record(raw, name)
+            out.append(message_row(key_seq(bytes(key)), key_priority(bytes(key)), raw, record))
     return out
 
 
@@ -186,7 +111,7 @@ def purge(layout: Layout, ids: Ids, path: str, name: str) -> int:
     """Delete every message of queue name (which stays, empty); returns how many."""
 
     def clear(txn: lmdb.Transaction) -> int:
-        _require(layout.all_settings(txn), name, path)
+        require_queue(layout.all_settings(txn), name, path)
         db = layout.queue_db(txn, name)
         count = int(txn.stat(db)["entries"])
         txn.drop(db, delete=False)
@@ -205,15 +130,15 @@ def move(layout: Layout, ids: Ids, path: str, source: str, target: str) -> int:
 
     def run(txn: lmdb.Transaction) -> int:
         settings = layout.all_settings(txn)
-        source_priority = _require(settings, source, path).priority
-        target_priority = _require(settings, target, path).priority
+        source_priority = require_queue(settings, source, path).priority
+        target_priority = require_queue(settings, target, path).priority
         source_db = layout.queue_db(txn, source)
         target_db = layout.queue_db(txn, target)
         entries = list(txn.cursor(db=source_db).iternext())
         moved = 0
         for (key, value), seq in zip(entries, ids.take_many(len(entries)), strict=True):
             raw = bytes(value)
-            _record(raw, source)  # a damaged record fails the move before it commits
+            queue_record(raw, source)  # a damaged record fails the move before it commits
             if target_priority:
                 p = key_priority(bytes(key)) if source_priority else 0
                 new_key = priority_key(p, seq)

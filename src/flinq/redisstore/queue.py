@@ -447,6 +447,7 @@ class RedisQueue:
         attempts are spent are retired, undecodable ones dead-lettered."""
         messages: list[RedisMessage] = []
         bad: list[tuple[int, str]] = []
+        expired: list[RedisMessage] = []
         now = time.time()
         serializer = self._serializer
         max_attempts = self.max_attempts
@@ -466,8 +467,7 @@ class RedisQueue:
             message = RedisMessage(self, entry, None)
             try:
                 if may_expire(raw) and 0.0 < message.header.expires_at <= now:
-                    if self._settle([message]):
-                        self._count("expired")
+                    expired.append(message)
                     continue
                 if max_attempts is not None and message.attempts > max_attempts:
                     # Deliveries ended without a settlement (consumers that
@@ -479,6 +479,9 @@ class RedisQueue:
                 bad.append((entry[2], self._quarantine(message, exc)))
                 continue
             keep(message)
+        if expired:
+            # All at once: one round trip, not one per expired message.
+            self._count("expired", self._settle(expired))
         return messages, bad
 
     def _quarantine(self, message: RedisMessage, error: StoreCorruptError) -> str:

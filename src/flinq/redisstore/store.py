@@ -17,6 +17,7 @@ import redis
 
 from flinq.codec import Serializer, agree_serializer, resolve_serializer, serializer_name
 from flinq.errors import StoreClosedError, StoreError, StoreNotFoundError, StoreVersionError
+from flinq.inspection import require_queue
 from flinq.redisstore import inspect
 from flinq.redisstore.connection import Waits, connect, translated
 from flinq.redisstore.keys import GROUP, StoreKeys
@@ -278,7 +279,7 @@ class RedisStore:
         """Delete every stored message of queue name; KeyError if unknown."""
         self._check_writable()
         with translated(self.path):
-            inspect.require(self.client, self._keys, self.path, name)
+            require_queue(inspect.all_settings(self.client, self._keys), name, self.path)
             return int(
                 self._scripts.drop(
                     keys=[self._keys.base(name), self._keys.queues], args=[name, "purge"]
@@ -292,8 +293,9 @@ class RedisStore:
         if source == target:
             raise ValueError("the source and target queues are the same queue")
         with translated(self.path):
-            settings = inspect.require(self.client, self._keys, self.path, source)
-            target_settings = inspect.require(self.client, self._keys, self.path, target)
+            every = inspect.all_settings(self.client, self._keys)
+            settings = require_queue(every, source, self.path)
+            target_settings = require_queue(every, target, self.path)
             keep = settings.priority and target_settings.priority
             moved = int(
                 self._scripts.move(

@@ -269,6 +269,28 @@ def test_ttl_expires_unread_messages(store):
     assert q.stats()["expired"] == 1
 
 
+@pytest.mark.parametrize(
+    "options", [{}, {"priority": True}, {"visibility_timeout": 30}], ids=["fifo", "priority", "vt"]
+)
+def test_expired_messages_among_live_ones_are_all_retired_and_counted(store, options):
+    q = store.queue("jobs", **options)
+    for i in range(6):
+        level = {"priority": i % 3} if options.get("priority") else {}
+        q.put(f"short{i}", ttl=0.01, **level)
+        q.put(f"kept{i}", **level)
+    time.sleep(0.05)
+    taken = []
+    while len(taken) < 6:
+        got = q.reserve_many(20, timeout=WAIT)
+        assert got  # the kept ones are there
+        taken += got
+    assert sorted(m.body for m in taken) == [f"kept{i}" for i in range(6)]
+    assert q.ack_many(taken) == 6
+    stats = q.stats()
+    assert (stats["expired"], stats["depth"], stats["in_flight"]) == (6, 0, 0)
+    assert q.reserve_many(20, timeout=0.0) == []
+
+
 # ---- iteration and consumers ------------------------------------------------------------
 
 
@@ -330,6 +352,59 @@ def test_inspect_and_peek_see_committed_messages(store):
     assert [(m["body_type"], m["body"]) for m in peeked] == [("bytes", b"a"), ("str", b"b")]
     with pytest.raises(KeyError):
         store.peek("nope", 1)
+
+
+def test_inspect_and_peek_count_attempts_ttls_ages_and_dead_letters(store):
+    before = time.time()
+    store.queue("dlq").put("dead")
+    q = store.queue("jobs", dead_letter="dlq")
+    q.put("a")
+    q.put("b", headers={"k": "v"})
+    q.put("c", ttl=0.01)
+    taken = q.reserve(timeout=WAIT)  # in flight: attempted
+    after = time.time()
+    store.flush()
+    assert wait_until(lambda: time.time() > after + 0.02)  # c's TTL has passed
+    report = store.inspect()
+    assert report["path"] == store.path and report["as_of"] >= after
+    rows = {row["name"]: row for row in report["queues"]}
+    jobs, dlq = rows["jobs"], rows["dlq"]
+    assert (jobs["depth"], jobs["attempted"], jobs["expired"]) == (3, 1, 1)
+    assert (jobs["dead_letter"], jobs["dead_letters"]) == ("dlq", 1)
+    assert (dlq["depth"], dlq["dead_letter"], dlq["dead_letters"]) == (1, None, None)
+    assert before <= jobs["oldest_enqueued_at"] <= after
+    assert jobs["oldest_age_seconds"] >= report["as_of"] - after
+    peeked = store.peek("jobs", 5)
+    assert peeked[0]["id"] == taken.id
+    assert [m["attempts"] for m in peeked] == [1, 0, 0]
+    assert [m["headers"] for m in peeked] == [None, {"k": "v"}, None]
+    assert [m["expires_at"] is None for m in peeked] == [True, True, False]
+    assert {m["body_type"] for m in peeked} == {"str"}
+    assert taken.ack()
+
+
+def test_an_unknown_queue_is_a_key_error_listing_the_queues(opener):
+    store = opener()
+    with pytest.raises(KeyError) as empty:
+        store.peek("nope", 1)
+    assert str(empty.value) == f"no queue 'nope' in {store.path} (it has no queues)"
+    names = [f"q{i:02}" for i in range(12)]
+    for name in names:
+        store.queue(name).put(name)
+    store.close()
+    store = opener()  # the queues stored, none open: purge and move may touch them
+    listing = f"queues: {', '.join(names[:10])}, ... (12 in all)"
+    calls = [
+        lambda: store.peek("nope", 1),
+        lambda: store.purge_queue("nope"),
+        lambda: store.move_messages("nope", "q00"),
+        lambda: store.move_messages("q00", "nope"),
+    ]
+    for call in calls:
+        with pytest.raises(KeyError) as unknown:
+            call()
+        assert str(unknown.value) == f"no queue 'nope' in {store.path} ({listing})"
+    assert [m["body"] for m in store.peek("q00", 5)] == [b"q00"]  # nothing moved
 
 
 # ---- closing -----------------------------------------------------------------------------
