@@ -26,7 +26,7 @@ from typing import Any, Final, Literal
 import flinq
 from flinq.bench.env import Env, missing_reason, required_module
 from flinq.bench.model import OPS_PER_S, Trial
-from flinq.bench.trials import faster_fifo_unavailable
+from flinq.bench.trials import check, faster_fifo_unavailable
 
 #: Records per put_many / get_many call.
 ARRAY_BATCH: Final = 4096
@@ -76,8 +76,8 @@ class _ArrayBatches(Trial):
         self.moved = 0
 
     def close(self) -> None:
-        if self.moved != self.ops or not (self.out == self.source).all():
-            raise RuntimeError("benchmark trial check failed: every record moved, intact")
+        intact = self.moved == self.ops and bool((self.out == self.source).all())
+        check(intact, "every record moved, intact")
 
 
 class ArrayQueueBatches(_ArrayBatches):
