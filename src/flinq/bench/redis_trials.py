@@ -45,8 +45,8 @@ def redis_store_unavailable(env: Env) -> str | None:
 
 
 class _RedisTrial(Trial):
-    """n payloads, split into batches of REDIS_BATCH, moving through a queue
-    of the trial's own on the bench's Redis server."""
+    """n payloads, split into batches of REDIS_BATCH before timing, moving
+    through a queue of the trial's own on the bench's Redis server."""
 
     #: Whether run() takes n messages stored beforehand (else it stores n).
     takes = False
@@ -84,9 +84,8 @@ class FlinqPutBatch(_FlinqTrial):
 
     def run(self) -> None:
         put_many = self.queue.put_many
-        payloads = self.payloads
-        for i in range(0, len(payloads), REDIS_BATCH):
-            put_many(payloads[i : i + REDIS_BATCH])
+        for batch in self.batches:
+            put_many(batch)
 
 
 class FlinqPut(_FlinqTrial):
@@ -176,9 +175,8 @@ class RawXaddBatch(_RawTrial):
         xadd = pipe.xadd
         execute = pipe.execute
         key = self.key
-        payloads = self.payloads
-        for i in range(0, len(payloads), REDIS_BATCH):
-            for payload in payloads[i : i + REDIS_BATCH]:
+        for batch in self.batches:
+            for payload in batch:
                 xadd(key, {"r": payload})
             execute()
 
