@@ -158,13 +158,18 @@ class _RawTrial(_RedisTrial):
             self.client.xgroup_create(self.key, _GROUP, "0")
 
     def close(self) -> None:
-        length = self.client.xlen(self.key)
-        pending = self.client.xpending(self.key, _GROUP)["pending"] if self.takes else 0
-        self.client.delete(self.key)
-        if self.takes:
-            check(pending == 0, f"{pending} entries left pending")
-        else:
-            check(length == self.ops, f"{self.ops} entries, found {length}")
+        client, key = self.client, self.key
+        try:
+            if self.takes:
+                (group,) = client.xinfo_groups(key)
+                last_added = client.xinfo_stream(key)["last-generated-id"]
+                check(group["last-delivered-id"] == last_added, "every entry read")
+                check(group["pending"] == 0, f"{group['pending']} entries left pending")
+            else:
+                length = client.xlen(key)
+                check(length == self.ops, f"{self.ops} entries, found {length}")
+        finally:
+            client.delete(key)
 
 
 class RawXaddBatch(_RawTrial):
