@@ -7,6 +7,8 @@ Conventions every trial follows:
     loop (``put = q.put``), for flinq and peers alike;
   - run() is the only measured part; close() checks that the trial did its
     job (every item arrived) and releases what it holds.
+
+check, in_batches and ignore below serve the other trial modules too.
 """
 
 from __future__ import annotations
