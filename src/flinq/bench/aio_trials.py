@@ -19,7 +19,7 @@ import flinq
 from flinq.aio import async_queue
 from flinq.bench.env import Env, missing_reason, required_module
 from flinq.bench.model import Trial
-from flinq.bench.trials import HANG_TIMEOUT, P50, P99, percentile
+from flinq.bench.trials import HANG_TIMEOUT, P50, P99, check, percentile
 
 #: Bound of the queue between two tasks (so that both of them wait in turn).
 TASK_QUEUE_BOUND: Final = 1000
@@ -117,8 +117,7 @@ class ThreadToLoop(_LoopTrial):
     def close(self) -> None:
         self.closer()
         super().close()
-        if self.received != self.ops:
-            raise RuntimeError("benchmark trial check failed: the coroutine took every item")
+        check(self.received == self.ops, "the coroutine took every item")
 
 
 async def _in_loop(bridge: Bridge) -> tuple[Any, Any, Any]:
@@ -156,8 +155,7 @@ class TaskToTask(_LoopTrial):
 
     def close(self) -> None:
         super().close()
-        if self.received != self.ops:
-            raise RuntimeError("benchmark trial check failed: the consumer task took every item")
+        check(self.received == self.ops, "the consumer task took every item")
 
 
 def flinq_tasks(maxsize: int) -> tuple[Any, Any]:
@@ -248,5 +246,4 @@ class WakeUp(_LoopTrial):
     def close(self) -> None:
         self.closer()
         super().close()
-        if not all(self.received):
-            raise RuntimeError("benchmark trial check failed: the coroutine took every item")
+        check(all(self.received), "the coroutine took every item")

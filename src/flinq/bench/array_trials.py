@@ -26,7 +26,7 @@ from typing import Any, Final, Literal
 import flinq
 from flinq.bench.env import Env, missing_reason, required_module
 from flinq.bench.model import OPS_PER_S, Trial
-from flinq.bench.trials import faster_fifo_unavailable
+from flinq.bench.trials import HANG_TIMEOUT, check, faster_fifo_unavailable
 
 #: Records per put_many / get_many call.
 ARRAY_BATCH: Final = 4096
@@ -76,8 +76,8 @@ class _ArrayBatches(Trial):
         self.moved = 0
 
     def close(self) -> None:
-        if self.moved != self.ops or not (self.out == self.source).all():
-            raise RuntimeError("benchmark trial check failed: every record moved, intact")
+        intact = self.moved == self.ops and bool((self.out == self.source).all())
+        check(intact, "every record moved, intact")
 
 
 class ArrayQueueBatches(_ArrayBatches):
@@ -209,8 +209,9 @@ def _produce(queue: Any, kind: Kind, start: Any, batches: int) -> None:
             put_many(source)
     else:
         put = queue.put
+        timeout = HANG_TIMEOUT
         for _ in range(batches):
-            put(source, True, 600.0)
+            put(source, True, timeout)
 
 
 class ProcessArrayBatches(_ArrayBatches):
@@ -242,22 +243,23 @@ class ProcessArrayBatches(_ArrayBatches):
 
     def run(self) -> None:
         now = time.perf_counter
+        timeout = HANG_TIMEOUT
         self.start.set()
         out = self.out
         if self.kind == "flinq":
             get_many = self.queue.get_many
-            moved = get_many(ARRAY_BATCH, out=out, timeout=600.0)
+            moved = get_many(ARRAY_BATCH, out=out, timeout=timeout)
             self.first_at = now()
             self.first_moved = moved
             while moved < self.ops:
-                moved += get_many(ARRAY_BATCH, out=out, timeout=600.0)
+                moved += get_many(ARRAY_BATCH, out=out, timeout=timeout)
         else:
             get = self.queue.get
-            out = get(True, 600.0)
+            out = get(True, timeout)
             self.first_at = now()
             moved = self.first_moved = len(out)
             while moved < self.ops:
-                out = get(True, 600.0)
+                out = get(True, timeout)
                 moved += len(out)
         self.last_at = now()
         self.out = out
@@ -273,7 +275,7 @@ class ProcessArrayBatches(_ArrayBatches):
 
     def close(self) -> None:
         self.start.set()
-        self.producer.join(600.0)
+        self.producer.join(HANG_TIMEOUT)
         if self.producer.is_alive():
             self.producer.kill()
         super().close()

@@ -19,7 +19,7 @@ from typing import Any, Final
 import flinq
 from flinq.bench.env import Env, missing_reason, required_module
 from flinq.bench.model import Trial
-from flinq.bench.trials import BATCH, HANG_TIMEOUT, P50, P99, percentile
+from flinq.bench.trials import BATCH, HANG_TIMEOUT, P50, P99, check, in_batches, percentile
 
 #: Size of a message in the large-message workload.
 LARGE_BYTES: Final = 1 << 20
@@ -131,7 +131,7 @@ class ProcessConsumersTrial(Trial):
         self.kind = kind
         self.batch = batch
         self.items = list(islice(cycle(bodies), n))
-        self.batches = [self.items[i : i + BATCH] for i in range(0, n, BATCH)]
+        self.batches = in_batches(self.items)
         largest = max(getattr(b, "nbytes", None) or len(b) for b in bodies)
         self.queue = make_queue(kind, largest * (BATCH if batch else 1))
         context = _context()
@@ -182,8 +182,8 @@ class ProcessConsumersTrial(Trial):
             process.join(HANG_TIMEOUT)
         self.done.close()
         _close_queue(self.kind, self.queue)
-        if ran and sum(self.taken) != self.ops:
-            raise RuntimeError("benchmark trial check failed: consumers took every message")
+        if ran:
+            check(sum(self.taken) == self.ops, "consumers took every message")
 
 
 PrepareFn = Callable[[int, Env], Trial]
@@ -239,8 +239,7 @@ class MemcpyReference(Trial):
             target[:] = source
 
     def close(self) -> None:
-        if self.target != self.source:
-            raise RuntimeError("benchmark trial check failed: the copy arrived")
+        check(self.target == self.source, "the copy arrived")
 
 
 def _echo(kind: str, requests: Any, replies: Any) -> None:
@@ -296,8 +295,7 @@ class PingPong(Trial):
         self.partner.join(HANG_TIMEOUT)
         _close_queue(self.kind, self.requests)
         _close_queue(self.kind, self.replies)
-        if not all(self.times):
-            raise RuntimeError("benchmark trial check failed: every round trip completed")
+        check(all(self.times), "every round trip completed")
 
 
 __all__ = [

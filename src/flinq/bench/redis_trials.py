@@ -20,6 +20,7 @@ from typing import Any, Final
 import flinq
 from flinq.bench.env import Env, missing_reason, required_module
 from flinq.bench.model import Contender, Trial, Workload
+from flinq.bench.trials import check, ignore, in_batches
 
 __all__ = ["REDIS_BATCH", "redis_workloads"]
 
@@ -43,58 +44,52 @@ def redis_store_unavailable(env: Env) -> str | None:
     )
 
 
-def _failed(what: str) -> RuntimeError:
-    return RuntimeError(f"benchmark trial check failed: {what}")
+class _RedisTrial(Trial):
+    """n payloads, split into batches of REDIS_BATCH before timing, moving
+    through a queue of the trial's own on the bench's Redis server."""
 
+    #: Whether run() takes n messages stored beforehand (else it stores n).
+    takes = False
 
-class _FlinqTrial(Trial):
-    """A flinq Redis store with a queue of its own (a fresh key prefix)."""
-
-    def __init__(self, n: int, env: Env, *, fill: bool) -> None:
+    def __init__(self, n: int, env: Env) -> None:
         self.ops = n
         self.payloads = env.payloads(n)
+        self.batches = in_batches(self.payloads, REDIS_BATCH)
+
+
+class _FlinqTrial(_RedisTrial):
+    """A flinq Redis store with a queue of its own (a fresh key prefix)."""
+
+    def __init__(self, n: int, env: Env) -> None:
+        super().__init__(n, env)
         url = env.redis_store_url
         if url is None:
             raise RuntimeError("no Redis URL")
         self.store: Any = flinq.open(url, prefix=env.unique_name("flinq-bench-"))
         self.queue: Any = self.store.queue("bench")
-        if fill:
-            for i in range(0, n, REDIS_BATCH):
-                self.queue.put_many(self.payloads[i : i + REDIS_BATCH])
+        if self.takes:
+            for batch in self.batches:
+                self.queue.put_many(batch)
 
     def close(self) -> None:
         left = self.queue.qsize() + self.queue.in_flight()
         self.store.delete_queue("bench")
         self.store.close()
-        expected = 0 if self.expect_empty else self.ops
-        if left != expected:
-            raise _failed(f"{expected} messages left, found {left}")
-
-    expect_empty = True
+        expected = 0 if self.takes else self.ops
+        check(left == expected, f"{expected} messages left, found {left}")
 
 
 class FlinqPutBatch(_FlinqTrial):
     """put_many() of REDIS_BATCH messages at a time."""
 
-    expect_empty = False
-
-    def __init__(self, n: int, env: Env) -> None:
-        super().__init__(n, env, fill=False)
-
     def run(self) -> None:
         put_many = self.queue.put_many
-        payloads = self.payloads
-        for i in range(0, len(payloads), REDIS_BATCH):
-            put_many(payloads[i : i + REDIS_BATCH])
+        for batch in self.batches:
+            put_many(batch)
 
 
 class FlinqPut(_FlinqTrial):
     """put() of one message at a time."""
-
-    expect_empty = False
-
-    def __init__(self, n: int, env: Env) -> None:
-        super().__init__(n, env, fill=False)
 
     def run(self) -> None:
         put = self.queue.put
@@ -105,8 +100,7 @@ class FlinqPut(_FlinqTrial):
 class FlinqReserveAck(_FlinqTrial):
     """reserve_many(REDIS_BATCH) then ack_many() until every message is acked."""
 
-    def __init__(self, n: int, env: Env) -> None:
-        super().__init__(n, env, fill=True)
+    takes = True
 
     def run(self) -> None:
         reserve_many = self.queue.reserve_many
@@ -119,8 +113,10 @@ class FlinqReserveAck(_FlinqTrial):
 class FlinqConsume(_FlinqTrial):
     """q.consume() with one worker and a no-op handler, prefetch REDIS_BATCH."""
 
+    takes = True
+
     def __init__(self, n: int, env: Env) -> None:
-        super().__init__(n, env, fill=True)
+        super().__init__(n, env)
         self.done = threading.Event()
         self.seen = 0
 
@@ -133,66 +129,65 @@ class FlinqConsume(_FlinqTrial):
                 self.done.set()
 
         consumer = self.queue.consume(handler, workers=1, prefetch=REDIS_BATCH)
-        finished = self.done.wait(_CONSUME_TIMEOUT)
+        self.done.wait(_CONSUME_TIMEOUT)
         consumer.stop(drain=False)
-        if not finished:
-            raise _failed(f"consume() handled {self.seen} of {total} in {_CONSUME_TIMEOUT:g} s")
+
+    def close(self) -> None:
+        handled = self.seen
+        super().close()
+        check(
+            self.done.is_set(),
+            f"consume() handled {handled} of {self.ops} in {_CONSUME_TIMEOUT:g} s",
+        )
 
 
-class _RawTrial(Trial):
+class _RawTrial(_RedisTrial):
     """A stream of its own on the same server, driven with redis-py."""
 
-    def __init__(self, n: int, env: Env, *, fill: bool) -> None:
-        self.ops = n
-        self.payloads = env.payloads(n)
+    def __init__(self, n: int, env: Env) -> None:
+        super().__init__(n, env)
         self.client = env.redis()
         self.key = env.unique_name("flinq-bench-raw:")
         self.client.delete(self.key)
-        if fill:
+        if self.takes:
             pipe = self.client.pipeline(transaction=False)
-            for i in range(0, n, REDIS_BATCH):
-                for payload in self.payloads[i : i + REDIS_BATCH]:
+            for batch in self.batches:
+                for payload in batch:
                     pipe.xadd(self.key, {"r": payload})
                 pipe.execute()
             self.client.xgroup_create(self.key, _GROUP, "0")
 
-    expect = 0
-
     def close(self) -> None:
-        length = self.client.xlen(self.key)
-        pending = self.client.xpending(self.key, _GROUP)["pending"] if self.expect == 0 else 0
-        self.client.delete(self.key)
-        if self.expect == 0 and pending:
-            raise _failed(f"{pending} entries left pending")
-        if self.expect and length != self.expect:
-            raise _failed(f"{self.expect} entries, found {length}")
+        client, key = self.client, self.key
+        try:
+            if self.takes:
+                (group,) = client.xinfo_groups(key)
+                last_added = client.xinfo_stream(key)["last-generated-id"]
+                check(group["last-delivered-id"] == last_added, "every entry read")
+                check(group["pending"] == 0, f"{group['pending']} entries left pending")
+            else:
+                length = client.xlen(key)
+                check(length == self.ops, f"{self.ops} entries, found {length}")
+        finally:
+            client.delete(key)
 
 
 class RawXaddBatch(_RawTrial):
     """XADD, REDIS_BATCH per pipeline."""
-
-    def __init__(self, n: int, env: Env) -> None:
-        super().__init__(n, env, fill=False)
-        self.expect = n
 
     def run(self) -> None:
         pipe = self.client.pipeline(transaction=False)
         xadd = pipe.xadd
         execute = pipe.execute
         key = self.key
-        payloads = self.payloads
-        for i in range(0, len(payloads), REDIS_BATCH):
-            for payload in payloads[i : i + REDIS_BATCH]:
+        for batch in self.batches:
+            for payload in batch:
                 xadd(key, {"r": payload})
             execute()
 
 
 class RawXadd(_RawTrial):
     """One XADD per message (a round trip each)."""
-
-    def __init__(self, n: int, env: Env) -> None:
-        super().__init__(n, env, fill=False)
-        self.expect = n
 
     def run(self) -> None:
         xadd = self.client.xadd
@@ -204,10 +199,8 @@ class RawXadd(_RawTrial):
 class RawReadAck(_RawTrial):
     """XREADGROUP COUNT REDIS_BATCH, then XACK of those ids, until all are acked."""
 
+    takes = True
     handle = False
-
-    def __init__(self, n: int, env: Env) -> None:
-        super().__init__(n, env, fill=True)
 
     def run(self) -> None:
         client = self.client
@@ -219,7 +212,7 @@ class RawReadAck(_RawTrial):
             entries = reply[0][1]
             if handle:
                 for entry in entries:
-                    _noop(entry)
+                    ignore(entry)
             client.xack(key, _GROUP, *[entry[0] for entry in entries])
             left -= len(entries)
 
@@ -228,10 +221,6 @@ class RawConsume(RawReadAck):
     """RawReadAck with a no-op handler called per message."""
 
     handle = True
-
-
-def _noop(entry: Any) -> None:
-    """The raw consume peer's handler."""
 
 
 def rq_unavailable(env: Env) -> str | None:
@@ -264,8 +253,7 @@ class RqConsume(Trial):
     def close(self) -> None:
         left = self.queue.count
         self.queue.delete(delete_jobs=True)
-        if left:
-            raise _failed(f"RQ left {left} jobs")
+        check(left == 0, f"RQ left {left} jobs")
 
 
 def redis_workloads() -> list[Workload]:

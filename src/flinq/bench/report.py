@@ -46,23 +46,33 @@ def format_ratio(ratio: float) -> str:
     return f"{ratio:.2f}x"
 
 
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
-    """A Markdown table with padded columns; columns in right align right."""
+def _aligned(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]
+) -> tuple[list[int], list[list[str]]]:
+    """The width of each column (its widest cell), and headers then rows with
+    every cell padded to its column's width: right-aligned in the columns in
+    right, left-aligned in the others."""
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = [
+    lines = [
+        [
             cell.rjust(width) if index in right else cell.ljust(width)
             for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
         ]
-        return "| " + " | ".join(padded) + " |"
+        for cells in [headers, *rows]
+    ]
+    return widths, lines
 
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
+    """A Markdown table with padded columns; columns in right align right."""
+    widths, lines = _aligned(headers, rows, right)
+    head, *body = ["| " + " | ".join(cells) + " |" for cells in lines]
     rule = "|" + "|".join(
         "-" * (w + 1) + ":" if i in right else "-" * (w + 2) for i, w in enumerate(widths)
     )
-    return "\n".join([line(headers), rule + "|", *(line(row) for row in rows)])
+    return "\n".join([head, rule + "|", *body])
 
 
 #: The width every line of the default output fits in.
@@ -192,17 +202,7 @@ def _advantage(flinq: ContenderResult | None, peer: ContenderResult, metric: Met
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
     """A plain table, columns two spaces apart; columns in right align right."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            cell.rjust(width) if index in right else cell.ljust(width)
-            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    return "\n".join([line(headers), *(line(row) for row in rows)])
+    return "\n".join("  ".join(cells).rstrip() for cells in _aligned(headers, rows, right)[1])
 
 
 def _baseline(workloads: Sequence[WorkloadResult], notes: _Footnotes) -> str:

@@ -7,6 +7,8 @@ Conventions every trial follows:
     loop (``put = q.put``), for flinq and peers alike;
   - run() is the only measured part; close() checks that the trial did its
     job (every item arrived) and releases what it holds.
+
+check, in_batches and ignore below serve the other trial modules too.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import tracemalloc
 from collections import deque
 from collections.abc import Callable
 from itertools import count, repeat
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import flinq
 from flinq.bench.env import Env, missing_reason, required_module
@@ -43,21 +45,28 @@ P50 = Metric("p50_ns", "p50 latency", "ns", higher_is_better=False)
 P99 = Metric("p99_ns", "p99 latency", "ns", higher_is_better=False)
 MEMORY = Metric("bytes_per_million", "memory per 1M items", "bytes", higher_is_better=False)
 
+_T = TypeVar("_T")
+
 # A thread-queue end-of-stream marker (compared by identity), and one for
 # queues that pickle their items (compared by value; payloads are never empty).
 _STOP: Final = object()
 _STOP_BYTES: Final = b""
 
 
-def _check(condition: bool, what: str) -> None:
-    """Raise if a trial's own check fails (a broken trial, not slowness)."""
+def check(condition: bool, what: str) -> None:
+    """Raise RuntimeError if a trial's own check fails (a broken trial, not
+    slowness); what says what was expected."""
     if not condition:
         raise RuntimeError(f"benchmark trial check failed: {what}")
 
 
-def _batches(items: list[bytes], size: int = BATCH) -> list[list[bytes]]:
+def in_batches(items: list[_T], size: int = BATCH) -> list[list[_T]]:
     """items split into consecutive lists of at most size items."""
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def ignore(message: object) -> None:
+    """The no-op handler of the consume workloads."""
 
 
 # ---- one-thread FIFO put and get ---------------------------------------------
@@ -78,7 +87,7 @@ class PutAll(Trial):
             put(item)
 
     def close(self) -> None:
-        _check(_size(self.container) == self.ops, "every item stored")
+        check(_size(self.container) == self.ops, "every item stored")
 
 
 class GetAll(Trial):
@@ -100,7 +109,7 @@ class GetAll(Trial):
             get()
 
     def close(self) -> None:
-        _check(_size(self.container) == 0, "every item taken")
+        check(_size(self.container) == 0, "every item taken")
 
 
 def _size(container: Any) -> int:
@@ -161,7 +170,7 @@ class ThreadConsumers(Trial):
         ran = self.stopped
         self._stop()
         if ran:
-            _check(sum(self.counts) == self.ops, "consumers took every item")
+            check(sum(self.counts) == self.ops, "consumers took every item")
 
 
 def _fork_context() -> Any:
@@ -229,7 +238,7 @@ class ProcessConsumers(Trial):
             process.join(HANG_TIMEOUT)
         self.done.close()
         if ran:
-            _check(sum(self.taken) == self.ops, "consumer processes took every item")
+            check(sum(self.taken) == self.ops, "consumer processes took every item")
 
 
 # ---- consume: worker threads doing get() + task_done() -------------------------
@@ -278,11 +287,7 @@ class ConsumeWorkers(_PutThenJoin):
         for worker in self.workers:
             worker.join(HANG_TIMEOUT)
         if self.joined:
-            _check(self.queue.qsize() == 0, "workers took every item")
-
-
-def _ignore(message: object) -> None:
-    """The no-op handler of the consume workloads."""
+            check(self.queue.qsize() == 0, "workers took every item")
 
 
 class FlinqConsume(_PutThenJoin):
@@ -293,13 +298,13 @@ class FlinqConsume(_PutThenJoin):
         self.ops = n
         self.items = env.payloads(n)
         self.queue = flinq.Queue()
-        self.consumer = self.queue.consume(_ignore, workers=workers)
+        self.consumer = self.queue.consume(ignore, workers=workers)
 
     def close(self) -> None:
         stopped = self.consumer.stop(drain=False, timeout=HANG_TIMEOUT)
-        _check(stopped, "consumer stopped")
+        check(stopped, "consumer stopped")
         if self.joined:
-            _check(self.consumer.stats()["handled"] == self.ops, "every message handled once")
+            check(self.consumer.stats()["handled"] == self.ops, "every message handled once")
 
 
 # ---- priority put and get ---------------------------------------------------------
@@ -320,7 +325,7 @@ class FlinqPriorityPut(Trial):
             put(item, priority=priority)
 
     def close(self) -> None:
-        _check(self.queue.qsize() == self.ops, "every item stored")
+        check(self.queue.qsize() == self.ops, "every item stored")
 
 
 class HeapqPush(Trial):
@@ -339,7 +344,7 @@ class HeapqPush(Trial):
             push(heap, (priority, seq, item))
 
     def close(self) -> None:
-        _check(len(self.heap) == self.ops, "every item stored")
+        check(len(self.heap) == self.ops, "every item stored")
 
 
 class StdPriorityPut(Trial):
@@ -357,7 +362,7 @@ class StdPriorityPut(Trial):
             put((priority, seq, item))
 
     def close(self) -> None:
-        _check(self.queue.qsize() == self.ops, "every item stored")
+        check(self.queue.qsize() == self.ops, "every item stored")
 
 
 class FlinqPriorityGet(Trial):
@@ -376,7 +381,7 @@ class FlinqPriorityGet(Trial):
             get()
 
     def close(self) -> None:
-        _check(self.queue.qsize() == 0, "every item taken")
+        check(self.queue.qsize() == 0, "every item taken")
 
 
 class HeapqPop(Trial):
@@ -397,7 +402,7 @@ class HeapqPop(Trial):
             pop(heap)[2]
 
     def close(self) -> None:
-        _check(not self.heap, "every item taken")
+        check(not self.heap, "every item taken")
 
 
 class StdPriorityGet(Trial):
@@ -416,7 +421,7 @@ class StdPriorityGet(Trial):
             get()[2]
 
     def close(self) -> None:
-        _check(self.queue.qsize() == 0, "every item taken")
+        check(self.queue.qsize() == 0, "every item taken")
 
 
 # ---- batch: put then get n items in batches of BATCH -------------------------------
@@ -427,7 +432,7 @@ class FlinqBatch(Trial):
 
     def __init__(self, n: int, env: Env) -> None:
         self.ops = n
-        self.batches = _batches(env.payloads(n))
+        self.batches = in_batches(env.payloads(n))
         self.queue: flinq.Queue[bytes] = flinq.Queue()
 
     def run(self) -> None:
@@ -440,7 +445,7 @@ class FlinqBatch(Trial):
             left -= len(get_many(BATCH))
 
     def close(self) -> None:
-        _check(self.queue.qsize() == 0, "every item taken")
+        check(self.queue.qsize() == 0, "every item taken")
 
 
 class DequeBatch(Trial):
@@ -448,7 +453,7 @@ class DequeBatch(Trial):
 
     def __init__(self, n: int, env: Env) -> None:
         self.ops = n
-        self.batches = _batches(env.payloads(n))
+        self.batches = in_batches(env.payloads(n))
         self.deque: deque[bytes] = deque()
 
     def run(self) -> None:
@@ -460,7 +465,7 @@ class DequeBatch(Trial):
             [popleft() for _ in batch]
 
     def close(self) -> None:
-        _check(not self.deque, "every item taken")
+        check(not self.deque, "every item taken")
 
 
 class LoopBatch(Trial):
@@ -469,7 +474,7 @@ class LoopBatch(Trial):
 
     def __init__(self, n: int, env: Env, make: Callable[[], Any]) -> None:
         self.ops = n
-        self.batches = _batches(env.payloads(n))
+        self.batches = in_batches(env.payloads(n))
         self.queue = make()
 
     def run(self) -> None:
@@ -482,7 +487,7 @@ class LoopBatch(Trial):
             [get() for _ in batch]
 
     def close(self) -> None:
-        _check(self.queue.qsize() == 0, "every item taken")
+        check(self.queue.qsize() == 0, "every item taken")
 
 
 class FasterFifoBatch(Trial):
@@ -490,7 +495,7 @@ class FasterFifoBatch(Trial):
 
     def __init__(self, n: int, env: Env) -> None:
         self.ops = n
-        self.batches = _batches(env.payloads(n))
+        self.batches = in_batches(env.payloads(n))
         self.queue = faster_fifo_queue(n)
 
     def run(self) -> None:
@@ -503,7 +508,7 @@ class FasterFifoBatch(Trial):
             left -= len(get_many(max_messages_to_get=BATCH))
 
     def close(self) -> None:
-        _check(self.queue.qsize() == 0, "every item taken")
+        check(self.queue.qsize() == 0, "every item taken")
 
 
 # ---- latency: enqueue-to-dequeue with a waiting consumer --------------------------
@@ -563,7 +568,7 @@ class Latency(Trial):
 
     def close(self) -> None:
         self._stop()
-        _check(all(self.received), "the consumer took every item")
+        check(all(self.received), "the consumer took every item")
 
 
 # ---- memory: bytes per million queued items -----------------------------------------
@@ -602,7 +607,7 @@ class Memory(Trial):
         return {MEMORY.key: self.allocated * 1_000_000 / self.ops}
 
     def close(self) -> None:
-        _check(self.container is not None and _size(self.container) == self.ops, "all stored")
+        check(self.container is not None and _size(self.container) == self.ops, "all stored")
         self.container = None
 
 
@@ -622,7 +627,7 @@ class LmdbPuts(Trial):
         )
         keys = [i.to_bytes(8, "big") for i in range(n)]
         pairs = list(zip(keys, env.payloads(n), strict=True))
-        self.chunks = [pairs[i : i + LMDB_TXN] for i in range(0, n, LMDB_TXN)]
+        self.chunks = in_batches(pairs, LMDB_TXN)
 
     def run(self) -> None:
         begin = self.db.begin
@@ -638,7 +643,7 @@ class LmdbPuts(Trial):
         finally:
             self.db.close()
             shutil.rmtree(self.directory, ignore_errors=True)
-        _check(entries == self.ops, "every record stored")
+        check(entries == self.ops, "every record stored")
 
 
 def redis_unavailable(env: Env) -> str | None:
@@ -654,7 +659,7 @@ class RedisPush(Trial):
         self.client = env.redis()
         self.key = env.unique_name("flinq-bench:")
         self.client.delete(self.key)
-        self.batches = _batches(env.payloads(n))
+        self.batches = in_batches(env.payloads(n))
 
     def run(self) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -669,7 +674,7 @@ class RedisPush(Trial):
     def close(self) -> None:
         length = self.client.llen(self.key)
         self.client.delete(self.key)
-        _check(length == self.ops, "every item pushed")
+        check(length == self.ops, "every item pushed")
 
 
 class RedisPop(Trial):
@@ -680,7 +685,7 @@ class RedisPop(Trial):
         self.client = env.redis()
         self.key = env.unique_name("flinq-bench:")
         self.client.delete(self.key)
-        self.batches = _batches(env.payloads(n))
+        self.batches = in_batches(env.payloads(n))
         for batch in self.batches:
             self.client.lpush(self.key, *batch)
 
@@ -697,7 +702,7 @@ class RedisPop(Trial):
     def close(self) -> None:
         length = self.client.llen(self.key)
         self.client.delete(self.key)
-        _check(length == 0, "every item popped")
+        check(length == 0, "every item popped")
 
 
 class RedisReserveAck(Trial):
@@ -711,7 +716,7 @@ class RedisReserveAck(Trial):
         self.key = env.unique_name("flinq-bench:")
         self.processing = self.key + ":processing"
         self.client.delete(self.key, self.processing)
-        self.batches = _batches(env.payloads(n))
+        self.batches = in_batches(env.payloads(n))
         for batch in self.batches:
             self.client.lpush(self.key, *batch)
 
@@ -732,7 +737,7 @@ class RedisReserveAck(Trial):
     def close(self) -> None:
         left = self.client.llen(self.key) + self.client.llen(self.processing)
         self.client.delete(self.key, self.processing)
-        _check(left == 0, "every item reserved and acknowledged")
+        check(left == 0, "every item reserved and acknowledged")
 
 
 def persistqueue_unavailable(env: Env) -> str | None:
@@ -759,7 +764,7 @@ class SqlitePut(Trial):
         size = self.queue.qsize()
         self.queue.close()
         shutil.rmtree(self.directory, ignore_errors=True)
-        _check(size == self.ops, "every item stored")
+        check(size == self.ops, "every item stored")
 
 
 class SqliteGet(Trial):
@@ -785,7 +790,7 @@ class SqliteGet(Trial):
         size = self.queue.qsize()
         self.queue.close()
         shutil.rmtree(self.directory, ignore_errors=True)
-        _check(size == 0, "every item taken")
+        check(size == 0, "every item taken")
 
 
 class SqliteAck(Trial):
@@ -810,7 +815,7 @@ class SqliteAck(Trial):
         acked = self.queue.acked_count()
         self.queue.close()
         shutil.rmtree(self.directory, ignore_errors=True)
-        _check(acked == self.ops, "every item acknowledged")
+        check(acked == self.ops, "every item acknowledged")
 
 
 # ---- flinq's durable queues ------------------------------------------------------
@@ -850,7 +855,7 @@ class DurablePut(Trial):
         finally:
             self.store.close()
             shutil.rmtree(self.directory, ignore_errors=True)
-        _check(size == self.ops, "every item stored")
+        check(size == self.ops, "every item stored")
 
 
 class DurablePutThreads(DurablePut):
@@ -881,7 +886,7 @@ class DurablePutThreads(DurablePut):
         for worker in self.workers:
             worker.join(HANG_TIMEOUT)
         alive = any(w.is_alive() for w in self.workers)
-        _check(not self.errors and not alive, "every put returned")
+        check(not self.errors and not alive, "every put returned")
         self.store.flush()
 
 
@@ -905,7 +910,7 @@ class _FilledStore(Trial):
         finally:
             self.store.close()
             shutil.rmtree(self.directory, ignore_errors=True)
-        _check(left == 0, "every item taken")
+        check(left == 0, "every item taken")
 
 
 class DurableGet(_FilledStore):
@@ -940,8 +945,8 @@ class DurableConsume(_FilledStore):
         self.workers = workers
 
     def run(self) -> None:
-        consumer = self.queue.consume(_ignore, workers=self.workers, prefetch=64)
-        _check(consumer.stop(drain=True, timeout=HANG_TIMEOUT), "consumer drained")
+        consumer = self.queue.consume(ignore, workers=self.workers, prefetch=64)
+        check(consumer.stop(drain=True, timeout=HANG_TIMEOUT), "consumer drained")
         self.store.flush()
 
 

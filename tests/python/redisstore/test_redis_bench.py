@@ -1,5 +1,6 @@
 """flinq bench's Redis rows: measured next to raw redis-py on a server
-given by --redis-url, and an unreachable --redis-url is an error. No test
+given by --redis-url, and an unreachable --redis-url is an error; each
+Redis trial's own check passes after run() and fails without it. No test
 asserts a speed."""
 
 from __future__ import annotations
@@ -13,7 +14,31 @@ from pathlib import Path
 import pytest
 from redishelpers import shared_server
 
+from flinq.bench.env import Env
+from flinq.bench.redis_trials import (
+    REDIS_BATCH,
+    FlinqConsume,
+    FlinqPut,
+    FlinqPutBatch,
+    FlinqReserveAck,
+    RawConsume,
+    RawReadAck,
+    RawXadd,
+    RawXaddBatch,
+)
+
 pytest.importorskip("redis", reason="redis-py is not installed (pip install 'flinq[redis]')")
+
+REDIS_TRIALS = [
+    FlinqPutBatch,
+    FlinqPut,
+    FlinqReserveAck,
+    FlinqConsume,
+    RawXaddBatch,
+    RawXadd,
+    RawReadAck,
+    RawConsume,
+]
 
 
 def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -56,3 +81,20 @@ def test_an_unreachable_redis_url_exits_1_with_the_reason(tmp_path):
     assert done.returncode == 1
     assert "cannot reach --redis-url redis://:***@127.0.0.1:1/0" in done.stderr
     assert "hidden" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("trial_class", REDIS_TRIALS, ids=lambda c: c.__name__)
+def test_each_redis_trial_checks_its_own_work(trial_class: type) -> None:
+    n = 2 * REDIS_BATCH + 7
+    with Env(redis_url=shared_server().url) as env:
+        assert env.redis_unavailable() is None
+        trial = trial_class(n, env)
+        # Split before run() so that no trial slices inside the timed part.
+        assert [len(batch) for batch in trial.batches] == [REDIS_BATCH, REDIS_BATCH, 7]
+        assert [p for batch in trial.batches for p in batch] == env.payloads(n)
+        trial.run()
+        trial.close()
+
+        idle = trial_class(n, env)  # prepared, never run: its check must fail
+        with pytest.raises(RuntimeError, match=r"^benchmark trial check failed: "):
+            idle.close()
