@@ -17,7 +17,6 @@ import redis
 
 from flinq.codec import Serializer, agree_serializer, resolve_serializer, serializer_name
 from flinq.errors import StoreClosedError, StoreError, StoreNotFoundError, StoreVersionError
-from flinq.inspection import require_queue
 from flinq.redisstore import inspect
 from flinq.redisstore.connection import Waits, connect, translated
 from flinq.redisstore.keys import GROUP, StoreKeys
@@ -26,11 +25,11 @@ from flinq.redisstore.scripts import Scripts
 from flinq.redisstore.urls import split_prefix
 from flinq.settings import (
     UNSET,
-    QueueSettings,
     Unset,
     check_name,
     check_reopen,
     checked_request,
+    decode_settings,
     merge_settings,
 )
 
@@ -192,7 +191,7 @@ class RedisStore:
                 return existing
             with translated(self.path):
                 raw = self.client.hget(self._keys.queues, name)
-                stored = None if raw is None else QueueSettings.from_dict(json.loads(raw))
+                stored = None if raw is None else decode_settings(raw, name, self.path)
                 settings = merge_settings(name, stored, given)
                 if settings != stored:
                     self._scripts.create(
@@ -279,7 +278,7 @@ class RedisStore:
         """Delete every stored message of queue name; KeyError if unknown."""
         self._check_writable()
         with translated(self.path):
-            require_queue(inspect.all_settings(self.client, self._keys), name, self.path)
+            inspect.queue_settings(self.client, self._keys, self.path, name)
             return int(
                 self._scripts.drop(
                     keys=[self._keys.base(name), self._keys.queues], args=[name, "purge"]
@@ -293,9 +292,8 @@ class RedisStore:
         if source == target:
             raise ValueError("the source and target queues are the same queue")
         with translated(self.path):
-            every = inspect.all_settings(self.client, self._keys)
-            settings = require_queue(every, source, self.path)
-            target_settings = require_queue(every, target, self.path)
+            settings = inspect.queue_settings(self.client, self._keys, self.path, source)
+            target_settings = inspect.queue_settings(self.client, self._keys, self.path, target)
             keep = settings.priority and target_settings.priority
             moved = int(
                 self._scripts.move(

@@ -407,6 +407,34 @@ def test_an_unknown_queue_is_a_key_error_listing_the_queues(opener):
     assert [m["body"] for m in store.peek("q00", 5)] == [b"q00"]  # nothing moved
 
 
+@pytest.mark.parametrize(
+    "raw", [b"{not json", b"\xff", b"[1, 2]", b'{"maxsize": "ten"}', b'{"priority": 1}']
+)
+def test_damaged_queue_settings_are_a_corrupt_store_naming_the_queue(backend, raw):
+    store = backend.open()
+    store.queue("jobs").put("a")
+    store.queue("ok").put("b")
+    where = store.path
+    store.close()
+    backend.write_settings("jobs", raw)
+    store = backend.open()
+    calls = [
+        store.inspect,
+        lambda: store.peek("jobs", 1),
+        lambda: store.purge_queue("jobs"),
+        lambda: store.move_messages("jobs", "ok"),
+        lambda: store.queue("jobs"),
+    ]
+    try:
+        for call in calls:
+            with pytest.raises(flinq.StoreCorruptError) as damaged:
+                call()
+            assert "queue 'jobs'" in str(damaged.value) and where in str(damaged.value)
+        assert store.queue("ok").get(timeout=WAIT) == "b"  # the others still work
+    finally:
+        store.close()
+
+
 # ---- closing -----------------------------------------------------------------------------
 
 
