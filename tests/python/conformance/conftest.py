@@ -4,7 +4,7 @@ and to damage what it stores.
 A new backend passes the suite unchanged by adding one entry to BACKENDS:
 a function (tmp_path) -> Backend, whose open(**options) opens (or reopens)
 the same store every time it is called, the store's data outliving a
-close(). Options the suite passes: none, or serializer="json".
+close(). Options the suite passes: none, serializer="json" or readonly=True.
 """
 
 from __future__ import annotations

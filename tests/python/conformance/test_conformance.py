@@ -58,6 +58,32 @@ def test_store_is_a_context_manager_and_lists_its_queues(opener):
         store.queue("a")
 
 
+def test_queue_returns_an_open_queue_checks_first_and_refuses_a_readonly_store(opener):
+    store = opener()
+    q = store.queue("jobs", maxsize=5)
+    assert store.queue("jobs") is q and store.queue("jobs", maxsize=5) is q
+    with pytest.raises(ValueError) as other:
+        store.queue("jobs", maxsize=6, max_attempts=2)
+    assert str(other.value) == (
+        "queue 'jobs' is open with other settings (max_attempts, maxsize): "
+        "reopen the store to change them"
+    )
+    with pytest.raises(TypeError):  # checked before the open queue is looked at
+        store.queue("jobs", maxsize="5")
+    with pytest.raises(ValueError):
+        store.queue("", maxsize=5)
+    store.close()
+    readonly = opener(readonly=True)
+    with pytest.raises(flinq.StoreError) as refused:
+        readonly.queue("new")
+    assert str(refused.value) == "a store opened with readonly=True has no writable queues"
+    with pytest.raises(flinq.StoreError):  # refused before the arguments are looked at
+        readonly.queue(7)  # type: ignore[arg-type]
+    assert readonly.queues() == ["jobs"]
+    readonly.close()
+    assert opener().queue("jobs").maxsize == 5
+
+
 # ---- put and get --------------------------------------------------------------------
 
 
