@@ -15,7 +15,8 @@ What a backend must implement
 2. Its queue() checks the name (flinq.settings.check_name) and every setting
    (flinq.settings.QueueSettings.check) before creating anything, stores the
    settings with the queue, and treats arguments left out (UNSET) as "keep
-   what is stored". A queue already open is returned as it is.
+   what is stored". A queue already open is returned as it is
+   (open_queue() does all this but the creating).
 3. A queue class satisfying DurableQueue: the stdlib queue API (put, get,
    put_many, get_many, task_done, join, shutdown, ...) plus at-least-once
    delivery (reserve, reserve_many, ack_many), with visibility timeouts,
@@ -30,12 +31,14 @@ What a backend must implement
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 from flinq.arguments import check_error
-from flinq.settings import QueueSettings, Unset
+from flinq.errors import StoreError
+from flinq.settings import QueueSettings, Unset, check_reopen, checked_request
 
 __all__ = [
     "BY_APPLICATION",
@@ -50,6 +53,7 @@ __all__ = [
     "SettlesOnExit",
     "describe_error",
     "error_headers",
+    "open_queue",
 ]
 
 #: The header a message carries, with the reason, once it was moved to a
@@ -277,3 +281,32 @@ class DurableStore(Protocol):
 
     def __enter__(self) -> Any: ...
     def __exit__(self, *exc: object) -> None: ...
+
+
+QueueT = TypeVar("QueueT", bound=DurableQueue)
+
+
+def open_queue(
+    name: str,
+    given: dict[str, Any],
+    *,
+    readonly: bool,
+    lock: AbstractContextManager[Any],
+    opened: Mapping[str, QueueT],
+    create: Callable[[dict[str, Any]], QueueT],
+) -> QueueT:
+    """What a store's queue(name, **given) returns, once the store is known
+    to be open: StoreError for a readonly store; TypeError or ValueError
+    for a bad name or setting, before anything is created; then, holding
+    lock, the queue of that name in opened (ValueError if given asks it for
+    other settings), else create(given), which makes the queue and adds it
+    to opened."""
+    if readonly:
+        raise StoreError("a store opened with readonly=True has no writable queues")
+    checked = checked_request(name, **given)
+    with lock:
+        existing = opened.get(name)
+        if existing is not None:
+            check_reopen(name, existing.settings, checked)
+            return existing
+        return create(checked)

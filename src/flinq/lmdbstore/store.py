@@ -48,12 +48,11 @@ from flinq.lmdbstore.verify import (
     mark_clean,
 )
 from flinq.lmdbstore.writer import Writer
+from flinq.protocols import open_queue
 from flinq.settings import (
     UNSET,
     QueueSettings,
     Unset,
-    check_reopen,
-    checked_request,
     merge_settings,
 )
 
@@ -248,22 +247,8 @@ class Store:
         anything is created.
         """
         self._state.check()
-        if self.readonly:
-            raise StoreError("a store opened with readonly=True has no writable queues")
-        given = checked_request(
-            name,
-            priority=priority,
-            maxsize=maxsize,
-            max_attempts=max_attempts,
-            visibility_timeout=visibility_timeout,
-            dead_letter=dead_letter,
-        )
-        with self._queues_lock:
-            existing = self._queues.get(name)
-            if existing is not None:
-                check_reopen(name, existing.settings, given)
-                return existing
 
+        def create(given: dict[str, Any]) -> DurableQueue:
             def update(stored: QueueSettings | None) -> QueueSettings:
                 return merge_settings(name, stored, given)
 
@@ -271,6 +256,21 @@ class Store:
             queue = DurableQueue(name, settings, handle, self._context())
             self._queues[name] = queue
             return queue
+
+        return open_queue(
+            name,
+            {
+                "priority": priority,
+                "maxsize": maxsize,
+                "max_attempts": max_attempts,
+                "visibility_timeout": visibility_timeout,
+                "dead_letter": dead_letter,
+            },
+            readonly=self.readonly,
+            lock=self._queues_lock,
+            opened=self._queues,
+            create=create,
+        )
 
     def _context(self) -> QueueContext:
         return QueueContext(

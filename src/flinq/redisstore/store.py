@@ -17,6 +17,7 @@ import redis
 
 from flinq.codec import Serializer, agree_serializer, resolve_serializer, serializer_name
 from flinq.errors import StoreClosedError, StoreError, StoreNotFoundError, StoreVersionError
+from flinq.protocols import open_queue
 from flinq.redisstore import inspect
 from flinq.redisstore.connection import Waits, connect, translated
 from flinq.redisstore.keys import GROUP, StoreKeys
@@ -27,8 +28,6 @@ from flinq.settings import (
     UNSET,
     Unset,
     check_name,
-    check_reopen,
-    checked_request,
     decode_settings,
     merge_settings,
 )
@@ -174,21 +173,8 @@ class RedisStore:
         Processes that open one queue with different settings: the last
         one to open it stores its own, and each uses what it opened with."""
         self._check_open()
-        if self.readonly:
-            raise StoreError("a store opened with readonly=True has no writable queues")
-        given = checked_request(
-            name,
-            priority=priority,
-            maxsize=maxsize,
-            max_attempts=max_attempts,
-            visibility_timeout=visibility_timeout,
-            dead_letter=dead_letter,
-        )
-        with self._queues_lock:
-            existing = self._queues.get(name)
-            if existing is not None:
-                check_reopen(name, existing.settings, given)
-                return existing
+
+        def create(given: dict[str, Any]) -> RedisQueue:
             with translated(self.path):
                 raw = self.client.hget(self._keys.queues, name)
                 stored = None if raw is None else decode_settings(raw, name, self.path)
@@ -203,6 +189,21 @@ class RedisStore:
             with translated(self.path):
                 self._recover_dead_consumers(name)
             return queue
+
+        return open_queue(
+            name,
+            {
+                "priority": priority,
+                "maxsize": maxsize,
+                "max_attempts": max_attempts,
+                "visibility_timeout": visibility_timeout,
+                "dead_letter": dead_letter,
+            },
+            readonly=self.readonly,
+            lock=self._queues_lock,
+            opened=self._queues,
+            create=create,
+        )
 
     def _recover_dead_consumers(self, name: str) -> None:
         """Give back the messages held by consumers of this host whose
