@@ -233,6 +233,25 @@ def test_max_attempts_dead_letters(store):
     assert dead.get(timeout=WAIT) == "poison"
 
 
+@pytest.mark.parametrize("dead_letter", [None, "jobs.dl"])
+def test_messages_whose_attempts_a_close_spent_are_all_retired_and_counted(opener, dead_letter):
+    first = opener()
+    q = first.queue("jobs", max_attempts=1, dead_letter=dead_letter)
+    q.put_many(range(12))
+    assert len(q.reserve_many(12, timeout=WAIT)) == 12
+    first.close()  # each delivery counted: every attempt spent
+    store = opener()
+    q = store.queue("jobs")
+    q.put("live")
+    assert [m.body for m in q.reserve_many(20, timeout=WAIT)] == ["live"]
+    assert q.stats()["dead_lettered"] == 12
+    assert (q.qsize(), q.in_flight()) == (0, 1)
+    if dead_letter is not None:
+        dead = store.queue(dead_letter).reserve_many(20, timeout=WAIT)
+        assert sorted(m.body for m in dead) == list(range(12))
+        assert {m.headers[ERROR_HEADER] for m in dead} == {"max_attempts reached"}
+
+
 def test_nack_without_requeue_and_dead_letter_to_a_named_queue(store):
     q = store.queue("jobs", dead_letter="dl")
     q.put_many(["a", "b"])
