@@ -405,3 +405,23 @@ def test_peek_purge_and_requeue_read_only_the_settings_of_their_queues(url, stor
     with pytest.raises(KeyError, match="queues: jobs, other, third"):
         store.peek("nope", 1)
     assert len(every) == 1
+
+
+def test_a_batch_of_script_calls_survives_a_server_that_forgot_the_script(url, stores):
+    import redis
+
+    from flinq.redisstore.keys import queue_base
+    from flinq.redisstore.scripts import Scripts
+
+    store = stores(url)
+    store.queue("a").put_many(range(2))
+    store.queue("b").put("x")
+    client = redis.Redis.from_url(url.partition("?")[0])
+    try:
+        client.script_flush()
+        counts = Scripts(client).counts
+        calls = [([queue_base(store.prefix, name)], []) for name in ("a", "b", "a")]
+        assert counts.run_many(calls) == [[2, 0, 0], [1, 0, 0], [2, 0, 0]]
+        assert counts.run_many(calls[1:]) == [[1, 0, 0], [2, 0, 0]]  # loaded now
+    finally:
+        client.close()
