@@ -407,6 +407,35 @@ def test_peek_purge_and_requeue_read_only_the_settings_of_their_queues(url, stor
     assert len(every) == 1
 
 
+@pytest.mark.parametrize("dead_letter", [None, "jobs.dl"])
+def test_messages_with_spent_attempts_are_retired_together(url, stores, monkeypatch, dead_letter):
+    # One round trip retires them all, not one per message: a take that
+    # finds 40 spent messages asks the connection pool a few times only.
+    first = stores(url)
+    q = first.queue("jobs", max_attempts=1, dead_letter=dead_letter)
+    q.put_many(range(40))
+    assert len(q.reserve_many(40, timeout=WAIT)) == 40
+    first.close()  # each delivery counted: every attempt spent
+    store = stores(url)
+    q = store.queue("jobs")
+    q.put("live")
+    pool = store.client.connection_pool
+    get_connection = pool.get_connection
+    asked: list[object] = []
+
+    def counted(*args: Any, **options: Any) -> Any:
+        asked.append(args)
+        return get_connection(*args, **options)
+
+    monkeypatch.setattr(pool, "get_connection", counted)
+    assert [m.body for m in q.reserve_many(50, timeout=WAIT)] == ["live"]
+    assert len(asked) <= 4
+    monkeypatch.undo()
+    assert q.stats()["dead_lettered"] == 40
+    if dead_letter is not None:
+        assert sorted(store.queue(dead_letter).get_many(50, timeout=WAIT)) == list(range(40))
+
+
 def test_a_batch_of_script_calls_survives_a_server_that_forgot_the_script(url, stores):
     import redis
 
