@@ -16,7 +16,8 @@ What a backend must implement
    (flinq.settings.QueueSettings.check) before creating anything, stores the
    settings with the queue, and treats arguments left out (UNSET) as "keep
    what is stored". A queue already open is returned as it is
-   (open_queue() does all this but the creating).
+   (OpensQueues, for the store class to inherit, does all this but the
+   creating).
 3. A queue class satisfying DurableQueue: the stdlib queue API (put, get,
    put_many, get_many, task_done, join, shutdown, ...) plus at-least-once
    delivery (reserve, reserve_many, ack_many), with visibility timeouts,
@@ -31,14 +32,14 @@ What a backend must implement
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
 from flinq.arguments import check_error
 from flinq.errors import StoreError
-from flinq.settings import QueueSettings, Unset, check_reopen, checked_request
+from flinq.settings import UNSET, QueueSettings, Unset, check_reopen, checked_request
 
 __all__ = [
     "BY_APPLICATION",
@@ -50,10 +51,10 @@ __all__ = [
     "DurableMessage",
     "DurableQueue",
     "DurableStore",
+    "OpensQueues",
     "SettlesOnExit",
     "describe_error",
     "error_headers",
-    "open_queue",
 ]
 
 #: The header a message carries, with the reason, once it was moved to a
@@ -286,27 +287,66 @@ class DurableStore(Protocol):
 QueueT = TypeVar("QueueT", bound=DurableQueue)
 
 
-def open_queue(
-    name: str,
-    given: dict[str, Any],
-    *,
-    readonly: bool,
-    lock: AbstractContextManager[Any],
-    opened: Mapping[str, QueueT],
-    create: Callable[[dict[str, Any]], QueueT],
-) -> QueueT:
-    """What a store's queue(name, **given) returns, once the store is known
-    to be open: StoreError for a readonly store; TypeError or ValueError
-    for a bad name or setting, before anything is created; then, holding
-    lock, the queue of that name in opened (ValueError if given asks it for
-    other settings), else create(given), which makes the queue and adds it
-    to opened."""
-    if readonly:
-        raise StoreError("a store opened with readonly=True has no writable queues")
-    checked = checked_request(name, **given)
-    with lock:
-        existing = opened.get(name)
-        if existing is not None:
-            check_reopen(name, existing.settings, checked)
-            return existing
-        return create(checked)
+class OpensQueues(Generic[QueueT]):
+    """DurableStore.queue() for a backend's store class to inherit: what
+    every store's queue() does but the creating. The store sets readonly,
+    _queues (its open queues by name) and _queues_lock, and implements
+    _check_open() and _create_queue()."""
+
+    readonly: bool
+    _queues: dict[str, QueueT]
+    _queues_lock: AbstractContextManager[Any]
+
+    def _check_open(self) -> None:
+        """StoreClosedError (or the store's own reason) if it cannot be used."""
+        raise NotImplementedError
+
+    def _create_queue(self, name: str, given: dict[str, Any]) -> QueueT:
+        """Open queue name, not open yet, with the settings given (checked;
+        UNSET: not given), creating it if there is none, and add it to
+        _queues; called holding _queues_lock."""
+        raise NotImplementedError
+
+    def queue(
+        self,
+        name: str,
+        *,
+        priority: bool | Unset = UNSET,
+        maxsize: int | Unset = UNSET,
+        max_attempts: int | Unset | None = UNSET,
+        visibility_timeout: float | Unset | None = UNSET,
+        dead_letter: str | Unset | None = UNSET,
+    ) -> QueueT:
+        """The durable queue called name, created on first use.
+
+        priority=True orders by put(item, priority=n) (lowest first, FIFO
+        among equals); it is fixed when the queue is created. maxsize bounds
+        the ready messages (0: unbounded). max_attempts moves a message to
+        the dead_letter queue after that many deliveries; visibility_timeout
+        (seconds) redelivers a reserved message that was not acked in time.
+
+        The settings are stored with the queue: an argument left out keeps
+        the stored value (the default for a new queue); one given replaces it
+        (None clears it), except priority, which a queue keeps (ValueError).
+        A queue already open in this store must be asked for with its current
+        settings, or none (ValueError). Every argument is checked before
+        anything is created. A store opened with readonly=True refuses
+        (StoreError).
+        """
+        self._check_open()
+        if self.readonly:
+            raise StoreError("a store opened with readonly=True has no writable queues")
+        given = checked_request(
+            name,
+            priority=priority,
+            maxsize=maxsize,
+            max_attempts=max_attempts,
+            visibility_timeout=visibility_timeout,
+            dead_letter=dead_letter,
+        )
+        with self._queues_lock:
+            existing = self._queues.get(name)
+            if existing is not None:
+                check_reopen(name, existing.settings, given)
+                return existing
+            return self._create_queue(name, given)
