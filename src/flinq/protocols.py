@@ -15,7 +15,9 @@ What a backend must implement
 2. Its queue() checks the name (flinq.settings.check_name) and every setting
    (flinq.settings.QueueSettings.check) before creating anything, stores the
    settings with the queue, and treats arguments left out (UNSET) as "keep
-   what is stored". A queue already open is returned as it is.
+   what is stored". A queue already open is returned as it is
+   (OpensQueues, for the store class to inherit, does all this but the
+   creating).
 3. A queue class satisfying DurableQueue: the stdlib queue API (put, get,
    put_many, get_many, task_done, join, shutdown, ...) plus at-least-once
    delivery (reserve, reserve_many, ack_many), with visibility timeouts,
@@ -31,11 +33,13 @@ What a backend must implement
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
 from flinq.arguments import check_error
-from flinq.settings import QueueSettings, Unset
+from flinq.errors import StoreError
+from flinq.settings import UNSET, QueueSettings, Unset, check_reopen, checked_request
 
 __all__ = [
     "BY_APPLICATION",
@@ -47,6 +51,7 @@ __all__ = [
     "DurableMessage",
     "DurableQueue",
     "DurableStore",
+    "OpensQueues",
     "SettlesOnExit",
     "describe_error",
     "error_headers",
@@ -277,3 +282,71 @@ class DurableStore(Protocol):
 
     def __enter__(self) -> Any: ...
     def __exit__(self, *exc: object) -> None: ...
+
+
+QueueT = TypeVar("QueueT", bound=DurableQueue)
+
+
+class OpensQueues(Generic[QueueT]):
+    """DurableStore.queue() for a backend's store class to inherit: what
+    every store's queue() does but the creating. The store sets readonly,
+    _queues (its open queues by name) and _queues_lock, and implements
+    _check_open() and _create_queue()."""
+
+    readonly: bool
+    _queues: dict[str, QueueT]
+    _queues_lock: AbstractContextManager[Any]
+
+    def _check_open(self) -> None:
+        """StoreClosedError (or the store's own reason) if it cannot be used."""
+        raise NotImplementedError
+
+    def _create_queue(self, name: str, given: dict[str, Any]) -> QueueT:
+        """Open queue name, not open yet, with the settings given (checked;
+        UNSET: not given), creating it if there is none, and add it to
+        _queues; called holding _queues_lock."""
+        raise NotImplementedError
+
+    def queue(
+        self,
+        name: str,
+        *,
+        priority: bool | Unset = UNSET,
+        maxsize: int | Unset = UNSET,
+        max_attempts: int | Unset | None = UNSET,
+        visibility_timeout: float | Unset | None = UNSET,
+        dead_letter: str | Unset | None = UNSET,
+    ) -> QueueT:
+        """The durable queue called name, created on first use.
+
+        priority=True orders by put(item, priority=n) (lowest first, FIFO
+        among equals); it is fixed when the queue is created. maxsize bounds
+        the ready messages (0: unbounded). max_attempts moves a message to
+        the dead_letter queue after that many deliveries; visibility_timeout
+        (seconds) redelivers a reserved message that was not acked in time.
+
+        The settings are stored with the queue: an argument left out keeps
+        the stored value (the default for a new queue); one given replaces it
+        (None clears it), except priority, which a queue keeps (ValueError).
+        A queue already open in this store must be asked for with its current
+        settings, or none (ValueError). Every argument is checked before
+        anything is created. A store opened with readonly=True refuses
+        (StoreError).
+        """
+        self._check_open()
+        if self.readonly:
+            raise StoreError("a store opened with readonly=True has no writable queues")
+        given = checked_request(
+            name,
+            priority=priority,
+            maxsize=maxsize,
+            max_attempts=max_attempts,
+            visibility_timeout=visibility_timeout,
+            dead_letter=dead_letter,
+        )
+        with self._queues_lock:
+            existing = self._queues.get(name)
+            if existing is not None:
+                check_reopen(name, existing.settings, given)
+                return existing
+            return self._create_queue(name, given)

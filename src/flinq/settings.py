@@ -7,10 +7,14 @@ without arguments gets them back.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final
+
+from flinq.errors import StoreCorruptError
 
 __all__ = [
     "MAX_NAME_BYTES",
@@ -19,6 +23,8 @@ __all__ = [
     "Unset",
     "check_name",
     "check_reopen",
+    "decode_settings",
+    "decode_stored_queues",
     "merge_settings",
 ]
 
@@ -158,3 +164,34 @@ def merge_settings(name: str, stored: QueueSettings | None, given: dict[str, Any
     if stored is not None and settings.priority != stored.priority:
         raise ValueError(f"queue {name!r} was created with priority={stored.priority}")
     return settings
+
+
+def decode_settings(raw: bytes, name: str, where: str) -> QueueSettings:
+    """Queue name's settings as the store at where keeps them (to_dict()
+    as JSON), checked; StoreCorruptError naming the queue and the store
+    if they are damaged."""
+    try:
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON {type(data).__name__}, not an object")
+        return QueueSettings.from_dict(data).check(name)
+    except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise StoreCorruptError(
+            f"{where}: the settings of queue {name!r} are damaged: {exc}"
+        ) from exc
+
+
+def decode_stored_queues(
+    stored: Iterable[tuple[bytes, bytes]], where: str
+) -> dict[str, QueueSettings]:
+    """Every queue's settings by name, in stored's order, from (name in
+    UTF-8, settings) pairs as the store at where keeps them;
+    StoreCorruptError if a name or settings are damaged."""
+    out: dict[str, QueueSettings] = {}
+    for key, raw in stored:
+        try:
+            name = key.decode()
+        except UnicodeDecodeError as exc:
+            raise StoreCorruptError(f"{where}: a queue's name is damaged: {key!r}") from exc
+        out[name] = decode_settings(raw, name, where)
+    return out

@@ -30,7 +30,7 @@ from flinq.errors import (
     StoreVersionError,
 )
 from flinq.lmdbstore.files import DATA_FILE
-from flinq.settings import QueueSettings
+from flinq.settings import QueueSettings, decode_settings, decode_stored_queues
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MAX_QUEUES", "Layout"]
 
@@ -179,21 +179,16 @@ class Layout:
     # ---- queues --------------------------------------------------------------------------
 
     def all_settings(self, txn: lmdb.Transaction) -> dict[str, QueueSettings]:
-        """Every queue's stored settings, by name, sorted by name."""
-        out: dict[str, QueueSettings] = {}
-        for key, value in txn.cursor(db=self.registry).iternext():
-            try:
-                out[bytes(key).decode()] = QueueSettings.from_dict(json.loads(bytes(value)))
-            except (ValueError, TypeError) as exc:
-                raise StoreCorruptError(
-                    f"{self.path}: a queue's settings are damaged: {exc}"
-                ) from exc
-        return out
+        """Every queue's stored settings, by name, sorted by name;
+        StoreCorruptError if any are damaged."""
+        stored = txn.cursor(db=self.registry).iternext()
+        return decode_stored_queues(((bytes(k), bytes(v)) for k, v in stored), self.path)
 
     def settings(self, txn: lmdb.Transaction, name: str) -> QueueSettings | None:
-        """Queue name's stored settings; None if there is no such queue."""
+        """Queue name's stored settings; None if there is no such queue,
+        StoreCorruptError if they are damaged."""
         raw = txn.get(name.encode(), db=self.registry)
-        return None if raw is None else QueueSettings.from_dict(json.loads(bytes(raw)))
+        return None if raw is None else decode_settings(bytes(raw), name, self.path)
 
     def queue_db(self, txn: lmdb.Transaction, name: str, create: bool = False) -> Any:
         """The database of queue name, for use within txn."""

@@ -48,12 +48,9 @@ from flinq.lmdbstore.verify import (
     mark_clean,
 )
 from flinq.lmdbstore.writer import Writer
+from flinq.protocols import OpensQueues
 from flinq.settings import (
-    UNSET,
     QueueSettings,
-    Unset,
-    check_reopen,
-    checked_request,
     merge_settings,
 )
 
@@ -78,7 +75,7 @@ _OWN_FILES = frozenset(
 )
 
 
-class Store:
+class Store(OpensQueues[DurableQueue]):
     """One LMDB environment holding named durable queues, with one writer thread.
 
     durability="batch": put() returns once the message is in memory and in
@@ -222,55 +219,17 @@ class Store:
 
     # ---- queues ---------------------------------------------------------------
 
-    def queue(
-        self,
-        name: str,
-        *,
-        priority: bool | Unset = UNSET,
-        maxsize: int | Unset = UNSET,
-        max_attempts: int | Unset | None = UNSET,
-        visibility_timeout: float | Unset | None = UNSET,
-        dead_letter: str | Unset | None = UNSET,
-    ) -> DurableQueue:
-        """The durable queue called name, created on first use.
-
-        priority=True orders by put(item, priority=n) (lowest first, FIFO
-        among equals); it is fixed when the queue is created. maxsize bounds
-        the ready messages (0: unbounded). max_attempts moves a message to
-        the dead_letter queue after that many deliveries; visibility_timeout
-        (seconds) redelivers a reserved message that was not acked in time.
-
-        The settings are stored with the queue: an argument left out keeps
-        the stored value (the default for a new queue); one given replaces it
-        (None clears it), except priority, which a queue keeps (ValueError).
-        A queue already open in this Store must be asked for with its current
-        settings, or none (ValueError). Every argument is checked before
-        anything is created.
-        """
+    def _check_open(self) -> None:
         self._state.check()
-        if self.readonly:
-            raise StoreError("a store opened with readonly=True has no writable queues")
-        given = checked_request(
-            name,
-            priority=priority,
-            maxsize=maxsize,
-            max_attempts=max_attempts,
-            visibility_timeout=visibility_timeout,
-            dead_letter=dead_letter,
-        )
-        with self._queues_lock:
-            existing = self._queues.get(name)
-            if existing is not None:
-                check_reopen(name, existing.settings, given)
-                return existing
 
-            def update(stored: QueueSettings | None) -> QueueSettings:
-                return merge_settings(name, stored, given)
+    def _create_queue(self, name: str, given: dict[str, Any]) -> DurableQueue:
+        def update(stored: QueueSettings | None) -> QueueSettings:
+            return merge_settings(name, stored, given)
 
-            settings, handle = self._layout.ensure_queue(name, update)
-            queue = DurableQueue(name, settings, handle, self._context())
-            self._queues[name] = queue
-            return queue
+        settings, handle = self._layout.ensure_queue(name, update)
+        queue = DurableQueue(name, settings, handle, self._context())
+        self._queues[name] = queue
+        return queue
 
     def _context(self) -> QueueContext:
         return QueueContext(

@@ -4,26 +4,33 @@ changing them meanwhile)."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from flinq.codec import decode_record
 from flinq.inspection import QueueTally, message_row, require_queue, store_report
 from flinq.redisstore.keys import GROUP, READY_OWNER, StoreKeys
-from flinq.settings import QueueSettings
+from flinq.settings import QueueSettings, decode_settings, decode_stored_queues
 
-__all__ = ["all_settings", "peek", "report"]
+__all__ = ["all_settings", "peek", "queue_settings", "report"]
 
 _CHUNK = 1000
 
 
-def all_settings(client: Any, keys: StoreKeys) -> dict[str, QueueSettings]:
-    """Every queue's stored settings, by name, in one read."""
-    return {
-        name.decode(): QueueSettings.from_dict(json.loads(raw))
-        for name, raw in client.hgetall(keys.queues).items()
-    }
+def all_settings(client: Any, keys: StoreKeys, where: str) -> dict[str, QueueSettings]:
+    """Every queue's stored settings, by name, in one read; StoreCorruptError
+    if any are damaged."""
+    return decode_stored_queues(client.hgetall(keys.queues).items(), where)
+
+
+def queue_settings(client: Any, keys: StoreKeys, where: str, name: str) -> QueueSettings:
+    """Queue name's stored settings, read alone; UnknownQueueError (a
+    KeyError, from flinq.inspection) listing the store's queues if there
+    is no such queue, StoreCorruptError if they are damaged."""
+    raw = client.hget(keys.queues, name)
+    if raw is None:  # only the error's listing needs every queue
+        return require_queue(all_settings(client, keys, where), name, where)
+    return decode_settings(raw, name, where)
 
 
 def _levels(client: Any, base: str) -> list[str]:
@@ -59,7 +66,7 @@ def report(client: Any, keys: StoreKeys, where: str) -> dict[str, Any]:
     how many messages it holds."""
     now = time.time()
     queues = []
-    for name, settings in sorted(all_settings(client, keys).items()):
+    for name, settings in sorted(all_settings(client, keys, where).items()):
         base = keys.base(name)
         tally = QueueTally(name, now)
         in_flight = 0
@@ -86,7 +93,7 @@ def peek(client: Any, keys: StoreKeys, where: str, name: str, n: int) -> list[di
     enqueued_at, expires_at, headers, body_type and body (stored bytes).
     UnknownQueueError (a KeyError, from flinq.inspection) if there is no
     such queue."""
-    require_queue(all_settings(client, keys), name, where)
+    queue_settings(client, keys, where, name)
     base = keys.base(name)
     out: list[dict[str, Any]] = []
     for level in _levels(client, base):

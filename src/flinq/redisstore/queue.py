@@ -198,6 +198,19 @@ class RedisMessage(SettlesOnExit):
         )
 
 
+def _dead_record(message: RedisMessage, error: BaseException | None, reason: str) -> bytes:
+    """The record a retired message goes to its dead-letter queue as: its
+    attempts, no TTL, the reason in its headers (as delivered if it is too
+    damaged to change)."""
+    try:
+        return with_headers(
+            without_expiry(with_attempts(message.record, message.attempts)),
+            error_headers(error, reason),
+        )
+    except StoreCorruptError:
+        return message.record
+
+
 def _check_count(max_items: object) -> int:
     if not isinstance(max_items, int) or isinstance(max_items, bool):
         raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
@@ -448,6 +461,7 @@ class RedisQueue:
         messages: list[RedisMessage] = []
         bad: list[tuple[int, str]] = []
         expired: list[RedisMessage] = []
+        spent: list[RedisMessage] = []
         now = time.time()
         serializer = self._serializer
         max_attempts = self.max_attempts
@@ -472,17 +486,37 @@ class RedisQueue:
                 if max_attempts is not None and message.attempts > max_attempts:
                     # Deliveries ended without a settlement (consumers that
                     # died or timed out) spent its attempts.
-                    self.retire(message, None, None, SPENT)
+                    spent.append(message)
                     continue
                 message.body = body_of(raw, serializer)
             except StoreCorruptError as exc:
                 bad.append((entry[2], self._quarantine(message, exc)))
                 continue
             keep(message)
+        # All at once: one round trip each, not one per message.
         if expired:
-            # All at once: one round trip, not one per expired message.
             self._count("expired", self._settle(expired))
+        if spent:
+            self._retire_spent(spent)
         return messages, bad
+
+    def _retire_spent(self, messages: list[RedisMessage]) -> None:
+        """Retire taken messages whose attempts are spent, as retire() would
+        each (to the dead-letter queue, else dropped), in one round trip."""
+        target = self.dead_letter
+        if target is None:
+            self._count("dead_lettered", self._settle(messages))
+            return
+        calls = [
+            self._move_call(message, target, _dead_record(message, None, SPENT))
+            for message in messages
+        ]
+        with self._translated():
+            done = self._scripts.dead_letter.run_many(calls)
+        self._count("dead_lettered", sum(1 for reply in done if reply == 1))
+        for reply in done:
+            if isinstance(reply, Exception):
+                raise reply
 
     def _quarantine(self, message: RedisMessage, error: StoreCorruptError) -> str:
         """Dead-letter a message that cannot be decoded; the queue it went to."""
@@ -700,40 +734,30 @@ class RedisQueue:
         if target is None:
             done = self._settle([message]) == 1
         else:
-            try:
-                raw = with_headers(
-                    without_expiry(with_attempts(message.record, message.attempts)),
-                    error_headers(error, reason),
-                )
-            except StoreCorruptError:
-                raw = message.record
-            done = self._move(message, target, raw)
+            done = self._move(message, target, _dead_record(message, error, reason))
         if done:
             self._count("dead_lettered")
         return done
 
-    def _move(self, message: RedisMessage, target: str, raw: bytes) -> bool:
-        """Move a delivery to queue target as raw, at once; False if it was
-        no longer ours."""
+    def _move_call(
+        self, message: RedisMessage, target: str, raw: bytes
+    ) -> tuple[list[Any], list[Any]]:
+        """The dead-letter script's (keys, args) that move a delivery to
+        queue target as raw."""
         keys = self._context.keys
         level, stream_id, count = message.delivery
         new = json.dumps(QueueSettings().to_dict())
+        return (
+            [self._base, keys.base(target), keys.queues],
+            [self._context.consumer(), level, stream_id, count, message.id, raw, target, new],
+        )
+
+    def _move(self, message: RedisMessage, target: str, raw: bytes) -> bool:
+        """Move a delivery to queue target as raw, at once; False if it was
+        no longer ours."""
+        keys, args = self._move_call(message, target, raw)
         with self._translated():
-            return bool(
-                self._scripts.dead_letter(
-                    keys=[self._base, keys.base(target), keys.queues],
-                    args=[
-                        self._context.consumer(),
-                        level,
-                        stream_id,
-                        count,
-                        message.id,
-                        raw,
-                        target,
-                        new,
-                    ],
-                )
-            )
+            return bool(self._scripts.dead_letter(keys=keys, args=args))
 
     # ---- the rest of the queue API ----------------------------------------------------------
 

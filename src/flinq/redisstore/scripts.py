@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from flinq.redisstore.connection import replies
 from flinq.redisstore.keys import GROUP, READY_OWNER
 
 __all__ = ["Scripts"]
@@ -454,6 +455,21 @@ class Script:
     def load(self) -> None:
         """Load it into the server's script cache."""
         self._client.script_load(self.body)
+
+    def run_many(self, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
+        """Its reply to each (keys, args) of calls, in order, all sent in one
+        round trip (connection.replies), each call atomic on its own; calls
+        the server refused for not knowing the script are sent again once it
+        is loaded. Another error reply comes back in its place."""
+        commands = [self.command(keys, args) for keys, args in calls]
+        out = replies(self._client, commands)
+        forgotten = [i for i, r in enumerate(out) if isinstance(r, redis.exceptions.NoScriptError)]
+        if forgotten:
+            self.load()
+            again = replies(self._client, [commands[i] for i in forgotten])
+            for i, reply in zip(forgotten, again, strict=True):
+                out[i] = reply
+        return out
 
 
 class Scripts:

@@ -17,7 +17,7 @@ import redis
 
 from flinq.codec import Serializer, agree_serializer, resolve_serializer, serializer_name
 from flinq.errors import StoreClosedError, StoreError, StoreNotFoundError, StoreVersionError
-from flinq.inspection import require_queue
+from flinq.protocols import OpensQueues
 from flinq.redisstore import inspect
 from flinq.redisstore.connection import Waits, connect, translated
 from flinq.redisstore.keys import GROUP, StoreKeys
@@ -25,12 +25,8 @@ from flinq.redisstore.queue import QueueContext, RedisQueue
 from flinq.redisstore.scripts import Scripts
 from flinq.redisstore.urls import split_prefix
 from flinq.settings import (
-    UNSET,
-    QueueSettings,
-    Unset,
     check_name,
-    check_reopen,
-    checked_request,
+    decode_settings,
     merge_settings,
 )
 
@@ -68,7 +64,7 @@ def open_stores() -> list[RedisStore]:
         return [store for store in _open if not store.closed]
 
 
-class RedisStore:
+class RedisStore(OpensQueues[RedisQueue]):
     """Named durable queues on a Redis server (5 Streams and consumer groups).
 
     url: redis://[[user]:password@]host[:port][/db], rediss:// (TLS) or
@@ -81,7 +77,10 @@ class RedisStore:
 
     put() returns once the server has the message; how much a crash of the
     server can lose depends on its persistence settings (docs/redis.md).
-    readonly=True refuses queue(), for inspection.
+    readonly=True refuses queue(), for inspection. Its queue() stores the
+    settings with the queue, as the LMDB store's does; processes that open
+    one queue with different settings: the last one to open it stores its
+    own, and each uses what it opened with.
     """
 
     def __init__(
@@ -160,50 +159,21 @@ class RedisStore:
 
     # ---- queues -------------------------------------------------------------------------
 
-    def queue(
-        self,
-        name: str,
-        *,
-        priority: bool | Unset = UNSET,
-        maxsize: int | Unset = UNSET,
-        max_attempts: int | Unset | None = UNSET,
-        visibility_timeout: float | Unset | None = UNSET,
-        dead_letter: str | Unset | None = UNSET,
-    ) -> RedisQueue:
-        """The durable queue called name, created on first use; its settings
-        are stored with it, as for the LMDB store (flinq.Store.queue).
-        Processes that open one queue with different settings: the last
-        one to open it stores its own, and each uses what it opened with."""
-        self._check_open()
-        if self.readonly:
-            raise StoreError("a store opened with readonly=True has no writable queues")
-        given = checked_request(
-            name,
-            priority=priority,
-            maxsize=maxsize,
-            max_attempts=max_attempts,
-            visibility_timeout=visibility_timeout,
-            dead_letter=dead_letter,
-        )
-        with self._queues_lock:
-            existing = self._queues.get(name)
-            if existing is not None:
-                check_reopen(name, existing.settings, given)
-                return existing
-            with translated(self.path):
-                raw = self.client.hget(self._keys.queues, name)
-                stored = None if raw is None else QueueSettings.from_dict(json.loads(raw))
-                settings = merge_settings(name, stored, given)
-                if settings != stored:
-                    self._scripts.create(
-                        keys=[self._keys.base(name), self._keys.queues],
-                        args=[name, json.dumps(settings.to_dict())],
-                    )
-            queue = RedisQueue(name, settings, self._context())
-            self._queues[name] = queue
-            with translated(self.path):
-                self._recover_dead_consumers(name)
-            return queue
+    def _create_queue(self, name: str, given: dict[str, Any]) -> RedisQueue:
+        with translated(self.path):
+            raw = self.client.hget(self._keys.queues, name)
+            stored = None if raw is None else decode_settings(raw, name, self.path)
+            settings = merge_settings(name, stored, given)
+            if settings != stored:
+                self._scripts.create(
+                    keys=[self._keys.base(name), self._keys.queues],
+                    args=[name, json.dumps(settings.to_dict())],
+                )
+        queue = RedisQueue(name, settings, self._context())
+        self._queues[name] = queue
+        with translated(self.path):
+            self._recover_dead_consumers(name)
+        return queue
 
     def _recover_dead_consumers(self, name: str) -> None:
         """Give back the messages held by consumers of this host whose
@@ -279,7 +249,7 @@ class RedisStore:
         """Delete every stored message of queue name; KeyError if unknown."""
         self._check_writable()
         with translated(self.path):
-            require_queue(inspect.all_settings(self.client, self._keys), name, self.path)
+            inspect.queue_settings(self.client, self._keys, self.path, name)
             return int(
                 self._scripts.drop(
                     keys=[self._keys.base(name), self._keys.queues], args=[name, "purge"]
@@ -293,9 +263,8 @@ class RedisStore:
         if source == target:
             raise ValueError("the source and target queues are the same queue")
         with translated(self.path):
-            every = inspect.all_settings(self.client, self._keys)
-            settings = require_queue(every, source, self.path)
-            target_settings = require_queue(every, target, self.path)
+            settings = inspect.queue_settings(self.client, self._keys, self.path, source)
+            target_settings = inspect.queue_settings(self.client, self._keys, self.path, target)
             keep = settings.priority and target_settings.priority
             moved = int(
                 self._scripts.move(

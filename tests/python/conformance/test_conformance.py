@@ -58,6 +58,32 @@ def test_store_is_a_context_manager_and_lists_its_queues(opener):
         store.queue("a")
 
 
+def test_queue_returns_an_open_queue_checks_first_and_refuses_a_readonly_store(opener):
+    store = opener()
+    q = store.queue("jobs", maxsize=5)
+    assert store.queue("jobs") is q and store.queue("jobs", maxsize=5) is q
+    with pytest.raises(ValueError) as other:
+        store.queue("jobs", maxsize=6, max_attempts=2)
+    assert str(other.value) == (
+        "queue 'jobs' is open with other settings (max_attempts, maxsize): "
+        "reopen the store to change them"
+    )
+    with pytest.raises(TypeError):  # checked before the open queue is looked at
+        store.queue("jobs", maxsize="5")
+    with pytest.raises(ValueError):
+        store.queue("", maxsize=5)
+    store.close()
+    readonly = opener(readonly=True)
+    with pytest.raises(flinq.StoreError) as refused:
+        readonly.queue("new")
+    assert str(refused.value) == "a store opened with readonly=True has no writable queues"
+    with pytest.raises(flinq.StoreError):  # refused before the arguments are looked at
+        readonly.queue(7)  # type: ignore[arg-type]
+    assert readonly.queues() == ["jobs"]
+    readonly.close()
+    assert opener().queue("jobs").maxsize == 5
+
+
 # ---- put and get --------------------------------------------------------------------
 
 
@@ -205,6 +231,25 @@ def test_max_attempts_dead_letters(store):
     assert q.qsize() == 0
     dead = store.queue("jobs.dl")
     assert dead.get(timeout=WAIT) == "poison"
+
+
+@pytest.mark.parametrize("dead_letter", [None, "jobs.dl"])
+def test_messages_whose_attempts_a_close_spent_are_all_retired_and_counted(opener, dead_letter):
+    first = opener()
+    q = first.queue("jobs", max_attempts=1, dead_letter=dead_letter)
+    q.put_many(range(12))
+    assert len(q.reserve_many(12, timeout=WAIT)) == 12
+    first.close()  # each delivery counted: every attempt spent
+    store = opener()
+    q = store.queue("jobs")
+    q.put("live")
+    assert [m.body for m in q.reserve_many(20, timeout=WAIT)] == ["live"]
+    assert q.stats()["dead_lettered"] == 12
+    assert (q.qsize(), q.in_flight()) == (0, 1)
+    if dead_letter is not None:
+        dead = store.queue(dead_letter).reserve_many(20, timeout=WAIT)
+        assert sorted(m.body for m in dead) == list(range(12))
+        assert {m.headers[ERROR_HEADER] for m in dead} == {"max_attempts reached"}
 
 
 def test_nack_without_requeue_and_dead_letter_to_a_named_queue(store):
@@ -405,6 +450,34 @@ def test_an_unknown_queue_is_a_key_error_listing_the_queues(opener):
             call()
         assert str(unknown.value) == f"no queue 'nope' in {store.path} ({listing})"
     assert [m["body"] for m in store.peek("q00", 5)] == [b"q00"]  # nothing moved
+
+
+@pytest.mark.parametrize(
+    "raw", [b"{not json", b"\xff", b"[1, 2]", b'{"maxsize": "ten"}', b'{"priority": 1}']
+)
+def test_damaged_queue_settings_are_a_corrupt_store_naming_the_queue(backend, raw):
+    store = backend.open()
+    store.queue("jobs").put("a")
+    store.queue("ok").put("b")
+    where = store.path
+    store.close()
+    backend.write_settings("jobs", raw)
+    store = backend.open()
+    calls = [
+        store.inspect,
+        lambda: store.peek("jobs", 1),
+        lambda: store.purge_queue("jobs"),
+        lambda: store.move_messages("jobs", "ok"),
+        lambda: store.queue("jobs"),
+    ]
+    try:
+        for call in calls:
+            with pytest.raises(flinq.StoreCorruptError) as damaged:
+                call()
+            assert "queue 'jobs'" in str(damaged.value) and where in str(damaged.value)
+        assert store.queue("ok").get(timeout=WAIT) == "b"  # the others still work
+    finally:
+        store.close()
 
 
 # ---- closing -----------------------------------------------------------------------------

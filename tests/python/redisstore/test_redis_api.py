@@ -382,3 +382,77 @@ def test_a_server_that_forgot_the_scripts_loses_no_step(url, stores, visibility_
         assert (q.qsize(), q.in_flight()) == (0, 0)
     finally:
         client.close()
+
+
+def test_peek_purge_and_requeue_read_only_the_settings_of_their_queues(url, stores, monkeypatch):
+    # Every queue's settings (HGETALL) are read only to list them in the
+    # error about an unknown queue.
+    store = stores(url)
+    for name in ("jobs", "other", "third"):
+        store.queue(name).put(name)
+    every: list[object] = []
+    hgetall = store.client.hgetall
+
+    def counted(*args: Any) -> Any:
+        every.append(args)
+        return hgetall(*args)
+
+    monkeypatch.setattr(store.client, "hgetall", counted)
+    assert [m["body"] for m in store.peek("jobs", 5)] == [b"jobs"]
+    assert store.move_messages("other", "jobs") == 1
+    assert store.purge_queue("third") == 1
+    assert every == []
+    with pytest.raises(KeyError, match="queues: jobs, other, third"):
+        store.peek("nope", 1)
+    assert len(every) == 1
+
+
+@pytest.mark.parametrize("dead_letter", [None, "jobs.dl"])
+def test_messages_with_spent_attempts_are_retired_together(url, stores, monkeypatch, dead_letter):
+    # One round trip retires them all, not one per message: a take that
+    # finds 40 spent messages asks the connection pool a few times only
+    # (twice more for each script the server forgot: another test's SCRIPT
+    # FLUSH on the shared server).
+    first = stores(url)
+    q = first.queue("jobs", max_attempts=1, dead_letter=dead_letter)
+    q.put_many(range(40))
+    assert len(q.reserve_many(40, timeout=WAIT)) == 40
+    first.close()  # each delivery counted: every attempt spent
+    store = stores(url)
+    q = store.queue("jobs")
+    q.put("live")
+    pool = store.client.connection_pool
+    get_connection = pool.get_connection
+    asked: list[object] = []
+
+    def counted(*args: Any, **options: Any) -> Any:
+        asked.append(args)
+        return get_connection(*args, **options)
+
+    monkeypatch.setattr(pool, "get_connection", counted)
+    assert [m.body for m in q.reserve_many(50, timeout=WAIT)] == ["live"]
+    assert len(asked) < 10
+    monkeypatch.undo()
+    assert q.stats()["dead_lettered"] == 40
+    if dead_letter is not None:
+        assert sorted(store.queue(dead_letter).get_many(50, timeout=WAIT)) == list(range(40))
+
+
+def test_a_batch_of_script_calls_survives_a_server_that_forgot_the_script(url, stores):
+    import redis
+
+    from flinq.redisstore.keys import queue_base
+    from flinq.redisstore.scripts import Scripts
+
+    store = stores(url)
+    store.queue("a").put_many(range(2))
+    store.queue("b").put("x")
+    client = redis.Redis.from_url(url.partition("?")[0])
+    try:
+        client.script_flush()
+        counts = Scripts(client).counts
+        calls = [([queue_base(store.prefix, name)], []) for name in ("a", "b", "a")]
+        assert counts.run_many(calls) == [[2, 0, 0], [1, 0, 0], [2, 0, 0]]
+        assert counts.run_many(calls[1:]) == [[1, 0, 0], [2, 0, 0]]  # loaded now
+    finally:
+        client.close()
