@@ -11,6 +11,7 @@ that every message arrived.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.queues
 import time
 from collections.abc import Callable
 from itertools import cycle, islice
@@ -78,10 +79,12 @@ def make_queue(kind: str, largest: int) -> Any:
     return faster_fifo.Queue(max_size_bytes=max(8 << 20, 16 * largest))
 
 
-def _close_queue(kind: str, q: Any) -> None:
-    if kind in (FLINQ, MP_QUEUE, MP_SIMPLE):
-        q.close()
-    if kind == MP_QUEUE:
+def close_queue(q: Any) -> None:
+    """Close a queue between processes once its trial is done with it; a
+    multiprocessing.Queue also waits for its feeder thread, so that no
+    thread of the trial outlives it."""
+    q.close()
+    if isinstance(q, multiprocessing.queues.Queue):
         q.join_thread()
 
 
@@ -181,7 +184,7 @@ class ProcessConsumersTrial(Trial):
         for process in self.processes:
             process.join(HANG_TIMEOUT)
         self.done.close()
-        _close_queue(self.kind, self.queue)
+        close_queue(self.queue)
         if ran:
             check(sum(self.taken) == self.ops, "consumers took every message")
 
@@ -261,7 +264,6 @@ class PingPong(Trial):
 
     def __init__(self, n: int, env: Env, kind: str) -> None:
         self.ops = n
-        self.kind = kind
         self.items = env.payloads(n)
         self.times = [0] * n
         self.requests = make_queue(kind, 64)
@@ -293,8 +295,8 @@ class PingPong(Trial):
             self.stopped = True
             self.requests.put(_STOP)
         self.partner.join(HANG_TIMEOUT)
-        _close_queue(self.kind, self.requests)
-        _close_queue(self.kind, self.replies)
+        close_queue(self.requests)
+        close_queue(self.replies)
         check(all(self.times), "every round trip completed")
 
 
@@ -307,6 +309,7 @@ __all__ = [
     "MemcpyReference",
     "PingPong",
     "ProcessConsumersTrial",
+    "close_queue",
     "faster_fifo_processes_unavailable",
     "fork_unavailable",
     "large_numpy_trial",
