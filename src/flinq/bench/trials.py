@@ -47,10 +47,8 @@ MEMORY = Metric("bytes_per_million", "memory per 1M items", "bytes", higher_is_b
 
 _T = TypeVar("_T")
 
-# A thread-queue end-of-stream marker (compared by identity), and one for
-# queues that pickle their items (compared by value; payloads are never empty).
+# A thread-queue end-of-stream marker (compared by identity).
 _STOP: Final = object()
-_STOP_BYTES: Final = b""
 
 
 def check(condition: bool, what: str) -> None:
@@ -173,72 +171,12 @@ class ThreadConsumers(Trial):
             check(sum(self.counts) == self.ops, "consumers took every item")
 
 
-def _fork_context() -> Any:
-    """The multiprocessing context faster-fifo peers use ("fork")."""
-    return multiprocessing.get_context("fork")
-
-
 def faster_fifo_unavailable(env: Env) -> str | None:
     """Why the faster-fifo peer cannot run here, or None."""
     reason = missing_reason("faster_fifo", "faster-fifo")
     if reason is None and "fork" not in multiprocessing.get_all_start_methods():
         reason = "faster-fifo consumer processes need the 'fork' start method"
     return reason
-
-
-def _faster_fifo_consumer(q: Any, done: Any) -> None:
-    """Consumer process of ProcessConsumers: take until the stop marker."""
-    get = q.get
-    taken = 0
-    while get(True, HANG_TIMEOUT) != _STOP_BYTES:
-        taken += 1
-    done.put(taken)
-
-
-class ProcessConsumers(Trial):
-    """faster-fifo in its own setting: the caller puts n items into a
-    faster_fifo.Queue; consumer *processes* take them. Measured: from the
-    first put until every consumer reported its count."""
-
-    def __init__(self, n: int, env: Env, consumers: int) -> None:
-        self.ops = n
-        self.items = env.payloads(n)
-        self.queue = faster_fifo_queue(n + consumers)
-        context = _fork_context()
-        self.done = context.SimpleQueue()
-        self.processes = [
-            context.Process(target=_faster_fifo_consumer, args=(self.queue, self.done), daemon=True)
-            for _ in range(consumers)
-        ]
-        self.taken: list[int] = []
-        self.stopped = False
-        for process in self.processes:
-            process.start()
-
-    def _stop(self) -> None:
-        if self.stopped:
-            return
-        self.stopped = True
-        put = self.queue.put
-        for _ in self.processes:
-            put(_STOP_BYTES, True, HANG_TIMEOUT)
-        done_get = self.done.get
-        self.taken = [done_get() for _ in self.processes]
-
-    def run(self) -> None:
-        put = self.queue.put
-        for item in self.items:
-            put(item)
-        self._stop()
-
-    def close(self) -> None:
-        ran = self.stopped
-        self._stop()
-        for process in self.processes:
-            process.join(HANG_TIMEOUT)
-        self.done.close()
-        if ran:
-            check(sum(self.taken) == self.ops, "consumer processes took every item")
 
 
 # ---- consume: worker threads doing get() + task_done() -------------------------
