@@ -365,13 +365,24 @@ class StdPriorityGet(Trial):
 # ---- batch: put then get n items in batches of BATCH -------------------------------
 
 
-class FlinqBatch(Trial):
+class _Batches(Trial):
+    """What the batch trials share: n payloads split into batches of BATCH
+    before timing, and a queue that close() checks is empty."""
+
+    def __init__(self, n: int, env: Env, queue: Any) -> None:
+        self.ops = n
+        self.batches = in_batches(env.payloads(n))
+        self.queue = queue
+
+    def close(self) -> None:
+        check(_size(self.queue) == 0, "every item taken")
+
+
+class FlinqBatch(_Batches):
     """put_many() n items in batches, then get_many(BATCH) until all are back."""
 
     def __init__(self, n: int, env: Env) -> None:
-        self.ops = n
-        self.batches = in_batches(env.payloads(n))
-        self.queue: flinq.Queue[bytes] = flinq.Queue()
+        super().__init__(n, env, flinq.Queue())
 
     def run(self) -> None:
         put_many = self.queue.put_many
@@ -382,38 +393,28 @@ class FlinqBatch(Trial):
         while left:
             left -= len(get_many(BATCH))
 
-    def close(self) -> None:
-        check(self.queue.qsize() == 0, "every item taken")
 
-
-class DequeBatch(Trial):
+class DequeBatch(_Batches):
     """deque.extend() each batch, then popleft() batch-sized lists."""
 
     def __init__(self, n: int, env: Env) -> None:
-        self.ops = n
-        self.batches = in_batches(env.payloads(n))
-        self.deque: deque[bytes] = deque()
+        super().__init__(n, env, deque())
 
     def run(self) -> None:
-        extend = self.deque.extend
-        popleft = self.deque.popleft
+        extend = self.queue.extend
+        popleft = self.queue.popleft
         for batch in self.batches:
             extend(batch)
         for batch in self.batches:
             [popleft() for _ in batch]
 
-    def close(self) -> None:
-        check(not self.deque, "every item taken")
 
-
-class LoopBatch(Trial):
+class LoopBatch(_Batches):
     """A queue without batch calls: put() each item of each batch, then
     get() batch-sized lists."""
 
     def __init__(self, n: int, env: Env, make: Callable[[], Any]) -> None:
-        self.ops = n
-        self.batches = in_batches(env.payloads(n))
-        self.queue = make()
+        super().__init__(n, env, make())
 
     def run(self) -> None:
         put = self.queue.put
@@ -424,17 +425,12 @@ class LoopBatch(Trial):
         for batch in self.batches:
             [get() for _ in batch]
 
-    def close(self) -> None:
-        check(self.queue.qsize() == 0, "every item taken")
 
-
-class FasterFifoBatch(Trial):
+class FasterFifoBatch(_Batches):
     """faster_fifo.Queue.put_many() each batch, then get_many() up to BATCH."""
 
     def __init__(self, n: int, env: Env) -> None:
-        self.ops = n
-        self.batches = in_batches(env.payloads(n))
-        self.queue = faster_fifo_queue(n)
+        super().__init__(n, env, faster_fifo_queue(n))
 
     def run(self) -> None:
         put_many = self.queue.put_many
@@ -444,9 +440,6 @@ class FasterFifoBatch(Trial):
         left = self.ops
         while left:
             left -= len(get_many(max_messages_to_get=BATCH))
-
-    def close(self) -> None:
-        check(self.queue.qsize() == 0, "every item taken")
 
 
 # ---- latency: enqueue-to-dequeue with a waiting consumer --------------------------
