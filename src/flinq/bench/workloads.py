@@ -185,14 +185,16 @@ DURABLE_TRIALS: dict[str, tuple[PrepareFn, float]] = {
 }
 
 
+def _redis_list(prepare: PrepareFn, note: str) -> Contender:
+    """A Redis list peer of a durable row (on REDIS_SCALE of n)."""
+    return Contender("Redis list", prepare, redis_unavailable, scale=REDIS_SCALE, note=note)
+
+
 def _redis_reserve_ack() -> Contender:
     """Redis's at-least-once pattern, the peer of the durable reserve/consume rows."""
-    return Contender(
-        "Redis list",
+    return _redis_list(
         RedisReserveAck,
-        redis_unavailable,
-        scale=REDIS_SCALE,
-        note=f"LMOVE to a processing list, then LREM, {BATCH} per pipeline; "
+        f"LMOVE to a processing list, then LREM, {BATCH} per pipeline; "
         "AOF appendfsync everysec; one client",
     )
 
@@ -213,6 +215,12 @@ def _durable_contender(workload: str) -> Contender:
 
     scale = DURABLE_TRIALS[workload][1] if workload in DURABLE_TRIALS else 1.0
     return Contender("flinq.DurableQueue", prepare, unavailable, scale=scale)
+
+
+def _durable_workload(name: str, description: str, *peers: Contender) -> Workload:
+    """A durable workload: flinq's durable queue (its trial in DURABLE_TRIALS
+    under the same name) against peers."""
+    return Workload(name, description, _durable_contender(name), peers, suite="durable")
 
 
 # ---- the registry -------------------------------------------------------------------
@@ -650,121 +658,81 @@ def workloads() -> dict[str, Workload]:
             (Contender("py-lmdb (raw)", LmdbPuts, lmdb_unavailable),),
             suite="durable",
         ),
-        Workload(
+        _durable_workload(
             "durable-put-batch",
             "put() n items into a durable queue in batch durability (group commits), then "
             "flush(): measured until every item is on disk",
-            _durable_contender("durable-put-batch"),
-            (
-                Contender(
-                    "Redis list",
-                    RedisPush,
-                    redis_unavailable,
-                    scale=REDIS_SCALE,
-                    note=f"LPUSH, {BATCH} per pipeline; AOF appendfsync everysec",
-                ),
-            ),
-            suite="durable",
+            _redis_list(RedisPush, f"LPUSH, {BATCH} per pipeline; AOF appendfsync everysec"),
         ),
-        Workload(
+        _durable_workload(
             "durable-put-sync",
             "put() n items into a durable queue in sync durability: each put() returns once "
             "its commit is on disk (fsync)",
-            _durable_contender("durable-put-sync"),
-            (
-                Contender(
-                    "persistqueue.SQLiteQueue",
-                    SqlitePut,
-                    persistqueue_unavailable,
-                    scale=SQLITE_SCALE,
-                    note="commit per put; measured on few items",
-                ),
+            Contender(
+                "persistqueue.SQLiteQueue",
+                SqlitePut,
+                persistqueue_unavailable,
+                scale=SQLITE_SCALE,
+                note="commit per put; measured on few items",
             ),
-            suite="durable",
         ),
-        Workload(
+        _durable_workload(
             "durable-put-sync-threads",
             f"put() n items into a durable queue in sync durability from {SYNC_PUT_THREADS} "
             "threads at once: concurrent puts share a commit (group commit); the peer is "
             "the same put from one thread",
-            _durable_contender("durable-put-sync-threads"),
-            (
-                replace(
-                    _durable_contender("durable-put-sync"),
-                    name="flinq.DurableQueue, 1 thread",
-                    note="durable-put-sync's flinq row, measured again in this workload",
-                ),
+            replace(
+                _durable_contender("durable-put-sync"),
+                name="flinq.DurableQueue, 1 thread",
+                note="durable-put-sync's flinq row, measured again in this workload",
             ),
-            suite="durable",
         ),
-        Workload(
+        _durable_workload(
             "durable-get-batch",
             "get() n items from a durable queue in batch durability, then flush(): measured "
             "until every removal is on disk",
-            _durable_contender("durable-get-batch"),
-            (
-                Contender(
-                    "Redis list",
-                    RedisPop,
-                    redis_unavailable,
-                    scale=REDIS_SCALE,
-                    note=f"RPOP, {BATCH} per pipeline; AOF appendfsync everysec",
-                ),
-            ),
-            suite="durable",
+            _redis_list(RedisPop, f"RPOP, {BATCH} per pipeline; AOF appendfsync everysec"),
         ),
-        Workload(
+        _durable_workload(
             "durable-get-sync",
             "get() n items from a durable queue opened in sync durability, then flush(). "
             "flinq persists removals in batches in both modes (sync applies to put); the "
             "peer commits every get, so this row is not like for like",
-            _durable_contender("durable-get-sync"),
-            (
-                Contender(
-                    "persistqueue.SQLiteQueue",
-                    SqliteGet,
-                    persistqueue_unavailable,
-                    scale=SQLITE_SCALE,
-                    note="commit per get; measured on few items",
-                ),
+            Contender(
+                "persistqueue.SQLiteQueue",
+                SqliteGet,
+                persistqueue_unavailable,
+                scale=SQLITE_SCALE,
+                note="commit per get; measured on few items",
             ),
-            suite="durable",
         ),
-        Workload(
+        _durable_workload(
             "durable-reserve-ack-batch",
             "reserve() then ack() n items of a durable queue in batch durability, then "
             "flush(): measured until every acknowledgement is on disk",
-            _durable_contender("durable-reserve-ack-batch"),
-            (_redis_reserve_ack(),),
-            suite="durable",
+            _redis_reserve_ack(),
         ),
-        Workload(
+        _durable_workload(
             "durable-reserve-ack-sync",
             "reserve() then ack() n items of a durable queue opened in sync durability, then "
             "flush(). flinq persists reservations and acks in batches in both modes (sync "
             "applies to put); the peer commits every get and ack, so this row is not like "
             "for like",
-            _durable_contender("durable-reserve-ack-sync"),
-            (
-                Contender(
-                    "persistqueue.SQLiteAckQueue",
-                    SqliteAck,
-                    persistqueue_unavailable,
-                    scale=SQLITE_SCALE / 2,
-                    note="get() + ack(), each commits; measured on few items",
-                ),
+            Contender(
+                "persistqueue.SQLiteAckQueue",
+                SqliteAck,
+                persistqueue_unavailable,
+                scale=SQLITE_SCALE / 2,
+                note="get() + ack(), each commits; measured on few items",
             ),
-            suite="durable",
         ),
-        Workload(
+        _durable_workload(
             "durable-consume-batch",
             f"q.consume() with {DURABLE_CONSUME_WORKERS} worker (the default) and a no-op "
             "handler over n stored "
             "messages of a durable queue in batch durability (each reserved, handled, "
             "acked), then flush(): measured until every acknowledgement is on disk",
-            _durable_contender("durable-consume-batch"),
-            (_redis_reserve_ack(),),
-            suite="durable",
+            _redis_reserve_ack(),
         ),
         *_process_workloads(),
         *redis_workloads(),
