@@ -17,7 +17,7 @@ import queue
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Final
+from typing import Any, Final
 
 import flinq
 from flinq.bench.aio_trials import (
@@ -278,40 +278,42 @@ def _process_contenders(
     )
 
 
+def _process_workload(
+    name: str,
+    description: str,
+    prepare_for: Callable[[str], PrepareFn],
+    mp_note: str = "",
+    **options: Any,
+) -> Workload:
+    """A between-processes workload of flinq.ProcessQueue and its three peers
+    (options: the Workload's other fields)."""
+    flinq_contender, peers = _process_contenders(prepare_for, mp_note)
+    return Workload(name, description, flinq_contender, peers, suite="processes", **options)
+
+
 def _process_workloads() -> list[Workload]:
     """The between-processes workloads (forked consumer processes)."""
-    flinq_2c, peers_2c = _process_contenders(small_trial(PROCESS_CONSUMERS))
-    flinq_1c, peers_1c = _process_contenders(small_trial(1))
-    flinq_batch, peers_batch = _process_contenders(
-        small_trial(1, batch=True), mp_note=f"a list of {BATCH} per put()"
-    )
     flinq_large, peers_large = _process_contenders(large_trial)
-    flinq_ping, peers_ping = _process_contenders(lambda kind: lambda n, env: PingPong(n, env, kind))
     mib = LARGE_BYTES >> 20
     return [
-        Workload(
+        _process_workload(
             "processes",
             f"1 producer (the caller) puts n 64-byte bytes; {PROCESS_CONSUMERS} consumer "
             "processes take them with get()",
-            flinq_2c,
-            peers_2c,
-            suite="processes",
+            small_trial(PROCESS_CONSUMERS),
         ),
-        Workload(
+        _process_workload(
             "processes-1c",
             "1 producer (the caller) puts n 64-byte bytes; 1 consumer process takes them "
             "with get()",
-            flinq_1c,
-            peers_1c,
-            suite="processes",
+            small_trial(1),
         ),
-        Workload(
+        _process_workload(
             "processes-batch",
             f"1 producer puts n 64-byte bytes in batches of {BATCH}; 1 consumer process "
             f"takes batches of up to {BATCH}; ops = messages",
-            flinq_batch,
-            peers_batch,
-            suite="processes",
+            small_trial(1, batch=True),
+            mp_note=f"a list of {BATCH} per put()",
         ),
         Workload(
             "processes-1MiB",
@@ -343,16 +345,14 @@ def _process_workloads() -> list[Workload]:
             min_items=20,
             suite="processes",
         ),
-        Workload(
+        _process_workload(
             "processes-ping-pong",
             "round trip between two processes: put a 64-byte message on one queue, the "
             "partner process puts it back on a second queue",
-            flinq_ping,
-            peers_ping,
+            lambda kind: lambda n, env: PingPong(n, env, kind),
             metrics=(P50, P99),
             scale=PING_PONG_SCALE,
             min_items=200,
-            suite="processes",
         ),
     ]
 
