@@ -582,15 +582,35 @@ def redis_unavailable(env: Env) -> str | None:
     return env.redis_unavailable()
 
 
-class RedisPush(Trial):
-    """LPUSH n items onto a Redis list, BATCH commands per pipeline."""
+class _RedisList(Trial):
+    """What the Redis list trials share: a list of their own on the bench's
+    Redis server, with the processing list the reliable pattern moves items
+    to; n payloads in batches of BATCH; close() counts what both lists hold
+    and deletes them."""
+
+    #: Whether run() takes n items pushed beforehand (else it pushes n).
+    takes = False
 
     def __init__(self, n: int, env: Env) -> None:
         self.ops = n
         self.client = env.redis()
         self.key = env.unique_name("flinq-bench:")
-        self.client.delete(self.key)
+        self.processing = self.key + ":processing"
+        self.client.delete(self.key, self.processing)
         self.batches = in_batches(env.payloads(n))
+        if self.takes:
+            for batch in self.batches:
+                self.client.lpush(self.key, *batch)
+
+    def close(self) -> None:
+        left = self.client.llen(self.key) + self.client.llen(self.processing)
+        self.client.delete(self.key, self.processing)
+        expected = 0 if self.takes else self.ops
+        check(left == expected, f"{expected} items left on the lists, found {left}")
+
+
+class RedisPush(_RedisList):
+    """LPUSH n items onto a Redis list, BATCH commands per pipeline."""
 
     def run(self) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -602,23 +622,11 @@ class RedisPush(Trial):
                 lpush(key, item)
             execute()
 
-    def close(self) -> None:
-        length = self.client.llen(self.key)
-        self.client.delete(self.key)
-        check(length == self.ops, "every item pushed")
 
-
-class RedisPop(Trial):
+class RedisPop(_RedisList):
     """RPOP n items from a filled Redis list, BATCH commands per pipeline."""
 
-    def __init__(self, n: int, env: Env) -> None:
-        self.ops = n
-        self.client = env.redis()
-        self.key = env.unique_name("flinq-bench:")
-        self.client.delete(self.key)
-        self.batches = in_batches(env.payloads(n))
-        for batch in self.batches:
-            self.client.lpush(self.key, *batch)
+    takes = True
 
     def run(self) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -630,26 +638,13 @@ class RedisPop(Trial):
                 rpop(key)
             execute()
 
-    def close(self) -> None:
-        length = self.client.llen(self.key)
-        self.client.delete(self.key)
-        check(length == 0, "every item popped")
 
-
-class RedisReserveAck(Trial):
+class RedisReserveAck(_RedisList):
     """The reliable-queue pattern on Redis: per batch, LMOVE BATCH items from
     the list to a processing list (one pipeline), then LREM each of them from
     the processing list (one pipeline)."""
 
-    def __init__(self, n: int, env: Env) -> None:
-        self.ops = n
-        self.client = env.redis()
-        self.key = env.unique_name("flinq-bench:")
-        self.processing = self.key + ":processing"
-        self.client.delete(self.key, self.processing)
-        self.batches = in_batches(env.payloads(n))
-        for batch in self.batches:
-            self.client.lpush(self.key, *batch)
+    takes = True
 
     def run(self) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -664,11 +659,6 @@ class RedisReserveAck(Trial):
             for item in execute():
                 lrem(processing, 1, item)
             execute()
-
-    def close(self) -> None:
-        left = self.client.llen(self.key) + self.client.llen(self.processing)
-        self.client.delete(self.key, self.processing)
-        check(left == 0, "every item reserved and acknowledged")
 
 
 def persistqueue_unavailable(env: Env) -> str | None:
