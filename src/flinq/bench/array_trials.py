@@ -26,6 +26,7 @@ from typing import Any, Final, Literal
 import flinq
 from flinq.bench.env import Env, missing_reason, required_module
 from flinq.bench.model import OPS_PER_S, Trial
+from flinq.bench.process_trials import close_queue
 from flinq.bench.trials import HANG_TIMEOUT, check, faster_fifo_unavailable
 
 #: Records per put_many / get_many call.
@@ -165,7 +166,6 @@ class PickledArrayBatches(_ArrayBatches):
 
     def __init__(self, n: int, env: Env, kind: str) -> None:
         super().__init__(n, env)
-        self.kind = kind
         if kind == "multiprocessing":
             self.queue: Any = multiprocessing.get_context().Queue()
         else:
@@ -187,11 +187,7 @@ class PickledArrayBatches(_ArrayBatches):
 
     def close(self) -> None:
         super().close()
-        if self.kind == "multiprocessing":
-            self.queue.close()
-            self.queue.join_thread()
-        else:
-            self.queue.close()
+        close_queue(self.queue)
 
 
 Kind = Literal["flinq", "multiprocessing", "faster_fifo"]
@@ -279,11 +275,7 @@ class ProcessArrayBatches(_ArrayBatches):
         if self.producer.is_alive():
             self.producer.kill()
         super().close()
-        if self.kind == "multiprocessing":
-            self.queue.close()
-            self.queue.join_thread()
-        else:
-            self.queue.close()
+        close_queue(self.queue)
 
 
 __all__ = [

@@ -1,9 +1,11 @@
 """How the between-processes workloads run: flinq.ProcessQueue against
-multiprocessing.Queue, multiprocessing.SimpleQueue and faster-fifo.
+multiprocessing.Queue, multiprocessing.SimpleQueue and faster-fifo; also
+the threads workload's faster-fifo peer, which has consumer processes too.
 
 The caller is the producer; consumer processes are forked before timing
 and have reported ready, so run() measures messages moving, not process
-start-up. Conventions are those of flinq.bench.trials: payloads built
+start-up (the threads workload's peer starts its consumers but does not
+wait for them). Conventions are those of flinq.bench.trials: payloads built
 before timing, methods bound to locals in measured loops, close() checks
 that every message arrived.
 """
@@ -11,6 +13,7 @@ that every message arrived.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.queues
 import time
 from collections.abc import Callable
 from itertools import cycle, islice
@@ -19,7 +22,16 @@ from typing import Any, Final
 import flinq
 from flinq.bench.env import Env, missing_reason, required_module
 from flinq.bench.model import Trial
-from flinq.bench.trials import BATCH, HANG_TIMEOUT, P50, P99, check, in_batches, percentile
+from flinq.bench.trials import (
+    BATCH,
+    HANG_TIMEOUT,
+    P50,
+    P99,
+    check,
+    faster_fifo_queue,
+    in_batches,
+    percentile,
+)
 
 #: Size of a message in the large-message workload.
 LARGE_BYTES: Final = 1 << 20
@@ -78,10 +90,12 @@ def make_queue(kind: str, largest: int) -> Any:
     return faster_fifo.Queue(max_size_bytes=max(8 << 20, 16 * largest))
 
 
-def _close_queue(kind: str, q: Any) -> None:
-    if kind in (FLINQ, MP_QUEUE, MP_SIMPLE):
-        q.close()
-    if kind == MP_QUEUE:
+def close_queue(q: Any) -> None:
+    """Close a queue between processes once its trial is done with it; a
+    multiprocessing.Queue also waits for its feeder thread, so that no
+    thread of the trial outlives it."""
+    q.close()
+    if isinstance(q, multiprocessing.queues.Queue):
         q.join_thread()
 
 
@@ -119,7 +133,43 @@ def _consume(kind: str, q: Any, done: Any, batch: bool) -> None:
     done.put(taken)
 
 
-class ProcessConsumersTrial(Trial):
+class _ConsumerProcesses(Trial):
+    """What the trials with consumer processes share: the caller ends the
+    stream with one end marker per consumer, each consumer then puts how
+    many messages it took on ``done``, and close() checks that together
+    they took every one."""
+
+    queue: Any
+    done: Any
+    processes: list[Any]
+    taken: list[int]
+    stopped = False
+
+    def end_stream(self) -> None:
+        """Put one end marker per consumer process on the queue."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """End the stream (once) and collect every consumer's count."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.end_stream()
+        get = self.done.get
+        self.taken = [get() for _ in self.processes]
+
+    def close(self) -> None:
+        ran = self.stopped
+        self.stop()
+        for process in self.processes:
+            process.join(HANG_TIMEOUT)
+        self.done.close()
+        close_queue(self.queue)
+        if ran:
+            check(sum(self.taken) == self.ops, "consumer processes took every message")
+
+
+class ProcessConsumersTrial(_ConsumerProcesses):
     """The caller puts n messages (one by one, or in batches of BATCH);
     consumer processes take them. Measured: from the first put until every
     consumer has reported its count."""
@@ -144,20 +194,14 @@ class ProcessConsumersTrial(Trial):
             process.start()
         for _ in self.processes:
             self.done.get()  # ready
-        self.taken: list[int] = []
-        self.stopped = False
+        self.taken = []
 
-    def _stop(self) -> None:
-        if self.stopped:
-            return
-        self.stopped = True
+    def end_stream(self) -> None:
         for _ in self.processes:
             if self.batch and self.kind in (MP_QUEUE, MP_SIMPLE):
                 self.queue.put([_STOP])
             else:
                 self.queue.put(_STOP)
-        get = self.done.get
-        self.taken = [get() for _ in self.processes]
 
     def run(self) -> None:
         q = self.queue
@@ -173,17 +217,49 @@ class ProcessConsumersTrial(Trial):
             put = q.put
             for chunk in self.batches:
                 put(chunk)
-        self._stop()
+        self.stop()
 
-    def close(self) -> None:
-        ran = self.stopped
-        self._stop()
+
+def _faster_fifo_consumer(q: Any, done: Any) -> None:
+    """Consumer process of FasterFifoConsumers: take until the end marker."""
+    get = q.get
+    taken = 0
+    while get(True, HANG_TIMEOUT) != _STOP:
+        taken += 1
+    done.put(taken)
+
+
+class FasterFifoConsumers(_ConsumerProcesses):
+    """The threads workload's faster-fifo peer, in faster-fifo's own
+    setting: the caller puts n payloads into a faster_fifo.Queue; consumer
+    *processes* take them. Measured: from the first put until every
+    consumer reported its count (its consumers are started, not awaited,
+    before timing)."""
+
+    def __init__(self, n: int, env: Env, consumers: int) -> None:
+        self.ops = n
+        self.items = env.payloads(n)
+        self.queue = faster_fifo_queue(n + consumers)
+        context = _context()
+        self.done = context.SimpleQueue()
+        self.processes = [
+            context.Process(target=_faster_fifo_consumer, args=(self.queue, self.done), daemon=True)
+            for _ in range(consumers)
+        ]
+        self.taken = []
         for process in self.processes:
-            process.join(HANG_TIMEOUT)
-        self.done.close()
-        _close_queue(self.kind, self.queue)
-        if ran:
-            check(sum(self.taken) == self.ops, "consumers took every message")
+            process.start()
+
+    def end_stream(self) -> None:
+        put = self.queue.put
+        for _ in self.processes:
+            put(_STOP, True, HANG_TIMEOUT)
+
+    def run(self) -> None:
+        put = self.queue.put
+        for item in self.items:
+            put(item)
+        self.stop()
 
 
 PrepareFn = Callable[[int, Env], Trial]
@@ -261,7 +337,6 @@ class PingPong(Trial):
 
     def __init__(self, n: int, env: Env, kind: str) -> None:
         self.ops = n
-        self.kind = kind
         self.items = env.payloads(n)
         self.times = [0] * n
         self.requests = make_queue(kind, 64)
@@ -293,8 +368,8 @@ class PingPong(Trial):
             self.stopped = True
             self.requests.put(_STOP)
         self.partner.join(HANG_TIMEOUT)
-        _close_queue(self.kind, self.requests)
-        _close_queue(self.kind, self.replies)
+        close_queue(self.requests)
+        close_queue(self.replies)
         check(all(self.times), "every round trip completed")
 
 
@@ -304,9 +379,11 @@ __all__ = [
     "LARGE_BYTES",
     "MP_QUEUE",
     "MP_SIMPLE",
+    "FasterFifoConsumers",
     "MemcpyReference",
     "PingPong",
     "ProcessConsumersTrial",
+    "close_queue",
     "faster_fifo_processes_unavailable",
     "fork_unavailable",
     "large_numpy_trial",

@@ -15,6 +15,7 @@ floor flinq's figures are compared to.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, Final
 
 import flinq
@@ -256,71 +257,69 @@ class RqConsume(Trial):
         check(left == 0, f"RQ left {left} jobs")
 
 
+def _redis_workload(
+    name: str,
+    description: str,
+    *,
+    flinq_trial: Callable[[int, Env], Trial],
+    raw_trial: Callable[[int, Env], Trial],
+    scale: float,
+    raw_note: str,
+    more_peers: tuple[Contender, ...] = (),
+) -> Workload:
+    """A Redis row: flinq's trial next to raw redis-py's, both on the same
+    fraction of n, then any more peers."""
+    unavailable = redis_store_unavailable
+    return Workload(
+        name,
+        description,
+        Contender("flinq (Redis)", flinq_trial, unavailable, scale=scale),
+        (
+            Contender("redis-py (raw)", raw_trial, unavailable, scale=scale, note=raw_note),
+            *more_peers,
+        ),
+        suite="durable",
+    )
+
+
 def redis_workloads() -> list[Workload]:
     """The Redis rows of flinq bench."""
-    unavailable = redis_store_unavailable
-    raw = "redis-py (raw)"
     return [
-        Workload(
+        _redis_workload(
             "redis-put-batch",
             f"put_many() of n 64-byte bytes, {REDIS_BATCH} per call, into a Redis-backed "
             "durable queue",
-            Contender("flinq (Redis)", FlinqPutBatch, unavailable, scale=REDIS_ROW_SCALE),
-            (
-                Contender(
-                    raw,
-                    RawXaddBatch,
-                    unavailable,
-                    scale=REDIS_ROW_SCALE,
-                    note=f"XADD, {REDIS_BATCH} per pipeline",
-                ),
-            ),
-            suite="durable",
+            flinq_trial=FlinqPutBatch,
+            raw_trial=RawXaddBatch,
+            scale=REDIS_ROW_SCALE,
+            raw_note=f"XADD, {REDIS_BATCH} per pipeline",
         ),
-        Workload(
+        _redis_workload(
             "redis-put",
             "put() of n 64-byte bytes, one at a time, into a Redis-backed durable queue",
-            Contender("flinq (Redis)", FlinqPut, unavailable, scale=REDIS_SINGLE_SCALE),
-            (
-                Contender(
-                    raw,
-                    RawXadd,
-                    unavailable,
-                    scale=REDIS_SINGLE_SCALE,
-                    note="one XADD per message",
-                ),
-            ),
-            suite="durable",
+            flinq_trial=FlinqPut,
+            raw_trial=RawXadd,
+            scale=REDIS_SINGLE_SCALE,
+            raw_note="one XADD per message",
         ),
-        Workload(
+        _redis_workload(
             "redis-reserve-ack",
             f"reserve_many({REDIS_BATCH}) then ack_many() over n stored messages of a "
             "Redis-backed durable queue",
-            Contender("flinq (Redis)", FlinqReserveAck, unavailable, scale=REDIS_ROW_SCALE),
-            (
-                Contender(
-                    raw,
-                    RawReadAck,
-                    unavailable,
-                    scale=REDIS_ROW_SCALE,
-                    note=f"XREADGROUP COUNT {REDIS_BATCH}, then XACK of those ids",
-                ),
-            ),
-            suite="durable",
+            flinq_trial=FlinqReserveAck,
+            raw_trial=RawReadAck,
+            scale=REDIS_ROW_SCALE,
+            raw_note=f"XREADGROUP COUNT {REDIS_BATCH}, then XACK of those ids",
         ),
-        Workload(
+        _redis_workload(
             "redis-consume",
             f"q.consume() with 1 worker, prefetch {REDIS_BATCH}, and a no-op handler over "
             "n stored messages of a Redis-backed durable queue",
-            Contender("flinq (Redis)", FlinqConsume, unavailable, scale=REDIS_ROW_SCALE),
-            (
-                Contender(
-                    raw,
-                    RawConsume,
-                    unavailable,
-                    scale=REDIS_ROW_SCALE,
-                    note=f"XREADGROUP COUNT {REDIS_BATCH}, a no-op call per message, XACK",
-                ),
+            flinq_trial=FlinqConsume,
+            raw_trial=RawConsume,
+            scale=REDIS_ROW_SCALE,
+            raw_note=f"XREADGROUP COUNT {REDIS_BATCH}, a no-op call per message, XACK",
+            more_peers=(
                 Contender(
                     "RQ",
                     RqConsume,
@@ -329,6 +328,5 @@ def redis_workloads() -> list[Workload]:
                     note="one SimpleWorker, burst mode, jobs enqueued beforehand; few jobs",
                 ),
             ),
-            suite="durable",
         ),
     ]

@@ -47,10 +47,8 @@ MEMORY = Metric("bytes_per_million", "memory per 1M items", "bytes", higher_is_b
 
 _T = TypeVar("_T")
 
-# A thread-queue end-of-stream marker (compared by identity), and one for
-# queues that pickle their items (compared by value; payloads are never empty).
+# A thread-queue end-of-stream marker (compared by identity).
 _STOP: Final = object()
-_STOP_BYTES: Final = b""
 
 
 def check(condition: bool, what: str) -> None:
@@ -173,72 +171,12 @@ class ThreadConsumers(Trial):
             check(sum(self.counts) == self.ops, "consumers took every item")
 
 
-def _fork_context() -> Any:
-    """The multiprocessing context faster-fifo peers use ("fork")."""
-    return multiprocessing.get_context("fork")
-
-
 def faster_fifo_unavailable(env: Env) -> str | None:
     """Why the faster-fifo peer cannot run here, or None."""
     reason = missing_reason("faster_fifo", "faster-fifo")
     if reason is None and "fork" not in multiprocessing.get_all_start_methods():
         reason = "faster-fifo consumer processes need the 'fork' start method"
     return reason
-
-
-def _faster_fifo_consumer(q: Any, done: Any) -> None:
-    """Consumer process of ProcessConsumers: take until the stop marker."""
-    get = q.get
-    taken = 0
-    while get(True, HANG_TIMEOUT) != _STOP_BYTES:
-        taken += 1
-    done.put(taken)
-
-
-class ProcessConsumers(Trial):
-    """faster-fifo in its own setting: the caller puts n items into a
-    faster_fifo.Queue; consumer *processes* take them. Measured: from the
-    first put until every consumer reported its count."""
-
-    def __init__(self, n: int, env: Env, consumers: int) -> None:
-        self.ops = n
-        self.items = env.payloads(n)
-        self.queue = faster_fifo_queue(n + consumers)
-        context = _fork_context()
-        self.done = context.SimpleQueue()
-        self.processes = [
-            context.Process(target=_faster_fifo_consumer, args=(self.queue, self.done), daemon=True)
-            for _ in range(consumers)
-        ]
-        self.taken: list[int] = []
-        self.stopped = False
-        for process in self.processes:
-            process.start()
-
-    def _stop(self) -> None:
-        if self.stopped:
-            return
-        self.stopped = True
-        put = self.queue.put
-        for _ in self.processes:
-            put(_STOP_BYTES, True, HANG_TIMEOUT)
-        done_get = self.done.get
-        self.taken = [done_get() for _ in self.processes]
-
-    def run(self) -> None:
-        put = self.queue.put
-        for item in self.items:
-            put(item)
-        self._stop()
-
-    def close(self) -> None:
-        ran = self.stopped
-        self._stop()
-        for process in self.processes:
-            process.join(HANG_TIMEOUT)
-        self.done.close()
-        if ran:
-            check(sum(self.taken) == self.ops, "consumer processes took every item")
 
 
 # ---- consume: worker threads doing get() + task_done() -------------------------
@@ -427,13 +365,24 @@ class StdPriorityGet(Trial):
 # ---- batch: put then get n items in batches of BATCH -------------------------------
 
 
-class FlinqBatch(Trial):
+class _Batches(Trial):
+    """What the batch trials share: n payloads split into batches of BATCH
+    before timing, and a queue that close() checks is empty."""
+
+    def __init__(self, n: int, env: Env, queue: Any) -> None:
+        self.ops = n
+        self.batches = in_batches(env.payloads(n))
+        self.queue = queue
+
+    def close(self) -> None:
+        check(_size(self.queue) == 0, "every item taken")
+
+
+class FlinqBatch(_Batches):
     """put_many() n items in batches, then get_many(BATCH) until all are back."""
 
     def __init__(self, n: int, env: Env) -> None:
-        self.ops = n
-        self.batches = in_batches(env.payloads(n))
-        self.queue: flinq.Queue[bytes] = flinq.Queue()
+        super().__init__(n, env, flinq.Queue())
 
     def run(self) -> None:
         put_many = self.queue.put_many
@@ -444,38 +393,28 @@ class FlinqBatch(Trial):
         while left:
             left -= len(get_many(BATCH))
 
-    def close(self) -> None:
-        check(self.queue.qsize() == 0, "every item taken")
 
-
-class DequeBatch(Trial):
+class DequeBatch(_Batches):
     """deque.extend() each batch, then popleft() batch-sized lists."""
 
     def __init__(self, n: int, env: Env) -> None:
-        self.ops = n
-        self.batches = in_batches(env.payloads(n))
-        self.deque: deque[bytes] = deque()
+        super().__init__(n, env, deque())
 
     def run(self) -> None:
-        extend = self.deque.extend
-        popleft = self.deque.popleft
+        extend = self.queue.extend
+        popleft = self.queue.popleft
         for batch in self.batches:
             extend(batch)
         for batch in self.batches:
             [popleft() for _ in batch]
 
-    def close(self) -> None:
-        check(not self.deque, "every item taken")
 
-
-class LoopBatch(Trial):
+class LoopBatch(_Batches):
     """A queue without batch calls: put() each item of each batch, then
     get() batch-sized lists."""
 
     def __init__(self, n: int, env: Env, make: Callable[[], Any]) -> None:
-        self.ops = n
-        self.batches = in_batches(env.payloads(n))
-        self.queue = make()
+        super().__init__(n, env, make())
 
     def run(self) -> None:
         put = self.queue.put
@@ -486,17 +425,12 @@ class LoopBatch(Trial):
         for batch in self.batches:
             [get() for _ in batch]
 
-    def close(self) -> None:
-        check(self.queue.qsize() == 0, "every item taken")
 
-
-class FasterFifoBatch(Trial):
+class FasterFifoBatch(_Batches):
     """faster_fifo.Queue.put_many() each batch, then get_many() up to BATCH."""
 
     def __init__(self, n: int, env: Env) -> None:
-        self.ops = n
-        self.batches = in_batches(env.payloads(n))
-        self.queue = faster_fifo_queue(n)
+        super().__init__(n, env, faster_fifo_queue(n))
 
     def run(self) -> None:
         put_many = self.queue.put_many
@@ -506,9 +440,6 @@ class FasterFifoBatch(Trial):
         left = self.ops
         while left:
             left -= len(get_many(max_messages_to_get=BATCH))
-
-    def close(self) -> None:
-        check(self.queue.qsize() == 0, "every item taken")
 
 
 # ---- latency: enqueue-to-dequeue with a waiting consumer --------------------------
@@ -651,15 +582,35 @@ def redis_unavailable(env: Env) -> str | None:
     return env.redis_unavailable()
 
 
-class RedisPush(Trial):
-    """LPUSH n items onto a Redis list, BATCH commands per pipeline."""
+class _RedisList(Trial):
+    """What the Redis list trials share: a list of their own on the bench's
+    Redis server, with the processing list the reliable pattern moves items
+    to; n payloads in batches of BATCH; close() counts what both lists hold
+    and deletes them."""
+
+    #: Whether run() takes n items pushed beforehand (else it pushes n).
+    takes = False
 
     def __init__(self, n: int, env: Env) -> None:
         self.ops = n
         self.client = env.redis()
         self.key = env.unique_name("flinq-bench:")
-        self.client.delete(self.key)
+        self.processing = self.key + ":processing"
+        self.client.delete(self.key, self.processing)
         self.batches = in_batches(env.payloads(n))
+        if self.takes:
+            for batch in self.batches:
+                self.client.lpush(self.key, *batch)
+
+    def close(self) -> None:
+        left = self.client.llen(self.key) + self.client.llen(self.processing)
+        self.client.delete(self.key, self.processing)
+        expected = 0 if self.takes else self.ops
+        check(left == expected, f"{expected} items left on the lists, found {left}")
+
+
+class RedisPush(_RedisList):
+    """LPUSH n items onto a Redis list, BATCH commands per pipeline."""
 
     def run(self) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -671,23 +622,11 @@ class RedisPush(Trial):
                 lpush(key, item)
             execute()
 
-    def close(self) -> None:
-        length = self.client.llen(self.key)
-        self.client.delete(self.key)
-        check(length == self.ops, "every item pushed")
 
-
-class RedisPop(Trial):
+class RedisPop(_RedisList):
     """RPOP n items from a filled Redis list, BATCH commands per pipeline."""
 
-    def __init__(self, n: int, env: Env) -> None:
-        self.ops = n
-        self.client = env.redis()
-        self.key = env.unique_name("flinq-bench:")
-        self.client.delete(self.key)
-        self.batches = in_batches(env.payloads(n))
-        for batch in self.batches:
-            self.client.lpush(self.key, *batch)
+    takes = True
 
     def run(self) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -699,26 +638,13 @@ class RedisPop(Trial):
                 rpop(key)
             execute()
 
-    def close(self) -> None:
-        length = self.client.llen(self.key)
-        self.client.delete(self.key)
-        check(length == 0, "every item popped")
 
-
-class RedisReserveAck(Trial):
+class RedisReserveAck(_RedisList):
     """The reliable-queue pattern on Redis: per batch, LMOVE BATCH items from
     the list to a processing list (one pipeline), then LREM each of them from
     the processing list (one pipeline)."""
 
-    def __init__(self, n: int, env: Env) -> None:
-        self.ops = n
-        self.client = env.redis()
-        self.key = env.unique_name("flinq-bench:")
-        self.processing = self.key + ":processing"
-        self.client.delete(self.key, self.processing)
-        self.batches = in_batches(env.payloads(n))
-        for batch in self.batches:
-            self.client.lpush(self.key, *batch)
+    takes = True
 
     def run(self) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -733,11 +659,6 @@ class RedisReserveAck(Trial):
             for item in execute():
                 lrem(processing, 1, item)
             execute()
-
-    def close(self) -> None:
-        left = self.client.llen(self.key) + self.client.llen(self.processing)
-        self.client.delete(self.key, self.processing)
-        check(left == 0, "every item reserved and acknowledged")
 
 
 def persistqueue_unavailable(env: Env) -> str | None:

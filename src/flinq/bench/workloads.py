@@ -17,7 +17,7 @@ import queue
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Final
+from typing import Any, Final
 
 import flinq
 from flinq.bench.aio_trials import (
@@ -57,6 +57,7 @@ from flinq.bench.process_trials import (
     LARGE_BYTES,
     MP_QUEUE,
     MP_SIMPLE,
+    FasterFifoConsumers,
     MemcpyReference,
     PingPong,
     faster_fifo_processes_unavailable,
@@ -93,7 +94,6 @@ from flinq.bench.trials import (
     LmdbPuts,
     LoopBatch,
     Memory,
-    ProcessConsumers,
     PutAll,
     RedisPop,
     RedisPush,
@@ -185,14 +185,16 @@ DURABLE_TRIALS: dict[str, tuple[PrepareFn, float]] = {
 }
 
 
+def _redis_list(prepare: PrepareFn, note: str) -> Contender:
+    """A Redis list peer of a durable row (on REDIS_SCALE of n)."""
+    return Contender("Redis list", prepare, redis_unavailable, scale=REDIS_SCALE, note=note)
+
+
 def _redis_reserve_ack() -> Contender:
     """Redis's at-least-once pattern, the peer of the durable reserve/consume rows."""
-    return Contender(
-        "Redis list",
+    return _redis_list(
         RedisReserveAck,
-        redis_unavailable,
-        scale=REDIS_SCALE,
-        note=f"LMOVE to a processing list, then LREM, {BATCH} per pipeline; "
+        f"LMOVE to a processing list, then LREM, {BATCH} per pipeline; "
         "AOF appendfsync everysec; one client",
     )
 
@@ -213,6 +215,12 @@ def _durable_contender(workload: str) -> Contender:
 
     scale = DURABLE_TRIALS[workload][1] if workload in DURABLE_TRIALS else 1.0
     return Contender("flinq.DurableQueue", prepare, unavailable, scale=scale)
+
+
+def _durable_workload(name: str, description: str, *peers: Contender) -> Workload:
+    """A durable workload: flinq's durable queue (its trial in DURABLE_TRIALS
+    under the same name) against peers."""
+    return Workload(name, description, _durable_contender(name), peers, suite="durable")
 
 
 # ---- the registry -------------------------------------------------------------------
@@ -270,40 +278,42 @@ def _process_contenders(
     )
 
 
+def _process_workload(
+    name: str,
+    description: str,
+    prepare_for: Callable[[str], PrepareFn],
+    mp_note: str = "",
+    **options: Any,
+) -> Workload:
+    """A between-processes workload of flinq.ProcessQueue and its three peers
+    (options: the Workload's other fields)."""
+    flinq_contender, peers = _process_contenders(prepare_for, mp_note)
+    return Workload(name, description, flinq_contender, peers, suite="processes", **options)
+
+
 def _process_workloads() -> list[Workload]:
     """The between-processes workloads (forked consumer processes)."""
-    flinq_2c, peers_2c = _process_contenders(small_trial(PROCESS_CONSUMERS))
-    flinq_1c, peers_1c = _process_contenders(small_trial(1))
-    flinq_batch, peers_batch = _process_contenders(
-        small_trial(1, batch=True), mp_note=f"a list of {BATCH} per put()"
-    )
     flinq_large, peers_large = _process_contenders(large_trial)
-    flinq_ping, peers_ping = _process_contenders(lambda kind: lambda n, env: PingPong(n, env, kind))
     mib = LARGE_BYTES >> 20
     return [
-        Workload(
+        _process_workload(
             "processes",
             f"1 producer (the caller) puts n 64-byte bytes; {PROCESS_CONSUMERS} consumer "
             "processes take them with get()",
-            flinq_2c,
-            peers_2c,
-            suite="processes",
+            small_trial(PROCESS_CONSUMERS),
         ),
-        Workload(
+        _process_workload(
             "processes-1c",
             "1 producer (the caller) puts n 64-byte bytes; 1 consumer process takes them "
             "with get()",
-            flinq_1c,
-            peers_1c,
-            suite="processes",
+            small_trial(1),
         ),
-        Workload(
+        _process_workload(
             "processes-batch",
             f"1 producer puts n 64-byte bytes in batches of {BATCH}; 1 consumer process "
             f"takes batches of up to {BATCH}; ops = messages",
-            flinq_batch,
-            peers_batch,
-            suite="processes",
+            small_trial(1, batch=True),
+            mp_note=f"a list of {BATCH} per put()",
         ),
         Workload(
             "processes-1MiB",
@@ -335,16 +345,14 @@ def _process_workloads() -> list[Workload]:
             min_items=20,
             suite="processes",
         ),
-        Workload(
+        _process_workload(
             "processes-ping-pong",
             "round trip between two processes: put a 64-byte message on one queue, the "
             "partner process puts it back on a second queue",
-            flinq_ping,
-            peers_ping,
+            lambda kind: lambda n, env: PingPong(n, env, kind),
             metrics=(P50, P99),
             scale=PING_PONG_SCALE,
             min_items=200,
-            suite="processes",
         ),
     ]
 
@@ -403,7 +411,7 @@ def workloads() -> dict[str, Workload]:
                 ),
                 Contender(
                     "faster_fifo.Queue (processes)",
-                    lambda n, env: ProcessConsumers(n, env, THREAD_CONSUMERS),
+                    lambda n, env: FasterFifoConsumers(n, env, THREAD_CONSUMERS),
                     faster_fifo_unavailable,
                     scale=FASTER_FIFO_SCALE,
                     note=f"its natural setting: {THREAD_CONSUMERS} consumer processes",
@@ -650,121 +658,81 @@ def workloads() -> dict[str, Workload]:
             (Contender("py-lmdb (raw)", LmdbPuts, lmdb_unavailable),),
             suite="durable",
         ),
-        Workload(
+        _durable_workload(
             "durable-put-batch",
             "put() n items into a durable queue in batch durability (group commits), then "
             "flush(): measured until every item is on disk",
-            _durable_contender("durable-put-batch"),
-            (
-                Contender(
-                    "Redis list",
-                    RedisPush,
-                    redis_unavailable,
-                    scale=REDIS_SCALE,
-                    note=f"LPUSH, {BATCH} per pipeline; AOF appendfsync everysec",
-                ),
-            ),
-            suite="durable",
+            _redis_list(RedisPush, f"LPUSH, {BATCH} per pipeline; AOF appendfsync everysec"),
         ),
-        Workload(
+        _durable_workload(
             "durable-put-sync",
             "put() n items into a durable queue in sync durability: each put() returns once "
             "its commit is on disk (fsync)",
-            _durable_contender("durable-put-sync"),
-            (
-                Contender(
-                    "persistqueue.SQLiteQueue",
-                    SqlitePut,
-                    persistqueue_unavailable,
-                    scale=SQLITE_SCALE,
-                    note="commit per put; measured on few items",
-                ),
+            Contender(
+                "persistqueue.SQLiteQueue",
+                SqlitePut,
+                persistqueue_unavailable,
+                scale=SQLITE_SCALE,
+                note="commit per put; measured on few items",
             ),
-            suite="durable",
         ),
-        Workload(
+        _durable_workload(
             "durable-put-sync-threads",
             f"put() n items into a durable queue in sync durability from {SYNC_PUT_THREADS} "
             "threads at once: concurrent puts share a commit (group commit); the peer is "
             "the same put from one thread",
-            _durable_contender("durable-put-sync-threads"),
-            (
-                replace(
-                    _durable_contender("durable-put-sync"),
-                    name="flinq.DurableQueue, 1 thread",
-                    note="durable-put-sync's flinq row, measured again in this workload",
-                ),
+            replace(
+                _durable_contender("durable-put-sync"),
+                name="flinq.DurableQueue, 1 thread",
+                note="durable-put-sync's flinq row, measured again in this workload",
             ),
-            suite="durable",
         ),
-        Workload(
+        _durable_workload(
             "durable-get-batch",
             "get() n items from a durable queue in batch durability, then flush(): measured "
             "until every removal is on disk",
-            _durable_contender("durable-get-batch"),
-            (
-                Contender(
-                    "Redis list",
-                    RedisPop,
-                    redis_unavailable,
-                    scale=REDIS_SCALE,
-                    note=f"RPOP, {BATCH} per pipeline; AOF appendfsync everysec",
-                ),
-            ),
-            suite="durable",
+            _redis_list(RedisPop, f"RPOP, {BATCH} per pipeline; AOF appendfsync everysec"),
         ),
-        Workload(
+        _durable_workload(
             "durable-get-sync",
             "get() n items from a durable queue opened in sync durability, then flush(). "
             "flinq persists removals in batches in both modes (sync applies to put); the "
             "peer commits every get, so this row is not like for like",
-            _durable_contender("durable-get-sync"),
-            (
-                Contender(
-                    "persistqueue.SQLiteQueue",
-                    SqliteGet,
-                    persistqueue_unavailable,
-                    scale=SQLITE_SCALE,
-                    note="commit per get; measured on few items",
-                ),
+            Contender(
+                "persistqueue.SQLiteQueue",
+                SqliteGet,
+                persistqueue_unavailable,
+                scale=SQLITE_SCALE,
+                note="commit per get; measured on few items",
             ),
-            suite="durable",
         ),
-        Workload(
+        _durable_workload(
             "durable-reserve-ack-batch",
             "reserve() then ack() n items of a durable queue in batch durability, then "
             "flush(): measured until every acknowledgement is on disk",
-            _durable_contender("durable-reserve-ack-batch"),
-            (_redis_reserve_ack(),),
-            suite="durable",
+            _redis_reserve_ack(),
         ),
-        Workload(
+        _durable_workload(
             "durable-reserve-ack-sync",
             "reserve() then ack() n items of a durable queue opened in sync durability, then "
             "flush(). flinq persists reservations and acks in batches in both modes (sync "
             "applies to put); the peer commits every get and ack, so this row is not like "
             "for like",
-            _durable_contender("durable-reserve-ack-sync"),
-            (
-                Contender(
-                    "persistqueue.SQLiteAckQueue",
-                    SqliteAck,
-                    persistqueue_unavailable,
-                    scale=SQLITE_SCALE / 2,
-                    note="get() + ack(), each commits; measured on few items",
-                ),
+            Contender(
+                "persistqueue.SQLiteAckQueue",
+                SqliteAck,
+                persistqueue_unavailable,
+                scale=SQLITE_SCALE / 2,
+                note="get() + ack(), each commits; measured on few items",
             ),
-            suite="durable",
         ),
-        Workload(
+        _durable_workload(
             "durable-consume-batch",
             f"q.consume() with {DURABLE_CONSUME_WORKERS} worker (the default) and a no-op "
             "handler over n stored "
             "messages of a durable queue in batch durability (each reserved, handled, "
             "acked), then flush(): measured until every acknowledgement is on disk",
-            _durable_contender("durable-consume-batch"),
-            (_redis_reserve_ack(),),
-            suite="durable",
+            _redis_reserve_ack(),
         ),
         *_process_workloads(),
         *redis_workloads(),

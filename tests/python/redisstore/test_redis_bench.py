@@ -1,7 +1,7 @@
 """flinq bench's Redis rows: measured next to raw redis-py on a server
 given by --redis-url, and an unreachable --redis-url is an error; each
-Redis trial's own check passes after run() and fails without it. No test
-asserts a speed."""
+Redis trial's own check (the Redis list peers' too) passes after run() and
+fails without it. No test asserts a speed."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redishelpers import shared_server
 
 from flinq.bench.env import Env
+from flinq.bench.model import Trial
 from flinq.bench.redis_trials import (
     REDIS_BATCH,
     FlinqConsume,
@@ -26,18 +28,24 @@ from flinq.bench.redis_trials import (
     RawXadd,
     RawXaddBatch,
 )
+from flinq.bench.trials import BATCH, RedisPop, RedisPush, RedisReserveAck
 
 pytest.importorskip("redis", reason="redis-py is not installed (pip install 'flinq[redis]')")
 
-REDIS_TRIALS = [
-    FlinqPutBatch,
-    FlinqPut,
-    FlinqReserveAck,
-    FlinqConsume,
-    RawXaddBatch,
-    RawXadd,
-    RawReadAck,
-    RawConsume,
+# Each Redis trial, with the batches it splits its payloads into: the Redis
+# rows' trials and the Redis list peers of the durable rows.
+REDIS_TRIALS: list[tuple[type[Trial], int]] = [
+    (FlinqPutBatch, REDIS_BATCH),
+    (FlinqPut, REDIS_BATCH),
+    (FlinqReserveAck, REDIS_BATCH),
+    (FlinqConsume, REDIS_BATCH),
+    (RawXaddBatch, REDIS_BATCH),
+    (RawXadd, REDIS_BATCH),
+    (RawReadAck, REDIS_BATCH),
+    (RawConsume, REDIS_BATCH),
+    (RedisPush, BATCH),
+    (RedisPop, BATCH),
+    (RedisReserveAck, BATCH),
 ]
 
 
@@ -83,14 +91,16 @@ def test_an_unreachable_redis_url_exits_1_with_the_reason(tmp_path):
     assert "hidden" not in done.stderr + done.stdout
 
 
-@pytest.mark.parametrize("trial_class", REDIS_TRIALS, ids=lambda c: c.__name__)
-def test_each_redis_trial_checks_its_own_work(trial_class: type) -> None:
-    n = 2 * REDIS_BATCH + 7
+@pytest.mark.parametrize(
+    ("trial_class", "batch"), REDIS_TRIALS, ids=[c.__name__ for c, _ in REDIS_TRIALS]
+)
+def test_each_redis_trial_checks_its_own_work(trial_class: Any, batch: int) -> None:
+    n = 2 * batch + 7
     with Env(redis_url=shared_server().url) as env:
         assert env.redis_unavailable() is None
         trial = trial_class(n, env)
         # Split before run() so that no trial slices inside the timed part.
-        assert [len(batch) for batch in trial.batches] == [REDIS_BATCH, REDIS_BATCH, 7]
+        assert [len(chunk) for chunk in trial.batches] == [batch, batch, 7]
         assert [p for batch in trial.batches for p in batch] == env.payloads(n)
         trial.run()
         trial.close()
