@@ -198,13 +198,15 @@ class RedisMessage(SettlesOnExit):
         )
 
 
-def _dead_record(message: RedisMessage, error: BaseException | None, reason: str) -> bytes:
-    """The record a retired message goes to its dead-letter queue as: its
-    attempts, no TTL, the reason in its headers (as delivered if it is too
-    damaged to change)."""
+def _dead_record(
+    message: RedisMessage, error: BaseException | None, reason: str, delivered: int
+) -> bytes:
+    """The record a retired message goes to its dead-letter queue as: the
+    deliveries it had (delivered), no TTL, the reason in its headers (as
+    delivered if it is too damaged to change)."""
     try:
         return with_headers(
-            without_expiry(with_attempts(message.record, message.attempts)),
+            without_expiry(with_attempts(message.record, delivered)),
             error_headers(error, reason),
         )
     except StoreCorruptError:
@@ -507,8 +509,11 @@ class RedisQueue:
         if target is None:
             self._count("dead_lettered", self._settle(messages))
             return
+        # The take that found them spent is no delivery: one fewer attempt.
         calls = [
-            self._move_call(message, target, _dead_record(message, None, SPENT))
+            self._move_call(
+                message, target, _dead_record(message, None, SPENT, message.attempts - 1)
+            )
             for message in messages
         ]
         with self._translated():
@@ -734,7 +739,9 @@ class RedisQueue:
         if target is None:
             done = self._settle([message]) == 1
         else:
-            done = self._move(message, target, _dead_record(message, error, reason))
+            done = self._move(
+                message, target, _dead_record(message, error, reason, message.attempts)
+            )
         if done:
             self._count("dead_lettered")
         return done

@@ -250,6 +250,9 @@ def test_messages_whose_attempts_a_close_spent_are_all_retired_and_counted(opene
         dead = store.queue(dead_letter).reserve_many(20, timeout=WAIT)
         assert sorted(m.body for m in dead) == list(range(12))
         assert {m.headers[ERROR_HEADER] for m in dead} == {"max_attempts reached"}
+        # One delivery before the close; the take that found them spent is
+        # none, so this is their second.
+        assert {m.attempts for m in dead} == {2}
 
 
 def test_nack_without_requeue_and_dead_letter_to_a_named_queue(store):
