@@ -5,7 +5,7 @@ the KeyError an unknown queue raises, which lists the queues the store has."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flinq.codec import TAG_BYTEARRAY, TAG_BYTES, TAG_SERIALIZED, TAG_STR, Record, decode_record
@@ -48,13 +48,19 @@ class UnknownQueueError(KeyError):
         return str(self.args[0])
 
 
-def require_queue(settings: Mapping[str, QueueSettings], name: str, where: str) -> QueueSettings:
-    """The settings of queue name, from every queue's settings by name;
-    UnknownQueueError naming the store (where) and its queues if there is
-    no such queue."""
-    if name in settings:
-        return settings[name]
-    known = sorted(settings)
+def require_queue(
+    stored: QueueSettings | None,
+    name: str,
+    where: str,
+    every: Callable[[], Mapping[str, QueueSettings]],
+) -> QueueSettings:
+    """stored, queue name's settings as read alone; if it is None (no such
+    queue), UnknownQueueError naming the store (where) and listing its
+    queues from every() (every queue's settings by name, read only then,
+    so that a damaged entry of another queue cannot fail a healthy one)."""
+    if stored is not None:
+        return stored
+    known = sorted(every())
     if not known:
         listing = "it has no queues"
     else:

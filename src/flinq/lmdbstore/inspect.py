@@ -32,6 +32,7 @@ from flinq.lmdbstore.files import locked_by_another_process
 from flinq.lmdbstore.ids import Ids
 from flinq.lmdbstore.layout import Layout
 from flinq.lmdbstore.status import owner_status
+from flinq.settings import QueueSettings
 
 __all__ = ["move", "peek", "purge", "report"]
 
@@ -82,7 +83,7 @@ def peek(layout: Layout, path: str, name: str, n: int) -> list[dict[str, Any]]:
     flinq.inspection) if there is no such queue."""
     out: list[dict[str, Any]] = []
     with layout.txn() as txn:
-        require_queue(layout.all_settings(txn), name, path)
+        _require(layout, txn, path, name)
         for key, value in txn.cursor(db=layout.queue_db(txn, name)).iternext():
             if len(out) >= n:
                 break
@@ -90,6 +91,11 @@ def peek(layout: Layout, path: str, name: str, n: int) -> list[dict[str, Any]]:
             record = queue_record(raw, name)
             out.append(message_row(key_seq(bytes(key)), key_priority(bytes(key)), raw, record))
     return out
+
+
+def _require(layout: Layout, txn: lmdb.Transaction, path: str, name: str) -> QueueSettings:
+    """Queue name's settings (see flinq.inspection.require_queue)."""
+    return require_queue(layout.settings(txn, name), name, path, lambda: layout.all_settings(txn))
 
 
 def _write(layout: Layout, ids: Ids, change: Any) -> int:
@@ -111,7 +117,7 @@ def purge(layout: Layout, ids: Ids, path: str, name: str) -> int:
     """Delete every message of queue name (which stays, empty); returns how many."""
 
     def clear(txn: lmdb.Transaction) -> int:
-        require_queue(layout.all_settings(txn), name, path)
+        _require(layout, txn, path, name)
         db = layout.queue_db(txn, name)
         count = int(txn.stat(db)["entries"])
         txn.drop(db, delete=False)
@@ -129,9 +135,8 @@ def move(layout: Layout, ids: Ids, path: str, source: str, target: str) -> int:
         raise ValueError("the source and target queues are the same queue")
 
     def run(txn: lmdb.Transaction) -> int:
-        settings = layout.all_settings(txn)
-        source_priority = require_queue(settings, source, path).priority
-        target_priority = require_queue(settings, target, path).priority
+        source_priority = _require(layout, txn, path, source).priority
+        target_priority = _require(layout, txn, path, target).priority
         source_db = layout.queue_db(txn, source)
         target_db = layout.queue_db(txn, target)
         entries = list(txn.cursor(db=source_db).iternext())

@@ -28,9 +28,8 @@ def queue_settings(client: Any, keys: StoreKeys, where: str, name: str) -> Queue
     KeyError, from flinq.inspection) listing the store's queues if there
     is no such queue, StoreCorruptError if they are damaged."""
     raw = client.hget(keys.queues, name)
-    if raw is None:  # only the error's listing needs every queue
-        return require_queue(all_settings(client, keys, where), name, where)
-    return decode_settings(raw, name, where)
+    stored = None if raw is None else decode_settings(raw, name, where)
+    return require_queue(stored, name, where, lambda: all_settings(client, keys, where))
 
 
 def _levels(client: Any, base: str) -> list[str]:

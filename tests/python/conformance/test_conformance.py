@@ -462,6 +462,7 @@ def test_damaged_queue_settings_are_a_corrupt_store_naming_the_queue(backend, ra
     store = backend.open()
     store.queue("jobs").put("a")
     store.queue("ok").put("b")
+    store.queue("other").put("c")
     where = store.path
     store.close()
     backend.write_settings("jobs", raw)
@@ -478,7 +479,11 @@ def test_damaged_queue_settings_are_a_corrupt_store_naming_the_queue(backend, ra
             with pytest.raises(flinq.StoreCorruptError) as damaged:
                 call()
             assert "queue 'jobs'" in str(damaged.value) and where in str(damaged.value)
-        assert store.queue("ok").get(timeout=WAIT) == "b"  # the others still work
+        # The others still work, inspection of one queue included.
+        assert [m["body"] for m in store.peek("ok", 5)] == [b"b"]
+        assert store.move_messages("other", "ok") == 1
+        assert store.purge_queue("other") == 0
+        assert [store.queue("ok").get(timeout=WAIT) for _ in range(2)] == ["b", "c"]
     finally:
         store.close()
 
