@@ -5,7 +5,7 @@ the KeyError an unknown queue raises, which lists the queues the store has."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flinq.codec import TAG_BYTEARRAY, TAG_BYTES, TAG_SERIALIZED, TAG_STR, Record, decode_record
@@ -52,15 +52,15 @@ def require_queue(
     stored: QueueSettings | None,
     name: str,
     where: str,
-    every: Callable[[], Mapping[str, QueueSettings]],
+    names: Callable[[], Iterable[str]],
 ) -> QueueSettings:
     """stored, queue name's settings as read alone; if it is None (no such
     queue), UnknownQueueError naming the store (where) and listing its
-    queues from every() (every queue's settings by name, read only then,
-    so that a damaged entry of another queue cannot fail a healthy one)."""
+    queues from names() (read only then, and only the names, so that a
+    damaged entry of another queue cannot change the answer)."""
     if stored is not None:
         return stored
-    known = sorted(every())
+    known = sorted(names())
     if not known:
         listing = "it has no queues"
     else:

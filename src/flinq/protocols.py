@@ -78,11 +78,17 @@ BY_APPLICATION = "dead-lettered by the application"
 def describe_error(error: BaseException | None, reason: str) -> tuple[str, str]:
     """Why a message is dead-lettered, as (error type, text): error's type
     name and text, or "" and reason without an error; TypeError if error
-    is not an exception."""
+    is not an exception. An error whose str() fails is described, not
+    raised: settling a message never fails halfway on it."""
     check_error(error)
     if error is None:
         return "", reason
-    return type(error).__name__, str(error)
+    name = type(error).__name__
+    try:
+        text = str(error)
+    except Exception:
+        text = f"<unprintable {name}>"
+    return name, text
 
 
 def error_headers(error: BaseException | None, reason: str) -> dict[str, str]:

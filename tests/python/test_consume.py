@@ -1539,6 +1539,19 @@ def test_nack_without_requeue_records_the_reason():
     assert q.stats()["dead_lettered"] == 2
 
 
+def test_an_error_whose_text_fails_is_described_not_raised():
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    q = flinq.Queue()
+    q.put("a")
+    message = q.reserve()
+    assert message.nack(False, error=Unprintable()) is True
+    assert (message.error_type, message.error) == ("Unprintable", "<unprintable Unprintable>")
+    assert (q.stats()["dead_lettered"], q.unfinished_tasks) == (1, 0)
+
+
 def test_a_message_in_flight_does_not_pickle():
     q = flinq.Queue()
     q.put(1)

@@ -95,7 +95,7 @@ def peek(layout: Layout, path: str, name: str, n: int) -> list[dict[str, Any]]:
 
 def _require(layout: Layout, txn: lmdb.Transaction, path: str, name: str) -> QueueSettings:
     """Queue name's settings (see flinq.inspection.require_queue)."""
-    return require_queue(layout.settings(txn, name), name, path, lambda: layout.all_settings(txn))
+    return require_queue(layout.settings(txn, name), name, path, lambda: layout.names_in(txn))
 
 
 def _write(layout: Layout, ids: Ids, change: Any) -> int:

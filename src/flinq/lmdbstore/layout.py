@@ -226,7 +226,13 @@ class Layout:
     def names(self) -> list[str]:
         """The queues' names, sorted."""
         with self.txn() as txn:
-            return [bytes(k).decode() for k in txn.cursor(db=self.registry).iternext(values=False)]
+            return self.names_in(txn)
+
+    def names_in(self, txn: lmdb.Transaction) -> list[str]:
+        """The queues' names, sorted, as txn sees them (a name that is not
+        UTF-8, which only damage leaves, with replacement characters)."""
+        keys = txn.cursor(db=self.registry).iternext(values=False)
+        return [bytes(k).decode(errors="replace") for k in keys]
 
     def load(self, handle: Any) -> list[tuple[bytes, bytes]]:
         """Every (key, record) of a queue's database, in key order."""

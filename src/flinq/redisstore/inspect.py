@@ -7,8 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flinq.codec import decode_record
-from flinq.inspection import QueueTally, message_row, require_queue, store_report
+from flinq.inspection import QueueTally, message_row, queue_record, require_queue, store_report
 from flinq.redisstore.keys import GROUP, READY_OWNER, StoreKeys
 from flinq.settings import QueueSettings, decode_settings, decode_stored_queues
 
@@ -29,7 +28,13 @@ def queue_settings(client: Any, keys: StoreKeys, where: str, name: str) -> Queue
     is no such queue, StoreCorruptError if they are damaged."""
     raw = client.hget(keys.queues, name)
     stored = None if raw is None else decode_settings(raw, name, where)
-    return require_queue(stored, name, where, lambda: all_settings(client, keys, where))
+    return require_queue(stored, name, where, lambda: _names(client, keys))
+
+
+def _names(client: Any, keys: StoreKeys) -> list[str]:
+    """The queues' names (a name that is not UTF-8, which only damage
+    leaves, with replacement characters)."""
+    return [name.decode(errors="replace") for name in client.hkeys(keys.queues)]
 
 
 def _levels(client: Any, base: str) -> list[str]:
@@ -111,12 +116,14 @@ def peek(client: Any, keys: StoreKeys, where: str, name: str, n: int) -> list[di
         for stream_id, fields in client.xrange(stream, count=n - len(out)):
             ((message_id, raw),) = fields.items()
             delivered = counts.get(stream_id, 0)
-            out.append(message_row(int(message_id), int(level), raw, decode_record(raw), delivered))
+            out.append(
+                message_row(int(message_id), int(level), raw, queue_record(raw, name), delivered)
+            )
     if len(out) >= n:
         return out
     for message_id in client.zrange(f"{base}:delayed", 0, n - len(out) - 1):
         held = client.hget(f"{base}:held", message_id)
         if held is not None and len(out) < n:
             level, _, raw = held.partition(b":")
-            out.append(message_row(int(message_id), int(level), raw, decode_record(raw)))
+            out.append(message_row(int(message_id), int(level), raw, queue_record(raw, name)))
     return out

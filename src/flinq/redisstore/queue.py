@@ -199,16 +199,16 @@ class RedisMessage(SettlesOnExit):
 
 
 def _dead_record(
-    message: RedisMessage, error: BaseException | None, reason: str, delivered: int
+    message: RedisMessage, error: BaseException | None, reason: str | None, attempts: int
 ) -> bytes:
     """The record a retired message goes to its dead-letter queue as: the
-    deliveries it had (delivered), no TTL, the reason in its headers (as
-    delivered if it is too damaged to change)."""
+    attempts it had, no TTL, error or reason in its headers (reason None:
+    it expired, no headers added; as it was if it is too damaged to change)."""
+    record = without_expiry(with_attempts(message.record, attempts))
+    if reason is None:
+        return record
     try:
-        return with_headers(
-            without_expiry(with_attempts(message.record, delivered)),
-            error_headers(error, reason),
-        )
+        return with_headers(record, error_headers(error, reason))
     except StoreCorruptError:
         return message.record
 
@@ -497,28 +497,31 @@ class RedisQueue:
             keep(message)
         # All at once: one round trip each, not one per message.
         if expired:
-            self._count("expired", self._settle(expired))
+            self._retire_taken(expired, None)
         if spent:
-            self._retire_spent(spent)
+            self._retire_taken(spent, SPENT)
         return messages, bad
 
-    def _retire_spent(self, messages: list[RedisMessage]) -> None:
-        """Retire taken messages whose attempts are spent, as retire() would
-        each (to the dead-letter queue, else dropped), in one round trip."""
+    def _retire_taken(self, messages: list[RedisMessage], reason: str | None) -> None:
+        """Retire messages a take found expired (reason None; counted as
+        expired) or with their attempts spent (reason SPENT; counted as
+        dead-lettered), in one round trip: to the dead-letter queue with the
+        attempts they had (the take is no delivery) and no TTL, as the LMDB
+        store does, else dropped."""
+        kind = "expired" if reason is None else "dead_lettered"
         target = self.dead_letter
         if target is None:
-            self._count("dead_lettered", self._settle(messages))
+            self._count(kind, self._settle(messages))
             return
-        # The take that found them spent is no delivery: one fewer attempt.
         calls = [
             self._move_call(
-                message, target, _dead_record(message, None, SPENT, message.attempts - 1)
+                message, target, _dead_record(message, None, reason, message.attempts - 1)
             )
             for message in messages
         ]
         with self._translated():
             done = self._scripts.dead_letter.run_many(calls)
-        self._count("dead_lettered", sum(1 for reply in done if reply == 1))
+        self._count(kind, sum(1 for reply in done if reply == 1))
         for reply in done:
             if isinstance(reply, Exception):
                 raise reply

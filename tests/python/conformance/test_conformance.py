@@ -301,6 +301,22 @@ def test_a_bad_error_argument_changes_nothing(store):
     assert message.ack()
 
 
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def test_an_error_whose_text_fails_is_described_and_the_message_dead_lettered(store):
+    q = store.queue("jobs", dead_letter="jobs.dl")
+    q.put_many(["nacked", "moved"])
+    assert q.reserve(timeout=WAIT).nack(requeue=False, error=Unprintable())
+    assert q.reserve(timeout=WAIT).dead_letter(error=Unprintable())
+    assert (q.qsize(), q.in_flight()) == (0, 0)
+    dead = store.queue("jobs.dl").reserve_many(5, timeout=WAIT)
+    assert sorted(m.body for m in dead) == ["moved", "nacked"]
+    assert {reason(m) for m in dead} == {("Unprintable", "<unprintable Unprintable>")}
+
+
 def test_is_shutdown(store):
     q = store.queue("jobs")
     assert q.is_shutdown is False
@@ -337,6 +353,23 @@ def test_expired_messages_among_live_ones_are_all_retired_and_counted(store, opt
     stats = q.stats()
     assert (stats["expired"], stats["depth"], stats["in_flight"]) == (6, 0, 0)
     assert q.reserve_many(20, timeout=0.0) == []
+
+
+def test_expired_messages_go_to_the_dead_letter_queue_without_their_ttl(store):
+    q = store.queue("jobs", dead_letter="jobs.dl")
+    for body in ("short0", "short1"):
+        q.put(body, ttl=0.01)
+    q.put("kept")
+    time.sleep(0.05)
+    kept = q.reserve(timeout=WAIT)
+    assert kept.body == "kept"
+    kept.ack()
+    assert q.stats()["expired"] == 2
+    store.flush()  # peek reads what is stored
+    assert [row["expires_at"] for row in store.peek("jobs.dl", 5)] == [None, None]
+    got = store.queue("jobs.dl").reserve_many(5, timeout=WAIT)
+    assert sorted(m.body for m in got) == ["short0", "short1"]
+    assert {m.attempts for m in got} == {1}  # never delivered before
 
 
 # ---- iteration and consumers ------------------------------------------------------------
@@ -479,6 +512,8 @@ def test_damaged_queue_settings_are_a_corrupt_store_naming_the_queue(backend, ra
             with pytest.raises(flinq.StoreCorruptError) as damaged:
                 call()
             assert "queue 'jobs'" in str(damaged.value) and where in str(damaged.value)
+        with pytest.raises(KeyError):  # not the damage of another queue
+            store.peek("nope", 1)
         # The others still work, inspection of one queue included.
         assert [m["body"] for m in store.peek("ok", 5)] == [b"b"]
         assert store.move_messages("other", "ok") == 1
