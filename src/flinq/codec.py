@@ -22,8 +22,8 @@ from typing import Any, Final, Protocol
 from flinq.errors import StoreCorruptError
 
 __all__ = [
-    "ATTEMPTS",
     "ATTEMPTS_AT",
+    "ATTEMPTS_STRUCT",
     "EXPIRES_AT_FIELD",
     "HAS_TTL",
     "NO_EXPIRY",
@@ -304,12 +304,16 @@ def may_expire(raw: bytes) -> bool:
 
 def stored_attempts(raw: bytes) -> int:
     """The attempts field of a stored record, without decoding the rest."""
-    return int(ATTEMPTS.unpack_from(raw, ATTEMPTS_AT)[0])
+    return int(ATTEMPTS_STRUCT.unpack_from(raw, ATTEMPTS_AT)[0])
 
 
 def with_attempts(raw: bytes, attempts: int) -> bytes:
     """raw with its attempts field replaced."""
-    return raw[:ATTEMPTS_AT] + ATTEMPTS.pack(attempts) + raw[ATTEMPTS_AT + ATTEMPTS.size :]
+    return (
+        raw[:ATTEMPTS_AT]
+        + ATTEMPTS_STRUCT.pack(attempts)
+        + raw[ATTEMPTS_AT + ATTEMPTS_STRUCT.size :]
+    )
 
 
 def with_headers(raw: bytes, extra: dict[str, str]) -> bytes:
@@ -339,9 +343,9 @@ _PLAIN_TAIL = bytes(12)
 # Fields a store's hot path reads or rewrites in place, without decoding
 # the record (each a field of _HEADER: tag, attempts, enqueued_at,
 # expires_at, headers_len).
-#: The attempts field: ATTEMPTS.unpack_from(raw, ATTEMPTS_AT), and
-#: raw[:ATTEMPTS_AT] + ATTEMPTS.pack(n) + raw[ATTEMPTS_AT + ATTEMPTS.size:].
-ATTEMPTS: Final = struct.Struct(">I")
+#: The attempts field: ATTEMPTS_STRUCT.unpack_from(raw, ATTEMPTS_AT), and
+#: raw[:ATTEMPTS_AT] + ATTEMPTS_STRUCT.pack(n) + raw[ATTEMPTS_AT + ATTEMPTS_STRUCT.size:].
+ATTEMPTS_STRUCT: Final = struct.Struct(">I")
 ATTEMPTS_AT: Final = 1
 #: The expires_at field: raw[EXPIRES_AT_FIELD] is NO_EXPIRY for a record
 #: without a TTL.

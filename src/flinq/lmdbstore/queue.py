@@ -30,8 +30,8 @@ from flinq import _core
 from flinq._compat import ShutDown
 from flinq.arguments import check_delay, check_error, check_headers, check_timeout, check_ttl
 from flinq.codec import (
-    ATTEMPTS,
     ATTEMPTS_AT,
+    ATTEMPTS_STRUCT,
     EXPIRES_AT_FIELD,
     NO_EXPIRY,
     Record,
@@ -69,9 +69,9 @@ __all__ = ["DurableQueue", "Message", "QueueContext"]
 Entry = tuple[bytes, bytes]  # (key, record)
 
 _now = time.time
-_unpack_attempts = ATTEMPTS.unpack_from
-_pack_attempts = ATTEMPTS.pack
-_ATTEMPTS_END = ATTEMPTS_AT + ATTEMPTS.size
+_unpack_attempts = ATTEMPTS_STRUCT.unpack_from
+_pack_attempts = ATTEMPTS_STRUCT.pack
+_ATTEMPTS_END = ATTEMPTS_AT + ATTEMPTS_STRUCT.size
 _NOTE_ACKED = _core.NOTE_KINDS["acked"]
 _NOTE_NACKED = _core.NOTE_KINDS["nacked"]
 _NOTE_REDELIVERED = _core.NOTE_KINDS["redelivered"]
