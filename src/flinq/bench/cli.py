@@ -42,8 +42,8 @@ Peers that are not installed (pip install 'flinq[bench]') or cannot run are
 listed as skipped with the reason; the Redis rows need a redis-server on PATH.
 Progress goes to stderr (a bar on a terminal).
 
-Run time on a 2-core machine: about 4 to 5 minutes by default (300 s
-measured at load 1, every peer and Redis included), about 15 s with --quick
+Run time on a 2-core machine: about 4 to 6 minutes by default (262 to
+332 s measured at load 0.8 to 1, every peer and Redis included), about 15 s with --quick
 (measured: 13 s at load 2.5; 50 s when other work kept the load at 5 to 7).
 --only runs less.
 """
