@@ -186,7 +186,8 @@ class Message(SettlesOnExit):
         if self._settled:
             return False
         self._settled = True
-        return self._queue._nack(self.key, self._delivery, requeue, float(delay), error)
+        reason = SPENT if requeue else NACKED
+        return self._queue._nack(self.key, self._delivery, requeue, float(delay), error, reason)
 
     @property
     def settled(self) -> bool:
@@ -718,18 +719,15 @@ class DurableQueue:
         requeue: bool,
         delay: float,
         error: BaseException | None,
-        reason: str | None = None,
+        reason: str,
         dead_letter: str | None = None,
     ) -> bool:
-        """Settle a nacked delivery (see _give_back; reason None: the
-        reason of a plain nack, SPENT or NACKED)."""
+        """Settle a nacked delivery (see _give_back)."""
         record = self._settle(key, delivery)
         if record is None:
             return False
         self._note(_NOTE_NACKED)
         self._core.task_done()
-        if reason is None:
-            reason = SPENT if requeue else NACKED
         self._give_back(key, record, requeue, delay, reason, error, dead_letter)
         return True
 

@@ -198,6 +198,10 @@ class RedisMessage(SettlesOnExit):
         )
 
 
+# A dead-letter queue the move creates gets the default settings.
+_NEW_QUEUE_SETTINGS = json.dumps(QueueSettings().to_dict())
+
+
 def _dead_record(
     message: RedisMessage, error: BaseException | None, reason: str | None, attempts: int
 ) -> bytes:
@@ -513,12 +517,9 @@ class RedisQueue:
         if target is None:
             self._count(kind, self._settle(messages))
             return
-        calls = [
-            self._move_call(
-                message, target, _dead_record(message, None, reason, message.attempts - 1)
-            )
-            for message in messages
-        ]
+        calls = self._move_calls(
+            target, [(m, _dead_record(m, None, reason, m.attempts - 1)) for m in messages]
+        )
         with self._translated():
             done = self._scripts.dead_letter.run_many(calls)
         self._count(kind, sum(1 for reply in done if reply == 1))
@@ -749,23 +750,22 @@ class RedisQueue:
             self._count("dead_lettered")
         return done
 
-    def _move_call(
-        self, message: RedisMessage, target: str, raw: bytes
-    ) -> tuple[list[Any], list[Any]]:
-        """The dead-letter script's (keys, args) that move a delivery to
-        queue target as raw."""
-        keys = self._context.keys
-        level, stream_id, count = message.delivery
-        new = json.dumps(QueueSettings().to_dict())
-        return (
-            [self._base, keys.base(target), keys.queues],
-            [self._context.consumer(), level, stream_id, count, message.id, raw, target, new],
-        )
+    def _move_calls(
+        self, target: str, moves: list[tuple[RedisMessage, bytes]]
+    ) -> list[tuple[list[Any], list[Any]]]:
+        """The dead-letter script's (keys, args) that move each delivery of
+        moves to queue target as its record."""
+        keys = [self._base, self._context.keys.base(target), self._context.keys.queues]
+        consumer = self._context.consumer()
+        return [
+            (keys, [consumer, *message.delivery, message.id, raw, target, _NEW_QUEUE_SETTINGS])
+            for message, raw in moves
+        ]
 
     def _move(self, message: RedisMessage, target: str, raw: bytes) -> bool:
         """Move a delivery to queue target as raw, at once; False if it was
         no longer ours."""
-        keys, args = self._move_call(message, target, raw)
+        ((keys, args),) = self._move_calls(target, [(message, raw)])
         with self._translated():
             return bool(self._scripts.dead_letter(keys=keys, args=args))
 
